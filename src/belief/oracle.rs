@@ -1,0 +1,1 @@
+//! Exact beliefs (placeholder until implemented).

@@ -1,0 +1,1 @@
+//! TOML configuration (placeholder until implemented).

@@ -1,0 +1,172 @@
+//! Batched BAMDP environments: the trait every environment implements, the task
+//! splits, and the per-step output with its three kinds of end.
+//!
+//! A *trial* is `episodes_per_trial` consecutive episodes of one task. The batch steps
+//! all its environments in lock-step; each row owns a deterministic random stream for
+//! its tasks ([`crate::rng::Rng::stream`]), so results never depend on thread count.
+//!
+//! Ends are reported separately, because they mean different things to a learner:
+//! - `terminated`: the episode reached a true terminal state (no bootstrapping);
+//! - `truncated`: the episode hit its time limit (bootstrap from `final_obs`);
+//! - `trial_end`: the last episode of the trial ended; the belief resets and the row
+//!   starts a fresh trial on a newly sampled task.
+//! After any episode end the row is reset automatically: `obs` holds the first
+//! observation of the next episode and `final_obs` the last one of the ended episode.
+
+pub mod gridnavi;
+
+use crate::error::UserError;
+
+/// Which task distribution a batch draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    pub fn parse(s: &str) -> Result<Split, UserError> {
+        match s {
+            "train" => Ok(Split::Train),
+            "test" => Ok(Split::Test),
+            other => Err(UserError::invalid(
+                "--split",
+                other,
+                "one of: train, test",
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// The action space of an environment.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ActionSpace {
+    /// `n` discrete actions, encoded as `0..n`.
+    Discrete(usize),
+    /// A box of `dim` continuous actions in `[low, high]` per dimension.
+    Continuous { dim: usize, low: f32, high: f32 },
+}
+
+impl ActionSpace {
+    /// Width of one action in a flat action buffer (1 for discrete).
+    pub fn width(&self) -> usize {
+        match self {
+            ActionSpace::Discrete(_) => 1,
+            ActionSpace::Continuous { dim, .. } => *dim,
+        }
+    }
+    /// Width of the action as a network input (one-hot size for discrete).
+    pub fn input_width(&self) -> usize {
+        match self {
+            ActionSpace::Discrete(n) => *n,
+            ActionSpace::Continuous { dim, .. } => *dim,
+        }
+    }
+}
+
+/// Static facts about an environment family.
+#[derive(Clone, Debug)]
+pub struct EnvSpec {
+    pub name: &'static str,
+    pub obs_dim: usize,
+    pub action: ActionSpace,
+    /// Steps per episode (the time limit).
+    pub episode_len: usize,
+    /// Episodes per trial.
+    pub episodes_per_trial: usize,
+    /// Whether the env reports a success signal.
+    pub has_success: bool,
+}
+
+impl EnvSpec {
+    pub fn trial_len(&self) -> usize {
+        self.episode_len * self.episodes_per_trial
+    }
+}
+
+/// What a batched step writes; buffers are owned by the caller and reused every step,
+/// so stepping allocates nothing. All slices are row-major with `num_envs` rows.
+#[derive(Clone, Debug, Default)]
+pub struct StepOut {
+    /// `num_envs * obs_dim`: the observation to act on next (already reset after an end).
+    pub obs: Vec<f32>,
+    /// `num_envs * obs_dim`: the last observation of an episode that ended this step
+    /// (equal to `obs` on rows where no episode ended).
+    pub final_obs: Vec<f32>,
+    pub reward: Vec<f32>,
+    pub terminated: Vec<bool>,
+    pub truncated: Vec<bool>,
+    pub trial_end: Vec<bool>,
+    /// Success signal at this step (false where the env has none).
+    pub success: Vec<bool>,
+    /// Index (0-based) within the trial of the episode this step belonged to.
+    pub episode_index: Vec<u32>,
+}
+
+impl StepOut {
+    pub fn new(num_envs: usize, obs_dim: usize) -> Self {
+        StepOut {
+            obs: vec![0.0; num_envs * obs_dim],
+            final_obs: vec![0.0; num_envs * obs_dim],
+            reward: vec![0.0; num_envs],
+            terminated: vec![false; num_envs],
+            truncated: vec![false; num_envs],
+            trial_end: vec![false; num_envs],
+            success: vec![false; num_envs],
+            episode_index: vec![0; num_envs],
+        }
+    }
+    /// Whether an episode (of any kind of end) finished on row `i` this step.
+    #[inline]
+    pub fn episode_end(&self, i: usize) -> bool {
+        self.terminated[i] || self.truncated[i]
+    }
+}
+
+/// A batch of environments stepping BAMDP trials in lock-step.
+pub trait BatchEnv: Send {
+    fn spec(&self) -> &EnvSpec;
+    fn num_envs(&self) -> usize;
+    /// Start a fresh trial (new task) on every row; writes the first observations.
+    fn reset(&mut self, obs: &mut [f32]);
+    /// Apply one action per row. `actions` has `num_envs * spec().action.width()`
+    /// values (discrete actions as their index in f32).
+    fn step(&mut self, actions: &[f32], out: &mut StepOut);
+    /// Serialisable state of the batch (tasks, positions, counters, RNG streams), so a
+    /// resumed run continues exactly.
+    fn save_state(&self) -> serde_json::Value;
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String>;
+}
+
+/// Names of the environments bamdp knows, with a one-line description.
+pub const ENVS: &[(&str, &str)] = &[(
+    "gridnavi",
+    "5x5 grid, goal hidden among 21 cells, 15 steps x 4 episodes, +1 on goal / -0.1 else (VariBAD)",
+)];
+
+/// Build a batch of `num_envs` environments of `name` drawing tasks from `split`.
+pub fn make(
+    name: &str,
+    num_envs: usize,
+    split: Split,
+    seed: u64,
+) -> Result<Box<dyn BatchEnv>, UserError> {
+    match name {
+        "gridnavi" => Ok(Box::new(gridnavi::GridNavi::new(num_envs, split, seed))),
+        other => Err(UserError::invalid(
+            "env.name",
+            other,
+            &format!(
+                "one of: {}",
+                ENVS.iter().map(|e| e.0).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}

@@ -1,0 +1,24 @@
+//! # bamdp: Bayes-adaptive deep reinforcement learning
+//!
+//! Every method is a **belief model** (how the history of a trial becomes a task
+//! representation) times a **policy improver** (how the policy gets better), run on a
+//! batch of **environments** that play BAMDP trials: k episodes of one task, the
+//! belief kept across episodes and reset between trials.
+//!
+//! - [`env`]: batched environments, task splits, the three kinds of end.
+//! - [`belief`]: the belief interface and exact beliefs (oracles).
+//! - [`improve`]: policy improvers (PPO with GAE).
+//! - [`nn`]: host-side parameters, optimiser and fast inference; burn graphs for training.
+//! - [`run`]: training loop, evaluation, checkpoints, metrics, benchmarks.
+//! - [`config`]: the TOML schema, overrides and validation.
+//!
+//! See ARCHITECTURE.md at the repository root for the data flow and invariants.
+
+pub mod belief;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod improve;
+pub mod nn;
+pub mod rng;
+pub mod run;
