@@ -1,1 +1,18 @@
-//! Neural network building blocks.
+//! Neural-network building blocks.
+//!
+//! Parameters, the optimiser state and rollout inference live on the host as flat
+//! `f32` vectors ([`Params`], [`Adam`], [`host`]): rollouts run a whole batch through
+//! tiny dense/GRU kernels with no allocation and no framework overhead, and a
+//! checkpoint is a handful of vectors. Training builds a burn autodiff graph from the
+//! same parameters ([`graph`]), reads the gradients back, and the host optimiser applies
+//! them. Both forward paths are checked against each other in tests.
+
+pub mod adam;
+pub mod agent;
+pub mod graph;
+pub mod host;
+pub mod params;
+
+pub use adam::Adam;
+pub use agent::{AgentNet, MemorySpec};
+pub use params::{Params, Slot};

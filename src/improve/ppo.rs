@@ -1,0 +1,392 @@
+//! PPO (Schulman et al., 2017) with GAE(lambda), over whole environment sequences so
+//! that recurrent policies (RL2) are trained by back-propagation through time.
+//!
+//! Reads top to bottom: the rollout buffer, advantage estimation, the clipped loss, and
+//! the update (epochs x minibatches, gradient-norm clipping, Adam). Minibatches are
+//! groups of whole env columns of the rollout; each minibatch's gradient is computed in
+//! a fixed number of chunks (optionally on several threads) and summed in a fixed order,
+//! so results do not depend on the thread count.
+
+use crate::config::{PpoConfig, ValueLoss};
+use crate::nn::graph::{self, GraphParams};
+use crate::nn::{Adam, AgentNet, Params};
+use crate::rng::Rng;
+use burn::tensor::{activation, Device, Tensor, TensorData};
+
+/// Everything one rollout of `steps` x `rows` recorded, time-major (`t * rows + r`).
+#[derive(Clone, Debug, Default)]
+pub struct RolloutBuffer {
+    pub steps: usize,
+    pub rows: usize,
+    pub input_dim: usize,
+    pub state_dim: usize,
+    /// Network input per step, `steps * rows * input_dim`.
+    pub x: Vec<f32>,
+    /// 1.0 where the recurrent state is reset before the step (trial start).
+    pub reset: Vec<f32>,
+    /// Recurrent state of each row before the rollout's first step, `rows * state_dim`.
+    pub h0: Vec<f32>,
+    pub actions: Vec<u32>,
+    pub logp: Vec<f32>,
+    pub values: Vec<f32>,
+    /// Rewards as the learner sees them (possibly normalised).
+    pub rewards: Vec<f32>,
+    /// No bootstrapping after this step (true end of the decision process).
+    pub terminal: Vec<bool>,
+    /// Time-limit end after this step: bootstrap from `trunc_value`.
+    pub truncated: Vec<bool>,
+    pub trunc_value: Vec<f32>,
+    /// Value of the state after the last step, per row.
+    pub last_value: Vec<f32>,
+    pub advantages: Vec<f32>,
+    pub returns: Vec<f32>,
+}
+
+impl RolloutBuffer {
+    pub fn new(steps: usize, rows: usize, input_dim: usize, state_dim: usize) -> Self {
+        let n = steps * rows;
+        RolloutBuffer {
+            steps,
+            rows,
+            input_dim,
+            state_dim,
+            x: vec![0.0; n * input_dim],
+            reset: vec![0.0; n],
+            h0: vec![0.0; rows * state_dim],
+            actions: vec![0; n],
+            logp: vec![0.0; n],
+            values: vec![0.0; n],
+            rewards: vec![0.0; n],
+            terminal: vec![false; n],
+            truncated: vec![false; n],
+            trunc_value: vec![0.0; n],
+            last_value: vec![0.0; rows],
+            advantages: vec![0.0; n],
+            returns: vec![0.0; n],
+        }
+    }
+
+    /// Fills `advantages` and `returns` with GAE(lambda).
+    pub fn compute_gae(&mut self, gamma: f32, lambda: f32) {
+        gae(
+            self.steps,
+            self.rows,
+            &self.rewards,
+            &self.values,
+            &self.terminal,
+            &self.truncated,
+            &self.trunc_value,
+            &self.last_value,
+            gamma,
+            lambda,
+            &mut self.advantages,
+            &mut self.returns,
+        );
+    }
+}
+
+/// Generalised advantage estimation over time-major `steps x rows` arrays.
+///
+/// delta_t = r_t + gamma * V_next - V(s_t), where V_next is 0 after a terminal step,
+/// `trunc_value[t]` (the value of the final observation) after a time-limit truncation,
+/// `values[t+1]` inside a sequence and `last_value` after the rollout's last step.
+/// The advantage recursion A_t = delta_t + gamma * lambda * A_{t+1} is cut after any end.
+#[allow(clippy::too_many_arguments)]
+pub fn gae(
+    steps: usize,
+    rows: usize,
+    rewards: &[f32],
+    values: &[f32],
+    terminal: &[bool],
+    truncated: &[bool],
+    trunc_value: &[f32],
+    last_value: &[f32],
+    gamma: f32,
+    lambda: f32,
+    advantages: &mut [f32],
+    returns: &mut [f32],
+) {
+    for r in 0..rows {
+        let mut next_adv = 0.0f32;
+        for t in (0..steps).rev() {
+            let i = t * rows + r;
+            let next_value = if terminal[i] {
+                0.0
+            } else if truncated[i] {
+                trunc_value[i]
+            } else if t + 1 == steps {
+                last_value[r]
+            } else {
+                values[i + rows]
+            };
+            let delta = rewards[i] + gamma * next_value - values[i];
+            let carry = if terminal[i] || truncated[i] { 0.0 } else { next_adv };
+            next_adv = delta + gamma * lambda * carry;
+            advantages[i] = next_adv;
+            returns[i] = next_adv + values[i];
+        }
+    }
+}
+
+/// Scalars describing one update, averaged over minibatches.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UpdateStats {
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub approx_kl: f64,
+    pub clip_frac: f64,
+    pub grad_norm: f64,
+}
+
+/// One minibatch's data, gathered into contiguous time-major arrays.
+struct Minibatch {
+    rows: usize,
+    x: Vec<f32>,
+    reset: Vec<f32>,
+    h0: Vec<f32>,
+    onehot: Vec<f32>,
+    logp: Vec<f32>,
+    values: Vec<f32>,
+    adv: Vec<f32>,
+    returns: Vec<f32>,
+}
+
+fn gather(buf: &RolloutBuffer, cols: &[usize], adv: &[f32], num_actions: usize) -> Minibatch {
+    let (t_len, m) = (buf.steps, cols.len());
+    let (id, sd) = (buf.input_dim, buf.state_dim);
+    let mut mb = Minibatch {
+        rows: m,
+        x: Vec::with_capacity(t_len * m * id),
+        reset: Vec::with_capacity(t_len * m),
+        h0: Vec::with_capacity(m * sd),
+        onehot: vec![0.0; t_len * m * num_actions],
+        logp: Vec::with_capacity(t_len * m),
+        values: Vec::with_capacity(t_len * m),
+        adv: Vec::with_capacity(t_len * m),
+        returns: Vec::with_capacity(t_len * m),
+    };
+    for &c in cols {
+        mb.h0.extend_from_slice(&buf.h0[c * sd..(c + 1) * sd]);
+    }
+    for t in 0..t_len {
+        for (j, &c) in cols.iter().enumerate() {
+            let i = t * buf.rows + c;
+            mb.x.extend_from_slice(&buf.x[i * id..(i + 1) * id]);
+            mb.reset.push(buf.reset[i]);
+            mb.onehot[(t * m + j) * num_actions + buf.actions[i] as usize] = 1.0;
+            mb.logp.push(buf.logp[i]);
+            mb.values.push(buf.values[i]);
+            mb.adv.push(adv[i]);
+            mb.returns.push(buf.returns[i]);
+        }
+    }
+    mb
+}
+
+fn col(v: &[f32], device: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(TensorData::new(v.to_vec(), [v.len(), 1]), device)
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data().try_into_vec::<f32>().expect("f32")[0] as f64
+}
+
+/// The clipped PPO loss of one chunk, normalised by `total` samples of the minibatch;
+/// adds its gradient into `grad` and returns (policy loss, value loss, entropy,
+/// approx KL, clip fraction) summed over the chunk and divided by `total`.
+fn chunk_grad(
+    net: &AgentNet,
+    params: &Params,
+    mb: &Minibatch,
+    steps: usize,
+    cfg: &PpoConfig,
+    total: f32,
+    grad: &mut [f32],
+) -> [f64; 5] {
+    let device = Device::flex().autodiff();
+    let gp = GraphParams::new(params, &device);
+    let (logits, values) = net.forward_graph(&gp, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, &device);
+    let n = steps * mb.rows;
+    let logp_all = activation::log_softmax(logits, 1);
+    let onehot = graph::constant(&mb.onehot, n, net.num_actions, &device);
+    let logp = (logp_all.clone() * onehot).sum_dim(1);
+    let log_ratio = logp - col(&mb.logp, &device);
+    let ratio = log_ratio.clone().exp();
+    let adv = col(&mb.adv, &device);
+    let c = cfg.clip as f32;
+    let surr1 = ratio.clone() * adv.clone();
+    let surr2 = ratio.clone().clamp(1.0 - c, 1.0 + c) * adv;
+    let policy_loss = surr1.min_pair(surr2).sum().neg() / total;
+    let entropy = (logp_all.clone().exp() * logp_all).sum().neg() / total;
+
+    let v_old = col(&mb.values, &device);
+    let ret = col(&mb.returns, &device);
+    let elementwise = |d: Tensor<2>| match cfg.value_loss {
+        ValueLoss::Mse => d.square(),
+        // Huber with delta = 1, written without a mask: 0.5 q^2 + (|d| - q), q = min(|d|, 1).
+        ValueLoss::Huber => {
+            let a = d.abs();
+            let q = a.clone().clamp_max(1.0);
+            q.clone().square() * 0.5 + (a - q)
+        }
+    };
+    let vl = if cfg.clip_value {
+        let v_clipped = v_old.clone() + (values.clone() - v_old).clamp(-c, c);
+        elementwise(values - ret.clone()).max_pair(elementwise(v_clipped - ret))
+    } else {
+        elementwise(values - ret)
+    };
+    let value_loss = vl.sum() * 0.5 / total;
+    let loss = policy_loss.clone() + value_loss.clone() * cfg.value_coef as f32
+        - entropy.clone() * cfg.entropy_coef as f32;
+    let grads = loss.backward();
+    gp.add_flat_grad(&grads, grad);
+
+    // Diagnostics on the host.
+    let lr = graph::to_vec(log_ratio.detach());
+    let approx_kl: f64 = lr.iter().map(|&x| ((x.exp() - 1.0) - x) as f64).sum::<f64>() / total as f64;
+    let clipped = lr.iter().filter(|&&x| (x.exp() - 1.0).abs() > c).count() as f64 / total as f64;
+    [
+        scalar(policy_loss.detach()),
+        scalar(value_loss.detach()),
+        scalar(entropy.detach()),
+        approx_kl,
+        clipped,
+    ]
+}
+
+/// Number of chunks a minibatch's gradient is computed in, independent of threads.
+const CHUNKS: usize = 2;
+
+/// Runs PPO's epochs x minibatches over `buf` (which must have advantages computed).
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    net: &AgentNet,
+    params: &mut Params,
+    adam: &mut Adam,
+    buf: &RolloutBuffer,
+    cfg: &PpoConfig,
+    lr: f64,
+    rng: &mut Rng,
+    threads: usize,
+) -> UpdateStats {
+    // Advantages normalised over the whole rollout.
+    let n = buf.advantages.len() as f64;
+    let mean = buf.advantages.iter().map(|&a| a as f64).sum::<f64>() / n;
+    let var = buf.advantages.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / n;
+    let std = var.sqrt();
+    let adv: Vec<f32> = buf
+        .advantages
+        .iter()
+        .map(|&a| ((a as f64 - mean) / (std + 1e-5)) as f32)
+        .collect();
+
+    let mut cols: Vec<usize> = (0..buf.rows).collect();
+    let per_mb = buf.rows / cfg.minibatches;
+    let mut stats = UpdateStats::default();
+    let mut count = 0.0;
+    let mut grad = vec![0.0f32; params.len()];
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut cols);
+        for mb_cols in cols.chunks(per_mb) {
+            let mb_total = (mb_cols.len() * buf.steps) as f32;
+            let k = CHUNKS.min(mb_cols.len());
+            let per_chunk = mb_cols.len().div_ceil(k);
+            let chunks: Vec<Minibatch> = mb_cols
+                .chunks(per_chunk)
+                .map(|c| gather(buf, c, &adv, net.num_actions))
+                .collect();
+            let mut chunk_grads = vec![vec![0.0f32; params.len()]; chunks.len()];
+            let mut chunk_stats = vec![[0.0f64; 5]; chunks.len()];
+            let p: &Params = params;
+            if threads > 1 && chunks.len() > 1 {
+                std::thread::scope(|s| {
+                    for ((mb, g), st) in chunks.iter().zip(chunk_grads.iter_mut()).zip(chunk_stats.iter_mut()) {
+                        s.spawn(move || *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g));
+                    }
+                });
+            } else {
+                for ((mb, g), st) in chunks.iter().zip(chunk_grads.iter_mut()).zip(chunk_stats.iter_mut()) {
+                    *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g);
+                }
+            }
+            grad.iter_mut().for_each(|g| *g = 0.0);
+            for g in &chunk_grads {
+                grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+            }
+            let norm = Adam::clip_grad_norm(&mut grad, cfg.max_grad_norm);
+            adam.step(&mut params.data, &grad, lr);
+            let st: [f64; 5] = chunk_stats.iter().fold([0.0; 5], |mut acc, s| {
+                acc.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+                acc
+            });
+            stats.policy_loss += st[0];
+            stats.value_loss += st[1];
+            stats.entropy += st[2];
+            stats.approx_kl += st[3];
+            stats.clip_frac += st[4];
+            stats.grad_norm += norm;
+            count += 1.0;
+        }
+    }
+    stats.policy_loss /= count;
+    stats.value_loss /= count;
+    stats.entropy /= count;
+    stats.approx_kl /= count;
+    stats.clip_frac /= count;
+    stats.grad_norm /= count;
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gae_hand_computed_with_truncation_and_termination() {
+        // One row, 4 steps, gamma = 0.5, lambda = 0.5.
+        // Step 1 is truncated (bootstrap from trunc_value = 10), step 3 is the rollout's
+        // last (bootstrap from last_value = 4); no terminal.
+        let rewards = [1.0, 2.0, 3.0, 4.0];
+        let values = [0.5, 1.0, 1.5, 2.0];
+        let terminal = [false; 4];
+        let truncated = [false, true, false, false];
+        let trunc_value = [0.0, 10.0, 0.0, 0.0];
+        let (mut adv, mut ret) = ([0.0; 4], [0.0; 4]);
+        gae(4, 1, &rewards, &values, &terminal, &truncated, &trunc_value, &[4.0], 0.5, 0.5, &mut adv, &mut ret);
+        // delta3 = 4 + 0.5*4 - 2 = 4;            A3 = 4
+        // delta2 = 3 + 0.5*2 - 1.5 = 2.5;        A2 = 2.5 + 0.25*4 = 3.5
+        // delta1 = 2 + 0.5*10 - 1 = 6;           A1 = 6 (cut after truncation)
+        // delta0 = 1 + 0.5*1 - 0.5 = 1;          A0 = 1 + 0.25*6 = 2.5
+        let want = [2.5, 6.0, 3.5, 4.0];
+        for i in 0..4 {
+            assert!((adv[i] - want[i]).abs() < 1e-6, "{adv:?}");
+            assert!((ret[i] - (want[i] + values[i])).abs() < 1e-6);
+        }
+        // Terminal at step 1 instead: no bootstrap at all.
+        let terminal = [false, true, false, false];
+        gae(4, 1, &rewards, &values, &terminal, &[false; 4], &trunc_value, &[4.0], 0.5, 0.5, &mut adv, &mut ret);
+        // delta1 = 2 - 1 = 1; A1 = 1; A0 = 1 + 0.25*1 = 1.25
+        assert!((adv[1] - 1.0).abs() < 1e-6 && (adv[0] - 1.25).abs() < 1e-6, "{adv:?}");
+    }
+
+    #[test]
+    fn gae_rows_are_independent_and_time_major() {
+        // Two rows interleaved time-major must equal each row computed alone.
+        let r0 = [1.0f32, 0.0, 2.0];
+        let r1 = [0.0f32, 3.0, 1.0];
+        let v0 = [0.1f32, 0.2, 0.3];
+        let v1 = [0.4f32, 0.5, 0.6];
+        let inter = |a: &[f32], b: &[f32]| -> Vec<f32> { (0..3).flat_map(|t| [a[t], b[t]]).collect() };
+        let (mut adv, mut ret) = (vec![0.0; 6], vec![0.0; 6]);
+        gae(3, 2, &inter(&r0, &r1), &inter(&v0, &v1), &[false; 6], &[false; 6], &[0.0; 6], &[0.7, 0.8], 0.9, 0.8, &mut adv, &mut ret);
+        for (row, (r, v, last)) in [(r0, v0, 0.7f32), (r1, v1, 0.8)].iter().enumerate() {
+            let (mut a1, mut r1_) = ([0.0; 3], [0.0; 3]);
+            gae(3, 1, r, v, &[false; 3], &[false; 3], &[0.0; 3], &[*last], 0.9, 0.8, &mut a1, &mut r1_);
+            for t in 0..3 {
+                assert_eq!(a1[t], adv[t * 2 + row]);
+            }
+        }
+    }
+}

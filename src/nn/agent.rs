@@ -1,0 +1,320 @@
+//! The actor-critic network every PPO-trained method uses, with an optional recurrent
+//! memory in front (RL2).
+//!
+//! Input per step is a flat vector `x_t`. Without memory, the actor and critic MLPs read
+//! `x_t` directly (e.g. observation + belief features). With memory (RL2), `x_t` is laid
+//! out as `[obs | previous action (one-hot) | previous reward | episode-done flag]`; each
+//! part is embedded (ReLU), concatenated with the flag, and fed to a GRU whose hidden
+//! state is what the actor and critic read. The hidden state is reset to zero at trial
+//! starts only, so it carries what was learned across the episodes of a trial.
+
+use super::graph::{self, GraphParams};
+use super::host::{self, Act};
+use super::params::{Dense, GruCell, Params};
+use crate::rng::Rng;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Sizes of the recurrent memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemorySpec {
+    pub obs_dim: usize,
+    pub action_dim: usize,
+    pub obs_embed: usize,
+    /// 0 = feed the one-hot action to the GRU without an embedding layer.
+    pub action_embed: usize,
+    pub reward_embed: usize,
+    pub hidden: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    pub spec: MemorySpec,
+    pub obs_embed: Dense,
+    pub action_embed: Option<Dense>,
+    pub reward_embed: Dense,
+    pub gru: GruCell,
+}
+
+impl Memory {
+    /// Width of the raw per-step input `x_t`.
+    pub fn input_dim(&self) -> usize {
+        self.spec.obs_dim + self.spec.action_dim + 2
+    }
+    fn gru_input_dim(spec: &MemorySpec) -> usize {
+        let a = if spec.action_embed == 0 {
+            spec.action_dim
+        } else {
+            spec.action_embed
+        };
+        spec.obs_embed + a + spec.reward_embed + 1
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentNet {
+    pub input_dim: usize,
+    pub num_actions: usize,
+    pub act: Act,
+    pub memory: Option<Memory>,
+    pub actor: Vec<Dense>,
+    pub critic: Vec<Dense>,
+}
+
+/// Reusable buffers for host inference of a batch of `rows`.
+pub struct Scratch {
+    embed: Vec<f32>,
+    gru: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl AgentNet {
+    /// Builds the network and appends its parameters to `p`.
+    pub fn new(
+        p: &mut Params,
+        input_dim: usize,
+        num_actions: usize,
+        hidden: &[usize],
+        act: Act,
+        memory: Option<MemorySpec>,
+        rng: &mut Rng,
+    ) -> Self {
+        let memory = memory.map(|spec| {
+            assert_eq!(input_dim, spec.obs_dim + spec.action_dim + 2);
+            let relu_gain = 2f32.sqrt();
+            Memory {
+                spec,
+                obs_embed: Dense::new(p, "mem.obs_embed", spec.obs_dim, spec.obs_embed, relu_gain, rng),
+                action_embed: (spec.action_embed > 0).then(|| {
+                    Dense::new(p, "mem.action_embed", spec.action_dim, spec.action_embed, relu_gain, rng)
+                }),
+                reward_embed: Dense::new(p, "mem.reward_embed", 1, spec.reward_embed, relu_gain, rng),
+                gru: GruCell::new(p, "mem.gru", Memory::gru_input_dim(&spec), spec.hidden, rng),
+            }
+        });
+        let feat = memory.as_ref().map_or(input_dim, |m| m.spec.hidden);
+        let gain = match act {
+            Act::Relu => 2f32.sqrt(),
+            _ => 5.0 / 3.0,
+        };
+        let mlp = |p: &mut Params, name: &str, out: usize, out_gain: f32, rng: &mut Rng| {
+            let mut layers = Vec::new();
+            let mut n_in = feat;
+            for (i, &h) in hidden.iter().enumerate() {
+                layers.push(Dense::new(p, &format!("{name}.{i}"), n_in, h, gain, rng));
+                n_in = h;
+            }
+            layers.push(Dense::new(p, &format!("{name}.out"), n_in, out, out_gain, rng));
+            layers
+        };
+        // Small policy output gain: near-uniform initial policy, as is standard for PPO.
+        let actor = mlp(p, "actor", num_actions, 0.01, rng);
+        let critic = mlp(p, "critic", 1, 1.0, rng);
+        AgentNet {
+            input_dim,
+            num_actions,
+            act,
+            memory,
+            actor,
+            critic,
+        }
+    }
+
+    /// Width of the recurrent state per row (0 without memory).
+    pub fn state_dim(&self) -> usize {
+        self.memory.as_ref().map_or(0, |m| m.spec.hidden)
+    }
+
+    pub fn scratch(&self, rows: usize) -> Scratch {
+        let widest = self
+            .actor
+            .iter()
+            .chain(&self.critic)
+            .map(|l| l.fan_out().max(l.fan_in()))
+            .max()
+            .unwrap_or(1)
+            .max(self.input_dim)
+            .max(self.state_dim());
+        let (embed, gru) = match &self.memory {
+            Some(m) => (
+                rows * Memory::gru_input_dim(&m.spec).max(m.spec.obs_embed + m.spec.action_embed + m.spec.reward_embed),
+                2 * rows * 3 * m.spec.hidden,
+            ),
+            None => (0, 0),
+        };
+        Scratch {
+            embed: vec![0.0; embed.max(rows * 64)],
+            gru: vec![0.0; gru],
+            a: vec![0.0; rows * widest],
+            b: vec![0.0; rows * widest],
+        }
+    }
+
+    /// Host forward of one step for `rows` rows: advances `state` (`rows * state_dim()`,
+    /// zeroed beforehand by the caller at trial starts) and writes action logits
+    /// (`rows * num_actions`) and values (`rows`).
+    pub fn step(
+        &self,
+        p: &Params,
+        x: &[f32],
+        rows: usize,
+        state: &mut [f32],
+        s: &mut Scratch,
+        logits: &mut [f32],
+        values: &mut [f32],
+    ) {
+        let features: &[f32] = match &self.memory {
+            Some(m) => {
+                self.memory_input(p, m, x, rows, s);
+                let gi = Memory::gru_input_dim(&m.spec);
+                host::gru_step(p, &m.gru, &s.embed[..rows * gi], state, rows, &mut s.gru);
+                state
+            }
+            None => x,
+        };
+        Self::mlp_host(p, &self.actor, self.act, features, rows, &mut s.a, &mut s.b, logits);
+        Self::mlp_host(p, &self.critic, self.act, features, rows, &mut s.a, &mut s.b, values);
+    }
+
+    fn memory_input(&self, p: &Params, m: &Memory, x: &[f32], rows: usize, s: &mut Scratch) {
+        let spec = &m.spec;
+        let gi = Memory::gru_input_dim(spec);
+        let xi = self.input_dim;
+        for r in 0..rows {
+            let xr = &x[r * xi..(r + 1) * xi];
+            let out = &mut s.embed[r * gi..(r + 1) * gi];
+            let (o_obs, rest) = out.split_at_mut(spec.obs_embed);
+            host::dense(p, &m.obs_embed, &xr[..spec.obs_dim], 1, Act::Relu, o_obs);
+            let a_in = &xr[spec.obs_dim..spec.obs_dim + spec.action_dim];
+            let a_w = if spec.action_embed == 0 { spec.action_dim } else { spec.action_embed };
+            let (o_act, rest) = rest.split_at_mut(a_w);
+            match &m.action_embed {
+                Some(l) => host::dense(p, l, a_in, 1, Act::Relu, o_act),
+                None => o_act.copy_from_slice(a_in),
+            }
+            let (o_rew, o_done) = rest.split_at_mut(spec.reward_embed);
+            let ri = spec.obs_dim + spec.action_dim;
+            host::dense(p, &m.reward_embed, &xr[ri..ri + 1], 1, Act::Relu, o_rew);
+            o_done[0] = xr[ri + 1];
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mlp_host(p: &Params, layers: &[Dense], act: Act, x: &[f32], rows: usize, a: &mut [f32], b: &mut [f32], out: &mut [f32]) {
+        let (last, hidden) = layers.split_last().expect("an output layer");
+        let Some((first, rest)) = hidden.split_first() else {
+            host::dense(p, last, x, rows, Act::None, &mut out[..rows * last.fan_out()]);
+            return;
+        };
+        host::dense(p, first, x, rows, act, &mut a[..rows * first.fan_out()]);
+        let (mut cur, mut nxt) = (a, b);
+        for l in rest {
+            host::dense(p, l, &cur[..rows * l.fan_in()], rows, act, &mut nxt[..rows * l.fan_out()]);
+            std::mem::swap(&mut cur, &mut nxt);
+        }
+        host::dense(p, last, &cur[..rows * last.fan_in()], rows, Act::None, &mut out[..rows * last.fan_out()]);
+    }
+
+    /// Training forward over `steps` x `rows` time-major inputs. Returns logits
+    /// `[steps*rows, A]` and values `[steps*rows, 1]`.
+    pub fn forward_graph(
+        &self,
+        gp: &GraphParams,
+        x: &[f32],
+        reset: &[f32],
+        h0: &[f32],
+        steps: usize,
+        rows: usize,
+        device: &Device,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let n = steps * rows;
+        let xt = graph::constant(x, n, self.input_dim, device);
+        let features = match &self.memory {
+            Some(m) => {
+                let sp = &m.spec;
+                let obs = xt.clone().slice([0..n, 0..sp.obs_dim]);
+                let act = xt.clone().slice([0..n, sp.obs_dim..sp.obs_dim + sp.action_dim]);
+                let ri = sp.obs_dim + sp.action_dim;
+                let rew = xt.clone().slice([0..n, ri..ri + 1]);
+                let done = xt.slice([0..n, ri + 1..ri + 2]);
+                let e_obs = gp.dense(&m.obs_embed, obs, Act::Relu);
+                let e_act = match &m.action_embed {
+                    Some(l) => gp.dense(l, act, Act::Relu),
+                    None => act,
+                };
+                let e_rew = gp.dense(&m.reward_embed, rew, Act::Relu);
+                let gin = Tensor::cat(vec![e_obs, e_act, e_rew, done], 1);
+                let h0 = graph::constant(h0, rows, sp.hidden, device);
+                gp.gru_sequence(&m.gru, gin, reset, h0, steps, rows)
+            }
+            None => xt,
+        };
+        let mlp = |layers: &[Dense]| {
+            let mut h = features.clone();
+            for (i, l) in layers.iter().enumerate() {
+                let act = if i + 1 == layers.len() { Act::None } else { self.act };
+                h = gp.dense(l, h, act);
+            }
+            h
+        };
+        (mlp(&self.actor), mlp(&self.critic))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_host_equals_graph(memory: Option<MemorySpec>, input_dim: usize, act: Act) {
+        let mut rng = Rng::new(3);
+        let mut p = Params::new();
+        let net = AgentNet::new(&mut p, input_dim, 5, &[16, 8], act, memory, &mut rng);
+        let (steps, rows) = (7, 3);
+        let x: Vec<f32> = (0..steps * rows * input_dim).map(|_| rng.normal() as f32).collect();
+        let mut reset = vec![0.0f32; steps * rows];
+        reset[..rows].iter_mut().for_each(|v| *v = 1.0);
+        reset[4 * rows + 1] = 1.0; // a trial starts mid-sequence on row 1
+        let sd = net.state_dim();
+        let h0: Vec<f32> = (0..rows * sd).map(|_| rng.normal() as f32 * 0.3).collect();
+
+        let device = Device::flex().autodiff();
+        let gp = GraphParams::new(&p, &device);
+        let (lg, vg) = net.forward_graph(&gp, &x, &reset, &h0, steps, rows, &device);
+        let (lg, vg) = (graph::to_vec(lg), graph::to_vec(vg));
+
+        let mut s = net.scratch(rows);
+        let mut h = h0.clone();
+        let mut logits = vec![0.0; rows * 5];
+        let mut values = vec![0.0; rows];
+        for t in 0..steps {
+            for r in 0..rows {
+                if reset[t * rows + r] != 0.0 {
+                    h[r * sd..(r + 1) * sd].iter_mut().for_each(|v| *v = 0.0);
+                }
+            }
+            let xs = &x[t * rows * input_dim..(t + 1) * rows * input_dim];
+            net.step(&p, xs, rows, &mut h, &mut s, &mut logits, &mut values);
+            for i in 0..rows * 5 {
+                assert!((logits[i] - lg[t * rows * 5 + i]).abs() < 1e-5, "logit t={t} i={i}");
+            }
+            for r in 0..rows {
+                assert!((values[r] - vg[t * rows + r]).abs() < 1e-4, "value t={t} r={r}");
+            }
+        }
+    }
+
+    #[test]
+    fn host_forward_equals_graph_forward_feedforward() {
+        check_host_equals_graph(None, 6, Act::Tanh);
+        check_host_equals_graph(None, 6, Act::Relu);
+    }
+
+    #[test]
+    fn host_forward_equals_graph_forward_recurrent() {
+        let spec = MemorySpec { obs_dim: 2, action_dim: 5, obs_embed: 4, action_embed: 3, reward_embed: 2, hidden: 6 };
+        check_host_equals_graph(Some(spec), 9, Act::Tanh);
+        let spec = MemorySpec { action_embed: 0, ..spec };
+        check_host_equals_graph(Some(spec), 9, Act::Relu);
+    }
+}

@@ -1,0 +1,88 @@
+//! Host-side inference kernels over row-major slices: no allocation, no framework.
+//! Used for rollouts; [`super::graph`] computes the same functions in burn for training.
+
+use super::params::{Dense, GruCell, Params};
+use serde::{Deserialize, Serialize};
+
+/// Hidden-layer nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Act {
+    #[default]
+    Tanh,
+    Relu,
+    /// Identity (output layers).
+    None,
+}
+
+impl Act {
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Act::Tanh => x.tanh(),
+            Act::Relu => x.max(0.0),
+            Act::None => x,
+        }
+    }
+}
+
+/// `out[r, :] = act(x[r, :] W + b)` for `rows` rows.
+pub fn dense(p: &Params, layer: &Dense, x: &[f32], rows: usize, act: Act, out: &mut [f32]) {
+    let (n_in, n_out) = (layer.fan_in(), layer.fan_out());
+    debug_assert_eq!(x.len(), rows * n_in);
+    debug_assert_eq!(out.len(), rows * n_out);
+    let w = p.get(layer.w);
+    let b = p.get(layer.b);
+    for r in 0..rows {
+        let o = &mut out[r * n_out..(r + 1) * n_out];
+        o.copy_from_slice(b);
+        let xr = &x[r * n_in..(r + 1) * n_in];
+        for (i, &xi) in xr.iter().enumerate() {
+            if xi == 0.0 {
+                continue;
+            }
+            let wi = &w[i * n_out..(i + 1) * n_out];
+            for (oj, &wij) in o.iter_mut().zip(wi) {
+                *oj += xi * wij;
+            }
+        }
+        if act != Act::None {
+            o.iter_mut().for_each(|v| *v = act.apply(*v));
+        }
+    }
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// One GRU step for `rows` rows, in place on `h` (`rows * H`). `scratch` must hold
+/// `2 * rows * 3H` floats.
+pub fn gru_step(p: &Params, cell: &GruCell, x: &[f32], h: &mut [f32], rows: usize, scratch: &mut [f32]) {
+    let hd = cell.hidden();
+    let g = 3 * hd;
+    let (gx, gh) = scratch[..2 * rows * g].split_at_mut(rows * g);
+    dense(p, &Dense { w: cell.wx, b: cell.bx }, x, rows, Act::None, gx);
+    dense(p, &Dense { w: cell.wh, b: cell.bh }, h, rows, Act::None, gh);
+    for r in 0..rows {
+        let gxr = &gx[r * g..(r + 1) * g];
+        let ghr = &gh[r * g..(r + 1) * g];
+        let hr = &mut h[r * hd..(r + 1) * hd];
+        for j in 0..hd {
+            let rg = sigmoid(gxr[j] + ghr[j]);
+            let zg = sigmoid(gxr[hd + j] + ghr[hd + j]);
+            let n = (gxr[2 * hd + j] + rg * ghr[2 * hd + j]).tanh();
+            hr[j] = (1.0 - zg) * n + zg * hr[j];
+        }
+    }
+}
+
+/// Log-softmax of each row of `logits` (`rows * n`) in place.
+pub fn log_softmax_rows(logits: &mut [f32], n: usize) {
+    for row in logits.chunks_mut(n) {
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+        row.iter_mut().for_each(|v| *v -= lse);
+    }
+}
