@@ -15,6 +15,7 @@
 //! See ARCHITECTURE.md at the repository root for the data flow and invariants.
 
 pub mod belief;
+pub mod cli;
 pub mod config;
 pub mod env;
 pub mod error;

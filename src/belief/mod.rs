@@ -44,3 +44,53 @@ pub trait Belief {
     /// Copy rows `src[i]` of `from` into row `i` of `into` (particle cloning / resampling).
     fn gather(&self, from: &Self::State, src: &[usize], into: &mut Self::State);
 }
+
+/// A belief together with its batched state, behind an object-safe interface, so the
+/// training loop can hold "whatever belief this method uses" without generics.
+pub trait BatchedBelief: Send {
+    fn feature_dim(&self) -> usize;
+    fn reset(&mut self, mask: &[bool]);
+    fn update(&mut self, tr: &Transition<'_>);
+    fn features(&self, out: &mut [f32]);
+    fn save_state(&self) -> serde_json::Value;
+    fn load_state(&mut self, v: &serde_json::Value) -> Result<(), String>;
+}
+
+/// The [`BatchedBelief`] of any [`Belief`] whose state serialises.
+pub struct Batched<B: Belief> {
+    pub model: B,
+    pub state: B::State,
+}
+
+impl<B: Belief> Batched<B> {
+    pub fn new(model: B, rows: usize) -> Self {
+        let state = model.init(rows);
+        Batched { model, state }
+    }
+}
+
+impl<B> BatchedBelief for Batched<B>
+where
+    B: Belief + Send,
+    B::State: Send + serde::Serialize + serde::de::DeserializeOwned,
+{
+    fn feature_dim(&self) -> usize {
+        self.model.feature_dim()
+    }
+    fn reset(&mut self, mask: &[bool]) {
+        self.model.reset(&mut self.state, mask)
+    }
+    fn update(&mut self, tr: &Transition<'_>) {
+        self.model.update(&mut self.state, tr)
+    }
+    fn features(&self, out: &mut [f32]) {
+        self.model.features(&self.state, out)
+    }
+    fn save_state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.state).expect("belief state serialises")
+    }
+    fn load_state(&mut self, v: &serde_json::Value) -> Result<(), String> {
+        self.state = serde_json::from_value(v.clone()).map_err(|e| format!("belief state: {e}"))?;
+        Ok(())
+    }
+}

@@ -151,6 +151,24 @@ pub const ENVS: &[(&str, &str)] = &[(
     "5x5 grid, goal hidden among 21 cells, 15 steps x 4 episodes, +1 on goal / -0.1 else (VariBAD)",
 )];
 
+/// Like [`make`], with the number of episodes per trial overridden (evaluation of
+/// adaptation beyond the training horizon).
+pub fn make_with(
+    name: &str,
+    num_envs: usize,
+    split: Split,
+    seed: u64,
+    episodes_per_trial: Option<usize>,
+) -> Result<Box<dyn BatchEnv>, UserError> {
+    match (name, episodes_per_trial) {
+        (_, None) => make(name, num_envs, split, seed),
+        ("gridnavi", Some(k)) => Ok(Box::new(
+            gridnavi::GridNavi::new(num_envs, split, seed).with_episodes_per_trial(k),
+        )),
+        (_, Some(_)) => make(name, num_envs, split, seed),
+    }
+}
+
 /// Build a batch of `num_envs` environments of `name` drawing tasks from `split`.
 pub fn make(
     name: &str,

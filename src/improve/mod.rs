@@ -2,4 +2,5 @@
 //! the Belief-SMC planner with EM later. Improvers read from rollout buffers and never
 //! reach back into environments or beliefs.
 
+pub mod normalize;
 pub mod ppo;

@@ -1,0 +1,121 @@
+//! Running normalisers for observations and rewards (as in OpenAI baselines'
+//! VecNormalize): statistics update online and are saved in checkpoints.
+
+use serde::{Deserialize, Serialize};
+
+/// Running mean and variance per dimension (parallel-variance merge of batches).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunningMeanStd {
+    pub mean: Vec<f64>,
+    pub var: Vec<f64>,
+    pub count: f64,
+}
+
+impl RunningMeanStd {
+    pub fn new(dim: usize) -> Self {
+        RunningMeanStd {
+            mean: vec![0.0; dim],
+            var: vec![1.0; dim],
+            count: 1e-4,
+        }
+    }
+
+    /// Merges a batch of `rows` rows (`rows * dim` values).
+    pub fn update(&mut self, x: &[f32], rows: usize) {
+        let dim = self.mean.len();
+        if rows == 0 {
+            return;
+        }
+        for d in 0..dim {
+            let (mut m, mut s) = (0.0f64, 0.0f64);
+            for r in 0..rows {
+                m += x[r * dim + d] as f64;
+            }
+            m /= rows as f64;
+            for r in 0..rows {
+                s += (x[r * dim + d] as f64 - m).powi(2);
+            }
+            let bvar = s / rows as f64;
+            let n = rows as f64;
+            let tot = self.count + n;
+            let delta = m - self.mean[d];
+            let new_mean = self.mean[d] + delta * n / tot;
+            let m2 = self.var[d] * self.count + bvar * n + delta * delta * self.count * n / tot;
+            self.mean[d] = new_mean;
+            self.var[d] = m2 / tot;
+        }
+        self.count += rows as f64;
+    }
+
+    /// `(x - mean) / sqrt(var + eps)`, clipped to [-clip, clip], in place.
+    pub fn normalize(&self, x: &mut [f32], clip: f32) {
+        let dim = self.mean.len();
+        for row in x.chunks_mut(dim) {
+            for (d, v) in row.iter_mut().enumerate() {
+                let z = (*v as f64 - self.mean[d]) / (self.var[d] + 1e-8).sqrt();
+                *v = (z as f32).clamp(-clip, clip);
+            }
+        }
+    }
+}
+
+/// Scales rewards by the running standard deviation of the discounted return, which
+/// keeps value targets at unit scale without shifting rewards (shifts would change the
+/// optimal policy).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RewardScaler {
+    pub gamma: f64,
+    pub returns: Vec<f64>,
+    pub rms: RunningMeanStd,
+}
+
+impl RewardScaler {
+    pub fn new(rows: usize, gamma: f64) -> Self {
+        RewardScaler {
+            gamma,
+            returns: vec![0.0; rows],
+            rms: RunningMeanStd::new(1),
+        }
+    }
+
+    /// Scales one step's rewards in place; `reset` marks rows whose return restarts
+    /// after this step (end of the decision process).
+    pub fn scale(&mut self, rewards: &mut [f32], reset: &[bool]) {
+        let rets: Vec<f32> = self
+            .returns
+            .iter_mut()
+            .zip(rewards.iter())
+            .map(|(g, &r)| {
+                *g = *g * self.gamma + r as f64;
+                *g as f32
+            })
+            .collect();
+        self.rms.update(&rets, rets.len());
+        let std = (self.rms.var[0] + 1e-8).sqrt() as f32;
+        for (i, r) in rewards.iter_mut().enumerate() {
+            *r = (*r / std).clamp(-10.0, 10.0);
+            if reset[i] {
+                self.returns[i] = 0.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_stats_match_batch_stats() {
+        let xs: Vec<f32> = (0..100).map(|i| ((i * 37) % 17) as f32 - 3.0).collect();
+        let mut rms = RunningMeanStd::new(1);
+        for chunk in xs.chunks(7) {
+            rms.update(chunk, chunk.len());
+        }
+        let n = xs.len() as f64;
+        let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        assert!((rms.mean[0] - mean).abs() < 1e-3, "{} {}", rms.mean[0], mean);
+        assert!((rms.var[0] - var).abs() / var < 1e-3, "{} {}", rms.var[0], var);
+    }
+}

@@ -1,0 +1,503 @@
+//! The PPO training loop for belief x PPO methods, top to bottom: build the agent from
+//! the config, collect a rollout from the batched environments (belief update -> policy
+//! -> action -> env step), compute advantages, update. Also owns the complete training
+//! state that a checkpoint stores, so a resumed run continues bit-identically.
+//!
+//! Methods today:
+//! - `rl2`: the policy's own GRU memory over (s, a_prev, r_prev, done_prev) is the
+//!   belief; PPO's gradient flows through it (back-propagation through the rollout).
+//! - `oracle`: the policy reads the environment's exact belief next to the observation
+//!   (the ceiling for learned beliefs).
+
+use crate::belief::{BatchedBelief, Transition};
+use crate::config::{Activation, Config};
+use crate::env::{self, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
+use crate::error::UserError;
+use crate::improve::normalize::{RewardScaler, RunningMeanStd};
+use crate::improve::ppo::{self, RolloutBuffer, UpdateStats};
+use crate::nn::agent::Scratch;
+use crate::nn::host::{self, Act};
+use crate::nn::{Adam, AgentNet, MemorySpec, Params};
+use crate::rng::{streams, Rng};
+use serde::{Deserialize, Serialize};
+
+/// Names of the methods, with a one-line description.
+pub const METHODS: &[(&str, &str)] = &[
+    ("rl2", "RL2: GRU policy over (s, a_prev, r_prev, done_prev), memory kept across the episodes of a trial, PPO"),
+    ("oracle", "belief oracle: policy fed the environment's exact belief, PPO (ceiling for learned beliefs)"),
+];
+
+/// Observations are clipped to this many standard deviations after normalisation.
+const OBS_CLIP: f32 = 10.0;
+
+/// The exact belief of an environment, for the oracle method.
+pub fn oracle_belief(env_name: &str, rows: usize) -> Result<Box<dyn BatchedBelief>, UserError> {
+    match env_name {
+        "gridnavi" => Ok(Box::new(crate::belief::Batched::new(
+            crate::belief::oracle::GridNaviBelief,
+            rows,
+        ))),
+        other => Err(UserError::invalid(
+            "method",
+            "oracle",
+            &format!("a method other than `oracle` for env {other:?}, which exposes no exact belief"),
+        )),
+    }
+}
+
+/// The network and its parameters for a config and env, deterministically from the seed.
+pub fn build_agent(cfg: &Config, spec: &EnvSpec, belief_dim: usize) -> Result<(AgentNet, Params), UserError> {
+    let n_actions = match spec.action {
+        ActionSpace::Discrete(n) => n,
+        ActionSpace::Continuous { .. } => {
+            return Err(UserError::invalid(
+                "env",
+                spec.name,
+                "an environment with discrete actions (continuous action heads are not wired into training yet)",
+            ))
+        }
+    };
+    let act = match cfg.policy.activation {
+        Activation::Tanh => Act::Tanh,
+        Activation::Relu => Act::Relu,
+    };
+    let mut rng = Rng::stream(cfg.seed, streams::INIT, 0);
+    let mut params = Params::new();
+    let net = match cfg.method.as_str() {
+        "rl2" => {
+            let mem = MemorySpec {
+                obs_dim: spec.obs_dim,
+                action_dim: n_actions,
+                obs_embed: cfg.rl2.obs_embed,
+                action_embed: cfg.rl2.action_embed,
+                reward_embed: cfg.rl2.reward_embed,
+                hidden: cfg.rl2.gru_hidden,
+            };
+            AgentNet::new(&mut params, spec.obs_dim + n_actions + 2, n_actions, &cfg.policy.hidden, act, Some(mem), &mut rng)
+        }
+        "oracle" => AgentNet::new(&mut params, spec.obs_dim + belief_dim, n_actions, &cfg.policy.hidden, act, None, &mut rng),
+        other => {
+            return Err(UserError::invalid(
+                "method",
+                other,
+                &format!("one of: {}", METHODS.iter().map(|m| m.0).collect::<Vec<_>>().join(", ")),
+            ))
+        }
+    };
+    Ok((net, params))
+}
+
+/// Per-row acting state: what the agent carries from one step to the next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActorState {
+    pub obs: Vec<f32>,
+    /// Recurrent memory, `rows * state_dim`.
+    pub h: Vec<f32>,
+    pub prev_action: Vec<u32>,
+    pub prev_reward: Vec<f32>,
+    pub prev_done: Vec<f32>,
+    /// The next step starts a trial (memory and belief reset).
+    pub trial_start: Vec<bool>,
+    /// Return of each episode of the current trial so far, `rows * k`.
+    pub ep_returns: Vec<f64>,
+    /// Success seen in each episode of the current trial, `rows * k`.
+    pub ep_success: Vec<bool>,
+    pub action_rngs: Vec<Rng>,
+}
+
+/// One completed trial's per-episode returns and successes.
+#[derive(Clone, Debug, Default)]
+pub struct TrialResult {
+    pub returns: Vec<f64>,
+    pub success: Vec<bool>,
+}
+
+/// Acts in a batch of environments with a network: shared by training and evaluation.
+pub struct Actor {
+    pub spec: EnvSpec,
+    pub rows: usize,
+    pub state: ActorState,
+    pub belief: Option<Box<dyn BatchedBelief>>,
+    belief_features: Vec<f32>,
+    scratch: Scratch,
+    logits: Vec<f32>,
+    values: Vec<f32>,
+    probs: Vec<f32>,
+    x_next: Vec<f32>,
+    h_tmp: Vec<f32>,
+    pub out: StepOut,
+    pub actions: Vec<f32>,
+    pub greedy: bool,
+}
+
+impl Actor {
+    pub fn new(net: &AgentNet, env: &mut dyn BatchEnv, belief: Option<Box<dyn BatchedBelief>>, seed: u64, action_stream: u64) -> Self {
+        let spec = env.spec().clone();
+        let rows = env.num_envs();
+        let mut obs = vec![0.0; rows * spec.obs_dim];
+        env.reset(&mut obs);
+        let k = spec.episodes_per_trial;
+        let sd = net.state_dim();
+        let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
+        let mut actor = Actor {
+            state: ActorState {
+                obs,
+                h: vec![0.0; rows * sd],
+                prev_action: vec![0; rows],
+                prev_reward: vec![0.0; rows],
+                prev_done: vec![0.0; rows],
+                trial_start: vec![true; rows],
+                ep_returns: vec![0.0; rows * k],
+                ep_success: vec![false; rows * k],
+                action_rngs: (0..rows).map(|r| Rng::stream(seed, action_stream, r as u64)).collect(),
+            },
+            belief,
+            belief_features: vec![0.0; rows * bdim],
+            scratch: net.scratch(rows),
+            logits: vec![0.0; rows * net.num_actions],
+            values: vec![0.0; rows],
+            probs: vec![0.0; net.num_actions],
+            x_next: vec![0.0; rows * net.input_dim],
+            h_tmp: vec![0.0; rows * sd],
+            out: StepOut::new(rows, spec.obs_dim),
+            actions: vec![0.0; rows],
+            greedy: false,
+            spec,
+            rows,
+        };
+        if let Some(b) = actor.belief.as_mut() {
+            b.reset(&vec![true; rows]);
+        }
+        actor
+    }
+
+    /// Writes the network input of the current step for every row into `x`.
+    fn build_input(&mut self, net: &AgentNet, obs_rms: Option<&RunningMeanStd>, x: &mut [f32]) {
+        let (od, id) = (self.spec.obs_dim, net.input_dim);
+        let st = &self.state;
+        for r in 0..self.rows {
+            let xr = &mut x[r * id..(r + 1) * id];
+            xr[..od].copy_from_slice(&st.obs[r * od..(r + 1) * od]);
+            if let Some(rms) = obs_rms {
+                rms.normalize(&mut xr[..od], OBS_CLIP);
+            }
+            if net.memory.is_some() {
+                let rest = &mut xr[od..];
+                let na = net.num_actions;
+                rest[..na].iter_mut().for_each(|v| *v = 0.0);
+                if !st.trial_start[r] {
+                    rest[st.prev_action[r] as usize] = 1.0;
+                    rest[na] = st.prev_reward[r];
+                    rest[na + 1] = st.prev_done[r];
+                } else {
+                    rest[na] = 0.0;
+                    rest[na + 1] = 0.0;
+                }
+            } else if self.belief.is_some() {
+                let bd = id - od;
+                xr[od..].copy_from_slice(&self.belief_features[r * bd..(r + 1) * bd]);
+            }
+        }
+    }
+
+    /// One step of the whole batch: builds inputs (written to `x`), resets memory at
+    /// trial starts (flags written to `reset`), runs the network, samples actions, steps
+    /// the env, advances beliefs and bookkeeping. Returns the log-probabilities and values
+    /// through the provided slices. Completed trials are appended to `finished`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        net: &AgentNet,
+        params: &Params,
+        env: &mut dyn BatchEnv,
+        obs_rms: Option<&RunningMeanStd>,
+        x: &mut [f32],
+        reset: &mut [f32],
+        logp: &mut [f32],
+        values: &mut [f32],
+        finished: &mut Vec<TrialResult>,
+    ) {
+        let rows = self.rows;
+        let sd = net.state_dim();
+        if let Some(b) = self.belief.as_ref() {
+            b.features(&mut self.belief_features);
+        }
+        self.build_input(net, obs_rms, x);
+        for r in 0..rows {
+            let start = self.state.trial_start[r];
+            reset[r] = if start { 1.0 } else { 0.0 };
+            if start {
+                self.state.h[r * sd..(r + 1) * sd].iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+        net.step(params, x, rows, &mut self.state.h, &mut self.scratch, &mut self.logits, &mut self.values);
+        values.copy_from_slice(&self.values);
+        let na = net.num_actions;
+        host::log_softmax_rows(&mut self.logits, na);
+        for r in 0..rows {
+            let lp = &self.logits[r * na..(r + 1) * na];
+            let a = if self.greedy {
+                lp.iter().enumerate().fold(0, |best, (i, &v)| if v > lp[best] { i } else { best })
+            } else {
+                for (p, &l) in self.probs.iter_mut().zip(lp) {
+                    *p = l.exp();
+                }
+                self.state.action_rngs[r].categorical(&self.probs)
+            };
+            logp[r] = lp[a];
+            self.actions[r] = a as f32;
+        }
+        env.step(&self.actions, &mut self.out);
+
+        let k = self.spec.episodes_per_trial;
+        if let Some(b) = self.belief.as_mut() {
+            let ends: Vec<bool> = (0..rows).map(|r| self.out.episode_end(r)).collect();
+            b.update(&Transition {
+                obs: &self.state.obs,
+                action: &self.actions,
+                reward: &self.out.reward,
+                next_obs: &self.out.final_obs,
+                episode_end: &ends,
+            });
+            b.reset(&self.out.trial_end);
+        }
+        let st = &mut self.state;
+        for r in 0..rows {
+            let e = self.out.episode_index[r] as usize;
+            st.ep_returns[r * k + e] += self.out.reward[r] as f64;
+            st.ep_success[r * k + e] |= self.out.success[r];
+            st.prev_action[r] = self.actions[r] as u32;
+            st.prev_reward[r] = self.out.reward[r];
+            st.prev_done[r] = if self.out.episode_end(r) { 1.0 } else { 0.0 };
+            st.trial_start[r] = self.out.trial_end[r];
+            if self.out.trial_end[r] {
+                finished.push(TrialResult {
+                    returns: st.ep_returns[r * k..(r + 1) * k].to_vec(),
+                    success: st.ep_success[r * k..(r + 1) * k].to_vec(),
+                });
+                st.ep_returns[r * k..(r + 1) * k].iter_mut().for_each(|v| *v = 0.0);
+                st.ep_success[r * k..(r + 1) * k].iter_mut().for_each(|v| *v = false);
+            }
+        }
+        st.obs.copy_from_slice(&self.out.obs);
+    }
+
+    /// Value of the current state of every row, without advancing anything.
+    pub fn peek_values(&mut self, net: &AgentNet, params: &Params, obs_rms: Option<&RunningMeanStd>, out: &mut [f32]) {
+        if let Some(b) = self.belief.as_ref() {
+            b.features(&mut self.belief_features);
+        }
+        let mut x = std::mem::take(&mut self.x_next);
+        self.build_input(net, obs_rms, &mut x);
+        let sd = net.state_dim();
+        self.h_tmp.copy_from_slice(&self.state.h);
+        for r in 0..self.rows {
+            if self.state.trial_start[r] {
+                self.h_tmp[r * sd..(r + 1) * sd].iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+        net.step(params, &x, self.rows, &mut self.h_tmp, &mut self.scratch, &mut self.logits, out);
+        self.x_next = x;
+    }
+}
+
+/// Everything a training run holds; `Checkpoint` is its serialisable image.
+pub struct Trainer {
+    pub cfg: Config,
+    pub env: Box<dyn BatchEnv>,
+    pub net: AgentNet,
+    pub params: Params,
+    pub adam: Adam,
+    pub actor: Actor,
+    pub minibatch_rng: Rng,
+    pub obs_rms: Option<RunningMeanStd>,
+    pub reward_scaler: Option<RewardScaler>,
+    pub update: u64,
+    pub frames: u64,
+    buf: RolloutBuffer,
+    raw_rewards: Vec<f32>,
+}
+
+/// What one update produced, for metrics.
+#[derive(Clone, Debug, Default)]
+pub struct UpdateReport {
+    pub stats: UpdateStats,
+    pub finished: Vec<TrialResult>,
+    pub lr: f64,
+    pub rollout_s: f64,
+    pub learn_s: f64,
+}
+
+/// The full training state, written atomically as a checkpoint.
+#[derive(Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: u32,
+    pub update: u64,
+    pub frames: u64,
+    pub params: Params,
+    pub adam: Adam,
+    pub actor: ActorState,
+    pub belief: Option<serde_json::Value>,
+    pub env: serde_json::Value,
+    pub minibatch_rng: Rng,
+    pub obs_rms: Option<RunningMeanStd>,
+    pub reward_scaler: Option<RewardScaler>,
+    /// Wall-clock seconds of training before this checkpoint (for metrics continuity).
+    #[serde(default)]
+    pub wall_s: f64,
+}
+
+pub const CHECKPOINT_FORMAT: u32 = 1;
+
+impl Trainer {
+    pub fn new(cfg: &Config) -> Result<Self, UserError> {
+        let rows = cfg.run.num_envs;
+        let mut env = env::make(&cfg.env, rows, Split::Train, cfg.seed)?;
+        let spec = env.spec().clone();
+        let belief = match cfg.method.as_str() {
+            "oracle" => Some(oracle_belief(&cfg.env, rows)?),
+            _ => None,
+        };
+        let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
+        let (net, params) = build_agent(cfg, &spec, bdim)?;
+        let actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
+        let buf = RolloutBuffer::new(cfg.run.steps_per_update, rows, net.input_dim, net.state_dim());
+        Ok(Trainer {
+            adam: Adam::new(params.len(), cfg.ppo.adam_eps),
+            minibatch_rng: Rng::stream(cfg.seed, streams::MINIBATCH, 0),
+            obs_rms: cfg.ppo.norm_obs.then(|| RunningMeanStd::new(spec.obs_dim)),
+            reward_scaler: cfg.ppo.norm_reward.then(|| RewardScaler::new(rows, cfg.ppo.gamma)),
+            update: 0,
+            frames: 0,
+            buf,
+            raw_rewards: vec![0.0; rows],
+            cfg: cfg.clone(),
+            env,
+            net,
+            params,
+            actor,
+        })
+    }
+
+    pub fn frames_per_update(&self) -> u64 {
+        (self.cfg.run.num_envs * self.cfg.run.steps_per_update) as u64
+    }
+
+    pub fn total_updates(&self) -> u64 {
+        self.cfg.run.total_frames.div_ceil(self.frames_per_update())
+    }
+
+    /// Collects one rollout and runs one PPO update.
+    pub fn train_update(&mut self) -> UpdateReport {
+        let t0 = std::time::Instant::now();
+        let mut report = UpdateReport::default();
+        let (steps, rows) = (self.cfg.run.steps_per_update, self.cfg.run.num_envs);
+        let id = self.net.input_dim;
+        self.buf.h0.copy_from_slice(&self.actor.state.h);
+        for t in 0..steps {
+            let span = t * rows..(t + 1) * rows;
+            if let Some(rms) = self.obs_rms.as_mut() {
+                rms.update(&self.actor.state.obs, rows);
+            }
+            self.actor.step(
+                &self.net,
+                &self.params,
+                self.env.as_mut(),
+                self.obs_rms.as_ref(),
+                &mut self.buf.x[t * rows * id..(t + 1) * rows * id],
+                &mut self.buf.reset[span.clone()],
+                &mut self.buf.logp[span.clone()],
+                &mut self.buf.values[span.clone()],
+                &mut report.finished,
+            );
+            let out = &self.actor.out;
+            for (i, r) in span.clone().enumerate() {
+                self.buf.actions[r] = self.actor.actions[i] as u32;
+                // A BAMDP trial has a fixed horizon: its end is the end of the decision
+                // process. Episode ends inside a trial do not cut returns (same task, the
+                // agent's memory continues).
+                self.buf.terminal[r] = out.trial_end[i];
+                self.buf.truncated[r] = false;
+            }
+            self.raw_rewards.copy_from_slice(&out.reward);
+            if let Some(sc) = self.reward_scaler.as_mut() {
+                sc.scale(&mut self.raw_rewards, &out.trial_end);
+            }
+            self.buf.rewards[span].copy_from_slice(&self.raw_rewards);
+        }
+        let mut last = std::mem::take(&mut self.buf.last_value);
+        self.actor.peek_values(&self.net, &self.params, self.obs_rms.as_ref(), &mut last);
+        self.buf.last_value = last;
+        self.buf.compute_gae(self.cfg.ppo.gamma as f32, self.cfg.ppo.gae_lambda as f32);
+        report.rollout_s = t0.elapsed().as_secs_f64();
+
+        let t1 = std::time::Instant::now();
+        let lr = if self.cfg.ppo.anneal_lr {
+            self.cfg.ppo.lr * (1.0 - self.update as f64 / self.total_updates() as f64)
+        } else {
+            self.cfg.ppo.lr
+        };
+        report.stats = ppo::update(
+            &self.net,
+            &mut self.params,
+            &mut self.adam,
+            &self.buf,
+            &self.cfg.ppo,
+            lr,
+            &mut self.minibatch_rng,
+            self.cfg.run.threads,
+        );
+        report.learn_s = t1.elapsed().as_secs_f64();
+        report.lr = lr;
+        self.update += 1;
+        self.frames += self.frames_per_update();
+        report
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            format: CHECKPOINT_FORMAT,
+            update: self.update,
+            frames: self.frames,
+            params: self.params.clone(),
+            adam: self.adam.clone(),
+            actor: self.actor.state.clone(),
+            belief: self.actor.belief.as_ref().map(|b| b.save_state()),
+            env: self.env.save_state(),
+            minibatch_rng: self.minibatch_rng.clone(),
+            obs_rms: self.obs_rms.clone(),
+            reward_scaler: self.reward_scaler.clone(),
+            wall_s: 0.0,
+        }
+    }
+
+    /// Restores a checkpoint taken from a trainer built with the same config.
+    pub fn restore(&mut self, ck: Checkpoint) -> Result<(), String> {
+        if ck.format != CHECKPOINT_FORMAT {
+            return Err(format!("checkpoint format {} is not supported (expected {})", ck.format, CHECKPOINT_FORMAT));
+        }
+        if ck.params.slots != self.params.slots || ck.adam.m.len() != self.params.len() {
+            return Err("checkpoint parameters do not match the network the config describes".into());
+        }
+        let rows = self.cfg.run.num_envs;
+        let st = &ck.actor;
+        if st.obs.len() != self.actor.state.obs.len() || st.h.len() != self.actor.state.h.len() || st.action_rngs.len() != rows {
+            return Err("checkpoint acting state does not match run.num_envs / the network".into());
+        }
+        self.env.load_state(&ck.env)?;
+        match (self.actor.belief.as_mut(), &ck.belief) {
+            (Some(b), Some(v)) => b.load_state(v)?,
+            (None, None) => {}
+            _ => return Err("checkpoint belief state does not match the method".into()),
+        }
+        self.update = ck.update;
+        self.frames = ck.frames;
+        self.params = ck.params;
+        self.adam = ck.adam;
+        self.actor.state = ck.actor;
+        self.minibatch_rng = ck.minibatch_rng;
+        self.obs_rms = ck.obs_rms;
+        self.reward_scaler = ck.reward_scaler;
+        Ok(())
+    }
+}
