@@ -203,10 +203,16 @@ fn chunk_grad(
     cfg: &PpoConfig,
     total: f32,
     grad: &mut [f32],
+    fused: bool,
 ) -> [f64; 5] {
     let device = Device::flex().autodiff();
     let gp = GraphParams::new(params, &device);
-    let (logits, values) = net.forward_graph(&gp, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, &device);
+    let (logits, values, pending) = if fused {
+        net.forward_fused(&gp, params, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, &device)
+    } else {
+        let (l, v) = net.forward_graph(&gp, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, &device);
+        (l, v, None)
+    };
     let n = steps * mb.rows;
     let logp_all = activation::log_softmax(logits, 1);
     let onehot = graph::constant(&mb.onehot, n, net.num_actions, &device);
@@ -242,6 +248,9 @@ fn chunk_grad(
         - entropy.clone() * cfg.entropy_coef as f32;
     let grads = loss.backward();
     gp.add_flat_grad(&grads, grad);
+    if let Some(p) = pending {
+        p.finish(&gp, params, &grads, grad);
+    }
 
     // Diagnostics on the host.
     let lr = graph::to_vec(log_ratio.detach());
@@ -303,12 +312,12 @@ pub fn update(
             if threads > 1 && chunks.len() > 1 {
                 std::thread::scope(|s| {
                     for ((mb, g), st) in chunks.iter().zip(chunk_grads.iter_mut()).zip(chunk_stats.iter_mut()) {
-                        s.spawn(move || *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g));
+                        s.spawn(move || *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true));
                     }
                 });
             } else {
                 for ((mb, g), st) in chunks.iter().zip(chunk_grads.iter_mut()).zip(chunk_stats.iter_mut()) {
-                    *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g);
+                    *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true);
                 }
             }
             grad.iter_mut().for_each(|g| *g = 0.0);
@@ -369,6 +378,48 @@ mod tests {
         gae(4, 1, &rewards, &values, &terminal, &[false; 4], &trunc_value, &[4.0], 0.5, 0.5, &mut adv, &mut ret);
         // delta1 = 2 - 1 = 1; A1 = 1; A0 = 1 + 0.25*1 = 1.25
         assert!((adv[1] - 1.0).abs() < 1e-6 && (adv[0] - 1.25).abs() < 1e-6, "{adv:?}");
+    }
+
+    #[test]
+    fn fused_and_pure_burn_losses_have_equal_gradients() {
+        use crate::nn::host::Act;
+        use crate::nn::MemorySpec;
+        let mut rng = Rng::new(5);
+        let mut params = Params::new();
+        let spec = MemorySpec { obs_dim: 2, action_dim: 5, obs_embed: 4, action_embed: 3, reward_embed: 2, hidden: 6 };
+        let net = AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), &mut rng);
+        let (steps, rows) = (6, 3);
+        let n = steps * rows;
+        let mut onehot = vec![0.0; n * 5];
+        for i in 0..n {
+            onehot[i * 5 + rng.below(5) as usize] = 1.0;
+        }
+        let mut reset = vec![0.0; n];
+        reset[..rows].iter_mut().for_each(|v| *v = 1.0);
+        reset[3 * rows + 1] = 1.0;
+        let mb = Minibatch {
+            rows,
+            x: (0..n * 9).map(|_| rng.normal() as f32).collect(),
+            reset,
+            h0: vec![0.0; rows * 6],
+            onehot,
+            logp: (0..n).map(|_| -1.6 + 0.1 * rng.normal() as f32).collect(),
+            values: (0..n).map(|_| rng.normal() as f32).collect(),
+            adv: (0..n).map(|_| rng.normal() as f32).collect(),
+            returns: (0..n).map(|_| rng.normal() as f32).collect(),
+        };
+        let cfg = crate::config::Config::default().ppo;
+        let mut g1 = vec![0.0; params.len()];
+        let mut g2 = vec![0.0; params.len()];
+        let s1 = chunk_grad(&net, &params, &mb, steps, &cfg, n as f32, &mut g1, true);
+        let s2 = chunk_grad(&net, &params, &mb, steps, &cfg, n as f32, &mut g2, false);
+        assert!(g1.iter().any(|&g| g != 0.0));
+        for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+            assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{} ({i}): fused {a} vs burn {b}", params.names.len());
+        }
+        for (a, b) in s1.iter().zip(&s2) {
+            assert!((a - b).abs() < 1e-5);
+        }
     }
 
     #[test]

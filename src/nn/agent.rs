@@ -9,10 +9,11 @@
 //! starts only, so it carries what was learned across the episodes of a trial.
 
 use super::graph::{self, GraphParams};
+use super::gru_op;
 use super::host::{self, Act};
 use super::params::{Dense, GruCell, Params};
 use crate::rng::Rng;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Sizes of the recurrent memory.
@@ -216,8 +217,41 @@ impl AgentNet {
         host::dense(p, last, &cur[..rows * last.fan_in()], rows, Act::None, &mut out[..rows * last.fan_out()]);
     }
 
-    /// Training forward over `steps` x `rows` time-major inputs. Returns logits
+    /// The GRU's input for every step, `[n, gru_input]`: the embedded parts of `x`.
+    pub fn memory_input_graph(&self, gp: &GraphParams, m: &Memory, xt: Tensor<2>) -> Tensor<2> {
+        let n = xt.dims()[0];
+        let sp = &m.spec;
+        let obs = xt.clone().slice([0..n, 0..sp.obs_dim]);
+        let act = xt.clone().slice([0..n, sp.obs_dim..sp.obs_dim + sp.action_dim]);
+        let ri = sp.obs_dim + sp.action_dim;
+        let rew = xt.clone().slice([0..n, ri..ri + 1]);
+        let done = xt.slice([0..n, ri + 1..ri + 2]);
+        let e_obs = gp.dense(&m.obs_embed, obs, Act::Relu);
+        let e_act = match &m.action_embed {
+            Some(l) => gp.dense(l, act, Act::Relu),
+            None => act,
+        };
+        let e_rew = gp.dense(&m.reward_embed, rew, Act::Relu);
+        Tensor::cat(vec![e_obs, e_act, e_rew, done], 1)
+    }
+
+    /// Actor logits `[n, A]` and critic values `[n, 1]` from features `[n, F]`.
+    pub fn heads_graph(&self, gp: &GraphParams, features: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let mlp = |layers: &[Dense]| {
+            let mut h = features.clone();
+            for (i, l) in layers.iter().enumerate() {
+                let act = if i + 1 == layers.len() { Act::None } else { self.act };
+                h = gp.dense(l, h, act);
+            }
+            h
+        };
+        (mlp(&self.actor), mlp(&self.critic))
+    }
+
+    /// Training forward over `steps` x `rows` time-major inputs, entirely in burn
+    /// (the reference the fused path is tested against). Returns logits
     /// `[steps*rows, A]` and values `[steps*rows, 1]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_graph(
         &self,
         gp: &GraphParams,
@@ -232,33 +266,69 @@ impl AgentNet {
         let xt = graph::constant(x, n, self.input_dim, device);
         let features = match &self.memory {
             Some(m) => {
-                let sp = &m.spec;
-                let obs = xt.clone().slice([0..n, 0..sp.obs_dim]);
-                let act = xt.clone().slice([0..n, sp.obs_dim..sp.obs_dim + sp.action_dim]);
-                let ri = sp.obs_dim + sp.action_dim;
-                let rew = xt.clone().slice([0..n, ri..ri + 1]);
-                let done = xt.slice([0..n, ri + 1..ri + 2]);
-                let e_obs = gp.dense(&m.obs_embed, obs, Act::Relu);
-                let e_act = match &m.action_embed {
-                    Some(l) => gp.dense(l, act, Act::Relu),
-                    None => act,
-                };
-                let e_rew = gp.dense(&m.reward_embed, rew, Act::Relu);
-                let gin = Tensor::cat(vec![e_obs, e_act, e_rew, done], 1);
-                let h0 = graph::constant(h0, rows, sp.hidden, device);
+                let gin = self.memory_input_graph(gp, m, xt);
+                let h0 = graph::constant(h0, rows, m.spec.hidden, device);
                 gp.gru_sequence(&m.gru, gin, reset, h0, steps, rows)
             }
             None => xt,
         };
-        let mlp = |layers: &[Dense]| {
-            let mut h = features.clone();
-            for (i, l) in layers.iter().enumerate() {
-                let act = if i + 1 == layers.len() { Act::None } else { self.act };
-                h = gp.dense(l, h, act);
+        self.heads_graph(gp, features)
+    }
+
+    /// Training forward with the GRU run by the fused host op
+    /// ([`super::gru_op`]). Returns logits, values and, for a recurrent net, the pending
+    /// part of the backward pass: call [`FusedPending::finish`] with the gradients of the
+    /// loss to complete the parameter gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_fused(
+        &self,
+        gp: &GraphParams,
+        params: &Params,
+        x: &[f32],
+        reset: &[f32],
+        h0: &[f32],
+        steps: usize,
+        rows: usize,
+        device: &Device,
+    ) -> (Tensor<2>, Tensor<2>, Option<FusedPending>) {
+        let n = steps * rows;
+        let xt = graph::constant(x, n, self.input_dim, device);
+        match &self.memory {
+            Some(m) => {
+                let gin = self.memory_input_graph(gp, m, xt);
+                let gin_host = graph::to_vec(gin.clone().detach());
+                let (hs, tape) = gru_op::forward(params, &m.gru, &gin_host, reset, h0, steps, rows);
+                let h_leaf = graph::constant(&hs, n, m.spec.hidden, device).require_grad();
+                let (l, v) = self.heads_graph(gp, h_leaf.clone());
+                (l, v, Some(FusedPending { gin, h_leaf, tape, cell: m.gru }))
             }
-            h
-        };
-        (mlp(&self.actor), mlp(&self.critic))
+            None => {
+                let (l, v) = self.heads_graph(gp, xt);
+                (l, v, None)
+            }
+        }
+    }
+}
+
+/// The rest of a fused backward pass: hidden-state gradient -> GRU parameters and
+/// inputs (host), inputs -> embedding parameters (burn, by surrogate).
+pub struct FusedPending {
+    gin: Tensor<2>,
+    h_leaf: Tensor<2>,
+    tape: gru_op::GruTape,
+    cell: GruCell,
+}
+
+impl FusedPending {
+    pub fn finish(self, gp: &GraphParams, params: &Params, grads: &Gradients, grad: &mut [f32]) {
+        let dh = graph::to_vec(self.h_leaf.grad(grads).expect("loss depends on the hidden states"));
+        let [n, gi] = self.gin.dims();
+        let mut dgin = vec![0.0f32; n * gi];
+        gru_op::backward(params, &self.cell, &self.tape, &dh, grad, &mut dgin);
+        let device = self.gin.device();
+        let surrogate = (self.gin * graph::constant(&dgin, n, gi, &device)).sum();
+        let g2 = surrogate.backward();
+        gp.add_flat_grad(&g2, grad);
     }
 }
 

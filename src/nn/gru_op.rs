@@ -1,0 +1,293 @@
+//! A fused GRU sequence op on the host: forward over a whole (time-major) minibatch of
+//! sequences and the exact backward (back-propagation through time), written out by
+//! hand.
+//!
+//! Why: in burn's CPU back-end a GRU step is ~20 tiny graph nodes, and for the short,
+//! narrow sequences of meta-RL the autodiff bookkeeping costs far more than the
+//! arithmetic. Training runs the embeddings and heads in burn and this op in between:
+//! the heads' gradient w.r.t. the hidden states comes back from burn, this op turns it
+//! into the GRU's parameter gradients and the gradient w.r.t. its inputs, which is fed
+//! back into burn through the surrogate `sum(dX.detach() * X)`. Tests check it against
+//! burn's autodiff GRU ([`super::graph::GraphParams::gru_sequence`]).
+
+use super::params::{GruCell, Params};
+
+/// What the backward pass needs from the forward pass.
+pub struct GruTape {
+    steps: usize,
+    rows: usize,
+    /// Inputs `[steps*rows, I]`.
+    x: Vec<f32>,
+    /// Hidden state entering each step, after trial-start resets `[steps*rows, H]`.
+    h_prev: Vec<f32>,
+    /// Gates per step `[steps*rows, H]` each.
+    r: Vec<f32>,
+    z: Vec<f32>,
+    n: Vec<f32>,
+    /// The hidden projection's n-part (incl. bias), `[steps*rows, H]`.
+    ghn: Vec<f32>,
+    reset: Vec<f32>,
+}
+
+/// `c[m×n] += a[m×k] · b[k×n]` (row-major).
+fn mm_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    for i in 0..m {
+        let ci = &mut c[i * n..(i + 1) * n];
+        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
+            if aip == 0.0 {
+                continue;
+            }
+            for (cij, &bpj) in ci.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cij += aip * bpj;
+            }
+        }
+    }
+}
+
+/// `c[k×n] += aᵀ · b` for `a[m×k]`, `b[m×n]`.
+fn mm_at_b_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    for i in 0..m {
+        let bi = &b[i * n..(i + 1) * n];
+        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
+            if aip == 0.0 {
+                continue;
+            }
+            for (cpj, &bij) in c[p * n..(p + 1) * n].iter_mut().zip(bi) {
+                *cpj += aip * bij;
+            }
+        }
+    }
+}
+
+/// `c[m×k] += a[m×n] · bᵀ` for `b[k×n]`.
+fn mm_a_bt_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    for i in 0..m {
+        let ai = &a[i * n..(i + 1) * n];
+        for p in 0..k {
+            let bp = &b[p * n..(p + 1) * n];
+            let mut s = 0.0f32;
+            for (x, y) in ai.iter().zip(bp) {
+                s += x * y;
+            }
+            c[i * k + p] += s;
+        }
+    }
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Runs the GRU over `steps` x `rows` time-major inputs `x` (`[steps*rows, I]`) from `h0`
+/// (`[rows, H]`), zeroing the state before steps flagged in `reset`. Returns all hidden
+/// states (`[steps*rows, H]`) and the tape for [`backward`].
+pub fn forward(
+    p: &Params,
+    cell: &GruCell,
+    x: &[f32],
+    reset: &[f32],
+    h0: &[f32],
+    steps: usize,
+    rows: usize,
+) -> (Vec<f32>, GruTape) {
+    let (hd, id) = (cell.hidden(), cell.input());
+    let g = 3 * hd;
+    let nr = steps * rows;
+    // Input projection for all steps at once.
+    let mut gx = vec![0.0f32; nr * g];
+    for row in gx.chunks_mut(g) {
+        row.copy_from_slice(p.get(cell.bx));
+    }
+    mm_acc(x, p.get(cell.wx), &mut gx, nr, id, g);
+    let wh = p.get(cell.wh);
+    let bh = p.get(cell.bh);
+    let mut tape = GruTape {
+        steps,
+        rows,
+        x: x.to_vec(),
+        h_prev: vec![0.0; nr * hd],
+        r: vec![0.0; nr * hd],
+        z: vec![0.0; nr * hd],
+        n: vec![0.0; nr * hd],
+        ghn: vec![0.0; nr * hd],
+        reset: reset.to_vec(),
+    };
+    let mut hs = vec![0.0f32; nr * hd];
+    let mut h = h0.to_vec();
+    let mut gh = vec![0.0f32; rows * g];
+    for t in 0..steps {
+        for r in 0..rows {
+            if reset[t * rows + r] != 0.0 {
+                h[r * hd..(r + 1) * hd].iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+        for row in gh.chunks_mut(g) {
+            row.copy_from_slice(bh);
+        }
+        mm_acc(&h, wh, &mut gh, rows, hd, g);
+        let base = t * rows;
+        tape.h_prev[base * hd..(base + rows) * hd].copy_from_slice(&h);
+        for r in 0..rows {
+            let i = base + r;
+            let gxr = &gx[i * g..(i + 1) * g];
+            let ghr = &gh[r * g..(r + 1) * g];
+            for j in 0..hd {
+                let rg = sigmoid(gxr[j] + ghr[j]);
+                let zg = sigmoid(gxr[hd + j] + ghr[hd + j]);
+                let n = (gxr[2 * hd + j] + rg * ghr[2 * hd + j]).tanh();
+                let k = i * hd + j;
+                tape.r[k] = rg;
+                tape.z[k] = zg;
+                tape.n[k] = n;
+                tape.ghn[k] = ghr[2 * hd + j];
+                let hn = (1.0 - zg) * n + zg * h[r * hd + j];
+                h[r * hd + j] = hn;
+                hs[k] = hn;
+            }
+        }
+    }
+    (hs, tape)
+}
+
+/// Back-propagates `dh_out` (`[steps*rows, H]`, dLoss/dh_t of every output) through the
+/// sequence. Adds the parameter gradients into `grad` (laid out like `Params::data`)
+/// and writes dLoss/dx into `dx` (`[steps*rows, I]`). The initial state is a constant.
+pub fn backward(p: &Params, cell: &GruCell, tape: &GruTape, dh_out: &[f32], grad: &mut [f32], dx: &mut [f32]) {
+    let (hd, id) = (cell.hidden(), cell.input());
+    let g = 3 * hd;
+    let (steps, rows) = (tape.steps, tape.rows);
+    let nr = steps * rows;
+    let wh = p.get(cell.wh);
+    let mut dgx = vec![0.0f32; nr * g];
+    let mut dgh_all = vec![0.0f32; nr * g];
+    let mut dh = vec![0.0f32; rows * hd];
+    let mut dh_prev = vec![0.0f32; rows * hd];
+    for t in (0..steps).rev() {
+        let base = t * rows;
+        for r in 0..rows {
+            let i = base + r;
+            for j in 0..hd {
+                let k = i * hd + j;
+                let dhk = dh[r * hd + j] + dh_out[k];
+                let (rg, zg, n, ghn, hp) = (tape.r[k], tape.z[k], tape.n[k], tape.ghn[k], tape.h_prev[k]);
+                let dn = dhk * (1.0 - zg);
+                let dz = dhk * (hp - n);
+                dh_prev[r * hd + j] = dhk * zg;
+                let dan = dn * (1.0 - n * n);
+                let dr = dan * ghn;
+                let dar = dr * rg * (1.0 - rg);
+                let daz = dz * zg * (1.0 - zg);
+                let o = i * g;
+                dgx[o + j] = dar;
+                dgx[o + hd + j] = daz;
+                dgx[o + 2 * hd + j] = dan;
+                dgh_all[o + j] = dar;
+                dgh_all[o + hd + j] = daz;
+                dgh_all[o + 2 * hd + j] = dan * rg;
+            }
+        }
+        // dh_{t-1} = dh_direct + dgh Whᵀ, zero where the state was reset before step t.
+        mm_a_bt_acc(&dgh_all[base * g..(base + rows) * g], wh, &mut dh_prev, rows, hd, g);
+        for r in 0..rows {
+            let keep = tape.reset[base + r] == 0.0;
+            for j in 0..hd {
+                dh[r * hd + j] = if keep { dh_prev[r * hd + j] } else { 0.0 };
+            }
+        }
+    }
+    // Parameter gradients, one pass over all steps.
+    mm_at_b_acc(&tape.x, &dgx, &mut grad[cell.wx.range()], nr, id, g);
+    mm_at_b_acc(&tape.h_prev, &dgh_all, &mut grad[cell.wh.range()], nr, hd, g);
+    let (bx, bh) = (cell.bx.range(), cell.bh.range());
+    for i in 0..nr {
+        for c in 0..g {
+            grad[bx.start + c] += dgx[i * g + c];
+            grad[bh.start + c] += dgh_all[i * g + c];
+        }
+    }
+    dx.iter_mut().for_each(|v| *v = 0.0);
+    mm_a_bt_acc(&dgx, p.get(cell.wx), dx, nr, id, g);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::graph::{self, GraphParams};
+    use crate::rng::Rng;
+    use burn::tensor::Device;
+
+    #[test]
+    fn fused_gru_matches_burn_autodiff() {
+        let mut rng = Rng::new(9);
+        let mut p = Params::new();
+        let (id, hd, steps, rows) = (5, 7, 6, 3);
+        let cell = GruCell::new(&mut p, "gru", id, hd, &mut rng);
+        // Non-zero biases so every term is exercised.
+        for v in p.data.iter_mut() {
+            *v += 0.05 * rng.normal() as f32;
+        }
+        let x: Vec<f32> = (0..steps * rows * id).map(|_| rng.normal() as f32).collect();
+        let h0: Vec<f32> = (0..rows * hd).map(|_| 0.5 * rng.normal() as f32).collect();
+        let mut reset = vec![0.0f32; steps * rows];
+        reset[3 * rows + 2] = 1.0;
+        let w: Vec<f32> = (0..steps * rows * hd).map(|_| rng.normal() as f32).collect();
+
+        // burn: loss = sum(w * H)
+        let device = Device::flex().autodiff();
+        let gp = GraphParams::new(&p, &device);
+        let xt = graph::constant(&x, steps * rows, id, &device).require_grad();
+        let hs_b = gp.gru_sequence(&cell, xt.clone(), &reset, graph::constant(&h0, rows, hd, &device), steps, rows);
+        let loss = (hs_b.clone() * graph::constant(&w, steps * rows, hd, &device)).sum();
+        let grads = loss.backward();
+        let mut g_burn = vec![0.0f32; p.len()];
+        gp.add_flat_grad(&grads, &mut g_burn);
+        let dx_burn = graph::to_vec(xt.grad(&grads).unwrap());
+        let hs_burn = graph::to_vec(hs_b);
+
+        let (hs, tape) = forward(&p, &cell, &x, &reset, &h0, steps, rows);
+        let mut g = vec![0.0f32; p.len()];
+        let mut dx = vec![0.0f32; x.len()];
+        backward(&p, &cell, &tape, &w, &mut g, &mut dx);
+
+        for (a, b) in hs.iter().zip(&hs_burn) {
+            assert!((a - b).abs() < 1e-5, "forward {a} vs {b}");
+        }
+        for (i, (a, b)) in g.iter().zip(&g_burn).enumerate() {
+            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "param grad {i} ({}): {a} vs {b}", p.names.len());
+        }
+        for (a, b) in dx.iter().zip(&dx_burn) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "input grad {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn fused_gru_gradient_matches_finite_differences() {
+        let mut rng = Rng::new(4);
+        let mut p = Params::new();
+        let (id, hd, steps, rows) = (3, 4, 5, 2);
+        let cell = GruCell::new(&mut p, "gru", id, hd, &mut rng);
+        let x: Vec<f32> = (0..steps * rows * id).map(|_| rng.normal() as f32).collect();
+        let h0 = vec![0.1f32; rows * hd];
+        let reset = vec![0.0f32; steps * rows];
+        let w: Vec<f32> = (0..steps * rows * hd).map(|_| rng.normal() as f32).collect();
+        let loss = |p: &Params| -> f64 {
+            let (hs, _) = forward(p, &cell, &x, &reset, &h0, steps, rows);
+            hs.iter().zip(&w).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
+        };
+        let (_, tape) = forward(&p, &cell, &x, &reset, &h0, steps, rows);
+        let mut g = vec![0.0f32; p.len()];
+        let mut dx = vec![0.0f32; x.len()];
+        backward(&p, &cell, &tape, &w, &mut g, &mut dx);
+        let eps = 1e-2f32;
+        for i in (0..p.len()).step_by(7) {
+            let mut pp = p.clone();
+            pp.data[i] += eps;
+            let up = loss(&pp);
+            pp.data[i] -= 2.0 * eps;
+            let down = loss(&pp);
+            let fd = (up - down) / (2.0 * eps as f64);
+            assert!((fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "param {i}: fd {fd} vs {}", g[i]);
+        }
+    }
+}
