@@ -59,19 +59,17 @@ fn mm_at_b_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize
     }
 }
 
-/// `c[m×k] += a[m×n] · bᵀ` for `b[k×n]`.
-fn mm_a_bt_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    for i in 0..m {
-        let ai = &a[i * n..(i + 1) * n];
-        for p in 0..k {
-            let bp = &b[p * n..(p + 1) * n];
-            let mut s = 0.0f32;
-            for (x, y) in ai.iter().zip(bp) {
-                s += x * y;
-            }
-            c[i * k + p] += s;
+/// `bᵀ` of a row-major `[rows×cols]` matrix. Backward multiplies by transposed weights;
+/// transposing once keeps every inner loop an axpy over contiguous memory, which
+/// vectorises (a dot-product inner loop does not, under strict floating-point order).
+fn transpose(b: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = b[r * cols + c];
         }
     }
+    t
 }
 
 #[inline]
@@ -163,6 +161,7 @@ pub fn backward(p: &Params, cell: &GruCell, tape: &GruTape, dh_out: &[f32], grad
     let mut dgh_all = vec![0.0f32; nr * g];
     let mut dh = vec![0.0f32; rows * hd];
     let mut dh_prev = vec![0.0f32; rows * hd];
+    let wh_t = transpose(wh, hd, g);
     for t in (0..steps).rev() {
         let base = t * rows;
         for r in 0..rows {
@@ -188,7 +187,7 @@ pub fn backward(p: &Params, cell: &GruCell, tape: &GruTape, dh_out: &[f32], grad
             }
         }
         // dh_{t-1} = dh_direct + dgh Whᵀ, zero where the state was reset before step t.
-        mm_a_bt_acc(&dgh_all[base * g..(base + rows) * g], wh, &mut dh_prev, rows, hd, g);
+        mm_acc(&dgh_all[base * g..(base + rows) * g], &wh_t, &mut dh_prev, rows, g, hd);
         for r in 0..rows {
             let keep = tape.reset[base + r] == 0.0;
             for j in 0..hd {
@@ -207,7 +206,7 @@ pub fn backward(p: &Params, cell: &GruCell, tape: &GruTape, dh_out: &[f32], grad
         }
     }
     dx.iter_mut().for_each(|v| *v = 0.0);
-    mm_a_bt_acc(&dgx, p.get(cell.wx), dx, nr, id, g);
+    mm_acc(&dgx, &transpose(p.get(cell.wx), id, g), dx, nr, g, id);
 }
 
 #[cfg(test)]
