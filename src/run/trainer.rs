@@ -8,6 +8,7 @@
 //!   belief; PPO's gradient flows through it (back-propagation through the rollout).
 //! - `oracle`: the policy reads the environment's exact belief next to the observation
 //!   (the ceiling for learned beliefs).
+//! - `memoryless`: the policy sees only the current observation (the floor).
 
 use crate::belief::{BatchedBelief, Transition};
 use crate::config::{Activation, Config};
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub const METHODS: &[(&str, &str)] = &[
     ("rl2", "RL2: GRU policy over (s, a_prev, r_prev, done_prev), memory kept across the episodes of a trial, PPO"),
     ("oracle", "belief oracle: policy fed the environment's exact belief, PPO (ceiling for learned beliefs)"),
+    ("memoryless", "policy sees only the current observation, PPO (floor: what an agent without memory gets)"),
 ];
 
 /// Observations are clipped to this many standard deviations after normalisation.
@@ -76,6 +78,7 @@ pub fn build_agent(cfg: &Config, spec: &EnvSpec, belief_dim: usize) -> Result<(A
             AgentNet::new(&mut params, spec.obs_dim + n_actions + 2, n_actions, &cfg.policy.hidden, act, Some(mem), &mut rng)
         }
         "oracle" => AgentNet::new(&mut params, spec.obs_dim + belief_dim, n_actions, &cfg.policy.hidden, act, None, &mut rng),
+        "memoryless" => AgentNet::new(&mut params, spec.obs_dim, n_actions, &cfg.policy.hidden, act, None, &mut rng),
         other => {
             return Err(UserError::invalid(
                 "method",
