@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "bamdp", version, about = "Bayes-adaptive deep RL: belief models x policy improvers x environments")]
+#[command(
+    name = "bamdp",
+    version,
+    about = "Bayes-adaptive deep RL: belief models x policy improvers x environments"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -72,25 +76,65 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> Result<(), UserError> {
     match cli.command {
-        Command::Train { config, overrides, out, resume, force } => {
-            train::train(&train::TrainArgs { config, overrides, out, resume, force, quiet: false })?;
+        Command::Train {
+            config,
+            overrides,
+            out,
+            resume,
+            force,
+        } => {
+            train::train(&train::TrainArgs {
+                config,
+                overrides,
+                out,
+                resume,
+                force,
+                quiet: false,
+            })?;
         }
-        Command::Eval { run, split, episodes_per_task, num_tasks, greedy, json } => {
+        Command::Eval {
+            run,
+            split,
+            episodes_per_task,
+            num_tasks,
+            greedy,
+            json,
+        } => {
             let split = Split::parse(&split)?;
             if episodes_per_task == Some(0) {
-                return Err(UserError::invalid("--episodes-per-task", "0", "a positive number of episodes"));
+                return Err(UserError::invalid(
+                    "--episodes-per-task",
+                    "0",
+                    "a positive number of episodes",
+                ));
             }
-            let report = eval::evaluate(&eval::EvalArgs { run: &run, split, episodes_per_task, num_tasks, greedy })?;
+            let report = eval::evaluate(&eval::EvalArgs {
+                run: &run,
+                split,
+                episodes_per_task,
+                num_tasks,
+                greedy,
+            })?;
             if json {
-                println!("{}", serde_json::to_string(&report).expect("report serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("report serialises")
+                );
             } else {
                 print!("{}", report.to_text());
             }
         }
-        Command::Bench { config, overrides, seconds } => {
+        Command::Bench {
+            config,
+            overrides,
+            seconds,
+        } => {
             let cfg = Config::load(&config, &overrides)?;
             let report = bench::bench(&cfg, seconds)?;
-            println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serialises")
+            );
         }
         Command::Envs => {
             for (name, about) in env::ENVS {

@@ -134,8 +134,14 @@ mod tests {
     fn streams_differ_and_repeat() {
         let a: Vec<u64> = (0..4).map(|_| Rng::stream(1, 2, 3).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(Rng::stream(1, 2, 3).next_u64(), Rng::stream(1, 2, 4).next_u64());
-        assert_ne!(Rng::stream(1, 2, 3).next_u64(), Rng::stream(1, 3, 3).next_u64());
+        assert_ne!(
+            Rng::stream(1, 2, 3).next_u64(),
+            Rng::stream(1, 2, 4).next_u64()
+        );
+        assert_ne!(
+            Rng::stream(1, 2, 3).next_u64(),
+            Rng::stream(1, 3, 3).next_u64()
+        );
     }
 
     #[test]
@@ -157,6 +163,9 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.02 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
     }
 }

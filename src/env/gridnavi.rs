@@ -228,7 +228,10 @@ impl BatchEnv for GridNavi {
             let action = a as u32;
             // One compare rejects negative, fractional and NaN actions (the cast would
             // silently turn them into another action); `move_cell` rejects >= 5.
-            assert!(action as f32 == a, "GridNavi: action {a} is not an index in 0..5");
+            assert!(
+                action as f32 == a,
+                "GridNavi: action {a} is not an index in 0..5"
+            );
             let [x, y] = self.pos[i];
             let (x, y) = move_cell(x, y, action);
             let on_goal = [x, y] == self.goal[i];
@@ -378,4 +381,8 @@ mod tests {
         move_cell(0, 0, 5);
     }
 }
-impl GridNavi { pub fn with_episodes_per_trial(self, _k: usize) -> Self { self } }
+impl GridNavi {
+    pub fn with_episodes_per_trial(self, _k: usize) -> Self {
+        self
+    }
+}

@@ -30,11 +30,7 @@ impl Split {
         match s {
             "train" => Ok(Split::Train),
             "test" => Ok(Split::Test),
-            other => Err(UserError::invalid(
-                "--split",
-                other,
-                "one of: train, test",
-            )),
+            other => Err(UserError::invalid("--split", other, "one of: train, test")),
         }
     }
     pub fn as_str(self) -> &'static str {

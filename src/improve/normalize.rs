@@ -115,7 +115,17 @@ mod tests {
         let n = xs.len() as f64;
         let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / n;
         let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-        assert!((rms.mean[0] - mean).abs() < 1e-3, "{} {}", rms.mean[0], mean);
-        assert!((rms.var[0] - var).abs() / var < 1e-3, "{} {}", rms.var[0], var);
+        assert!(
+            (rms.mean[0] - mean).abs() < 1e-3,
+            "{} {}",
+            rms.mean[0],
+            mean
+        );
+        assert!(
+            (rms.var[0] - var).abs() / var < 1e-3,
+            "{} {}",
+            rms.var[0],
+            var
+        );
     }
 }

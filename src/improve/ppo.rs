@@ -120,7 +120,11 @@ pub fn gae(
                 values[i + rows]
             };
             let delta = rewards[i] + gamma * next_value - values[i];
-            let carry = if terminal[i] || truncated[i] { 0.0 } else { next_adv };
+            let carry = if terminal[i] || truncated[i] {
+                0.0
+            } else {
+                next_adv
+            };
             next_adv = delta + gamma * lambda * carry;
             advantages[i] = next_adv;
             returns[i] = next_adv + values[i];
@@ -208,7 +212,9 @@ fn chunk_grad(
     let device = Device::flex().autodiff();
     let gp = GraphParams::new(params, &device);
     let (logits, values, pending) = if fused {
-        net.forward_fused(&gp, params, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, &device)
+        net.forward_fused(
+            &gp, params, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, &device,
+        )
     } else {
         let (l, v) = net.forward_graph(&gp, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, &device);
         (l, v, None)
@@ -254,7 +260,11 @@ fn chunk_grad(
 
     // Diagnostics on the host.
     let lr = graph::to_vec(log_ratio.detach());
-    let approx_kl: f64 = lr.iter().map(|&x| ((x.exp() - 1.0) - x) as f64).sum::<f64>() / total as f64;
+    let approx_kl: f64 = lr
+        .iter()
+        .map(|&x| ((x.exp() - 1.0) - x) as f64)
+        .sum::<f64>()
+        / total as f64;
     let clipped = lr.iter().filter(|&&x| (x.exp() - 1.0).abs() > c).count() as f64 / total as f64;
     [
         scalar(policy_loss.detach()),
@@ -283,7 +293,12 @@ pub fn update(
     // Advantages normalised over the whole rollout.
     let n = buf.advantages.len() as f64;
     let mean = buf.advantages.iter().map(|&a| a as f64).sum::<f64>() / n;
-    let var = buf.advantages.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / n;
+    let var = buf
+        .advantages
+        .iter()
+        .map(|&a| (a as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
     let std = var.sqrt();
     let adv: Vec<f32> = buf
         .advantages
@@ -311,12 +326,22 @@ pub fn update(
             let p: &Params = params;
             if threads > 1 && chunks.len() > 1 {
                 std::thread::scope(|s| {
-                    for ((mb, g), st) in chunks.iter().zip(chunk_grads.iter_mut()).zip(chunk_stats.iter_mut()) {
-                        s.spawn(move || *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true));
+                    for ((mb, g), st) in chunks
+                        .iter()
+                        .zip(chunk_grads.iter_mut())
+                        .zip(chunk_stats.iter_mut())
+                    {
+                        s.spawn(move || {
+                            *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true)
+                        });
                     }
                 });
             } else {
-                for ((mb, g), st) in chunks.iter().zip(chunk_grads.iter_mut()).zip(chunk_stats.iter_mut()) {
+                for ((mb, g), st) in chunks
+                    .iter()
+                    .zip(chunk_grads.iter_mut())
+                    .zip(chunk_stats.iter_mut())
+                {
                     *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true);
                 }
             }
@@ -363,7 +388,20 @@ mod tests {
         let truncated = [false, true, false, false];
         let trunc_value = [0.0, 10.0, 0.0, 0.0];
         let (mut adv, mut ret) = ([0.0; 4], [0.0; 4]);
-        gae(4, 1, &rewards, &values, &terminal, &truncated, &trunc_value, &[4.0], 0.5, 0.5, &mut adv, &mut ret);
+        gae(
+            4,
+            1,
+            &rewards,
+            &values,
+            &terminal,
+            &truncated,
+            &trunc_value,
+            &[4.0],
+            0.5,
+            0.5,
+            &mut adv,
+            &mut ret,
+        );
         // delta3 = 4 + 0.5*4 - 2 = 4;            A3 = 4
         // delta2 = 3 + 0.5*2 - 1.5 = 2.5;        A2 = 2.5 + 0.25*4 = 3.5
         // delta1 = 2 + 0.5*10 - 1 = 6;           A1 = 6 (cut after truncation)
@@ -375,9 +413,25 @@ mod tests {
         }
         // Terminal at step 1 instead: no bootstrap at all.
         let terminal = [false, true, false, false];
-        gae(4, 1, &rewards, &values, &terminal, &[false; 4], &trunc_value, &[4.0], 0.5, 0.5, &mut adv, &mut ret);
+        gae(
+            4,
+            1,
+            &rewards,
+            &values,
+            &terminal,
+            &[false; 4],
+            &trunc_value,
+            &[4.0],
+            0.5,
+            0.5,
+            &mut adv,
+            &mut ret,
+        );
         // delta1 = 2 - 1 = 1; A1 = 1; A0 = 1 + 0.25*1 = 1.25
-        assert!((adv[1] - 1.0).abs() < 1e-6 && (adv[0] - 1.25).abs() < 1e-6, "{adv:?}");
+        assert!(
+            (adv[1] - 1.0).abs() < 1e-6 && (adv[0] - 1.25).abs() < 1e-6,
+            "{adv:?}"
+        );
     }
 
     #[test]
@@ -386,7 +440,14 @@ mod tests {
         use crate::nn::MemorySpec;
         let mut rng = Rng::new(5);
         let mut params = Params::new();
-        let spec = MemorySpec { obs_dim: 2, action_dim: 5, obs_embed: 4, action_embed: 3, reward_embed: 2, hidden: 6 };
+        let spec = MemorySpec {
+            obs_dim: 2,
+            action_dim: 5,
+            obs_embed: 4,
+            action_embed: 3,
+            reward_embed: 2,
+            hidden: 6,
+        };
         let net = AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), &mut rng);
         let (steps, rows) = (6, 3);
         let n = steps * rows;
@@ -415,7 +476,11 @@ mod tests {
         let s2 = chunk_grad(&net, &params, &mb, steps, &cfg, n as f32, &mut g2, false);
         assert!(g1.iter().any(|&g| g != 0.0));
         for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
-            assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{} ({i}): fused {a} vs burn {b}", params.names.len());
+            assert!(
+                (a - b).abs() < 1e-5 * (1.0 + b.abs()),
+                "{} ({i}): fused {a} vs burn {b}",
+                params.names.len()
+            );
         }
         for (a, b) in s1.iter().zip(&s2) {
             assert!((a - b).abs() < 1e-5);
@@ -429,12 +494,39 @@ mod tests {
         let r1 = [0.0f32, 3.0, 1.0];
         let v0 = [0.1f32, 0.2, 0.3];
         let v1 = [0.4f32, 0.5, 0.6];
-        let inter = |a: &[f32], b: &[f32]| -> Vec<f32> { (0..3).flat_map(|t| [a[t], b[t]]).collect() };
+        let inter =
+            |a: &[f32], b: &[f32]| -> Vec<f32> { (0..3).flat_map(|t| [a[t], b[t]]).collect() };
         let (mut adv, mut ret) = (vec![0.0; 6], vec![0.0; 6]);
-        gae(3, 2, &inter(&r0, &r1), &inter(&v0, &v1), &[false; 6], &[false; 6], &[0.0; 6], &[0.7, 0.8], 0.9, 0.8, &mut adv, &mut ret);
+        gae(
+            3,
+            2,
+            &inter(&r0, &r1),
+            &inter(&v0, &v1),
+            &[false; 6],
+            &[false; 6],
+            &[0.0; 6],
+            &[0.7, 0.8],
+            0.9,
+            0.8,
+            &mut adv,
+            &mut ret,
+        );
         for (row, (r, v, last)) in [(r0, v0, 0.7f32), (r1, v1, 0.8)].iter().enumerate() {
             let (mut a1, mut r1_) = ([0.0; 3], [0.0; 3]);
-            gae(3, 1, r, v, &[false; 3], &[false; 3], &[0.0; 3], &[*last], 0.9, 0.8, &mut a1, &mut r1_);
+            gae(
+                3,
+                1,
+                r,
+                v,
+                &[false; 3],
+                &[false; 3],
+                &[0.0; 3],
+                &[*last],
+                0.9,
+                0.8,
+                &mut a1,
+                &mut r1_,
+            );
             for t in 0..3 {
                 assert_eq!(a1[t], adv[t * 2 + row]);
             }

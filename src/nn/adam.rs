@@ -27,7 +27,11 @@ impl Adam {
     /// Scales `grad` in place so its global L2 norm is at most `max_norm`; returns the
     /// norm before clipping.
     pub fn clip_grad_norm(grad: &mut [f32], max_norm: f64) -> f64 {
-        let norm = grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>().sqrt();
+        let norm = grad
+            .iter()
+            .map(|&g| (g as f64) * (g as f64))
+            .sum::<f64>()
+            .sqrt();
         if norm > max_norm && norm.is_finite() {
             let scale = (max_norm / (norm + 1e-6)) as f32;
             grad.iter_mut().for_each(|g| *g *= scale);

@@ -86,11 +86,32 @@ impl AgentNet {
             let relu_gain = 2f32.sqrt();
             Memory {
                 spec,
-                obs_embed: Dense::new(p, "mem.obs_embed", spec.obs_dim, spec.obs_embed, relu_gain, rng),
+                obs_embed: Dense::new(
+                    p,
+                    "mem.obs_embed",
+                    spec.obs_dim,
+                    spec.obs_embed,
+                    relu_gain,
+                    rng,
+                ),
                 action_embed: (spec.action_embed > 0).then(|| {
-                    Dense::new(p, "mem.action_embed", spec.action_dim, spec.action_embed, relu_gain, rng)
+                    Dense::new(
+                        p,
+                        "mem.action_embed",
+                        spec.action_dim,
+                        spec.action_embed,
+                        relu_gain,
+                        rng,
+                    )
                 }),
-                reward_embed: Dense::new(p, "mem.reward_embed", 1, spec.reward_embed, relu_gain, rng),
+                reward_embed: Dense::new(
+                    p,
+                    "mem.reward_embed",
+                    1,
+                    spec.reward_embed,
+                    relu_gain,
+                    rng,
+                ),
                 gru: GruCell::new(p, "mem.gru", Memory::gru_input_dim(&spec), spec.hidden, rng),
             }
         });
@@ -106,7 +127,14 @@ impl AgentNet {
                 layers.push(Dense::new(p, &format!("{name}.{i}"), n_in, h, gain, rng));
                 n_in = h;
             }
-            layers.push(Dense::new(p, &format!("{name}.out"), n_in, out, out_gain, rng));
+            layers.push(Dense::new(
+                p,
+                &format!("{name}.out"),
+                n_in,
+                out,
+                out_gain,
+                rng,
+            ));
             layers
         };
         // Small policy output gain: near-uniform initial policy, as is standard for PPO.
@@ -139,7 +167,8 @@ impl AgentNet {
             .max(self.state_dim());
         let (embed, gru) = match &self.memory {
             Some(m) => (
-                rows * Memory::gru_input_dim(&m.spec).max(m.spec.obs_embed + m.spec.action_embed + m.spec.reward_embed),
+                rows * Memory::gru_input_dim(&m.spec)
+                    .max(m.spec.obs_embed + m.spec.action_embed + m.spec.reward_embed),
                 2 * rows * 3 * m.spec.hidden,
             ),
             None => (0, 0),
@@ -174,8 +203,26 @@ impl AgentNet {
             }
             None => x,
         };
-        Self::mlp_host(p, &self.actor, self.act, features, rows, &mut s.a, &mut s.b, logits);
-        Self::mlp_host(p, &self.critic, self.act, features, rows, &mut s.a, &mut s.b, values);
+        Self::mlp_host(
+            p,
+            &self.actor,
+            self.act,
+            features,
+            rows,
+            &mut s.a,
+            &mut s.b,
+            logits,
+        );
+        Self::mlp_host(
+            p,
+            &self.critic,
+            self.act,
+            features,
+            rows,
+            &mut s.a,
+            &mut s.b,
+            values,
+        );
     }
 
     fn memory_input(&self, p: &Params, m: &Memory, x: &[f32], rows: usize, s: &mut Scratch) {
@@ -188,7 +235,11 @@ impl AgentNet {
             let (o_obs, rest) = out.split_at_mut(spec.obs_embed);
             host::dense(p, &m.obs_embed, &xr[..spec.obs_dim], 1, Act::Relu, o_obs);
             let a_in = &xr[spec.obs_dim..spec.obs_dim + spec.action_dim];
-            let a_w = if spec.action_embed == 0 { spec.action_dim } else { spec.action_embed };
+            let a_w = if spec.action_embed == 0 {
+                spec.action_dim
+            } else {
+                spec.action_embed
+            };
             let (o_act, rest) = rest.split_at_mut(a_w);
             match &m.action_embed {
                 Some(l) => host::dense(p, l, a_in, 1, Act::Relu, o_act),
@@ -202,19 +253,49 @@ impl AgentNet {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn mlp_host(p: &Params, layers: &[Dense], act: Act, x: &[f32], rows: usize, a: &mut [f32], b: &mut [f32], out: &mut [f32]) {
+    fn mlp_host(
+        p: &Params,
+        layers: &[Dense],
+        act: Act,
+        x: &[f32],
+        rows: usize,
+        a: &mut [f32],
+        b: &mut [f32],
+        out: &mut [f32],
+    ) {
         let (last, hidden) = layers.split_last().expect("an output layer");
         let Some((first, rest)) = hidden.split_first() else {
-            host::dense(p, last, x, rows, Act::None, &mut out[..rows * last.fan_out()]);
+            host::dense(
+                p,
+                last,
+                x,
+                rows,
+                Act::None,
+                &mut out[..rows * last.fan_out()],
+            );
             return;
         };
         host::dense(p, first, x, rows, act, &mut a[..rows * first.fan_out()]);
         let (mut cur, mut nxt) = (a, b);
         for l in rest {
-            host::dense(p, l, &cur[..rows * l.fan_in()], rows, act, &mut nxt[..rows * l.fan_out()]);
+            host::dense(
+                p,
+                l,
+                &cur[..rows * l.fan_in()],
+                rows,
+                act,
+                &mut nxt[..rows * l.fan_out()],
+            );
             std::mem::swap(&mut cur, &mut nxt);
         }
-        host::dense(p, last, &cur[..rows * last.fan_in()], rows, Act::None, &mut out[..rows * last.fan_out()]);
+        host::dense(
+            p,
+            last,
+            &cur[..rows * last.fan_in()],
+            rows,
+            Act::None,
+            &mut out[..rows * last.fan_out()],
+        );
     }
 
     /// The GRU's input for every step, `[n, gru_input]`: the embedded parts of `x`.
@@ -222,7 +303,9 @@ impl AgentNet {
         let n = xt.dims()[0];
         let sp = &m.spec;
         let obs = xt.clone().slice([0..n, 0..sp.obs_dim]);
-        let act = xt.clone().slice([0..n, sp.obs_dim..sp.obs_dim + sp.action_dim]);
+        let act = xt
+            .clone()
+            .slice([0..n, sp.obs_dim..sp.obs_dim + sp.action_dim]);
         let ri = sp.obs_dim + sp.action_dim;
         let rew = xt.clone().slice([0..n, ri..ri + 1]);
         let done = xt.slice([0..n, ri + 1..ri + 2]);
@@ -240,7 +323,11 @@ impl AgentNet {
         let mlp = |layers: &[Dense]| {
             let mut h = features.clone();
             for (i, l) in layers.iter().enumerate() {
-                let act = if i + 1 == layers.len() { Act::None } else { self.act };
+                let act = if i + 1 == layers.len() {
+                    Act::None
+                } else {
+                    self.act
+                };
                 h = gp.dense(l, h, act);
             }
             h
@@ -300,7 +387,16 @@ impl AgentNet {
                 let (hs, tape) = gru_op::forward(params, &m.gru, &gin_host, reset, h0, steps, rows);
                 let h_leaf = graph::constant(&hs, n, m.spec.hidden, device).require_grad();
                 let (l, v) = self.heads_graph(gp, h_leaf.clone());
-                (l, v, Some(FusedPending { gin, h_leaf, tape, cell: m.gru }))
+                (
+                    l,
+                    v,
+                    Some(FusedPending {
+                        gin,
+                        h_leaf,
+                        tape,
+                        cell: m.gru,
+                    }),
+                )
             }
             None => {
                 let (l, v) = self.heads_graph(gp, xt);
@@ -321,7 +417,11 @@ pub struct FusedPending {
 
 impl FusedPending {
     pub fn finish(self, gp: &GraphParams, params: &Params, grads: &Gradients, grad: &mut [f32]) {
-        let dh = graph::to_vec(self.h_leaf.grad(grads).expect("loss depends on the hidden states"));
+        let dh = graph::to_vec(
+            self.h_leaf
+                .grad(grads)
+                .expect("loss depends on the hidden states"),
+        );
         let [n, gi] = self.gin.dims();
         let mut dgin = vec![0.0f32; n * gi];
         gru_op::backward(params, &self.cell, &self.tape, &dh, grad, &mut dgin);
@@ -341,7 +441,9 @@ mod tests {
         let mut p = Params::new();
         let net = AgentNet::new(&mut p, input_dim, 5, &[16, 8], act, memory, &mut rng);
         let (steps, rows) = (7, 3);
-        let x: Vec<f32> = (0..steps * rows * input_dim).map(|_| rng.normal() as f32).collect();
+        let x: Vec<f32> = (0..steps * rows * input_dim)
+            .map(|_| rng.normal() as f32)
+            .collect();
         let mut reset = vec![0.0f32; steps * rows];
         reset[..rows].iter_mut().for_each(|v| *v = 1.0);
         reset[4 * rows + 1] = 1.0; // a trial starts mid-sequence on row 1
@@ -366,10 +468,16 @@ mod tests {
             let xs = &x[t * rows * input_dim..(t + 1) * rows * input_dim];
             net.step(&p, xs, rows, &mut h, &mut s, &mut logits, &mut values);
             for i in 0..rows * 5 {
-                assert!((logits[i] - lg[t * rows * 5 + i]).abs() < 1e-5, "logit t={t} i={i}");
+                assert!(
+                    (logits[i] - lg[t * rows * 5 + i]).abs() < 1e-5,
+                    "logit t={t} i={i}"
+                );
             }
             for r in 0..rows {
-                assert!((values[r] - vg[t * rows + r]).abs() < 1e-4, "value t={t} r={r}");
+                assert!(
+                    (values[r] - vg[t * rows + r]).abs() < 1e-4,
+                    "value t={t} r={r}"
+                );
             }
         }
     }
@@ -382,9 +490,19 @@ mod tests {
 
     #[test]
     fn host_forward_equals_graph_forward_recurrent() {
-        let spec = MemorySpec { obs_dim: 2, action_dim: 5, obs_embed: 4, action_embed: 3, reward_embed: 2, hidden: 6 };
+        let spec = MemorySpec {
+            obs_dim: 2,
+            action_dim: 5,
+            obs_embed: 4,
+            action_embed: 3,
+            reward_embed: 2,
+            hidden: 6,
+        };
         check_host_equals_graph(Some(spec), 9, Act::Tanh);
-        let spec = MemorySpec { action_embed: 0, ..spec };
+        let spec = MemorySpec {
+            action_embed: 0,
+            ..spec
+        };
         check_host_equals_graph(Some(spec), 9, Act::Relu);
     }
 }

@@ -22,8 +22,11 @@ impl GraphParams {
             .slots
             .iter()
             .map(|s| {
-                Tensor::<2>::from_data(TensorData::new(p.get(*s).to_vec(), [s.rows, s.cols]), device)
-                    .require_grad()
+                Tensor::<2>::from_data(
+                    TensorData::new(p.get(*s).to_vec(), [s.rows, s.cols]),
+                    device,
+                )
+                .require_grad()
             })
             .collect();
         GraphParams {

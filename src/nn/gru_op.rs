@@ -10,6 +10,7 @@
 //! back into burn through the surrogate `sum(dX.detach() * X)`. Tests check it against
 //! burn's autodiff GRU ([`super::graph::GraphParams::gru_sequence`]).
 
+use super::host::{sigmoid, tanh};
 use super::params::{GruCell, Params};
 
 /// What the backward pass needs from the forward pass.
@@ -72,11 +73,6 @@ fn transpose(b: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// Runs the GRU over `steps` x `rows` time-major inputs `x` (`[steps*rows, I]`) from `h0`
 /// (`[rows, H]`), zeroing the state before steps flagged in `reset`. Returns all hidden
 /// states (`[steps*rows, H]`) and the tape for [`backward`].
@@ -133,7 +129,7 @@ pub fn forward(
             for j in 0..hd {
                 let rg = sigmoid(gxr[j] + ghr[j]);
                 let zg = sigmoid(gxr[hd + j] + ghr[hd + j]);
-                let n = (gxr[2 * hd + j] + rg * ghr[2 * hd + j]).tanh();
+                let n = tanh(gxr[2 * hd + j] + rg * ghr[2 * hd + j]);
                 let k = i * hd + j;
                 tape.r[k] = rg;
                 tape.z[k] = zg;
@@ -151,7 +147,14 @@ pub fn forward(
 /// Back-propagates `dh_out` (`[steps*rows, H]`, dLoss/dh_t of every output) through the
 /// sequence. Adds the parameter gradients into `grad` (laid out like `Params::data`)
 /// and writes dLoss/dx into `dx` (`[steps*rows, I]`). The initial state is a constant.
-pub fn backward(p: &Params, cell: &GruCell, tape: &GruTape, dh_out: &[f32], grad: &mut [f32], dx: &mut [f32]) {
+pub fn backward(
+    p: &Params,
+    cell: &GruCell,
+    tape: &GruTape,
+    dh_out: &[f32],
+    grad: &mut [f32],
+    dx: &mut [f32],
+) {
     let (hd, id) = (cell.hidden(), cell.input());
     let g = 3 * hd;
     let (steps, rows) = (tape.steps, tape.rows);
@@ -169,7 +172,8 @@ pub fn backward(p: &Params, cell: &GruCell, tape: &GruTape, dh_out: &[f32], grad
             for j in 0..hd {
                 let k = i * hd + j;
                 let dhk = dh[r * hd + j] + dh_out[k];
-                let (rg, zg, n, ghn, hp) = (tape.r[k], tape.z[k], tape.n[k], tape.ghn[k], tape.h_prev[k]);
+                let (rg, zg, n, ghn, hp) =
+                    (tape.r[k], tape.z[k], tape.n[k], tape.ghn[k], tape.h_prev[k]);
                 let dn = dhk * (1.0 - zg);
                 let dz = dhk * (hp - n);
                 dh_prev[r * hd + j] = dhk * zg;
@@ -187,7 +191,14 @@ pub fn backward(p: &Params, cell: &GruCell, tape: &GruTape, dh_out: &[f32], grad
             }
         }
         // dh_{t-1} = dh_direct + dgh Whᵀ, zero where the state was reset before step t.
-        mm_acc(&dgh_all[base * g..(base + rows) * g], &wh_t, &mut dh_prev, rows, g, hd);
+        mm_acc(
+            &dgh_all[base * g..(base + rows) * g],
+            &wh_t,
+            &mut dh_prev,
+            rows,
+            g,
+            hd,
+        );
         for r in 0..rows {
             let keep = tape.reset[base + r] == 0.0;
             for j in 0..hd {
@@ -197,7 +208,14 @@ pub fn backward(p: &Params, cell: &GruCell, tape: &GruTape, dh_out: &[f32], grad
     }
     // Parameter gradients, one pass over all steps.
     mm_at_b_acc(&tape.x, &dgx, &mut grad[cell.wx.range()], nr, id, g);
-    mm_at_b_acc(&tape.h_prev, &dgh_all, &mut grad[cell.wh.range()], nr, hd, g);
+    mm_at_b_acc(
+        &tape.h_prev,
+        &dgh_all,
+        &mut grad[cell.wh.range()],
+        nr,
+        hd,
+        g,
+    );
     let (bx, bh) = (cell.bx.range(), cell.bh.range());
     for i in 0..nr {
         for c in 0..g {
@@ -226,17 +244,28 @@ mod tests {
         for v in p.data.iter_mut() {
             *v += 0.05 * rng.normal() as f32;
         }
-        let x: Vec<f32> = (0..steps * rows * id).map(|_| rng.normal() as f32).collect();
+        let x: Vec<f32> = (0..steps * rows * id)
+            .map(|_| rng.normal() as f32)
+            .collect();
         let h0: Vec<f32> = (0..rows * hd).map(|_| 0.5 * rng.normal() as f32).collect();
         let mut reset = vec![0.0f32; steps * rows];
         reset[3 * rows + 2] = 1.0;
-        let w: Vec<f32> = (0..steps * rows * hd).map(|_| rng.normal() as f32).collect();
+        let w: Vec<f32> = (0..steps * rows * hd)
+            .map(|_| rng.normal() as f32)
+            .collect();
 
         // burn: loss = sum(w * H)
         let device = Device::flex().autodiff();
         let gp = GraphParams::new(&p, &device);
         let xt = graph::constant(&x, steps * rows, id, &device).require_grad();
-        let hs_b = gp.gru_sequence(&cell, xt.clone(), &reset, graph::constant(&h0, rows, hd, &device), steps, rows);
+        let hs_b = gp.gru_sequence(
+            &cell,
+            xt.clone(),
+            &reset,
+            graph::constant(&h0, rows, hd, &device),
+            steps,
+            rows,
+        );
         let loss = (hs_b.clone() * graph::constant(&w, steps * rows, hd, &device)).sum();
         let grads = loss.backward();
         let mut g_burn = vec![0.0f32; p.len()];
@@ -253,10 +282,17 @@ mod tests {
             assert!((a - b).abs() < 1e-5, "forward {a} vs {b}");
         }
         for (i, (a, b)) in g.iter().zip(&g_burn).enumerate() {
-            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "param grad {i} ({}): {a} vs {b}", p.names.len());
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "param grad {i} ({}): {a} vs {b}",
+                p.names.len()
+            );
         }
         for (a, b) in dx.iter().zip(&dx_burn) {
-            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "input grad {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "input grad {a} vs {b}"
+            );
         }
     }
 
@@ -266,13 +302,20 @@ mod tests {
         let mut p = Params::new();
         let (id, hd, steps, rows) = (3, 4, 5, 2);
         let cell = GruCell::new(&mut p, "gru", id, hd, &mut rng);
-        let x: Vec<f32> = (0..steps * rows * id).map(|_| rng.normal() as f32).collect();
+        let x: Vec<f32> = (0..steps * rows * id)
+            .map(|_| rng.normal() as f32)
+            .collect();
         let h0 = vec![0.1f32; rows * hd];
         let reset = vec![0.0f32; steps * rows];
-        let w: Vec<f32> = (0..steps * rows * hd).map(|_| rng.normal() as f32).collect();
+        let w: Vec<f32> = (0..steps * rows * hd)
+            .map(|_| rng.normal() as f32)
+            .collect();
         let loss = |p: &Params| -> f64 {
             let (hs, _) = forward(p, &cell, &x, &reset, &h0, steps, rows);
-            hs.iter().zip(&w).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
+            hs.iter()
+                .zip(&w)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum()
         };
         let (_, tape) = forward(&p, &cell, &x, &reset, &h0, steps, rows);
         let mut g = vec![0.0f32; p.len()];
@@ -286,7 +329,11 @@ mod tests {
             pp.data[i] -= 2.0 * eps;
             let down = loss(&pp);
             let fd = (up - down) / (2.0 * eps as f64);
-            assert!((fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "param {i}: fd {fd} vs {}", g[i]);
+            assert!(
+                (fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+                "param {i}: fd {fd} vs {}",
+                g[i]
+            );
         }
     }
 }

@@ -51,7 +51,14 @@ impl Params {
 
     /// A weight matrix `[fan_in, fan_out]` with orthogonal-like scaled init
     /// (uniform with the variance of a normal of std `gain / sqrt(fan_in)`).
-    pub fn weight(&mut self, name: &str, fan_in: usize, fan_out: usize, gain: f32, rng: &mut Rng) -> Slot {
+    pub fn weight(
+        &mut self,
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        gain: f32,
+        rng: &mut Rng,
+    ) -> Slot {
         let std = gain / (fan_in as f32).sqrt();
         let v = (0..fan_in * fan_out)
             .map(|_| rng.normal() as f32 * std)
@@ -84,7 +91,14 @@ pub struct Dense {
 }
 
 impl Dense {
-    pub fn new(p: &mut Params, name: &str, fan_in: usize, fan_out: usize, gain: f32, rng: &mut Rng) -> Self {
+    pub fn new(
+        p: &mut Params,
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        gain: f32,
+        rng: &mut Rng,
+    ) -> Self {
         Dense {
             w: p.weight(&format!("{name}.w"), fan_in, fan_out, gain, rng),
             b: p.bias(&format!("{name}.b"), fan_out, 0.0),

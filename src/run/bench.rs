@@ -28,7 +28,11 @@ pub struct BenchReport {
 
 pub fn bench(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
     if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(UserError::invalid("--seconds", &seconds.to_string(), "a positive number of seconds"));
+        return Err(UserError::invalid(
+            "--seconds",
+            &seconds.to_string(),
+            "a positive number of seconds",
+        ));
     }
     let mut trainer = Trainer::new(cfg)?;
     let warmup = 3;
@@ -59,6 +63,8 @@ pub fn bench(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
         fps: frames as f64 / elapsed,
         rollout_fraction: rollout / elapsed,
         learn_fraction: learn / elapsed,
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     })
 }

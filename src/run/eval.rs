@@ -58,7 +58,11 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     let ck = load_checkpoint(args.run)?;
     let num_tasks = args.num_tasks.unwrap_or(cfg.eval.num_tasks);
     if num_tasks == 0 {
-        return Err(UserError::invalid("--num-tasks", "0", "a positive number of tasks"));
+        return Err(UserError::invalid(
+            "--num-tasks",
+            "0",
+            "a positive number of tasks",
+        ));
     }
     let rows = num_tasks.min(256);
     let mut env = env::make_with(&cfg.env, rows, args.split, cfg.seed, args.episodes_per_task)?;
@@ -80,10 +84,24 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
     actor.greedy = args.greedy;
     let mut finished: Vec<TrialResult> = Vec::with_capacity(num_tasks + rows);
-    let (mut x, mut reset, mut logp, mut values) =
-        (vec![0.0; rows * net.input_dim], vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]);
+    let (mut x, mut reset, mut logp, mut values) = (
+        vec![0.0; rows * net.input_dim],
+        vec![0.0; rows],
+        vec![0.0; rows],
+        vec![0.0; rows],
+    );
     while finished.len() < num_tasks {
-        actor.step(&net, &params, env.as_mut(), obs_rms.as_ref(), &mut x, &mut reset, &mut logp, &mut values, &mut finished);
+        actor.step(
+            &net,
+            &params,
+            env.as_mut(),
+            obs_rms.as_ref(),
+            &mut x,
+            &mut reset,
+            &mut logp,
+            &mut values,
+            &mut finished,
+        );
     }
     finished.truncate(num_tasks);
     let k = spec.episodes_per_trial;
@@ -97,7 +115,9 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     }
     let success_rate = spec.has_success.then(|| {
         (0..k)
-            .map(|e| finished.iter().filter(|t| t.success[e]).count() as f64 / finished.len() as f64)
+            .map(|e| {
+                finished.iter().filter(|t| t.success[e]).count() as f64 / finished.len() as f64
+            })
             .collect()
     });
     let trial: Vec<f64> = finished.iter().map(|t| t.returns.iter().sum()).collect();
@@ -136,13 +156,21 @@ impl EvalReport {
         }
         s.push('\n');
         for e in 0..self.episodes_per_task {
-            s.push_str(&format!("{:>7}  {:>7.3} ± {:.3}", e + 1, self.episode_returns[e], self.episode_returns_ci95[e]));
+            s.push_str(&format!(
+                "{:>7}  {:>7.3} ± {:.3}",
+                e + 1,
+                self.episode_returns[e],
+                self.episode_returns_ci95[e]
+            ));
             if let Some(sr) = &self.success_rate {
                 s.push_str(&format!("   {:>6.1}%", 100.0 * sr[e]));
             }
             s.push('\n');
         }
-        s.push_str(&format!("  trial  {:>7.3} ± {:.3}\n", self.trial_return, self.trial_return_ci95));
+        s.push_str(&format!(
+            "  trial  {:>7.3} ± {:.3}\n",
+            self.trial_return, self.trial_return_ci95
+        ));
         s
     }
 }

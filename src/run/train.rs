@@ -25,7 +25,10 @@ pub const TIMING_COLUMNS: &[&str] = &["fps", "wall_s", "rollout_s", "learn_s"];
 
 /// The metrics.csv columns for an env with `k` episodes per trial.
 pub fn metric_columns(k: usize, has_success: bool) -> Vec<String> {
-    let mut c: Vec<String> = ["update", "frames", "fps", "wall_s"].iter().map(|s| s.to_string()).collect();
+    let mut c: Vec<String> = ["update", "frames", "fps", "wall_s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for e in 1..=k {
         c.push(format!("return_ep{e}"));
     }
@@ -35,13 +38,32 @@ pub fn metric_columns(k: usize, has_success: bool) -> Vec<String> {
             c.push(format!("success_ep{e}"));
         }
     }
-    for s in ["trials", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "grad_norm", "lr", "rollout_s", "learn_s"] {
+    for s in [
+        "trials",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "clip_frac",
+        "grad_norm",
+        "lr",
+        "rollout_s",
+        "learn_s",
+    ] {
         c.push(s.into());
     }
     c
 }
 
-fn metric_row(report: &UpdateReport, update: u64, frames: u64, fps: f64, wall_s: f64, k: usize, has_success: bool) -> Vec<f64> {
+fn metric_row(
+    report: &UpdateReport,
+    update: u64,
+    frames: u64,
+    fps: f64,
+    wall_s: f64,
+    k: usize,
+    has_success: bool,
+) -> Vec<f64> {
     let n = report.finished.len();
     let mean = |f: &dyn Fn(&super::trainer::TrialResult) -> f64| {
         if n == 0 {
@@ -92,7 +114,8 @@ fn install_ctrlc() -> Arc<AtomicBool> {
 pub fn save_checkpoint(run: &Path, trainer: &Trainer, wall_s: f64) -> Result<(), UserError> {
     let mut ck = trainer.checkpoint();
     ck.wall_s = wall_s;
-    let bytes = serde_json::to_vec(&ck).map_err(|e| UserError::Other(format!("serialising checkpoint: {e}")))?;
+    let bytes = serde_json::to_vec(&ck)
+        .map_err(|e| UserError::Other(format!("serialising checkpoint: {e}")))?;
     let path = checkpoint_path(run);
     std::fs::create_dir_all(path.parent().expect("checkpoint has a parent"))
         .map_err(|e| UserError::file(&path, format!("cannot create checkpoint folder: {e}")))?;
@@ -102,14 +125,17 @@ pub fn save_checkpoint(run: &Path, trainer: &Trainer, wall_s: f64) -> Result<(),
 /// Reads a run's checkpoint, with errors naming the file.
 pub fn load_checkpoint(run: &Path) -> Result<Checkpoint, UserError> {
     let path = checkpoint_path(run);
-    let bytes = std::fs::read(&path).map_err(|e| UserError::file(&path, format!("cannot read checkpoint: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| UserError::file(&path, format!("corrupt checkpoint: {e}")))
+    let bytes = std::fs::read(&path)
+        .map_err(|e| UserError::file(&path, format!("cannot read checkpoint: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| UserError::file(&path, format!("corrupt checkpoint: {e}")))
 }
 
 /// Reads a run folder's resolved config.
 pub fn load_run_config(run: &Path) -> Result<Config, UserError> {
     let path = run.join("config.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| UserError::file(&path, format!("cannot read run config: {e}")))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| UserError::file(&path, format!("cannot read run config: {e}")))?;
     Config::from_toml_str(&text, &path.display().to_string())
 }
 
@@ -127,10 +153,15 @@ pub struct TrainArgs {
 /// Runs `bamdp train`; returns the run folder.
 pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     if args.resume && args.force {
-        return Err(UserError::Other("--resume and --force exclude each other: --force would delete the run to resume".into()));
+        return Err(UserError::Other(
+            "--resume and --force exclude each other: --force would delete the run to resume"
+                .into(),
+        ));
     }
     let (cfg, out) = if args.resume {
-        let out = args.out.clone().ok_or_else(|| UserError::Other("--resume needs --out DIR: the run folder to continue".into()))?;
+        let out = args.out.clone().ok_or_else(|| {
+            UserError::Other("--resume needs --out DIR: the run folder to continue".into())
+        })?;
         files::prepare_run_dir(&out, RunMode::Resume)?;
         let mut cfg = load_run_config(&out)?;
         if !args.overrides.is_empty() {
@@ -138,13 +169,21 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
         }
         (cfg, out)
     } else {
-        let path = args.config.clone().ok_or_else(|| UserError::Other("train needs --config FILE (or --resume --out DIR)".into()))?;
+        let path = args.config.clone().ok_or_else(|| {
+            UserError::Other("train needs --config FILE (or --resume --out DIR)".into())
+        })?;
         let cfg = Config::load(&path, &args.overrides)?;
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}-s{}", cfg.env, cfg.method, cfg.seed)));
-        files::prepare_run_dir(&out, if args.force { RunMode::Force } else { RunMode::Fresh })?;
+        let out = args.out.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!("{}-{}-s{}", cfg.env, cfg.method, cfg.seed))
+        });
+        files::prepare_run_dir(
+            &out,
+            if args.force {
+                RunMode::Force
+            } else {
+                RunMode::Fresh
+            },
+        )?;
         (cfg, out)
     };
 
@@ -156,7 +195,9 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     let mut metrics = if args.resume {
         let ck = load_checkpoint(&out)?;
         wall_offset = ck.wall_s;
-        trainer.restore(ck).map_err(|e| UserError::file(checkpoint_path(&out), e))?;
+        trainer
+            .restore(ck)
+            .map_err(|e| UserError::file(checkpoint_path(&out), e))?;
         MetricsCsv::resume(&out.join("metrics.csv"), &columns, trainer.update)?
     } else {
         MetricsCsv::create(&out.join("metrics.csv"), &columns)?
@@ -171,9 +212,11 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     let bar = if interactive {
         let b = ProgressBar::new(cfg.run.total_frames);
         b.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {human_pos}/{human_len} frames  {msg}  ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} frames  {msg}  ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         b.set_position(trainer.frames);
         Some(b)
@@ -199,9 +242,21 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
         let report = trainer.train_update();
         let dt = t.elapsed().as_secs_f64();
         let fps = trainer.frames_per_update() as f64 / dt;
-        smoothed_fps = if smoothed_fps == 0.0 { fps } else { 0.9 * smoothed_fps + 0.1 * fps };
+        smoothed_fps = if smoothed_fps == 0.0 {
+            fps
+        } else {
+            0.9 * smoothed_fps + 0.1 * fps
+        };
         let wall = wall_offset + start.elapsed().as_secs_f64();
-        let row = metric_row(&report, trainer.update, trainer.frames, fps, wall, k, has_success);
+        let row = metric_row(
+            &report,
+            trainer.update,
+            trainer.frames,
+            fps,
+            wall,
+            k,
+            has_success,
+        );
         metrics.append(&row)?;
         for (name, v) in columns.iter().zip(&row).skip(2) {
             if v.is_finite() {
@@ -211,15 +266,26 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
         if !report.finished.is_empty() {
             last_trial_return = row[4 + k];
         }
-        let msg = format!("{:.0} fps  trial return {:.2}", smoothed_fps, last_trial_return);
+        let msg = format!(
+            "{:.0} fps  trial return {:.2}",
+            smoothed_fps, last_trial_return
+        );
         if let Some(b) = &bar {
             b.set_position(trainer.frames);
             b.set_message(msg);
-        } else if !args.quiet && (trainer.update % cfg.run.log_every as u64 == 0 || trainer.update == total) {
-            eprintln!("update {}/{}  frames {}  {}  wall {:.0}s", trainer.update, total, trainer.frames, msg, wall);
+        } else if !args.quiet
+            && (trainer.update % cfg.run.log_every as u64 == 0 || trainer.update == total)
+        {
+            eprintln!(
+                "update {}/{}  frames {}  {}  wall {:.0}s",
+                trainer.update, total, trainer.frames, msg, wall
+            );
         }
         let interrupted = stop.load(Ordering::SeqCst);
-        if trainer.update % cfg.run.checkpoint_every as u64 == 0 || trainer.update == total || interrupted {
+        if trainer.update % cfg.run.checkpoint_every as u64 == 0
+            || trainer.update == total
+            || interrupted
+        {
             tb.flush();
             save_checkpoint(&out, &trainer, wall)?;
         }
@@ -240,7 +306,12 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
         b.finish();
     }
     if !args.quiet {
-        eprintln!("done: {} frames in {:.1}s; evaluate with `bamdp eval --run {}`", trainer.frames, start.elapsed().as_secs_f64(), out.display());
+        eprintln!(
+            "done: {} frames in {:.1}s; evaluate with `bamdp eval --run {}`",
+            trainer.frames,
+            start.elapsed().as_secs_f64(),
+            out.display()
+        );
     }
     Ok(out)
 }

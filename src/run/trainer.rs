@@ -42,13 +42,19 @@ pub fn oracle_belief(env_name: &str, rows: usize) -> Result<Box<dyn BatchedBelie
         other => Err(UserError::invalid(
             "method",
             "oracle",
-            &format!("a method other than `oracle` for env {other:?}, which exposes no exact belief"),
+            &format!(
+                "a method other than `oracle` for env {other:?}, which exposes no exact belief"
+            ),
         )),
     }
 }
 
 /// The network and its parameters for a config and env, deterministically from the seed.
-pub fn build_agent(cfg: &Config, spec: &EnvSpec, belief_dim: usize) -> Result<(AgentNet, Params), UserError> {
+pub fn build_agent(
+    cfg: &Config,
+    spec: &EnvSpec,
+    belief_dim: usize,
+) -> Result<(AgentNet, Params), UserError> {
     let n_actions = match spec.action {
         ActionSpace::Discrete(n) => n,
         ActionSpace::Continuous { .. } => {
@@ -75,15 +81,42 @@ pub fn build_agent(cfg: &Config, spec: &EnvSpec, belief_dim: usize) -> Result<(A
                 reward_embed: cfg.rl2.reward_embed,
                 hidden: cfg.rl2.gru_hidden,
             };
-            AgentNet::new(&mut params, spec.obs_dim + n_actions + 2, n_actions, &cfg.policy.hidden, act, Some(mem), &mut rng)
+            AgentNet::new(
+                &mut params,
+                spec.obs_dim + n_actions + 2,
+                n_actions,
+                &cfg.policy.hidden,
+                act,
+                Some(mem),
+                &mut rng,
+            )
         }
-        "oracle" => AgentNet::new(&mut params, spec.obs_dim + belief_dim, n_actions, &cfg.policy.hidden, act, None, &mut rng),
-        "memoryless" => AgentNet::new(&mut params, spec.obs_dim, n_actions, &cfg.policy.hidden, act, None, &mut rng),
+        "oracle" => AgentNet::new(
+            &mut params,
+            spec.obs_dim + belief_dim,
+            n_actions,
+            &cfg.policy.hidden,
+            act,
+            None,
+            &mut rng,
+        ),
+        "memoryless" => AgentNet::new(
+            &mut params,
+            spec.obs_dim,
+            n_actions,
+            &cfg.policy.hidden,
+            act,
+            None,
+            &mut rng,
+        ),
         other => {
             return Err(UserError::invalid(
                 "method",
                 other,
-                &format!("one of: {}", METHODS.iter().map(|m| m.0).collect::<Vec<_>>().join(", ")),
+                &format!(
+                    "one of: {}",
+                    METHODS.iter().map(|m| m.0).collect::<Vec<_>>().join(", ")
+                ),
             ))
         }
     };
@@ -134,7 +167,13 @@ pub struct Actor {
 }
 
 impl Actor {
-    pub fn new(net: &AgentNet, env: &mut dyn BatchEnv, belief: Option<Box<dyn BatchedBelief>>, seed: u64, action_stream: u64) -> Self {
+    pub fn new(
+        net: &AgentNet,
+        env: &mut dyn BatchEnv,
+        belief: Option<Box<dyn BatchedBelief>>,
+        seed: u64,
+        action_stream: u64,
+    ) -> Self {
         let spec = env.spec().clone();
         let rows = env.num_envs();
         let mut obs = vec![0.0; rows * spec.obs_dim];
@@ -152,7 +191,9 @@ impl Actor {
                 trial_start: vec![true; rows],
                 ep_returns: vec![0.0; rows * k],
                 ep_success: vec![false; rows * k],
-                action_rngs: (0..rows).map(|r| Rng::stream(seed, action_stream, r as u64)).collect(),
+                action_rngs: (0..rows)
+                    .map(|r| Rng::stream(seed, action_stream, r as u64))
+                    .collect(),
             },
             belief,
             belief_features: vec![0.0; rows * bdim],
@@ -230,17 +271,29 @@ impl Actor {
             let start = self.state.trial_start[r];
             reset[r] = if start { 1.0 } else { 0.0 };
             if start {
-                self.state.h[r * sd..(r + 1) * sd].iter_mut().for_each(|v| *v = 0.0);
+                self.state.h[r * sd..(r + 1) * sd]
+                    .iter_mut()
+                    .for_each(|v| *v = 0.0);
             }
         }
-        net.step(params, x, rows, &mut self.state.h, &mut self.scratch, &mut self.logits, &mut self.values);
+        net.step(
+            params,
+            x,
+            rows,
+            &mut self.state.h,
+            &mut self.scratch,
+            &mut self.logits,
+            &mut self.values,
+        );
         values.copy_from_slice(&self.values);
         let na = net.num_actions;
         host::log_softmax_rows(&mut self.logits, na);
         for r in 0..rows {
             let lp = &self.logits[r * na..(r + 1) * na];
             let a = if self.greedy {
-                lp.iter().enumerate().fold(0, |best, (i, &v)| if v > lp[best] { i } else { best })
+                lp.iter()
+                    .enumerate()
+                    .fold(0, |best, (i, &v)| if v > lp[best] { i } else { best })
             } else {
                 for (p, &l) in self.probs.iter_mut().zip(lp) {
                     *p = l.exp();
@@ -278,15 +331,25 @@ impl Actor {
                     returns: st.ep_returns[r * k..(r + 1) * k].to_vec(),
                     success: st.ep_success[r * k..(r + 1) * k].to_vec(),
                 });
-                st.ep_returns[r * k..(r + 1) * k].iter_mut().for_each(|v| *v = 0.0);
-                st.ep_success[r * k..(r + 1) * k].iter_mut().for_each(|v| *v = false);
+                st.ep_returns[r * k..(r + 1) * k]
+                    .iter_mut()
+                    .for_each(|v| *v = 0.0);
+                st.ep_success[r * k..(r + 1) * k]
+                    .iter_mut()
+                    .for_each(|v| *v = false);
             }
         }
         st.obs.copy_from_slice(&self.out.obs);
     }
 
     /// Value of the current state of every row, without advancing anything.
-    pub fn peek_values(&mut self, net: &AgentNet, params: &Params, obs_rms: Option<&RunningMeanStd>, out: &mut [f32]) {
+    pub fn peek_values(
+        &mut self,
+        net: &AgentNet,
+        params: &Params,
+        obs_rms: Option<&RunningMeanStd>,
+        out: &mut [f32],
+    ) {
         if let Some(b) = self.belief.as_ref() {
             b.features(&mut self.belief_features);
         }
@@ -296,10 +359,20 @@ impl Actor {
         self.h_tmp.copy_from_slice(&self.state.h);
         for r in 0..self.rows {
             if self.state.trial_start[r] {
-                self.h_tmp[r * sd..(r + 1) * sd].iter_mut().for_each(|v| *v = 0.0);
+                self.h_tmp[r * sd..(r + 1) * sd]
+                    .iter_mut()
+                    .for_each(|v| *v = 0.0);
             }
         }
-        net.step(params, &x, self.rows, &mut self.h_tmp, &mut self.scratch, &mut self.logits, out);
+        net.step(
+            params,
+            &x,
+            self.rows,
+            &mut self.h_tmp,
+            &mut self.scratch,
+            &mut self.logits,
+            out,
+        );
         self.x_next = x;
     }
 }
@@ -364,12 +437,20 @@ impl Trainer {
         let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
         let (net, params) = build_agent(cfg, &spec, bdim)?;
         let actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
-        let buf = RolloutBuffer::new(cfg.run.steps_per_update, rows, net.input_dim, net.state_dim());
+        let buf = RolloutBuffer::new(
+            cfg.run.steps_per_update,
+            rows,
+            net.input_dim,
+            net.state_dim(),
+        );
         Ok(Trainer {
             adam: Adam::new(params.len(), cfg.ppo.adam_eps),
             minibatch_rng: Rng::stream(cfg.seed, streams::MINIBATCH, 0),
             obs_rms: cfg.ppo.norm_obs.then(|| RunningMeanStd::new(spec.obs_dim)),
-            reward_scaler: cfg.ppo.norm_reward.then(|| RewardScaler::new(rows, cfg.ppo.gamma)),
+            reward_scaler: cfg
+                .ppo
+                .norm_reward
+                .then(|| RewardScaler::new(rows, cfg.ppo.gamma)),
             update: 0,
             frames: 0,
             buf,
@@ -429,9 +510,11 @@ impl Trainer {
             self.buf.rewards[span].copy_from_slice(&self.raw_rewards);
         }
         let mut last = std::mem::take(&mut self.buf.last_value);
-        self.actor.peek_values(&self.net, &self.params, self.obs_rms.as_ref(), &mut last);
+        self.actor
+            .peek_values(&self.net, &self.params, self.obs_rms.as_ref(), &mut last);
         self.buf.last_value = last;
-        self.buf.compute_gae(self.cfg.ppo.gamma as f32, self.cfg.ppo.gae_lambda as f32);
+        self.buf
+            .compute_gae(self.cfg.ppo.gamma as f32, self.cfg.ppo.gae_lambda as f32);
         report.rollout_s = t0.elapsed().as_secs_f64();
 
         let t1 = std::time::Instant::now();
@@ -477,14 +560,22 @@ impl Trainer {
     /// Restores a checkpoint taken from a trainer built with the same config.
     pub fn restore(&mut self, ck: Checkpoint) -> Result<(), String> {
         if ck.format != CHECKPOINT_FORMAT {
-            return Err(format!("checkpoint format {} is not supported (expected {})", ck.format, CHECKPOINT_FORMAT));
+            return Err(format!(
+                "checkpoint format {} is not supported (expected {})",
+                ck.format, CHECKPOINT_FORMAT
+            ));
         }
         if ck.params.slots != self.params.slots || ck.adam.m.len() != self.params.len() {
-            return Err("checkpoint parameters do not match the network the config describes".into());
+            return Err(
+                "checkpoint parameters do not match the network the config describes".into(),
+            );
         }
         let rows = self.cfg.run.num_envs;
         let st = &ck.actor;
-        if st.obs.len() != self.actor.state.obs.len() || st.h.len() != self.actor.state.h.len() || st.action_rngs.len() != rows {
+        if st.obs.len() != self.actor.state.obs.len()
+            || st.h.len() != self.actor.state.h.len()
+            || st.action_rngs.len() != rows
+        {
             return Err("checkpoint acting state does not match run.num_envs / the network".into());
         }
         self.env.load_state(&ck.env)?;

@@ -1,0 +1,228 @@
+//! The `bamdp` binary end to end: listing, bad input (exit code 2, a message naming the
+//! file/key/value, never a panic), run-folder safety, and a tiny train + eval.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bamdp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bamdp"))
+        .args(args)
+        .output()
+        .expect("bamdp runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a clean user error: exit code 2, no panic, and every `needle` in the message.
+fn assert_user_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "expected exit 2, got {:?}; stderr: {err}",
+        o.status
+    );
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    for n in needles {
+        assert!(err.contains(n), "message should mention {n:?}: {err}");
+    }
+}
+
+fn preset() -> String {
+    format!("{}/configs/gridnavi/rl2.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn lists_envs_and_methods() {
+    let o = bamdp(&["envs"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("gridnavi"));
+    let o = bamdp(&["methods"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for m in ["rl2", "oracle", "memoryless"] {
+        assert!(out.contains(m), "{out}");
+    }
+}
+
+#[test]
+fn unknown_env_and_method_name_file_key_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "bad_env.toml", "env = \"gridworld9\"\n");
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &f,
+        "--out",
+        &dir.path().join("r").display().to_string(),
+    ]);
+    assert_user_error(&o, &["bad_env.toml", "env", "gridworld9", "gridnavi"]);
+    let f = write(dir.path(), "bad_method.toml", "method = \"pearl\"\n");
+    let o = bamdp(&["bench", "--config", &f, "--seconds", "1"]);
+    assert_user_error(&o, &["bad_method.toml", "method", "pearl", "rl2"]);
+}
+
+#[test]
+fn bad_overrides_and_sizes_are_rejected() {
+    let p = preset();
+    for (set, needles) in [
+        ("ppo.epochs=abc", vec!["ppo.epochs", "abc"]),
+        ("run.num_envs=0", vec!["run.num_envs", "0"]),
+        ("ppo.lr=-0.1", vec!["ppo.lr", "-0.1"]),
+        (
+            "run.steps_per_update=-5",
+            vec!["run.steps_per_update", "-5"],
+        ),
+        ("ppo.minibatches=5", vec!["ppo.minibatches", "5"]),
+        ("ppo.nonsense=1", vec!["nonsense"]),
+        (
+            "policy.activation=\"sigmoid\"",
+            vec!["policy.activation", "sigmoid"],
+        ),
+    ] {
+        let o = bamdp(&["bench", "--config", &p, "--set", set, "--seconds", "1"]);
+        assert_user_error(&o, &needles);
+    }
+    let o = bamdp(&["bench", "--config", "/no/such/file.toml"]);
+    assert_user_error(&o, &["/no/such/file.toml"]);
+}
+
+#[test]
+fn unknown_key_in_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "typo.toml", "[ppo]\nlearning_rate = 0.1\n");
+    let o = bamdp(&["bench", "--config", &f, "--seconds", "1"]);
+    assert_user_error(&o, &["typo.toml", "learning_rate"]);
+}
+
+#[test]
+fn eval_rejects_missing_and_corrupt_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        &dir.path().join("nothing").display().to_string(),
+    ]);
+    assert_user_error(&o, &["nothing"]);
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("checkpoint")).unwrap();
+    std::fs::copy(preset(), run.join("config.toml")).unwrap();
+    let o = bamdp(&["eval", "--run", &run.display().to_string()]);
+    assert_user_error(&o, &["state.json"]);
+    std::fs::write(run.join("checkpoint/state.json"), b"{\"format\": 1, \"upd").unwrap();
+    let o = bamdp(&["eval", "--run", &run.display().to_string()]);
+    assert_user_error(&o, &["state.json", "corrupt"]);
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        &run.display().to_string(),
+        "--split",
+        "validation",
+    ]);
+    assert_user_error(&o, &["--split", "validation"]);
+}
+
+#[test]
+fn unwritable_or_existing_output_folders_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "a_file", "x");
+    let out = format!("{file}/run");
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &preset(),
+        "--out",
+        &out,
+        "--set",
+        "run.total_frames=960",
+    ]);
+    assert_user_error(&o, &["a_file"]);
+
+    let existing = dir.path().join("existing");
+    std::fs::create_dir_all(&existing).unwrap();
+    std::fs::write(existing.join("keep.txt"), b"precious").unwrap();
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &preset(),
+        "--out",
+        &existing.display().to_string(),
+        "--set",
+        "run.total_frames=960",
+    ]);
+    assert_user_error(&o, &["existing", "--force"]);
+    assert_eq!(
+        std::fs::read(existing.join("keep.txt")).unwrap(),
+        b"precious"
+    );
+}
+
+#[test]
+fn tiny_train_then_eval_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.display().to_string();
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &preset(),
+        "--out",
+        &run_s,
+        "--set",
+        "run.total_frames=3840",
+        "--set",
+        "run.num_envs=8",
+        "--set",
+        "ppo.minibatches=2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "run.json",
+        "checkpoint/state.json",
+    ] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+    let tb: Vec<_> = std::fs::read_dir(run.join("tb")).unwrap().collect();
+    assert!(!tb.is_empty(), "no TensorBoard event file");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 8, "{csv}");
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["seed"], 1);
+
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        &run_s,
+        "--json",
+        "--num-tasks",
+        "20",
+        "--episodes-per-task",
+        "6",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["method"], "rl2");
+    assert_eq!(v["env"], "gridnavi");
+    assert_eq!(v["split"], "test");
+    assert_eq!(v["num_tasks"], 20);
+    assert_eq!(v["episode_returns"].as_array().unwrap().len(), 6);
+    assert_eq!(v["episode_returns_ci95"].as_array().unwrap().len(), 6);
+    assert_eq!(v["success_rate"].as_array().unwrap().len(), 6);
+    for r in v["episode_returns"].as_array().unwrap() {
+        let r = r.as_f64().unwrap();
+        assert!(
+            (-1.5..=15.0).contains(&r),
+            "episode return {r} outside what GridNavi allows"
+        );
+    }
+}

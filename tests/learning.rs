@@ -1,0 +1,60 @@
+//! Learning tests: with a fixed seed and frame budget, RL2 on GridNavi must adapt —
+//! its mean return over episodes 2..4 of a trial must clearly beat what an agent
+//! without memory can get. Threshold origin: docs/results.md ("learning-test threshold").
+
+use bamdp::config::Config;
+use bamdp::env::Split;
+use bamdp::run::eval::{evaluate, EvalArgs};
+use bamdp::run::train::{self, TrainArgs};
+use std::path::Path;
+
+fn train_and_eval(preset: &str, overrides: &[&str], dir: &Path) -> Vec<f64> {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(preset);
+    let out = dir.join("run");
+    train::train(&TrainArgs {
+        config: Some(config),
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        out: Some(out.clone()),
+        resume: false,
+        force: false,
+        quiet: true,
+    })
+    .unwrap();
+    let report = evaluate(&EvalArgs {
+        run: &out,
+        split: Split::Test,
+        episodes_per_task: None,
+        num_tasks: Some(500),
+        greedy: false,
+    })
+    .unwrap();
+    report.episode_returns
+}
+
+/// Best memoryless agent measured: see docs/results.md. An agent that cannot remember
+/// where it looked behaves identically in every episode, so it cannot exploit.
+const MEMORYLESS_EP2_4: f64 = -0.5;
+/// Required margin above it.
+const THRESHOLD_EP2_4: f64 = 4.0;
+
+#[test]
+fn rl2_adapts_on_gridnavi() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = Config::default();
+    let r = train_and_eval(
+        "configs/gridnavi/rl2.toml",
+        &["run.total_frames=600000", "run.num_envs=32", "seed=7"],
+        dir.path(),
+    );
+    let later = (r[1] + r[2] + r[3]) / 3.0;
+    eprintln!("RL2 episode returns {r:?}; mean of episodes 2-4 {later:.3}");
+    assert!(
+        later > THRESHOLD_EP2_4,
+        "RL2 episodes 2-4 return {later:.3} <= {THRESHOLD_EP2_4} (memoryless: {MEMORYLESS_EP2_4})"
+    );
+    assert!(
+        later > r[0] + 1.0,
+        "no adaptation: episode 1 {:.3}, episodes 2-4 {later:.3}",
+        r[0]
+    );
+}
