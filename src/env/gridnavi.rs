@@ -120,6 +120,14 @@ struct Saved {
 impl GridNavi {
     /// `num_envs` rows drawing tasks from `split`'s streams for `seed`. The rows start a
     /// trial right away (goals drawn, agents at (0, 0)); `reset` starts fresh ones.
+    /// The same batch with `k` episodes per trial instead of 4 (evaluating adaptation
+    /// beyond the training horizon). Call before stepping.
+    pub fn with_episodes_per_trial(mut self, k: usize) -> GridNavi {
+        assert!(k > 0, "episodes per trial must be positive");
+        self.spec.episodes_per_trial = k;
+        self
+    }
+
     pub fn new(num_envs: usize, split: Split, seed: u64) -> GridNavi {
         let label = match split {
             Split::Train => streams::TRAIN_TASKS,
@@ -222,9 +230,8 @@ impl BatchEnv for GridNavi {
                 && out.episode_index.len() == n,
             "GridNavi::step: StepOut not sized for {n} rows (use StepOut::new(n, 2))"
         );
-        const TRIAL_LEN: u32 = (EPISODE_LEN * EPISODES_PER_TRIAL) as u32;
-        for i in 0..n {
-            let a = actions[i];
+        let trial_len_u32 = (EPISODE_LEN * self.spec.episodes_per_trial) as u32;
+        for (i, &a) in actions.iter().enumerate() {
             let action = a as u32;
             // One compare rejects negative, fractional and NaN actions (the cast would
             // silently turn them into another action); `move_cell` rejects >= 5.
@@ -237,18 +244,18 @@ impl BatchEnv for GridNavi {
             let on_goal = [x, y] == self.goal[i];
             let t = self.t[i];
             let next_t = t + 1;
-            let episode_end = next_t % EPISODE_LEN as u32 == 0;
+            let episode_end = next_t.is_multiple_of(EPISODE_LEN as u32);
 
             out.reward[i] = if on_goal { GOAL_REWARD } else { STEP_REWARD };
             out.success[i] = on_goal;
             out.terminated[i] = false;
             out.truncated[i] = episode_end;
-            out.trial_end[i] = next_t == TRIAL_LEN;
+            out.trial_end[i] = next_t == trial_len_u32;
             out.episode_index[i] = t / EPISODE_LEN as u32;
             out.final_obs[2 * i] = x as f32;
             out.final_obs[2 * i + 1] = y as f32;
 
-            if next_t == TRIAL_LEN {
+            if next_t == trial_len_u32 {
                 self.new_trial(i);
             } else if episode_end {
                 // Same task, next episode.
@@ -304,7 +311,7 @@ impl BatchEnv for GridNavi {
                 ));
             }
         }
-        let trial_len = (EPISODE_LEN * EPISODES_PER_TRIAL) as u32;
+        let trial_len = (EPISODE_LEN * self.spec.episodes_per_trial) as u32;
         for i in 0..n {
             let [gx, gy] = s.goal[i];
             if !is_candidate(gx as usize, gy as usize) {
@@ -379,10 +386,5 @@ mod tests {
     #[should_panic(expected = "not in 0..5")]
     fn bad_action_panics() {
         move_cell(0, 0, 5);
-    }
-}
-impl GridNavi {
-    pub fn with_episodes_per_trial(self, _k: usize) -> Self {
-        self
     }
 }
