@@ -1,1 +1,4 @@
 //! Training loop, evaluation, checkpoints, metrics.
+pub mod files;
+pub mod metrics;
+pub mod tensorboard;
