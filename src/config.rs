@@ -1,9 +1,42 @@
-//! TEMPORARY local stand-in; replaced by the real module from branch `cfg`.
+//! The TOML configuration: schema with defaults, `--set key=value` overrides, and
+//! validation.
+//!
+//! Presets live at `configs/<env>/<method>.toml`. A file may omit any section or key
+//! (the defaults below fill them in) but may not contain unknown ones. Overrides are
+//! applied to the parsed TOML table before it becomes a [`Config`], typed by the
+//! schema's defaults; [`Config::validate`] then checks every constraint. All problems
+//! are reported as [`UserError`]s naming the file (or `--set`), the key and the value.
+
+use crate::error::UserError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Methods bamdp knows, with a one-line description.
+pub const METHODS: &[(&str, &str)] = &[
+    (
+        "rl2",
+        "RL^2: a GRU over (observation, previous action, previous reward) is the belief, trained end to end by PPO",
+    ),
+    (
+        "oracle",
+        "the policy is fed the environment's exact belief (an upper reference for learned beliefs)",
+    ),
+    (
+        "memoryless",
+        "the policy sees only the current observation (the floor: what an agent without memory gets)",
+    ),
+];
+
+/// The whole configuration of a run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Method name, one of [`METHODS`].
     pub method: String,
+    /// Environment name, one of [`crate::env::ENVS`].
     pub env: String,
+    /// Master seed of every random stream.
     pub seed: u64,
     pub run: RunConfig,
     pub ppo: PpoConfig,
@@ -11,130 +44,529 @@ pub struct Config {
     pub rl2: Rl2Config,
     pub eval: EvalConfig,
 }
+
+/// `[run]`: sizes and cadence of the training loop.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
+    /// Environment frames to train for.
     pub total_frames: u64,
+    /// Environments stepped in lock-step.
     pub num_envs: usize,
+    /// Steps per environment between two updates.
     pub steps_per_update: usize,
+    /// Write a checkpoint every this many updates.
     pub checkpoint_every: usize,
+    /// Log (plain lines when not on a terminal) every this many updates.
     pub log_every: usize,
+    /// Worker threads for gradient computation; results must not depend on it.
     pub threads: usize,
 }
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum ValueLoss {
-    Huber,
-    Mse,
-}
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    Tanh,
-    Relu,
-}
+
+/// `[ppo]`: PPO with GAE.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct PpoConfig {
     pub lr: f64,
+    /// Linearly anneal the learning rate to 0 over the run.
     pub anneal_lr: bool,
     pub gamma: f64,
     pub gae_lambda: f64,
+    /// Ratio clip range.
     pub clip: f64,
     pub epochs: usize,
+    /// Minibatches per epoch; groups of whole env sequences, so it divides `run.num_envs`.
     pub minibatches: usize,
     pub value_coef: f64,
     pub entropy_coef: f64,
     pub max_grad_norm: f64,
     pub value_loss: ValueLoss,
+    /// Clip the value update like the policy ratio.
     pub clip_value: bool,
     pub adam_eps: f64,
+    /// Normalise observations with running statistics.
     pub norm_obs: bool,
+    /// Normalise rewards by a running estimate of the return's scale.
     pub norm_reward: bool,
 }
+
+/// Loss of the value head.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueLoss {
+    Huber,
+    Mse,
+}
+
+/// `[policy]`: the MLP on top of the belief.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
+    /// Hidden layer widths (may be empty: a linear policy).
     pub hidden: Vec<usize>,
     pub activation: Activation,
 }
+
+/// Activation of hidden layers.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Tanh,
+    Relu,
+}
+
+/// `[rl2]`: the recurrent belief of RL^2.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct Rl2Config {
     pub gru_hidden: usize,
     pub obs_embed: usize,
+    /// 0 feeds the one-hot action directly.
     pub action_embed: usize,
     pub reward_embed: usize,
 }
+
+/// `[eval]`: meta-test.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
+    /// Tasks (trials) played at meta-test.
     pub num_tasks: usize,
 }
+
 impl Default for Config {
     fn default() -> Self {
         Config {
-            method: "rl2".into(),
-            env: "gridnavi".into(),
+            method: "rl2".to_string(),
+            env: "gridnavi".to_string(),
             seed: 1,
-            run: RunConfig {
-                total_frames: 2_000_000,
-                num_envs: 16,
-                steps_per_update: 60,
-                checkpoint_every: 100,
-                log_every: 10,
-                threads: 2,
-            },
-            ppo: PpoConfig {
-                lr: 7e-4,
-                anneal_lr: false,
-                gamma: 0.95,
-                gae_lambda: 0.95,
-                clip: 0.05,
-                epochs: 2,
-                minibatches: 4,
-                value_coef: 0.5,
-                entropy_coef: 0.01,
-                max_grad_norm: 0.5,
-                value_loss: ValueLoss::Huber,
-                clip_value: true,
-                adam_eps: 1e-8,
-                norm_obs: false,
-                norm_reward: true,
-            },
-            policy: PolicyConfig {
-                hidden: vec![32],
-                activation: Activation::Tanh,
-            },
-            rl2: Rl2Config {
-                gru_hidden: 64,
-                obs_embed: 8,
-                action_embed: 8,
-                reward_embed: 8,
-            },
-            eval: EvalConfig { num_tasks: 200 },
+            run: RunConfig::default(),
+            ppo: PpoConfig::default(),
+            policy: PolicyConfig::default(),
+            rl2: Rl2Config::default(),
+            eval: EvalConfig::default(),
         }
     }
 }
-use crate::error::UserError;
-impl Config {
-    pub fn load(path: &std::path::Path, overrides: &[String]) -> Result<Config, UserError> {
-        let s = std::fs::read_to_string(path).map_err(|e| UserError::file(path, e.to_string()))?;
-        let c = Self::from_toml_str(&s, "x")?;
-        c.with_overrides(overrides)
-    }
-    pub fn from_toml_str(s: &str, _src: &str) -> Result<Config, UserError> {
-        toml::from_str(s).map_err(|e| UserError::Other(e.to_string()))
-    }
-    pub fn with_overrides(self, o: &[String]) -> Result<Config, UserError> {
-        let mut v: toml::Value = toml::Value::try_from(&self).unwrap();
-        for kv in o {
-            let (k, val) = kv.split_once('=').unwrap();
-            let (sec, key) = k.split_once('.').unwrap();
-            let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("x = {val}"))
-                .map(|t| t["x"].clone())
-                .unwrap_or(toml::Value::String(val.into()));
-            v[sec].as_table_mut().unwrap().insert(key.into(), parsed);
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            total_frames: 2_000_000,
+            num_envs: 16,
+            steps_per_update: 60,
+            checkpoint_every: 100,
+            log_every: 10,
+            threads: 2,
         }
-        v.try_into()
-            .map_err(|e: toml::de::Error| UserError::Other(e.to_string()))
     }
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        PpoConfig {
+            lr: 7e-4,
+            anneal_lr: false,
+            gamma: 0.95,
+            gae_lambda: 0.95,
+            clip: 0.05,
+            epochs: 2,
+            minibatches: 4,
+            value_coef: 0.5,
+            entropy_coef: 0.01,
+            max_grad_norm: 0.5,
+            value_loss: ValueLoss::Huber,
+            clip_value: true,
+            adam_eps: 1e-8,
+            norm_obs: false,
+            norm_reward: true,
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            hidden: vec![32],
+            activation: Activation::Tanh,
+        }
+    }
+}
+
+impl Default for Rl2Config {
+    fn default() -> Self {
+        Rl2Config {
+            gru_hidden: 64,
+            obs_embed: 8,
+            action_embed: 8,
+            reward_embed: 8,
+        }
+    }
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig { num_tasks: 200 }
+    }
+}
+
+impl Config {
+    /// Read `path`, apply `overrides` (each `section.key=value` or `key=value`), and
+    /// validate. Errors name the file, or `--set` for problems an override caused.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config, UserError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UserError::file(path, format!("cannot read config file: {e}")))?;
+        // Parse straight into the schema first: toml's errors then point at the line
+        // and key in the file (unknown keys, wrong types).
+        let from_file: Config = toml::from_str(&text).map_err(|e| toml_error(path, &e))?;
+        if overrides.is_empty() {
+            from_file.validate(&path.display().to_string())?;
+            return Ok(from_file);
+        }
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| toml_error(path, &e))?;
+        let mut overridden = BTreeSet::new();
+        let mut config = from_file;
+        for raw in overrides {
+            overridden.insert(apply_override(&mut table, raw)?);
+            config = table
+                .clone()
+                .try_into()
+                .map_err(|e| UserError::Other(format!("--set {raw}: {}", error_message(&e))))?;
+        }
+        let file = path.display().to_string();
+        config.check(&|key: &str| {
+            if overridden.contains(key) {
+                "--set".to_string()
+            } else {
+                file.clone()
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// This config with `overrides` applied and validated (e.g. extending a resumed run
+    /// with `--set run.total_frames=...`).
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<Config, UserError> {
+        let mut table = toml::Table::try_from(self)
+            .map_err(|e| UserError::Other(format!("config cannot be written as TOML: {e}")))?;
+        for raw in overrides {
+            apply_override(&mut table, raw)?;
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e| UserError::Other(format!("--set: {}", error_message(&e))))?;
+        config.validate("--set")?;
+        Ok(config)
+    }
+
+    /// Parse a resolved config (as written by [`Config::to_toml_string`]) and
+    /// validate it; `source_name` (e.g. the path it was read from) names it in errors.
+    pub fn from_toml_str(s: &str, source_name: &str) -> Result<Config, UserError> {
+        let config: Config =
+            toml::from_str(s).map_err(|e| toml_error(Path::new(source_name), &e))?;
+        config.validate(source_name)?;
+        Ok(config)
+    }
+
+    /// The resolved config as TOML, every key written out (the copy kept in run folders).
     pub fn to_toml_string(&self) -> String {
-        toml::to_string(self).unwrap()
+        // Only fails for integers beyond i64 (TOML's range): `seed` above i64::MAX,
+        // which no TOML file or override can produce and `validate` rejects.
+        match toml::to_string(self) {
+            Ok(s) => s,
+            Err(e) => format!("# config could not be written as TOML: {e}\n"),
+        }
     }
+
+    /// Check every constraint of the schema; errors name `source` (a file path or
+    /// `--set`), the key, the bad value and what is allowed.
+    pub fn validate(&self, source: &str) -> Result<(), UserError> {
+        self.check(&|_| source.to_string())
+    }
+
+    /// [`Config::validate`] with the source chosen per key.
+    fn check(&self, source_of: &dyn Fn(&str) -> String) -> Result<(), UserError> {
+        let bad =
+            |key: &str, value: &dyn std::fmt::Display, allowed: &str| -> Result<(), UserError> {
+                Err(UserError::Invalid {
+                    location: format!("{}: ", source_of(key)),
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    allowed: allowed.to_string(),
+                })
+            };
+        let names = |list: &[(&str, &str)]| {
+            let names: Vec<&str> = list.iter().map(|e| e.0).collect();
+            format!("one of: {}", names.join(", "))
+        };
+        if !METHODS.iter().any(|m| m.0 == self.method) {
+            return bad("method", &self.method, &names(METHODS));
+        }
+        if !crate::env::ENVS.iter().any(|e| e.0 == self.env) {
+            return bad("env", &self.env, &names(crate::env::ENVS));
+        }
+        if self.seed > i64::MAX as u64 {
+            return bad("seed", &self.seed, "an integer in 0..=9223372036854775807");
+        }
+
+        const POSITIVE: &str = "an integer > 0";
+        let r = &self.run;
+        let positive_ints: [(&str, u64); 5] = [
+            ("run.total_frames", r.total_frames),
+            ("run.num_envs", r.num_envs as u64),
+            ("run.steps_per_update", r.steps_per_update as u64),
+            ("run.checkpoint_every", r.checkpoint_every as u64),
+            ("run.log_every", r.log_every as u64),
+        ];
+        for (key, value) in positive_ints {
+            if value == 0 {
+                return bad(key, &value, POSITIVE);
+            }
+        }
+        if r.threads == 0 {
+            return bad("run.threads", &r.threads, POSITIVE);
+        }
+
+        let p = &self.ppo;
+        // (key, value, allowed?, what is allowed); every float must also be finite.
+        type FloatRule<'a> = (&'a str, f64, fn(f64) -> bool, &'a str);
+        let floats: [FloatRule; 8] = [
+            ("ppo.lr", p.lr, |x| x > 0.0, "a finite number > 0"),
+            (
+                "ppo.gamma",
+                p.gamma,
+                |x| x > 0.0 && x <= 1.0,
+                "a number in (0, 1]",
+            ),
+            (
+                "ppo.gae_lambda",
+                p.gae_lambda,
+                |x| (0.0..=1.0).contains(&x),
+                "a number in [0, 1]",
+            ),
+            ("ppo.clip", p.clip, |x| x > 0.0, "a finite number > 0"),
+            (
+                "ppo.value_coef",
+                p.value_coef,
+                |x| x >= 0.0,
+                "a finite number >= 0",
+            ),
+            (
+                "ppo.entropy_coef",
+                p.entropy_coef,
+                |x| x >= 0.0,
+                "a finite number >= 0",
+            ),
+            (
+                "ppo.max_grad_norm",
+                p.max_grad_norm,
+                |x| x > 0.0,
+                "a finite number > 0",
+            ),
+            (
+                "ppo.adam_eps",
+                p.adam_eps,
+                |x| x > 0.0,
+                "a finite number > 0",
+            ),
+        ];
+        for (key, value, ok, allowed) in floats {
+            if !(value.is_finite() && ok(value)) {
+                return bad(key, &value, allowed);
+            }
+        }
+        if p.epochs == 0 {
+            return bad("ppo.epochs", &p.epochs, POSITIVE);
+        }
+        if p.minibatches == 0 || !r.num_envs.is_multiple_of(p.minibatches) {
+            let allowed = format!(
+                "an integer > 0 that must divide run.num_envs = {} (minibatches are groups of whole env sequences)",
+                r.num_envs
+            );
+            // Blame an override of either key on `--set`.
+            let key = if source_of("run.num_envs") == "--set" {
+                "run.num_envs"
+            } else {
+                "ppo.minibatches"
+            };
+            return Err(UserError::Invalid {
+                location: format!("{}: ", source_of(key)),
+                key: "ppo.minibatches".to_string(),
+                value: p.minibatches.to_string(),
+                allowed,
+            });
+        }
+
+        if let Some(width) = self.policy.hidden.iter().find(|&&w| w == 0) {
+            return bad(
+                "policy.hidden",
+                &format!("{:?}", self.policy.hidden),
+                &format!("a list of integers > 0 (found {width})"),
+            );
+        }
+
+        let q = &self.rl2;
+        for (key, value) in [
+            ("rl2.gru_hidden", q.gru_hidden),
+            ("rl2.obs_embed", q.obs_embed),
+            ("rl2.reward_embed", q.reward_embed),
+            ("eval.num_tasks", self.eval.num_tasks),
+        ] {
+            if value == 0 {
+                return bad(key, &value, POSITIVE);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A TOML error in `source` (it carries the line, the key and a caret).
+fn toml_error(source: &Path, e: &toml::de::Error) -> UserError {
+    UserError::file(
+        source,
+        format!("invalid config: {}", e.to_string().trim_end()),
+    )
+}
+
+/// A toml error from deserialising the overridden table, on one line (it names the key).
+fn error_message(e: &toml::de::Error) -> String {
+    e.to_string().trim().replace('\n', " ")
+}
+
+/// Apply one `key=value` override to `table`, typed by the schema's defaults.
+/// Returns the dotted key it set.
+fn apply_override(table: &mut toml::Table, raw: &str) -> Result<String, UserError> {
+    let err = |msg: String| UserError::Other(format!("--set {raw}: {msg}"));
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| err("expected key=value (e.g. ppo.lr=3e-4)".to_string()))?;
+    let (key, value) = (key.trim(), value.trim());
+    let reference = match toml::Table::try_from(Config::default()) {
+        Ok(t) => t,
+        Err(e) => return Err(err(format!("internal error: schema not serialisable: {e}"))),
+    };
+    let top_keys = || reference.keys().cloned().collect::<Vec<_>>().join(", ");
+
+    let parts: Vec<&str> = key.split('.').collect();
+    let (section, name) = match parts.as_slice() {
+        [name] => (None, *name),
+        [section, name] => (Some(*section), *name),
+        _ => return Err(err(format!("key `{key}` must be `key` or `section.key`"))),
+    };
+    let expected = match section {
+        None => match reference.get(name) {
+            Some(toml::Value::Table(_)) => {
+                return Err(err(format!(
+                    "`{name}` is a section; set one of its keys as {name}.<key>=value"
+                )))
+            }
+            Some(v) => v,
+            None => {
+                return Err(err(format!(
+                    "unknown key `{name}`; valid keys: {}",
+                    top_keys()
+                )))
+            }
+        },
+        Some(section) => {
+            let Some(toml::Value::Table(keys)) = reference.get(section) else {
+                return Err(err(format!(
+                    "unknown section `{section}`; valid keys: {}",
+                    top_keys()
+                )));
+            };
+            match keys.get(name) {
+                Some(v) => v,
+                None => {
+                    let valid: Vec<&str> = keys.keys().map(String::as_str).collect();
+                    return Err(err(format!(
+                        "unknown key `{name}` in [{section}]; valid keys: {}",
+                        valid.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    let parsed = parse_like(value, expected).map_err(err)?;
+
+    let target = match section {
+        None => table,
+        Some(section) => {
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => t,
+                _ => return Err(err(format!("`{section}` in the file is not a section"))),
+            }
+        }
+    };
+    target.insert(name.to_string(), parsed);
+    Ok(key.to_string())
+}
+
+/// Parse `text` as a value of the same TOML type as `expected`.
+fn parse_like(text: &str, expected: &toml::Value) -> Result<toml::Value, String> {
+    use toml::Value;
+    match expected {
+        Value::Integer(_) => parse_integer(text).map(Value::Integer),
+        Value::Float(_) => match text.replace('_', "").parse::<f64>() {
+            Ok(x) => Ok(Value::Float(x)),
+            Err(_) => Err("expected a number".to_string()),
+        },
+        Value::Boolean(_) => match text {
+            "true" => Ok(Value::Boolean(true)),
+            "false" => Ok(Value::Boolean(false)),
+            _ => Err("expected true or false".to_string()),
+        },
+        Value::String(_) => {
+            let quoted = text.len() >= 2
+                && ((text.starts_with('"') && text.ends_with('"'))
+                    || (text.starts_with('\'') && text.ends_with('\'')));
+            if quoted {
+                match parse_toml_value(text) {
+                    Some(Value::String(s)) => Ok(Value::String(s)),
+                    _ => Err("expected a string".to_string()),
+                }
+            } else {
+                Ok(Value::String(text.to_string()))
+            }
+        }
+        Value::Array(items) => {
+            let inner = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+            let inner = inner.unwrap_or(text).trim();
+            let element = items.first().cloned().unwrap_or(Value::Integer(0));
+            if inner.is_empty() {
+                return Ok(Value::Array(Vec::new()));
+            }
+            let noun = match element {
+                Value::Integer(_) => "a list of integers like [64,64]",
+                Value::Float(_) => "a list of numbers like [0.5,1]",
+                _ => "a list",
+            };
+            inner
+                .split(',')
+                .map(|item| parse_like(item.trim(), &element))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+                .map_err(|_| format!("expected {noun}"))
+        }
+        _ => Err("this key cannot be set with --set".to_string()),
+    }
+}
+
+fn parse_integer(text: &str) -> Result<i64, String> {
+    let digits = text.replace('_', "");
+    let digits = digits.strip_prefix('+').unwrap_or(&digits);
+    digits
+        .parse::<i64>()
+        .map_err(|_| "expected an integer".to_string())
+}
+
+/// Parse `text` as a TOML value (`v = <text>`).
+fn parse_toml_value(text: &str) -> Option<toml::Value> {
+    let table: toml::Table = format!("v = {text}").parse().ok()?;
+    table.get("v").cloned()
 }

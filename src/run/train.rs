@@ -260,7 +260,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
         metrics.append(&row)?;
         for (name, v) in columns.iter().zip(&row).skip(2) {
             if v.is_finite() {
-                tb.scalar(name, trainer.frames as i64, *v as f32);
+                tb.scalar(name, trainer.frames as i64, *v as f32)?;
             }
         }
         if !report.finished.is_empty() {
@@ -286,7 +286,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             || trainer.update == total
             || interrupted
         {
-            tb.flush();
+            tb.flush()?;
             save_checkpoint(&out, &trainer, wall)?;
         }
         if interrupted {
@@ -301,7 +301,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             return Ok(out);
         }
     }
-    tb.flush();
+    tb.flush()?;
     if let Some(b) = &bar {
         b.finish();
     }

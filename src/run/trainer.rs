@@ -22,12 +22,7 @@ use crate::nn::{Adam, AgentNet, MemorySpec, Params};
 use crate::rng::{streams, Rng};
 use serde::{Deserialize, Serialize};
 
-/// Names of the methods, with a one-line description.
-pub const METHODS: &[(&str, &str)] = &[
-    ("rl2", "RL2: GRU policy over (s, a_prev, r_prev, done_prev), memory kept across the episodes of a trial, PPO"),
-    ("oracle", "belief oracle: policy fed the environment's exact belief, PPO (ceiling for learned beliefs)"),
-    ("memoryless", "policy sees only the current observation, PPO (floor: what an agent without memory gets)"),
-];
+pub use crate::config::METHODS;
 
 /// Observations are clipped to this many standard deviations after normalisation.
 const OBS_CLIP: f32 = 10.0;
