@@ -43,7 +43,7 @@ fn rl2_adapts_on_gridnavi() {
     let _ = Config::default();
     let r = train_and_eval(
         "configs/gridnavi/rl2.toml",
-        &["run.total_frames=600000", "run.num_envs=32", "seed=7"],
+        &["run.total_frames=1000000", "run.num_envs=32", "seed=7"],
         dir.path(),
     );
     let later = (r[1] + r[2] + r[3]) / 3.0;

@@ -204,7 +204,10 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     };
     files::atomic_write(&out.join("config.toml"), cfg.to_toml_string().as_bytes())?;
     files::write_run_json(&out, &Provenance::collect(cfg.seed, cfg.run.threads))?;
-    let mut tb = EventWriter::create(&out.join("tb"))?;
+    let tb_dir = out.join("tb");
+    std::fs::create_dir_all(&tb_dir)
+        .map_err(|e| UserError::file(&tb_dir, format!("cannot create folder: {e}")))?;
+    let mut tb = EventWriter::create(&tb_dir)?;
 
     let total = trainer.total_updates();
     let stop = install_ctrlc();
