@@ -487,6 +487,63 @@ mod tests {
         }
     }
 
+    /// A feedforward net and a one-step minibatch whose old log-probabilities put the
+    /// probability ratio where the test wants it.
+    fn clip_case(ratio: f32, adv: f32) -> (f64, Vec<f32>) {
+        use crate::nn::host::Act;
+        let mut rng = Rng::new(1);
+        let mut params = Params::new();
+        let net = AgentNet::new(&mut params, 3, 4, &[5], Act::Tanh, None, &mut rng);
+        let x = vec![0.3f32, -0.2, 0.5];
+        let mut s = net.scratch(1);
+        let (mut logits, mut value) = (vec![0.0; 4], vec![0.0; 1]);
+        net.step(&params, &x, 1, &mut [], &mut s, &mut logits, &mut value);
+        crate::nn::host::log_softmax_rows(&mut logits, 4);
+        let action = 2;
+        let mut onehot = vec![0.0; 4];
+        onehot[action] = 1.0;
+        let mb = Minibatch {
+            rows: 1,
+            x,
+            reset: vec![1.0],
+            h0: vec![],
+            onehot,
+            logp: vec![logits[action] - ratio.ln()],
+            values: value.clone(),
+            adv: vec![adv],
+            returns: value,
+        };
+        let mut cfg = crate::config::Config::default().ppo;
+        cfg.clip = 0.2;
+        cfg.value_coef = 0.0;
+        cfg.entropy_coef = 0.0;
+        let mut g = vec![0.0; params.len()];
+        let stats = chunk_grad(&net, &params, &mb, 1, &cfg, 1.0, &mut g, true);
+        (stats[0], g)
+    }
+
+    #[test]
+    fn ppo_clipping_matches_the_clipped_objective() {
+        // Inside the trust region: loss = -ratio * A and a non-zero gradient.
+        let (loss, g) = clip_case(1.1, 2.0);
+        assert!((loss + 2.2).abs() < 1e-5, "{loss}");
+        assert!(g.iter().any(|&v| v.abs() > 1e-6));
+        // Ratio above 1 + clip with A > 0: the objective is flat (clipped): loss =
+        // -(1 + clip) * A and no gradient pushes the ratio further.
+        let (loss, g) = clip_case(1.5, 2.0);
+        assert!((loss + 2.4).abs() < 1e-5, "{loss}");
+        assert!(g.iter().all(|&v| v == 0.0), "clipped sample must not give a gradient");
+        // Ratio below 1 - clip with A < 0: also clipped.
+        let (loss, g) = clip_case(0.5, -1.0);
+        assert!((loss - 0.8).abs() < 1e-5, "{loss}");
+        assert!(g.iter().all(|&v| v == 0.0));
+        // Ratio above 1 + clip with A < 0: pessimistic min keeps the unclipped term,
+        // so the gradient is there to pull the ratio back.
+        let (loss, g) = clip_case(1.5, -1.0);
+        assert!((loss - 1.5).abs() < 1e-5, "{loss}");
+        assert!(g.iter().any(|&v| v.abs() > 1e-6));
+    }
+
     #[test]
     fn gae_rows_are_independent_and_time_major() {
         // Two rows interleaved time-major must equal each row computed alone.
