@@ -20,6 +20,7 @@ pub struct Transition<'a> {
     pub obs: &'a [f32],
     /// Actions as stored in the action buffer (discrete: index as f32).
     pub action: &'a [f32],
+    /// The environment's raw reward (never a normalised one: beliefs model the task).
     pub reward: &'a [f32],
     /// The observation after the step (for a row whose episode ended: the episode's
     /// final observation, not the reset one).

@@ -10,6 +10,8 @@
 //! - `truncated`: the episode hit its time limit (bootstrap from `final_obs`);
 //! - `trial_end`: the last episode of the trial ended; the belief resets and the row
 //!   starts a fresh trial on a newly sampled task.
+//!
+//! `new` leaves a batch ready to step (first tasks drawn); `reset` starts fresh trials.
 //! After any episode end the row is reset automatically: `obs` holds the first
 //! observation of the next episode and `final_obs` the last one of the ended episode.
 
@@ -133,7 +135,8 @@ pub trait BatchEnv: Send {
     /// Start a fresh trial (new task) on every row; writes the first observations.
     fn reset(&mut self, obs: &mut [f32]);
     /// Apply one action per row. `actions` has `num_envs * spec().action.width()`
-    /// values (discrete actions as their index in f32).
+    /// values (discrete actions as their index in f32). Actions come from the agent,
+    /// not the user: an invalid one is a bug and panics.
     fn step(&mut self, actions: &[f32], out: &mut StepOut);
     /// Serialisable state of the batch (tasks, positions, counters, RNG streams), so a
     /// resumed run continues exactly.

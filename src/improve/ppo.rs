@@ -532,7 +532,10 @@ mod tests {
         // -(1 + clip) * A and no gradient pushes the ratio further.
         let (loss, g) = clip_case(1.5, 2.0);
         assert!((loss + 2.4).abs() < 1e-5, "{loss}");
-        assert!(g.iter().all(|&v| v == 0.0), "clipped sample must not give a gradient");
+        assert!(
+            g.iter().all(|&v| v == 0.0),
+            "clipped sample must not give a gradient"
+        );
         // Ratio below 1 - clip with A < 0: also clipped.
         let (loss, g) = clip_case(0.5, -1.0);
         assert!((loss - 0.8).abs() < 1e-5, "{loss}");
