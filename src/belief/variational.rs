@@ -1,0 +1,924 @@
+//! The VariBAD belief (Zintgraf et al.; reference implementation `lmzintgraf/varibad`):
+//! a recurrent encoder `q(m | tau_{:t}) = N(mu_t, diag exp(logvar_t))` over the
+//! transitions of the current trial, trained as the encoder of a VAE whose decoder
+//! predicts the rewards of the whole trial (past and future) from a latent sample.
+//!
+//! # Model
+//! - Encoder input per transition `(s, a, r, s')`: ReLU embeddings of `s'` (the next
+//!   observation), of the one-hot action (only when `action_embed > 0`; the GridNavi
+//!   preset has no action input) and of the raw reward, concatenated in that order
+//!   (the reference concatenates `(a, s', r)`; the order is immaterial), fed to a GRU
+//!   (PyTorch convention, [`GruCell`]); `mu` and `logvar` are linear maps of the hidden
+//!   state (no layers after the GRU, as in the preset).
+//! - Prior `q_0`: the same output layers at the zero hidden state (the reference's
+//!   `RNNEncoder.prior`), so it is learned through the output biases.
+//! - Decoder (multi-head, Bernoulli): an MLP with ReLU hidden layers from the latent
+//!   sample alone to `num_cells` logits; a transition's likelihood is
+//!   `Bernoulli(r == +1 | sigmoid(logit[head(s')]))`. The head of `s' = (x, y)` is
+//!   `x * side + y`, `side = sqrt(num_cells)` (GridNavi's `cell_index`, the reference's
+//!   `task_to_id`).
+//! - Policy features: `[mu_t, logvar_t]` (the reference's `pass_latent_to_policy`
+//!   without sampling).
+//!
+//! # ELBO (checked against the reference's `vae.py::compute_loss`, the default path)
+//! For each trial of length `T` the encoder runs from the prior, giving `q_0 .. q_T`
+//! (`T + 1` ELBO terms). One reparameterised sample `m_t = mu_t + exp(logvar_t/2) eps_t`
+//! per term (shared by all its decodes, as in the reference); every term decodes all
+//! `T` rewards of the trial. Per trial:
+//! `recon = sum_t sum_tau BCE(sigmoid(logit_t[head(s'_tau)]), r_tau == 1)` and
+//! `kl = sum_t KL(q_t || q_{t-1})` with `q_{-1} = N(0, I)` (or `KL(q_t || N(0, I))` for
+//! every `t` when `kl_to_prior`). The reference sums (not averages) over ELBO terms and
+//! over decodes (`vae_avg_elbo_terms = vae_avg_reconstruction_terms = False`), then
+//! averages the reconstruction over the trials of the batch but **sums** the KL over
+//! them (`kl_loss.sum(dim=0)` twice); its loss is `recon_mean + kl_weight * kl_sum`.
+//! Here `loss = mean_b recon_b + kl_weight * K`, with `K = sum_b kl_b` when
+//! [`VaribadSpec::kl_sum_over_trials`] (the reference's normalisation; the GridNavi
+//! preset sets it) and `K = mean_b kl_b` otherwise. [`VaeStats`] reports per-trial
+//! means of both terms.
+//!
+//! Sub-sampling (the reference's `vae_subsample_elbos` / `vae_subsample_decodes`): per
+//! trial, `k` ELBO indices are drawn uniformly with replacement from `0..=T` (the KL
+//! terms are sub-sampled at the same indices), and for each selected term `d` decode
+//! indices are drawn with replacement from `0..T`; terms are summed with their
+//! multiplicities. Implemented as count weights, so the graph keeps its shape.
+//!
+//! BCE is computed from logits with `log_sigmoid` (PyTorch's `binary_cross_entropy` on
+//! probabilities clamps `log` at -100; they agree except for saturated logits).
+//!
+//! # Computation
+//! Embeddings, output layers, decoder and loss run in burn; the GRU runs in the fused
+//! host op ([`crate::nn::gru_op`]): embeddings -> detach -> host GRU -> hidden states as
+//! a burn leaf -> loss -> backward -> dH -> BPTT on the host -> d(GRU input) -> surrogate
+//! `sum(gin * dgin)` -> second backward for the embeddings. The `T` decodes of a term
+//! are folded into count matrices: with `N1[t, c]` (`N0[t, c]`) the weighted number of
+//! decodes of term `t` whose head is `c` and whose reward is (is not) +1,
+//! `recon = sum N1 * softplus(-logits) + N0 * softplus(logits)`, one elementwise op on
+//! `[B*(T+1), cells]` logits instead of a gather or batched matmul.
+//!
+//! # Differences from the reference
+//! - Initialisation: scaled-normal weights (gain sqrt 2 for ReLU layers, 1 for the
+//!   GRU and output layers), zero biases; the reference uses PyTorch's defaults and
+//!   orthogonal GRU weights. With zero biases the initial prior is exactly N(0, I).
+//! - Discrete actions enter as one-hot vectors (the reference feeds the action index).
+//! - The buffer is a plain ring of complete trials, sampled without replacement.
+
+use super::{Belief, Transition};
+use crate::nn::graph::{self, GraphParams};
+use crate::nn::gru_op;
+use crate::nn::host::{self, Act};
+use crate::nn::params::{Dense, GruCell, Params};
+use crate::rng::Rng;
+use burn::tensor::{activation, Device, Gradients, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Sizes and loss weights of the VariBAD VAE.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VaribadSpec {
+    pub obs_dim: usize,
+    /// Width of the one-hot action.
+    pub action_dim: usize,
+    pub state_embed: usize,
+    /// 0 = no action input to the encoder (the GridNavi preset).
+    pub action_embed: usize,
+    pub reward_embed: usize,
+    pub gru_hidden: usize,
+    pub latent: usize,
+    pub decoder_hidden: Vec<usize>,
+    /// Number of heads of the multi-head reward decoder (cells of the grid).
+    pub num_cells: usize,
+    pub kl_weight: f64,
+    /// true: every KL term is to N(0, I); false: to the previous posterior (reference).
+    pub kl_to_prior: bool,
+    /// true: the KL is summed over the trials of a batch (the reference's effective
+    /// normalisation); false: averaged like the reconstruction term.
+    #[serde(default)]
+    pub kl_sum_over_trials: bool,
+}
+
+impl VaribadSpec {
+    /// The reference's GridNavi preset (`args_grid_varibad.py`).
+    pub fn gridnavi() -> Self {
+        VaribadSpec {
+            obs_dim: 2,
+            action_dim: 5,
+            state_embed: 8,
+            action_embed: 0,
+            reward_embed: 8,
+            gru_hidden: 64,
+            latent: 5,
+            decoder_hidden: vec![32, 32],
+            num_cells: 25,
+            kl_weight: 0.01,
+            kl_to_prior: false,
+            kl_sum_over_trials: true,
+        }
+    }
+
+    /// Width of the GRU's input (concatenated embeddings).
+    pub fn gru_input(&self) -> usize {
+        self.state_embed + self.action_embed + self.reward_embed
+    }
+}
+
+/// Encoder and decoder with their parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VaribadModel {
+    pub spec: VaribadSpec,
+    pub params: Params,
+    pub state_embed: Dense,
+    pub action_embed: Option<Dense>,
+    pub reward_embed: Dense,
+    pub gru: GruCell,
+    pub mu: Dense,
+    pub logvar: Dense,
+    /// Hidden layers (ReLU) then the `num_cells` output layer.
+    pub decoder: Vec<Dense>,
+}
+
+/// Batched streaming state: GRU hidden states `[rows * gru_hidden]` plus scratch
+/// buffers (not serialised; sized on first use).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct VaribadState {
+    pub h: Vec<f32>,
+    #[serde(skip)]
+    embed: Vec<f32>,
+    #[serde(skip)]
+    onehot: Vec<f32>,
+    #[serde(skip)]
+    gru: Vec<f32>,
+}
+
+impl VaribadState {
+    pub fn rows(&self, hidden: usize) -> usize {
+        self.h.len() / hidden
+    }
+}
+
+/// The ELBO's terms over a batch, per-trial means, plus the optimised loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VaeStats {
+    pub loss: f64,
+    pub reconstruction: f64,
+    pub kl: f64,
+}
+
+/// One complete trial: for `t = 0..T`, the observation after step t (`s'_t`, row-major
+/// `[T, obs_dim]`), the action index and the raw reward.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    pub next_obs: Vec<f32>,
+    pub actions: Vec<u32>,
+    pub rewards: Vec<f32>,
+}
+
+impl TrialRecord {
+    pub fn len(&self) -> usize {
+        self.rewards.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rewards.is_empty()
+    }
+}
+
+/// A ring buffer of the most recent complete trials (the VAE's training data).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialBuffer {
+    pub capacity: usize,
+    pub obs_dim: usize,
+    trials: Vec<TrialRecord>,
+    /// Slot the next trial is written to once the buffer is full.
+    next: usize,
+}
+
+impl TrialBuffer {
+    pub fn new(capacity: usize, obs_dim: usize) -> Self {
+        assert!(capacity > 0, "TrialBuffer capacity must be positive");
+        TrialBuffer {
+            capacity,
+            obs_dim,
+            trials: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// Adds a trial, overwriting the oldest one when full.
+    pub fn push_trial(&mut self, next_obs: &[f32], actions: &[u32], rewards: &[f32]) {
+        assert_eq!(actions.len(), rewards.len());
+        assert_eq!(next_obs.len(), rewards.len() * self.obs_dim);
+        self.push(TrialRecord {
+            next_obs: next_obs.to_vec(),
+            actions: actions.to_vec(),
+            rewards: rewards.to_vec(),
+        });
+    }
+
+    pub fn push(&mut self, trial: TrialRecord) {
+        if self.trials.len() < self.capacity {
+            self.trials.push(trial);
+        } else {
+            self.trials[self.next] = trial;
+        }
+        self.next = (self.next + 1) % self.capacity;
+    }
+
+    pub fn len(&self) -> usize {
+        self.trials.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.trials.is_empty()
+    }
+
+    /// Slot `i` (slots are not in age order once the ring has wrapped).
+    pub fn get(&self, i: usize) -> &TrialRecord {
+        &self.trials[i]
+    }
+
+    /// The trials from oldest to newest.
+    pub fn iter_oldest_first(&self) -> impl Iterator<Item = &TrialRecord> {
+        let split = if self.trials.len() < self.capacity {
+            0
+        } else {
+            self.next
+        };
+        self.trials[split..].iter().chain(&self.trials[..split])
+    }
+
+    /// `min(batch, len)` distinct slot indices, uniformly at random (the reference samples
+    /// without replacement).
+    pub fn sample(&self, batch: usize, rng: &mut Rng) -> Vec<usize> {
+        let n = self.trials.len();
+        let k = batch.min(n);
+        let mut idx: Vec<usize> = (0..n).collect();
+        for i in 0..k {
+            let j = i + rng.below((n - i) as u64) as usize;
+            idx.swap(i, j);
+        }
+        idx.truncate(k);
+        idx
+    }
+
+    /// The trials at `indices`.
+    pub fn gather(&self, indices: &[usize]) -> Vec<&TrialRecord> {
+        indices.iter().map(|&i| &self.trials[i]).collect()
+    }
+}
+
+/// The random quantities of one ELBO evaluation: reparameterisation noise and the
+/// sub-sampling multiplicities. Layouts are time-major over the `T + 1` terms and the
+/// `B` trials: row `t * B + b`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElboDraw {
+    pub steps: usize,
+    pub trials: usize,
+    /// `[(T+1) * B * latent]`.
+    pub eps: Vec<f32>,
+    /// Multiplicity of each ELBO term (its KL and its decodes), `[(T+1) * B]`.
+    pub elbo_counts: Vec<f32>,
+    /// Multiplicity of each decode `tau` of each term, `[(T+1) * B * T]`; includes the
+    /// term's multiplicity.
+    pub decode_counts: Vec<f32>,
+}
+
+impl ElboDraw {
+    /// Every term and every decode once, with the given noise.
+    pub fn full(steps: usize, trials: usize, eps: Vec<f32>) -> Self {
+        let terms = (steps + 1) * trials;
+        ElboDraw {
+            steps,
+            trials,
+            eps,
+            elbo_counts: vec![1.0; terms],
+            decode_counts: vec![1.0; terms * steps],
+        }
+    }
+
+    /// Draws the noise (first, `(T+1)*B*latent` normals in layout order) and then the
+    /// sub-sampling indices (see the module doc).
+    pub fn sample(
+        steps: usize,
+        trials: usize,
+        latent: usize,
+        rng: &mut Rng,
+        subsample_elbos: Option<usize>,
+        subsample_decodes: Option<usize>,
+    ) -> Self {
+        let terms = (steps + 1) * trials;
+        let eps = (0..terms * latent).map(|_| rng.normal() as f32).collect();
+        let mut d = ElboDraw::full(steps, trials, eps);
+        if subsample_elbos.is_none() && subsample_decodes.is_none() {
+            return d;
+        }
+        d.elbo_counts.iter_mut().for_each(|v| *v = 0.0);
+        d.decode_counts.iter_mut().for_each(|v| *v = 0.0);
+        for b in 0..trials {
+            let selected: Vec<usize> = match subsample_elbos {
+                Some(k) => (0..k)
+                    .map(|_| rng.below(steps as u64 + 1) as usize)
+                    .collect(),
+                None => (0..=steps).collect(),
+            };
+            for t in selected {
+                let row = t * trials + b;
+                d.elbo_counts[row] += 1.0;
+                let dc = &mut d.decode_counts[row * steps..(row + 1) * steps];
+                match subsample_decodes {
+                    Some(k) => {
+                        for _ in 0..k {
+                            dc[rng.below(steps as u64) as usize] += 1.0;
+                        }
+                    }
+                    None => dc.iter_mut().for_each(|v| *v += 1.0),
+                }
+            }
+        }
+        d
+    }
+}
+
+/// Which GRU implementation a training forward uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GruPath {
+    /// Host forward + hand-written BPTT ([`crate::nn::gru_op`]); the fast path.
+    Fused,
+    /// burn's autodiff GRU ([`GraphParams::gru_sequence`]); the reference for tests.
+    Graph,
+}
+
+/// `KL(N(mu1, exp(logvar1)) || N(mu2, exp(logvar2)))` for diagonal Gaussians, in f64.
+pub fn kl_diag_gaussian(mu1: &[f32], logvar1: &[f32], mu2: &[f32], logvar2: &[f32]) -> f64 {
+    assert!(mu1.len() == logvar1.len() && mu1.len() == mu2.len() && mu1.len() == logvar2.len());
+    let mut kl = 0.0;
+    for i in 0..mu1.len() {
+        let (m1, l1, m2, l2) = (
+            mu1[i] as f64,
+            logvar1[i] as f64,
+            mu2[i] as f64,
+            logvar2[i] as f64,
+        );
+        kl += 0.5 * (l2 - l1 - 1.0 + (l1 - l2).exp() + (m1 - m2).powi(2) * (-l2).exp());
+    }
+    kl
+}
+
+/// A batch of equal-length trials laid out time-major for the training forward.
+struct Batch {
+    steps: usize,
+    rows: usize,
+    /// `[T*B, obs_dim]`.
+    next_obs: Vec<f32>,
+    /// `[T*B, action_dim]` (empty without action input).
+    onehot: Vec<f32>,
+    /// `[T*B, 1]`.
+    rewards: Vec<f32>,
+}
+
+/// What the fused GRU's backward needs after the first burn backward.
+struct Pending {
+    gin: Tensor<2>,
+    h_leaf: Tensor<2>,
+    tape: gru_op::GruTape,
+}
+
+impl VaribadModel {
+    /// Builds the model with fresh parameters drawn from `rng`.
+    pub fn new(spec: VaribadSpec, rng: &mut Rng) -> Self {
+        assert!(spec.latent > 0 && spec.gru_hidden > 0 && spec.num_cells > 0);
+        let mut p = Params::new();
+        let relu = 2f32.sqrt();
+        let state_embed = Dense::new(
+            &mut p,
+            "vae.state_embed",
+            spec.obs_dim,
+            spec.state_embed,
+            relu,
+            rng,
+        );
+        let action_embed = (spec.action_embed > 0).then(|| {
+            Dense::new(
+                &mut p,
+                "vae.action_embed",
+                spec.action_dim,
+                spec.action_embed,
+                relu,
+                rng,
+            )
+        });
+        let reward_embed = Dense::new(&mut p, "vae.reward_embed", 1, spec.reward_embed, relu, rng);
+        let gru = GruCell::new(&mut p, "vae.gru", spec.gru_input(), spec.gru_hidden, rng);
+        let mu = Dense::new(&mut p, "vae.mu", spec.gru_hidden, spec.latent, 1.0, rng);
+        let logvar = Dense::new(&mut p, "vae.logvar", spec.gru_hidden, spec.latent, 1.0, rng);
+        let mut decoder = Vec::new();
+        let mut n_in = spec.latent;
+        for (i, &h) in spec.decoder_hidden.iter().enumerate() {
+            decoder.push(Dense::new(
+                &mut p,
+                &format!("vae.dec.{i}"),
+                n_in,
+                h,
+                relu,
+                rng,
+            ));
+            n_in = h;
+        }
+        decoder.push(Dense::new(
+            &mut p,
+            "vae.dec.out",
+            n_in,
+            spec.num_cells,
+            1.0,
+            rng,
+        ));
+        VaribadModel {
+            spec,
+            params: p,
+            state_embed,
+            action_embed,
+            reward_embed,
+            gru,
+            mu,
+            logvar,
+            decoder,
+        }
+    }
+
+    /// Decoder head of next observation `s'` (`x * side + y`, see the module doc).
+    pub fn head_of(&self, next_obs: &[f32]) -> usize {
+        let side = (self.spec.num_cells as f64).sqrt().round() as usize;
+        let x = next_obs[0].round().max(0.0) as usize;
+        let y = if next_obs.len() > 1 {
+            next_obs[1].round().max(0.0) as usize
+        } else {
+            0
+        };
+        let c = x * side + y;
+        assert!(
+            c < self.spec.num_cells,
+            "observation {next_obs:?} has no decoder head"
+        );
+        c
+    }
+
+    /// Host forward of the prior `(mu_0, logvar_0)` (the output layers at h = 0).
+    pub fn prior(&self) -> (Vec<f32>, Vec<f32>) {
+        let h = vec![0.0; self.spec.gru_hidden];
+        let mut mu = vec![0.0; self.spec.latent];
+        let mut lv = vec![0.0; self.spec.latent];
+        host::dense(&self.params, &self.mu, &h, 1, Act::None, &mut mu);
+        host::dense(&self.params, &self.logvar, &h, 1, Act::None, &mut lv);
+        (mu, lv)
+    }
+
+    /// Host decoder: `num_cells` logits of latent `m`.
+    pub fn decode(&self, m: &[f32]) -> Vec<f32> {
+        let mut x = m.to_vec();
+        for (i, l) in self.decoder.iter().enumerate() {
+            let act = if i + 1 == self.decoder.len() {
+                Act::None
+            } else {
+                Act::Relu
+            };
+            let mut y = vec![0.0; l.fan_out()];
+            host::dense(&self.params, l, &x, 1, act, &mut y);
+            x = y;
+        }
+        x
+    }
+
+    fn batch(&self, trials: &[&TrialRecord]) -> Batch {
+        let sp = &self.spec;
+        assert!(!trials.is_empty(), "empty VAE batch");
+        let steps = trials[0].len();
+        assert!(steps > 0, "empty trial");
+        let rows = trials.len();
+        let mut next_obs = vec![0.0; steps * rows * sp.obs_dim];
+        let mut onehot = vec![
+            0.0;
+            if sp.action_embed > 0 {
+                steps * rows * sp.action_dim
+            } else {
+                0
+            }
+        ];
+        let mut rewards = vec![0.0; steps * rows];
+        for (b, tr) in trials.iter().enumerate() {
+            assert_eq!(tr.len(), steps, "VAE batches need trials of equal length");
+            assert_eq!(tr.next_obs.len(), steps * sp.obs_dim);
+            for t in 0..steps {
+                let i = t * rows + b;
+                next_obs[i * sp.obs_dim..(i + 1) * sp.obs_dim]
+                    .copy_from_slice(&tr.next_obs[t * sp.obs_dim..(t + 1) * sp.obs_dim]);
+                if !onehot.is_empty() {
+                    onehot[i * sp.action_dim + tr.actions[t] as usize] = 1.0;
+                }
+                rewards[i] = tr.rewards[t];
+            }
+        }
+        Batch {
+            steps,
+            rows,
+            next_obs,
+            onehot,
+            rewards,
+        }
+    }
+
+    /// The GRU input `[T*B, gru_input]` in burn.
+    fn embed_graph(&self, gp: &GraphParams, batch: &Batch, device: &Device) -> Tensor<2> {
+        let sp = &self.spec;
+        let n = batch.steps * batch.rows;
+        let mut parts = vec![gp.dense(
+            &self.state_embed,
+            graph::constant(&batch.next_obs, n, sp.obs_dim, device),
+            Act::Relu,
+        )];
+        if let Some(l) = &self.action_embed {
+            parts.push(gp.dense(
+                l,
+                graph::constant(&batch.onehot, n, sp.action_dim, device),
+                Act::Relu,
+            ));
+        }
+        parts.push(gp.dense(
+            &self.reward_embed,
+            graph::constant(&batch.rewards, n, 1, device),
+            Act::Relu,
+        ));
+        Tensor::cat(parts, 1)
+    }
+
+    /// Posterior parameters `[(T+1)*B, latent]` each (row `t * B + b`; `t = 0` is the
+    /// prior) in burn, and the fused GRU's pending backward.
+    fn encode_graph(
+        &self,
+        gp: &GraphParams,
+        batch: &Batch,
+        path: GruPath,
+        device: &Device,
+    ) -> (Tensor<2>, Tensor<2>, Option<Pending>) {
+        let (steps, rows) = (batch.steps, batch.rows);
+        let hd = self.spec.gru_hidden;
+        let n = steps * rows;
+        let gin = self.embed_graph(gp, batch, device);
+        let zeros_h = vec![0.0f32; rows * hd];
+        let (hs, pending) = match path {
+            GruPath::Graph => {
+                let reset = vec![0.0f32; n];
+                let h0 = graph::constant(&zeros_h, rows, hd, device);
+                (
+                    gp.gru_sequence(&self.gru, gin, &reset, h0, steps, rows),
+                    None,
+                )
+            }
+            GruPath::Fused => {
+                let gin_host = graph::to_vec(gin.clone().detach());
+                let reset = vec![0.0f32; n];
+                let (hs, tape) = gru_op::forward(
+                    &self.params,
+                    &self.gru,
+                    &gin_host,
+                    &reset,
+                    &zeros_h,
+                    steps,
+                    rows,
+                );
+                let h_leaf = graph::constant(&hs, n, hd, device).require_grad();
+                (h_leaf.clone(), Some(Pending { gin, h_leaf, tape }))
+            }
+        };
+        let h_all = Tensor::cat(vec![graph::constant(&zeros_h, rows, hd, device), hs], 0);
+        let mu = gp.dense(&self.mu, h_all.clone(), Act::None);
+        let lv = gp.dense(&self.logvar, h_all, Act::None);
+        (mu, lv, pending)
+    }
+
+    /// The posteriors after every prefix of each trial, recomputed by the training
+    /// forward (burn embeddings + fused GRU): `(mu, logvar)`, each `[(T+1)*B*latent]`
+    /// time-major (row `t * B + b`, `t = 0` the prior).
+    pub fn posteriors(&self, trials: &[&TrialRecord]) -> (Vec<f32>, Vec<f32>) {
+        let device = Device::flex().autodiff();
+        let gp = GraphParams::new(&self.params, &device);
+        let batch = self.batch(trials);
+        let (mu, lv, _) = self.encode_graph(&gp, &batch, GruPath::Fused, &device);
+        (graph::to_vec(mu.detach()), graph::to_vec(lv.detach()))
+    }
+
+    /// Count matrices `N1`, `N0` (`[(T+1)*B, cells]`): the weighted number of decodes of
+    /// each term with a given head and reward +1 / not +1.
+    fn decode_counts(&self, trials: &[&TrialRecord], draw: &ElboDraw) -> (Vec<f32>, Vec<f32>) {
+        let (steps, rows) = (draw.steps, draw.trials);
+        let (c, od) = (self.spec.num_cells, self.spec.obs_dim);
+        let mut n1 = vec![0.0f32; (steps + 1) * rows * c];
+        let mut n0 = vec![0.0f32; (steps + 1) * rows * c];
+        for (b, tr) in trials.iter().enumerate() {
+            let heads: Vec<usize> = (0..steps)
+                .map(|tau| self.head_of(&tr.next_obs[tau * od..(tau + 1) * od]))
+                .collect();
+            for t in 0..=steps {
+                let row = t * rows + b;
+                for tau in 0..steps {
+                    let w = draw.decode_counts[row * steps + tau];
+                    if w == 0.0 {
+                        continue;
+                    }
+                    let target = if tr.rewards[tau] == 1.0 {
+                        &mut n1
+                    } else {
+                        &mut n0
+                    };
+                    target[row * c + heads[tau]] += w;
+                }
+            }
+        }
+        (n1, n0)
+    }
+
+    /// The loss and its gradient (layout of `self.params.data`) on a batch of
+    /// equal-length trials; noise and sub-sampling drawn from `rng` (see [`ElboDraw`]).
+    pub fn loss_and_grad(
+        &self,
+        trials: &[&TrialRecord],
+        rng: &mut Rng,
+        subsample_elbos: Option<usize>,
+        subsample_decodes: Option<usize>,
+    ) -> (VaeStats, Vec<f32>) {
+        assert!(!trials.is_empty(), "empty VAE batch");
+        let draw = ElboDraw::sample(
+            trials[0].len(),
+            trials.len(),
+            self.spec.latent,
+            rng,
+            subsample_elbos,
+            subsample_decodes,
+        );
+        self.loss_and_grad_with(trials, &draw, GruPath::Fused)
+    }
+
+    /// [`Self::loss_and_grad`] with given noise and sub-sampling and a chosen GRU path.
+    pub fn loss_and_grad_with(
+        &self,
+        trials: &[&TrialRecord],
+        draw: &ElboDraw,
+        path: GruPath,
+    ) -> (VaeStats, Vec<f32>) {
+        let sp = &self.spec;
+        let batch = self.batch(trials);
+        let (steps, rows) = (batch.steps, batch.rows);
+        assert_eq!(
+            (draw.steps, draw.trials),
+            (steps, rows),
+            "draw does not fit the batch"
+        );
+        let terms = (steps + 1) * rows;
+        let (l, c) = (sp.latent, sp.num_cells);
+        assert_eq!(draw.eps.len(), terms * l);
+        let device = Device::flex().autodiff();
+        let gp = GraphParams::new(&self.params, &device);
+        let (mu, lv, pending) = self.encode_graph(&gp, &batch, path, &device);
+
+        // Reconstruction.
+        let eps = graph::constant(&draw.eps, terms, l, &device);
+        let mut x = mu.clone() + (lv.clone() * 0.5).exp() * eps;
+        for (i, layer) in self.decoder.iter().enumerate() {
+            let act = if i + 1 == self.decoder.len() {
+                Act::None
+            } else {
+                Act::Relu
+            };
+            x = gp.dense(layer, x, act);
+        }
+        let (n1, n0) = self.decode_counts(trials, draw);
+        let n1 = graph::constant(&n1, terms, c, &device);
+        let n0 = graph::constant(&n0, terms, c, &device);
+        let recon = (n1 * activation::log_sigmoid(x.clone())
+            + n0 * activation::log_sigmoid(x.neg()))
+        .sum()
+        .neg();
+
+        // KL to the previous posterior (N(0, I) before the prior) or to N(0, I).
+        let zeros = graph::constant(&vec![0.0f32; rows * l], rows, l, &device);
+        let (mu_p, lv_p) = if sp.kl_to_prior {
+            let z = graph::constant(&vec![0.0f32; terms * l], terms, l, &device);
+            (z.clone(), z)
+        } else {
+            (
+                Tensor::cat(
+                    vec![zeros.clone(), mu.clone().slice([0..steps * rows, 0..l])],
+                    0,
+                ),
+                Tensor::cat(vec![zeros, lv.clone().slice([0..steps * rows, 0..l])], 0),
+            )
+        };
+        let diff = mu - mu_p;
+        let kl_el = (lv_p.clone() - lv.clone() - 1.0
+            + (lv - lv_p.clone()).exp()
+            + diff.clone() * diff * lv_p.neg().exp())
+            * 0.5;
+        let kl_terms = kl_el.sum_dim(1);
+        let counts = graph::constant(&draw.elbo_counts, terms, 1, &device);
+        let kl = (kl_terms * counts).sum();
+
+        let inv_b = 1.0 / rows as f32;
+        let kl_norm = if sp.kl_sum_over_trials { 1.0 } else { inv_b };
+        let loss = recon.clone() * inv_b + kl.clone() * (sp.kl_weight as f32 * kl_norm);
+        let grads = loss.backward();
+        let mut grad = vec![0.0f32; self.params.len()];
+        gp.add_flat_grad(&grads, &mut grad);
+        if let Some(p) = pending {
+            self.finish_fused(&gp, p, &grads, &mut grad);
+        }
+        let stats = VaeStats {
+            loss: scalar(loss.detach()),
+            reconstruction: scalar(recon.detach()) / rows as f64,
+            kl: scalar(kl.detach()) / rows as f64,
+        };
+        (stats, grad)
+    }
+
+    fn finish_fused(&self, gp: &GraphParams, p: Pending, grads: &Gradients, grad: &mut [f32]) {
+        let dh = graph::to_vec(
+            p.h_leaf
+                .grad(grads)
+                .expect("loss depends on the hidden states"),
+        );
+        let [n, gi] = p.gin.dims();
+        let mut dgin = vec![0.0f32; n * gi];
+        gru_op::backward(&self.params, &self.gru, &p.tape, &dh, grad, &mut dgin);
+        let device = p.gin.device();
+        let surrogate = (p.gin * graph::constant(&dgin, n, gi, &device)).sum();
+        let g2 = surrogate.backward();
+        gp.add_flat_grad(&g2, grad);
+    }
+
+    /// Host GRU input of `rows` transitions into `state.embed`.
+    fn embed_host(&self, state: &mut VaribadState, tr: &Transition<'_>, rows: usize) {
+        let sp = &self.spec;
+        let gi = sp.gru_input();
+        let p = &self.params;
+        for r in 0..rows {
+            let out = &mut state.embed[r * gi..(r + 1) * gi];
+            let (o_s, rest) = out.split_at_mut(sp.state_embed);
+            host::dense(
+                p,
+                &self.state_embed,
+                &tr.next_obs[r * sp.obs_dim..(r + 1) * sp.obs_dim],
+                1,
+                Act::Relu,
+                o_s,
+            );
+            let (o_a, o_r) = rest.split_at_mut(sp.action_embed);
+            if let Some(l) = &self.action_embed {
+                state.onehot.iter_mut().for_each(|v| *v = 0.0);
+                let a = tr.action[r] as usize;
+                assert!(a < sp.action_dim, "action {a} out of range");
+                state.onehot[a] = 1.0;
+                host::dense(p, l, &state.onehot, 1, Act::Relu, o_a);
+            }
+            host::dense(
+                p,
+                &self.reward_embed,
+                &tr.reward[r..r + 1],
+                1,
+                Act::Relu,
+                o_r,
+            );
+        }
+    }
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data().try_into_vec::<f32>().expect("f32")[0] as f64
+}
+
+impl Belief for VaribadModel {
+    type State = VaribadState;
+
+    fn feature_dim(&self) -> usize {
+        2 * self.spec.latent
+    }
+
+    fn init(&self, rows: usize) -> VaribadState {
+        let mut s = VaribadState {
+            h: vec![0.0; rows * self.spec.gru_hidden],
+            ..Default::default()
+        };
+        self.ensure_scratch(&mut s, rows);
+        s
+    }
+
+    fn reset(&self, state: &mut VaribadState, mask: &[bool]) {
+        let hd = self.spec.gru_hidden;
+        for (r, &m) in mask.iter().enumerate() {
+            if m {
+                state.h[r * hd..(r + 1) * hd]
+                    .iter_mut()
+                    .for_each(|v| *v = 0.0);
+            }
+        }
+    }
+
+    fn update(&self, state: &mut VaribadState, tr: &Transition<'_>) {
+        let rows = state.rows(self.spec.gru_hidden);
+        self.ensure_scratch(state, rows);
+        self.embed_host(state, tr, rows);
+        let gi = self.spec.gru_input();
+        host::gru_step(
+            &self.params,
+            &self.gru,
+            &state.embed[..rows * gi],
+            &mut state.h,
+            rows,
+            &mut state.gru,
+        );
+    }
+
+    fn features(&self, state: &VaribadState, out: &mut [f32]) {
+        let (hd, l) = (self.spec.gru_hidden, self.spec.latent);
+        let rows = state.rows(hd);
+        for r in 0..rows {
+            let h = &state.h[r * hd..(r + 1) * hd];
+            let o = &mut out[r * 2 * l..(r + 1) * 2 * l];
+            let (o_mu, o_lv) = o.split_at_mut(l);
+            host::dense(&self.params, &self.mu, h, 1, Act::None, o_mu);
+            host::dense(&self.params, &self.logvar, h, 1, Act::None, o_lv);
+        }
+    }
+
+    fn gather(&self, from: &VaribadState, src: &[usize], into: &mut VaribadState) {
+        let hd = self.spec.gru_hidden;
+        into.h.resize(src.len() * hd, 0.0);
+        for (i, &s) in src.iter().enumerate() {
+            into.h[i * hd..(i + 1) * hd].copy_from_slice(&from.h[s * hd..(s + 1) * hd]);
+        }
+    }
+}
+
+impl VaribadModel {
+    /// Sizes the scratch buffers for `rows` rows (allocates only when they grow).
+    fn ensure_scratch(&self, s: &mut VaribadState, rows: usize) {
+        let need_embed = rows * self.spec.gru_input();
+        if s.embed.len() < need_embed {
+            s.embed.resize(need_embed, 0.0);
+        }
+        if s.onehot.len() != self.spec.action_dim {
+            s.onehot.resize(self.spec.action_dim, 0.0);
+        }
+        let need_gru = 2 * rows * 3 * self.spec.gru_hidden;
+        if s.gru.len() < need_gru {
+            s.gru.resize(need_gru, 0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_spec() -> VaribadSpec {
+        VaribadSpec {
+            obs_dim: 2,
+            action_dim: 5,
+            state_embed: 3,
+            action_embed: 2,
+            reward_embed: 2,
+            gru_hidden: 6,
+            latent: 2,
+            decoder_hidden: vec![4],
+            num_cells: 25,
+            kl_weight: 0.1,
+            kl_to_prior: false,
+            kl_sum_over_trials: false,
+        }
+    }
+
+    #[test]
+    fn variational_initial_prior_is_standard_normal() {
+        let m = VaribadModel::new(tiny_spec(), &mut Rng::new(1));
+        let (mu, lv) = m.prior();
+        assert!(mu.iter().chain(&lv).all(|&v| v == 0.0));
+        assert_eq!(m.feature_dim(), 4);
+    }
+
+    #[test]
+    fn variational_subsampling_counts_add_up() {
+        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), Some(4), Some(5));
+        assert_eq!(d.elbo_counts.iter().sum::<f32>(), 12.0);
+        assert_eq!(d.decode_counts.iter().sum::<f32>(), 60.0);
+        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), Some(4), None);
+        assert_eq!(d.decode_counts.iter().sum::<f32>(), 4.0 * 3.0 * 6.0);
+        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), None, None);
+        assert_eq!(d, ElboDraw::full(6, 3, d.eps.clone()));
+    }
+
+    #[test]
+    fn variational_heads_follow_gridnavi_cells() {
+        let m = VaribadModel::new(VaribadSpec::gridnavi(), &mut Rng::new(1));
+        for x in 0..5 {
+            for y in 0..5 {
+                assert_eq!(
+                    m.head_of(&[x as f32, y as f32]),
+                    crate::env::gridnavi::cell_index(x, y)
+                );
+            }
+        }
+    }
+}

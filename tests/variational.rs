@@ -1,0 +1,621 @@
+//! VariBAD belief: KL, ELBO terms against hand and f64 computations, streaming versus
+//! training encoder, gradients, trial buffer.
+
+use bamdp::belief::variational::{
+    kl_diag_gaussian, ElboDraw, GruPath, TrialBuffer, TrialRecord, VaribadModel, VaribadSpec,
+    VaribadState,
+};
+use bamdp::belief::{Belief, Transition};
+use bamdp::nn::params::{Dense, GruCell};
+use bamdp::rng::Rng;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct CountAllocs;
+thread_local! {
+    static N_ALLOC: Cell<usize> = const { Cell::new(0) };
+}
+unsafe impl GlobalAlloc for CountAllocs {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        N_ALLOC.with(|a| a.set(a.get() + 1));
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+}
+#[global_allocator]
+static GLOBAL: CountAllocs = CountAllocs;
+
+fn allocs() -> usize {
+    N_ALLOC.with(|a| a.get())
+}
+
+fn spec(action_embed: usize, kl_to_prior: bool, kl_sum: bool) -> VaribadSpec {
+    VaribadSpec {
+        obs_dim: 2,
+        action_dim: 5,
+        state_embed: 4,
+        action_embed,
+        reward_embed: 3,
+        gru_hidden: 6,
+        latent: 3,
+        decoder_hidden: vec![8, 5],
+        num_cells: 25,
+        kl_weight: 0.3,
+        kl_to_prior,
+        kl_sum_over_trials: kl_sum,
+    }
+}
+
+/// A model with all parameters (including biases) randomised, so every term matters.
+fn model(s: VaribadSpec, seed: u64) -> VaribadModel {
+    let mut rng = Rng::new(seed);
+    let mut m = VaribadModel::new(s, &mut rng);
+    for v in m.params.data.iter_mut() {
+        *v += 0.2 * rng.normal() as f32;
+    }
+    m
+}
+
+/// A random walk of `steps` on the 5x5 grid with a goal: reward +1 on the goal.
+fn random_trial(steps: usize, rng: &mut Rng) -> TrialRecord {
+    let goal = (2 + rng.below(3) as i32, rng.below(5) as i32);
+    let (mut x, mut y) = (0i32, 0i32);
+    let mut tr = TrialRecord {
+        next_obs: vec![],
+        actions: vec![],
+        rewards: vec![],
+    };
+    for _ in 0..steps {
+        let a = rng.below(5) as u32;
+        let (dx, dy) = [(0, 0), (0, 1), (1, 0), (0, -1), (-1, 0)][a as usize];
+        x = (x + dx).clamp(0, 4);
+        y = (y + dy).clamp(0, 4);
+        tr.next_obs.extend([x as f32, y as f32]);
+        tr.actions.push(a);
+        tr.rewards.push(if (x, y) == goal { 1.0 } else { -0.1 });
+    }
+    tr
+}
+
+fn trials(n: usize, steps: usize, seed: u64) -> Vec<TrialRecord> {
+    let mut rng = Rng::new(seed);
+    let mut v: Vec<TrialRecord> = (0..n).map(|_| random_trial(steps, &mut rng)).collect();
+    // Make sure +1 rewards occur.
+    v[0].next_obs[2..4].copy_from_slice(&[3.0, 3.0]);
+    v[0].rewards[1] = 1.0;
+    v
+}
+
+// ---------- an independent f64 implementation of the ELBO ----------
+
+fn dense64(d: &[f64], l: &Dense, x: &[f64], relu: bool) -> Vec<f64> {
+    let (ni, no) = (l.fan_in(), l.fan_out());
+    let (w, b) = (&d[l.w.range()], &d[l.b.range()]);
+    (0..no)
+        .map(|j| {
+            let s = b[j] + (0..ni).map(|i| x[i] * w[i * no + j]).sum::<f64>();
+            if relu {
+                s.max(0.0)
+            } else {
+                s
+            }
+        })
+        .collect()
+}
+
+fn gru64(d: &[f64], c: &GruCell, x: &[f64], h: &[f64]) -> Vec<f64> {
+    let hd = c.hidden();
+    let gx = dense64(d, &Dense { w: c.wx, b: c.bx }, x, false);
+    let gh = dense64(d, &Dense { w: c.wh, b: c.bh }, h, false);
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    (0..hd)
+        .map(|j| {
+            let r = sig(gx[j] + gh[j]);
+            let z = sig(gx[hd + j] + gh[hd + j]);
+            let n = (gx[2 * hd + j] + r * gh[2 * hd + j]).tanh();
+            (1.0 - z) * n + z * h[j]
+        })
+        .collect()
+}
+
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+fn kl64(m1: &[f64], l1: &[f64], m2: &[f64], l2: &[f64]) -> f64 {
+    (0..m1.len())
+        .map(|i| {
+            let (s1, s2) = ((l1[i] / 2.0).exp(), (l2[i] / 2.0).exp());
+            (s2 / s1).ln() + (s1 * s1 + (m1[i] - m2[i]).powi(2)) / (2.0 * s2 * s2) - 0.5
+        })
+        .sum()
+}
+
+/// (loss, mean reconstruction, mean KL) in f64 with parameters `d`.
+fn elbo64(m: &VaribadModel, d: &[f64], trs: &[&TrialRecord], draw: &ElboDraw) -> (f64, f64, f64) {
+    let sp = &m.spec;
+    let (bn, steps, l) = (trs.len(), trs[0].len(), sp.latent);
+    let (mut recon, mut kl) = (0.0, 0.0);
+    for (b, tr) in trs.iter().enumerate() {
+        let mut h = vec![0.0; sp.gru_hidden];
+        let mut post = vec![(
+            dense64(d, &m.mu, &h, false),
+            dense64(d, &m.logvar, &h, false),
+        )];
+        for t in 0..steps {
+            let s: Vec<f64> = tr.next_obs[2 * t..2 * t + 2]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let mut x = dense64(d, &m.state_embed, &s, true);
+            if let Some(ae) = &m.action_embed {
+                let mut oh = vec![0.0; sp.action_dim];
+                oh[tr.actions[t] as usize] = 1.0;
+                x.extend(dense64(d, ae, &oh, true));
+            }
+            x.extend(dense64(d, &m.reward_embed, &[tr.rewards[t] as f64], true));
+            h = gru64(d, &m.gru, &x, &h);
+            post.push((
+                dense64(d, &m.mu, &h, false),
+                dense64(d, &m.logvar, &h, false),
+            ));
+        }
+        for t in 0..=steps {
+            let row = t * bn + b;
+            let (mu, lv) = &post[t];
+            let mut z: Vec<f64> = (0..l)
+                .map(|j| mu[j] + (lv[j] / 2.0).exp() * draw.eps[row * l + j] as f64)
+                .collect();
+            for (i, layer) in m.decoder.iter().enumerate() {
+                z = dense64(d, layer, &z, i + 1 < m.decoder.len());
+            }
+            for tau in 0..steps {
+                let w = draw.decode_counts[row * steps + tau] as f64;
+                let logit = z[m.head_of(&tr.next_obs[2 * tau..2 * tau + 2])];
+                let nll = if tr.rewards[tau] == 1.0 {
+                    softplus(-logit)
+                } else {
+                    softplus(logit)
+                };
+                recon += w * nll;
+            }
+            let zero = vec![0.0; l];
+            let (pm, pl) = if sp.kl_to_prior || t == 0 {
+                (&zero, &zero)
+            } else {
+                (&post[t - 1].0, &post[t - 1].1)
+            };
+            kl += draw.elbo_counts[row] as f64 * kl64(mu, lv, pm, pl);
+        }
+    }
+    let nb = bn as f64;
+    let k = if sp.kl_sum_over_trials { kl } else { kl / nb };
+    (recon / nb + sp.kl_weight * k, recon / nb, kl / nb)
+}
+
+fn params64(m: &VaribadModel) -> Vec<f64> {
+    m.params.data.iter().map(|&v| v as f64).collect()
+}
+
+// ---------- KL ----------
+
+#[test]
+fn kl_diag_gaussian_matches_closed_form_and_monte_carlo() {
+    let mut rng = Rng::new(5);
+    let n = 4;
+    let r = |rng: &mut Rng, s: f64| {
+        (0..n)
+            .map(|_| (s * rng.normal()) as f32)
+            .collect::<Vec<_>>()
+    };
+    let (m1, l1, m2, l2) = (
+        r(&mut rng, 1.0),
+        r(&mut rng, 0.5),
+        r(&mut rng, 1.0),
+        r(&mut rng, 0.5),
+    );
+    let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let exact = kl64(&f(&m1), &f(&l1), &f(&m2), &f(&l2));
+    let got = kl_diag_gaussian(&m1, &l1, &m2, &l2);
+    assert!((got - exact).abs() < 1e-12, "{got} vs {exact}");
+    assert!(got > 0.0);
+    assert_eq!(kl_diag_gaussian(&m1, &l1, &m1, &l1), 0.0);
+    // Against N(0, I): -0.5 * sum(1 + lv - mu^2 - exp(lv)) (the reference's formula).
+    let z = vec![0.0f32; n];
+    let std_form: f64 = (0..n)
+        .map(|i| {
+            let (m, l) = (m1[i] as f64, l1[i] as f64);
+            -0.5 * (1.0 + l - m * m - l.exp())
+        })
+        .sum();
+    assert!((kl_diag_gaussian(&m1, &l1, &z, &z) - std_form).abs() < 1e-12);
+    // Monte Carlo: E_q1[log q1(x) - log q2(x)].
+    let logpdf = |x: &[f64], m: &[f32], l: &[f32]| -> f64 {
+        (0..n)
+            .map(|i| {
+                let v = (l[i] as f64).exp();
+                -0.5 * ((x[i] - m[i] as f64).powi(2) / v
+                    + l[i] as f64
+                    + (2.0 * std::f64::consts::PI).ln())
+            })
+            .sum()
+    };
+    let samples = 200_000;
+    let mut acc = 0.0;
+    let mut x = vec![0.0; n];
+    for _ in 0..samples {
+        for i in 0..n {
+            x[i] = m1[i] as f64 + (l1[i] as f64 / 2.0).exp() * rng.normal();
+        }
+        acc += logpdf(&x, &m1, &l1) - logpdf(&x, &m2, &l2);
+    }
+    let mc = acc / samples as f64;
+    assert!(
+        (mc - got).abs() < 0.03 * (1.0 + got),
+        "Monte Carlo {mc} vs closed form {got}"
+    );
+}
+
+// ---------- ELBO by hand ----------
+
+/// Latent 1, GRU hidden 1 with zero weights (so the hidden state follows from the
+/// biases alone), a linear decoder: every number is computed here by hand.
+#[test]
+fn elbo_terms_match_hand_computation() {
+    let s = VaribadSpec {
+        obs_dim: 2,
+        action_dim: 5,
+        state_embed: 2,
+        action_embed: 0,
+        reward_embed: 2,
+        gru_hidden: 1,
+        latent: 1,
+        decoder_hidden: vec![],
+        num_cells: 25,
+        kl_weight: 0.5,
+        kl_to_prior: false,
+        kl_sum_over_trials: false,
+    };
+    let mut m = VaribadModel::new(s, &mut Rng::new(3));
+    let p = &mut m.params;
+    p.data.iter_mut().for_each(|v| *v = 0.0);
+    // GRU biases: r = sig(0.4), z = sig(-0.3), n = tanh(0.7 + r * 0.2).
+    let (bx, bh) = (m.gru.bx.range(), m.gru.bh.range());
+    p.data[bx.start] = 0.4;
+    p.data[bx.start + 1] = -0.3;
+    p.data[bx.start + 2] = 0.7;
+    p.data[bh.start + 2] = 0.2;
+    // mu = 2 h + 0.1, logvar = -h - 0.2.
+    p.data[m.mu.w.offset] = 2.0;
+    p.data[m.mu.b.offset] = 0.1;
+    p.data[m.logvar.w.offset] = -1.0;
+    p.data[m.logvar.b.offset] = -0.2;
+    // Decoder: logit_c = w_c z + b_c, only the heads of cells 13 and 24 matter.
+    let dec = m.decoder[0];
+    p.data[dec.w.offset + 13] = 1.5;
+    p.data[dec.b.offset + 13] = -0.5;
+    p.data[dec.w.offset + 24] = -0.8;
+    p.data[dec.b.offset + 24] = 0.3;
+
+    // Two steps: to (2, 3) = cell 13 with reward -0.1, then (4, 4) = cell 24 with +1.
+    let tr = TrialRecord {
+        next_obs: vec![2.0, 3.0, 4.0, 4.0],
+        actions: vec![1, 2],
+        rewards: vec![-0.1, 1.0],
+    };
+    let eps = vec![0.3f32, -1.2, 0.7];
+
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let (r, z) = (sig(0.4), sig(-0.3));
+    let n = (0.7 + r * 0.2f64).tanh();
+    let h = [0.0, (1.0 - z) * n, (1.0 - z) * n + z * (1.0 - z) * n];
+    let mu: Vec<f64> = h.iter().map(|h| 2.0 * h + 0.1).collect();
+    let lv: Vec<f64> = h.iter().map(|h| -h - 0.2).collect();
+    let mut recon = 0.0;
+    for t in 0..3 {
+        let zt = mu[t] + (lv[t] / 2.0).exp() * eps[t] as f64;
+        let (l13, l24) = (1.5 * zt - 0.5, -0.8 * zt + 0.3);
+        recon += -(1.0 - sig(l13)).ln() - sig(l24).ln();
+    }
+    let kl1 = |m1: f64, l1: f64, m2: f64, l2: f64| {
+        0.5 * (l2 - l1 - 1.0 + (l1 - l2).exp() + (m1 - m2).powi(2) / l2.exp())
+    };
+    let kl = kl1(mu[0], lv[0], 0.0, 0.0)
+        + kl1(mu[1], lv[1], mu[0], lv[0])
+        + kl1(mu[2], lv[2], mu[1], lv[1]);
+    let loss = recon + 0.5 * kl;
+
+    // The streaming encoder gives the same posteriors.
+    let mut st = m.init(1);
+    let mut f = [0.0f32; 2];
+    m.features(&st, &mut f);
+    assert!((f[0] as f64 - mu[0]).abs() < 1e-6 && (f[1] as f64 - lv[0]).abs() < 1e-6);
+    for t in 0..2 {
+        let obs = [0.0f32; 2];
+        m.update(
+            &mut st,
+            &Transition {
+                obs: &obs,
+                action: &[tr.actions[t] as f32],
+                reward: &tr.rewards[t..t + 1],
+                next_obs: &tr.next_obs[2 * t..2 * t + 2],
+                episode_end: &[false],
+            },
+        );
+        m.features(&st, &mut f);
+        assert!((f[0] as f64 - mu[t + 1]).abs() < 1e-6, "mu_{}", t + 1);
+        assert!((f[1] as f64 - lv[t + 1]).abs() < 1e-6, "logvar_{}", t + 1);
+    }
+
+    for path in [GruPath::Fused, GruPath::Graph] {
+        let (stats, _) = m.loss_and_grad_with(&[&tr], &ElboDraw::full(2, 1, eps.clone()), path);
+        assert!(
+            (stats.reconstruction - recon).abs() < 1e-5,
+            "{stats:?} vs {recon}"
+        );
+        assert!((stats.kl - kl).abs() < 1e-5, "{stats:?} vs {kl}");
+        assert!((stats.loss - loss).abs() < 1e-5, "{stats:?} vs {loss}");
+    }
+    let (l64, r64, k64) = elbo64(&m, &params64(&m), &[&tr], &ElboDraw::full(2, 1, eps));
+    // The parameters are f32 (0.4f32 != 0.4): agreement to f32 rounding.
+    for (a, b) in [(l64, loss), (r64, recon), (k64, kl)] {
+        assert!((a - b).abs() < 1e-6, "f64 reference {a} vs hand {b}");
+    }
+}
+
+// ---------- loss against the f64 implementation ----------
+
+#[test]
+fn loss_matches_f64_reference_for_all_options() {
+    let trs = trials(4, 9, 21);
+    let refs: Vec<&TrialRecord> = trs.iter().collect();
+    let mut rng = Rng::new(8);
+    for (ae, to_prior, ksum) in [(0, false, false), (3, true, false), (2, false, true)] {
+        let m = model(spec(ae, to_prior, ksum), 40 + ae as u64);
+        for sub in [
+            (None, None),
+            (Some(3), None),
+            (Some(4), Some(5)),
+            (None, Some(2)),
+        ] {
+            let draw = ElboDraw::sample(9, 4, m.spec.latent, &mut rng, sub.0, sub.1);
+            let (l, r, k) = elbo64(&m, &params64(&m), &refs, &draw);
+            for path in [GruPath::Fused, GruPath::Graph] {
+                let (st, _) = m.loss_and_grad_with(&refs, &draw, path);
+                let tol = |x: f64| 1e-4 * (1.0 + x.abs());
+                assert!((st.loss - l).abs() < tol(l), "{st:?} vs {l}");
+                assert!((st.reconstruction - r).abs() < tol(r), "{st:?} vs {r}");
+                assert!((st.kl - k).abs() < tol(k), "{st:?} vs {k}");
+            }
+        }
+    }
+}
+
+// ---------- streaming versus training encoder ----------
+
+#[test]
+fn streaming_features_equal_training_posteriors() {
+    for ae in [0, 3] {
+        let m = model(spec(ae, false, false), 11 + ae as u64);
+        let (steps, rows) = (12, 3);
+        let trs = trials(rows, steps, 13);
+        let refs: Vec<&TrialRecord> = trs.iter().collect();
+        let (mu, lv) = m.posteriors(&refs);
+        let l = m.spec.latent;
+        let mut st = m.init(rows);
+        let mut f = vec![0.0f32; rows * 2 * l];
+        let check = |f: &[f32], t: usize| {
+            for b in 0..rows {
+                let row = t * rows + b;
+                for j in 0..l {
+                    let (a, e) = (f[b * 2 * l + j], mu[row * l + j]);
+                    assert!((a - e).abs() < 1e-5, "mu t={t} b={b}: {a} vs {e}");
+                    let (a, e) = (f[b * 2 * l + l + j], lv[row * l + j]);
+                    assert!((a - e).abs() < 1e-5, "logvar t={t} b={b}: {a} vs {e}");
+                }
+            }
+        };
+        m.features(&st, &mut f);
+        check(&f, 0);
+        let obs = vec![0.0f32; rows * 2];
+        let mut next = vec![0.0f32; rows * 2];
+        let mut act = vec![0.0f32; rows];
+        let mut rew = vec![0.0f32; rows];
+        let ends = vec![false; rows];
+        for t in 0..steps {
+            for b in 0..rows {
+                next[2 * b..2 * b + 2].copy_from_slice(&trs[b].next_obs[2 * t..2 * t + 2]);
+                act[b] = trs[b].actions[t] as f32;
+                rew[b] = trs[b].rewards[t];
+            }
+            let tr = Transition {
+                obs: &obs,
+                action: &act,
+                reward: &rew,
+                next_obs: &next,
+                episode_end: &ends,
+            };
+            let before = allocs();
+            m.update(&mut st, &tr);
+            m.features(&st, &mut f);
+            assert_eq!(allocs(), before, "update/features allocate");
+            check(&f, t + 1);
+        }
+        // Reset row 1: back to the prior; gather duplicates rows.
+        m.reset(&mut st, &[false, true, false]);
+        m.features(&st, &mut f);
+        let prior = m.prior();
+        for j in 0..l {
+            assert_eq!(f[2 * l + j], prior.0[j]);
+            assert_eq!(f[2 * l + l + j], prior.1[j]);
+        }
+        let mut g: VaribadState = m.init(2);
+        m.gather(&st, &[2, 2], &mut g);
+        assert_eq!(g.h[..6], st.h[12..18]);
+        assert_eq!(g.h[6..], st.h[12..18]);
+        let json = serde_json::to_string(&st).unwrap();
+        let mut back: VaribadState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.h, st.h);
+        m.update(
+            &mut back,
+            &Transition {
+                obs: &obs,
+                action: &act,
+                reward: &rew,
+                next_obs: &next,
+                episode_end: &ends,
+            },
+        );
+    }
+}
+
+// ---------- gradients ----------
+
+#[test]
+fn fused_gradient_equals_burn_autodiff_gradient() {
+    let trs = trials(3, 10, 31);
+    let refs: Vec<&TrialRecord> = trs.iter().collect();
+    let mut rng = Rng::new(2);
+    for (ae, to_prior, ksum) in [(0, false, true), (3, true, false)] {
+        let m = model(spec(ae, to_prior, ksum), 17);
+        let draw = ElboDraw::sample(10, 3, m.spec.latent, &mut rng, Some(4), Some(3));
+        let (sf, gf) = m.loss_and_grad_with(&refs, &draw, GruPath::Fused);
+        let (sg, gg) = m.loss_and_grad_with(&refs, &draw, GruPath::Graph);
+        assert!((sf.loss - sg.loss).abs() < 1e-5 * (1.0 + sg.loss.abs()));
+        for (i, (a, b)) in gf.iter().zip(&gg).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "param {i} ({}): fused {a} vs graph {b}",
+                m.params.names[m
+                    .params
+                    .slots
+                    .iter()
+                    .position(|s| s.range().contains(&i))
+                    .unwrap()]
+            );
+        }
+    }
+}
+
+#[test]
+fn gradient_matches_finite_differences() {
+    let trs = trials(2, 6, 41);
+    let refs: Vec<&TrialRecord> = trs.iter().collect();
+    let mut rng = Rng::new(3);
+    for (ae, to_prior, ksum) in [(0, false, false), (2, true, true)] {
+        let m = model(spec(ae, to_prior, ksum), 23 + ae as u64);
+        let draw = ElboDraw::sample(6, 2, m.spec.latent, &mut rng, None, Some(4));
+        let (_, g) = m.loss_and_grad_with(&refs, &draw, GruPath::Fused);
+        let base = params64(&m);
+        let h = 1e-5;
+        let mut checked = 0;
+        // Every parameter tensor, a few entries each.
+        for slot in &m.params.slots {
+            for k in (0..slot.len()).step_by(slot.len().div_ceil(3).max(1)) {
+                let i = slot.offset + k;
+                let mut d = base.clone();
+                d[i] += h;
+                let up = elbo64(&m, &d, &refs, &draw).0;
+                d[i] -= 2.0 * h;
+                let down = elbo64(&m, &d, &refs, &draw).0;
+                let fd = (up - down) / (2.0 * h);
+                assert!(
+                    (fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "param {i}: fd {fd} vs {}",
+                    g[i]
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 3 * m.params.slots.len() / 2);
+    }
+}
+
+#[test]
+fn loss_and_grad_draws_reproducibly_and_training_lowers_the_loss() {
+    let trs = trials(8, 15, 51);
+    let refs: Vec<&TrialRecord> = trs.iter().collect();
+    let mut m = model(spec(0, false, false), 5);
+    let (s1, g1) = m.loss_and_grad(&refs, &mut Rng::new(9), None, None);
+    let (s2, g2) = m.loss_and_grad(&refs, &mut Rng::new(9), None, None);
+    assert_eq!(s1, s2);
+    assert_eq!(g1, g2);
+    let mut adam = bamdp::nn::Adam::new(m.params.len(), 1e-8);
+    let mut rng = Rng::new(10);
+    let mut first = None;
+    let mut last = 0.0;
+    for _ in 0..60 {
+        let (s, g) = m.loss_and_grad(&refs, &mut rng, None, None);
+        first.get_or_insert(s.loss);
+        last = s.loss;
+        adam.step(&mut m.params.data, &g, 1e-2);
+    }
+    assert!(
+        last < 0.7 * first.unwrap(),
+        "loss {} -> {last}",
+        first.unwrap()
+    );
+}
+
+// ---------- trial buffer ----------
+
+#[test]
+fn trial_buffer_is_a_ring_and_round_trips() {
+    let mut buf = TrialBuffer::new(3, 2);
+    assert!(buf.is_empty());
+    for k in 0..5u32 {
+        buf.push_trial(&[k as f32, 0.0], &[k], &[k as f32]);
+        assert_eq!(buf.len(), (k as usize + 1).min(3));
+    }
+    let ages: Vec<u32> = buf.iter_oldest_first().map(|t| t.actions[0]).collect();
+    assert_eq!(ages, vec![2, 3, 4]);
+    // The two oldest slots were overwritten in place.
+    assert_eq!(buf.get(0).actions, vec![3]);
+    assert_eq!(buf.get(1).actions, vec![4]);
+    assert_eq!(buf.get(2).actions, vec![2]);
+
+    let mut rng = Rng::new(1);
+    for _ in 0..50 {
+        let mut s = buf.sample(2, &mut rng);
+        assert_eq!(s.len(), 2);
+        s.sort();
+        s.dedup();
+        assert_eq!(s.len(), 2, "sampled without replacement");
+        assert!(s.iter().all(|&i| i < 3));
+    }
+    let mut all = buf.sample(10, &mut rng);
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2]);
+    assert_eq!(buf.gather(&[2, 0])[0].actions, vec![2]);
+
+    let json = serde_json::to_string(&buf).unwrap();
+    let mut back: TrialBuffer = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, buf);
+    back.push_trial(&[9.0, 9.0], &[9], &[9.0]);
+    buf.push_trial(&[9.0, 9.0], &[9], &[9.0]);
+    assert_eq!(back, buf, "the write position survives the round trip");
+    assert_eq!(
+        back.iter_oldest_first()
+            .map(|t| t.actions[0])
+            .collect::<Vec<_>>(),
+        vec![3, 4, 9]
+    );
+}
+
+#[test]
+fn gridnavi_preset_matches_the_reference() {
+    let s = VaribadSpec::gridnavi();
+    assert_eq!((s.state_embed, s.action_embed, s.reward_embed), (8, 0, 8));
+    assert_eq!((s.gru_hidden, s.latent, s.num_cells), (64, 5, 25));
+    assert_eq!(s.decoder_hidden, vec![32, 32]);
+    assert_eq!(s.kl_weight, 0.01);
+    assert!(!s.kl_to_prior);
+    let m = VaribadModel::new(s.clone(), &mut Rng::new(0));
+    assert_eq!(m.feature_dim(), 10);
+    let m2 = VaribadModel::new(s, &mut Rng::new(0));
+    assert_eq!(m, m2, "deterministic construction");
+    let back: VaribadModel = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    assert_eq!(back, m);
+}
