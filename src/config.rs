@@ -23,6 +23,10 @@ pub const METHODS: &[(&str, &str)] = &[
         "the policy is fed the environment's exact belief (an upper reference for learned beliefs)",
     ),
     (
+        "varibad",
+        "VariBAD: GRU encoder q(m | history) trained as a VAE on the trial's rewards; the policy sees (s, mu, log var), PPO",
+    ),
+    (
         "memoryless",
         "the policy sees only the current observation (the floor: what an agent without memory gets)",
     ),
@@ -42,6 +46,7 @@ pub struct Config {
     pub ppo: PpoConfig,
     pub policy: PolicyConfig,
     pub rl2: Rl2Config,
+    pub varibad: VaribadConfig,
     pub eval: EvalConfig,
 }
 
@@ -126,6 +131,58 @@ pub struct Rl2Config {
     pub reward_embed: usize,
 }
 
+/// `[varibad]`: the VariBAD belief (encoder, reward decoder, ELBO) and its VAE updates.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaribadConfig {
+    pub state_embed: usize,
+    /// 0 = the encoder does not see the action (the GridNavi reference preset).
+    pub action_embed: usize,
+    pub reward_embed: usize,
+    pub gru_hidden: usize,
+    pub latent: usize,
+    pub decoder_hidden: Vec<usize>,
+    pub kl_weight: f64,
+    /// KL of every posterior to the prior instead of to the previous posterior.
+    pub kl_to_prior: bool,
+    /// Sum the KL over the trials of a batch (the reference's normalisation) instead of
+    /// averaging it.
+    pub kl_sum_over_trials: bool,
+    pub lr: f64,
+    /// VAE updates per policy update.
+    pub num_updates: usize,
+    /// Trials per VAE batch.
+    pub batch_trials: usize,
+    /// Capacity of the buffer of recent trials.
+    pub buffer_trials: usize,
+    /// ELBO terms sampled per trial (0 = all).
+    pub subsample_elbos: usize,
+    /// Decodes sampled per ELBO term (0 = all).
+    pub subsample_decodes: usize,
+}
+
+impl Default for VaribadConfig {
+    fn default() -> Self {
+        VaribadConfig {
+            state_embed: 8,
+            action_embed: 0,
+            reward_embed: 8,
+            gru_hidden: 64,
+            latent: 5,
+            decoder_hidden: vec![32, 32],
+            kl_weight: 0.01,
+            kl_to_prior: false,
+            kl_sum_over_trials: true,
+            lr: 1e-3,
+            num_updates: 3,
+            batch_trials: 25,
+            buffer_trials: 10_000,
+            subsample_elbos: 0,
+            subsample_decodes: 0,
+        }
+    }
+}
+
 /// `[eval]`: meta-test.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -144,6 +201,7 @@ impl Default for Config {
             ppo: PpoConfig::default(),
             policy: PolicyConfig::default(),
             rl2: Rl2Config::default(),
+            varibad: VaribadConfig::default(),
             eval: EvalConfig::default(),
         }
     }
@@ -413,10 +471,38 @@ impl Config {
             ("rl2.obs_embed", q.obs_embed),
             ("rl2.reward_embed", q.reward_embed),
             ("eval.num_tasks", self.eval.num_tasks),
+            ("varibad.state_embed", self.varibad.state_embed),
+            ("varibad.reward_embed", self.varibad.reward_embed),
+            ("varibad.gru_hidden", self.varibad.gru_hidden),
+            ("varibad.latent", self.varibad.latent),
+            ("varibad.num_updates", self.varibad.num_updates),
+            ("varibad.batch_trials", self.varibad.batch_trials),
+            ("varibad.buffer_trials", self.varibad.buffer_trials),
         ] {
             if value == 0 {
                 return bad(key, &value, POSITIVE);
             }
+        }
+        let v = &self.varibad;
+        if let Some(width) = v.decoder_hidden.iter().find(|&&w| w == 0) {
+            return bad(
+                "varibad.decoder_hidden",
+                &format!("{:?}", v.decoder_hidden),
+                &format!("a list of integers > 0 (found {width})"),
+            );
+        }
+        if !(v.lr > 0.0 && v.lr.is_finite()) {
+            return bad("varibad.lr", &v.lr, "a finite number > 0");
+        }
+        if !(v.kl_weight >= 0.0 && v.kl_weight.is_finite()) {
+            return bad("varibad.kl_weight", &v.kl_weight, "a finite number >= 0");
+        }
+        if v.batch_trials > v.buffer_trials {
+            return bad(
+                "varibad.batch_trials",
+                &v.batch_trials,
+                &format!("at most varibad.buffer_trials = {}", v.buffer_trials),
+            );
         }
         Ok(())
     }
