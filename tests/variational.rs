@@ -619,3 +619,22 @@ fn gridnavi_preset_matches_the_reference() {
     let back: VaribadModel = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
     assert_eq!(back, m);
 }
+
+/// Throughput of one VAE gradient at the GridNavi preset (25 trials x 60 steps):
+/// `cargo test --release --test variational -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn gridnavi_preset_gradient_timing() {
+    let m = VaribadModel::new(VaribadSpec::gridnavi(), &mut Rng::new(0));
+    let trs = trials(25, 60, 3);
+    let refs: Vec<&TrialRecord> = trs.iter().collect();
+    let mut rng = Rng::new(1);
+    let _ = m.loss_and_grad(&refs, &mut rng, None, None);
+    let n = 20;
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        let _ = m.loss_and_grad(&refs, &mut rng, None, None);
+    }
+    let dt = t0.elapsed().as_secs_f64() / n as f64;
+    println!("VAE loss_and_grad, 25 x 60: {:.2} ms", dt * 1e3);
+}
