@@ -2,8 +2,8 @@
 //! training encoder, gradients, trial buffer.
 
 use bamdp::belief::variational::{
-    kl_diag_gaussian, ElboDraw, GruPath, TrialBuffer, TrialRecord, VaribadModel, VaribadSpec,
-    VaribadState,
+    kl_diag_gaussian, ElboDraw, GruPath, TrialBuffer, TrialCollector, TrialRecord, VaribadModel,
+    VaribadSpec, VaribadState,
 };
 use bamdp::belief::{Belief, Transition};
 use bamdp::nn::params::{Dense, GruCell};
@@ -618,4 +618,51 @@ fn gridnavi_preset_matches_the_reference() {
     assert_eq!(m, m2, "deterministic construction");
     let back: VaribadModel = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
     assert_eq!(back, m);
+}
+
+/// Throughput of one VAE gradient at the GridNavi preset (25 trials x 60 steps):
+/// `cargo test --release --test variational -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn gridnavi_preset_gradient_timing() {
+    let m = VaribadModel::new(VaribadSpec::gridnavi(), &mut Rng::new(0));
+    let trs = trials(25, 60, 3);
+    let refs: Vec<&TrialRecord> = trs.iter().collect();
+    let mut rng = Rng::new(1);
+    let _ = m.loss_and_grad(&refs, &mut rng, None, None);
+    let n = 20;
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        let _ = m.loss_and_grad(&refs, &mut rng, None, None);
+    }
+    let dt = t0.elapsed().as_secs_f64() / n as f64;
+    println!("VAE loss_and_grad, 25 x 60: {:.2} ms", dt * 1e3);
+}
+
+#[test]
+fn trial_collector_feeds_complete_trials_to_the_buffer() {
+    let mut col = TrialCollector::new(2, 2);
+    let mut buf = TrialBuffer::new(10, 2);
+    let obs = [0.0f32; 4];
+    for t in 0..5 {
+        let next = [t as f32, 1.0, t as f32, 2.0];
+        col.record(&Transition {
+            obs: &obs,
+            action: &[1.0, t as f32 % 5.0],
+            reward: &[-0.1, t as f32],
+            next_obs: &next,
+            episode_end: &[false, false],
+        });
+        // Row 1's trial ends after 3 steps; row 0's after 5.
+        col.finish(&[t == 4, t == 2], &mut buf);
+    }
+    assert_eq!(buf.len(), 2);
+    let first = buf.get(0);
+    assert_eq!(first.actions, vec![0, 1, 2]);
+    assert_eq!(first.rewards, vec![0.0, 1.0, 2.0]);
+    assert_eq!(first.next_obs, vec![0.0, 2.0, 1.0, 2.0, 2.0, 2.0]);
+    assert_eq!(buf.get(1).len(), 5);
+    assert_eq!(col.running[1].len(), 2);
+    let back: TrialCollector = serde_json::from_str(&serde_json::to_string(&col).unwrap()).unwrap();
+    assert_eq!(back, col);
 }

@@ -263,6 +263,58 @@ impl TrialBuffer {
     }
 }
 
+/// Assembles the trials of a batch of streaming rows (one per environment) from the
+/// transitions fed to the belief, and hands each complete trial to a [`TrialBuffer`].
+/// Serialisable, so partial trials survive a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialCollector {
+    pub obs_dim: usize,
+    pub running: Vec<TrialRecord>,
+}
+
+impl TrialCollector {
+    pub fn new(rows: usize, obs_dim: usize) -> Self {
+        let empty = TrialRecord {
+            next_obs: Vec::new(),
+            actions: Vec::new(),
+            rewards: Vec::new(),
+        };
+        TrialCollector {
+            obs_dim,
+            running: vec![empty; rows],
+        }
+    }
+
+    /// Appends `(s', a, r)` of every row (actions are indices stored as f32).
+    pub fn record(&mut self, tr: &Transition<'_>) {
+        let od = self.obs_dim;
+        for (r, t) in self.running.iter_mut().enumerate() {
+            t.next_obs
+                .extend_from_slice(&tr.next_obs[r * od..(r + 1) * od]);
+            t.actions.push(tr.action[r] as u32);
+            t.rewards.push(tr.reward[r]);
+        }
+    }
+
+    /// Moves the trials of the rows flagged in `trial_end` (if non-empty) into `buf`.
+    pub fn finish(&mut self, trial_end: &[bool], buf: &mut TrialBuffer) {
+        for (t, &end) in self.running.iter_mut().zip(trial_end) {
+            if end && !t.is_empty() {
+                let cap = t.len();
+                let done = std::mem::replace(
+                    t,
+                    TrialRecord {
+                        next_obs: Vec::with_capacity(cap * self.obs_dim),
+                        actions: Vec::with_capacity(cap),
+                        rewards: Vec::with_capacity(cap),
+                    },
+                );
+                buf.push(done);
+            }
+        }
+    }
+}
+
 /// The random quantities of one ELBO evaluation: reparameterisation noise and the
 /// sub-sampling multiplicities. Layouts are time-major over the `T + 1` terms and the
 /// `B` trials: row `t * B + b`.
