@@ -31,6 +31,7 @@ pub mod streams {
     pub const INIT: u64 = 5;
     pub const ENV_NOISE: u64 = 6;
     pub const EVAL_ACTIONS: u64 = 7;
+    pub const VAE: u64 = 8;
 }
 
 impl Rng {

@@ -45,6 +45,11 @@ pub trait Belief {
     fn features(&self, state: &Self::State, out: &mut [f32]);
     /// Copy rows `src[i]` of `from` into row `i` of `into` (particle cloning / resampling).
     fn gather(&self, from: &Self::State, src: &[usize], into: &mut Self::State);
+    /// The trainable parameters of a learned belief (None for exact beliefs), so a
+    /// trainer can install updated weights into the copy that acts.
+    fn params_mut(&mut self) -> Option<&mut crate::nn::Params> {
+        None
+    }
 }
 
 /// A belief together with its batched state, behind an object-safe interface, so the
@@ -56,6 +61,8 @@ pub trait BatchedBelief: Send {
     fn features(&self, out: &mut [f32]);
     fn save_state(&self) -> serde_json::Value;
     fn load_state(&mut self, v: &serde_json::Value) -> Result<(), String>;
+    /// See [`Belief::params_mut`].
+    fn params_mut(&mut self) -> Option<&mut crate::nn::Params>;
 }
 
 /// The [`BatchedBelief`] of any [`Belief`] whose state serialises.
@@ -94,5 +101,8 @@ where
     fn load_state(&mut self, v: &serde_json::Value) -> Result<(), String> {
         self.state = serde_json::from_value(v.clone()).map_err(|e| format!("belief state: {e}"))?;
         Ok(())
+    }
+    fn params_mut(&mut self) -> Option<&mut crate::nn::Params> {
+        self.model.params_mut()
     }
 }

@@ -844,6 +844,10 @@ fn scalar(t: Tensor<1>) -> f64 {
 impl Belief for VaribadModel {
     type State = VaribadState;
 
+    fn params_mut(&mut self) -> Option<&mut Params> {
+        Some(&mut self.params)
+    }
+
     fn feature_dim(&self) -> usize {
         2 * self.spec.latent
     }

@@ -4,7 +4,7 @@
 //! where the env has one, the success rate per episode.
 
 use super::train::{load_checkpoint, load_run_config};
-use super::trainer::{build_agent, oracle_belief, Actor, TrialResult};
+use super::trainer::{build_agent, install_belief_params, make_belief, Actor, TrialResult};
 use crate::env::{self, Split};
 use crate::error::UserError;
 use crate::rng::streams;
@@ -67,10 +67,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     let rows = num_tasks.min(256);
     let mut env = env::make_with(&cfg.env, rows, args.split, cfg.seed, args.episodes_per_task)?;
     let spec = env.spec().clone();
-    let belief = match cfg.method.as_str() {
-        "oracle" => Some(oracle_belief(&cfg.env, rows)?),
-        _ => None,
-    };
+    let belief = make_belief(&cfg, &spec, rows)?;
     let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
     let (net, mut params) = build_agent(&cfg, &spec, bdim)?;
     if ck.params.slots != params.slots {
@@ -82,6 +79,16 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     params = ck.params;
     let obs_rms = ck.obs_rms;
     let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
+    match (&ck.vae, cfg.method.as_str()) {
+        (Some(v), _) => install_belief_params(&mut actor, &v.model),
+        (None, "varibad") => {
+            return Err(UserError::file(
+                super::train::checkpoint_path(args.run),
+                "a varibad checkpoint without its VAE weights",
+            ))
+        }
+        _ => {}
+    }
     actor.greedy = args.greedy;
     let mut finished: Vec<TrialResult> = Vec::with_capacity(num_tasks + rows);
     let (mut x, mut reset, mut logp, mut values) = (

@@ -24,7 +24,7 @@ pub fn checkpoint_path(run: &Path) -> PathBuf {
 pub const TIMING_COLUMNS: &[&str] = &["fps", "wall_s", "rollout_s", "learn_s"];
 
 /// The metrics.csv columns for an env with `k` episodes per trial.
-pub fn metric_columns(k: usize, has_success: bool) -> Vec<String> {
+pub fn metric_columns(k: usize, has_success: bool, vae: bool) -> Vec<String> {
     let mut c: Vec<String> = ["update", "frames", "fps", "wall_s"]
         .iter()
         .map(|s| s.to_string())
@@ -52,6 +52,11 @@ pub fn metric_columns(k: usize, has_success: bool) -> Vec<String> {
     ] {
         c.push(s.into());
     }
+    if vae {
+        for s in ["vae_loss", "vae_reconstruction", "vae_kl"] {
+            c.push(s.into());
+        }
+    }
     c
 }
 
@@ -63,6 +68,7 @@ fn metric_row(
     wall_s: f64,
     k: usize,
     has_success: bool,
+    vae: bool,
 ) -> Vec<f64> {
     let n = report.finished.len();
     let mean = |f: &dyn Fn(&super::trainer::TrialResult) -> f64| {
@@ -95,6 +101,14 @@ fn metric_row(
         report.rollout_s,
         report.learn_s,
     ]);
+    if vae {
+        let v = report.vae;
+        row.extend([
+            v.map_or(f64::NAN, |v| v.loss),
+            v.map_or(f64::NAN, |v| v.reconstruction),
+            v.map_or(f64::NAN, |v| v.kl),
+        ]);
+    }
     row
 }
 
@@ -190,7 +204,8 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     let mut trainer = Trainer::new(&cfg)?;
     let spec = trainer.actor.spec.clone();
     let (k, has_success) = (spec.episodes_per_trial, spec.has_success);
-    let columns = metric_columns(k, has_success);
+    let vae = trainer.vae.is_some();
+    let columns = metric_columns(k, has_success, vae);
     let mut wall_offset = 0.0;
     let mut metrics = if args.resume {
         let ck = load_checkpoint(&out)?;
@@ -259,6 +274,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             wall,
             k,
             has_success,
+            vae,
         );
         metrics.append(&row)?;
         for (name, v) in columns.iter().zip(&row).skip(2) {

@@ -8,9 +8,16 @@
 //!   belief; PPO's gradient flows through it (back-propagation through the rollout).
 //! - `oracle`: the policy reads the environment's exact belief next to the observation
 //!   (the ceiling for learned beliefs).
+//! - `varibad`: a GRU encoder gives q(m | history) = N(mu, diag sigma^2), trained as a
+//!   VAE on the trial's rewards from a buffer of recent trials (several VAE updates per
+//!   policy update); the policy reads (s, mu, log sigma^2) with no gradient into the
+//!   encoder.
 //! - `memoryless`: the policy sees only the current observation (the floor).
 
-use crate::belief::{BatchedBelief, Transition};
+use crate::belief::variational::{
+    TrialBuffer, TrialCollector, VaeStats, VaribadModel, VaribadSpec,
+};
+use crate::belief::{Batched, BatchedBelief, Transition};
 use crate::config::{Activation, Config};
 use crate::env::{self, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::UserError;
@@ -42,6 +49,52 @@ pub fn oracle_belief(env_name: &str, rows: usize) -> Result<Box<dyn BatchedBelie
             ),
         )),
     }
+}
+
+/// The VariBAD model a config describes, initialised deterministically from the seed.
+pub fn varibad_model(cfg: &Config, spec: &EnvSpec) -> Result<VaribadModel, UserError> {
+    let num_cells = match spec.name {
+        "gridnavi" => 25,
+        other => {
+            return Err(UserError::invalid(
+                "env",
+                other,
+                "an environment with a reward decoder for VariBAD (today: gridnavi)",
+            ))
+        }
+    };
+    let v = &cfg.varibad;
+    let vspec = VaribadSpec {
+        obs_dim: spec.obs_dim,
+        action_dim: spec.action.input_width(),
+        state_embed: v.state_embed,
+        action_embed: v.action_embed,
+        reward_embed: v.reward_embed,
+        gru_hidden: v.gru_hidden,
+        latent: v.latent,
+        decoder_hidden: v.decoder_hidden.clone(),
+        num_cells,
+        kl_weight: v.kl_weight,
+        kl_to_prior: v.kl_to_prior,
+        kl_sum_over_trials: v.kl_sum_over_trials,
+    };
+    Ok(VaribadModel::new(
+        vspec,
+        &mut Rng::stream(cfg.seed, streams::INIT, 1),
+    ))
+}
+
+/// The belief a method acts with (None: the policy's own memory, or nothing).
+pub fn make_belief(
+    cfg: &Config,
+    spec: &EnvSpec,
+    rows: usize,
+) -> Result<Option<Box<dyn BatchedBelief>>, UserError> {
+    Ok(match cfg.method.as_str() {
+        "oracle" => Some(oracle_belief(&cfg.env, rows)?),
+        "varibad" => Some(Box::new(Batched::new(varibad_model(cfg, spec)?, rows))),
+        _ => None,
+    })
 }
 
 /// The network and its parameters for a config and env, deterministically from the seed.
@@ -86,7 +139,7 @@ pub fn build_agent(
                 &mut rng,
             )
         }
-        "oracle" => AgentNet::new(
+        "oracle" | "varibad" => AgentNet::new(
             &mut params,
             spec.obs_dim + belief_dim,
             n_actions,
@@ -372,6 +425,52 @@ impl Actor {
     }
 }
 
+/// The VAE side of VariBAD: the canonical model, its optimiser, the buffer of recent
+/// trials and the trials being recorded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VaeLearner {
+    pub model: VaribadModel,
+    pub adam: Adam,
+    pub buffer: TrialBuffer,
+    pub collector: TrialCollector,
+    pub rng: Rng,
+}
+
+impl VaeLearner {
+    /// The configured number of VAE updates on batches from the buffer (none until it
+    /// holds a full batch). Returns the mean statistics, if any update ran.
+    fn update(&mut self, cfg: &Config) -> Option<VaeStats> {
+        let v = &cfg.varibad;
+        if self.buffer.len() < v.batch_trials {
+            return None;
+        }
+        let opt = |n: usize| (n > 0).then_some(n);
+        let mut mean = VaeStats::default();
+        for _ in 0..v.num_updates {
+            let idx = self.buffer.sample(v.batch_trials, &mut self.rng);
+            let trials = self.buffer.gather(&idx);
+            let (stats, grad) = self.model.loss_and_grad(
+                &trials,
+                &mut self.rng,
+                opt(v.subsample_elbos),
+                opt(v.subsample_decodes),
+            );
+            self.adam.step(&mut self.model.params.data, &grad, v.lr);
+            mean.loss += stats.loss / v.num_updates as f64;
+            mean.reconstruction += stats.reconstruction / v.num_updates as f64;
+            mean.kl += stats.kl / v.num_updates as f64;
+        }
+        Some(mean)
+    }
+}
+
+/// Copies a trained VAE's weights into the belief the actor acts with.
+pub fn install_belief_params(actor: &mut Actor, model: &VaribadModel) {
+    if let Some(p) = actor.belief.as_mut().and_then(|b| b.params_mut()) {
+        p.data.copy_from_slice(&model.params.data);
+    }
+}
+
 /// Everything a training run holds; `Checkpoint` is its serialisable image.
 pub struct Trainer {
     pub cfg: Config,
@@ -383,6 +482,7 @@ pub struct Trainer {
     pub minibatch_rng: Rng,
     pub obs_rms: Option<RunningMeanStd>,
     pub reward_scaler: Option<RewardScaler>,
+    pub vae: Option<VaeLearner>,
     pub update: u64,
     pub frames: u64,
     buf: RolloutBuffer,
@@ -397,6 +497,8 @@ pub struct UpdateReport {
     pub lr: f64,
     pub rollout_s: f64,
     pub learn_s: f64,
+    /// VAE statistics of this update (VariBAD only, once the buffer holds a batch).
+    pub vae: Option<VaeStats>,
 }
 
 /// The full training state, written atomically as a checkpoint.
@@ -416,6 +518,8 @@ pub struct Checkpoint {
     /// Wall-clock seconds of training before this checkpoint (for metrics continuity).
     #[serde(default)]
     pub wall_s: f64,
+    #[serde(default)]
+    pub vae: Option<VaeLearner>,
 }
 
 pub const CHECKPOINT_FORMAT: u32 = 1;
@@ -425,13 +529,23 @@ impl Trainer {
         let rows = cfg.run.num_envs;
         let mut env = env::make(&cfg.env, rows, Split::Train, cfg.seed)?;
         let spec = env.spec().clone();
-        let belief = match cfg.method.as_str() {
-            "oracle" => Some(oracle_belief(&cfg.env, rows)?),
-            _ => None,
-        };
+        let belief = make_belief(cfg, &spec, rows)?;
         let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
         let (net, params) = build_agent(cfg, &spec, bdim)?;
         let actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
+        let vae = match cfg.method.as_str() {
+            "varibad" => {
+                let model = varibad_model(cfg, &spec)?;
+                Some(VaeLearner {
+                    adam: Adam::new(model.params.len(), 1e-8),
+                    buffer: TrialBuffer::new(cfg.varibad.buffer_trials, spec.obs_dim),
+                    collector: TrialCollector::new(rows, spec.obs_dim),
+                    rng: Rng::stream(cfg.seed, streams::VAE, 0),
+                    model,
+                })
+            }
+            _ => None,
+        };
         let buf = RolloutBuffer::new(
             cfg.run.steps_per_update,
             rows,
@@ -446,6 +560,7 @@ impl Trainer {
                 .ppo
                 .norm_reward
                 .then(|| RewardScaler::new(rows, cfg.ppo.gamma)),
+            vae,
             update: 0,
             frames: 0,
             buf,
@@ -498,6 +613,16 @@ impl Trainer {
                 self.buf.terminal[r] = out.trial_end[i];
                 self.buf.truncated[r] = false;
             }
+            if let Some(vae) = self.vae.as_mut() {
+                vae.collector.record(&Transition {
+                    obs: &[],
+                    action: &self.actor.actions,
+                    reward: &out.reward,
+                    next_obs: &out.final_obs,
+                    episode_end: &[],
+                });
+                vae.collector.finish(&out.trial_end, &mut vae.buffer);
+            }
             self.raw_rewards.copy_from_slice(&out.reward);
             if let Some(sc) = self.reward_scaler.as_mut() {
                 sc.scale(&mut self.raw_rewards, &out.trial_end);
@@ -513,6 +638,12 @@ impl Trainer {
         report.rollout_s = t0.elapsed().as_secs_f64();
 
         let t1 = std::time::Instant::now();
+        if let Some(vae) = self.vae.as_mut() {
+            report.vae = vae.update(&self.cfg);
+            if report.vae.is_some() {
+                install_belief_params(&mut self.actor, &vae.model);
+            }
+        }
         let lr = if self.cfg.ppo.anneal_lr {
             self.cfg.ppo.lr * (1.0 - self.update as f64 / self.total_updates() as f64)
         } else {
@@ -549,6 +680,7 @@ impl Trainer {
             obs_rms: self.obs_rms.clone(),
             reward_scaler: self.reward_scaler.clone(),
             wall_s: 0.0,
+            vae: self.vae.clone(),
         }
     }
 
@@ -587,6 +719,23 @@ impl Trainer {
         self.minibatch_rng = ck.minibatch_rng;
         self.obs_rms = ck.obs_rms;
         self.reward_scaler = ck.reward_scaler;
+        match (self.vae.is_some(), ck.vae) {
+            (true, Some(v)) => {
+                if v.model.params.slots
+                    != self
+                        .vae
+                        .as_ref()
+                        .map(|x| x.model.params.slots.clone())
+                        .unwrap_or_default()
+                {
+                    return Err("checkpoint VAE does not match the [varibad] config".into());
+                }
+                install_belief_params(&mut self.actor, &v.model);
+                self.vae = Some(v);
+            }
+            (false, None) => {}
+            _ => return Err("checkpoint VAE state does not match the method".into()),
+        }
         Ok(())
     }
 }
