@@ -712,6 +712,20 @@ impl VaribadModel {
         draw: &ElboDraw,
         path: GruPath,
     ) -> (VaeStats, Vec<f32>) {
+        self.chunk_loss_and_grad(trials, draw, path, trials.len())
+    }
+
+    /// The part of the loss (and gradient) of a batch of `batch_trials` trials that
+    /// `trials` contribute: the loss is normalised by the whole batch, so the chunks of a
+    /// batch add up to the batch's loss and gradient (data-parallel VAE updates).
+    /// `VaeStats::reconstruction` and `kl` are per-trial means over this chunk.
+    pub fn chunk_loss_and_grad(
+        &self,
+        trials: &[&TrialRecord],
+        draw: &ElboDraw,
+        path: GruPath,
+        batch_trials: usize,
+    ) -> (VaeStats, Vec<f32>) {
         let sp = &self.spec;
         let batch = self.batch(trials);
         let (steps, rows) = (batch.steps, batch.rows);
@@ -769,7 +783,7 @@ impl VaribadModel {
         let counts = graph::constant(&draw.elbo_counts, terms, 1, &device);
         let kl = (kl_terms * counts).sum();
 
-        let inv_b = 1.0 / rows as f32;
+        let inv_b = 1.0 / batch_trials as f32;
         let kl_norm = if sp.kl_sum_over_trials { 1.0 } else { inv_b };
         let loss = recon.clone() * inv_b + kl.clone() * (sp.kl_weight as f32 * kl_norm);
         let grads = loss.backward();

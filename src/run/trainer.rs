@@ -15,7 +15,8 @@
 //! - `memoryless`: the policy sees only the current observation (the floor).
 
 use crate::belief::variational::{
-    TrialBuffer, TrialCollector, VaeStats, VaribadModel, VaribadSpec,
+    ElboDraw, GruPath, TrialBuffer, TrialCollector, TrialRecord, VaeStats, VaribadModel,
+    VaribadSpec,
 };
 use crate::belief::{Batched, BatchedBelief, Transition};
 use crate::config::{Activation, Config};
@@ -439,30 +440,72 @@ pub struct VaeLearner {
 impl VaeLearner {
     /// The configured number of VAE updates on batches from the buffer (none until it
     /// holds a full batch). Returns the mean statistics, if any update ran.
-    fn update(&mut self, cfg: &Config) -> Option<VaeStats> {
+    fn update(&mut self, cfg: &Config, threads: usize) -> Option<VaeStats> {
         let v = &cfg.varibad;
         if self.buffer.len() < v.batch_trials {
             return None;
         }
         let opt = |n: usize| (n > 0).then_some(n);
+        let latent = self.model.spec.latent;
         let mut mean = VaeStats::default();
         for _ in 0..v.num_updates {
             let idx = self.buffer.sample(v.batch_trials, &mut self.rng);
             let trials = self.buffer.gather(&idx);
-            let (stats, grad) = self.model.loss_and_grad(
-                &trials,
-                &mut self.rng,
-                opt(v.subsample_elbos),
-                opt(v.subsample_decodes),
-            );
+            // The batch's gradient in a fixed number of chunks, noise drawn in order,
+            // computed on up to `threads` threads and summed in order: identical
+            // results for any thread count.
+            let per = trials.len().div_ceil(VAE_CHUNKS.min(trials.len()));
+            let chunks: Vec<(&[&TrialRecord], ElboDraw)> = trials
+                .chunks(per)
+                .map(|c| {
+                    let draw = ElboDraw::sample(
+                        c[0].len(),
+                        c.len(),
+                        latent,
+                        &mut self.rng,
+                        opt(v.subsample_elbos),
+                        opt(v.subsample_decodes),
+                    );
+                    (c, draw)
+                })
+                .collect();
+            let model = &self.model;
+            let n = trials.len();
+            let results: Vec<(VaeStats, Vec<f32>)> = if threads > 1 && chunks.len() > 1 {
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = chunks
+                        .iter()
+                        .map(|(c, d)| {
+                            s.spawn(move || model.chunk_loss_and_grad(c, d, GruPath::Fused, n))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("VAE gradient thread"))
+                        .collect()
+                })
+            } else {
+                chunks
+                    .iter()
+                    .map(|(c, d)| model.chunk_loss_and_grad(c, d, GruPath::Fused, n))
+                    .collect()
+            };
+            let mut grad = vec![0.0f32; self.model.params.len()];
+            for ((c, _), (stats, g)) in chunks.iter().zip(&results) {
+                grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+                let w = c.len() as f64 / n as f64 / v.num_updates as f64;
+                mean.loss += stats.loss / v.num_updates as f64;
+                mean.reconstruction += stats.reconstruction * w;
+                mean.kl += stats.kl * w;
+            }
             self.adam.step(&mut self.model.params.data, &grad, v.lr);
-            mean.loss += stats.loss / v.num_updates as f64;
-            mean.reconstruction += stats.reconstruction / v.num_updates as f64;
-            mean.kl += stats.kl / v.num_updates as f64;
         }
         Some(mean)
     }
 }
+
+/// Chunks a VAE batch's gradient is computed in (independent of the thread count).
+const VAE_CHUNKS: usize = 2;
 
 /// Copies a trained VAE's weights into the belief the actor acts with.
 pub fn install_belief_params(actor: &mut Actor, model: &VaribadModel) {
@@ -639,7 +682,7 @@ impl Trainer {
 
         let t1 = std::time::Instant::now();
         if let Some(vae) = self.vae.as_mut() {
-            report.vae = vae.update(&self.cfg);
+            report.vae = vae.update(&self.cfg, self.cfg.run.threads);
             if report.vae.is_some() {
                 install_belief_params(&mut self.actor, &vae.model);
             }
