@@ -5,26 +5,8 @@ use bamdp::belief::{Belief, Transition};
 use bamdp::env::gridnavi::{cell_index, GridNavi, CANDIDATE_CELLS};
 use bamdp::env::{BatchEnv, Split, StepOut};
 use bamdp::rng::{streams, Rng};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-// Count allocations per thread, so `step_does_not_allocate` is not disturbed by tests
-// running in parallel.
-struct Counting;
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-}
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod common;
+use common::allocs;
 
 const NOOP: f32 = 0.0;
 const UP: f32 = 1.0;
@@ -460,7 +442,7 @@ fn step_and_belief_do_not_allocate() {
     let mut scratch = b.init(n);
     let mut feats = vec![0.0; n * 25];
     let src: Vec<usize> = (0..n).rev().collect();
-    let before = ALLOCS.with(|a| a.get());
+    let before = allocs();
     for a in &acts {
         env.step(a, &mut out);
         b.update(
@@ -478,7 +460,7 @@ fn step_and_belief_do_not_allocate() {
         b.gather(&state, &src, &mut scratch);
         prev.copy_from_slice(&out.obs);
     }
-    assert_eq!(ALLOCS.with(|a| a.get()), before);
+    assert_eq!(allocs(), before);
 }
 
 // ---- the exact belief ----

@@ -8,28 +8,8 @@ use bamdp::belief::variational::{
 use bamdp::belief::{Belief, Transition};
 use bamdp::nn::params::{Dense, GruCell};
 use bamdp::rng::Rng;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct CountAllocs;
-thread_local! {
-    static N_ALLOC: Cell<usize> = const { Cell::new(0) };
-}
-unsafe impl GlobalAlloc for CountAllocs {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        N_ALLOC.with(|a| a.set(a.get() + 1));
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-}
-#[global_allocator]
-static GLOBAL: CountAllocs = CountAllocs;
-
-fn allocs() -> usize {
-    N_ALLOC.with(|a| a.get())
-}
+mod common;
+use common::allocs;
 
 fn spec(action_embed: usize, kl_to_prior: bool, kl_sum: bool) -> VaribadSpec {
     VaribadSpec {
