@@ -212,6 +212,7 @@ pub struct Actor {
     h_tmp: Vec<f32>,
     pub out: StepOut,
     pub actions: Vec<f32>,
+    episode_ends: Vec<bool>,
     pub greedy: bool,
 }
 
@@ -254,6 +255,7 @@ impl Actor {
             h_tmp: vec![0.0; rows * sd],
             out: StepOut::new(rows, spec.obs_dim),
             actions: vec![0.0; rows],
+            episode_ends: vec![false; rows],
             greedy: false,
             spec,
             rows,
@@ -356,13 +358,15 @@ impl Actor {
 
         let k = self.spec.episodes_per_trial;
         if let Some(b) = self.belief.as_mut() {
-            let ends: Vec<bool> = (0..rows).map(|r| self.out.episode_end(r)).collect();
+            for (r, e) in self.episode_ends.iter_mut().enumerate() {
+                *e = self.out.episode_end(r);
+            }
             b.update(&Transition {
                 obs: &self.state.obs,
                 action: &self.actions,
                 reward: &self.out.reward,
                 next_obs: &self.out.final_obs,
-                episode_end: &ends,
+                episode_end: &self.episode_ends,
             });
             b.reset(&self.out.trial_end);
         }
