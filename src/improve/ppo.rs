@@ -26,7 +26,10 @@ pub struct RolloutBuffer {
     pub reset: Vec<f32>,
     /// Recurrent state of each row before the rollout's first step, `rows * state_dim`.
     pub h0: Vec<f32>,
-    pub actions: Vec<u32>,
+    /// Values per action: 1 (the index of a discrete action) or the continuous vector.
+    pub action_width: usize,
+    /// Actions taken, `steps * rows * action_width`.
+    pub actions: Vec<f32>,
     pub logp: Vec<f32>,
     pub values: Vec<f32>,
     /// Rewards as the learner sees them (possibly normalised).
@@ -43,7 +46,13 @@ pub struct RolloutBuffer {
 }
 
 impl RolloutBuffer {
-    pub fn new(steps: usize, rows: usize, input_dim: usize, state_dim: usize) -> Self {
+    pub fn new(
+        steps: usize,
+        rows: usize,
+        input_dim: usize,
+        state_dim: usize,
+        action_width: usize,
+    ) -> Self {
         let n = steps * rows;
         RolloutBuffer {
             steps,
@@ -53,7 +62,8 @@ impl RolloutBuffer {
             x: vec![0.0; n * input_dim],
             reset: vec![0.0; n],
             h0: vec![0.0; rows * state_dim],
-            actions: vec![0; n],
+            action_width,
+            actions: vec![0.0; n * action_width],
             logp: vec![0.0; n],
             values: vec![0.0; n],
             rewards: vec![0.0; n],
@@ -149,14 +159,23 @@ struct Minibatch {
     x: Vec<f32>,
     reset: Vec<f32>,
     h0: Vec<f32>,
-    onehot: Vec<f32>,
+    /// Categorical: one-hot `[n, A]`; Gaussian: the actions `[n, dim]`.
+    act: Vec<f32>,
     logp: Vec<f32>,
     values: Vec<f32>,
     adv: Vec<f32>,
     returns: Vec<f32>,
 }
 
-fn gather(buf: &RolloutBuffer, cols: &[usize], adv: &[f32], num_actions: usize) -> Minibatch {
+/// `num_actions`: the width of the policy's output; `categorical`: actions are stored
+/// as indices (one-hot encoded here) rather than as vectors.
+fn gather(
+    buf: &RolloutBuffer,
+    cols: &[usize],
+    adv: &[f32],
+    num_actions: usize,
+    categorical: bool,
+) -> Minibatch {
     let (t_len, m) = (buf.steps, cols.len());
     let (id, sd) = (buf.input_dim, buf.state_dim);
     let mut mb = Minibatch {
@@ -164,7 +183,7 @@ fn gather(buf: &RolloutBuffer, cols: &[usize], adv: &[f32], num_actions: usize) 
         x: Vec::with_capacity(t_len * m * id),
         reset: Vec::with_capacity(t_len * m),
         h0: Vec::with_capacity(m * sd),
-        onehot: vec![0.0; t_len * m * num_actions],
+        act: vec![0.0; t_len * m * num_actions],
         logp: Vec::with_capacity(t_len * m),
         values: Vec::with_capacity(t_len * m),
         adv: Vec::with_capacity(t_len * m),
@@ -178,7 +197,12 @@ fn gather(buf: &RolloutBuffer, cols: &[usize], adv: &[f32], num_actions: usize) 
             let i = t * buf.rows + c;
             mb.x.extend_from_slice(&buf.x[i * id..(i + 1) * id]);
             mb.reset.push(buf.reset[i]);
-            mb.onehot[(t * m + j) * num_actions + buf.actions[i] as usize] = 1.0;
+            let dst = &mut mb.act[(t * m + j) * num_actions..(t * m + j + 1) * num_actions];
+            if categorical {
+                dst[buf.actions[i] as usize] = 1.0;
+            } else {
+                dst.copy_from_slice(&buf.actions[i * num_actions..(i + 1) * num_actions]);
+            }
             mb.logp.push(buf.logp[i]);
             mb.values.push(buf.values[i]);
             mb.adv.push(adv[i]);
@@ -220,9 +244,28 @@ fn chunk_grad(
         (l, v, None)
     };
     let n = steps * mb.rows;
-    let logp_all = activation::log_softmax(logits, 1);
-    let onehot = graph::constant(&mb.onehot, n, net.num_actions, &device);
-    let logp = (logp_all.clone() * onehot).sum_dim(1);
+    let act = graph::constant(&mb.act, n, net.num_actions, &device);
+    let (logp, entropy) = match net.log_std {
+        None => {
+            let logp_all = activation::log_softmax(logits, 1);
+            let logp = (logp_all.clone() * act).sum_dim(1);
+            (
+                logp,
+                (logp_all.clone().exp() * logp_all).sum().neg() / total,
+            )
+        }
+        Some(slot) => {
+            // Diagonal Gaussian: sum_j -0.5 ((a_j - mean_j) / std_j)^2 - log std_j - log sqrt(2 pi);
+            // entropy per sample sum_j log std_j + 0.5 log(2 pi e).
+            let log_std = gp.get(slot);
+            let z = (act - logits) * log_std.clone().neg().exp();
+            let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
+            let logp = (z.square() * -0.5 - log_std.clone()).sum_dim(1)
+                - half_log_2pi * net.num_actions as f32;
+            let per_sample = log_std.sum() + (half_log_2pi + 0.5) * net.num_actions as f32;
+            (logp, per_sample * (n as f32 / total))
+        }
+    };
     let log_ratio = logp - col(&mb.logp, &device);
     let ratio = log_ratio.clone().exp();
     let adv = col(&mb.adv, &device);
@@ -230,7 +273,6 @@ fn chunk_grad(
     let surr1 = ratio.clone() * adv.clone();
     let surr2 = ratio.clone().clamp(1.0 - c, 1.0 + c) * adv;
     let policy_loss = surr1.min_pair(surr2).sum().neg() / total;
-    let entropy = (logp_all.clone().exp() * logp_all).sum().neg() / total;
 
     let v_old = col(&mb.values, &device);
     let ret = col(&mb.returns, &device);
@@ -319,7 +361,7 @@ pub fn update(
             let per_chunk = mb_cols.len().div_ceil(k);
             let chunks: Vec<Minibatch> = mb_cols
                 .chunks(per_chunk)
-                .map(|c| gather(buf, c, &adv, net.num_actions))
+                .map(|c| gather(buf, c, &adv, net.num_actions, net.log_std.is_none()))
                 .collect();
             let mut chunk_grads = vec![vec![0.0f32; params.len()]; chunks.len()];
             let mut chunk_stats = vec![[0.0f64; 5]; chunks.len()];
@@ -463,7 +505,7 @@ mod tests {
             x: (0..n * 9).map(|_| rng.normal() as f32).collect(),
             reset,
             h0: vec![0.0; rows * 6],
-            onehot,
+            act: onehot,
             logp: (0..n).map(|_| -1.6 + 0.1 * rng.normal() as f32).collect(),
             values: (0..n).map(|_| rng.normal() as f32).collect(),
             adv: (0..n).map(|_| rng.normal() as f32).collect(),
@@ -507,7 +549,7 @@ mod tests {
             x,
             reset: vec![1.0],
             h0: vec![],
-            onehot,
+            act: onehot,
             logp: vec![logits[action] - ratio.ln()],
             values: value.clone(),
             adv: vec![adv],
@@ -520,6 +562,68 @@ mod tests {
         let mut g = vec![0.0; params.len()];
         let stats = chunk_grad(&net, &params, &mb, 1, &cfg, 1.0, &mut g, true);
         (stats[0], g)
+    }
+
+    #[test]
+    fn gaussian_head_log_density_and_entropy_match_closed_forms() {
+        use crate::nn::host::Act;
+        let mut rng = Rng::new(3);
+        let mut params = Params::new();
+        let net = AgentNet::new(&mut params, 3, 2, &[8], Act::Tanh, None, &mut rng)
+            .with_gaussian_head(&mut params);
+        let slot = net.log_std.unwrap();
+        params.data[slot.range()].copy_from_slice(&[-0.5, 0.3]);
+        let rows = 5;
+        let x: Vec<f32> = (0..rows * 3).map(|_| rng.normal() as f32).collect();
+        let mut s = net.scratch(rows);
+        let (mut mean, mut value) = (vec![0.0; rows * 2], vec![0.0; rows]);
+        net.step(&params, &x, rows, &mut [], &mut s, &mut mean, &mut value);
+        // Actions and their log densities computed independently in f64.
+        let actions: Vec<f32> = (0..rows * 2).map(|_| rng.normal() as f32).collect();
+        let logp: Vec<f32> = (0..rows)
+            .map(|r| {
+                (0..2)
+                    .map(|j| {
+                        let (a, m, ls) = (
+                            actions[r * 2 + j] as f64,
+                            mean[r * 2 + j] as f64,
+                            [-0.5f64, 0.3][j],
+                        );
+                        let sd = ls.exp();
+                        (-(a - m).powi(2) / (2.0 * sd * sd)
+                            - (sd * (2.0 * std::f64::consts::PI).sqrt()).ln())
+                            as f32
+                    })
+                    .sum()
+            })
+            .collect();
+        let mb = Minibatch {
+            rows,
+            x,
+            reset: vec![1.0; rows],
+            h0: vec![],
+            act: actions,
+            logp,
+            values: value.clone(),
+            adv: vec![1.0; rows],
+            returns: value,
+        };
+        let cfg = crate::config::Config::default().ppo;
+        let mut g = vec![0.0; params.len()];
+        let st = chunk_grad(&net, &params, &mb, 1, &cfg, rows as f32, &mut g, true);
+        // Same density in the graph: ratio 1 everywhere, so no KL and nothing clipped.
+        assert!(st[3].abs() < 1e-6, "approx KL {}", st[3]);
+        assert_eq!(st[4], 0.0);
+        let entropy =
+            (-0.5 + 0.3) + 2.0 * 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln();
+        assert!(
+            (st[2] - entropy).abs() < 1e-5,
+            "entropy {} vs {entropy}",
+            st[2]
+        );
+        // The policy loss with A = 1 and ratio 1 is -1; its gradient reaches log std.
+        assert!((st[0] + 1.0).abs() < 1e-5);
+        assert!(g[slot.range()].iter().any(|&v| v != 0.0));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use super::graph::{self, GraphParams};
 use super::gru_op;
 use super::host::{self, Act};
-use super::params::{Dense, GruCell, Params};
+use super::params::{Dense, GruCell, Params, Slot};
 use crate::rng::Rng;
 use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,10 @@ pub struct AgentNet {
     pub memory: Option<Memory>,
     pub actor: Vec<Dense>,
     pub critic: Vec<Dense>,
+    /// Diagonal-Gaussian policy: the actor outputs the mean and this state-independent
+    /// `[1, dim]` slot holds log standard deviations. None: categorical over logits.
+    #[serde(default)]
+    pub log_std: Option<Slot>,
 }
 
 /// Reusable buffers for host inference of a batch of `rows`.
@@ -147,7 +151,15 @@ impl AgentNet {
             memory,
             actor,
             critic,
+            log_std: None,
         }
+    }
+
+    /// Turns the actor's outputs into the mean of a diagonal Gaussian with learnable
+    /// log standard deviations (initial std 1, as the reference's `policy_init_std`).
+    pub fn with_gaussian_head(mut self, p: &mut Params) -> Self {
+        self.log_std = Some(p.bias("actor.log_std", self.num_actions, 0.0));
+        self
     }
 
     /// Width of the recurrent state per row (0 without memory).

@@ -104,15 +104,9 @@ pub fn build_agent(
     spec: &EnvSpec,
     belief_dim: usize,
 ) -> Result<(AgentNet, Params), UserError> {
-    let n_actions = match spec.action {
-        ActionSpace::Discrete(n) => n,
-        ActionSpace::Continuous { .. } => {
-            return Err(UserError::invalid(
-                "env",
-                spec.name,
-                "an environment with discrete actions (continuous action heads are not wired into training yet)",
-            ))
-        }
+    let (n_actions, gaussian) = match spec.action {
+        ActionSpace::Discrete(n) => (n, false),
+        ActionSpace::Continuous { dim, .. } => (dim, true),
     };
     let act = match cfg.policy.activation {
         Activation::Tanh => Act::Tanh,
@@ -169,6 +163,11 @@ pub fn build_agent(
             ))
         }
     };
+    let net = if gaussian {
+        net.with_gaussian_head(&mut params)
+    } else {
+        net
+    };
     Ok((net, params))
 }
 
@@ -178,7 +177,8 @@ pub struct ActorState {
     pub obs: Vec<f32>,
     /// Recurrent memory, `rows * state_dim`.
     pub h: Vec<f32>,
-    pub prev_action: Vec<u32>,
+    /// The previous action as the network sees it (one-hot or the raw vector), `rows * A`.
+    pub prev_action: Vec<f32>,
     pub prev_reward: Vec<f32>,
     pub prev_done: Vec<f32>,
     /// The next step starts a trial (memory and belief reset).
@@ -235,7 +235,7 @@ impl Actor {
             state: ActorState {
                 obs,
                 h: vec![0.0; rows * sd],
-                prev_action: vec![0; rows],
+                prev_action: vec![0.0; rows * net.num_actions],
                 prev_reward: vec![0.0; rows],
                 prev_done: vec![0.0; rows],
                 trial_start: vec![true; rows],
@@ -254,7 +254,7 @@ impl Actor {
             x_next: vec![0.0; rows * net.input_dim],
             h_tmp: vec![0.0; rows * sd],
             out: StepOut::new(rows, spec.obs_dim),
-            actions: vec![0.0; rows],
+            actions: vec![0.0; rows * spec_width(&net)],
             episode_ends: vec![false; rows],
             greedy: false,
             spec,
@@ -279,14 +279,12 @@ impl Actor {
             if net.memory.is_some() {
                 let rest = &mut xr[od..];
                 let na = net.num_actions;
-                rest[..na].iter_mut().for_each(|v| *v = 0.0);
                 if !st.trial_start[r] {
-                    rest[st.prev_action[r] as usize] = 1.0;
+                    rest[..na].copy_from_slice(&st.prev_action[r * na..(r + 1) * na]);
                     rest[na] = st.prev_reward[r];
                     rest[na + 1] = st.prev_done[r];
                 } else {
-                    rest[na] = 0.0;
-                    rest[na + 1] = 0.0;
+                    rest[..na + 2].iter_mut().for_each(|v| *v = 0.0);
                 }
             } else if self.belief.is_some() {
                 let bd = id - od;
@@ -338,21 +336,47 @@ impl Actor {
         );
         values.copy_from_slice(&self.values);
         let na = net.num_actions;
-        host::log_softmax_rows(&mut self.logits, na);
-        for r in 0..rows {
-            let lp = &self.logits[r * na..(r + 1) * na];
-            let a = if self.greedy {
-                lp.iter()
-                    .enumerate()
-                    .fold(0, |best, (i, &v)| if v > lp[best] { i } else { best })
-            } else {
-                for (p, &l) in self.probs.iter_mut().zip(lp) {
-                    *p = l.exp();
+        match net.log_std {
+            None => {
+                host::log_softmax_rows(&mut self.logits, na);
+                for r in 0..rows {
+                    let lp = &self.logits[r * na..(r + 1) * na];
+                    let a = if self.greedy {
+                        lp.iter()
+                            .enumerate()
+                            .fold(0, |best, (i, &v)| if v > lp[best] { i } else { best })
+                    } else {
+                        for (p, &l) in self.probs.iter_mut().zip(lp) {
+                            *p = l.exp();
+                        }
+                        self.state.action_rngs[r].categorical(&self.probs)
+                    };
+                    logp[r] = lp[a];
+                    self.actions[r] = a as f32;
+                    let enc = &mut self.state.prev_action[r * na..(r + 1) * na];
+                    enc.iter_mut().for_each(|v| *v = 0.0);
+                    enc[a] = 1.0;
                 }
-                self.state.action_rngs[r].categorical(&self.probs)
-            };
-            logp[r] = lp[a];
-            self.actions[r] = a as f32;
+            }
+            Some(slot) => {
+                // Diagonal Gaussian: a = mean + std * z; the env clips to its bounds.
+                let log_std = params.get(slot);
+                for r in 0..rows {
+                    let mut lp = 0.0f32;
+                    for j in 0..na {
+                        let i = r * na + j;
+                        let z = if self.greedy {
+                            0.0
+                        } else {
+                            self.state.action_rngs[r].normal() as f32
+                        };
+                        self.actions[i] = self.logits[i] + log_std[j].exp() * z;
+                        lp += gaussian_log_density(z, log_std[j]);
+                    }
+                    logp[r] = lp;
+                }
+                self.state.prev_action.copy_from_slice(&self.actions);
+            }
         }
         env.step(&self.actions, &mut self.out);
 
@@ -375,7 +399,6 @@ impl Actor {
             let e = self.out.episode_index[r] as usize;
             st.ep_returns[r * k + e] += self.out.reward[r] as f64;
             st.ep_success[r * k + e] |= self.out.success[r];
-            st.prev_action[r] = self.actions[r] as u32;
             st.prev_reward[r] = self.out.reward[r];
             st.prev_done[r] = if self.out.episode_end(r) { 1.0 } else { 0.0 };
             st.trial_start[r] = self.out.trial_end[r];
@@ -518,6 +541,21 @@ pub fn install_belief_params(actor: &mut Actor, model: &VaribadModel) {
     }
 }
 
+/// Width of one action in the env's action buffer for this network.
+fn spec_width(net: &AgentNet) -> usize {
+    if net.log_std.is_some() {
+        net.num_actions
+    } else {
+        1
+    }
+}
+
+/// log N(a; mean, std) of one dimension, from the standardised `z = (a - mean) / std`.
+#[inline]
+pub fn gaussian_log_density(z: f32, log_std: f32) -> f32 {
+    -0.5 * z * z - log_std - 0.5 * (2.0 * std::f32::consts::PI).ln()
+}
+
 /// Everything a training run holds; `Checkpoint` is its serialisable image.
 pub struct Trainer {
     pub cfg: Config,
@@ -598,6 +636,7 @@ impl Trainer {
             rows,
             net.input_dim,
             net.state_dim(),
+            spec_width(&net),
         );
         Ok(Trainer {
             adam: Adam::new(params.len(), cfg.ppo.adam_eps),
@@ -651,9 +690,10 @@ impl Trainer {
                 &mut self.buf.values[span.clone()],
                 &mut report.finished,
             );
+            let w = self.buf.action_width;
+            self.buf.actions[t * rows * w..(t + 1) * rows * w].copy_from_slice(&self.actor.actions);
             let out = &self.actor.out;
             for (i, r) in span.clone().enumerate() {
-                self.buf.actions[r] = self.actor.actions[i] as u32;
                 // A BAMDP trial has a fixed horizon: its end is the end of the decision
                 // process. Episode ends inside a trial do not cut returns (same task, the
                 // agent's memory continues).
