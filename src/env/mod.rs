@@ -16,6 +16,7 @@
 //! observation of the next episode and `final_obs` the last one of the ended episode.
 
 pub mod gridnavi;
+pub mod point_robot;
 
 use crate::error::UserError;
 
@@ -145,10 +146,20 @@ pub trait BatchEnv: Send {
 }
 
 /// Names of the environments bamdp knows, with a one-line description.
-pub const ENVS: &[(&str, &str)] = &[(
-    "gridnavi",
-    "5x5 grid, goal hidden among 21 cells, 15 steps x 4 episodes, +1 on goal / -0.1 else (VariBAD)",
-)];
+pub const ENVS: &[(&str, &str)] = &[
+    (
+        "gridnavi",
+        "5x5 grid, goal hidden among 21 cells, 15 steps x 4 episodes, +1 on goal / -0.1 else (VariBAD)",
+    ),
+    (
+        "point_robot",
+        "2-D point, goal on the upper unit semicircle, 100 steps x 3 episodes, reward -distance (VariBAD)",
+    ),
+    (
+        "point_robot_sparse",
+        "2-D point, goal on the upper unit semicircle, 100 steps x 3 episodes, 1 - distance within 0.2 else 0 (VariBAD)",
+    ),
+];
 
 /// Like [`make`], with the number of episodes per trial overridden (evaluation of
 /// adaptation beyond the training horizon).
@@ -164,6 +175,12 @@ pub fn make_with(
         ("gridnavi", Some(k)) => Ok(Box::new(
             gridnavi::GridNavi::new(num_envs, split, seed).with_episodes_per_trial(k),
         )),
+        ("point_robot", Some(k)) => Ok(Box::new(
+            point_robot::PointRobot::new(num_envs, split, seed, false).with_episodes_per_trial(k),
+        )),
+        ("point_robot_sparse", Some(k)) => Ok(Box::new(
+            point_robot::PointRobot::new(num_envs, split, seed, true).with_episodes_per_trial(k),
+        )),
         (_, Some(_)) => make(name, num_envs, split, seed),
     }
 }
@@ -177,6 +194,12 @@ pub fn make(
 ) -> Result<Box<dyn BatchEnv>, UserError> {
     match name {
         "gridnavi" => Ok(Box::new(gridnavi::GridNavi::new(num_envs, split, seed))),
+        "point_robot" => Ok(Box::new(point_robot::PointRobot::new(
+            num_envs, split, seed, false,
+        ))),
+        "point_robot_sparse" => Ok(Box::new(point_robot::PointRobot::new(
+            num_envs, split, seed, true,
+        ))),
         other => Err(UserError::invalid(
             "env.name",
             other,
