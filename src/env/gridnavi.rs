@@ -286,31 +286,19 @@ impl BatchEnv for GridNavi {
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String> {
         let s = Saved::deserialize(state).map_err(|e| format!("gridnavi state: {e}"))?;
         let n = self.num_envs();
-        if s.env != self.spec.name {
-            return Err(format!(
-                "gridnavi state: saved by env {:?}, not \"gridnavi\"",
-                s.env
-            ));
-        }
-        if s.split != self.split {
-            return Err(format!(
-                "gridnavi state: saved for split {}, this batch is split {}",
-                s.split.as_str(),
-                self.split.as_str()
-            ));
-        }
-        for (name, len) in [
-            ("goal", s.goal.len()),
-            ("pos", s.pos.len()),
-            ("t", s.t.len()),
-            ("rng", s.rng.len()),
-        ] {
-            if len != n {
-                return Err(format!(
-                    "gridnavi state: `{name}` has {len} rows, this batch has {n}"
-                ));
-            }
-        }
+        super::check_saved_state(
+            self.spec.name,
+            self.split,
+            n,
+            &s.env,
+            s.split,
+            &[
+                ("goal", s.goal.len()),
+                ("pos", s.pos.len()),
+                ("t", s.t.len()),
+                ("rng", s.rng.len()),
+            ],
+        )?;
         let trial_len = (EPISODE_LEN * self.spec.episodes_per_trial) as u32;
         for i in 0..n {
             let [gx, gy] = s.goal[i];

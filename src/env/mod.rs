@@ -145,6 +145,38 @@ pub trait BatchEnv: Send {
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String>;
 }
 
+/// Checks the header of a saved batch state before any of it is used: it must come
+/// from the same env and split, and every per-row field must have one entry per row.
+pub fn check_saved_state(
+    env: &str,
+    split: Split,
+    rows: usize,
+    saved_env: &str,
+    saved_split: Split,
+    fields: &[(&str, usize)],
+) -> Result<(), String> {
+    if saved_env != env {
+        return Err(format!(
+            "{env} state: saved by env {saved_env:?}, not {env:?}"
+        ));
+    }
+    if saved_split != split {
+        return Err(format!(
+            "{env} state: saved for split {}, this batch is split {}",
+            saved_split.as_str(),
+            split.as_str()
+        ));
+    }
+    for (field, len) in fields {
+        if *len != rows {
+            return Err(format!(
+                "{env} state: `{field}` has {len} rows, this batch has {rows}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Names of the environments bamdp knows, with a one-line description.
 pub const ENVS: &[(&str, &str)] = &[
     (

@@ -320,31 +320,19 @@ impl BatchEnv for PointRobot {
         let name = self.spec.name;
         let s = Saved::deserialize(state).map_err(|e| format!("{name} state: {e}"))?;
         let n = self.num_envs();
-        if s.env != name {
-            return Err(format!(
-                "{name} state: saved by env {:?}, not {name:?}",
-                s.env
-            ));
-        }
-        if s.split != self.split {
-            return Err(format!(
-                "{name} state: saved for split {}, this batch is split {}",
-                s.split.as_str(),
-                self.split.as_str()
-            ));
-        }
-        for (field, len) in [
-            ("goal_bits", s.goal_bits.len()),
-            ("pos_bits", s.pos_bits.len()),
-            ("t", s.t.len()),
-            ("rng", s.rng.len()),
-        ] {
-            if len != n {
-                return Err(format!(
-                    "{name} state: `{field}` has {len} rows, this batch has {n}"
-                ));
-            }
-        }
+        super::check_saved_state(
+            name,
+            self.split,
+            n,
+            &s.env,
+            s.split,
+            &[
+                ("goal_bits", s.goal_bits.len()),
+                ("pos_bits", s.pos_bits.len()),
+                ("t", s.t.len()),
+                ("rng", s.rng.len()),
+            ],
+        )?;
         let goal = from_bits(&s.goal_bits);
         let pos = from_bits(&s.pos_bits);
         let trial_len = self.trial_len();
