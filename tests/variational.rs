@@ -1,9 +1,9 @@
 //! VariBAD belief: KL, ELBO terms against hand and f64 computations, streaming versus
 //! training encoder, gradients, trial buffer.
 
+use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::variational::{
-    kl_diag_gaussian, ElboDraw, GruPath, TrialBuffer, TrialCollector, TrialRecord, VaribadModel,
-    VaribadSpec, VaribadState,
+    kl_diag_gaussian, ElboDraw, GruPath, VaribadModel, VaribadSpec, VaribadState,
 };
 use bamdp::belief::{Belief, Transition};
 use bamdp::nn::params::{Dense, GruCell};
@@ -42,19 +42,15 @@ fn model(s: VaribadSpec, seed: u64) -> VaribadModel {
 fn random_trial(steps: usize, rng: &mut Rng) -> TrialRecord {
     let goal = (2 + rng.below(3) as i32, rng.below(5) as i32);
     let (mut x, mut y) = (0i32, 0i32);
-    let mut tr = TrialRecord {
-        next_obs: vec![],
-        actions: vec![],
-        rewards: vec![],
-    };
+    let mut tr = TrialRecord::default();
     for _ in 0..steps {
+        let s = [x as f32, y as f32];
         let a = rng.below(5) as u32;
         let (dx, dy) = [(0, 0), (0, 1), (1, 0), (0, -1), (-1, 0)][a as usize];
         x = (x + dx).clamp(0, 4);
         y = (y + dy).clamp(0, 4);
-        tr.next_obs.extend([x as f32, y as f32]);
-        tr.actions.push(a);
-        tr.rewards.push(if (x, y) == goal { 1.0 } else { -0.1 });
+        let r = if (x, y) == goal { 1.0 } else { -0.1 };
+        tr.push_step(&s, &[a as f32], r, &[x as f32, y as f32]);
     }
     tr
 }
@@ -281,9 +277,10 @@ fn elbo_terms_match_hand_computation() {
 
     // Two steps: to (2, 3) = cell 13 with reward -0.1, then (4, 4) = cell 24 with +1.
     let tr = TrialRecord {
-        next_obs: vec![2.0, 3.0, 4.0, 4.0],
-        actions: vec![1, 2],
+        obs: vec![2.0, 2.0, 2.0, 3.0],
+        actions: vec![1.0, 2.0],
         rewards: vec![-0.1, 1.0],
+        next_obs: vec![2.0, 3.0, 4.0, 4.0],
     };
     let eps = vec![0.3f32, -1.2, 0.7];
 
@@ -318,7 +315,7 @@ fn elbo_terms_match_hand_computation() {
             &mut st,
             &Transition {
                 obs: &obs,
-                action: &[tr.actions[t] as f32],
+                action: &tr.actions[t..t + 1],
                 reward: &tr.rewards[t..t + 1],
                 next_obs: &tr.next_obs[2 * t..2 * t + 2],
                 episode_end: &[false],
@@ -539,51 +536,6 @@ fn loss_and_grad_draws_reproducibly_and_training_lowers_the_loss() {
     );
 }
 
-// ---------- trial buffer ----------
-
-#[test]
-fn trial_buffer_is_a_ring_and_round_trips() {
-    let mut buf = TrialBuffer::new(3, 2);
-    assert!(buf.is_empty());
-    for k in 0..5u32 {
-        buf.push_trial(&[k as f32, 0.0], &[k], &[k as f32]);
-        assert_eq!(buf.len(), (k as usize + 1).min(3));
-    }
-    let ages: Vec<u32> = buf.iter_oldest_first().map(|t| t.actions[0]).collect();
-    assert_eq!(ages, vec![2, 3, 4]);
-    // The two oldest slots were overwritten in place.
-    assert_eq!(buf.get(0).actions, vec![3]);
-    assert_eq!(buf.get(1).actions, vec![4]);
-    assert_eq!(buf.get(2).actions, vec![2]);
-
-    let mut rng = Rng::new(1);
-    for _ in 0..50 {
-        let mut s = buf.sample(2, &mut rng);
-        assert_eq!(s.len(), 2);
-        s.sort();
-        s.dedup();
-        assert_eq!(s.len(), 2, "sampled without replacement");
-        assert!(s.iter().all(|&i| i < 3));
-    }
-    let mut all = buf.sample(10, &mut rng);
-    all.sort();
-    assert_eq!(all, vec![0, 1, 2]);
-    assert_eq!(buf.gather(&[2, 0])[0].actions, vec![2]);
-
-    let json = serde_json::to_string(&buf).unwrap();
-    let mut back: TrialBuffer = serde_json::from_str(&json).unwrap();
-    assert_eq!(back, buf);
-    back.push_trial(&[9.0, 9.0], &[9], &[9.0]);
-    buf.push_trial(&[9.0, 9.0], &[9], &[9.0]);
-    assert_eq!(back, buf, "the write position survives the round trip");
-    assert_eq!(
-        back.iter_oldest_first()
-            .map(|t| t.actions[0])
-            .collect::<Vec<_>>(),
-        vec![3, 4, 9]
-    );
-}
-
 #[test]
 fn gridnavi_preset_matches_the_reference() {
     let s = VaribadSpec::gridnavi();
@@ -617,32 +569,4 @@ fn gridnavi_preset_gradient_timing() {
     }
     let dt = t0.elapsed().as_secs_f64() / n as f64;
     println!("VAE loss_and_grad, 25 x 60: {:.2} ms", dt * 1e3);
-}
-
-#[test]
-fn trial_collector_feeds_complete_trials_to_the_buffer() {
-    let mut col = TrialCollector::new(2, 2);
-    let mut buf = TrialBuffer::new(10, 2);
-    let obs = [0.0f32; 4];
-    for t in 0..5 {
-        let next = [t as f32, 1.0, t as f32, 2.0];
-        col.record(&Transition {
-            obs: &obs,
-            action: &[1.0, t as f32 % 5.0],
-            reward: &[-0.1, t as f32],
-            next_obs: &next,
-            episode_end: &[false, false],
-        });
-        // Row 1's trial ends after 3 steps; row 0's after 5.
-        col.finish(&[t == 4, t == 2], &mut buf);
-    }
-    assert_eq!(buf.len(), 2);
-    let first = buf.get(0);
-    assert_eq!(first.actions, vec![0, 1, 2]);
-    assert_eq!(first.rewards, vec![0.0, 1.0, 2.0]);
-    assert_eq!(first.next_obs, vec![0.0, 2.0, 1.0, 2.0, 2.0, 2.0]);
-    assert_eq!(buf.get(1).len(), 5);
-    assert_eq!(col.running[1].len(), 2);
-    let back: TrialCollector = serde_json::from_str(&serde_json::to_string(&col).unwrap()).unwrap();
-    assert_eq!(back, col);
 }

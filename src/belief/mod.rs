@@ -13,6 +13,7 @@
 //! transition t are what the policy sees together with `s'` at step t+1.
 
 pub mod oracle;
+pub mod trials;
 pub mod variational;
 
 /// One batched transition, row-major, `rows` rows.

@@ -62,6 +62,7 @@
 //! - Discrete actions enter as one-hot vectors (the reference feeds the action index).
 //! - The buffer is a plain ring of complete trials, sampled without replacement.
 
+use super::trials::TrialRecord;
 use super::{Belief, Transition};
 use crate::nn::graph::{self, GraphParams};
 use crate::nn::gru_op;
@@ -160,159 +161,6 @@ pub struct VaeStats {
     pub loss: f64,
     pub reconstruction: f64,
     pub kl: f64,
-}
-
-/// One complete trial: for `t = 0..T`, the observation after step t (`s'_t`, row-major
-/// `[T, obs_dim]`), the action index and the raw reward.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrialRecord {
-    pub next_obs: Vec<f32>,
-    pub actions: Vec<u32>,
-    pub rewards: Vec<f32>,
-}
-
-impl TrialRecord {
-    pub fn len(&self) -> usize {
-        self.rewards.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.rewards.is_empty()
-    }
-}
-
-/// A ring buffer of the most recent complete trials (the VAE's training data).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrialBuffer {
-    pub capacity: usize,
-    pub obs_dim: usize,
-    trials: Vec<TrialRecord>,
-    /// Slot the next trial is written to once the buffer is full.
-    next: usize,
-}
-
-impl TrialBuffer {
-    pub fn new(capacity: usize, obs_dim: usize) -> Self {
-        assert!(capacity > 0, "TrialBuffer capacity must be positive");
-        TrialBuffer {
-            capacity,
-            obs_dim,
-            trials: Vec::new(),
-            next: 0,
-        }
-    }
-
-    /// Adds a trial, overwriting the oldest one when full.
-    pub fn push_trial(&mut self, next_obs: &[f32], actions: &[u32], rewards: &[f32]) {
-        assert_eq!(actions.len(), rewards.len());
-        assert_eq!(next_obs.len(), rewards.len() * self.obs_dim);
-        self.push(TrialRecord {
-            next_obs: next_obs.to_vec(),
-            actions: actions.to_vec(),
-            rewards: rewards.to_vec(),
-        });
-    }
-
-    pub fn push(&mut self, trial: TrialRecord) {
-        if self.trials.len() < self.capacity {
-            self.trials.push(trial);
-        } else {
-            self.trials[self.next] = trial;
-        }
-        self.next = (self.next + 1) % self.capacity;
-    }
-
-    pub fn len(&self) -> usize {
-        self.trials.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.trials.is_empty()
-    }
-
-    /// Slot `i` (slots are not in age order once the ring has wrapped).
-    pub fn get(&self, i: usize) -> &TrialRecord {
-        &self.trials[i]
-    }
-
-    /// The trials from oldest to newest.
-    pub fn iter_oldest_first(&self) -> impl Iterator<Item = &TrialRecord> {
-        let split = if self.trials.len() < self.capacity {
-            0
-        } else {
-            self.next
-        };
-        self.trials[split..].iter().chain(&self.trials[..split])
-    }
-
-    /// `min(batch, len)` distinct slot indices, uniformly at random (the reference samples
-    /// without replacement).
-    pub fn sample(&self, batch: usize, rng: &mut Rng) -> Vec<usize> {
-        let n = self.trials.len();
-        let k = batch.min(n);
-        let mut idx: Vec<usize> = (0..n).collect();
-        for i in 0..k {
-            let j = i + rng.below((n - i) as u64) as usize;
-            idx.swap(i, j);
-        }
-        idx.truncate(k);
-        idx
-    }
-
-    /// The trials at `indices`.
-    pub fn gather(&self, indices: &[usize]) -> Vec<&TrialRecord> {
-        indices.iter().map(|&i| &self.trials[i]).collect()
-    }
-}
-
-/// Assembles the trials of a batch of streaming rows (one per environment) from the
-/// transitions fed to the belief, and hands each complete trial to a [`TrialBuffer`].
-/// Serialisable, so partial trials survive a checkpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrialCollector {
-    pub obs_dim: usize,
-    pub running: Vec<TrialRecord>,
-}
-
-impl TrialCollector {
-    pub fn new(rows: usize, obs_dim: usize) -> Self {
-        let empty = TrialRecord {
-            next_obs: Vec::new(),
-            actions: Vec::new(),
-            rewards: Vec::new(),
-        };
-        TrialCollector {
-            obs_dim,
-            running: vec![empty; rows],
-        }
-    }
-
-    /// Appends `(s', a, r)` of every row (actions are indices stored as f32).
-    pub fn record(&mut self, tr: &Transition<'_>) {
-        let od = self.obs_dim;
-        for (r, t) in self.running.iter_mut().enumerate() {
-            t.next_obs
-                .extend_from_slice(&tr.next_obs[r * od..(r + 1) * od]);
-            t.actions.push(tr.action[r] as u32);
-            t.rewards.push(tr.reward[r]);
-        }
-    }
-
-    /// Moves the trials of the rows flagged in `trial_end` (if non-empty) into `buf`.
-    pub fn finish(&mut self, trial_end: &[bool], buf: &mut TrialBuffer) {
-        for (t, &end) in self.running.iter_mut().zip(trial_end) {
-            if end && !t.is_empty() {
-                let cap = t.len();
-                let done = std::mem::replace(
-                    t,
-                    TrialRecord {
-                        next_obs: Vec::with_capacity(cap * self.obs_dim),
-                        actions: Vec::with_capacity(cap),
-                        rewards: Vec::with_capacity(cap),
-                    },
-                );
-                buf.push(done);
-            }
-        }
-    }
 }
 
 /// The random quantities of one ELBO evaluation: reparameterisation noise and the
@@ -560,7 +408,7 @@ impl VaribadModel {
                 next_obs[i * sp.obs_dim..(i + 1) * sp.obs_dim]
                     .copy_from_slice(&tr.next_obs[t * sp.obs_dim..(t + 1) * sp.obs_dim]);
                 if !onehot.is_empty() {
-                    onehot[i * sp.action_dim + tr.actions[t] as usize] = 1.0;
+                    onehot[i * sp.action_dim + tr.action_index(t)] = 1.0;
                 }
                 rewards[i] = tr.rewards[t];
             }

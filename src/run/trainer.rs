@@ -14,10 +14,8 @@
 //!   encoder.
 //! - `memoryless`: the policy sees only the current observation (the floor).
 
-use crate::belief::variational::{
-    ElboDraw, GruPath, TrialBuffer, TrialCollector, TrialRecord, VaeStats, VaribadModel,
-    VaribadSpec,
-};
+use crate::belief::trials::{TrialBuffer, TrialCollector, TrialRecord};
+use crate::belief::variational::{ElboDraw, GruPath, VaeStats, VaribadModel, VaribadSpec};
 use crate::belief::{Batched, BatchedBelief, Transition};
 use crate::config::{Activation, Config};
 use crate::env::{self, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
@@ -572,6 +570,8 @@ pub struct Trainer {
     pub frames: u64,
     buf: RolloutBuffer,
     raw_rewards: Vec<f32>,
+    /// The observations before the current step (the `s` of recorded transitions).
+    prev_obs: Vec<f32>,
 }
 
 /// What one update produced, for metrics.
@@ -618,13 +618,14 @@ impl Trainer {
         let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
         let (net, params) = build_agent(cfg, &spec, bdim)?;
         let actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
+        let aw = spec_width(&net);
         let vae = match cfg.method.as_str() {
             "varibad" => {
                 let model = varibad_model(cfg, &spec)?;
                 Some(VaeLearner {
                     adam: Adam::new(model.params.len(), 1e-8),
-                    buffer: TrialBuffer::new(cfg.varibad.buffer_trials, spec.obs_dim),
-                    collector: TrialCollector::new(rows, spec.obs_dim),
+                    buffer: TrialBuffer::new(cfg.varibad.buffer_trials, spec.obs_dim, aw),
+                    collector: TrialCollector::new(rows, spec.obs_dim, aw),
                     rng: Rng::stream(cfg.seed, streams::VAE, 0),
                     model,
                 })
@@ -651,6 +652,7 @@ impl Trainer {
             frames: 0,
             buf,
             raw_rewards: vec![0.0; rows],
+            prev_obs: vec![0.0; rows * spec.obs_dim],
             cfg: cfg.clone(),
             env,
             net,
@@ -676,6 +678,7 @@ impl Trainer {
         self.buf.h0.copy_from_slice(&self.actor.state.h);
         for t in 0..steps {
             let span = t * rows..(t + 1) * rows;
+            self.prev_obs.copy_from_slice(&self.actor.state.obs);
             if let Some(rms) = self.obs_rms.as_mut() {
                 rms.update(&self.actor.state.obs, rows);
             }
@@ -702,7 +705,7 @@ impl Trainer {
             }
             if let Some(vae) = self.vae.as_mut() {
                 vae.collector.record(&Transition {
-                    obs: &[],
+                    obs: &self.prev_obs,
                     action: &self.actor.actions,
                     reward: &out.reward,
                     next_obs: &out.final_obs,
