@@ -1,0 +1,339 @@
+//! The acting-time belief: a batch of MNIW posteriors (one per environment or
+//! particle) advanced one transition at a time by rank-1 (Sherman–Morrison /
+//! recursive-least-squares) updates in O(d² + dm), without allocating.
+
+use super::linalg::dot;
+use super::posterior::expected_sigma_divisor;
+use super::sample::{draw_mniw, SampleScratch};
+use super::trials::GlmScalar;
+use super::{GlmError, MniwPrior, StudentT};
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Per row r: `p` = Λ_N^{-1} (`d x d`), `mean` = M_N (`d x m`), `psi` = Ψ_N (`m x m`),
+/// `nu` = ν_N and `n`, all f64, rows stacked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GlmStream {
+    d: usize,
+    m: usize,
+    rows: usize,
+    p: Vec<f64>,
+    mean: Vec<f64>,
+    psi: Vec<f64>,
+    nu: Vec<f64>,
+    n: Vec<f64>,
+    /// The prior's row, copied into reset rows.
+    prior_p: Vec<f64>,
+    prior_mean: Vec<f64>,
+    prior_psi: Vec<f64>,
+    prior_nu: f64,
+    /// u = P c and e = y - M'c of the update in progress (not state: skipped by serde
+    /// and re-created on first use after loading).
+    #[serde(skip)]
+    scratch: Vec<f64>,
+}
+
+impl GlmStream {
+    /// `rows` copies of the prior.
+    pub fn new(prior: &MniwPrior, rows: usize) -> Result<Self, GlmError> {
+        prior.validate()?;
+        let (d, m) = (prior.d, prior.m);
+        let mut prior_p = vec![0.0; d * d];
+        for i in 0..d {
+            prior_p[i * d + i] = (-prior.lambda0_log_diag[i]).exp();
+        }
+        let mut prior_psi = vec![0.0; m * m];
+        for a in 0..m {
+            prior_psi[a * m + a] = prior.psi0_log_diag[a].exp();
+        }
+        let mut s = GlmStream {
+            d,
+            m,
+            rows,
+            p: vec![0.0; rows * d * d],
+            mean: vec![0.0; rows * d * m],
+            psi: vec![0.0; rows * m * m],
+            nu: vec![0.0; rows],
+            n: vec![0.0; rows],
+            prior_p,
+            prior_mean: prior.m0.clone(),
+            prior_psi,
+            prior_nu: prior.nu0,
+            scratch: vec![0.0; d + m],
+        };
+        for r in 0..rows {
+            s.reset_row(r);
+        }
+        Ok(s)
+    }
+
+    pub fn d(&self) -> usize {
+        self.d
+    }
+    pub fn m(&self) -> usize {
+        self.m
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Installs a new prior (e.g. after a training step) and resets the rows flagged in
+    /// `mask` to it; other rows keep their posteriors. Errors (leaving `self`
+    /// unchanged) if the prior is invalid, its shape differs, or `mask.len() != rows`.
+    pub fn reset_rows(&mut self, prior: &MniwPrior, mask: &[bool]) -> Result<(), GlmError> {
+        prior.validate()?;
+        super::error::check_len("prior.d", prior.d, self.d)?;
+        super::error::check_len("prior.m", prior.m, self.m)?;
+        super::error::check_len("mask", mask.len(), self.rows)?;
+        let (d, m) = (self.d, self.m);
+        for i in 0..d {
+            self.prior_p[i * d + i] = (-prior.lambda0_log_diag[i]).exp();
+        }
+        for a in 0..m {
+            self.prior_psi[a * m + a] = prior.psi0_log_diag[a].exp();
+        }
+        self.prior_mean.copy_from_slice(&prior.m0);
+        self.prior_nu = prior.nu0;
+        for (r, &reset) in mask.iter().enumerate() {
+            if reset {
+                self.reset_row(r);
+            }
+        }
+        Ok(())
+    }
+
+    fn reset_row(&mut self, r: usize) {
+        let (d, m) = (self.d, self.m);
+        self.p[r * d * d..(r + 1) * d * d].copy_from_slice(&self.prior_p);
+        self.mean[r * d * m..(r + 1) * d * m].copy_from_slice(&self.prior_mean);
+        self.psi[r * m * m..(r + 1) * m * m].copy_from_slice(&self.prior_psi);
+        self.nu[r] = self.prior_nu;
+        self.n[r] = 0.0;
+    }
+
+    /// Conditions row `r` on one more (c, y) pair: with u = P c, s = 1 + c'u and
+    /// e = y - M'c, P -= u u'/s, M += u e'/s, Ψ += e e'/s, ν += 1. Panics if `r` is out
+    /// of range or `c`, `y` have the wrong length.
+    pub fn update_row<T: GlmScalar>(&mut self, r: usize, c: &[T], y: &[T]) {
+        let (d, m) = (self.d, self.m);
+        assert!(
+            r < self.rows && c.len() == d && y.len() == m,
+            "GlmStream::update_row: row {r} of {}, c has {} entries (d = {d}), y has {} (m = {m})",
+            self.rows,
+            c.len(),
+            y.len()
+        );
+        if self.scratch.len() != 2 * d + m {
+            self.scratch = vec![0.0; 2 * d + m];
+        }
+        let (cv, rest) = self.scratch.split_at_mut(d);
+        let (u, e) = rest.split_at_mut(d);
+        for (a, &b) in cv.iter_mut().zip(c) {
+            *a = b.to_f64();
+        }
+        let p = &mut self.p[r * d * d..(r + 1) * d * d];
+        let mean = &mut self.mean[r * d * m..(r + 1) * d * m];
+        let psi = &mut self.psi[r * m * m..(r + 1) * m * m];
+        // u = P c as a sum of P's rows (P symmetric): contiguous axpys.
+        u.fill(0.0);
+        for (i, &ci) in cv.iter().enumerate() {
+            if ci != 0.0 {
+                super::linalg::axpy(ci, &p[i * d..i * d + d], u);
+            }
+        }
+        let s = 1.0 + dot(cv, u);
+        let inv_s = 1.0 / s;
+        for (a, ea) in e.iter_mut().enumerate() {
+            *ea = y[a].to_f64();
+        }
+        for (i, &ci) in cv.iter().enumerate() {
+            if ci != 0.0 {
+                super::linalg::axpy(-ci, &mean[i * m..i * m + m], e);
+            }
+        }
+        for i in 0..d {
+            let ui = u[i] * inv_s;
+            // u_i u_j is symmetric in (i, j) bit for bit, so P stays exactly symmetric.
+            super::linalg::axpy(-ui, u, &mut p[i * d..i * d + d]);
+            super::linalg::axpy(ui, e, &mut mean[i * m..i * m + m]);
+        }
+        for a in 0..m {
+            let ea = e[a] * inv_s;
+            super::linalg::axpy(ea, e, &mut psi[a * m..a * m + m]);
+        }
+        self.nu[r] += 1.0;
+        self.n[r] += 1.0;
+    }
+
+    /// [`GlmStream::update_row`] for every row; `c` is `rows x d`, `y` is `rows x m`.
+    pub fn update_all<T: GlmScalar>(&mut self, c: &[T], y: &[T]) {
+        let (d, m) = (self.d, self.m);
+        for r in 0..self.rows {
+            self.update_row(r, &c[r * d..r * d + d], &y[r * m..r * m + m]);
+        }
+    }
+
+    /// Copies row `src[i]` of `self` into row `i` of `into` (particle cloning and
+    /// resampling). `into` keeps its prior; if its shape differs or it has fewer than
+    /// `src.len()` rows it is first reshaped to `src.len()` rows with `self`'s prior
+    /// (the only case that allocates). Panics if an index in `src` is out of range.
+    pub fn gather(&self, src: &[usize], into: &mut GlmStream) {
+        let (d, m) = (self.d, self.m);
+        if into.d != d || into.m != m || into.rows < src.len() {
+            let mut fresh = self.clone();
+            fresh.rows = src.len();
+            fresh.p.resize(src.len() * d * d, 0.0);
+            fresh.mean.resize(src.len() * d * m, 0.0);
+            fresh.psi.resize(src.len() * m * m, 0.0);
+            fresh.nu.resize(src.len(), 0.0);
+            fresh.n.resize(src.len(), 0.0);
+            *into = fresh;
+        }
+        for (i, &s) in src.iter().enumerate() {
+            assert!(s < self.rows, "GlmStream::gather: row {s} of {}", self.rows);
+            into.p[i * d * d..(i + 1) * d * d].copy_from_slice(self.p_row(s));
+            into.mean[i * d * m..(i + 1) * d * m].copy_from_slice(self.mean_row(s));
+            into.psi[i * m * m..(i + 1) * m * m].copy_from_slice(self.psi_row(s));
+            into.nu[i] = self.nu[s];
+            into.n[i] = self.n[s];
+        }
+    }
+
+    /// Λ_N^{-1} of row r.
+    pub fn p_row(&self, r: usize) -> &[f64] {
+        &self.p[r * self.d * self.d..(r + 1) * self.d * self.d]
+    }
+    /// M_N of row r.
+    pub fn mean_row(&self, r: usize) -> &[f64] {
+        &self.mean[r * self.d * self.m..(r + 1) * self.d * self.m]
+    }
+    /// Ψ_N of row r.
+    pub fn psi_row(&self, r: usize) -> &[f64] {
+        &self.psi[r * self.m * self.m..(r + 1) * self.m * self.m]
+    }
+    /// ν_N of row r.
+    pub fn nu_row(&self, r: usize) -> f64 {
+        self.nu[r]
+    }
+    /// Rows conditioned on since row r's last reset.
+    pub fn n_row(&self, r: usize) -> f64 {
+        self.n[r]
+    }
+
+    /// Writes M_N'c into `mean_out` (length m) and returns c'Λ_N^{-1}c: the predictive
+    /// at c is Student-t with ν_N - m + 1 dof, this mean, and scale
+    /// Ψ_N (1 + c'Λ_N^{-1}c) / (ν_N - m + 1). O(d² + dm), no allocation.
+    pub fn predictive_row(&self, r: usize, c: &[f64], mean_out: &mut [f64]) -> f64 {
+        let (d, m) = (self.d, self.m);
+        let p = self.p_row(r);
+        let mean = self.mean_row(r);
+        mean_out[..m].fill(0.0);
+        let mut q = 0.0;
+        for i in 0..d {
+            super::linalg::axpy(c[i], &mean[i * m..i * m + m], &mut mean_out[..m]);
+            q += c[i] * dot(&p[i * d..i * d + d], c);
+        }
+        q
+    }
+
+    /// The full predictive Student-t of row r at c (allocates).
+    pub fn predictive_student_t(&self, r: usize, c: &[f64]) -> StudentT {
+        let m = self.m;
+        let mut mean = vec![0.0; m];
+        let q = self.predictive_row(r, c, &mut mean);
+        let dof = self.nu[r] - m as f64 + 1.0;
+        let f = (1.0 + q) / dof;
+        StudentT {
+            dof,
+            mean,
+            scale: self.psi_row(r).iter().map(|v| v * f).collect(),
+        }
+    }
+
+    /// E[Σ] of row r into `out` (`m x m`), with the same convention as
+    /// [`super::Posterior::expected_sigma`] when ν_N <= m + 1.
+    pub fn expected_sigma_row(&self, r: usize, out: &mut [f64]) {
+        let div = expected_sigma_divisor(self.nu[r], self.m);
+        for (o, &v) in out.iter_mut().zip(self.psi_row(r)) {
+            *o = v / div;
+        }
+    }
+
+    /// One exact posterior draw (W, Σ) for row r. Factorises the row's Λ_N^{-1} and Ψ_N
+    /// (O(d³)) into `scratch`; allocation-free once `scratch` has this shape.
+    pub fn sample_row_into(
+        &self,
+        r: usize,
+        rng: &mut Rng,
+        w_out: &mut [f64],
+        sigma_out: &mut [f64],
+        scratch: &mut StreamSampleScratch,
+    ) -> Result<(), GlmError> {
+        let (d, m) = (self.d, self.m);
+        scratch.fit(d, m);
+        // Λ_N^{-1} = G G' with G lower, so W = M + G Z T' (G plays L^{-T}'s role). The
+        // draw routine takes L with L^{-T} applied by a solve; here we multiply instead.
+        scratch.g.copy_from_slice(self.p_row(r));
+        super::linalg::cholesky(&mut scratch.g, d, "Lambda_N^-1")?;
+        scratch.lpsi.copy_from_slice(self.psi_row(r));
+        super::linalg::cholesky(&mut scratch.lpsi, m, "Psi_N")?;
+        // Draw with identity row factor and zero mean, then apply G and add M.
+        scratch.eye.fill(0.0);
+        for i in 0..d {
+            scratch.eye[i * d + i] = 1.0;
+        }
+        scratch.zero.fill(0.0);
+        draw_mniw(
+            rng,
+            d,
+            m,
+            &scratch.zero,
+            &scratch.eye,
+            &scratch.lpsi,
+            self.nu[r],
+            &mut scratch.w,
+            &mut sigma_out[..m * m],
+            &mut scratch.inner,
+        );
+        let mean = self.mean_row(r);
+        for i in 0..d {
+            let row = &mut w_out[i * m..i * m + m];
+            row.copy_from_slice(&mean[i * m..i * m + m]);
+            for j in 0..=i {
+                let g = scratch.g[i * d + j];
+                super::linalg::axpy(g, &scratch.w[j * m..j * m + m], row);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Buffers for [`GlmStream::sample_row_into`].
+#[derive(Clone, Debug, Default)]
+pub struct StreamSampleScratch {
+    g: Vec<f64>,
+    lpsi: Vec<f64>,
+    eye: Vec<f64>,
+    zero: Vec<f64>,
+    w: Vec<f64>,
+    inner: SampleScratch,
+}
+
+impl StreamSampleScratch {
+    pub fn new(d: usize, m: usize) -> Self {
+        StreamSampleScratch {
+            g: vec![0.0; d * d],
+            lpsi: vec![0.0; m * m],
+            eye: vec![0.0; d * d],
+            zero: vec![0.0; d * m],
+            w: vec![0.0; d * m],
+            inner: SampleScratch::new(d, m),
+        }
+    }
+
+    fn fit(&mut self, d: usize, m: usize) {
+        if self.g.len() != d * d || self.lpsi.len() != m * m {
+            *self = StreamSampleScratch::new(d, m);
+        }
+    }
+}
