@@ -27,6 +27,10 @@ pub const METHODS: &[(&str, &str)] = &[
         "VariBAD: GRU encoder q(m | history) trained as a VAE on the trial's rewards; the policy sees (s, mu, log var), PPO",
     ),
     (
+        "glibrl",
+        "GLiBRL: exact MNIW posteriors of GLMs over learnable basis functions, trained by marginal likelihood; the policy sees (s, posterior summaries), PPO",
+    ),
+    (
         "memoryless",
         "the policy sees only the current observation (the floor: what an agent without memory gets)",
     ),
@@ -47,6 +51,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub rl2: Rl2Config,
     pub varibad: VaribadConfig,
+    pub glibrl: GlibrlConfig,
     pub eval: EvalConfig,
 }
 
@@ -183,6 +188,60 @@ impl Default for VaribadConfig {
     }
 }
 
+/// `[glibrl]`: the GLiBRL belief (basis networks, learnable MNIW priors) and its
+/// marginal-likelihood updates (see [`crate::belief::glibrl`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GlibrlConfig {
+    /// Basis functions per GLM head (`d`), the constant feature included.
+    pub features: usize,
+    /// Hidden ReLU layers of the basis networks.
+    pub basis_hidden: Vec<usize>,
+    /// Model rewards `r ~ phi_R(s, a, s')' W_R`.
+    pub reward_head: bool,
+    /// State dimensions whose change `s' - s` the transition head models (empty: no
+    /// transition head; deterministic task-independent dynamics carry no task
+    /// information).
+    pub transition_dims: Vec<usize>,
+    /// Initial prior precision `Lambda0 = init_lambda0 * I`.
+    pub init_lambda0: f64,
+    /// Initial prior scale `Psi0 = init_psi0 * I`.
+    pub init_psi0: f64,
+    /// Initial prior degrees of freedom `nu0` (> m - 1 for every head).
+    pub init_nu0: f64,
+    /// Smallest prior-mean noise standard deviation the prior may learn (0 = none).
+    pub noise_floor: f64,
+    pub lr: f64,
+    /// Marginal-likelihood updates per policy update.
+    pub num_updates: usize,
+    /// Trials per update batch.
+    pub batch_trials: usize,
+    /// Capacity of the buffer of recent trials.
+    pub buffer_trials: usize,
+    /// Random prefixes `log p(Y_{1..n})` per trial added to the full-trial term.
+    pub prefixes: usize,
+}
+
+impl Default for GlibrlConfig {
+    fn default() -> Self {
+        GlibrlConfig {
+            features: 32,
+            basis_hidden: vec![64, 64],
+            reward_head: true,
+            transition_dims: Vec::new(),
+            init_lambda0: 1.0,
+            init_psi0: 1.0,
+            init_nu0: 3.0,
+            noise_floor: 0.01,
+            lr: 1e-3,
+            num_updates: 3,
+            batch_trials: 32,
+            buffer_trials: 10_000,
+            prefixes: 1,
+        }
+    }
+}
+
 /// `[eval]`: meta-test.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -202,6 +261,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             rl2: Rl2Config::default(),
             varibad: VaribadConfig::default(),
+            glibrl: GlibrlConfig::default(),
             eval: EvalConfig::default(),
         }
     }
@@ -502,6 +562,82 @@ impl Config {
                 "varibad.batch_trials",
                 &v.batch_trials,
                 &format!("at most varibad.buffer_trials = {}", v.buffer_trials),
+            );
+        }
+        self.check_glibrl(&bad)
+    }
+
+    fn check_glibrl(
+        &self,
+        bad: &dyn Fn(&str, &dyn std::fmt::Display, &str) -> Result<(), UserError>,
+    ) -> Result<(), UserError> {
+        let g = &self.glibrl;
+        for (key, value) in [
+            ("glibrl.num_updates", g.num_updates),
+            ("glibrl.batch_trials", g.batch_trials),
+            ("glibrl.buffer_trials", g.buffer_trials),
+        ] {
+            if value == 0 {
+                return bad(key, &value, "an integer > 0");
+            }
+        }
+        if g.features < 2 {
+            return bad(
+                "glibrl.features",
+                &g.features,
+                "an integer >= 2 (the constant feature plus at least one learned one)",
+            );
+        }
+        if let Some(width) = g.basis_hidden.iter().find(|&&w| w == 0) {
+            return bad(
+                "glibrl.basis_hidden",
+                &format!("{:?}", g.basis_hidden),
+                &format!("a list of integers > 0 (found {width})"),
+            );
+        }
+        if !g.reward_head && g.transition_dims.is_empty() {
+            return bad(
+                "glibrl.reward_head",
+                &g.reward_head,
+                "true, or a non-empty glibrl.transition_dims (the belief needs at least one head)",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(dup) = g.transition_dims.iter().find(|&&j| !seen.insert(j)) {
+            return bad(
+                "glibrl.transition_dims",
+                &format!("{:?}", g.transition_dims),
+                &format!("distinct state dimensions ({dup} repeats)"),
+            );
+        }
+        for (key, value) in [
+            ("glibrl.init_lambda0", g.init_lambda0),
+            ("glibrl.init_psi0", g.init_psi0),
+            ("glibrl.lr", g.lr),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                return bad(key, &value, "a finite number > 0");
+            }
+        }
+        let m_max = g.transition_dims.len().max(usize::from(g.reward_head));
+        if !(g.init_nu0.is_finite() && g.init_nu0 > m_max as f64 - 1.0) {
+            return bad(
+                "glibrl.init_nu0",
+                &g.init_nu0,
+                &format!(
+                    "a finite number > m - 1 = {} (m = the widest head's targets)",
+                    m_max as f64 - 1.0
+                ),
+            );
+        }
+        if !(g.noise_floor >= 0.0 && g.noise_floor.is_finite()) {
+            return bad("glibrl.noise_floor", &g.noise_floor, "a finite number >= 0");
+        }
+        if g.batch_trials > g.buffer_trials {
+            return bad(
+                "glibrl.batch_trials",
+                &g.batch_trials,
+                &format!("at most glibrl.buffer_trials = {}", g.buffer_trials),
             );
         }
         Ok(())

@@ -12,6 +12,7 @@
 //! Transitions are fed as `(s, a, r, s', episode_end)`; the features after feeding
 //! transition t are what the policy sees together with `s'` at step t+1.
 
+pub mod glibrl;
 pub mod glm;
 pub mod oracle;
 pub mod trials;

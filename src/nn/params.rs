@@ -66,6 +66,12 @@ impl Params {
         self.push(name, fan_in, fan_out, v)
     }
 
+    /// A `[rows, cols]` tensor with the given initial values.
+    pub fn tensor(&mut self, name: &str, rows: usize, cols: usize, values: Vec<f32>) -> Slot {
+        assert_eq!(values.len(), rows * cols, "initial values of {name}");
+        self.push(name, rows, cols, values)
+    }
+
     /// A bias row `[1, n]` initialised to `value`.
     pub fn bias(&mut self, name: &str, n: usize, value: f32) -> Slot {
         self.push(name, 1, n, vec![value; n])

@@ -79,12 +79,19 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     params = ck.params;
     let obs_rms = ck.obs_rms;
     let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
-    match (&ck.vae, cfg.method.as_str()) {
-        (Some(v), _) => install_belief_params(&mut actor, &v.model),
-        (None, "varibad") => {
+    match (&ck.vae, &ck.glm, cfg.method.as_str()) {
+        (Some(v), _, _) => install_belief_params(&mut actor, &v.model.params),
+        (_, Some(g), _) => install_belief_params(&mut actor, &g.model.params),
+        (None, _, "varibad") => {
             return Err(UserError::file(
                 super::train::checkpoint_path(args.run),
                 "a varibad checkpoint without its VAE weights",
+            ))
+        }
+        (_, None, "glibrl") => {
+            return Err(UserError::file(
+                super::train::checkpoint_path(args.run),
+                "a glibrl checkpoint without its belief weights",
             ))
         }
         _ => {}

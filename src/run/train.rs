@@ -24,7 +24,7 @@ pub fn checkpoint_path(run: &Path) -> PathBuf {
 pub const TIMING_COLUMNS: &[&str] = &["fps", "wall_s", "rollout_s", "learn_s"];
 
 /// The metrics.csv columns for an env with `k` episodes per trial.
-pub fn metric_columns(k: usize, has_success: bool, vae: bool) -> Vec<String> {
+pub fn metric_columns(k: usize, has_success: bool, vae: bool, glm: bool) -> Vec<String> {
     let mut c: Vec<String> = ["update", "frames", "fps", "wall_s"]
         .iter()
         .map(|s| s.to_string())
@@ -57,6 +57,11 @@ pub fn metric_columns(k: usize, has_success: bool, vae: bool) -> Vec<String> {
             c.push(s.into());
         }
     }
+    if glm {
+        for s in ["glm_loss", "glm_reward_noise"] {
+            c.push(s.into());
+        }
+    }
     c
 }
 
@@ -69,6 +74,7 @@ fn metric_row(
     k: usize,
     has_success: bool,
     vae: bool,
+    glm: bool,
 ) -> Vec<f64> {
     let n = report.finished.len();
     let mean = |f: &dyn Fn(&super::trainer::TrialResult) -> f64| {
@@ -107,6 +113,13 @@ fn metric_row(
             v.map_or(f64::NAN, |v| v.loss),
             v.map_or(f64::NAN, |v| v.reconstruction),
             v.map_or(f64::NAN, |v| v.kl),
+        ]);
+    }
+    if glm {
+        let g = report.glm;
+        row.extend([
+            g.map_or(f64::NAN, |g| g.loss),
+            g.map_or(f64::NAN, |g| g.reward_noise),
         ]);
     }
     row
@@ -205,7 +218,8 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     let spec = trainer.actor.spec.clone();
     let (k, has_success) = (spec.episodes_per_trial, spec.has_success);
     let vae = trainer.vae.is_some();
-    let columns = metric_columns(k, has_success, vae);
+    let glm = trainer.glm.is_some();
+    let columns = metric_columns(k, has_success, vae, glm);
     let mut wall_offset = 0.0;
     let mut metrics = if args.resume {
         let ck = load_checkpoint(&out)?;
@@ -275,6 +289,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             k,
             has_success,
             vae,
+            glm,
         );
         metrics.append(&row)?;
         for (name, v) in columns.iter().zip(&row).skip(2) {

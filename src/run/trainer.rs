@@ -14,6 +14,7 @@
 //!   encoder.
 //! - `memoryless`: the policy sees only the current observation (the floor).
 
+use crate::belief::glibrl::{self, GlibrlModel, GlibrlSpec, GlibrlStats};
 use crate::belief::trials::{TrialBuffer, TrialCollector, TrialRecord};
 use crate::belief::variational::{ElboDraw, GruPath, VaeStats, VaribadModel, VaribadSpec};
 use crate::belief::{Batched, BatchedBelief, Transition};
@@ -83,6 +84,42 @@ pub fn varibad_model(cfg: &Config, spec: &EnvSpec) -> Result<VaribadModel, UserE
     ))
 }
 
+/// The GLiBRL model a config describes, initialised deterministically from the seed.
+pub fn glibrl_model(cfg: &Config, spec: &EnvSpec) -> Result<GlibrlModel, UserError> {
+    let g = &cfg.glibrl;
+    if let Some(&j) = g.transition_dims.iter().find(|&&j| j >= spec.obs_dim) {
+        return Err(UserError::invalid(
+            "glibrl.transition_dims",
+            &format!("{:?}", g.transition_dims),
+            &format!(
+                "state dimensions below {} (env {} has {}-dimensional observations; {j} is out of range)",
+                spec.obs_dim, spec.name, spec.obs_dim
+            ),
+        ));
+    }
+    let (action_dim, discrete_actions) = match spec.action {
+        ActionSpace::Discrete(n) => (n, true),
+        ActionSpace::Continuous { dim, .. } => (dim, false),
+    };
+    let gspec = GlibrlSpec {
+        obs_dim: spec.obs_dim,
+        action_dim,
+        discrete_actions,
+        basis_hidden: g.basis_hidden.clone(),
+        features: g.features,
+        reward_head: g.reward_head,
+        transition_dims: g.transition_dims.clone(),
+        init_lambda0: g.init_lambda0,
+        init_psi0: g.init_psi0,
+        init_nu0: g.init_nu0,
+        noise_floor: g.noise_floor,
+    };
+    Ok(GlibrlModel::new(
+        gspec,
+        &mut Rng::stream(cfg.seed, streams::INIT, 2),
+    ))
+}
+
 /// The belief a method acts with (None: the policy's own memory, or nothing).
 pub fn make_belief(
     cfg: &Config,
@@ -92,6 +129,7 @@ pub fn make_belief(
     Ok(match cfg.method.as_str() {
         "oracle" => Some(oracle_belief(&cfg.env, rows)?),
         "varibad" => Some(Box::new(Batched::new(varibad_model(cfg, spec)?, rows))),
+        "glibrl" => Some(Box::new(Batched::new(glibrl_model(cfg, spec)?, rows))),
         _ => None,
     })
 }
@@ -132,7 +170,7 @@ pub fn build_agent(
                 &mut rng,
             )
         }
-        "oracle" | "varibad" => AgentNet::new(
+        "oracle" | "varibad" | "glibrl" => AgentNet::new(
             &mut params,
             spec.obs_dim + belief_dim,
             n_actions,
@@ -529,13 +567,52 @@ impl VaeLearner {
     }
 }
 
+/// The learning side of GLiBRL: the canonical model, its optimiser, the buffer of
+/// recent trials and the trials being recorded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GlmLearner {
+    pub model: GlibrlModel,
+    pub adam: Adam,
+    pub buffer: TrialBuffer,
+    pub collector: TrialCollector,
+    pub rng: Rng,
+}
+
+impl GlmLearner {
+    /// The configured number of marginal-likelihood updates (none until the buffer holds
+    /// a full batch). Returns the mean statistics, if any update ran.
+    fn update(&mut self, cfg: &Config) -> Option<GlibrlStats> {
+        let g = &cfg.glibrl;
+        if self.buffer.len() < g.batch_trials {
+            return None;
+        }
+        let mut mean = GlibrlStats::default();
+        for _ in 0..g.num_updates {
+            let idx = self.buffer.sample(g.batch_trials, &mut self.rng);
+            let trials = self.buffer.gather(&idx);
+            let steps = trials[0].len();
+            let prefixes = glibrl::sample_prefixes(trials.len(), steps, g.prefixes, &mut self.rng);
+            let (stats, grad) = self
+                .model
+                .loss_and_grad(&trials, &prefixes, g.prefixes + 1)
+                .expect("GLiBRL priors stay valid under the projected updates");
+            self.adam.step(&mut self.model.params.data, &grad, g.lr);
+            self.model.project_prior();
+            mean.loss += stats.loss / g.num_updates as f64;
+            mean.reward_noise = stats.reward_noise;
+        }
+        Some(mean)
+    }
+}
+
 /// Chunks a VAE batch's gradient is computed in (independent of the thread count).
 const VAE_CHUNKS: usize = 2;
 
-/// Copies a trained VAE's weights into the belief the actor acts with.
-pub fn install_belief_params(actor: &mut Actor, model: &VaribadModel) {
+/// Copies a trained belief's weights (VAE or GLiBRL) into the belief the actor acts
+/// with.
+pub fn install_belief_params(actor: &mut Actor, trained: &Params) {
     if let Some(p) = actor.belief.as_mut().and_then(|b| b.params_mut()) {
-        p.data.copy_from_slice(&model.params.data);
+        p.data.copy_from_slice(&trained.data);
     }
 }
 
@@ -566,6 +643,7 @@ pub struct Trainer {
     pub obs_rms: Option<RunningMeanStd>,
     pub reward_scaler: Option<RewardScaler>,
     pub vae: Option<VaeLearner>,
+    pub glm: Option<GlmLearner>,
     pub update: u64,
     pub frames: u64,
     buf: RolloutBuffer,
@@ -584,6 +662,8 @@ pub struct UpdateReport {
     pub learn_s: f64,
     /// VAE statistics of this update (VariBAD only, once the buffer holds a batch).
     pub vae: Option<VaeStats>,
+    /// GLiBRL statistics of this update (once the buffer holds a batch).
+    pub glm: Option<GlibrlStats>,
 }
 
 /// The full training state, written atomically as a checkpoint.
@@ -605,6 +685,8 @@ pub struct Checkpoint {
     pub wall_s: f64,
     #[serde(default)]
     pub vae: Option<VaeLearner>,
+    #[serde(default)]
+    pub glm: Option<GlmLearner>,
 }
 
 pub const CHECKPOINT_FORMAT: u32 = 1;
@@ -632,6 +714,19 @@ impl Trainer {
             }
             _ => None,
         };
+        let glm = match cfg.method.as_str() {
+            "glibrl" => {
+                let model = glibrl_model(cfg, &spec)?;
+                Some(GlmLearner {
+                    adam: Adam::new(model.params.len(), 1e-8),
+                    buffer: TrialBuffer::new(cfg.glibrl.buffer_trials, spec.obs_dim, aw),
+                    collector: TrialCollector::new(rows, spec.obs_dim, aw),
+                    rng: Rng::stream(cfg.seed, streams::VAE, 1),
+                    model,
+                })
+            }
+            _ => None,
+        };
         let buf = RolloutBuffer::new(
             cfg.run.steps_per_update,
             rows,
@@ -648,6 +743,7 @@ impl Trainer {
                 .norm_reward
                 .then(|| RewardScaler::new(rows, cfg.ppo.gamma)),
             vae,
+            glm,
             update: 0,
             frames: 0,
             buf,
@@ -713,6 +809,16 @@ impl Trainer {
                 });
                 vae.collector.finish(&out.trial_end, &mut vae.buffer);
             }
+            if let Some(glm) = self.glm.as_mut() {
+                glm.collector.record(&Transition {
+                    obs: &self.prev_obs,
+                    action: &self.actor.actions,
+                    reward: &out.reward,
+                    next_obs: &out.final_obs,
+                    episode_end: &[],
+                });
+                glm.collector.finish(&out.trial_end, &mut glm.buffer);
+            }
             self.raw_rewards.copy_from_slice(&out.reward);
             if let Some(sc) = self.reward_scaler.as_mut() {
                 sc.scale(&mut self.raw_rewards, &out.trial_end);
@@ -731,7 +837,13 @@ impl Trainer {
         if let Some(vae) = self.vae.as_mut() {
             report.vae = vae.update(&self.cfg, self.cfg.run.threads);
             if report.vae.is_some() {
-                install_belief_params(&mut self.actor, &vae.model);
+                install_belief_params(&mut self.actor, &vae.model.params);
+            }
+        }
+        if let Some(glm) = self.glm.as_mut() {
+            report.glm = glm.update(&self.cfg);
+            if report.glm.is_some() {
+                install_belief_params(&mut self.actor, &glm.model.params);
             }
         }
         let lr = if self.cfg.ppo.anneal_lr {
@@ -771,6 +883,7 @@ impl Trainer {
             reward_scaler: self.reward_scaler.clone(),
             wall_s: 0.0,
             vae: self.vae.clone(),
+            glm: self.glm.clone(),
         }
     }
 
@@ -820,11 +933,23 @@ impl Trainer {
                 {
                     return Err("checkpoint VAE does not match the [varibad] config".into());
                 }
-                install_belief_params(&mut self.actor, &v.model);
+                install_belief_params(&mut self.actor, &v.model.params);
                 self.vae = Some(v);
             }
             (false, None) => {}
             _ => return Err("checkpoint VAE state does not match the method".into()),
+        }
+        match (self.glm.is_some(), ck.glm) {
+            (true, Some(g)) => {
+                let expected = self.glm.as_ref().map(|x| &x.model.params.slots);
+                if Some(&g.model.params.slots) != expected {
+                    return Err("checkpoint GLiBRL model does not match the [glibrl] config".into());
+                }
+                install_belief_params(&mut self.actor, &g.model.params);
+                self.glm = Some(g);
+            }
+            (false, None) => {}
+            _ => return Err("checkpoint GLiBRL state does not match the method".into()),
         }
         Ok(())
     }

@@ -201,14 +201,12 @@ impl TrialBatchLoss {
                     }
                     rows += 1;
                 }
-                self.ev
-                    .fit(pc, &self.ctc, &self.cty, &self.yty, n as f64)?;
+                self.ev.fit(pc, &self.ctc, &self.cty, &self.yty, n as f64)?;
                 self.ev.grad_parts();
             }
             let w = -inv_count / n as f64;
             loss += w * self.ev.log_marginal;
-            self.ev
-                .add_prior_grad(pc, m0, w, &mut out_prior.view());
+            self.ev.add_prior_grad(pc, m0, w, &mut out_prior.view());
             let ga = &mut self.ga[k * d * d..(k + 1) * d * d];
             for (g, &v) in ga.iter_mut().zip(&self.ev.g_a) {
                 *g = 2.0 * w * v;

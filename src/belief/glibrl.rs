@@ -1,0 +1,633 @@
+//! The GLiBRL belief: per-task generalised linear models over learnable neural basis
+//! functions, with exact Matrix-Normal-Inverse-Wishart inference (METHODS.md §1).
+//!
+//! # Model
+//! Up to two GLM heads, each `Y = C W + E`, rows of `E ~ N(0, Sigma)`, with the
+//! conjugate prior `Sigma ~ IW(Psi0, nu0)`, `W | Sigma ~ MN(M0, Lambda0^-1, Sigma)`:
+//! - reward head: `C_R = phi_R(s, a, s')`, `Y_R = r` (`m = 1`, Normal-Inverse-Gamma);
+//! - transition head (optional): `C_T = phi_T(s, a)`, `Y_T = (s' - s)[dims]` for a
+//!   configured subset of state dimensions (size reduction for large state spaces).
+//!
+//! `phi` is a ReLU MLP whose last layer is linear with `d - 1` outputs, followed by a
+//! constant feature 1 (the GLM's intercept). Discrete actions enter one-hot, continuous
+//! ones raw. The prior of a head is learnable: `M0` (`d x m`), `log diag Lambda0` (`d`),
+//! `log diag Psi0` (`m`) and `nu0 = (m - 1) + exp(nu0_raw)`; all live in the model's
+//! [`Params`] next to the basis weights, so one optimiser trains everything.
+//!
+//! # Training
+//! The loss of a batch of trials is, per head, the mean over trials (and over the
+//! sampled prefixes of each trial) of `-log p(Y_{1..n} | C_{1..n}) / n`, summed over
+//! heads. [`crate::belief::glm`] computes it and its exact gradient with respect to every
+//! row of `C` and every prior parameter in f64; the gradient enters burn's graph of the
+//! basis networks through the surrogate `sum(C * G)` with `G` a constant (its gradient
+//! with respect to the network weights is exactly `G`'s back-propagation).
+//!
+//! Noise floor: rewards and transitions that are deterministic given the task make the
+//! marginal likelihood unbounded as the noise scale goes to zero (every repeated
+//! observation is then predicted exactly). After each update the prior is projected
+//! onto `Psi0_ii / nu0 >= noise_floor^2` (prior-mean noise variance at least the floor)
+//! and `nu0 <= NU0_MAX`, which bounds the objective.
+//!
+//! # Acting
+//! Each row (environment or particle) carries the exact posterior of each head,
+//! advanced by one rank-1 update per transition (O(d^2 + d m)). The policy reads, per
+//! head, `vec(M_N)` (`d m`), `log diag(Lambda_N^-1)` (`d`, how uncertain each basis
+//! direction still is) and `log diag(Psi_N) - log max(nu_N - m - 1, 1)` (`m`; the log
+//! of `E[Sigma | data]`'s diagonal once it exists, `nu_N > m + 1`).
+
+use super::glm::{self, GlmError, GlmStream, MniwPrior, PriorGrad};
+use super::trials::TrialRecord;
+use super::{Belief, Transition};
+use crate::nn::graph::{self, GraphParams};
+use crate::nn::host::{self, Act};
+use crate::nn::params::{Dense, Params, Slot};
+use crate::rng::Rng;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+/// Upper bound of the learnable prior degrees of freedom (see the module doc).
+pub const NU0_MAX: f64 = 1e4;
+
+/// What a GLM head models.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HeadKind {
+    /// `r` from `phi_R(s, a, s')`.
+    Reward,
+    /// `(s' - s)[dims]` from `phi_T(s, a)`.
+    Transition { dims: Vec<usize> },
+}
+
+/// Sizes and prior initialisation of a GLiBRL belief.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GlibrlSpec {
+    pub obs_dim: usize,
+    /// Discrete: number of actions (fed one-hot); continuous: the action's dimension.
+    pub action_dim: usize,
+    pub discrete_actions: bool,
+    /// Hidden ReLU layers of every basis network.
+    pub basis_hidden: Vec<usize>,
+    /// `d`: basis functions per head, the constant feature included.
+    pub features: usize,
+    pub reward_head: bool,
+    /// State dimensions the transition head predicts (empty: no transition head).
+    pub transition_dims: Vec<usize>,
+    /// Initial `Lambda0 = init_lambda0 * I`.
+    pub init_lambda0: f64,
+    /// Initial `Psi0 = init_psi0 * I`.
+    pub init_psi0: f64,
+    /// Initial `nu0` (must exceed `m - 1` for every head).
+    pub init_nu0: f64,
+    /// Smallest prior-mean noise standard deviation (see the module doc).
+    pub noise_floor: f64,
+}
+
+impl GlibrlSpec {
+    fn heads(&self) -> Vec<HeadKind> {
+        let mut h = Vec::new();
+        if self.reward_head {
+            h.push(HeadKind::Reward);
+        }
+        if !self.transition_dims.is_empty() {
+            h.push(HeadKind::Transition {
+                dims: self.transition_dims.clone(),
+            });
+        }
+        h
+    }
+}
+
+/// One GLM head: its basis network and its prior's parameter slots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GlmHead {
+    pub kind: HeadKind,
+    /// Input width of the basis network.
+    pub input: usize,
+    /// Hidden layers (ReLU) then the linear output layer (`d - 1` outputs).
+    pub net: Vec<Dense>,
+    /// Targets per row.
+    pub m: usize,
+    pub m0: Slot,
+    pub lambda0_log_diag: Slot,
+    pub psi0_log_diag: Slot,
+    pub nu0_raw: Slot,
+}
+
+impl GlmHead {
+    /// The head's MNIW prior from the current parameters.
+    pub fn prior(&self, p: &Params, d: usize) -> Result<MniwPrior, GlmError> {
+        let f = |s: Slot| p.get(s).iter().map(|&v| v as f64).collect::<Vec<f64>>();
+        let nu0 = (self.m as f64 - 1.0) + (p.get(self.nu0_raw)[0] as f64).exp();
+        MniwPrior::new(
+            d,
+            self.m,
+            f(self.m0),
+            f(self.lambda0_log_diag),
+            f(self.psi0_log_diag),
+            nu0,
+        )
+    }
+
+    /// Width of this head's policy features.
+    pub fn feature_dim(&self, d: usize) -> usize {
+        d * self.m + d + self.m
+    }
+}
+
+/// Basis networks and learnable priors of all heads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GlibrlModel {
+    pub spec: GlibrlSpec,
+    pub params: Params,
+    pub heads: Vec<GlmHead>,
+}
+
+/// Per-row streaming posteriors of every head plus scratch (not serialised).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GlibrlState {
+    pub rows: usize,
+    pub heads: Vec<GlmStream>,
+    #[serde(skip)]
+    scratch: Scratch,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    x: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f64>,
+    y: Vec<f64>,
+}
+
+/// Loss statistics of one training batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GlibrlStats {
+    /// The optimised loss: mean over trials and prefixes of `-log p / n`, summed over
+    /// heads.
+    pub loss: f64,
+    /// Posterior-mean noise standard deviation of the reward head's prior,
+    /// `sqrt(Psi0 / (nu0 + 1))` (NaN without a reward head).
+    pub reward_noise: f64,
+}
+
+impl GlibrlModel {
+    /// Builds the model with fresh basis weights drawn from `rng` and the configured
+    /// initial prior.
+    pub fn new(spec: GlibrlSpec, rng: &mut Rng) -> Self {
+        let d = spec.features;
+        assert!(d >= 2, "GLiBRL needs at least one learned feature");
+        let mut p = Params::new();
+        let mut heads = Vec::new();
+        for kind in spec.heads() {
+            let (tag, input, m) = match &kind {
+                HeadKind::Reward => ("r", 2 * spec.obs_dim + spec.action_dim, 1),
+                HeadKind::Transition { dims } => ("t", spec.obs_dim + spec.action_dim, dims.len()),
+            };
+            let mut net = Vec::new();
+            let mut n_in = input;
+            for (i, &h) in spec.basis_hidden.iter().enumerate() {
+                net.push(Dense::new(
+                    &mut p,
+                    &format!("glm.{tag}.basis.{i}"),
+                    n_in,
+                    h,
+                    2f32.sqrt(),
+                    rng,
+                ));
+                n_in = h;
+            }
+            net.push(Dense::new(
+                &mut p,
+                &format!("glm.{tag}.basis.out"),
+                n_in,
+                d - 1,
+                1.0,
+                rng,
+            ));
+            let m0 = p.tensor(&format!("glm.{tag}.m0"), d, m, vec![0.0; d * m]);
+            let lambda0_log_diag = p.tensor(
+                &format!("glm.{tag}.lambda0_log_diag"),
+                1,
+                d,
+                vec![spec.init_lambda0.ln() as f32; d],
+            );
+            let psi0_log_diag = p.tensor(
+                &format!("glm.{tag}.psi0_log_diag"),
+                1,
+                m,
+                vec![spec.init_psi0.ln() as f32; m],
+            );
+            let nu0_raw = p.tensor(
+                &format!("glm.{tag}.nu0_raw"),
+                1,
+                1,
+                vec![(spec.init_nu0 - (m as f64 - 1.0)).ln() as f32],
+            );
+            heads.push(GlmHead {
+                kind,
+                input,
+                net,
+                m,
+                m0,
+                lambda0_log_diag,
+                psi0_log_diag,
+                nu0_raw,
+            });
+        }
+        GlibrlModel {
+            spec,
+            params: p,
+            heads,
+        }
+    }
+
+    /// Writes the basis-network input of one transition for `head` into `x`.
+    fn head_input(&self, head: &GlmHead, s: &[f32], a: &[f32], s2: &[f32], x: &mut [f32]) {
+        let od = self.spec.obs_dim;
+        x[..od].copy_from_slice(s);
+        let ad = self.spec.action_dim;
+        let xa = &mut x[od..od + ad];
+        if self.spec.discrete_actions {
+            xa.iter_mut().for_each(|v| *v = 0.0);
+            let i = a[0] as usize;
+            assert!(i < ad, "action {i} out of range");
+            xa[i] = 1.0;
+        } else {
+            xa.copy_from_slice(a);
+        }
+        if head.kind == HeadKind::Reward {
+            x[od + ad..].copy_from_slice(s2);
+        }
+    }
+
+    /// Writes the targets of one transition for `head` into `y`.
+    fn head_target<T: glm::GlmScalar>(head: &GlmHead, s: &[f32], r: f32, s2: &[f32], y: &mut [T]) {
+        match &head.kind {
+            HeadKind::Reward => y[0] = T::from_f64(r as f64),
+            HeadKind::Transition { dims } => {
+                for (yi, &j) in y.iter_mut().zip(dims) {
+                    *yi = T::from_f64(s2[j] as f64 - s[j] as f64);
+                }
+            }
+        }
+    }
+
+    /// Host forward of a head's basis for the `rows` inputs in `scratch.x`, into
+    /// `scratch.a` (`rows * (d - 1)` learned features); buffers sized by
+    /// [`Self::ensure_scratch`].
+    fn basis_host(&self, head: &GlmHead, rows: usize, sc: &mut Scratch) {
+        let n = head.net.len();
+        for (i, l) in head.net.iter().enumerate() {
+            let act = if i + 1 == n { Act::None } else { Act::Relu };
+            let (src, dst) = match i {
+                0 => (&sc.x, &mut sc.a),
+                _ if i % 2 == 1 => (&sc.a, &mut sc.b),
+                _ => (&sc.b, &mut sc.a),
+            };
+            host::dense(
+                &self.params,
+                l,
+                &src[..rows * l.fan_in()],
+                rows,
+                act,
+                &mut dst[..rows * l.fan_out()],
+            );
+        }
+        if n % 2 == 0 {
+            std::mem::swap(&mut sc.a, &mut sc.b);
+        }
+    }
+
+    /// The loss of a batch of equal-length trials and its gradient (layout of
+    /// `self.params.data`). `prefixes` lists, per trial, `per_trial` prefix lengths
+    /// (see [`glm::trials_loss_and_grad`]).
+    pub fn loss_and_grad(
+        &self,
+        trials: &[&TrialRecord],
+        prefixes: &[usize],
+        per_trial: usize,
+    ) -> Result<(GlibrlStats, Vec<f32>), GlmError> {
+        assert!(!trials.is_empty(), "empty GLiBRL batch");
+        let steps = trials[0].len();
+        let b = trials.len();
+        let n = b * steps;
+        let d = self.spec.features;
+        let (od, aw) = (
+            self.spec.obs_dim,
+            if self.spec.discrete_actions {
+                1
+            } else {
+                self.spec.action_dim
+            },
+        );
+        let device = Device::flex().autodiff();
+        let gp = GraphParams::new(&self.params, &device);
+        let mut grad = vec![0.0f32; self.params.len()];
+        let mut stats = GlibrlStats {
+            reward_noise: f64::NAN,
+            ..Default::default()
+        };
+        for head in &self.heads {
+            // Inputs and targets, trial-major (row `b * T + t`).
+            let mut x = vec![0.0f32; n * head.input];
+            let mut y = vec![0.0f32; n * head.m];
+            for (bi, tr) in trials.iter().enumerate() {
+                assert_eq!(
+                    tr.len(),
+                    steps,
+                    "GLiBRL batches need trials of equal length"
+                );
+                for t in 0..steps {
+                    let row = bi * steps + t;
+                    let (s, s2) = (
+                        &tr.obs[t * od..(t + 1) * od],
+                        &tr.next_obs[t * od..(t + 1) * od],
+                    );
+                    self.head_input(
+                        head,
+                        s,
+                        &tr.actions[t * aw..(t + 1) * aw],
+                        s2,
+                        &mut x[row * head.input..(row + 1) * head.input],
+                    );
+                    Self::head_target(
+                        head,
+                        s,
+                        tr.rewards[t],
+                        s2,
+                        &mut y[row * head.m..(row + 1) * head.m],
+                    );
+                }
+            }
+            let mut h = graph::constant(&x, n, head.input, &device);
+            for (i, l) in head.net.iter().enumerate() {
+                let act = if i + 1 == head.net.len() {
+                    Act::None
+                } else {
+                    Act::Relu
+                };
+                h = gp.dense(l, h, act);
+            }
+            let learned = graph::to_vec(h.clone().detach());
+            let mut c = vec![1.0f32; n * d];
+            for (row, f) in learned.chunks_exact(d - 1).enumerate() {
+                c[row * d..row * d + d - 1].copy_from_slice(f);
+            }
+            let prior = head.prior(&self.params, d)?;
+            let mut gc = vec![0.0f32; n * d];
+            let mut pg = PriorGrad::zeros(d, head.m);
+            let loss = glm::trials_loss_and_grad(
+                &prior, &c, &y, b, steps, prefixes, per_trial, &mut gc, &mut pg,
+            )?;
+            stats.loss += loss;
+            if head.kind == HeadKind::Reward {
+                stats.reward_noise = (prior.psi0_log_diag[0].exp() / (prior.nu0 + 1.0)).sqrt();
+            }
+            // Basis weights: surrogate sum(h * G) over the learned features.
+            let g: Vec<f32> = gc
+                .chunks_exact(d)
+                .flat_map(|r| r[..d - 1].iter().copied())
+                .collect();
+            let surrogate = (h * graph::constant(&g, n, d - 1, &device)).sum();
+            let grads = surrogate.backward();
+            gp.add_flat_grad(&grads, &mut grad);
+            // Prior parameters: the host gradient, chained through the parametrisation.
+            let add = |grad: &mut [f32], slot: Slot, v: &[f64]| {
+                for (o, &gi) in grad[slot.range()].iter_mut().zip(v) {
+                    *o += gi as f32;
+                }
+            };
+            add(&mut grad, head.m0, &pg.m0);
+            add(&mut grad, head.lambda0_log_diag, &pg.lambda0_log_diag);
+            add(&mut grad, head.psi0_log_diag, &pg.psi0_log_diag);
+            let nu_excess = prior.nu0 - (head.m as f64 - 1.0);
+            add(&mut grad, head.nu0_raw, &[pg.nu0 * nu_excess]);
+        }
+        Ok((stats, grad))
+    }
+
+    /// Projects the priors onto the bounded region of the module doc (after an
+    /// optimiser step).
+    pub fn project_prior(&mut self) {
+        let floor = self.spec.noise_floor;
+        for head in &self.heads {
+            let m1 = head.m as f64 - 1.0;
+            let raw = &mut self.params.data[head.nu0_raw.range()][0];
+            let max_raw = ((NU0_MAX - m1).ln()) as f32;
+            if *raw > max_raw {
+                *raw = max_raw;
+            }
+            let nu0 = m1 + (*raw as f64).exp();
+            if floor > 0.0 {
+                let min_log = (floor * floor * nu0).ln() as f32;
+                for v in &mut self.params.data[head.psi0_log_diag.range()] {
+                    *v = v.max(min_log);
+                }
+            }
+        }
+    }
+
+    fn ensure_scratch(&self, sc: &mut Scratch, rows: usize) {
+        let widest = self
+            .heads
+            .iter()
+            .flat_map(|h| std::iter::once(h.input).chain(h.net.iter().map(|l| l.fan_out())))
+            .max()
+            .unwrap_or(0);
+        for v in [&mut sc.x, &mut sc.a, &mut sc.b] {
+            if v.len() < rows * widest {
+                v.resize(rows * widest, 0.0);
+            }
+        }
+        let d = self.spec.features;
+        if sc.c.len() < d {
+            sc.c.resize(d, 0.0);
+        }
+        let mmax = self.heads.iter().map(|h| h.m).max().unwrap_or(1);
+        if sc.y.len() < mmax {
+            sc.y.resize(mmax, 0.0);
+        }
+    }
+
+    fn priors(&self) -> Vec<MniwPrior> {
+        self.heads
+            .iter()
+            .map(|h| {
+                h.prior(&self.params, self.spec.features)
+                    .expect("GLiBRL prior parameters stay valid (projected after every update)")
+            })
+            .collect()
+    }
+}
+
+impl Belief for GlibrlModel {
+    type State = GlibrlState;
+
+    fn params_mut(&mut self) -> Option<&mut Params> {
+        Some(&mut self.params)
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.heads
+            .iter()
+            .map(|h| h.feature_dim(self.spec.features))
+            .sum()
+    }
+
+    fn init(&self, rows: usize) -> GlibrlState {
+        let heads = self
+            .priors()
+            .iter()
+            .map(|p| GlmStream::new(p, rows).expect("a validated prior"))
+            .collect();
+        let mut s = GlibrlState {
+            rows,
+            heads,
+            scratch: Scratch::default(),
+        };
+        self.ensure_scratch(&mut s.scratch, rows);
+        s
+    }
+
+    fn reset(&self, state: &mut GlibrlState, mask: &[bool]) {
+        if !mask.iter().any(|&m| m) {
+            return;
+        }
+        for (stream, prior) in state.heads.iter_mut().zip(self.priors()) {
+            stream
+                .reset_rows(&prior, mask)
+                .expect("a validated prior of the stream's shape");
+        }
+    }
+
+    fn update(&self, state: &mut GlibrlState, tr: &Transition<'_>) {
+        let rows = state.rows;
+        let d = self.spec.features;
+        let od = self.spec.obs_dim;
+        let aw = tr.action.len() / rows;
+        self.ensure_scratch(&mut state.scratch, rows);
+        for (head, stream) in self.heads.iter().zip(state.heads.iter_mut()) {
+            let sc = &mut state.scratch;
+            let w = head.input;
+            for r in 0..rows {
+                let x = &mut sc.x[r * w..(r + 1) * w];
+                self.head_input(
+                    head,
+                    &tr.obs[r * od..(r + 1) * od],
+                    &tr.action[r * aw..(r + 1) * aw],
+                    &tr.next_obs[r * od..(r + 1) * od],
+                    x,
+                );
+            }
+            self.basis_host(head, rows, sc);
+            for r in 0..rows {
+                let f = &sc.a[r * (d - 1)..(r + 1) * (d - 1)];
+                for (ci, &v) in sc.c[..d - 1].iter_mut().zip(f) {
+                    *ci = v as f64;
+                }
+                sc.c[d - 1] = 1.0;
+                Self::head_target(
+                    head,
+                    &tr.obs[r * od..(r + 1) * od],
+                    tr.reward[r],
+                    &tr.next_obs[r * od..(r + 1) * od],
+                    &mut sc.y[..head.m],
+                );
+                stream.update_row(r, &sc.c[..d], &sc.y[..head.m]);
+            }
+        }
+    }
+
+    fn features(&self, state: &GlibrlState, out: &mut [f32]) {
+        let d = self.spec.features;
+        let fd = self.feature_dim();
+        for r in 0..state.rows {
+            let mut o = &mut out[r * fd..(r + 1) * fd];
+            for (head, stream) in self.heads.iter().zip(&state.heads) {
+                let m = head.m;
+                let (mean, rest) = o.split_at_mut(d * m);
+                for (v, &x) in mean.iter_mut().zip(stream.mean_row(r)) {
+                    *v = x as f32;
+                }
+                let (prec, rest) = rest.split_at_mut(d);
+                let p = stream.p_row(r);
+                for (i, v) in prec.iter_mut().enumerate() {
+                    *v = p[i * d + i].max(1e-300).ln() as f32;
+                }
+                let (noise, rest) = rest.split_at_mut(m);
+                let psi = stream.psi_row(r);
+                let denom = (stream.nu_row(r) - m as f64 - 1.0).max(1.0).ln();
+                for (i, v) in noise.iter_mut().enumerate() {
+                    *v = (psi[i * m + i].max(1e-300).ln() - denom) as f32;
+                }
+                o = rest;
+            }
+        }
+    }
+
+    fn gather(&self, from: &GlibrlState, src: &[usize], into: &mut GlibrlState) {
+        into.rows = src.len();
+        if into.heads.len() != from.heads.len() {
+            into.heads = from.heads.clone();
+        }
+        for (f, i) in from.heads.iter().zip(into.heads.iter_mut()) {
+            f.gather(src, i);
+        }
+        self.ensure_scratch(&mut into.scratch, src.len());
+    }
+}
+
+/// Per trial, `extra` prefix lengths uniform in `1..T` followed by the full length `T`
+/// (the layout [`GlibrlModel::loss_and_grad`] expects with `per_trial = extra + 1`).
+pub fn sample_prefixes(trials: usize, steps: usize, extra: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut v = Vec::with_capacity(trials * (extra + 1));
+    for _ in 0..trials {
+        for _ in 0..extra {
+            v.push(1 + rng.below(steps.max(2) as u64 - 1) as usize);
+        }
+        v.push(steps);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(discrete: bool) -> GlibrlSpec {
+        GlibrlSpec {
+            obs_dim: 2,
+            action_dim: if discrete { 5 } else { 2 },
+            discrete_actions: discrete,
+            basis_hidden: vec![8],
+            features: 6,
+            reward_head: true,
+            transition_dims: vec![0, 1],
+            init_lambda0: 1.0,
+            init_psi0: 1.0,
+            init_nu0: 3.0,
+            noise_floor: 0.01,
+        }
+    }
+
+    #[test]
+    fn glibrl_initial_prior_is_the_configured_one() {
+        let m = GlibrlModel::new(spec(true), &mut Rng::new(1));
+        assert_eq!(m.heads.len(), 2);
+        for h in &m.heads {
+            let p = h.prior(&m.params, 6).unwrap();
+            assert!((p.nu0 - 3.0).abs() < 1e-6);
+        }
+        assert_eq!(m.feature_dim(), (6 + 6 + 1) + (12 + 6 + 2));
+    }
+
+    #[test]
+    fn glibrl_prefixes_end_with_the_full_trial() {
+        let v = sample_prefixes(3, 10, 2, &mut Rng::new(4));
+        assert_eq!(v.len(), 9);
+        for c in v.chunks(3) {
+            assert_eq!(c[2], 10);
+            assert!(c[..2].iter().all(|&n| (1..10).contains(&n)));
+        }
+    }
+}
