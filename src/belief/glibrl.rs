@@ -298,6 +298,45 @@ impl GlibrlModel {
         }
     }
 
+    /// The design matrix `C` (`T x d`, constant feature last) and targets `Y` (`T x m`)
+    /// of head `h` on one trial, computed on the host like the acting path.
+    pub fn design(&self, h: usize, trial: &TrialRecord) -> (Vec<f64>, Vec<f64>) {
+        let head = &self.heads[h];
+        let (d, od, steps) = (self.spec.features, self.spec.obs_dim, trial.len());
+        let aw = trial.actions.len() / steps.max(1);
+        let mut sc = Scratch::default();
+        self.ensure_scratch(&mut sc, steps);
+        for t in 0..steps {
+            let x = &mut sc.x[t * head.input..(t + 1) * head.input];
+            self.head_input(
+                head,
+                &trial.obs[t * od..(t + 1) * od],
+                &trial.actions[t * aw..(t + 1) * aw],
+                &trial.next_obs[t * od..(t + 1) * od],
+                x,
+            );
+        }
+        self.basis_host(head, steps, &mut sc);
+        let mut c = vec![1.0f64; steps * d];
+        let mut y = vec![0.0f64; steps * head.m];
+        for t in 0..steps {
+            for (ci, &v) in c[t * d..t * d + d - 1]
+                .iter_mut()
+                .zip(&sc.a[t * (d - 1)..(t + 1) * (d - 1)])
+            {
+                *ci = v as f64;
+            }
+            Self::head_target(
+                head,
+                &trial.obs[t * od..(t + 1) * od],
+                trial.rewards[t],
+                &trial.next_obs[t * od..(t + 1) * od],
+                &mut y[t * head.m..(t + 1) * head.m],
+            );
+        }
+        (c, y)
+    }
+
     /// The loss of a batch of equal-length trials and its gradient (layout of
     /// `self.params.data`). `prefixes` lists, per trial, `per_trial` prefix lengths
     /// (see [`glm::trials_loss_and_grad`]).

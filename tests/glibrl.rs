@@ -1,0 +1,320 @@
+//! GLiBRL belief: streaming posteriors against batch refits, the training loss against
+//! the GLM library on the host design, gradients against finite differences, the
+//! prior projection, particle gathering and config errors.
+
+use bamdp::belief::glibrl::{GlibrlModel, GlibrlSpec, GlibrlState};
+use bamdp::belief::glm::{self, MniwPrior, Stats};
+use bamdp::belief::trials::TrialRecord;
+use bamdp::belief::{Belief, Transition};
+use bamdp::config::Config;
+use bamdp::rng::Rng;
+
+fn spec(discrete: bool) -> GlibrlSpec {
+    GlibrlSpec {
+        obs_dim: 2,
+        action_dim: if discrete { 5 } else { 2 },
+        discrete_actions: discrete,
+        basis_hidden: vec![8, 7],
+        features: 6,
+        reward_head: true,
+        transition_dims: vec![1, 0],
+        init_lambda0: 2.0,
+        init_psi0: 0.5,
+        init_nu0: 3.5,
+        noise_floor: 0.01,
+    }
+}
+
+/// A model with every parameter (biases and priors included) randomised.
+fn model(discrete: bool, seed: u64) -> GlibrlModel {
+    let mut rng = Rng::new(seed);
+    let mut m = GlibrlModel::new(spec(discrete), &mut rng);
+    for v in m.params.data.iter_mut() {
+        *v += 0.2 * rng.normal() as f32;
+    }
+    m
+}
+
+fn random_trial(steps: usize, discrete: bool, rng: &mut Rng) -> TrialRecord {
+    let mut t = TrialRecord::default();
+    let mut s = [rng.normal() as f32, rng.normal() as f32];
+    for _ in 0..steps {
+        let a: Vec<f32> = if discrete {
+            vec![rng.below(5) as f32]
+        } else {
+            vec![rng.normal() as f32, rng.normal() as f32]
+        };
+        let s2 = [
+            s[0] + 0.3 * rng.normal() as f32,
+            s[1] + 0.3 * rng.normal() as f32,
+        ];
+        let r = (s2[0] - 0.5).abs() as f32 + 0.1 * rng.normal() as f32;
+        t.push_step(&s, &a, r, &s2);
+        s = s2;
+    }
+    t
+}
+
+fn prior_of(m: &GlibrlModel, h: usize) -> MniwPrior {
+    m.heads[h].prior(&m.params, m.spec.features).unwrap()
+}
+
+/// Diagonal of the inverse of a small SPD matrix (Gauss-Jordan, f64).
+fn inverse_diag(a: &[f64], n: usize) -> Vec<f64> {
+    let mut m = a.to_vec();
+    let mut inv = vec![0.0; n * n];
+    for i in 0..n {
+        inv[i * n + i] = 1.0;
+    }
+    for col in 0..n {
+        let p = m[col * n + col];
+        for j in 0..n {
+            m[col * n + j] /= p;
+            inv[col * n + j] /= p;
+        }
+        for row in 0..n {
+            if row != col {
+                let f = m[row * n + col];
+                for j in 0..n {
+                    m[row * n + j] -= f * m[col * n + j];
+                    inv[row * n + j] -= f * inv[col * n + j];
+                }
+            }
+        }
+    }
+    (0..n).map(|i| inv[i * n + i]).collect()
+}
+
+/// The policy features of one row, recomputed from batch posteriors of the prefix.
+fn batch_features(m: &GlibrlModel, trial: &TrialRecord, n: usize) -> Vec<f64> {
+    let d = m.spec.features;
+    let mut out = Vec::new();
+    for (h, head) in m.heads.iter().enumerate() {
+        let (c, y) = m.design(h, trial);
+        let stats = Stats::from_rows(d, head.m, &c[..n * d], &y[..n * head.m], n).unwrap();
+        let post = glm::posterior(&prior_of(m, h), &stats).unwrap();
+        out.extend(&post.m_n);
+        out.extend(inverse_diag(&post.lambda_n, d).iter().map(|v| v.ln()));
+        let denom = (post.nu_n - head.m as f64 - 1.0).max(1.0).ln();
+        for i in 0..head.m {
+            out.push(post.psi_n[i * head.m + i].ln() - denom);
+        }
+    }
+    out
+}
+
+fn feed(m: &GlibrlModel, state: &mut GlibrlState, trials: &[TrialRecord], t: usize) {
+    let (od, aw) = (2, trials[0].actions.len() / trials[0].len());
+    let cat = |f: &dyn Fn(&TrialRecord) -> &[f32], w: usize| -> Vec<f32> {
+        trials
+            .iter()
+            .flat_map(|tr| f(tr)[t * w..(t + 1) * w].to_vec())
+            .collect()
+    };
+    let obs = cat(&|tr| &tr.obs, od);
+    let action = cat(&|tr| &tr.actions, aw);
+    let reward: Vec<f32> = trials.iter().map(|tr| tr.rewards[t]).collect();
+    let next = cat(&|tr| &tr.next_obs, od);
+    m.update(
+        state,
+        &Transition {
+            obs: &obs,
+            action: &action,
+            reward: &reward,
+            next_obs: &next,
+            episode_end: &vec![false; trials.len()],
+        },
+    );
+}
+
+#[test]
+fn streaming_features_equal_batch_posteriors_after_every_step() {
+    for discrete in [true, false] {
+        let m = model(discrete, 3);
+        let mut rng = Rng::new(9);
+        let trials: Vec<TrialRecord> = (0..3)
+            .map(|_| random_trial(12, discrete, &mut rng))
+            .collect();
+        let mut state = m.init(3);
+        m.reset(&mut state, &[true; 3]);
+        let fd = m.feature_dim();
+        let mut feats = vec![0.0f32; 3 * fd];
+        for t in 0..=12 {
+            if t > 0 {
+                feed(&m, &mut state, &trials, t - 1);
+            }
+            m.features(&state, &mut feats);
+            for (r, tr) in trials.iter().enumerate() {
+                let want = batch_features(&m, tr, t);
+                assert_eq!(want.len(), fd);
+                for (i, (&got, &w)) in feats[r * fd..(r + 1) * fd].iter().zip(&want).enumerate() {
+                    assert!(
+                        (got as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "discrete {discrete}, step {t}, row {r}, feature {i}: {got} vs {w}"
+                    );
+                }
+            }
+        }
+        // A trial start puts a row back to the prior.
+        m.reset(&mut state, &[false, true, false]);
+        m.features(&state, &mut feats);
+        let prior = batch_features(&m, &trials[1], 0);
+        for (&got, &w) in feats[fd..2 * fd].iter().zip(&prior) {
+            assert!((got as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()));
+        }
+        let full = batch_features(&m, &trials[2], 12);
+        assert!((feats[2 * fd] as f64 - full[0]).abs() <= 1e-4 * (1.0 + full[0].abs()));
+    }
+}
+
+/// The loss through burn's basis graph equals the library's log marginal on the host
+/// design: mean over trials and prefixes of -log p(Y_{1..n}) / n, summed over heads.
+#[test]
+fn training_loss_equals_the_glm_library_on_the_host_design() {
+    let m = model(true, 4);
+    let mut rng = Rng::new(5);
+    let trials: Vec<TrialRecord> = (0..4).map(|_| random_trial(10, true, &mut rng)).collect();
+    let refs: Vec<&TrialRecord> = trials.iter().collect();
+    let prefixes = vec![3, 10, 1, 10, 7, 10, 10, 10];
+    let (stats, grad) = m.loss_and_grad(&refs, &prefixes, 2).unwrap();
+    let d = m.spec.features;
+    let mut want = 0.0;
+    for (h, head) in m.heads.iter().enumerate() {
+        let prior = prior_of(&m, h);
+        let mut sum = 0.0;
+        for (b, tr) in trials.iter().enumerate() {
+            let (c, y) = m.design(h, tr);
+            for &n in &prefixes[2 * b..2 * b + 2] {
+                let s = Stats::from_rows(d, head.m, &c[..n * d], &y[..n * head.m], n).unwrap();
+                sum += -glm::log_marginal(&prior, &s).unwrap() / n as f64;
+            }
+        }
+        want += sum / prefixes.len() as f64;
+    }
+    assert!(
+        (stats.loss - want).abs() <= 1e-5 * want.abs().max(1.0),
+        "{} vs {want}",
+        stats.loss
+    );
+    assert!(grad.iter().all(|g| g.is_finite()));
+    assert!(grad.iter().any(|&g| g != 0.0));
+}
+
+/// The surrogate gradient of the basis weights and the chained prior gradients equal
+/// central finite differences of the loss.
+#[test]
+fn training_gradient_matches_finite_differences() {
+    let m = model(false, 6);
+    let mut rng = Rng::new(7);
+    let trials: Vec<TrialRecord> = (0..3).map(|_| random_trial(8, false, &mut rng)).collect();
+    let refs: Vec<&TrialRecord> = trials.iter().collect();
+    let prefixes = vec![4, 8, 2, 8, 8, 8];
+    let (_, grad) = m.loss_and_grad(&refs, &prefixes, 2).unwrap();
+    let loss_at = |p: &GlibrlModel| p.loss_and_grad(&refs, &prefixes, 2).unwrap().0.loss;
+    let mut checked = 0;
+    for (name, slot) in m.params.names.iter().zip(&m.params.slots) {
+        // Up to three entries of every tensor.
+        for k in [0, slot.len() / 2, slot.len() - 1] {
+            let i = slot.offset + k;
+            let h = 1e-2f32;
+            let mut plus = m.clone();
+            plus.params.data[i] += h;
+            let mut minus = m.clone();
+            minus.params.data[i] -= h;
+            let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h as f64);
+            let g = grad[i] as f64;
+            assert!(
+                (fd - g).abs() <= 2e-3 + 2e-2 * g.abs(),
+                "{name}[{k}]: finite difference {fd} vs gradient {g}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30);
+}
+
+#[test]
+fn projection_keeps_the_prior_noise_above_the_floor() {
+    let mut m = model(true, 8);
+    for head in m.heads.clone() {
+        m.params.data[head.psi0_log_diag.range()]
+            .iter_mut()
+            .for_each(|v| *v = -60.0);
+        m.params.data[head.nu0_raw.range()][0] = 50.0;
+    }
+    m.project_prior();
+    for (h, head) in m.heads.iter().enumerate() {
+        let p = prior_of(&m, h);
+        assert!(p.nu0 <= bamdp::belief::glibrl::NU0_MAX * (1.0 + 1e-6));
+        for i in 0..head.m {
+            let var = p.psi0_log_diag[i].exp() / p.nu0;
+            assert!(var >= 0.01f64.powi(2) * 0.999, "head {h}: {var}");
+        }
+    }
+}
+
+#[test]
+fn gather_copies_particle_rows() {
+    let m = model(true, 10);
+    let mut rng = Rng::new(11);
+    let trials: Vec<TrialRecord> = (0..3).map(|_| random_trial(5, true, &mut rng)).collect();
+    let mut state = m.init(3);
+    m.reset(&mut state, &[true; 3]);
+    for t in 0..5 {
+        feed(&m, &mut state, &trials, t);
+    }
+    let mut into = m.init(1);
+    m.gather(&state, &[2, 2, 0, 1], &mut into);
+    let fd = m.feature_dim();
+    let (mut a, mut b) = (vec![0.0; 3 * fd], vec![0.0; 4 * fd]);
+    m.features(&state, &mut a);
+    m.features(&into, &mut b);
+    for (dst, src) in [(0, 2), (1, 2), (2, 0), (3, 1)] {
+        assert_eq!(b[dst * fd..(dst + 1) * fd], a[src * fd..(src + 1) * fd]);
+    }
+}
+
+#[test]
+fn glibrl_config_errors_name_the_key_and_what_is_allowed() {
+    let base = Config {
+        method: "glibrl".into(),
+        ..Config::default()
+    };
+    let cases: [(&str, &str); 5] = [
+        ("glibrl.init_nu0=0.0", "glibrl.init_nu0"),
+        ("glibrl.features=1", "glibrl.features"),
+        ("glibrl.transition_dims=[0, 0]", "glibrl.transition_dims"),
+        ("glibrl.noise_floor=-1.0", "glibrl.noise_floor"),
+        ("glibrl.basis_hidden=[8, 0]", "glibrl.basis_hidden"),
+    ];
+    for (set, key) in cases {
+        let err = base
+            .with_overrides(&[set.to_string()])
+            .and_then(|c| c.validate("--set"))
+            .expect_err(set)
+            .to_string();
+        assert!(err.contains(key), "{set}: {err}");
+    }
+    // nu0 must exceed m - 1 of the widest head: 2 transition targets need nu0 > 1.
+    let err = base
+        .with_overrides(&[
+            "glibrl.transition_dims=[0, 1]".to_string(),
+            "glibrl.init_nu0=1.0".to_string(),
+        ])
+        .and_then(|c| c.validate("--set"))
+        .expect_err("nu0 = m - 1")
+        .to_string();
+    assert!(err.contains("> m - 1 = 1"), "{err}");
+    // Out-of-range state dimensions are caught when the env is known.
+    let cfg = base
+        .with_overrides(&["glibrl.transition_dims=[2]".to_string()])
+        .unwrap();
+    let err = bamdp::run::trainer::Trainer::new(&cfg)
+        .err()
+        .expect("gridnavi has 2 state dimensions")
+        .to_string();
+    assert!(
+        err.contains("glibrl.transition_dims") && err.contains("below 2"),
+        "{err}"
+    );
+}
