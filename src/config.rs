@@ -225,12 +225,12 @@ pub struct GlibrlConfig {
 impl Default for GlibrlConfig {
     fn default() -> Self {
         GlibrlConfig {
-            features: 32,
+            features: 16,
             basis_hidden: vec![64, 64],
             reward_head: true,
             transition_dims: Vec::new(),
-            init_lambda0: 1.0,
-            init_psi0: 1.0,
+            init_lambda0: 0.01,
+            init_psi0: 0.01,
             init_nu0: 3.0,
             noise_floor: 0.01,
             lr: 1e-3,

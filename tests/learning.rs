@@ -85,13 +85,13 @@ fn varibad_explores_then_exploits_on_gridnavi() {
 
 /// GLiBRL explores, then exploits: with the GridNavi preset and a fixed seed, the mean
 /// meta-test return of episodes 2-4 clearly beats episode 1 and the memoryless ceiling
-/// after 1e6 frames (docs/results.md has the measured values).
+/// after 1.5e6 frames (at 1e6 frames: episode 1 2.1, episodes 2-4 3.7; docs/results.md).
 #[test]
 fn glibrl_explores_then_exploits_on_gridnavi() {
     let dir = tempfile::tempdir().unwrap();
     let r = train_and_eval(
         "configs/gridnavi/glibrl.toml",
-        &["run.total_frames=1000000"],
+        &["run.total_frames=1500000"],
         dir.path(),
     );
     let later = (r[1] + r[2] + r[3]) / 3.0;
