@@ -610,9 +610,14 @@ const VAE_CHUNKS: usize = 2;
 
 /// Copies a trained belief's weights (VAE or GLiBRL) into the belief the actor acts
 /// with.
+/// Rows about to start a trial are reset again, so that they start from the new
+/// weights' prior (GLiBRL's learned prior; VariBAD's reset does not depend on weights).
 pub fn install_belief_params(actor: &mut Actor, trained: &Params) {
-    if let Some(p) = actor.belief.as_mut().and_then(|b| b.params_mut()) {
-        p.data.copy_from_slice(&trained.data);
+    if let Some(b) = actor.belief.as_mut() {
+        if let Some(p) = b.params_mut() {
+            p.data.copy_from_slice(&trained.data);
+            b.reset(&actor.state.trial_start);
+        }
     }
 }
 
