@@ -5,9 +5,9 @@
 
 use bamdp::belief::glm::special::ln_multigamma;
 use bamdp::belief::glm::{
-    chi_square, features_grad, gamma, log_marginal, log_marginal_and_grad, posterior,
-    targets_grad, trials_loss_and_grad, GlmError, GlmStream, MniwPrior, PriorGrad,
-    SampleScratch, Stats, StreamSampleScratch, TrialBatchLoss,
+    chi_square, features_grad, gamma, log_marginal, log_marginal_and_grad, posterior, targets_grad,
+    trials_loss_and_grad, GlmError, GlmStream, MniwPrior, PriorGrad, SampleScratch, Stats,
+    StreamSampleScratch, TrialBatchLoss,
 };
 use bamdp::rng::Rng;
 mod common;
@@ -169,7 +169,10 @@ fn rel_close(a: f64, b: f64, tol: f64) -> bool {
 fn assert_mat_close(what: &str, a: &[f64], b: &[f64], tol: f64, floor: f64) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     let scale = a.iter().chain(b).fold(floor, |s, v| s.max(v.abs()));
-    let err = a.iter().zip(b).fold(0.0f64, |s, (x, y)| s.max((x - y).abs()));
+    let err = a
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |s, (x, y)| s.max((x - y).abs()));
     assert!(
         err <= tol * scale,
         "{what}: max error {err:e} > {tol:e} * {scale:e}\n{a:?}\n{b:?}"
@@ -198,14 +201,17 @@ fn posterior_matches_dense_joint_gaussian_for_fixed_sigma() {
             for b in 0..m {
                 cov_ww[(i * m + a) * dw + i * m + b] = lam_inv[i] * sigma[a * m + b];
                 for t in 0..n {
-                    cov_wy[(i * m + a) * dy + t * m + b] = lam_inv[i] * c[t * d + i] * sigma[a * m + b];
+                    cov_wy[(i * m + a) * dy + t * m + b] =
+                        lam_inv[i] * c[t * d + i] * sigma[a * m + b];
                 }
             }
         }
     }
     for t in 0..n {
         for s in 0..n {
-            let k: f64 = (0..d).map(|i| c[t * d + i] * lam_inv[i] * c[s * d + i]).sum::<f64>()
+            let k: f64 = (0..d)
+                .map(|i| c[t * d + i] * lam_inv[i] * c[s * d + i])
+                .sum::<f64>()
                 + if t == s { 1.0 } else { 0.0 };
             for a in 0..m {
                 for b in 0..m {
@@ -242,13 +248,23 @@ fn posterior_matches_dense_joint_gaussian_for_fixed_sigma() {
 #[test]
 fn log_marginal_matches_matrix_t_density() {
     let mut rng = Rng::new(2);
-    for &(d, m, n) in &[(3, 2, 8), (4, 3, 5), (2, 1, 6), (5, 1, 12), (1, 1, 1), (6, 2, 30)] {
+    for &(d, m, n) in &[
+        (3, 2, 8),
+        (4, 3, 5),
+        (2, 1, 6),
+        (5, 1, 12),
+        (1, 1, 1),
+        (6, 2, 30),
+    ] {
         let prior = random_prior(d, m, &mut rng);
         let (c, y) = random_data(d, m, n, &mut rng);
         let stats = Stats::from_rows(d, m, &c, &y, n).unwrap();
         let got = log_marginal(&prior, &stats).unwrap();
         let want = matrix_t_log_density(&prior, &c, &y, n);
-        assert!(rel_close(got, want, 1e-9), "d={d} m={m} n={n}: {got} vs {want}");
+        assert!(
+            rel_close(got, want, 1e-9),
+            "d={d} m={m} n={n}: {got} vs {want}"
+        );
         let post = posterior(&prior, &stats).unwrap();
         assert_eq!(post.log_marginal, got);
         assert_eq!(post.nu_n, prior.nu0 + n as f64);
@@ -268,7 +284,11 @@ fn log_marginal_is_product_of_student_t_predictives() {
             let (ct, yt) = (&c[t * d..(t + 1) * d], &y[t * m..(t + 1) * m]);
             let pred = posterior(&prior, &stats).unwrap().predictive(ct).unwrap();
             let from_stream = stream.predictive_student_t(0, ct);
-            assert!(rel_close(pred.log_density(yt), from_stream.log_density(yt), 1e-9));
+            assert!(rel_close(
+                pred.log_density(yt),
+                from_stream.log_density(yt),
+                1e-9
+            ));
             chain += pred.log_density(yt);
             stats.add_row(ct, yt);
             stream.update_row(0, ct, yt);
@@ -308,42 +328,76 @@ fn gradients_match_finite_differences() {
         assert_eq!(l, log_marginal(&prior, &stats).unwrap());
         let mut gc = vec![0.0; n * d];
         features_grad(&c, &y, n, &g, &mut gc).unwrap();
-        check_fd("dL/dC", &gc, |i, h| {
-            let mut c2 = c.clone();
-            c2[i] += h;
-            lml_of(&prior, &c2, &y, n)
-        }, 1e-5);
+        check_fd(
+            "dL/dC",
+            &gc,
+            |i, h| {
+                let mut c2 = c.clone();
+                c2[i] += h;
+                lml_of(&prior, &c2, &y, n)
+            },
+            1e-5,
+        );
         let mut gy = vec![0.0; n * m];
         targets_grad(&c, &y, n, &g, &mut gy).unwrap();
-        check_fd("dL/dY", &gy, |i, h| {
-            let mut y2 = y.clone();
-            y2[i] += h;
-            lml_of(&prior, &c, &y2, n)
-        }, 1e-5);
-        check_fd("dL/dM0", &g.m0, |i, h| {
-            let mut p = prior.clone();
-            p.m0[i] += h;
-            lml_of(&p, &c, &y, n)
-        }, 1e-5);
-        check_fd("dL/dlog Λ0", &g.lambda0_log_diag, |i, h| {
-            let mut p = prior.clone();
-            p.lambda0_log_diag[i] += h;
-            lml_of(&p, &c, &y, n)
-        }, 1e-5);
-        check_fd("dL/dlog Ψ0", &g.psi0_log_diag, |i, h| {
-            let mut p = prior.clone();
-            p.psi0_log_diag[i] += h;
-            lml_of(&p, &c, &y, n)
-        }, 1e-5);
-        check_fd("dL/dν0", &[g.nu0], |_, h| {
-            let mut p = prior.clone();
-            p.nu0 += h;
-            lml_of(&p, &c, &y, n)
-        }, 1e-5);
+        check_fd(
+            "dL/dY",
+            &gy,
+            |i, h| {
+                let mut y2 = y.clone();
+                y2[i] += h;
+                lml_of(&prior, &c, &y2, n)
+            },
+            1e-5,
+        );
+        check_fd(
+            "dL/dM0",
+            &g.m0,
+            |i, h| {
+                let mut p = prior.clone();
+                p.m0[i] += h;
+                lml_of(&p, &c, &y, n)
+            },
+            1e-5,
+        );
+        check_fd(
+            "dL/dlog Λ0",
+            &g.lambda0_log_diag,
+            |i, h| {
+                let mut p = prior.clone();
+                p.lambda0_log_diag[i] += h;
+                lml_of(&p, &c, &y, n)
+            },
+            1e-5,
+        );
+        check_fd(
+            "dL/dlog Ψ0",
+            &g.psi0_log_diag,
+            |i, h| {
+                let mut p = prior.clone();
+                p.psi0_log_diag[i] += h;
+                lml_of(&p, &c, &y, n)
+            },
+            1e-5,
+        );
+        check_fd(
+            "dL/dν0",
+            &[g.nu0],
+            |_, h| {
+                let mut p = prior.clone();
+                p.nu0 += h;
+                lml_of(&p, &c, &y, n)
+            },
+            1e-5,
+        );
         // Statistic gradients: symmetric perturbations of C'C and Y'Y.
         let sym_fd = |which: usize, i: usize, j: usize, h: f64| {
             let mut s = stats.clone();
-            let (mat, k) = if which == 0 { (&mut s.ctc, d) } else { (&mut s.yty, m) };
+            let (mat, k) = if which == 0 {
+                (&mut s.ctc, d)
+            } else {
+                (&mut s.yty, m)
+            };
             mat[i * k + j] += h;
             if i != j {
                 mat[j * k + i] += h;
@@ -353,30 +407,57 @@ fn gradients_match_finite_differences() {
         for i in 0..d {
             for j in 0..=i {
                 let fd = (sym_fd(0, i, j, 1e-5) - sym_fd(0, i, j, -1e-5)) / 2e-5;
-                let an = if i == j { g.ctc[i * d + i] } else { 2.0 * g.ctc[i * d + j] };
-                assert!((an - fd).abs() < 1e-6 * an.abs().max(1e-2), "ctc {i} {j}: {an} {fd}");
+                let an = if i == j {
+                    g.ctc[i * d + i]
+                } else {
+                    2.0 * g.ctc[i * d + j]
+                };
+                assert!(
+                    (an - fd).abs() < 1e-6 * an.abs().max(1e-2),
+                    "ctc {i} {j}: {an} {fd}"
+                );
                 assert_eq!(g.ctc[i * d + j], g.ctc[j * d + i]);
             }
         }
         for a in 0..m {
             for b in 0..=a {
                 let fd = (sym_fd(1, a, b, 1e-5) - sym_fd(1, a, b, -1e-5)) / 2e-5;
-                let an = if a == b { g.yty[a * m + a] } else { 2.0 * g.yty[a * m + b] };
-                assert!((an - fd).abs() < 1e-6 * an.abs().max(1e-2), "yty {a} {b}: {an} {fd}");
+                let an = if a == b {
+                    g.yty[a * m + a]
+                } else {
+                    2.0 * g.yty[a * m + b]
+                };
+                assert!(
+                    (an - fd).abs() < 1e-6 * an.abs().max(1e-2),
+                    "yty {a} {b}: {an} {fd}"
+                );
             }
         }
-        check_fd("dL/dC'Y", &g.cty, |i, h| {
-            let mut s = stats.clone();
-            s.cty[i] += h;
-            log_marginal(&prior, &s).unwrap()
-        }, 1e-5);
+        check_fd(
+            "dL/dC'Y",
+            &g.cty,
+            |i, h| {
+                let mut s = stats.clone();
+                s.cty[i] += h;
+                log_marginal(&prior, &s).unwrap()
+            },
+            1e-5,
+        );
     }
 }
 
 #[allow(clippy::type_complexity)]
 fn batch_case(
     seed: u64,
-) -> (MniwPrior, Vec<f64>, Vec<f64>, usize, usize, Vec<usize>, usize) {
+) -> (
+    MniwPrior,
+    Vec<f64>,
+    Vec<f64>,
+    usize,
+    usize,
+    Vec<usize>,
+    usize,
+) {
     let mut rng = Rng::new(seed);
     let (d, m, trials, steps, k) = (3, 2, 3, 7, 4);
     let prior = random_prior(d, m, &mut rng);
@@ -419,39 +500,67 @@ fn batched_prefix_loss_matches_direct_sum_and_finite_differences() {
     let (d, m) = (prior.d, prior.m);
     let mut gc = vec![0.0; trials * steps * d];
     let mut pg = PriorGrad::zeros(d, m);
-    let loss =
-        trials_loss_and_grad(&prior, &c, &y, trials, steps, &prefixes, k, &mut gc, &mut pg)
-            .unwrap();
+    let loss = trials_loss_and_grad(
+        &prior, &c, &y, trials, steps, &prefixes, k, &mut gc, &mut pg,
+    )
+    .unwrap();
     let direct = direct_batch_loss(&prior, &c, &y, trials, steps, &prefixes, k);
     assert!(rel_close(loss, direct, 1e-12), "{loss} vs {direct}");
     let f = |p: &MniwPrior, c: &[f64]| direct_batch_loss(p, c, &y, trials, steps, &prefixes, k);
-    check_fd("dLoss/dC", &gc, |i, h| {
-        let mut c2 = c.clone();
-        c2[i] += h;
-        f(&prior, &c2)
-    }, 1e-5);
-    check_fd("dLoss/dM0", &pg.m0, |i, h| {
-        let mut p = prior.clone();
-        p.m0[i] += h;
-        f(&p, &c)
-    }, 1e-5);
-    check_fd("dLoss/dlog Λ0", &pg.lambda0_log_diag, |i, h| {
-        let mut p = prior.clone();
-        p.lambda0_log_diag[i] += h;
-        f(&p, &c)
-    }, 1e-5);
-    check_fd("dLoss/dlog Ψ0", &pg.psi0_log_diag, |i, h| {
-        let mut p = prior.clone();
-        p.psi0_log_diag[i] += h;
-        f(&p, &c)
-    }, 1e-5);
-    check_fd("dLoss/dν0", &[pg.nu0], |_, h| {
-        let mut p = prior.clone();
-        p.nu0 += h;
-        f(&p, &c)
-    }, 1e-5);
+    check_fd(
+        "dLoss/dC",
+        &gc,
+        |i, h| {
+            let mut c2 = c.clone();
+            c2[i] += h;
+            f(&prior, &c2)
+        },
+        1e-5,
+    );
+    check_fd(
+        "dLoss/dM0",
+        &pg.m0,
+        |i, h| {
+            let mut p = prior.clone();
+            p.m0[i] += h;
+            f(&p, &c)
+        },
+        1e-5,
+    );
+    check_fd(
+        "dLoss/dlog Λ0",
+        &pg.lambda0_log_diag,
+        |i, h| {
+            let mut p = prior.clone();
+            p.lambda0_log_diag[i] += h;
+            f(&p, &c)
+        },
+        1e-5,
+    );
+    check_fd(
+        "dLoss/dlog Ψ0",
+        &pg.psi0_log_diag,
+        |i, h| {
+            let mut p = prior.clone();
+            p.psi0_log_diag[i] += h;
+            f(&p, &c)
+        },
+        1e-5,
+    );
+    check_fd(
+        "dLoss/dν0",
+        &[pg.nu0],
+        |_, h| {
+            let mut p = prior.clone();
+            p.nu0 += h;
+            f(&p, &c)
+        },
+        1e-5,
+    );
     // Rows past a trial's longest prefix (trial 2's is 6) get no gradient.
-    assert!(gc[(2 * steps + 6) * d..(2 * steps + 7) * d].iter().all(|&v| v == 0.0));
+    assert!(gc[(2 * steps + 6) * d..(2 * steps + 7) * d]
+        .iter()
+        .all(|&v| v == 0.0));
 }
 
 #[test]
@@ -471,7 +580,9 @@ fn batched_loss_full_trials_d32_matches_per_trial_gradients_and_f32_path() {
     let mut pg = PriorGrad::zeros(d, m);
     let mut tbl = TrialBatchLoss::new();
     let loss = tbl
-        .loss_and_grad(&prior, &c, &y, trials, steps, &prefixes, 1, &mut gc, &mut pg)
+        .loss_and_grad(
+            &prior, &c, &y, trials, steps, &prefixes, 1, &mut gc, &mut pg,
+        )
         .unwrap();
     let mut want_loss = 0.0;
     let mut want_gc = vec![0.0; trials * steps * d];
@@ -495,15 +606,19 @@ fn batched_loss_full_trials_d32_matches_per_trial_gradients_and_f32_path() {
     assert_mat_close("dLoss/dC", &gc, &want_gc, 1e-9, 0.0);
     // Second call with the same shapes allocates only the per-call prior cache.
     let before = allocs();
-    tbl.loss_and_grad(&prior, &c, &y, trials, steps, &prefixes, 1, &mut gc, &mut pg)
-        .unwrap();
+    tbl.loss_and_grad(
+        &prior, &c, &y, trials, steps, &prefixes, 1, &mut gc, &mut pg,
+    )
+    .unwrap();
     assert!(allocs() - before <= 8, "{} allocations", allocs() - before);
     // f32 inputs: same result up to the inputs' rounding.
     let c32: Vec<f32> = c.iter().map(|&v| v as f32).collect();
     let y32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
     let mut gc32 = vec![0f32; gc.len()];
     let l32 = tbl
-        .loss_and_grad(&prior, &c32, &y32, trials, steps, &prefixes, 1, &mut gc32, &mut pg)
+        .loss_and_grad(
+            &prior, &c32, &y32, trials, steps, &prefixes, 1, &mut gc32, &mut pg,
+        )
         .unwrap();
     assert!(rel_close(l32, loss, 1e-5), "{l32} vs {loss}");
     let gc32: Vec<f64> = gc32.iter().map(|&v| v as f64).collect();
@@ -516,13 +631,30 @@ fn batched_loss_rejects_bad_input() {
     let mut gc = vec![0.0; trials * steps * prior.d];
     let mut pg = PriorGrad::zeros(prior.d, prior.m);
     prefixes[3] = 0;
-    let e = trials_loss_and_grad(&prior, &c, &y, trials, steps, &prefixes, k, &mut gc, &mut pg);
-    assert!(matches!(e, Err(GlmError::InvalidPrefix { n: 0, trial: 0, .. })), "{e:?}");
+    let e = trials_loss_and_grad(
+        &prior, &c, &y, trials, steps, &prefixes, k, &mut gc, &mut pg,
+    );
+    assert!(
+        matches!(e, Err(GlmError::InvalidPrefix { n: 0, trial: 0, .. })),
+        "{e:?}"
+    );
     prefixes[3] = steps + 1;
-    let e = trials_loss_and_grad(&prior, &c, &y, trials, steps, &prefixes, k, &mut gc, &mut pg);
+    let e = trials_loss_and_grad(
+        &prior, &c, &y, trials, steps, &prefixes, k, &mut gc, &mut pg,
+    );
     assert!(matches!(e, Err(GlmError::InvalidPrefix { .. })), "{e:?}");
     prefixes[3] = 1;
-    let e = trials_loss_and_grad(&prior, &c[1..], &y, trials, steps, &prefixes, k, &mut gc, &mut pg);
+    let e = trials_loss_and_grad(
+        &prior,
+        &c[1..],
+        &y,
+        trials,
+        steps,
+        &prefixes,
+        k,
+        &mut gc,
+        &mut pg,
+    );
     assert!(matches!(e, Err(GlmError::Shape { what: "c", .. })), "{e:?}");
 }
 
@@ -556,7 +688,13 @@ fn check_stream_against_batch(d: usize, m: usize, n: usize, seed: u64) {
     let mut mean = vec![0.0; m];
     let q = stream.predictive_row(1, &c_new, &mut mean);
     assert!(rel_close(q, post.quad_form(&c_new), 1e-9));
-    assert_mat_close("pred mean", &mean, &post.predictive(&c_new).unwrap().mean, 1e-9, 0.0);
+    assert_mat_close(
+        "pred mean",
+        &mean,
+        &post.predictive(&c_new).unwrap().mean,
+        1e-9,
+        0.0,
+    );
     let mut es = vec![0.0; m * m];
     stream.expected_sigma_row(1, &mut es);
     assert_mat_close("E[Σ]", &es, &post.expected_sigma(), 1e-9, 0.0);
@@ -594,7 +732,11 @@ fn streaming_update_does_not_allocate_and_gather_copies_rows() {
     }
     let before = allocs();
     s.gather(&[1, 1, 3], &mut into);
-    assert_eq!(allocs(), before, "gather into a large-enough stream allocated");
+    assert_eq!(
+        allocs(),
+        before,
+        "gather into a large-enough stream allocated"
+    );
     // A too-small target is reshaped.
     let mut small = GlmStream::new(&prior, 1).unwrap();
     s.gather(&[3, 2], &mut small);
@@ -610,7 +752,10 @@ fn streaming_update_does_not_allocate_and_gather_copies_rows() {
     assert_eq!(s.n_row(1), 0.0);
     assert_eq!(s.mean_row(1), &prior.m0[..]);
     assert_eq!(s.n_row(0), 3.0);
-    assert!(matches!(s.reset_rows(&prior, &[true]), Err(GlmError::Shape { .. })));
+    assert!(matches!(
+        s.reset_rows(&prior, &[true]),
+        Err(GlmError::Shape { .. })
+    ));
 }
 
 // ---------- 4. permutation invariance ----------
@@ -624,8 +769,14 @@ fn posterior_and_log_marginal_are_permutation_invariant() {
     let a = posterior(&prior, &Stats::from_rows(d, m, &c, &y, n).unwrap()).unwrap();
     let mut perm: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut perm);
-    let cp: Vec<f64> = perm.iter().flat_map(|&t| c[t * d..(t + 1) * d].to_vec()).collect();
-    let yp: Vec<f64> = perm.iter().flat_map(|&t| y[t * m..(t + 1) * m].to_vec()).collect();
+    let cp: Vec<f64> = perm
+        .iter()
+        .flat_map(|&t| c[t * d..(t + 1) * d].to_vec())
+        .collect();
+    let yp: Vec<f64> = perm
+        .iter()
+        .flat_map(|&t| y[t * m..(t + 1) * m].to_vec())
+        .collect();
     let b = posterior(&prior, &Stats::from_rows(d, m, &cp, &yp, n).unwrap()).unwrap();
     assert!(rel_close(a.log_marginal, b.log_marginal, 1e-12));
     assert_mat_close("M_N", &a.m_n, &b.m_n, 1e-12, 0.0);
@@ -634,7 +785,11 @@ fn posterior_and_log_marginal_are_permutation_invariant() {
     let mut s1 = Stats::from_rows(d, m, &cp[..8 * d], &yp[..8 * m], 8).unwrap();
     let s2 = Stats::from_rows(d, m, &cp[8 * d..], &yp[8 * m..], n - 8).unwrap();
     s1.merge(&s2).unwrap();
-    assert!(rel_close(log_marginal(&prior, &s1).unwrap(), a.log_marginal, 1e-12));
+    assert!(rel_close(
+        log_marginal(&prior, &s1).unwrap(),
+        a.log_marginal,
+        1e-12
+    ));
 }
 
 // ---------- 5. numerical safety ----------
@@ -688,14 +843,26 @@ fn degenerate_features_match_brute_force() {
         let (l, g) = log_marginal_and_grad(&prior, &stats).unwrap();
         let want = matrix_t_log_density(&prior, &c, &y, n);
         assert!(rel_close(l, want, 1e-9), "{what}: {l} vs {want}");
-        assert!(g.ctc.iter().chain(&g.cty).chain(&g.m0).all(|v| v.is_finite()), "{what}");
+        assert!(
+            g.ctc
+                .iter()
+                .chain(&g.cty)
+                .chain(&g.m0)
+                .all(|v| v.is_finite()),
+            "{what}"
+        );
         let mut gc = vec![0.0; n * d];
         features_grad(&c, &y, n, &g, &mut gc).unwrap();
-        check_fd(what, &gc, |i, h| {
-            let mut c2 = c.clone();
-            c2[i] += h;
-            lml_of(&prior, &c2, &y, n)
-        }, 1e-5);
+        check_fd(
+            what,
+            &gc,
+            |i, h| {
+                let mut c2 = c.clone();
+                c2[i] += h;
+                lml_of(&prior, &c2, &y, n)
+            },
+            1e-5,
+        );
     }
 }
 
@@ -743,7 +910,11 @@ fn extreme_scales_are_finite_and_obey_exact_rescaling_identities() {
             assert!(post.m_n.iter().chain(&post.psi_n).all(|v| v.is_finite()));
             let mut stream = GlmStream::new(&prior, 1).unwrap();
             stream.update_all(&cc[..d], &yy[..m]);
-            assert!(stream.p_row(0).iter().chain(stream.psi_row(0)).all(|v| v.is_finite()));
+            assert!(stream
+                .p_row(0)
+                .iter()
+                .chain(stream.psi_row(0))
+                .all(|v| v.is_finite()));
         }
     }
 }
@@ -782,13 +953,32 @@ fn invalid_priors_are_typed_errors() {
     assert!(posterior(&bad, &s).is_err());
     assert!(GlmStream::new(&bad, 2).is_err());
     let mut pg = PriorGrad::zeros(3, 2);
-    let e = trials_loss_and_grad::<f64>(&bad, &[0.0; 3], &[0.0; 2], 1, 1, &[1], 1, &mut [0.0; 3], &mut pg);
-    assert!(matches!(e, Err(GlmError::InvalidPrior { field: "nu0", .. })));
+    let e = trials_loss_and_grad::<f64>(
+        &bad,
+        &[0.0; 3],
+        &[0.0; 2],
+        1,
+        1,
+        &[1],
+        1,
+        &mut [0.0; 3],
+        &mut pg,
+    );
+    assert!(matches!(
+        e,
+        Err(GlmError::InvalidPrior { field: "nu0", .. })
+    ));
     // Statistics of the wrong shape.
-    assert!(matches!(log_marginal(&ok, &Stats::new(2, 2)), Err(GlmError::Shape { .. })));
+    assert!(matches!(
+        log_marginal(&ok, &Stats::new(2, 2)),
+        Err(GlmError::Shape { .. })
+    ));
     let mut s = Stats::new(3, 2);
     s.n = -1.0;
-    assert!(matches!(log_marginal(&ok, &s), Err(GlmError::InvalidStats { .. })));
+    assert!(matches!(
+        log_marginal(&ok, &s),
+        Err(GlmError::InvalidStats { .. })
+    ));
 }
 
 // ---------- 6. sampling ----------
@@ -803,8 +993,15 @@ fn gamma_and_chi_square_moments() {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws as f64;
         // Mean: 5 standard errors sqrt(shape / draws); variance: 5 % is > 5 standard
         // errors of the sample variance for these shapes (kurtosis 6 / shape).
-        assert!((mean - shape).abs() < 5.0 * (shape / draws as f64).sqrt(), "{shape}: {mean}");
-        assert!((var - shape).abs() < 0.05 * shape + 5.0 * shape * (2.0 + 6.0 / shape).sqrt() / (draws as f64).sqrt(), "{shape}: {var}");
+        assert!(
+            (mean - shape).abs() < 5.0 * (shape / draws as f64).sqrt(),
+            "{shape}: {mean}"
+        );
+        assert!(
+            (var - shape).abs()
+                < 0.05 * shape + 5.0 * shape * (2.0 + 6.0 / shape).sqrt() / (draws as f64).sqrt(),
+            "{shape}: {var}"
+        );
     }
     let k = 3.7;
     let mean = (0..draws).map(|_| chi_square(&mut rng, k)).sum::<f64>() / draws as f64;
@@ -838,7 +1035,9 @@ fn posterior_samples_have_the_posterior_moments() {
         let before = allocs();
         for _ in 0..draws {
             if from_stream {
-                stream.sample_row_into(0, &mut rng, &mut w, &mut s, &mut sscratch).unwrap();
+                stream
+                    .sample_row_into(0, &mut rng, &mut w, &mut s, &mut sscratch)
+                    .unwrap();
             } else {
                 post.sample_into(&mut rng, &mut w, &mut s, &mut scratch);
             }
@@ -855,18 +1054,29 @@ fn posterior_samples_have_the_posterior_moments() {
                 // Var(W_ia) = (Λ_N^{-1})_ii E[Σ_aa]; 5 standard errors of the mean.
                 let se = (l_inv[i * d + i] * e_sigma[a * m + a] / draws as f64).sqrt();
                 let got = sum_w[i * m + a] / draws as f64;
-                assert!((got - post.m_n[i * m + a]).abs() < 5.0 * se, "W[{i},{a}] {got} stream={from_stream}");
+                assert!(
+                    (got - post.m_n[i * m + a]).abs() < 5.0 * se,
+                    "W[{i},{a}] {got} stream={from_stream}"
+                );
             }
         }
         for a in 0..m {
             for b in 0..m {
                 // Inverse-Wishart variance of Σ_ab.
-                let (pab, paa, pbb) = (post.psi_n[a * m + b], post.psi_n[a * m + a], post.psi_n[b * m + b]);
+                let (pab, paa, pbb) = (
+                    post.psi_n[a * m + b],
+                    post.psi_n[a * m + a],
+                    post.psi_n[b * m + b],
+                );
                 let var = ((nu - mf + 1.0) * pab * pab + (nu - mf - 1.0) * paa * pbb)
                     / ((nu - mf) * (nu - mf - 1.0).powi(2) * (nu - mf - 3.0));
                 let se = (var / draws as f64).sqrt();
                 let got = sum_s[a * m + b] / draws as f64;
-                assert!((got - e_sigma[a * m + b]).abs() < 5.0 * se, "Σ[{a},{b}] {got} vs {} stream={from_stream}", e_sigma[a * m + b]);
+                assert!(
+                    (got - e_sigma[a * m + b]).abs() < 5.0 * se,
+                    "Σ[{a},{b}] {got} vs {} stream={from_stream}",
+                    e_sigma[a * m + b]
+                );
             }
         }
     }

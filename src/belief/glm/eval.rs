@@ -152,7 +152,13 @@ impl Eval {
     }
 
     /// After [`Eval::grad_parts`]: adds `weight` times dL/d(prior parameters).
-    pub fn add_prior_grad(&self, pc: &PriorCache, m0: &[f64], weight: f64, out: &mut PriorGradView) {
+    pub fn add_prior_grad(
+        &self,
+        pc: &PriorCache,
+        m0: &[f64],
+        weight: f64,
+        out: &mut PriorGradView,
+    ) {
         let (d, m) = (self.d, self.m);
         let half_m = 0.5 * m as f64;
         for i in 0..d {

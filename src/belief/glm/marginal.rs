@@ -96,10 +96,7 @@ pub fn log_marginal(prior: &MniwPrior, stats: &Stats) -> Result<f64, GlmError> {
 }
 
 /// log p(Y | C) and its exact gradient.
-pub fn log_marginal_and_grad(
-    prior: &MniwPrior,
-    stats: &Stats,
-) -> Result<(f64, GlmGrad), GlmError> {
+pub fn log_marginal_and_grad(prior: &MniwPrior, stats: &Stats) -> Result<(f64, GlmGrad), GlmError> {
     let (pc, mut ev) = fitted(prior, stats)?;
     ev.grad_parts();
     let (d, m) = (prior.d, prior.m);
