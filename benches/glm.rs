@@ -118,10 +118,19 @@ fn trials_bench(prefixes_per_trial: usize, f32_inputs: bool) {
 }
 
 fn main() {
-    stream_bench(32, 2);
-    stream_bench(32, 39);
-    stream_bench(8, 2);
-    trials_bench(1, false);
-    trials_bench(1, true);
-    trials_bench(4, false);
+    // `cargo bench --bench glm -- trial4` runs only the benches whose name contains it.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    if run("stream") {
+        stream_bench(32, 2);
+        stream_bench(32, 39);
+        stream_bench(8, 2);
+    }
+    if run("trial1") {
+        trials_bench(1, false);
+        trials_bench(1, true);
+    }
+    if run("trial4") {
+        trials_bench(4, false);
+    }
 }

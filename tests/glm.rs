@@ -30,7 +30,7 @@ fn lu_log_det(a: &[f64], n: usize) -> f64 {
             }
         }
         let piv = a[k * n + k];
-        assert!(piv > 0.0 || piv < 0.0, "singular");
+        assert!(piv != 0.0 && piv.is_finite(), "singular");
         ld += piv.abs().ln();
         for i in k + 1..n {
             let f = a[i * n + k] / piv;
@@ -827,7 +827,6 @@ fn degenerate_features_match_brute_force() {
                 c[t * d + 1] = c[t * d];
             }
             let (r0, r1) = (c[..d].to_vec(), y[..m].to_vec());
-            let mut c = c;
             let mut y = y;
             c[d..2 * d].copy_from_slice(&r0);
             y[m..2 * m].copy_from_slice(&r1);

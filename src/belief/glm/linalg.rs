@@ -111,13 +111,24 @@ pub(crate) fn solve_lower_t(l: &[f64], n: usize, b: &mut [f64], k: usize) {
 /// `out = A^{-1}` (full, symmetric) from the Cholesky factor L of A, via
 /// `out = L^{-T} L^{-1}`; `scratch` holds `n * n`.
 pub(crate) fn inverse_from_chol(l: &[f64], n: usize, out: &mut [f64], scratch: &mut [f64]) {
-    // scratch = L^{-1}, lower triangular, by forward substitution on the identity.
+    // scratch = L^{-1} by forward substitution; row i of L^{-1} is zero past column i,
+    // so each step touches only the leading i + 1 columns.
     let linv = &mut scratch[..n * n];
     linv.fill(0.0);
     for i in 0..n {
-        linv[i * n + i] = 1.0;
+        let (done, rest) = linv.split_at_mut(i * n);
+        let row_i = &mut rest[..n];
+        row_i[i] = 1.0;
+        for (j, &lij) in l[i * n..i * n + i].iter().enumerate() {
+            if lij != 0.0 {
+                axpy(-lij, &done[j * n..j * n + j + 1], &mut row_i[..j + 1]);
+            }
+        }
+        let inv = 1.0 / l[i * n + i];
+        for v in &mut row_i[..=i] {
+            *v *= inv;
+        }
     }
-    solve_lower(l, n, linv, n);
     // out[i][j] = sum_{k >= max(i, j)} linv[k][i] linv[k][j]: accumulate rank-1 rows.
     let out = &mut out[..n * n];
     out.fill(0.0);
