@@ -30,7 +30,7 @@ fn lu_log_det(a: &[f64], n: usize) -> f64 {
             }
         }
         let piv = a[k * n + k];
-        assert!(piv > 0.0 || piv < 0.0, "singular");
+        assert!(piv != 0.0 && piv.is_finite(), "singular");
         ld += piv.abs().ln();
         for i in k + 1..n {
             let f = a[i * n + k] / piv;
@@ -676,7 +676,7 @@ fn check_stream_against_batch(d: usize, m: usize, n: usize, seed: u64) {
         assert_mat_close("Λ_N^-1", stream.p_row(1), &p_inv, 1e-9, 0.0);
         assert_mat_close("M_N", stream.mean_row(1), &post.m_n, 1e-9, 0.0);
         assert_mat_close("Ψ_N", stream.psi_row(1), &post.psi_n, 1e-9, 0.0);
-        assert_eq!(stream.nu_row(1), post.nu_n);
+        assert!(rel_close(stream.nu_row(1), post.nu_n, 1e-14));
         assert_eq!(stream.n_row(1), (t + 1) as f64);
     }
     // Untouched rows stay at the prior.
@@ -745,12 +745,13 @@ fn streaming_update_does_not_allocate_and_gather_copies_rows() {
     // Reset and serde round trip.
     let json = serde_json::to_string(&s).unwrap();
     let mut back: GlmStream = serde_json::from_str(&json).unwrap();
-    assert_eq!(back.mean_row(3), s.mean_row(3));
+    // serde_json (without its float_roundtrip feature) may move the last bit.
+    assert_mat_close("round trip", back.mean_row(3), s.mean_row(3), 1e-15, 0.0);
     back.update_row(3, &c[..d], &y[..m]);
     s.reset_rows(&prior, &[false, true, false, false]).unwrap();
     assert_eq!(s.n_row(1), 0.0);
     assert_eq!(s.mean_row(1), &prior.m0[..]);
-    assert_eq!(s.n_row(0), 2.0);
+    assert_eq!(s.n_row(0), 3.0);
     assert!(matches!(
         s.reset_rows(&prior, &[true]),
         Err(GlmError::Shape { .. })
@@ -826,7 +827,6 @@ fn degenerate_features_match_brute_force() {
                 c[t * d + 1] = c[t * d];
             }
             let (r0, r1) = (c[..d].to_vec(), y[..m].to_vec());
-            let mut c = c;
             let mut y = y;
             c[d..2 * d].copy_from_slice(&r0);
             y[m..2 * m].copy_from_slice(&r1);
@@ -872,7 +872,7 @@ fn extreme_scales_are_finite_and_obey_exact_rescaling_identities() {
     let prior = random_prior(d, m, &mut rng);
     let (c, y) = random_data(d, m, n, &mut rng);
     let base = lml_of(&prior, &c, &y, n);
-    for s in [1e6, 1e-6] {
+    for s in [1e6f64, 1e-6] {
         // C -> sC with Λ0 -> s²Λ0, M0 -> M0/s leaves Λ_N^{-1}-weighted quantities and
         // hence log p(Y | C) exactly unchanged.
         let mut p = prior.clone();

@@ -60,7 +60,7 @@ impl Eval {
             p: vec![0.0; m * m],
             mp: vec![0.0; d * m],
             g_a: vec![0.0; d * d],
-            scratch: vec![0.0; d * d.max(m)],
+            scratch: vec![0.0; d.max(m) * d.max(m)],
         }
     }
 

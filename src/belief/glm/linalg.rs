@@ -111,13 +111,24 @@ pub(crate) fn solve_lower_t(l: &[f64], n: usize, b: &mut [f64], k: usize) {
 /// `out = A^{-1}` (full, symmetric) from the Cholesky factor L of A, via
 /// `out = L^{-T} L^{-1}`; `scratch` holds `n * n`.
 pub(crate) fn inverse_from_chol(l: &[f64], n: usize, out: &mut [f64], scratch: &mut [f64]) {
-    // scratch = L^{-1}, lower triangular, by forward substitution on the identity.
+    // scratch = L^{-1} by forward substitution; row i of L^{-1} is zero past column i,
+    // so each step touches only the leading i + 1 columns.
     let linv = &mut scratch[..n * n];
     linv.fill(0.0);
     for i in 0..n {
-        linv[i * n + i] = 1.0;
+        let (done, rest) = linv.split_at_mut(i * n);
+        let row_i = &mut rest[..n];
+        row_i[i] = 1.0;
+        for (j, &lij) in l[i * n..i * n + i].iter().enumerate() {
+            if lij != 0.0 {
+                axpy(-lij, &done[j * n..j * n + j + 1], &mut row_i[..j + 1]);
+            }
+        }
+        let inv = 1.0 / l[i * n + i];
+        for v in &mut row_i[..=i] {
+            *v *= inv;
+        }
     }
-    solve_lower(l, n, linv, n);
     // out[i][j] = sum_{k >= max(i, j)} linv[k][i] linv[k][j]: accumulate rank-1 rows.
     let out = &mut out[..n * n];
     out.fill(0.0);
@@ -150,6 +161,44 @@ pub(crate) fn at_b(a: &[f64], b: &[f64], n: usize, r: usize, c: usize, out: &mut
             }
         }
     }
+}
+
+/// `out (r x c) = A' B` (or `+=` when `add`), A `n x r`, B `n x c`, through faer's
+/// GEMM: it picks AVX2 / AVX-512 kernels at run time, which the baseline x86-64 build
+/// of this crate cannot use, and that is most of the batched loss's arithmetic.
+pub(crate) fn gemm_at_b(
+    out: &mut [f64],
+    a: &[f64],
+    b: &[f64],
+    n: usize,
+    r: usize,
+    c: usize,
+    add: bool,
+) {
+    use faer::{Accum, MatMut, MatRef, Par};
+    let lhs = MatRef::from_row_major_slice(&a[..n * r], n, r).transpose();
+    let rhs = MatRef::from_row_major_slice(&b[..n * c], n, c);
+    let dst = MatMut::from_row_major_slice_mut(&mut out[..r * c], r, c);
+    let acc = if add { Accum::Add } else { Accum::Replace };
+    faer::linalg::matmul::matmul(dst, acc, lhs, rhs, 1.0, Par::Seq);
+}
+
+/// `out (n x c) = A B` (or `+=` when `add`), A `n x k`, B `k x c`, through faer.
+pub(crate) fn gemm_a_b(
+    out: &mut [f64],
+    a: &[f64],
+    b: &[f64],
+    n: usize,
+    k: usize,
+    c: usize,
+    add: bool,
+) {
+    use faer::{Accum, MatMut, MatRef, Par};
+    let lhs = MatRef::from_row_major_slice(&a[..n * k], n, k);
+    let rhs = MatRef::from_row_major_slice(&b[..k * c], k, c);
+    let dst = MatMut::from_row_major_slice_mut(&mut out[..n * c], n, c);
+    let acc = if add { Accum::Add } else { Accum::Replace };
+    faer::linalg::matmul::matmul(dst, acc, lhs, rhs, 1.0, Par::Seq);
 }
 
 #[cfg(test)]
@@ -191,6 +240,28 @@ mod tests {
                     assert!((v - x[i * 2 + c]).abs() < 1e-9 * v.abs().max(1.0));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn gemm_wrappers_match_loops() {
+        let (n, r, c) = (7, 5, 3);
+        let a: Vec<f64> = (0..n * r).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..n * c).map(|i| (i as f64 * 0.71).cos()).collect();
+        let mut want = vec![0.0; r * c];
+        at_b(&a, &b, n, r, c, &mut want);
+        let mut got = vec![1.0; r * c];
+        gemm_at_b(&mut got, &a, &b, n, r, c, false);
+        gemm_at_b(&mut got, &a, &b, n, r, c, true);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - 2.0 * w).abs() < 1e-12);
+        }
+        // (A' B)' computed as B' A through gemm_a_b on the transposes.
+        let at: Vec<f64> = (0..r * n).map(|i| a[(i % n) * r + i / n]).collect();
+        let mut got = vec![0.0; r * c];
+        gemm_a_b(&mut got, &at, &b, r, n, c, false);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12);
         }
     }
 

@@ -135,15 +135,15 @@ pub fn features_grad(
         let ct = &c[t * d..t * d + d];
         let yt = &y[t * m..t * m + m];
         let g = &mut gc_out[t * d..t * d + d];
-        for i in 0..d {
+        for (i, gi) in g.iter_mut().enumerate() {
             let mut v = 0.0;
-            for j in 0..d {
-                v += (grad.ctc[i * d + j] + grad.ctc[j * d + i]) * ct[j];
+            for (j, &cj) in ct.iter().enumerate() {
+                v += (grad.ctc[i * d + j] + grad.ctc[j * d + i]) * cj;
             }
-            for a in 0..m {
-                v += grad.cty[i * m + a] * yt[a];
+            for (a, &ya) in yt.iter().enumerate() {
+                v += grad.cty[i * m + a] * ya;
             }
-            g[i] = v;
+            *gi = v;
         }
     }
     Ok(())
@@ -167,15 +167,15 @@ pub fn targets_grad(
     for t in 0..rows {
         let ct = &c[t * d..t * d + d];
         let yt = &y[t * m..t * m + m];
-        for a in 0..m {
+        for (a, ga) in gy_out[t * m..t * m + m].iter_mut().enumerate() {
             let mut v = 0.0;
-            for i in 0..d {
-                v += ct[i] * grad.cty[i * m + a];
+            for (i, &ci) in ct.iter().enumerate() {
+                v += ci * grad.cty[i * m + a];
             }
-            for b in 0..m {
-                v += yt[b] * (grad.yty[b * m + a] + grad.yty[a * m + b]);
+            for (b, &yb) in yt.iter().enumerate() {
+                v += yb * (grad.yty[b * m + a] + grad.yty[a * m + b]);
             }
-            gy_out[t * m + a] = v;
+            *ga = v;
         }
     }
     Ok(())

@@ -106,7 +106,11 @@ impl MniwPrior {
             ("lambda0_log_diag", &self.lambda0_log_diag),
             ("psi0_log_diag", &self.psi0_log_diag),
         ] {
-            if let Some((i, v)) = xs.iter().enumerate().find(|(_, v)| !(v.abs() <= 700.0)) {
+            if let Some((i, v)) = xs
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_finite() || v.abs() > 700.0)
+            {
                 return Err(GlmError::InvalidPrior {
                     field,
                     value: format!("{v} at index {i}"),

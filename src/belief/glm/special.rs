@@ -91,7 +91,11 @@ mod tests {
     #[test]
     fn ln_gamma_known_values() {
         let sqrt_pi_ln = 0.5 * std::f64::consts::PI.ln();
-        assert!((ln_gamma(0.5) - sqrt_pi_ln).abs() < 1e-15);
+        assert!(
+            (ln_gamma(0.5) - sqrt_pi_ln).abs() < 1e-14,
+            "{:e}",
+            ln_gamma(0.5) - sqrt_pi_ln
+        );
         let mut fact = 1.0f64;
         for n in 1..30 {
             let want = fact.ln();
@@ -106,7 +110,7 @@ mod tests {
         assert!((ln_gamma(1e-3) - 999.423_772_484_595_5f64.ln()).abs() < 1e-13);
         // ln Γ(100.5): Stirling region, checked against the recurrence from Γ(0.5).
         let mut want = sqrt_pi_ln;
-        let mut z = 0.5;
+        let mut z = 0.5f64;
         while z < 100.0 {
             want += z.ln();
             z += 1.0;
@@ -119,12 +123,13 @@ mod tests {
         let euler = 0.577_215_664_901_532_9;
         assert!((digamma(1.0) + euler).abs() < 1e-15);
         assert!((digamma(0.5) + euler + 2.0 * 2f64.ln()).abs() < 1e-14);
-        for &x in &[0.01, 0.3, 1.7, 4.2, 9.9, 10.1, 33.0, 1e4] {
-            let h = 1e-5 * x.max(1.0);
+        for &x in &[0.01f64, 0.3, 1.7, 4.2, 9.9, 10.1, 33.0, 1e4] {
+            let h = 1e-4 * x;
             let fd = (ln_gamma(x + h) - ln_gamma(x - h)) / (2.0 * h);
             assert!(
                 (digamma(x) - fd).abs() < 1e-7 * digamma(x).abs().max(1.0),
-                "{x}"
+                "{x} {} {fd}",
+                digamma(x)
             );
             // Recurrence ψ(x+1) = ψ(x) + 1/x straddles the shift threshold.
             assert!((digamma(x + 1.0) - digamma(x) - 1.0 / x).abs() < 1e-13 * (1.0 / x).max(1.0));

@@ -6,7 +6,7 @@
 
 use super::error::check_len;
 use super::eval::Eval;
-use super::linalg::axpy;
+use super::linalg::{axpy, gemm_a_b, gemm_at_b};
 use super::prior::PriorCache;
 use super::{GlmError, MniwPrior, PriorGrad};
 
@@ -57,7 +57,8 @@ pub struct TrialBatchLoss {
     gbt: Vec<f64>,
     h: Vec<f64>,
     jt: Vec<f64>,
-    row: Vec<f64>,
+    /// Row gradients of the current trial in f64, `steps x d`.
+    g64: Vec<f64>,
 }
 
 impl Default for TrialBatchLoss {
@@ -82,7 +83,7 @@ impl TrialBatchLoss {
             gbt: Vec::new(),
             h: Vec::new(),
             jt: Vec::new(),
-            row: Vec::new(),
+            g64: Vec::new(),
         }
     }
 
@@ -96,10 +97,10 @@ impl TrialBatchLoss {
             self.yty = vec![0.0; m * m];
             self.h = vec![0.0; d * d];
             self.jt = vec![0.0; m * d];
-            self.row = vec![0.0; d];
         }
         self.c64.resize(steps * d, 0.0);
         self.y64.resize(steps * m, 0.0);
+        self.g64.resize(steps * d, 0.0);
         self.order.resize(k, 0);
         self.ga.resize(k * d * d, 0.0);
         self.gbt.resize(k * m * d, 0.0);
@@ -187,20 +188,13 @@ impl TrialBatchLoss {
             let n = self.order[k];
             let refit = k == 0 || n != self.order[k - 1];
             if refit {
-                while rows < n {
-                    let ct = &self.c64[rows * d..rows * d + d];
-                    let yt = &self.y64[rows * m..rows * m + m];
-                    // Only the lower triangle of C'C: Eval reads no more.
-                    for i in 0..d {
-                        let ci = ct[i];
-                        axpy(ci, &ct[..=i], &mut self.ctc[i * d..i * d + i + 1]);
-                        axpy(ci, yt, &mut self.cty[i * m..i * m + m]);
-                    }
-                    for a in 0..m {
-                        axpy(yt[a], yt, &mut self.yty[a * m..a * m + m]);
-                    }
-                    rows += 1;
-                }
+                // Running sums of the statistics over the rows new to this prefix.
+                let (c_blk, y_blk) = (&self.c64[rows * d..n * d], &self.y64[rows * m..n * m]);
+                let r = n - rows;
+                gemm_at_b(&mut self.ctc, c_blk, c_blk, r, d, d, true);
+                gemm_at_b(&mut self.cty, c_blk, y_blk, r, d, m, true);
+                gemm_at_b(&mut self.yty, y_blk, y_blk, r, m, m, true);
+                rows = n;
                 self.ev.fit(pc, &self.ctc, &self.cty, &self.yty, n as f64)?;
                 self.ev.grad_parts();
             }
@@ -237,19 +231,29 @@ impl TrialBatchLoss {
             axpy(1.0, &self.ga[k * d * d..(k + 1) * d * d], &mut self.h);
             axpy(1.0, &self.gbt[k * m * d..(k + 1) * m * d], &mut self.jt);
             let lo = if k > 0 { self.order[k - 1] } else { 0 };
-            for t in lo..self.order[k] {
-                let ct = &self.c64[t * d..t * d + d];
-                let yt = &self.y64[t * m..t * m + m];
-                self.row.fill(0.0);
-                for (j, &cj) in ct.iter().enumerate() {
-                    if cj != 0.0 {
-                        axpy(cj, &self.h[j * d..j * d + d], &mut self.row);
-                    }
-                }
-                for (a, &ya) in yt.iter().enumerate() {
-                    axpy(ya, &self.jt[a * d..a * d + d], &mut self.row);
-                }
-                for (g, &v) in gc[t * d..t * d + d].iter_mut().zip(&self.row) {
+            let hi = self.order[k];
+            if hi > lo {
+                // Rows lo..hi: G = C H + Y J' as two GEMMs (H symmetric).
+                let g64 = &mut self.g64[lo * d..hi * d];
+                gemm_a_b(
+                    g64,
+                    &self.c64[lo * d..hi * d],
+                    &self.h,
+                    hi - lo,
+                    d,
+                    d,
+                    false,
+                );
+                gemm_a_b(
+                    g64,
+                    &self.y64[lo * m..hi * m],
+                    &self.jt,
+                    hi - lo,
+                    m,
+                    d,
+                    true,
+                );
+                for (g, &v) in gc[lo * d..hi * d].iter_mut().zip(g64.iter()) {
                     *g = T::from_f64(v);
                 }
             }
