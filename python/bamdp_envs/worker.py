@@ -43,14 +43,14 @@ class MujocoFamily:
     (VariBAD's {-1, 1}, used as an angle: direction (cos g, sin g))."""
 
     def __init__(self, name):
+        # The packages in the order a user would install them, so the message names the
+        # top-level package that is missing.
         try:
-            import numpy as np
             import gymnasium
             import mujoco
-        except ImportError as e:  # pragma: no cover - exercised by bamdp's tests
-            pkg = getattr(e, "name", None) or "gymnasium"
-            if pkg.split(".")[0] in ("numpy", "gymnasium", "mujoco"):
-                pkg = pkg.split(".")[0]
+            import numpy as np
+        except ImportError as e:
+            pkg = (getattr(e, "name", None) or "gymnasium").split(".")[0]
             raise _Fatal(_missing("gymnasium[mujoco]" if pkg == "gymnasium" else pkg, e))
         self.np = np
         self.name = name
@@ -123,10 +123,10 @@ class MetaWorldFamily:
 
     def __init__(self, benchmark, task, split, seed):
         try:
-            import numpy as np
             import metaworld
-            import mujoco
             import gymnasium
+            import mujoco
+            import numpy as np
         except ImportError as e:
             pkg = (getattr(e, "name", None) or "metaworld").split(".")[0]
             raise _Fatal(_missing(pkg, e))

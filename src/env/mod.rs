@@ -34,14 +34,6 @@ impl Split {
         match s {
             "train" => Ok(Split::Train),
             "test" => Ok(Split::Test),
-            n if python::Family::parse(n).is_some() => Ok(Box::new(python::PyBatchEnv::new(
-            n,
-            num_envs,
-            split,
-            seed,
-            None,
-            python::Options::from_env()?,
-        )?)),
         other => Err(UserError::invalid("--split", other, "one of: train, test")),
         }
     }
