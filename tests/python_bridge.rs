@@ -367,3 +367,101 @@ fn missing_python_and_missing_packages_name_the_fix() {
         assert!(err.contains("pip install -r python/requirements.txt"), "{err}");
     }
 }
+
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+fn small_cheetah_config(dir: &std::path::Path, frames: u64) -> std::path::PathBuf {
+    let p = dir.join("cheetah.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "method = \"rl2\"\nenv = \"cheetah-vel\"\nseed = 3\n[run]\ntotal_frames = {frames}\nnum_envs = 2\nsteps_per_update = 400\nthreads = 1\ncheckpoint_every = 1000\nlog_every = 1\n[policy]\nhidden = [16]\n[rl2]\ngru_hidden = 16\nobs_embed = 8\naction_embed = 4\nreward_embed = 4\n[ppo]\nminibatches = 1\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn wait_for_workers(pid: u32, n: usize) -> Vec<u32> {
+    let start = std::time::Instant::now();
+    loop {
+        let c = children(pid);
+        if c.len() >= n {
+            return c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "workers did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn training_survives_a_killed_worker_and_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_cheetah_config(dir.path(), 80_000);
+    let run = dir.path().join("run");
+    let child = bamdp()
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run)
+        .env("BAMDP_ENV_WORKERS", "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let workers = wait_for_workers(child.id(), 2);
+    std::thread::sleep(Duration::from_millis(1500)); // mid-run
+    let st = Command::new("kill").args(["-KILL", &workers[0].to_string()]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("restarting it"), "{err}");
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|c| *c == "env_restarts").expect("env_restarts column");
+    let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();
+    assert_eq!(last[col].parse::<f64>().unwrap(), 1.0, "one restart counted");
+    assert_eq!(last[1].parse::<f64>().unwrap(), 80_000.0, "training ran to the end");
+    let sims = std::fs::read_to_string(run.join("simulators.json")).unwrap();
+    assert!(sims.contains("\"mujoco\": \"3.3.0\""), "{sims}");
+    assert!(!alive(workers[0]) && !alive(workers[1]));
+}
+
+#[test]
+fn ctrl_c_checkpoints_and_leaves_no_worker_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_cheetah_config(dir.path(), 4_000_000);
+    let run = dir.path().join("run");
+    let child = bamdp()
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run)
+        .env("BAMDP_ENV_WORKERS", "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let workers = wait_for_workers(child.id(), 2);
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!err.contains("restarting"), "Ctrl-C must not look like a crash: {err}");
+    assert!(run.join("checkpoint/state.json").exists());
+    for w in workers {
+        assert!(!alive(w), "worker {w} left behind");
+    }
+}
