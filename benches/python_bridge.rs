@@ -33,6 +33,8 @@ fn main() {
     for _ in 0..50 {
         env.step(&acts, &mut out);
     }
+    let pids: Vec<u32> = (0..env.num_workers()).map(|w| env.worker_pid(w)).collect();
+    let cpu0: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id());
     let start = Instant::now();
     let mut steps = 0u64;
     while start.elapsed().as_secs_f64() < seconds {
@@ -43,5 +45,19 @@ fn main() {
         steps += rows as u64;
     }
     let rate = steps as f64 / start.elapsed().as_secs_f64();
-    println!("bridge env={env_name} rows={rows} workers={workers}: {rate:.0f} steps/s");
+    let cpu: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id()) - cpu0;
+    println!(
+        "bridge env={env_name} rows={rows} workers={workers}: {rate:.0} steps/s wall, {:.0} steps per CPU-second (workers + bamdp)",
+        steps as f64 / cpu
+    );
+}
+
+/// User + system CPU seconds of process `pid` so far (Linux /proc; 100 ticks/s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime is the 12th, stime the 13th.
+    let rest = s.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }

@@ -19,7 +19,9 @@
 //! MetaWorld: a trial's task is drawn uniformly from the split's task list of the
 //! benchmark built with the run's seed (`metaworld.ML1(task, seed)`, `ML10(seed)`,
 //! `ML45(seed)`: train tasks for the train split, the held-out test tasks/goals for the
-//! test split), horizon 500, 10 episodes per trial.
+//! test split), horizon 500, 10 episodes per trial. Train trials draw a task uniformly;
+//! test trials visit the held-out list in turn (row `r`'s `j`-th trial plays task
+//! `(r + j * rows) mod N`), so a meta-test covers every held-out task evenly.
 //!
 //! Recovery: a worker that dies, reports an exception, or does not answer within the
 //! timeout is killed, reaped and replaced; its rows start fresh trials. On the step it
@@ -165,6 +167,8 @@ pub struct PyBatchEnv {
     ep_t: Vec<u32>,
     ep: Vec<u32>,
     rng: Vec<Rng>,
+    /// Trials started per row (the test split's task cycle).
+    trials: Vec<u64>,
     /// Clipped actions of the current episode per row (replayed on `load_state`).
     history: Vec<Vec<f32>>,
     clipped: Vec<f32>,
@@ -271,6 +275,7 @@ impl PyBatchEnv {
             rng: (0..num_envs)
                 .map(|i| Rng::stream(seed, label, i as u64))
                 .collect(),
+            trials: vec![0; num_envs],
             history: vec![Vec::new(); num_envs],
             clipped: Vec::new(),
             last_obs: vec![0.0; num_envs * od],
@@ -350,10 +355,18 @@ impl PyBatchEnv {
             Family::Mujoco(_) => {
                 self.task_value[r] = if self.rng[r].uniform() < 0.5 { -1.0 } else { 1.0 };
             }
-            Family::MetaWorld { .. } => {
+            Family::MetaWorld { .. } if self.split == Split::Train => {
                 self.task_index[r] = self.rng[r].below(self.hello.num_tasks as u64) as u32;
             }
+            Family::MetaWorld { .. } => {
+                // Held-out tasks are visited in turn, so a meta-test over as many trials
+                // as there are test tasks plays each task equally often.
+                let n = self.num_envs() as u64;
+                let i = (r as u64 + self.trials[r] * n) % self.hello.num_tasks as u64;
+                self.task_index[r] = i as u32;
+            }
         }
+        self.trials[r] += 1;
     }
 
     /// Appends row `r`'s reset record (new episode; new task if `new_task`).
@@ -681,6 +694,7 @@ impl BatchEnv for PyBatchEnv {
             ep_t: self.ep_t.clone(),
             ep: self.ep.clone(),
             rng: self.rng.clone(),
+            trials: self.trials.clone(),
             history: self.history.clone(),
             events: self.events,
         };
@@ -704,6 +718,7 @@ impl BatchEnv for PyBatchEnv {
                 ("ep_t", s.ep_t.len()),
                 ("ep", s.ep.len()),
                 ("rng", s.rng.len()),
+                ("trials", s.trials.len()),
                 ("history", s.history.len()),
             ],
         )?;
@@ -725,6 +740,7 @@ impl BatchEnv for PyBatchEnv {
         self.ep_t = s.ep_t;
         self.ep = s.ep;
         self.rng = s.rng;
+        self.trials = s.trials;
         self.history = s.history;
         self.events = s.events;
         // Bring every simulator to the saved state: reset with the saved task and seed,
@@ -794,6 +810,7 @@ struct Saved {
     ep_t: Vec<u32>,
     ep: Vec<u32>,
     rng: Vec<Rng>,
+    trials: Vec<u64>,
     history: Vec<Vec<f32>>,
     events: EnvEvents,
 }
