@@ -138,8 +138,8 @@ class MetaWorldFamily:
                 raise _Fatal(
                     {
                         "kind": "bad_env",
-                        "message": f"{task!r} is not a MetaWorld v3 task; one of: "
-                        + ", ".join(metaworld.ML1.ENV_NAMES),
+                        "message": "an ML1 task of MetaWorld v3, one of: "
+                        + ", ".join("ml1-" + n[: -len("-v3")] for n in metaworld.ML1.ENV_NAMES),
                     }
                 )
             bench = metaworld.ML1(task, seed=seed)
