@@ -408,6 +408,15 @@ fn wait_for_workers(pid: u32, n: usize) -> Vec<u32> {
     }
 }
 
+/// Waits until `bamdp train` has logged its first update to `run`/metrics.csv.
+fn wait_for_first_update(run: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(run.join("metrics.csv")).map_or(0, |m| m.lines().count()) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "training did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn training_survives_a_killed_worker_and_counts_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -423,7 +432,7 @@ fn training_survives_a_killed_worker_and_counts_it() {
         .spawn()
         .unwrap();
     let workers = wait_for_workers(child.id(), 2);
-    std::thread::sleep(Duration::from_millis(1500)); // mid-run
+    wait_for_first_update(&run); // mid-run
     let st = Command::new("kill").args(["-KILL", &workers[0].to_string()]).status().unwrap();
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
@@ -456,7 +465,9 @@ fn ctrl_c_checkpoints_and_leaves_no_worker_behind() {
         .spawn()
         .unwrap();
     let workers = wait_for_workers(child.id(), 2);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Interrupt mid-training (SIGINT before the handler is installed would simply
+    // terminate bamdp; its workers then exit on end of input).
+    wait_for_first_update(&run);
     let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
