@@ -225,13 +225,18 @@ impl PyBatchEnv {
         let slices: Vec<Range<usize>> = (0..nw)
             .map(|w| (w * num_envs / nw)..((w + 1) * num_envs / nw))
             .collect();
+        // Start all workers before waiting for any: building a MetaWorld benchmark takes
+        // a while (ML45: ~50 s), and the workers do it in parallel.
         let mut workers = Vec::with_capacity(nw);
-        let mut hello = None;
         for s in &slices {
-            let (w, h) = start_worker(&family, split, seed, s.len(), &opts)
-                .map_err(|e| user_error(name, &opts.python, e))?;
-            workers.push(w);
-            hello = Some(h);
+            workers.push(
+                send_init(&family, split, seed, s.len(), &opts)
+                    .map_err(|e| user_error(name, &opts.python, e))?,
+            );
+        }
+        let mut hello = None;
+        for w in &mut workers {
+            hello = Some(recv_hello(w).map_err(|e| user_error(name, &opts.python, e))?);
         }
         let hello = hello.expect("at least one worker");
         let (episode_len, k) = match family {
@@ -474,6 +479,19 @@ fn start_worker(
     rows: usize,
     opts: &Options,
 ) -> Result<(Worker, Hello), WorkerError> {
+    let mut w = send_init(family, split, seed, rows, opts)?;
+    let hello = recv_hello(&mut w)?;
+    Ok((w, hello))
+}
+
+/// Spawns a worker and sends its init frame.
+fn send_init(
+    family: &Family,
+    split: Split,
+    seed: u64,
+    rows: usize,
+    opts: &Options,
+) -> Result<Worker, WorkerError> {
     let mut w = Worker::spawn(&opts.python)?;
     let init = match family {
         Family::Mujoco(env) => serde_json::json!({
@@ -489,13 +507,16 @@ fn start_worker(
     f.push(b'I');
     f.extend_from_slice(init.to_string().as_bytes());
     w.send()?;
+    Ok(w)
+}
+
+/// Waits for a started worker's hello.
+fn recv_hello(w: &mut Worker) -> Result<Hello, WorkerError> {
     let frame = w.recv(INIT_TIMEOUT)?;
     if frame.first() != Some(&b'H') {
         return Err(WorkerError::Protocol("expected a hello frame".into()));
     }
-    let hello: Hello = serde_json::from_slice(&frame[1..])
-        .map_err(|e| WorkerError::Protocol(format!("bad hello: {e}")))?;
-    Ok((w, hello))
+    serde_json::from_slice(&frame[1..]).map_err(|e| WorkerError::Protocol(format!("bad hello: {e}")))
 }
 
 impl BatchEnv for PyBatchEnv {
