@@ -422,7 +422,8 @@ impl Config {
         if !METHODS.iter().any(|m| m.0 == self.method) {
             return bad("method", &self.method, &names(METHODS));
         }
-        if !crate::env::ENVS.iter().any(|e| e.0 == self.env) {
+        // pybridge hook: `ml1-<task>` names are a pattern, see `env::is_known`.
+        if !crate::env::is_known(&self.env) {
             return bad("env", &self.env, &names(crate::env::ENVS));
         }
         if self.seed > i64::MAX as u64 {

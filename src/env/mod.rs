@@ -17,6 +17,7 @@
 
 pub mod gridnavi;
 pub mod point_robot;
+pub mod python;
 
 use crate::error::UserError;
 
@@ -143,6 +144,27 @@ pub trait BatchEnv: Send {
     /// resumed run continues exactly.
     fn save_state(&self) -> serde_json::Value;
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String>;
+    /// Failures the batch survived so far (worker crashes and hangs of simulators run in
+    /// other processes); in-process envs never fail.
+    fn events(&self) -> EnvEvents {
+        EnvEvents::default()
+    }
+    /// Versions of the external simulators behind this batch (`("mujoco", "3.3.0")`,
+    /// ...), to record with a run; empty for envs implemented in bamdp.
+    fn versions(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// Counts of worker failures a batch recovered from (see [`BatchEnv::events`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnvEvents {
+    /// Workers replaced (each crash or hang is one restart).
+    pub restarts: u64,
+    /// Workers that died or reported an exception.
+    pub crashes: u64,
+    /// Workers that did not answer within the timeout.
+    pub timeouts: u64,
 }
 
 /// Checks the header of a saved batch state before any of it is used: it must come
@@ -191,7 +213,20 @@ pub const ENVS: &[(&str, &str)] = &[
         "point_robot_sparse",
         "2-D point, goal on the upper unit semicircle, 100 steps x 3 episodes, 1 - distance within 0.2 else 0 (VariBAD)",
     ),
+    ("cheetah-vel", "MuJoCo HalfCheetah (gymnasium v5, Python worker), target velocity ~ U(0,3), 200 steps x 2 episodes (VariBAD)"),
+    ("cheetah-dir", "MuJoCo HalfCheetah (gymnasium v5, Python worker), direction +-1, 200 steps x 2 episodes (VariBAD)"),
+    ("ant-dir", "MuJoCo Ant (gymnasium v5, Python worker), direction angle +-1 rad, 200 steps x 2 episodes (VariBAD)"),
+    ("ml1-<task>", "MetaWorld v3 ML1 on one of its 50 tasks (ml1-reach, ml1-push, ...; Python worker), 500 steps x 10 episodes, success"),
+    ("ml10", "MetaWorld v3 ML10 (Python worker): 10 train / 5 test task classes, 500 steps x 10 episodes, success"),
+    ("ml45", "MetaWorld v3 ML45 (Python worker): 45 train / 5 test task classes, 500 steps x 10 episodes, success"),
 ];
+
+/// Whether `name` is an env bamdp can build: an entry of [`ENVS`], or a name of a
+/// Python-simulated family such as `ml1-reach` (the ML1 task itself is checked by the
+/// worker against MetaWorld's list when the batch starts).
+pub fn is_known(name: &str) -> bool {
+    ENVS.iter().any(|e| e.0 == name) || python::Family::parse(name).is_some()
+}
 
 /// Like [`make`], with the number of episodes per trial overridden (evaluation of
 /// adaptation beyond the training horizon).
@@ -213,6 +248,16 @@ pub fn make_with(
         ("point_robot_sparse", Some(k)) => Ok(Box::new(
             point_robot::PointRobot::new(num_envs, split, seed, true).with_episodes_per_trial(k),
         )),
+        (n, Some(k)) if python::Family::parse(n).is_some() => {
+            Ok(Box::new(python::PyBatchEnv::new(
+                n,
+                num_envs,
+                split,
+                seed,
+                Some(k),
+                python::Options::from_env()?,
+            )?))
+        }
         (_, Some(_)) => make(name, num_envs, split, seed),
     }
 }
@@ -232,6 +277,14 @@ pub fn make(
         "point_robot_sparse" => Ok(Box::new(point_robot::PointRobot::new(
             num_envs, split, seed, true,
         ))),
+        n if python::Family::parse(n).is_some() => Ok(Box::new(python::PyBatchEnv::new(
+            n,
+            num_envs,
+            split,
+            seed,
+            None,
+            python::Options::from_env()?,
+        )?)),
         other => Err(UserError::invalid(
             "env.name",
             other,

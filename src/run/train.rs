@@ -219,7 +219,13 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     let (k, has_success) = (spec.episodes_per_trial, spec.has_success);
     let vae = trainer.vae.is_some();
     let glm = trainer.glm.is_some();
-    let columns = metric_columns(k, has_success, vae, glm);
+    let mut columns = metric_columns(k, has_success, vae, glm);
+    // pybridge hook: envs simulated by worker processes report their simulator versions
+    // and count worker restarts (a metrics column, only for those envs).
+    let simulators = trainer.env.versions();
+    if !simulators.is_empty() {
+        columns.push("env_restarts".into());
+    }
     let mut wall_offset = 0.0;
     let mut metrics = if args.resume {
         let ck = load_checkpoint(&out)?;
@@ -233,6 +239,12 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     };
     files::atomic_write(&out.join("config.toml"), cfg.to_toml_string().as_bytes())?;
     files::write_run_json(&out, &Provenance::collect(cfg.seed, cfg.run.threads))?;
+    if !simulators.is_empty() {
+        // pybridge hook: the simulator versions behind this run (metaworld, mujoco, ...).
+        let map: std::collections::BTreeMap<_, _> = simulators.iter().cloned().collect();
+        let bytes = serde_json::to_vec_pretty(&map).expect("versions serialise");
+        files::atomic_write(&out.join("simulators.json"), &bytes)?;
+    }
     let tb_dir = out.join("tb");
     std::fs::create_dir_all(&tb_dir)
         .map_err(|e| UserError::file(&tb_dir, format!("cannot create folder: {e}")))?;
@@ -280,7 +292,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             0.9 * smoothed_fps + 0.1 * fps
         };
         let wall = wall_offset + start.elapsed().as_secs_f64();
-        let row = metric_row(
+        let mut row = metric_row(
             &report,
             trainer.update,
             trainer.frames,
@@ -291,6 +303,9 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             vae,
             glm,
         );
+        if !simulators.is_empty() {
+            row.push(trainer.env.events().restarts as f64); // pybridge hook
+        }
         metrics.append(&row)?;
         for (name, v) in columns.iter().zip(&row).skip(2) {
             if v.is_finite() {

@@ -1,0 +1,65 @@
+//! Env steps per second through bamdp's Python bridge (src/env/python/): a batch of
+//! `--rows` environments on `--workers` worker processes, stepped with uniform random
+//! actions for `--seconds`, no learning. Compare with benches/python_raw.py (the same
+//! simulators in a plain Python loop and in gymnasium's AsyncVectorEnv).
+//!
+//!     cargo bench --bench python_bridge -- --env cheetah-vel --rows 8 --workers 2 --seconds 20
+
+use bamdp::env::python::{Options, PyBatchEnv};
+use bamdp::env::{BatchEnv, Split, StepOut};
+use bamdp::rng::Rng;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |k: &str, d: &str| -> String {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1).cloned())
+            .unwrap_or_else(|| d.to_string())
+    };
+    let env_name = get("--env", "cheetah-vel");
+    let rows: usize = get("--rows", "8").parse().unwrap();
+    let workers: usize = get("--workers", "2").parse().unwrap();
+    let seconds: f64 = get("--seconds", "20").parse().unwrap();
+    let mut opts = Options::from_env().unwrap();
+    opts.workers = workers;
+    let mut env = PyBatchEnv::new(&env_name, rows, Split::Train, 0, None, opts).unwrap();
+    let ad = env.spec().action.width();
+    let mut out = StepOut::new(rows, env.spec().obs_dim);
+    let mut rng = Rng::new(0);
+    let mut acts = vec![0.0f32; rows * ad];
+    // Warm-up.
+    for _ in 0..50 {
+        env.step(&acts, &mut out);
+    }
+    let pids: Vec<u32> = (0..env.num_workers()).map(|w| env.worker_pid(w)).collect();
+    let cpu0: f64 =
+        pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id());
+    let start = Instant::now();
+    let mut steps = 0u64;
+    while start.elapsed().as_secs_f64() < seconds {
+        for a in acts.iter_mut() {
+            *a = (2.0 * rng.uniform() - 1.0) as f32;
+        }
+        env.step(&acts, &mut out);
+        steps += rows as u64;
+    }
+    let rate = steps as f64 / start.elapsed().as_secs_f64();
+    let cpu: f64 =
+        pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id()) - cpu0;
+    println!(
+        "bridge env={env_name} rows={rows} workers={workers}: {rate:.0} steps/s wall, {:.0} steps per CPU-second (workers + bamdp)",
+        steps as f64 / cpu
+    );
+}
+
+/// User + system CPU seconds of process `pid` so far (Linux /proc; 100 ticks/s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime is the 12th, stime the 13th.
+    let rest = s.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}

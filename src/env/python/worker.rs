@@ -1,0 +1,267 @@
+//! One Python worker process and the Rust side of the pipe protocol
+//! (docs/python-bridge.md): spawning `python3 -u -c <python/bamdp_envs/worker.py>` in
+//! its own process group, length-prefixed binary frames over its stdin/stdout, reply
+//! timeouts (a reader thread per worker feeds a channel read with `recv_timeout`), and
+//! shutdown that always reaps the child (no zombies).
+
+use std::collections::VecDeque;
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The worker's source, shipped inside the binary so an installed `bamdp` needs no
+/// checkout; `python/bamdp_envs/worker.py` is the same file, importable for tests.
+pub const WORKER_SOURCE: &str = include_str!("../../../python/bamdp_envs/worker.py");
+
+/// Version of the frame protocol; the worker refuses a different one.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The install command every missing-package message names.
+pub const INSTALL_HINT: &str = "pip install -r python/requirements.txt";
+
+/// How many of the worker's last stderr lines are kept for error messages.
+const STDERR_LINES: usize = 20;
+
+/// Why talking to a worker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("the Python interpreter `{python}` could not be started ({source})")]
+    Spawn {
+        python: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no reply within {0:?} (hung)")]
+    Timeout(Duration),
+    #[error("the worker exited{stderr}")]
+    Exited { stderr: String },
+    #[error("the worker reported: {kind}: {message}")]
+    Reported {
+        kind: String,
+        package: Option<String>,
+        message: String,
+    },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A running worker: its child process, the write end of its input and a channel of
+/// reply frames from its reader thread.
+pub struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    frames: Receiver<io::Result<Vec<u8>>>,
+    recycle: Sender<Vec<u8>>,
+    reader: Option<JoinHandle<()>>,
+    stderr_reader: Option<JoinHandle<()>>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// Reusable outgoing frame.
+    out: Vec<u8>,
+    pub pid: u32,
+}
+
+fn read_frames(
+    mut r: BufReader<std::process::ChildStdout>,
+    tx: Sender<io::Result<Vec<u8>>>,
+    recycled: Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut len = [0u8; 4];
+        if let Err(e) = r.read_exact(&mut len) {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        let n = u32::from_le_bytes(len) as usize;
+        let mut buf = recycled.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.resize(n, 0);
+        if let Err(e) = r.read_exact(&mut buf) {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        if tx.send(Ok(buf)).is_err() {
+            return;
+        }
+    }
+}
+
+impl Worker {
+    /// Starts `python` running the worker source. Extra environment variables are
+    /// applied to the child only.
+    pub fn spawn(python: &str) -> Result<Worker, WorkerError> {
+        let mut cmd = Command::new(python);
+        cmd.arg("-u")
+            .arg("-c")
+            .arg(WORKER_SOURCE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Own process group: a terminal's Ctrl-C reaches bamdp only; bamdp then
+            // shuts the workers down itself.
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|source| WorkerError::Spawn {
+            python: python.to_string(),
+            source,
+        })?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, frames) = mpsc::channel();
+        let (recycle, recycled) = mpsc::channel();
+        let reader = std::thread::Builder::new()
+            .name(format!("bamdp-worker-{}", child.id()))
+            .spawn(move || read_frames(BufReader::with_capacity(1 << 16, stdout), tx, recycled))
+            .expect("spawn reader thread");
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail2 = tail.clone();
+        let stderr_reader = std::thread::Builder::new()
+            .name(format!("bamdp-worker-err-{}", child.id()))
+            .spawn(move || {
+                use std::io::BufRead;
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { return };
+                    let mut t = tail2.lock().unwrap();
+                    if t.len() == STDERR_LINES {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
+                }
+            })
+            .expect("spawn stderr thread");
+        Ok(Worker {
+            pid: child.id(),
+            stdin: child.stdin.take(),
+            child,
+            frames,
+            recycle,
+            reader: Some(reader),
+            stderr_reader: Some(stderr_reader),
+            stderr_tail: tail,
+            out: Vec::new(),
+        })
+    }
+
+    /// The last lines the worker wrote to stderr, for error messages.
+    pub fn stderr_tail(&self) -> String {
+        self.stderr_tail
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The outgoing frame buffer, cleared, to be filled and then [`Worker::send`].
+    pub fn frame(&mut self) -> &mut Vec<u8> {
+        self.out.clear();
+        self.out.extend_from_slice(&[0, 0, 0, 0]);
+        &mut self.out
+    }
+
+    /// The outgoing frame as built so far (to append to it).
+    pub fn frame_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Sends a quit frame and closes the worker's input, without waiting.
+    pub fn request_quit(&mut self) {
+        if self.stdin.is_some() {
+            self.frame().push(b'Q');
+            let _ = self.send();
+        }
+        self.stdin = None;
+    }
+
+    /// Sends the frame built in [`Worker::frame`].
+    pub fn send(&mut self) -> Result<(), WorkerError> {
+        let n = (self.out.len() - 4) as u32;
+        self.out[..4].copy_from_slice(&n.to_le_bytes());
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(self.exited());
+        };
+        match stdin.write_all(&self.out).and_then(|_| stdin.flush()) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.exited()),
+        }
+    }
+
+    fn exited(&self) -> WorkerError {
+        // Give the stderr thread a moment to collect the traceback.
+        std::thread::sleep(Duration::from_millis(50));
+        let tail = self.stderr_tail();
+        WorkerError::Exited {
+            stderr: if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; its last stderr lines:\n{tail}")
+            },
+        }
+    }
+
+    /// Waits up to `timeout` for the next reply frame (op byte included). Hand the
+    /// buffer back with [`Worker::recycle`] to keep stepping allocation-free.
+    pub fn recv(&mut self, timeout: Duration) -> Result<Vec<u8>, WorkerError> {
+        match self.frames.recv_timeout(timeout) {
+            Ok(Ok(frame)) => {
+                if frame.first() == Some(&b'E') {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&frame[1..]).unwrap_or(serde_json::Value::Null);
+                    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+                    return Err(WorkerError::Reported {
+                        kind: s("kind").unwrap_or_else(|| "error".into()),
+                        package: s("package"),
+                        message: s("message").unwrap_or_default(),
+                    });
+                }
+                Ok(frame)
+            }
+            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Err(self.exited()),
+            Err(RecvTimeoutError::Timeout) => Err(WorkerError::Timeout(timeout)),
+        }
+    }
+
+    /// Returns a reply buffer to the reader thread for reuse.
+    pub fn recycle(&self, frame: Vec<u8>) {
+        let _ = self.recycle.send(frame);
+    }
+
+    /// Kills the process (tests use this to simulate a crash).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Asks the worker to quit, closes its input, waits up to `grace`, kills it if it is
+    /// still running, and reaps it. Safe to call more than once.
+    pub fn shutdown(&mut self, grace: Duration) {
+        // Quit frame, then EOF: the worker exits even if it missed the frame.
+        self.request_quit();
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if start.elapsed() < grace => std::thread::sleep(Duration::from_millis(5)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.stderr_reader.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shutdown(Duration::from_secs(2));
+    }
+}
