@@ -714,8 +714,8 @@ fn streaming_update_does_not_allocate_and_gather_copies_rows() {
     let prior = random_prior(d, m, &mut rng);
     let mut s = GlmStream::new(&prior, 4).unwrap();
     let (c, y) = random_data(d, m, 4, &mut rng);
-    s.update_row(0, &c[..d], &y[..m]);
     let before = allocs();
+    s.update_row(0, &c[..d], &y[..m]);
     for r in 0..4 {
         s.update_row(r, &c[r * d..(r + 1) * d], &y[r * m..(r + 1) * m]);
     }

@@ -129,23 +129,8 @@ pub(crate) fn inverse_from_chol(l: &[f64], n: usize, out: &mut [f64], scratch: &
             *v *= inv;
         }
     }
-    // out[i][j] = sum_{k >= max(i, j)} linv[k][i] linv[k][j]: accumulate rank-1 rows.
-    let out = &mut out[..n * n];
-    out.fill(0.0);
-    for k in 0..n {
-        let row = &linv[k * n..k * n + k + 1];
-        for i in 0..=k {
-            let a = row[i];
-            if a != 0.0 {
-                axpy(a, &row[..=i], &mut out[i * n..i * n + i + 1]);
-            }
-        }
-    }
-    for i in 0..n {
-        for j in 0..i {
-            out[j * n + i] = out[i * n + j];
-        }
-    }
+    // A^{-1} = (L^{-1})' L^{-1}: the d³/3 part goes to the SIMD GEMM.
+    gemm_at_b(out, linv, linv, n, n, n, false);
 }
 
 /// `out (r x c) = A' B` with A `n x r`, B `n x c`.

@@ -59,7 +59,7 @@ impl GlmStream {
             prior_mean: prior.m0.clone(),
             prior_psi,
             prior_nu: prior.nu0,
-            scratch: vec![0.0; d + m],
+            scratch: vec![0.0; 2 * d + m],
         };
         for r in 0..rows {
             s.reset_row(r);

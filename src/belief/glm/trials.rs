@@ -48,6 +48,8 @@ pub struct TrialBatchLoss {
     ev: Eval,
     ctc: Vec<f64>,
     cty: Vec<f64>,
+    /// (C'Y)' accumulated row by row, `m x d`.
+    ytc: Vec<f64>,
     yty: Vec<f64>,
     c64: Vec<f64>,
     y64: Vec<f64>,
@@ -75,6 +77,7 @@ impl TrialBatchLoss {
             ev: Eval::new(0, 0),
             ctc: Vec::new(),
             cty: Vec::new(),
+            ytc: Vec::new(),
             yty: Vec::new(),
             c64: Vec::new(),
             y64: Vec::new(),
@@ -94,6 +97,7 @@ impl TrialBatchLoss {
             self.ev = Eval::new(d, m);
             self.ctc = vec![0.0; d * d];
             self.cty = vec![0.0; d * m];
+            self.ytc = vec![0.0; m * d];
             self.yty = vec![0.0; m * m];
             self.h = vec![0.0; d * d];
             self.jt = vec![0.0; m * d];
@@ -180,7 +184,7 @@ impl TrialBatchLoss {
     ) -> Result<f64, GlmError> {
         let (d, m) = (self.d, self.m);
         self.ctc.fill(0.0);
-        self.cty.fill(0.0);
+        self.ytc.fill(0.0);
         self.yty.fill(0.0);
         let mut rows = 0;
         let mut loss = 0.0;
@@ -188,12 +192,22 @@ impl TrialBatchLoss {
             let n = self.order[k];
             let refit = k == 0 || n != self.order[k - 1];
             if refit {
-                // Running sums of the statistics over the rows new to this prefix.
+                // Running sums of the statistics over the rows new to this prefix: C'C
+                // by GEMM; the thin C'Y (kept transposed, so rows are long axpys) and
+                // the tiny Y'Y by hand, where a GEMM call costs more than it saves.
                 let (c_blk, y_blk) = (&self.c64[rows * d..n * d], &self.y64[rows * m..n * m]);
-                let r = n - rows;
-                gemm_at_b(&mut self.ctc, c_blk, c_blk, r, d, d, true);
-                gemm_at_b(&mut self.cty, c_blk, y_blk, r, d, m, true);
-                gemm_at_b(&mut self.yty, y_blk, y_blk, r, m, m, true);
+                gemm_at_b(&mut self.ctc, c_blk, c_blk, n - rows, d, d, true);
+                for (ct, yt) in c_blk.chunks_exact(d).zip(y_blk.chunks_exact(m)) {
+                    for (a, &ya) in yt.iter().enumerate() {
+                        axpy(ya, ct, &mut self.ytc[a * d..a * d + d]);
+                        axpy(ya, yt, &mut self.yty[a * m..a * m + m]);
+                    }
+                }
+                for i in 0..d {
+                    for a in 0..m {
+                        self.cty[i * m + a] = self.ytc[a * d + i];
+                    }
+                }
                 rows = n;
                 self.ev.fit(pc, &self.ctc, &self.cty, &self.yty, n as f64)?;
                 self.ev.grad_parts();
@@ -233,7 +247,7 @@ impl TrialBatchLoss {
             let lo = if k > 0 { self.order[k - 1] } else { 0 };
             let hi = self.order[k];
             if hi > lo {
-                // Rows lo..hi: G = C H + Y J' as two GEMMs (H symmetric).
+                // Rows lo..hi: G = C H (GEMM; H symmetric) + Y J' (thin: axpys).
                 let g64 = &mut self.g64[lo * d..hi * d];
                 gemm_a_b(
                     g64,
