@@ -1,22 +1,38 @@
 //! The VariBAD belief (Zintgraf et al.; reference implementation `lmzintgraf/varibad`):
 //! a recurrent encoder `q(m | tau_{:t}) = N(mu_t, diag exp(logvar_t))` over the
-//! transitions of the current trial, trained as the encoder of a VAE whose decoder
-//! predicts the rewards of the whole trial (past and future) from a latent sample.
+//! transitions of the current trial, trained as the encoder of a VAE whose decoders
+//! predict the rewards (and optionally the next states) of the whole trial (past and
+//! future) from a latent sample. This module owns the model, its streaming update, the
+//! ELBO and its exact gradient.
 //!
 //! # Model
 //! - Encoder input per transition `(s, a, r, s')`: ReLU embeddings of `s'` (the next
-//!   observation), of the one-hot action (only when `action_embed > 0`; the GridNavi
+//!   observation), of the action input (only when `action_embed > 0`; the GridNavi
 //!   preset has no action input) and of the raw reward, concatenated in that order
 //!   (the reference concatenates `(a, s', r)`; the order is immaterial), fed to a GRU
 //!   (PyTorch convention, [`GruCell`]); `mu` and `logvar` are linear maps of the hidden
-//!   state (no layers after the GRU, as in the preset).
+//!   state (no layers after the GRU, as in the presets). The action input is the
+//!   one-hot vector for discrete actions and the raw (unclipped, as the agent sampled
+//!   it) action vector for continuous ones, as the reference feeds it.
 //! - Prior `q_0`: the same output layers at the zero hidden state (the reference's
 //!   `RNNEncoder.prior`), so it is learned through the output biases.
-//! - Decoder (multi-head, Bernoulli): an MLP with ReLU hidden layers from the latent
-//!   sample alone to `num_cells` logits; a transition's likelihood is
-//!   `Bernoulli(r == +1 | sigmoid(logit[head(s')]))`. The head of `s' = (x, y)` is
-//!   `x * side + y`, `side = sqrt(num_cells)` (GridNavi's `cell_index`, the reference's
-//!   `task_to_id`).
+//! - Reward decoder, one of ([`RewardDecoderKind`]):
+//!   - `Multihead` (Bernoulli, GridNavi): an MLP with ReLU hidden layers from the latent
+//!     sample alone to `num_cells` logits; a transition's likelihood is
+//!     `Bernoulli(r == +1 | sigmoid(logit[head(s')]))`. The head of `s' = (x, y)` is
+//!     `x * side + y`, `side = sqrt(num_cells)` (GridNavi's `cell_index`, the
+//!     reference's `task_to_id`).
+//!   - `Mlp` (deterministic, any env; the reference's `RewardDecoder` without
+//!     `multi_head`, `rew_pred_type = deterministic`): ReLU hidden layers over
+//!     `[m, e(s'), e(a)?, e(s)?]` (the reference's order; `e(a)` with
+//!     `reward_input_action`, `e(s)` with `reward_input_state`, `e` the decoder's own
+//!     ReLU embeddings, one for both states), one linear output `r_hat`; the term is
+//!     the squared error `(r_hat - r)^2`.
+//! - State decoder (optional, `decode_state`; the reference's `StateTransitionDecoder`
+//!   with `state_pred_type = deterministic`): ReLU hidden layers over
+//!   `[m, e(s), e(a)?]` (`e(a)` only when `action_embed > 0`: the reference's
+//!   zero-width feature extractor), linear `obs_dim` output; the term is the squared
+//!   error averaged over the state's dimensions.
 //! - Policy features: `[mu_t, logvar_t]` (the reference's `pass_latent_to_policy`
 //!   without sampling).
 //!
@@ -24,14 +40,19 @@
 //! For each trial of length `T` the encoder runs from the prior, giving `q_0 .. q_T`
 //! (`T + 1` ELBO terms). One reparameterised sample `m_t = mu_t + exp(logvar_t/2) eps_t`
 //! per term (shared by all its decodes, as in the reference); every term decodes all
-//! `T` rewards of the trial. Per trial:
-//! `recon = sum_t sum_tau BCE(sigmoid(logit_t[head(s'_tau)]), r_tau == 1)` and
+//! `T` transitions of the trial. Per trial:
+//! `recon = sum_t sum_tau nll_t(tau)` with `nll_t(tau) = BCE(sigmoid(logit_t[head(s'_tau)]),
+//! r_tau == 1)` (multi-head) or `(r_hat_t(tau) - r_tau)^2` (MLP; the reference's
+//! `(rew_pred - reward).pow(2).mean(dim=-1)` over one output), likewise
+//! `state = sum_t sum_tau mean_d (s_hat_t(tau)_d - s'_tau,d)^2`, and
 //! `kl = sum_t KL(q_t || q_{t-1})` with `q_{-1} = N(0, I)` (or `KL(q_t || N(0, I))` for
 //! every `t` when `kl_to_prior`). The reference sums (not averages) over ELBO terms and
 //! over decodes (`vae_avg_elbo_terms = vae_avg_reconstruction_terms = False`), then
 //! averages the reconstruction over the trials of the batch but **sums** the KL over
 //! them (`kl_loss.sum(dim=0)` twice); its loss is `recon_mean + kl_weight * kl_sum`.
-//! Here `loss = mean_b recon_b + kl_weight * K`, with `K = sum_b kl_b` when
+//! Here `loss = reward_loss_coeff * mean_b recon_b + state_loss_coeff * mean_b state_b
+//! + kl_weight * K` (the reference's `rew_loss_coeff`, `state_loss_coeff`; the state
+//! reconstruction is averaged over trials like the reward's), with `K = sum_b kl_b` when
 //! [`VaribadSpec::kl_sum_over_trials`] (the reference's normalisation; the GridNavi
 //! preset sets it) and `K = mean_b kl_b` otherwise. [`VaeStats`] reports per-trial
 //! means of both terms.
@@ -55,11 +76,20 @@
 //! `recon = sum N1 * softplus(-logits) + N0 * softplus(logits)`, one elementwise op on
 //! `[B*(T+1), cells]` logits instead of a gather or batched matmul.
 //!
+//! The MLP decoders read the pair (term `t`, decode `tau`): their first layer is linear
+//! in the concatenation, `W [m_t; c_tau] + b = W_m m_t + (W_c c_tau + b)`, so `W_m m_t`
+//! is computed once per term (`[(T+1)*B, h]`), `W_c c_tau + b` once per decode
+//! (`[T*B, h]`), and only the sum for each selected pair (nonzero decode count, weighted
+//! by it) is materialised with two row gathers; the remaining layers run on the pairs.
+//! The full ELBO has `(T+1) * T` pairs per trial (90,300 on the point robot), which
+//! dominates the cost (docs/benchmarks.md): presets may sub-sample.
+//!
 //! # Differences from the reference
 //! - Initialisation: scaled-normal weights (gain sqrt 2 for ReLU layers, 1 for the
 //!   GRU and output layers), zero biases; the reference uses PyTorch's defaults and
 //!   orthogonal GRU weights. With zero biases the initial prior is exactly N(0, I).
-//! - Discrete actions enter as one-hot vectors (the reference feeds the action index).
+//! - Discrete actions enter as one-hot vectors (the reference feeds the action index),
+//!   in the encoder and in the decoders.
 //! - The buffer is a plain ring of complete trials, sampled without replacement.
 
 use super::trials::TrialRecord;
