@@ -3,8 +3,7 @@
 
 use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::variational::{
-    kl_diag_gaussian, ElboDraw, GruPath, RewardDecoderKind, VaribadModel, VaribadSpec,
-    VaribadState,
+    kl_diag_gaussian, ElboDraw, GruPath, RewardDecoderKind, VaribadModel, VaribadSpec, VaribadState,
 };
 use bamdp::belief::{Belief, Transition};
 use bamdp::nn::params::{Dense, GruCell};
@@ -477,7 +476,7 @@ fn streaming_features_equal_training_posteriors() {
         for t in 0..steps {
             for b in 0..rows {
                 next[2 * b..2 * b + 2].copy_from_slice(&trs[b].next_obs[2 * t..2 * t + 2]);
-                act[b] = trs[b].actions[t] as f32;
+                act[b] = trs[b].actions[t];
                 rew[b] = trs[b].rewards[t];
             }
             let tr = Transition {
@@ -717,7 +716,12 @@ fn mlp_and_state_decoder_losses_match_f64_reference() {
     for (k, (sp, trs)) in cases.into_iter().enumerate() {
         let refs: Vec<&TrialRecord> = trs.iter().collect();
         let m = model(sp, 70 + k as u64);
-        for sub in [(None, None), (Some(5), None), (Some(4), Some(6)), (None, Some(3))] {
+        for sub in [
+            (None, None),
+            (Some(5), None),
+            (Some(4), Some(6)),
+            (None, Some(3)),
+        ] {
             let draw = ElboDraw::sample(7, 3, m.spec.latent, &mut rng, sub.0, sub.1);
             if sub.1.is_some() {
                 assert!(draw.decode_counts.iter().any(|&c| c > 1.0));
@@ -727,8 +731,14 @@ fn mlp_and_state_decoder_losses_match_f64_reference() {
             for path in [GruPath::Fused, GruPath::Graph] {
                 let (st, _) = m.loss_and_grad_with(&refs, &draw, path);
                 let tol = |x: f64| 1e-4 * (1.0 + x.abs());
-                assert!((st.loss - l).abs() < tol(l), "case {k} {sub:?}: {st:?} vs {l}");
-                assert!((st.reconstruction - r).abs() < tol(r), "case {k}: {st:?} vs {r}");
+                assert!(
+                    (st.loss - l).abs() < tol(l),
+                    "case {k} {sub:?}: {st:?} vs {l}"
+                );
+                assert!(
+                    (st.reconstruction - r).abs() < tol(r),
+                    "case {k}: {st:?} vs {r}"
+                );
                 assert!((st.kl - kl).abs() < tol(kl), "case {k}: {st:?} vs {kl}");
                 assert!(
                     (st.state_reconstruction - s).abs() < tol(s),
@@ -779,16 +789,20 @@ fn mlp_reward_loss_matches_hand_computation() {
     let es = |x: f64, y: f64| (2.0 * x + y - 0.5f64).max(0.0);
     let e = [es(0.1, 0.0), es(0.15, 0.05)];
     let mut recon = 0.0;
-    for t in 0..3 {
-        let mt = 0.5 + (-0.5f64).exp() * eps[t] as f64;
-        for tau in 0..2 {
-            let pred = 1.5 * mt - 0.7 * e[tau] + 0.2;
-            recon += draw.decode_counts[t * 2 + tau] as f64 * (pred - tr.rewards[tau] as f64).powi(2);
+    for (t, &eps_t) in eps.iter().enumerate() {
+        let mt = 0.5 + (-0.5f64).exp() * eps_t as f64;
+        for (tau, &e_tau) in e.iter().enumerate() {
+            let pred = 1.5 * mt - 0.7 * e_tau + 0.2;
+            recon +=
+                draw.decode_counts[t * 2 + tau] as f64 * (pred - tr.rewards[tau] as f64).powi(2);
         }
     }
     for path in [GruPath::Fused, GruPath::Graph] {
         let (st, _) = m.loss_and_grad_with(&[&tr], &draw, path);
-        assert!((st.reconstruction - recon).abs() < 1e-5, "{st:?} vs {recon}");
+        assert!(
+            (st.reconstruction - recon).abs() < 1e-5,
+            "{st:?} vs {recon}"
+        );
         assert!((st.loss - recon).abs() < 1e-5, "{st:?} vs {recon}");
     }
 }
@@ -907,7 +921,9 @@ fn gridnavi_parameters_are_unchanged_by_the_new_decoders() {
     assert!(m.reward_state_embed.is_none() && m.state_decoder.is_empty());
     let names: Vec<&str> = m.params.names.iter().map(|s| s.as_str()).collect();
     assert_eq!(names.last(), Some(&"vae.dec.out.b"));
-    assert!(names.iter().all(|n| !n.contains("sdec") && !n.contains("dec.state")));
+    assert!(names
+        .iter()
+        .all(|n| !n.contains("sdec") && !n.contains("dec.state")));
 }
 
 /// Cost of one VAE gradient at the point-robot preset (15 trials x 300 steps) for the
@@ -951,7 +967,9 @@ fn recon_of_term(m: &VaribadModel, trs: &[&TrialRecord], t: usize) -> f64 {
         let w = if row / rows == t { 1.0 } else { 0.0 };
         chunk.iter_mut().for_each(|c| *c = w);
     }
-    m.loss_and_grad_with(trs, &draw, GruPath::Fused).0.reconstruction
+    m.loss_and_grad_with(trs, &draw, GruPath::Fused)
+        .0
+        .reconstruction
 }
 
 /// The VAE learns task inference on point-robot trials (random actions, dense reward,
@@ -991,7 +1009,10 @@ fn vae_infers_the_goal_on_point_robot_trials() {
         "reward squared error per trial: prior {prior0:.3} -> {prior:.3}, \
          posterior after the trial {post0:.3} -> {post:.3}"
     );
-    assert!(post < 0.2 * post0, "reconstruction did not fall: {post0} -> {post}");
+    assert!(
+        post < 0.2 * post0,
+        "reconstruction did not fall: {post0} -> {post}"
+    );
     assert!(
         post < 0.5 * prior,
         "no task inference: prior {prior}, posterior {post}"

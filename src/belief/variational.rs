@@ -50,12 +50,12 @@
 //! over decodes (`vae_avg_elbo_terms = vae_avg_reconstruction_terms = False`), then
 //! averages the reconstruction over the trials of the batch but **sums** the KL over
 //! them (`kl_loss.sum(dim=0)` twice); its loss is `recon_mean + kl_weight * kl_sum`.
-//! Here `loss = reward_loss_coeff * mean_b recon_b + state_loss_coeff * mean_b state_b
-//! + kl_weight * K` (the reference's `rew_loss_coeff`, `state_loss_coeff`; the state
+//! Here `loss = reward_loss_coeff * mean_b recon_b + state_loss_coeff * mean_b state_b +
+//! kl_weight * K` (the reference's `rew_loss_coeff`, `state_loss_coeff`; the state
 //! reconstruction is averaged over trials like the reward's), with `K = sum_b kl_b` when
 //! [`VaribadSpec::kl_sum_over_trials`] (the reference's normalisation; the GridNavi
 //! preset sets it) and `K = mean_b kl_b` otherwise. [`VaeStats`] reports per-trial
-//! means of both terms.
+//! means of the (unweighted) terms.
 //!
 //! Sub-sampling (the reference's `vae_subsample_elbos` / `vae_subsample_decodes`): per
 //! trial, `k` ELBO indices are drawn uniformly with replacement from `0..=T` (the KL
@@ -484,7 +484,10 @@ impl VaribadModel {
     pub fn new(spec: VaribadSpec, rng: &mut Rng) -> Self {
         assert!(spec.latent > 0 && spec.gru_hidden > 0);
         let multihead = spec.reward_decoder == RewardDecoderKind::Multihead;
-        assert!(!multihead || spec.num_cells > 0, "multi-head decoder without cells");
+        assert!(
+            !multihead || spec.num_cells > 0,
+            "multi-head decoder without cells"
+        );
         assert!(
             !spec.reward_input_action || spec.action_embed > 0,
             "reward_input_action needs action_embed > 0"
@@ -539,7 +542,14 @@ impl VaribadModel {
             }
             (spec.reward_decoder_input(), 1)
         };
-        let decoder = mlp(&mut p, "vae.dec", dec_in, &spec.decoder_hidden, dec_out, rng);
+        let decoder = mlp(
+            &mut p,
+            "vae.dec",
+            dec_in,
+            &spec.decoder_hidden,
+            dec_out,
+            rng,
+        );
         let (mut transition_state_embed, mut transition_action_embed) = (None, None);
         let mut state_decoder = Vec::new();
         if spec.decode_state {
@@ -673,8 +683,7 @@ impl VaribadModel {
             for t in 0..steps {
                 let i = t * rows + b;
                 obs[i * od..(i + 1) * od].copy_from_slice(&tr.obs[t * od..(t + 1) * od]);
-                next_obs[i * od..(i + 1) * od]
-                    .copy_from_slice(&tr.next_obs[t * od..(t + 1) * od]);
+                next_obs[i * od..(i + 1) * od].copy_from_slice(&tr.next_obs[t * od..(t + 1) * od]);
                 self.action_input(
                     &tr.actions[t * aw..(t + 1) * aw],
                     &mut actions[i * ad..(i + 1) * ad],
@@ -974,7 +983,10 @@ impl VaribadModel {
     ) -> Tensor<1> {
         let sp = &self.spec;
         let n = batch.steps * batch.rows;
-        let se = self.reward_state_embed.as_ref().expect("MLP reward decoder");
+        let se = self
+            .reward_state_embed
+            .as_ref()
+            .expect("MLP reward decoder");
         let mut ctx = vec![gp.dense(
             se,
             graph::constant(&batch.next_obs, n, sp.obs_dim, device),
@@ -1023,7 +1035,14 @@ impl VaribadModel {
                 Act::Relu,
             ));
         }
-        let pred = self.pair_mlp(gp, &self.state_decoder, m, Tensor::cat(ctx, 1), pairs, device);
+        let pred = self.pair_mlp(
+            gp,
+            &self.state_decoder,
+            m,
+            Tensor::cat(ctx, 1),
+            pairs,
+            device,
+        );
         let p = pairs.len();
         let target = graph::constant(&pairs.gather_data(&batch.next_obs, od), p, od, device);
         let w = graph::constant(&pairs.weight, p, 1, device);
