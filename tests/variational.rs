@@ -1018,3 +1018,42 @@ fn vae_infers_the_goal_on_point_robot_trials() {
         "no task inference: prior {prior}, posterior {post}"
     );
 }
+
+/// Configuration mistakes about the new decoders are user errors naming the key and
+/// what is allowed, never panics.
+#[test]
+fn decoder_config_errors_name_the_key() {
+    use bamdp::config::Config;
+    use bamdp::env::{self, Split};
+    use bamdp::run::trainer::varibad_model;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pr = root.join("configs/point_robot/varibad.toml");
+    let load = |o: &[&str]| Config::load(&pr, &o.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let msg = |o: &[&str]| load(o).unwrap_err().to_string();
+    let m = msg(&["varibad.reward_input_action=true", "varibad.action_embed=0"]);
+    assert!(m.contains("varibad.reward_input_action"), "{m}");
+    let m = msg(&["varibad.state_loss_coeff=-1"]);
+    assert!(m.contains("varibad.state_loss_coeff"), "{m}");
+    let m = msg(&["varibad.state_decoder_hidden=[0]"]);
+    assert!(m.contains("varibad.state_decoder_hidden"), "{m}");
+    let m = msg(&["varibad.reward_decoder=\"gaussian\""]);
+    assert!(m.contains("reward_decoder") && m.contains("mlp"), "{m}");
+    // The multi-head decoder needs a grid.
+    let cfg = load(&["varibad.reward_decoder=\"multihead\""]).unwrap();
+    let e = env::make(&cfg.env, 1, Split::Train, 1).unwrap();
+    let m = varibad_model(&cfg, e.spec()).unwrap_err().to_string();
+    assert!(
+        m.contains("varibad.reward_decoder") && m.contains("mlp"),
+        "{m}"
+    );
+    // The preset builds the MLP decoder over raw 2-D actions.
+    let cfg = load(&[]).unwrap();
+    let vm = varibad_model(&cfg, e.spec()).unwrap();
+    assert!(vm.spec.continuous_actions && vm.spec.action_dim == 2);
+    assert_eq!(vm.spec.reward_decoder, RewardDecoderKind::Mlp);
+    assert_eq!(vm.spec, {
+        let mut s = VaribadSpec::point_robot();
+        s.decode_state = false;
+        s
+    });
+}
