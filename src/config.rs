@@ -9,6 +9,8 @@
 
 use crate::error::UserError;
 use serde::{Deserialize, Serialize};
+
+pub use crate::belief::variational::RewardDecoderKind;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -164,6 +166,24 @@ pub struct VaribadConfig {
     pub subsample_elbos: usize,
     /// Decodes sampled per ELBO term (0 = all).
     pub subsample_decodes: usize,
+    /// `multihead` (Bernoulli heads over grid cells from the latent; GridNavi only) or
+    /// `mlp` (deterministic reward regression from the latent and embeddings of s'
+    /// [, a] [, s], squared error; any environment).
+    pub reward_decoder: RewardDecoderKind,
+    /// `mlp` reward decoder: also input s (the reference's `input_prev_state`).
+    pub reward_input_state: bool,
+    /// `mlp` reward decoder: also input a (the reference's `input_action`); needs
+    /// `action_embed > 0`.
+    pub reward_input_action: bool,
+    /// Weight of the reward reconstruction (the reference's `rew_loss_coeff`).
+    pub reward_loss_coeff: f64,
+    /// Also train the deterministic state decoder p(s' | s, a, m) (the reference's
+    /// `decode_state` with `state_pred_type = deterministic`).
+    pub decode_state: bool,
+    /// Weight of the state reconstruction (the reference's `state_loss_coeff`).
+    pub state_loss_coeff: f64,
+    /// Hidden layers of the state decoder (the reference's `state_decoder_layers`).
+    pub state_decoder_hidden: Vec<usize>,
 }
 
 impl Default for VaribadConfig {
@@ -184,6 +204,13 @@ impl Default for VaribadConfig {
             buffer_trials: 10_000,
             subsample_elbos: 0,
             subsample_decodes: 0,
+            reward_decoder: RewardDecoderKind::Multihead,
+            reward_input_state: false,
+            reward_input_action: false,
+            reward_loss_coeff: 1.0,
+            decode_state: false,
+            state_loss_coeff: 1.0,
+            state_decoder_hidden: vec![64, 32],
         }
     }
 }
@@ -555,8 +582,28 @@ impl Config {
         if !(v.lr > 0.0 && v.lr.is_finite()) {
             return bad("varibad.lr", &v.lr, "a finite number > 0");
         }
-        if !(v.kl_weight >= 0.0 && v.kl_weight.is_finite()) {
-            return bad("varibad.kl_weight", &v.kl_weight, "a finite number >= 0");
+        if let Some(width) = v.state_decoder_hidden.iter().find(|&&w| w == 0) {
+            return bad(
+                "varibad.state_decoder_hidden",
+                &format!("{:?}", v.state_decoder_hidden),
+                &format!("a list of integers > 0 (found {width})"),
+            );
+        }
+        for (key, value) in [
+            ("varibad.kl_weight", v.kl_weight),
+            ("varibad.reward_loss_coeff", v.reward_loss_coeff),
+            ("varibad.state_loss_coeff", v.state_loss_coeff),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return bad(key, &value, "a finite number >= 0");
+            }
+        }
+        if v.reward_input_action && v.action_embed == 0 {
+            return bad(
+                "varibad.reward_input_action",
+                &v.reward_input_action,
+                "false while varibad.action_embed = 0 (the decoder embeds the action with the encoder's action_embed width)",
+            );
         }
         if v.batch_trials > v.buffer_trials {
             return bad(

@@ -1,22 +1,38 @@
 //! The VariBAD belief (Zintgraf et al.; reference implementation `lmzintgraf/varibad`):
 //! a recurrent encoder `q(m | tau_{:t}) = N(mu_t, diag exp(logvar_t))` over the
-//! transitions of the current trial, trained as the encoder of a VAE whose decoder
-//! predicts the rewards of the whole trial (past and future) from a latent sample.
+//! transitions of the current trial, trained as the encoder of a VAE whose decoders
+//! predict the rewards (and optionally the next states) of the whole trial (past and
+//! future) from a latent sample. This module owns the model, its streaming update, the
+//! ELBO and its exact gradient.
 //!
 //! # Model
 //! - Encoder input per transition `(s, a, r, s')`: ReLU embeddings of `s'` (the next
-//!   observation), of the one-hot action (only when `action_embed > 0`; the GridNavi
+//!   observation), of the action input (only when `action_embed > 0`; the GridNavi
 //!   preset has no action input) and of the raw reward, concatenated in that order
 //!   (the reference concatenates `(a, s', r)`; the order is immaterial), fed to a GRU
 //!   (PyTorch convention, [`GruCell`]); `mu` and `logvar` are linear maps of the hidden
-//!   state (no layers after the GRU, as in the preset).
+//!   state (no layers after the GRU, as in the presets). The action input is the
+//!   one-hot vector for discrete actions and the raw (unclipped, as the agent sampled
+//!   it) action vector for continuous ones, as the reference feeds it.
 //! - Prior `q_0`: the same output layers at the zero hidden state (the reference's
 //!   `RNNEncoder.prior`), so it is learned through the output biases.
-//! - Decoder (multi-head, Bernoulli): an MLP with ReLU hidden layers from the latent
-//!   sample alone to `num_cells` logits; a transition's likelihood is
-//!   `Bernoulli(r == +1 | sigmoid(logit[head(s')]))`. The head of `s' = (x, y)` is
-//!   `x * side + y`, `side = sqrt(num_cells)` (GridNavi's `cell_index`, the reference's
-//!   `task_to_id`).
+//! - Reward decoder, one of ([`RewardDecoderKind`]):
+//!   - `Multihead` (Bernoulli, GridNavi): an MLP with ReLU hidden layers from the latent
+//!     sample alone to `num_cells` logits; a transition's likelihood is
+//!     `Bernoulli(r == +1 | sigmoid(logit[head(s')]))`. The head of `s' = (x, y)` is
+//!     `x * side + y`, `side = sqrt(num_cells)` (GridNavi's `cell_index`, the
+//!     reference's `task_to_id`).
+//!   - `Mlp` (deterministic, any env; the reference's `RewardDecoder` without
+//!     `multi_head`, `rew_pred_type = deterministic`): ReLU hidden layers over
+//!     `[m, e(s'), e(a)?, e(s)?]` (the reference's order; `e(a)` with
+//!     `reward_input_action`, `e(s)` with `reward_input_state`, `e` the decoder's own
+//!     ReLU embeddings, one for both states), one linear output `r_hat`; the term is
+//!     the squared error `(r_hat - r)^2`.
+//! - State decoder (optional, `decode_state`; the reference's `StateTransitionDecoder`
+//!   with `state_pred_type = deterministic`): ReLU hidden layers over
+//!   `[m, e(s), e(a)?]` (`e(a)` only when `action_embed > 0`: the reference's
+//!   zero-width feature extractor), linear `obs_dim` output; the term is the squared
+//!   error averaged over the state's dimensions.
 //! - Policy features: `[mu_t, logvar_t]` (the reference's `pass_latent_to_policy`
 //!   without sampling).
 //!
@@ -24,17 +40,22 @@
 //! For each trial of length `T` the encoder runs from the prior, giving `q_0 .. q_T`
 //! (`T + 1` ELBO terms). One reparameterised sample `m_t = mu_t + exp(logvar_t/2) eps_t`
 //! per term (shared by all its decodes, as in the reference); every term decodes all
-//! `T` rewards of the trial. Per trial:
-//! `recon = sum_t sum_tau BCE(sigmoid(logit_t[head(s'_tau)]), r_tau == 1)` and
+//! `T` transitions of the trial. Per trial:
+//! `recon = sum_t sum_tau nll_t(tau)` with `nll_t(tau) = BCE(sigmoid(logit_t[head(s'_tau)]),
+//! r_tau == 1)` (multi-head) or `(r_hat_t(tau) - r_tau)^2` (MLP; the reference's
+//! `(rew_pred - reward).pow(2).mean(dim=-1)` over one output), likewise
+//! `state = sum_t sum_tau mean_d (s_hat_t(tau)_d - s'_tau,d)^2`, and
 //! `kl = sum_t KL(q_t || q_{t-1})` with `q_{-1} = N(0, I)` (or `KL(q_t || N(0, I))` for
 //! every `t` when `kl_to_prior`). The reference sums (not averages) over ELBO terms and
 //! over decodes (`vae_avg_elbo_terms = vae_avg_reconstruction_terms = False`), then
 //! averages the reconstruction over the trials of the batch but **sums** the KL over
 //! them (`kl_loss.sum(dim=0)` twice); its loss is `recon_mean + kl_weight * kl_sum`.
-//! Here `loss = mean_b recon_b + kl_weight * K`, with `K = sum_b kl_b` when
+//! Here `loss = reward_loss_coeff * mean_b recon_b + state_loss_coeff * mean_b state_b +
+//! kl_weight * K` (the reference's `rew_loss_coeff`, `state_loss_coeff`; the state
+//! reconstruction is averaged over trials like the reward's), with `K = sum_b kl_b` when
 //! [`VaribadSpec::kl_sum_over_trials`] (the reference's normalisation; the GridNavi
 //! preset sets it) and `K = mean_b kl_b` otherwise. [`VaeStats`] reports per-trial
-//! means of both terms.
+//! means of the (unweighted) terms.
 //!
 //! Sub-sampling (the reference's `vae_subsample_elbos` / `vae_subsample_decodes`): per
 //! trial, `k` ELBO indices are drawn uniformly with replacement from `0..=T` (the KL
@@ -55,11 +76,20 @@
 //! `recon = sum N1 * softplus(-logits) + N0 * softplus(logits)`, one elementwise op on
 //! `[B*(T+1), cells]` logits instead of a gather or batched matmul.
 //!
+//! The MLP decoders read the pair (term `t`, decode `tau`): their first layer is linear
+//! in the concatenation, `W [m_t; c_tau] + b = W_m m_t + (W_c c_tau + b)`, so `W_m m_t`
+//! is computed once per term (`[(T+1)*B, h]`), `W_c c_tau + b` once per decode
+//! (`[T*B, h]`), and only the sum for each selected pair (nonzero decode count, weighted
+//! by it) is materialised with two row gathers; the remaining layers run on the pairs.
+//! The full ELBO has `(T+1) * T` pairs per trial (90,300 on the point robot), which
+//! dominates the cost (docs/benchmarks.md): presets may sub-sample.
+//!
 //! # Differences from the reference
 //! - Initialisation: scaled-normal weights (gain sqrt 2 for ReLU layers, 1 for the
 //!   GRU and output layers), zero biases; the reference uses PyTorch's defaults and
 //!   orthogonal GRU weights. With zero biases the initial prior is exactly N(0, I).
-//! - Discrete actions enter as one-hot vectors (the reference feeds the action index).
+//! - Discrete actions enter as one-hot vectors (the reference feeds the action index),
+//!   in the encoder and in the decoders.
 //! - The buffer is a plain ring of complete trials, sampled without replacement.
 
 use super::trials::TrialRecord;
@@ -69,15 +99,38 @@ use crate::nn::gru_op;
 use crate::nn::host::{self, Act};
 use crate::nn::params::{Dense, GruCell, Params};
 use crate::rng::Rng;
-use burn::tensor::{activation, Device, Gradients, Tensor};
+use burn::tensor::{activation, Device, Gradients, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+
+/// Which reward decoder the VAE trains (see the module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RewardDecoderKind {
+    /// Bernoulli heads over grid cells from the latent alone (GridNavi).
+    #[default]
+    Multihead,
+    /// Deterministic regression `r ~ MLP(m, e(s') [, e(a)] [, e(s)])`, squared error.
+    Mlp,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn default_state_decoder_hidden() -> Vec<usize> {
+    vec![64, 32]
+}
 
 /// Sizes and loss weights of the VariBAD VAE.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VaribadSpec {
     pub obs_dim: usize,
-    /// Width of the one-hot action.
+    /// Width of the action input: the one-hot width for discrete actions, the action
+    /// vector's width for continuous ones.
     pub action_dim: usize,
+    /// true: actions are raw continuous vectors; false: discrete indices (one-hot).
+    #[serde(default)]
+    pub continuous_actions: bool,
     pub state_embed: usize,
     /// 0 = no action input to the encoder (the GridNavi preset).
     pub action_embed: usize,
@@ -85,8 +138,28 @@ pub struct VaribadSpec {
     pub gru_hidden: usize,
     pub latent: usize,
     pub decoder_hidden: Vec<usize>,
-    /// Number of heads of the multi-head reward decoder (cells of the grid).
+    /// Number of heads of the multi-head reward decoder (cells of the grid; unused by
+    /// the MLP decoder).
     pub num_cells: usize,
+    #[serde(default)]
+    pub reward_decoder: RewardDecoderKind,
+    /// MLP reward decoder: also feed the embedding of `s` (the reference's
+    /// `input_prev_state`).
+    #[serde(default)]
+    pub reward_input_state: bool,
+    /// MLP reward decoder: also feed the embedding of `a` (the reference's
+    /// `input_action`; needs `action_embed > 0`).
+    #[serde(default)]
+    pub reward_input_action: bool,
+    #[serde(default = "one")]
+    pub reward_loss_coeff: f64,
+    /// Train the deterministic state decoder `s' ~ MLP(m, e(s), e(a))` as well.
+    #[serde(default)]
+    pub decode_state: bool,
+    #[serde(default = "one")]
+    pub state_loss_coeff: f64,
+    #[serde(default = "default_state_decoder_hidden")]
+    pub state_decoder_hidden: Vec<usize>,
     pub kl_weight: f64,
     /// true: every KL term is to N(0, I); false: to the previous posterior (reference).
     pub kl_to_prior: bool,
@@ -101,7 +174,6 @@ impl VaribadSpec {
     pub fn gridnavi() -> Self {
         VaribadSpec {
             obs_dim: 2,
-            action_dim: 5,
             state_embed: 8,
             action_embed: 0,
             reward_embed: 8,
@@ -109,7 +181,38 @@ impl VaribadSpec {
             latent: 5,
             decoder_hidden: vec![32, 32],
             num_cells: 25,
+            reward_decoder: RewardDecoderKind::Multihead,
             kl_weight: 0.01,
+            kl_to_prior: false,
+            kl_sum_over_trials: true,
+            continuous_actions: false,
+            action_dim: 5,
+            ..Self::point_robot()
+        }
+    }
+
+    /// The reference's point-robot preset (`args_pointrobot_varibad.py`): MLP reward
+    /// decoder [64, 32] over the latent and `e(s')`, KL weight 1.
+    pub fn point_robot() -> Self {
+        VaribadSpec {
+            obs_dim: 2,
+            action_dim: 2,
+            continuous_actions: true,
+            state_embed: 32,
+            action_embed: 16,
+            reward_embed: 16,
+            gru_hidden: 128,
+            latent: 5,
+            decoder_hidden: vec![64, 32],
+            num_cells: 0,
+            reward_decoder: RewardDecoderKind::Mlp,
+            reward_input_state: false,
+            reward_input_action: false,
+            reward_loss_coeff: 1.0,
+            decode_state: false,
+            state_loss_coeff: 1.0,
+            state_decoder_hidden: vec![64, 32],
+            kl_weight: 1.0,
             kl_to_prior: false,
             kl_sum_over_trials: true,
         }
@@ -118,6 +221,22 @@ impl VaribadSpec {
     /// Width of the GRU's input (concatenated embeddings).
     pub fn gru_input(&self) -> usize {
         self.state_embed + self.action_embed + self.reward_embed
+    }
+
+    /// Width of the MLP reward decoder's first-layer input `[m, e(s'), e(a)?, e(s)?]`.
+    pub fn reward_decoder_input(&self) -> usize {
+        self.latent
+            + self.state_embed
+            + if self.reward_input_action {
+                self.action_embed
+            } else {
+                0
+            }
+            + if self.reward_input_state {
+                self.state_embed
+            } else {
+                0
+            }
     }
 }
 
@@ -132,8 +251,26 @@ pub struct VaribadModel {
     pub gru: GruCell,
     pub mu: Dense,
     pub logvar: Dense,
-    /// Hidden layers (ReLU) then the `num_cells` output layer.
+    /// Reward decoder: hidden layers (ReLU) then the output layer (`num_cells` logits
+    /// for the multi-head decoder, one reward for the MLP decoder, whose first layer
+    /// reads `[m, e(s'), e(a)?, e(s)?]`, the reference's order).
     pub decoder: Vec<Dense>,
+    /// The MLP reward decoder's own ReLU embedding of observations (used for `s'` and,
+    /// with `reward_input_state`, for `s`: one embedding, as in the reference).
+    #[serde(default)]
+    pub reward_state_embed: Option<Dense>,
+    /// The MLP reward decoder's action embedding (`reward_input_action`).
+    #[serde(default)]
+    pub reward_action_embed: Option<Dense>,
+    /// The state decoder's own embeddings of `s` and `a` (the latter only when
+    /// `action_embed > 0`, as the reference's zero-width feature extractor).
+    #[serde(default)]
+    pub transition_state_embed: Option<Dense>,
+    #[serde(default)]
+    pub transition_action_embed: Option<Dense>,
+    /// State decoder layers over `[m, e(s), e(a)?]`: ReLU hidden, linear `obs_dim` output.
+    #[serde(default)]
+    pub state_decoder: Vec<Dense>,
 }
 
 /// Batched streaming state: GRU hidden states `[rows * gru_hidden]` plus scratch
@@ -143,8 +280,9 @@ pub struct VaribadState {
     pub h: Vec<f32>,
     #[serde(skip)]
     embed: Vec<f32>,
+    /// One row's action input (one-hot or raw vector).
     #[serde(skip)]
-    onehot: Vec<f32>,
+    action_in: Vec<f32>,
     #[serde(skip)]
     gru: Vec<f32>,
 }
@@ -159,8 +297,67 @@ impl VaribadState {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VaeStats {
     pub loss: f64,
+    /// Reward reconstruction (negative log-likelihood or squared error), unweighted.
     pub reconstruction: f64,
     pub kl: f64,
+    /// State reconstruction (squared error averaged over dimensions), unweighted; 0
+    /// without the state decoder.
+    #[serde(default)]
+    pub state_reconstruction: f64,
+}
+
+/// The (ELBO term, decode) pairs a draw selects, with their multiplicities: term row
+/// `t * B + b` decodes data row `tau * B + b` with weight `decode_counts[..]`.
+struct Pairs {
+    term: Vec<i32>,
+    data: Vec<i32>,
+    weight: Vec<f32>,
+}
+
+impl Pairs {
+    fn of(draw: &ElboDraw) -> Self {
+        let (steps, rows) = (draw.steps, draw.trials);
+        let (mut term, mut data, mut weight) = (Vec::new(), Vec::new(), Vec::new());
+        for row in 0..(steps + 1) * rows {
+            let b = row % rows;
+            for tau in 0..steps {
+                let w = draw.decode_counts[row * steps + tau];
+                if w != 0.0 {
+                    term.push(row as i32);
+                    data.push((tau * rows + b) as i32);
+                    weight.push(w);
+                }
+            }
+        }
+        Pairs { term, data, weight }
+    }
+
+    fn len(&self) -> usize {
+        self.weight.len()
+    }
+
+    /// `src` rows (`width` values each) gathered at the pairs' data rows.
+    fn gather_data(&self, src: &[f32], width: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.len() * width);
+        for &d in &self.data {
+            let d = d as usize;
+            out.extend_from_slice(&src[d * width..(d + 1) * width]);
+        }
+        out
+    }
+}
+
+/// ReLU on hidden layers, none on the output layer.
+fn hidden_act(i: usize, layers: usize) -> Act {
+    if i + 1 == layers {
+        Act::None
+    } else {
+        Act::Relu
+    }
+}
+
+fn int_tensor(v: &[i32], device: &Device) -> Tensor<1, Int> {
+    Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
 }
 
 /// The random quantities of one ELBO evaluation: reparameterisation noise and the
@@ -260,14 +457,17 @@ pub fn kl_diag_gaussian(mu1: &[f32], logvar1: &[f32], mu2: &[f32], logvar2: &[f3
     kl
 }
 
-/// A batch of equal-length trials laid out time-major for the training forward.
+/// A batch of equal-length trials laid out time-major for the training forward
+/// (row `t * B + b`).
 struct Batch {
     steps: usize,
     rows: usize,
-    /// `[T*B, obs_dim]`.
+    /// `[T*B, obs_dim]`: `s`.
+    obs: Vec<f32>,
+    /// `[T*B, obs_dim]`: `s'`.
     next_obs: Vec<f32>,
-    /// `[T*B, action_dim]` (empty without action input).
-    onehot: Vec<f32>,
+    /// `[T*B, action_dim]`: the action input (one-hot or the raw vector).
+    actions: Vec<f32>,
     /// `[T*B, 1]`.
     rewards: Vec<f32>,
 }
@@ -282,7 +482,16 @@ struct Pending {
 impl VaribadModel {
     /// Builds the model with fresh parameters drawn from `rng`.
     pub fn new(spec: VaribadSpec, rng: &mut Rng) -> Self {
-        assert!(spec.latent > 0 && spec.gru_hidden > 0 && spec.num_cells > 0);
+        assert!(spec.latent > 0 && spec.gru_hidden > 0);
+        let multihead = spec.reward_decoder == RewardDecoderKind::Multihead;
+        assert!(
+            !multihead || spec.num_cells > 0,
+            "multi-head decoder without cells"
+        );
+        assert!(
+            !spec.reward_input_action || spec.action_embed > 0,
+            "reward_input_action needs action_embed > 0"
+        );
         let mut p = Params::new();
         let relu = 2f32.sqrt();
         let state_embed = Dense::new(
@@ -307,27 +516,71 @@ impl VaribadModel {
         let gru = GruCell::new(&mut p, "vae.gru", spec.gru_input(), spec.gru_hidden, rng);
         let mu = Dense::new(&mut p, "vae.mu", spec.gru_hidden, spec.latent, 1.0, rng);
         let logvar = Dense::new(&mut p, "vae.logvar", spec.gru_hidden, spec.latent, 1.0, rng);
-        let mut decoder = Vec::new();
-        let mut n_in = spec.latent;
-        for (i, &h) in spec.decoder_hidden.iter().enumerate() {
-            decoder.push(Dense::new(
+        // Parameters are drawn in the order they were before the MLP and state decoders
+        // existed, so a multi-head model is initialised exactly as before.
+        let (mut reward_state_embed, mut reward_action_embed) = (None, None);
+        let (dec_in, dec_out) = if multihead {
+            (spec.latent, spec.num_cells)
+        } else {
+            reward_state_embed = Some(Dense::new(
                 &mut p,
-                &format!("vae.dec.{i}"),
-                n_in,
-                h,
+                "vae.dec.state_embed",
+                spec.obs_dim,
+                spec.state_embed,
                 relu,
                 rng,
             ));
-            n_in = h;
-        }
-        decoder.push(Dense::new(
+            if spec.reward_input_action {
+                reward_action_embed = Some(Dense::new(
+                    &mut p,
+                    "vae.dec.action_embed",
+                    spec.action_dim,
+                    spec.action_embed,
+                    relu,
+                    rng,
+                ));
+            }
+            (spec.reward_decoder_input(), 1)
+        };
+        let decoder = mlp(
             &mut p,
-            "vae.dec.out",
-            n_in,
-            spec.num_cells,
-            1.0,
+            "vae.dec",
+            dec_in,
+            &spec.decoder_hidden,
+            dec_out,
             rng,
-        ));
+        );
+        let (mut transition_state_embed, mut transition_action_embed) = (None, None);
+        let mut state_decoder = Vec::new();
+        if spec.decode_state {
+            transition_state_embed = Some(Dense::new(
+                &mut p,
+                "vae.sdec.state_embed",
+                spec.obs_dim,
+                spec.state_embed,
+                relu,
+                rng,
+            ));
+            if spec.action_embed > 0 {
+                transition_action_embed = Some(Dense::new(
+                    &mut p,
+                    "vae.sdec.action_embed",
+                    spec.action_dim,
+                    spec.action_embed,
+                    relu,
+                    rng,
+                ));
+            }
+            let n_in = spec.latent + spec.state_embed + spec.action_embed;
+            state_decoder = mlp(
+                &mut p,
+                "vae.sdec",
+                n_in,
+                &spec.state_decoder_hidden,
+                spec.obs_dim,
+                rng,
+            );
+        }
         VaribadModel {
             spec,
             params: p,
@@ -338,6 +591,11 @@ impl VaribadModel {
             mu,
             logvar,
             decoder,
+            reward_state_embed,
+            reward_action_embed,
+            transition_state_embed,
+            transition_action_embed,
+            state_decoder,
         }
     }
 
@@ -384,40 +642,61 @@ impl VaribadModel {
         x
     }
 
+    /// Writes the encoder's/decoders' input for one action (`width` values as stored
+    /// in trial records and transitions) into `out` (`action_dim` values).
+    fn action_input(&self, action: &[f32], out: &mut [f32]) {
+        if self.spec.continuous_actions {
+            out.copy_from_slice(action);
+        } else {
+            out.iter_mut().for_each(|v| *v = 0.0);
+            let a = action[0] as usize;
+            assert!(a < self.spec.action_dim, "action {a} out of range");
+            out[a] = 1.0;
+        }
+    }
+
+    /// Stored width of one action (1 for a discrete index).
+    fn action_width(&self) -> usize {
+        if self.spec.continuous_actions {
+            self.spec.action_dim
+        } else {
+            1
+        }
+    }
+
     fn batch(&self, trials: &[&TrialRecord]) -> Batch {
         let sp = &self.spec;
         assert!(!trials.is_empty(), "empty VAE batch");
         let steps = trials[0].len();
         assert!(steps > 0, "empty trial");
         let rows = trials.len();
-        let mut next_obs = vec![0.0; steps * rows * sp.obs_dim];
-        let mut onehot = vec![
-            0.0;
-            if sp.action_embed > 0 {
-                steps * rows * sp.action_dim
-            } else {
-                0
-            }
-        ];
+        let (od, ad, aw) = (sp.obs_dim, sp.action_dim, self.action_width());
+        let mut obs = vec![0.0; steps * rows * od];
+        let mut next_obs = vec![0.0; steps * rows * od];
+        let mut actions = vec![0.0; steps * rows * ad];
         let mut rewards = vec![0.0; steps * rows];
         for (b, tr) in trials.iter().enumerate() {
             assert_eq!(tr.len(), steps, "VAE batches need trials of equal length");
-            assert_eq!(tr.next_obs.len(), steps * sp.obs_dim);
+            assert_eq!(tr.next_obs.len(), steps * od);
+            assert_eq!(tr.obs.len(), steps * od);
+            assert_eq!(tr.actions.len(), steps * aw, "trial action width");
             for t in 0..steps {
                 let i = t * rows + b;
-                next_obs[i * sp.obs_dim..(i + 1) * sp.obs_dim]
-                    .copy_from_slice(&tr.next_obs[t * sp.obs_dim..(t + 1) * sp.obs_dim]);
-                if !onehot.is_empty() {
-                    onehot[i * sp.action_dim + tr.action_index(t)] = 1.0;
-                }
+                obs[i * od..(i + 1) * od].copy_from_slice(&tr.obs[t * od..(t + 1) * od]);
+                next_obs[i * od..(i + 1) * od].copy_from_slice(&tr.next_obs[t * od..(t + 1) * od]);
+                self.action_input(
+                    &tr.actions[t * aw..(t + 1) * aw],
+                    &mut actions[i * ad..(i + 1) * ad],
+                );
                 rewards[i] = tr.rewards[t];
             }
         }
         Batch {
             steps,
             rows,
+            obs,
             next_obs,
-            onehot,
+            actions,
             rewards,
         }
     }
@@ -434,7 +713,7 @@ impl VaribadModel {
         if let Some(l) = &self.action_embed {
             parts.push(gp.dense(
                 l,
-                graph::constant(&batch.onehot, n, sp.action_dim, device),
+                graph::constant(&batch.actions, n, sp.action_dim, device),
                 Act::Relu,
             ));
         }
@@ -583,30 +862,40 @@ impl VaribadModel {
             "draw does not fit the batch"
         );
         let terms = (steps + 1) * rows;
-        let (l, c) = (sp.latent, sp.num_cells);
+        let l = sp.latent;
         assert_eq!(draw.eps.len(), terms * l);
         let device = Device::flex().autodiff();
         let gp = GraphParams::new(&self.params, &device);
         let (mu, lv, pending) = self.encode_graph(&gp, &batch, path, &device);
 
-        // Reconstruction.
+        // Reconstruction: one latent sample per ELBO term.
         let eps = graph::constant(&draw.eps, terms, l, &device);
-        let mut x = mu.clone() + (lv.clone() * 0.5).exp() * eps;
-        for (i, layer) in self.decoder.iter().enumerate() {
-            let act = if i + 1 == self.decoder.len() {
-                Act::None
-            } else {
-                Act::Relu
-            };
-            x = gp.dense(layer, x, act);
-        }
-        let (n1, n0) = self.decode_counts(trials, draw);
-        let n1 = graph::constant(&n1, terms, c, &device);
-        let n0 = graph::constant(&n0, terms, c, &device);
-        let recon = (n1 * activation::log_sigmoid(x.clone())
-            + n0 * activation::log_sigmoid(x.neg()))
-        .sum()
-        .neg();
+        let m = mu.clone() + (lv.clone() * 0.5).exp() * eps;
+        let pairs = (sp.reward_decoder == RewardDecoderKind::Mlp || sp.decode_state)
+            .then(|| Pairs::of(draw));
+        let recon = match sp.reward_decoder {
+            RewardDecoderKind::Multihead => {
+                let mut x = m.clone();
+                for (i, layer) in self.decoder.iter().enumerate() {
+                    x = gp.dense(layer, x, hidden_act(i, self.decoder.len()));
+                }
+                let c = sp.num_cells;
+                let (n1, n0) = self.decode_counts(trials, draw);
+                let n1 = graph::constant(&n1, terms, c, &device);
+                let n0 = graph::constant(&n0, terms, c, &device);
+                (n1 * activation::log_sigmoid(x.clone()) + n0 * activation::log_sigmoid(x.neg()))
+                    .sum()
+                    .neg()
+            }
+            RewardDecoderKind::Mlp => {
+                let pairs = pairs.as_ref().expect("pairs");
+                self.mlp_reward_recon(&gp, m.clone(), &batch, pairs, &device)
+            }
+        };
+        let state_recon = sp.decode_state.then(|| {
+            let pairs = pairs.as_ref().expect("pairs");
+            self.state_recon(&gp, m, &batch, pairs, &device)
+        });
 
         // KL to the previous posterior (N(0, I) before the prior) or to N(0, I).
         let zeros = graph::constant(&vec![0.0f32; rows * l], rows, l, &device);
@@ -633,7 +922,11 @@ impl VaribadModel {
 
         let inv_b = 1.0 / batch_trials as f32;
         let kl_norm = if sp.kl_sum_over_trials { 1.0 } else { inv_b };
-        let loss = recon.clone() * inv_b + kl.clone() * (sp.kl_weight as f32 * kl_norm);
+        let mut loss = recon.clone() * (sp.reward_loss_coeff as f32 * inv_b)
+            + kl.clone() * (sp.kl_weight as f32 * kl_norm);
+        if let Some(sr) = &state_recon {
+            loss = loss + sr.clone() * (sp.state_loss_coeff as f32 * inv_b);
+        }
         let grads = loss.backward();
         let mut grad = vec![0.0f32; self.params.len()];
         gp.add_flat_grad(&grads, &mut grad);
@@ -644,8 +937,117 @@ impl VaribadModel {
             loss: scalar(loss.detach()),
             reconstruction: scalar(recon.detach()) / rows as f64,
             kl: scalar(kl.detach()) / rows as f64,
+            state_reconstruction: state_recon.map_or(0.0, |t| scalar(t.detach()) / rows as f64),
         };
         (stats, grad)
+    }
+
+    /// A decoder MLP evaluated on every (term, decode) pair: `m` is `[terms, latent]`,
+    /// `ctx` the per-decode part of the first layer's input `[T*B, n_in - latent]`.
+    /// The first layer is linear in the concatenation `[m, ctx]`, so its two halves are
+    /// computed once per term and once per decode, and only their pairwise sums are
+    /// materialised (the full ELBO has `(T+1) * T` pairs per trial).
+    fn pair_mlp(
+        &self,
+        gp: &GraphParams,
+        layers: &[Dense],
+        m: Tensor<2>,
+        ctx: Tensor<2>,
+        pairs: &Pairs,
+        device: &Device,
+    ) -> Tensor<2> {
+        let l = self.spec.latent;
+        let first = &layers[0];
+        let (n_in, h1) = (first.fan_in(), first.fan_out());
+        let w = gp.get(first.w);
+        let per_term = m.matmul(w.clone().slice([0..l, 0..h1]));
+        let per_decode = ctx.matmul(w.slice([l..n_in, 0..h1])) + gp.get(first.b);
+        let x = per_term.select(0, int_tensor(&pairs.term, device))
+            + per_decode.select(0, int_tensor(&pairs.data, device));
+        let mut x = graph::apply(x, hidden_act(0, layers.len()));
+        for (i, layer) in layers.iter().enumerate().skip(1) {
+            x = gp.dense(layer, x, hidden_act(i, layers.len()));
+        }
+        x
+    }
+
+    /// `sum_pairs w (r_hat - r)^2` of the MLP reward decoder (the reference's
+    /// deterministic reward loss: squared error, summed over ELBO terms and decodes).
+    fn mlp_reward_recon(
+        &self,
+        gp: &GraphParams,
+        m: Tensor<2>,
+        batch: &Batch,
+        pairs: &Pairs,
+        device: &Device,
+    ) -> Tensor<1> {
+        let sp = &self.spec;
+        let n = batch.steps * batch.rows;
+        let se = self
+            .reward_state_embed
+            .as_ref()
+            .expect("MLP reward decoder");
+        let mut ctx = vec![gp.dense(
+            se,
+            graph::constant(&batch.next_obs, n, sp.obs_dim, device),
+            Act::Relu,
+        )];
+        if let Some(ae) = &self.reward_action_embed {
+            ctx.push(gp.dense(
+                ae,
+                graph::constant(&batch.actions, n, sp.action_dim, device),
+                Act::Relu,
+            ));
+        }
+        if sp.reward_input_state {
+            ctx.push(gp.dense(
+                se,
+                graph::constant(&batch.obs, n, sp.obs_dim, device),
+                Act::Relu,
+            ));
+        }
+        let pred = self.pair_mlp(gp, &self.decoder, m, Tensor::cat(ctx, 1), pairs, device);
+        let p = pairs.len();
+        let target = graph::constant(&pairs.gather_data(&batch.rewards, 1), p, 1, device);
+        let w = graph::constant(&pairs.weight, p, 1, device);
+        let err = pred - target;
+        (err.clone() * err * w).sum()
+    }
+
+    /// `sum_pairs w mean_d (s_hat'_d - s'_d)^2` of the state decoder (the reference's
+    /// deterministic state loss).
+    fn state_recon(
+        &self,
+        gp: &GraphParams,
+        m: Tensor<2>,
+        batch: &Batch,
+        pairs: &Pairs,
+        device: &Device,
+    ) -> Tensor<1> {
+        let sp = &self.spec;
+        let (n, od) = (batch.steps * batch.rows, sp.obs_dim);
+        let se = self.transition_state_embed.as_ref().expect("state decoder");
+        let mut ctx = vec![gp.dense(se, graph::constant(&batch.obs, n, od, device), Act::Relu)];
+        if let Some(ae) = &self.transition_action_embed {
+            ctx.push(gp.dense(
+                ae,
+                graph::constant(&batch.actions, n, sp.action_dim, device),
+                Act::Relu,
+            ));
+        }
+        let pred = self.pair_mlp(
+            gp,
+            &self.state_decoder,
+            m,
+            Tensor::cat(ctx, 1),
+            pairs,
+            device,
+        );
+        let p = pairs.len();
+        let target = graph::constant(&pairs.gather_data(&batch.next_obs, od), p, od, device);
+        let w = graph::constant(&pairs.weight, p, 1, device);
+        let err = pred - target;
+        (err.clone() * err * w).sum() * (1.0 / od as f32)
     }
 
     fn finish_fused(&self, gp: &GraphParams, p: Pending, grads: &Gradients, grad: &mut [f32]) {
@@ -681,11 +1083,9 @@ impl VaribadModel {
             );
             let (o_a, o_r) = rest.split_at_mut(sp.action_embed);
             if let Some(l) = &self.action_embed {
-                state.onehot.iter_mut().for_each(|v| *v = 0.0);
-                let a = tr.action[r] as usize;
-                assert!(a < sp.action_dim, "action {a} out of range");
-                state.onehot[a] = 1.0;
-                host::dense(p, l, &state.onehot, 1, Act::Relu, o_a);
+                let aw = self.action_width();
+                self.action_input(&tr.action[r * aw..(r + 1) * aw], &mut state.action_in);
+                host::dense(p, l, &state.action_in, 1, Act::Relu, o_a);
             }
             host::dense(
                 p,
@@ -697,6 +1097,33 @@ impl VaribadModel {
             );
         }
     }
+}
+
+/// ReLU hidden layers of the given widths, then a linear output layer; layer names
+/// `{name}.{i}` and `{name}.out`.
+fn mlp(
+    p: &mut Params,
+    name: &str,
+    n_in: usize,
+    hidden: &[usize],
+    n_out: usize,
+    rng: &mut Rng,
+) -> Vec<Dense> {
+    let mut layers = Vec::new();
+    let mut n_in = n_in;
+    for (i, &h) in hidden.iter().enumerate() {
+        layers.push(Dense::new(
+            p,
+            &format!("{name}.{i}"),
+            n_in,
+            h,
+            2f32.sqrt(),
+            rng,
+        ));
+        n_in = h;
+    }
+    layers.push(Dense::new(p, &format!("{name}.out"), n_in, n_out, 1.0, rng));
+    layers
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
@@ -777,8 +1204,8 @@ impl VaribadModel {
         if s.embed.len() < need_embed {
             s.embed.resize(need_embed, 0.0);
         }
-        if s.onehot.len() != self.spec.action_dim {
-            s.onehot.resize(self.spec.action_dim, 0.0);
+        if s.action_in.len() != self.spec.action_dim {
+            s.action_in.resize(self.spec.action_dim, 0.0);
         }
         let need_gru = 2 * rows * 3 * self.spec.gru_hidden;
         if s.gru.len() < need_gru {

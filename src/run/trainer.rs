@@ -16,7 +16,9 @@
 
 use crate::belief::glibrl::{self, GlibrlModel, GlibrlSpec, GlibrlStats};
 use crate::belief::trials::{TrialBuffer, TrialCollector, TrialRecord};
-use crate::belief::variational::{ElboDraw, GruPath, VaeStats, VaribadModel, VaribadSpec};
+use crate::belief::variational::{
+    ElboDraw, GruPath, RewardDecoderKind, VaeStats, VaribadModel, VaribadSpec,
+};
 use crate::belief::{Batched, BatchedBelief, Transition};
 use crate::config::{Activation, Config};
 use crate::env::{self, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
@@ -53,20 +55,24 @@ pub fn oracle_belief(env_name: &str, rows: usize) -> Result<Box<dyn BatchedBelie
 
 /// The VariBAD model a config describes, initialised deterministically from the seed.
 pub fn varibad_model(cfg: &Config, spec: &EnvSpec) -> Result<VaribadModel, UserError> {
-    let num_cells = match spec.name {
-        "gridnavi" => 25,
-        other => {
+    let v = &cfg.varibad;
+    let num_cells = match (v.reward_decoder, spec.name) {
+        (RewardDecoderKind::Multihead, "gridnavi") => 25,
+        (RewardDecoderKind::Multihead, other) => {
             return Err(UserError::invalid(
-                "env",
-                other,
-                "an environment with a reward decoder for VariBAD (today: gridnavi)",
+                "varibad.reward_decoder",
+                "multihead",
+                &format!(
+                    "`mlp` for env {other:?} (the multi-head decoder needs a grid: env gridnavi)"
+                ),
             ))
         }
+        (RewardDecoderKind::Mlp, _) => 0,
     };
-    let v = &cfg.varibad;
     let vspec = VaribadSpec {
         obs_dim: spec.obs_dim,
         action_dim: spec.action.input_width(),
+        continuous_actions: matches!(spec.action, ActionSpace::Continuous { .. }),
         state_embed: v.state_embed,
         action_embed: v.action_embed,
         reward_embed: v.reward_embed,
@@ -74,6 +80,13 @@ pub fn varibad_model(cfg: &Config, spec: &EnvSpec) -> Result<VaribadModel, UserE
         latent: v.latent,
         decoder_hidden: v.decoder_hidden.clone(),
         num_cells,
+        reward_decoder: v.reward_decoder,
+        reward_input_state: v.reward_input_state,
+        reward_input_action: v.reward_input_action,
+        reward_loss_coeff: v.reward_loss_coeff,
+        decode_state: v.decode_state,
+        state_loss_coeff: v.state_loss_coeff,
+        state_decoder_hidden: v.state_decoder_hidden.clone(),
         kl_weight: v.kl_weight,
         kl_to_prior: v.kl_to_prior,
         kl_sum_over_trials: v.kl_sum_over_trials,
@@ -560,6 +573,7 @@ impl VaeLearner {
                 mean.loss += stats.loss / v.num_updates as f64;
                 mean.reconstruction += stats.reconstruction * w;
                 mean.kl += stats.kl * w;
+                mean.state_reconstruction += stats.state_reconstruction * w;
             }
             self.adam.step(&mut self.model.params.data, &grad, v.lr);
         }
