@@ -1232,6 +1232,7 @@ mod tests {
             kl_weight: 0.1,
             kl_to_prior: false,
             kl_sum_over_trials: false,
+            ..VaribadSpec::gridnavi()
         }
     }
 
