@@ -615,10 +615,7 @@ impl Config {
         self.check_glibrl(&bad)
     }
 
-    fn check_glibrl(
-        &self,
-        bad: &dyn Fn(&str, &dyn std::fmt::Display, &str) -> Result<(), UserError>,
-    ) -> Result<(), UserError> {
+    fn check_glibrl(&self, bad: &BadValue) -> Result<(), UserError> {
         let g = &self.glibrl;
         for (key, value) in [
             ("glibrl.num_updates", g.num_updates),
@@ -691,6 +688,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// Reports a bad value: `(key, value, what is allowed)`.
+type BadValue<'a> = dyn Fn(&str, &dyn std::fmt::Display, &str) -> Result<(), UserError> + 'a;
 
 /// A TOML error in `source` (it carries the line, the key and a caret).
 fn toml_error(source: &Path, e: &toml::de::Error) -> UserError {

@@ -293,7 +293,7 @@ impl GlibrlModel {
                 &mut dst[..rows * l.fan_out()],
             );
         }
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             std::mem::swap(&mut sc.a, &mut sc.b);
         }
     }
