@@ -48,7 +48,7 @@ fn random_trial(steps: usize, discrete: bool, rng: &mut Rng) -> TrialRecord {
             s[0] + 0.3 * rng.normal() as f32,
             s[1] + 0.3 * rng.normal() as f32,
         ];
-        let r = (s2[0] - 0.5).abs() as f32 + 0.1 * rng.normal() as f32;
+        let r = (s2[0] - 0.5).abs() + 0.1 * rng.normal() as f32;
         t.push_step(&s, &a, r, &s2);
         s = s2;
     }
