@@ -19,8 +19,10 @@ for line in sys.stdin:
     name, payload = line.split(" ", 1)
     runs[name.rsplit("-s", 1)[0]].append(json.loads(payload))
 
-print("| method | seeds | " + " | ".join(f"episode {k}" for k in range(1, 5)) + " | success ep 1 / 4 |")
-print("|---|---|" + "---|" * 5)
+k_eps = max(len(r["episode_returns"]) for rs in runs.values() for r in rs)
+print("| method | seeds | " + " | ".join(f"episode {k}" for k in range(1, k_eps + 1))
+      + f" | success ep 1 / {k_eps} |")
+print("|---|---|" + "---|" * (k_eps + 1))
 for method, reports in runs.items():
     n = len(reports)
     cells = []
