@@ -2,12 +2,14 @@
 //! the GLM library on the host design, gradients against finite differences, the
 //! prior projection, particle gathering and config errors.
 
+mod run_support;
 use bamdp::belief::glibrl::{GlibrlModel, GlibrlSpec, GlibrlState};
 use bamdp::belief::glm::{self, MniwPrior, Stats};
 use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::{Belief, Transition};
 use bamdp::config::Config;
 use bamdp::rng::Rng;
+use run_support::metrics;
 
 fn spec(discrete: bool) -> GlibrlSpec {
     GlibrlSpec {
@@ -317,22 +319,6 @@ fn glibrl_config_errors_name_the_key_and_what_is_allowed() {
         err.contains("glibrl.transition_dims") && err.contains("below 2"),
         "{err}"
     );
-}
-
-/// metrics.csv without the wall-clock columns.
-fn metrics(dir: &std::path::Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let keep: Vec<usize> = (0..header.len())
-        .filter(|&i| !bamdp::run::train::TIMING_COLUMNS.contains(&header[i]))
-        .collect();
-    lines
-        .map(|l| {
-            let cells: Vec<&str> = l.split(',').collect();
-            keep.iter().map(|&i| cells[i].to_string()).collect()
-        })
-        .collect()
 }
 
 /// Checkpoints carry the basis networks and priors, their optimiser, the trial buffer

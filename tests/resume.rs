@@ -2,7 +2,9 @@
 //! produces the same metrics as an uninterrupted one, and the thread count changes
 //! nothing.
 
-use bamdp::run::train::{self, TrainArgs, TIMING_COLUMNS};
+mod run_support;
+use bamdp::run::train::{self, TrainArgs};
+use run_support::metrics;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,22 +34,6 @@ fn run(out: &Path, overrides: Vec<String>, resume: bool) {
         quiet: true,
     })
     .unwrap();
-}
-
-/// metrics.csv without the wall-clock columns.
-fn metrics(dir: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let keep: Vec<usize> = (0..header.len())
-        .filter(|&i| !TIMING_COLUMNS.contains(&header[i]))
-        .collect();
-    lines
-        .map(|l| {
-            let cells: Vec<&str> = l.split(',').collect();
-            keep.iter().map(|&i| cells[i].to_string()).collect()
-        })
-        .collect()
 }
 
 #[test]

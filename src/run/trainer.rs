@@ -818,25 +818,25 @@ impl Trainer {
                 self.buf.terminal[r] = out.trial_end[i];
                 self.buf.truncated[r] = false;
             }
-            if let Some(vae) = self.vae.as_mut() {
-                vae.collector.record(&Transition {
-                    obs: &self.prev_obs,
-                    action: &self.actor.actions,
-                    reward: &out.reward,
-                    next_obs: &out.final_obs,
-                    episode_end: &[],
-                });
-                vae.collector.finish(&out.trial_end, &mut vae.buffer);
-            }
-            if let Some(glm) = self.glm.as_mut() {
-                glm.collector.record(&Transition {
-                    obs: &self.prev_obs,
-                    action: &self.actor.actions,
-                    reward: &out.reward,
-                    next_obs: &out.final_obs,
-                    episode_end: &[],
-                });
-                glm.collector.finish(&out.trial_end, &mut glm.buffer);
+            // Learned beliefs train from complete trials of (s, a, r, s').
+            let step = Transition {
+                obs: &self.prev_obs,
+                action: &self.actor.actions,
+                reward: &out.reward,
+                next_obs: &out.final_obs,
+                episode_end: &[],
+            };
+            let vae = self
+                .vae
+                .iter_mut()
+                .map(|v| (&mut v.collector, &mut v.buffer));
+            let glm = self
+                .glm
+                .iter_mut()
+                .map(|g| (&mut g.collector, &mut g.buffer));
+            for (collector, buffer) in vae.chain(glm) {
+                collector.record(&step);
+                collector.finish(&out.trial_end, buffer);
             }
             self.raw_rewards.copy_from_slice(&out.reward);
             if let Some(sc) = self.reward_scaler.as_mut() {
