@@ -37,7 +37,7 @@
 
 use super::glm::{self, GlmError, GlmStream, MniwPrior, PriorGrad};
 use super::trials::TrialRecord;
-use super::{Belief, Transition};
+use super::{Belief, PlanningBelief, RewardQuery, Transition};
 use crate::nn::graph::{self, GraphParams};
 use crate::nn::host::{self, Act};
 use crate::nn::params::{Dense, Params, Slot};
@@ -667,6 +667,92 @@ mod tests {
         for c in v.chunks(3) {
             assert_eq!(c[2], 10);
             assert!(c[..2].iter().all(|&n| (1..10).contains(&n)));
+        }
+    }
+}
+
+/// Buffers of [`GlibrlModel`]'s reward predictive (see [`PlanningBelief`]).
+#[derive(Clone, Debug, Default)]
+pub struct GlibrlPredictScratch {
+    sc: Scratch,
+    f: Vec<f64>,
+}
+
+impl PlanningBelief for GlibrlModel {
+    type Scratch = GlibrlPredictScratch;
+
+    fn predictive_scratch(&self) -> GlibrlPredictScratch {
+        GlibrlPredictScratch::default()
+    }
+
+    /// Nested task samples are exact posterior draws. Only the reward head's weights
+    /// along the query's features matter, so each draw is `sigma^2 ~ IG(nu_N / 2,
+    /// Psi_N / 2)` then `c'W ~ N(c'M_N, c'Lambda_N^{-1}c sigma^2)`: the marginal of a
+    /// full MNIW draw of `(W, Sigma)` along `c`, in O(1) per draw after the O(d^2)
+    /// predictive. The reward of task j is `N(c'W_j, sigma_j^2)`.
+    fn sample_rewards(
+        &self,
+        state: &GlibrlState,
+        tr: &RewardQuery<'_>,
+        nested: usize,
+        rngs: &mut [Rng],
+        rows_per_rng: usize,
+        sampled: &mut [f32],
+        mean: &mut [f32],
+        ps: &mut GlibrlPredictScratch,
+    ) {
+        let hi = self
+            .heads
+            .iter()
+            .position(|h| h.kind == HeadKind::Reward)
+            .expect("planning with GLiBRL needs a reward head");
+        let head = &self.heads[hi];
+        let stream = &state.heads[hi];
+        let rows = state.rows;
+        let (d, od) = (self.spec.features, self.spec.obs_dim);
+        let aw = tr.action.len() / rows;
+        self.ensure_scratch(&mut ps.sc, rows);
+        if ps.f.len() < nested {
+            ps.f.resize(nested, 0.0);
+        }
+        let w = head.input;
+        for r in 0..rows {
+            let x = &mut ps.sc.x[r * w..(r + 1) * w];
+            self.head_input(
+                head,
+                &tr.obs[r * od..(r + 1) * od],
+                &tr.action[r * aw..(r + 1) * aw],
+                &tr.next_obs[r * od..(r + 1) * od],
+                x,
+            );
+        }
+        self.basis_host(head, rows, &mut ps.sc);
+        let mut mu = [0.0f64];
+        for r in 0..rows {
+            let sc = &mut ps.sc;
+            for (ci, &v) in sc.c[..d - 1]
+                .iter_mut()
+                .zip(&sc.a[r * (d - 1)..(r + 1) * (d - 1)])
+            {
+                *ci = v as f64;
+            }
+            sc.c[d - 1] = 1.0;
+            let q = stream.predictive_row(r, &sc.c[..d], &mut mu);
+            let (psi, nu) = (stream.psi_row(r)[0], stream.nu_row(r));
+            let rng = &mut rngs[r / rows_per_rng];
+            let mut sum = 0.0;
+            let mut pick_sigma2 = 0.0;
+            let pick = rng.below(nested as u64) as usize;
+            for (j, f) in ps.f[..nested].iter_mut().enumerate() {
+                let sigma2 = 0.5 * psi / glm::gamma(rng, 0.5 * nu);
+                *f = mu[0] + (q * sigma2).sqrt() * rng.normal();
+                sum += *f;
+                if j == pick {
+                    pick_sigma2 = sigma2;
+                }
+            }
+            sampled[r] = (ps.f[pick] + pick_sigma2.sqrt() * rng.normal()) as f32;
+            mean[r] = (sum / nested as f64) as f32;
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod oracle;
 pub mod trials;
 pub mod variational;
 
+use crate::rng::Rng;
+
 /// One batched transition, row-major, `rows` rows.
 #[derive(Clone, Copy, Debug)]
 pub struct Transition<'a> {
@@ -53,6 +55,40 @@ pub trait Belief {
     fn params_mut(&mut self) -> Option<&mut crate::nn::Params> {
         None
     }
+}
+
+/// A belief that can predict rewards, so that particles can be simulated under it.
+pub trait PlanningBelief: Belief + Sync
+where
+    Self::State: Send + Sync,
+{
+    /// Buffers for [`PlanningBelief::sample_rewards`].
+    type Scratch: Send;
+    fn predictive_scratch(&self) -> Self::Scratch;
+    /// For every row of `state`: draw `nested` task samples from the row's belief and a
+    /// reward from their equal mixture for the transition `(s, a, s')`; write the drawn
+    /// reward to `sampled` and the mixture's mean reward to `mean`. Row `i` draws its
+    /// random numbers from `rngs[i / rows_per_rng]`, rows in order.
+    #[allow(clippy::too_many_arguments)]
+    fn sample_rewards(
+        &self,
+        state: &Self::State,
+        tr: &RewardQuery<'_>,
+        nested: usize,
+        rngs: &mut [Rng],
+        rows_per_rng: usize,
+        sampled: &mut [f32],
+        mean: &mut [f32],
+        scratch: &mut Self::Scratch,
+    );
+}
+
+/// The transitions whose rewards a belief is asked to predict, row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct RewardQuery<'a> {
+    pub obs: &'a [f32],
+    pub action: &'a [f32],
+    pub next_obs: &'a [f32],
 }
 
 /// A belief together with its batched state, behind an object-safe interface, so the

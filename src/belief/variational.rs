@@ -93,7 +93,8 @@
 //! - The buffer is a plain ring of complete trials, sampled without replacement.
 
 use super::trials::TrialRecord;
-use super::{Belief, Transition};
+use super::{Belief, PlanningBelief, RewardQuery, Transition};
+use crate::env::gridnavi::{GOAL_REWARD, STEP_REWARD};
 use crate::nn::graph::{self, GraphParams};
 use crate::nn::gru_op;
 use crate::nn::host::{self, Act};
@@ -1264,6 +1265,171 @@ mod tests {
                     m.head_of(&[x as f32, y as f32]),
                     crate::env::gridnavi::cell_index(x, y)
                 );
+            }
+        }
+    }
+}
+
+/// Buffers of VariBAD's reward predictive (see [`PlanningBelief`]).
+#[derive(Clone, Debug, Default)]
+pub struct VaribadPredictScratch {
+    mu: Vec<f32>,
+    logvar: Vec<f32>,
+    /// Decoder input `[m, e(s'), e(a)?, e(s)?]` (multi-head: `m` only).
+    x: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    action_in: Vec<f32>,
+}
+
+impl PlanningBelief for VaribadModel {
+    type Scratch = VaribadPredictScratch;
+
+    fn predictive_scratch(&self) -> VaribadPredictScratch {
+        let widest = self
+            .decoder
+            .iter()
+            .map(|l| l.fan_in().max(l.fan_out()))
+            .max()
+            .unwrap_or(1);
+        VaribadPredictScratch {
+            mu: Vec::new(),
+            logvar: Vec::new(),
+            x: vec![0.0; widest],
+            a: vec![0.0; widest],
+            b: vec![0.0; widest],
+            action_in: vec![0.0; self.spec.action_dim],
+        }
+    }
+
+    /// Nested samples `m_j = mu + exp(logvar / 2) eps` from the row's posterior. The
+    /// multi-head decoder gives `P(r = +1 | m_j)` at the head of `s'` (rewards
+    /// GridNavi's [`GOAL_REWARD`] / [`STEP_REWARD`]); the MLP decoder is deterministic,
+    /// task j's reward is its prediction.
+    fn sample_rewards(
+        &self,
+        state: &VaribadState,
+        tr: &RewardQuery<'_>,
+        nested: usize,
+        rngs: &mut [Rng],
+        rows_per_rng: usize,
+        sampled: &mut [f32],
+        mean: &mut [f32],
+        s: &mut VaribadPredictScratch,
+    ) {
+        let (hd, l, od) = (self.spec.gru_hidden, self.spec.latent, self.spec.obs_dim);
+        let rows = state.rows(hd);
+        let aw = tr.action.len() / rows;
+        s.mu.resize(rows * l, 0.0);
+        s.logvar.resize(rows * l, 0.0);
+        host::dense(&self.params, &self.mu, &state.h, rows, Act::None, &mut s.mu);
+        host::dense(
+            &self.params,
+            &self.logvar,
+            &state.h,
+            rows,
+            Act::None,
+            &mut s.logvar,
+        );
+        let multihead = self.spec.reward_decoder == RewardDecoderKind::Multihead;
+        let (last, hidden) = self.decoder.split_last().expect("a decoder output layer");
+        for r in 0..rows {
+            let rng = &mut rngs[r / rows_per_rng];
+            let head = if multihead {
+                self.head_of(&tr.next_obs[r * od..(r + 1) * od])
+            } else {
+                // The observation and action parts of the input are the same for every
+                // nested sample.
+                let se = self.spec.state_embed;
+                let emb = self
+                    .reward_state_embed
+                    .as_ref()
+                    .expect("MLP decoder embedding");
+                let mut o = l;
+                host::dense(
+                    &self.params,
+                    emb,
+                    &tr.next_obs[r * od..(r + 1) * od],
+                    1,
+                    Act::Relu,
+                    &mut s.x[o..o + se],
+                );
+                o += se;
+                if let Some(ae) = &self.reward_action_embed {
+                    self.action_input(&tr.action[r * aw..(r + 1) * aw], &mut s.action_in);
+                    let w = ae.fan_out();
+                    host::dense(
+                        &self.params,
+                        ae,
+                        &s.action_in,
+                        1,
+                        Act::Relu,
+                        &mut s.x[o..o + w],
+                    );
+                    o += w;
+                }
+                if self.spec.reward_input_state {
+                    host::dense(
+                        &self.params,
+                        emb,
+                        &tr.obs[r * od..(r + 1) * od],
+                        1,
+                        Act::Relu,
+                        &mut s.x[o..o + se],
+                    );
+                }
+                0
+            };
+            let pick = rng.below(nested as u64) as usize;
+            let (mut sum, mut picked) = (0.0f32, 0.0f32);
+            for j in 0..nested {
+                for i in 0..l {
+                    let std = (0.5 * s.logvar[r * l + i]).exp();
+                    s.x[i] = s.mu[r * l + i] + std * rng.normal() as f32;
+                }
+                // Hidden layers, then only the output the query needs.
+                let mut width = last.fan_in();
+                let mut cur_is_a = false;
+                for (li, layer) in hidden.iter().enumerate() {
+                    let (src, dst) = match (li, cur_is_a) {
+                        (0, _) => (&s.x[..layer.fan_in()], &mut s.a[..layer.fan_out()]),
+                        (_, true) => (&s.a[..layer.fan_in()], &mut s.b[..layer.fan_out()]),
+                        (_, false) => (&s.b[..layer.fan_in()], &mut s.a[..layer.fan_out()]),
+                    };
+                    host::dense(&self.params, layer, src, 1, Act::Relu, dst);
+                    cur_is_a = li == 0 || !cur_is_a;
+                    width = layer.fan_out();
+                }
+                let h: &[f32] = if hidden.is_empty() {
+                    &s.x[..width]
+                } else if cur_is_a {
+                    &s.a[..width]
+                } else {
+                    &s.b[..width]
+                };
+                let (w, b) = (self.params.get(last.w), self.params.get(last.b));
+                let n_out = last.fan_out();
+                let mut out = b[head];
+                for (i, &hi) in h.iter().enumerate() {
+                    out += hi * w[i * n_out + head];
+                }
+                let value = if multihead { host::sigmoid(out) } else { out };
+                sum += value;
+                if j == pick {
+                    picked = value;
+                }
+            }
+            let avg = sum / nested as f32;
+            if multihead {
+                sampled[r] = if rng.uniform_f32() < avg {
+                    GOAL_REWARD
+                } else {
+                    STEP_REWARD
+                };
+                mean[r] = avg * GOAL_REWARD + (1.0 - avg) * STEP_REWARD;
+            } else {
+                sampled[r] = picked;
+                mean[r] = avg;
             }
         }
     }

@@ -376,3 +376,33 @@ mod tests {
         move_cell(0, 0, 5);
     }
 }
+
+/// GridNavi's task-independent dynamics (moves, episode layout) for planners: the goal
+/// changes rewards only.
+#[derive(Clone, Copy, Debug)]
+pub struct GridDynamics {
+    pub episodes_per_trial: usize,
+}
+
+impl super::KnownDynamics for GridDynamics {
+    fn obs_dim(&self) -> usize {
+        2
+    }
+    fn action(&self) -> ActionSpace {
+        ActionSpace::Discrete(5)
+    }
+    fn episode_len(&self) -> usize {
+        EPISODE_LEN
+    }
+    fn episodes_per_trial(&self) -> usize {
+        self.episodes_per_trial
+    }
+    fn first_obs(&self, out: &mut [f32]) {
+        out.fill(0.0);
+    }
+    fn next_obs(&self, obs: &[f32], action: &[f32], _t: usize, out: &mut [f32]) {
+        let (x, y) = move_cell(obs[0] as u8, obs[1] as u8, action[0] as u32);
+        out[0] = x as f32;
+        out[1] = y as f32;
+    }
+}

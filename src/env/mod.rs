@@ -156,6 +156,22 @@ pub trait BatchEnv: Send {
     }
 }
 
+/// The task-independent part of an environment's dynamics, which a planner simulates
+/// exactly: how the observation moves under an action, and how episodes and trials
+/// are laid out in time.
+pub trait KnownDynamics: Sync {
+    fn obs_dim(&self) -> usize;
+    fn action(&self) -> ActionSpace;
+    /// Steps per episode.
+    fn episode_len(&self) -> usize;
+    fn episodes_per_trial(&self) -> usize;
+    /// The observation an episode starts from.
+    fn first_obs(&self, out: &mut [f32]);
+    /// The observation after `action` (stored width: an index for discrete actions)
+    /// from `obs` at step `t` of an episode (before the automatic reset at its end).
+    fn next_obs(&self, obs: &[f32], action: &[f32], t: usize, out: &mut [f32]);
+}
+
 /// Counts of worker failures a batch recovered from (see [`BatchEnv::events`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EnvEvents {
@@ -259,6 +275,25 @@ pub fn make_with(
             )?))
         }
         (_, Some(_)) => make(name, num_envs, split, seed),
+    }
+}
+
+/// The task-independent dynamics of `spec`'s environment, for planners; an error for
+/// environments whose tasks change the dynamics or that are simulated in Python.
+pub fn known_dynamics(spec: &EnvSpec) -> Result<Box<dyn KnownDynamics>, UserError> {
+    let k = spec.episodes_per_trial;
+    match spec.name {
+        "gridnavi" => Ok(Box::new(gridnavi::GridDynamics {
+            episodes_per_trial: k,
+        })),
+        "point_robot" | "point_robot_sparse" => Ok(Box::new(point_robot::PointDynamics {
+            episodes_per_trial: k,
+        })),
+        other => Err(UserError::invalid(
+            "env",
+            other,
+            "an env the SMC planner can simulate: gridnavi, point_robot, point_robot_sparse",
+        )),
     }
 }
 

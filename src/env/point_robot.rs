@@ -389,3 +389,37 @@ mod tests {
         );
     }
 }
+
+/// The point robot's task-independent dynamics for planners: the goal changes rewards
+/// only; the move is [`move_point`] from the origin at every episode start.
+#[derive(Clone, Copy, Debug)]
+pub struct PointDynamics {
+    pub episodes_per_trial: usize,
+}
+
+impl super::KnownDynamics for PointDynamics {
+    fn obs_dim(&self) -> usize {
+        2
+    }
+    fn action(&self) -> ActionSpace {
+        ActionSpace::Continuous {
+            dim: 2,
+            low: ACTION_LOW,
+            high: ACTION_HIGH,
+        }
+    }
+    fn episode_len(&self) -> usize {
+        EPISODE_LEN
+    }
+    fn episodes_per_trial(&self) -> usize {
+        self.episodes_per_trial
+    }
+    fn first_obs(&self, out: &mut [f32]) {
+        out.fill(0.0);
+    }
+    fn next_obs(&self, obs: &[f32], action: &[f32], _t: usize, out: &mut [f32]) {
+        let next = move_point([obs[0] as f64, obs[1] as f64], [action[0], action[1]]);
+        out[0] = next[0] as f32;
+        out[1] = next[1] as f32;
+    }
+}

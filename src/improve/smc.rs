@@ -1,0 +1,734 @@
+//! Belief-SMC planning: VariBASeD's E-step (METHODS.md section 4), for any belief that
+//! can predict rewards and any policy/value pair.
+//!
+//! At a real step, for every environment row, the planner starts K particles from the
+//! row's current belief and observation and simulates D steps:
+//!
+//! 1. each particle samples `a ~ pi(. | s, b)` (its first action is its *root action*);
+//! 2. the environment's task-independent dynamics give `s'` ([`KnownDynamics`]: in every
+//!    task family bamdp plans in, tasks change rewards only);
+//! 3. the belief draws `K_Omega` nested task samples `m_j ~ b` (fresh at every step,
+//!    never propagated) and a reward from their equal mixture
+//!    `(1 / K_Omega) sum_j p(r | s, a, s', m_j)` ([`PlanningBelief::sample_rewards`]);
+//! 4. the particle's belief is updated on `(s, a, r, s')` with the belief model's own
+//!    streaming update (VariBAD's GRU step, GLiBRL's rank-1 update, an exact posterior);
+//! 5. its log-weight grows by `A / eta`, `A = r + gamma V(s', b') - V(s, b)` (`V = 0`
+//!    after the trial's last step: the BAMDP ends there, and such a particle earns
+//!    nothing afterwards);
+//! 6. a row whose effective sample size falls below `resample_below * K` is resampled
+//!    (systematic resampling; weights reset to uniform).
+//!
+//! The target is the weighted distribution of the surviving particles' root actions:
+//! `q*(a)` over discrete actions, or for continuous actions the weighted root actions
+//! themselves (kept with their weights, plus their weighted mean and variance per
+//! dimension, which is all the Gaussian policy's cross-entropy needs).
+//!
+//! With `advantage_reward = "mean"` the advantage uses the mixture's mean reward
+//! `(1 / K_Omega) sum_j E[r | m_j]` instead of the drawn one (a Rao-Blackwellised
+//! weight; the drawn reward still drives the particle's belief). The default,
+//! "sampled", is METHODS.md's rule.
+//!
+//! Layout and determinism: particles are rows `row * K + k` of one batched belief
+//! state, so every phase is one batched call over all particles of a chunk of real
+//! rows. Each real row owns one random stream and its particles draw from it in order,
+//! phase by phase, so the result does not depend on how rows are split into chunks
+//! (threads) or batched with other rows: a batch of rows plans exactly as a loop of
+//! one-row planners with the same streams. Nothing allocates after the first call
+//! with a given shape.
+
+use crate::belief::{PlanningBelief, RewardQuery, Transition};
+use crate::env::{ActionSpace, KnownDynamics};
+use crate::improve::normalize::RunningMeanStd;
+use crate::nn::agent::Scratch;
+use crate::nn::{AgentNet, Params};
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The amortised policy and value the planner proposes with and bootstraps from.
+pub trait PolicyValue: Sync {
+    /// Buffers for one batched evaluation.
+    type Scratch: Send;
+    fn scratch(&self, rows: usize) -> Self::Scratch;
+    /// Width of the policy output: logits (discrete) or means (Gaussian).
+    fn num_outputs(&self) -> usize;
+    /// Log standard deviations of a Gaussian policy (None: categorical).
+    fn log_std(&self) -> Option<&[f32]>;
+    /// Policy outputs (`rows * num_outputs()`) and values (`rows`) at observations
+    /// `obs` and belief features `features`.
+    fn evaluate(
+        &self,
+        obs: &[f32],
+        features: &[f32],
+        rows: usize,
+        policy: &mut [f32],
+        values: &mut [f32],
+        scratch: &mut Self::Scratch,
+    );
+}
+
+/// Which reward enters the advantage (see the module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdvantageReward {
+    #[default]
+    Sampled,
+    Mean,
+}
+
+/// The planner's budgets and constants.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SmcSettings {
+    /// K: particles per real row.
+    pub particles: usize,
+    /// K_Omega: nested task samples per particle and simulated step.
+    pub nested: usize,
+    /// D: simulated steps.
+    pub depth: usize,
+    /// eta: temperature of the advantage weights.
+    pub eta: f64,
+    pub gamma: f64,
+    /// Resample a row when its ESS falls below this fraction of K.
+    pub resample_below: f64,
+    pub advantage_reward: AdvantageReward,
+}
+
+/// Effective sample size `(sum w)^2 / sum w^2` of unnormalised log-weights.
+pub fn ess(logw: &[f64]) -> f64 {
+    let m = logw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return 0.0;
+    }
+    let (mut s, mut s2) = (0.0, 0.0);
+    for &l in logw {
+        let w = (l - m).exp();
+        s += w;
+        s2 += w * w;
+    }
+    s * s / s2
+}
+
+/// Normalised weights of `logw` into `out` (sums to 1; uniform if all are -inf).
+pub fn normalise(logw: &[f64], out: &mut [f64]) {
+    let m = logw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        out.fill(1.0 / logw.len() as f64);
+        return;
+    }
+    let mut s = 0.0;
+    for (o, &l) in out.iter_mut().zip(logw) {
+        *o = (l - m).exp();
+        s += *o;
+    }
+    out.iter_mut().for_each(|o| *o /= s);
+}
+
+/// Systematic resampling: `out[k]` is the index whose cumulative weight interval holds
+/// `(u + k) / K`, for normalised `weights` and `u` in `[0, 1)`.
+pub fn systematic_resample(weights: &[f64], u: f64, out: &mut [usize]) {
+    let k = weights.len();
+    let mut cum = weights[0];
+    let mut j = 0;
+    for (i, o) in out.iter_mut().enumerate() {
+        let pos = (u + i as f64) / k as f64;
+        while pos >= cum && j + 1 < k {
+            j += 1;
+            cum += weights[j];
+        }
+        *o = j;
+    }
+}
+
+/// What one planning call produced, per real row.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOut {
+    /// Discrete: `rows * n` target probabilities `q*(a)`.
+    pub target: Vec<f32>,
+    /// `rows * K * width` root actions of the final particles.
+    pub root_actions: Vec<f32>,
+    /// `rows * K` normalised final weights.
+    pub weights: Vec<f32>,
+    /// Continuous: weighted mean and variance of the root actions, `rows * dim` each.
+    pub root_mean: Vec<f32>,
+    pub root_var: Vec<f32>,
+    /// Resampling events in this call (summed over rows and steps).
+    pub resamples: u64,
+}
+
+/// Particle buffers of one chunk of real rows.
+struct Chunk<B: PlanningBelief>
+where
+    B::State: Send + Sync,
+{
+    rows: usize,
+    belief: Option<B::State>,
+    spare: Option<B::State>,
+    pred: B::Scratch,
+    obs: Vec<f32>,
+    next_obs: Vec<f32>,
+    first_obs: Vec<f32>,
+    tmp_obs: Vec<f32>,
+    /// Step within the trial of each particle.
+    step: Vec<u32>,
+    tmp_step: Vec<u32>,
+    done: Vec<bool>,
+    tmp_done: Vec<bool>,
+    episode_end: Vec<bool>,
+    actions: Vec<f32>,
+    roots: Vec<f32>,
+    tmp_roots: Vec<f32>,
+    logw: Vec<f64>,
+    features: Vec<f32>,
+    policy: Vec<f32>,
+    tmp_policy: Vec<f32>,
+    values: Vec<f32>,
+    next_values: Vec<f32>,
+    tmp_values: Vec<f32>,
+    rewards: Vec<f32>,
+    mean_rewards: Vec<f32>,
+    probs: Vec<f32>,
+    w: Vec<f64>,
+    idx: Vec<usize>,
+    src: Vec<usize>,
+    resamples: u64,
+}
+
+/// The batched Belief-SMC planner. Holds only buffers: the belief model, the policy
+/// and the dynamics are passed to [`Planner::plan`].
+pub struct Planner<B: PlanningBelief, P: PolicyValue>
+where
+    B::State: Send + Sync,
+{
+    pub settings: SmcSettings,
+    chunks: Vec<(Chunk<B>, P::Scratch)>,
+    chunk_rows: usize,
+}
+
+impl<B: PlanningBelief, P: PolicyValue> Planner<B, P>
+where
+    B::State: Send + Sync,
+{
+    /// A planner for `rows` real rows, split into `threads` chunks planned in parallel.
+    pub fn new(
+        settings: SmcSettings,
+        model: &B,
+        policy: &P,
+        dynamics: &dyn KnownDynamics,
+        rows: usize,
+        threads: usize,
+    ) -> Self {
+        assert!(settings.particles >= 1 && settings.depth >= 1 && settings.nested >= 1);
+        let threads = threads.clamp(1, rows.max(1));
+        let chunk_rows = rows.div_ceil(threads);
+        let k = settings.particles;
+        let od = dynamics.obs_dim();
+        let aw = dynamics.action().width();
+        let no = policy.num_outputs();
+        let fd = model.feature_dim();
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let n = chunk_rows.min(rows - start);
+            let p = n * k;
+            let mut first_obs = vec![0.0; od];
+            dynamics.first_obs(&mut first_obs);
+            chunks.push((
+                Chunk {
+                    rows: n,
+                    belief: Some(model.init(p)),
+                    spare: Some(model.init(p)),
+                    pred: model.predictive_scratch(),
+                    obs: vec![0.0; p * od],
+                    next_obs: vec![0.0; p * od],
+                    first_obs,
+                    tmp_obs: vec![0.0; p * od],
+                    step: vec![0; p],
+                    tmp_step: vec![0; p],
+                    done: vec![false; p],
+                    tmp_done: vec![false; p],
+                    episode_end: vec![false; p],
+                    actions: vec![0.0; p * aw],
+                    roots: vec![0.0; p * aw],
+                    tmp_roots: vec![0.0; p * aw],
+                    logw: vec![0.0; p],
+                    features: vec![0.0; p * fd],
+                    policy: vec![0.0; p * no],
+                    tmp_policy: vec![0.0; p * no],
+                    values: vec![0.0; p],
+                    next_values: vec![0.0; p],
+                    tmp_values: vec![0.0; p],
+                    rewards: vec![0.0; p],
+                    mean_rewards: vec![0.0; p],
+                    probs: vec![0.0; no],
+                    w: vec![0.0; k],
+                    idx: vec![0; k],
+                    src: vec![0; p],
+                    resamples: 0,
+                },
+                policy.scratch(p),
+            ));
+            start += n;
+        }
+        Planner {
+            settings,
+            chunks,
+            chunk_rows,
+        }
+    }
+
+    /// Plans from the current belief `state` (one row per real row) at observations
+    /// `obs` and trial steps `trial_step`, drawing from `rngs` (one per real row).
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan(
+        &mut self,
+        model: &B,
+        state: &B::State,
+        obs: &[f32],
+        trial_step: &[u32],
+        policy: &P,
+        dynamics: &dyn KnownDynamics,
+        rngs: &mut [Rng],
+        out: &mut PlanOut,
+    ) {
+        let rows: usize = self.chunks.iter().map(|c| c.0.rows).sum();
+        assert_eq!(rngs.len(), rows, "one random stream per real row");
+        let k = self.settings.particles;
+        let aw = dynamics.action().width();
+        let (od, no) = (dynamics.obs_dim(), policy.num_outputs());
+        let discrete = matches!(dynamics.action(), ActionSpace::Discrete(_));
+        out.target.resize(if discrete { rows * no } else { 0 }, 0.0);
+        out.root_actions.resize(rows * k * aw, 0.0);
+        out.weights.resize(rows * k, 0.0);
+        let dim = if discrete { 0 } else { aw };
+        out.root_mean.resize(rows * dim, 0.0);
+        out.root_var.resize(rows * dim, 0.0);
+        let settings = &self.settings;
+        let cr = self.chunk_rows;
+        // Split every per-row output into the chunks' slices.
+        let mut work = Vec::with_capacity(self.chunks.len());
+        let mut rngs_rest = rngs;
+        let mut target = out.target.as_mut_slice();
+        let mut roots = out.root_actions.as_mut_slice();
+        let mut weights = out.weights.as_mut_slice();
+        let mut rmean = out.root_mean.as_mut_slice();
+        let mut rvar = out.root_var.as_mut_slice();
+        for (ci, (chunk, ps)) in self.chunks.iter_mut().enumerate() {
+            let n = chunk.rows;
+            let r0 = ci * cr;
+            let (rg, rest) = rngs_rest.split_at_mut(n);
+            rngs_rest = rest;
+            let (t, rest) =
+                std::mem::take(&mut target).split_at_mut(if discrete { n * no } else { 0 });
+            target = rest;
+            let (ra, rest) = std::mem::take(&mut roots).split_at_mut(n * k * aw);
+            roots = rest;
+            let (wt, rest) = std::mem::take(&mut weights).split_at_mut(n * k);
+            weights = rest;
+            let (rm, rest) = std::mem::take(&mut rmean).split_at_mut(n * dim);
+            rmean = rest;
+            let (rv, rest) = std::mem::take(&mut rvar).split_at_mut(n * dim);
+            rvar = rest;
+            work.push((chunk, ps, r0, rg, t, ra, wt, rm, rv));
+        }
+        let run = |(chunk, ps, r0, rg, t, ra, wt, rm, rv): (
+            &mut Chunk<B>,
+            &mut P::Scratch,
+            usize,
+            &mut [Rng],
+            &mut [f32],
+            &mut [f32],
+            &mut [f32],
+            &mut [f32],
+            &mut [f32],
+        )| {
+            let n = chunk.rows;
+            plan_chunk(
+                settings,
+                model,
+                state,
+                &obs[r0 * od..(r0 + n) * od],
+                &trial_step[r0..r0 + n],
+                r0,
+                policy,
+                dynamics,
+                rg,
+                chunk,
+                ps,
+            );
+            write_targets(settings, chunk, discrete, aw, no, t, ra, wt, rm, rv);
+        };
+        if work.len() > 1 {
+            std::thread::scope(|s| {
+                let mut it = work.into_iter();
+                let first = it.next().expect("a chunk");
+                for w in it {
+                    s.spawn(move || run(w));
+                }
+                run(first);
+            });
+        } else {
+            work.into_iter().for_each(run);
+        }
+        out.resamples = self
+            .chunks
+            .iter_mut()
+            .map(|(c, _)| std::mem::take(&mut c.resamples))
+            .sum();
+    }
+}
+
+/// Samples one action per particle from the policy outputs into `actions`.
+fn sample_actions<P: PolicyValue>(
+    policy: &P,
+    out: &[f32],
+    k: usize,
+    rngs: &mut [Rng],
+    probs: &mut [f32],
+    actions: &mut [f32],
+) {
+    let no = policy.num_outputs();
+    let particles = out.len() / no;
+    match policy.log_std() {
+        None => {
+            for i in 0..particles {
+                let logits = &out[i * no..(i + 1) * no];
+                let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                for (p, &l) in probs.iter_mut().zip(logits) {
+                    *p = (l - m).exp();
+                }
+                actions[i] = rngs[i / k].categorical(probs) as f32;
+            }
+        }
+        Some(log_std) => {
+            for i in 0..particles {
+                for j in 0..no {
+                    let z = rngs[i / k].normal() as f32;
+                    actions[i * no + j] = out[i * no + j] + log_std[j].exp() * z;
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
+    st: &SmcSettings,
+    model: &B,
+    state: &B::State,
+    obs: &[f32],
+    trial_step: &[u32],
+    r0: usize,
+    policy: &P,
+    dynamics: &dyn KnownDynamics,
+    rngs: &mut [Rng],
+    c: &mut Chunk<B>,
+    ps: &mut P::Scratch,
+) where
+    B::State: Send + Sync,
+{
+    let (n, k) = (c.rows, st.particles);
+    let p = n * k;
+    let od = dynamics.obs_dim();
+    let aw = dynamics.action().width();
+    let (len, eps) = (dynamics.episode_len(), dynamics.episodes_per_trial());
+    let trial_len = (len * eps) as u32;
+    let (gamma, eta) = (st.gamma as f32, st.eta);
+
+    // Particles start as copies of their real row.
+    for i in 0..p {
+        c.src[i] = r0 + i / k;
+        let r = i / k;
+        c.obs[i * od..(i + 1) * od].copy_from_slice(&obs[r * od..(r + 1) * od]);
+        c.step[i] = trial_step[r];
+        c.done[i] = false;
+        c.logw[i] = 0.0;
+    }
+    let mut belief = c.belief.take().expect("particle belief");
+    model.gather(state, &c.src, &mut belief);
+    model.features(&belief, &mut c.features);
+    policy.evaluate(&c.obs, &c.features, p, &mut c.policy, &mut c.values, ps);
+
+    for d in 0..st.depth {
+        sample_actions(policy, &c.policy, k, rngs, &mut c.probs, &mut c.actions);
+        if d == 0 {
+            c.roots.copy_from_slice(&c.actions);
+        }
+        for i in 0..p {
+            let t = c.step[i] as usize % len;
+            dynamics.next_obs(
+                &c.obs[i * od..(i + 1) * od],
+                &c.actions[i * aw..(i + 1) * aw],
+                t,
+                &mut c.next_obs[i * od..(i + 1) * od],
+            );
+            c.episode_end[i] = (c.step[i] as usize + 1) % len == 0;
+        }
+        model.sample_rewards(
+            &belief,
+            &RewardQuery {
+                obs: &c.obs,
+                action: &c.actions,
+                next_obs: &c.next_obs,
+            },
+            st.nested,
+            rngs,
+            k,
+            &mut c.rewards,
+            &mut c.mean_rewards,
+            &mut c.pred,
+        );
+        model.update(
+            &mut belief,
+            &Transition {
+                obs: &c.obs,
+                action: &c.actions,
+                reward: &c.rewards,
+                next_obs: &c.next_obs,
+                episode_end: &c.episode_end,
+            },
+        );
+        for i in 0..p {
+            let o = &mut c.obs[i * od..(i + 1) * od];
+            if c.episode_end[i] {
+                o.copy_from_slice(&c.first_obs);
+            } else {
+                o.copy_from_slice(&c.next_obs[i * od..(i + 1) * od]);
+            }
+        }
+        model.features(&belief, &mut c.features);
+        policy.evaluate(
+            &c.obs,
+            &c.features,
+            p,
+            &mut c.policy,
+            &mut c.next_values,
+            ps,
+        );
+        let r_adv = match st.advantage_reward {
+            AdvantageReward::Sampled => &c.rewards,
+            AdvantageReward::Mean => &c.mean_rewards,
+        };
+        for i in 0..p {
+            if c.done[i] {
+                continue;
+            }
+            c.step[i] += 1;
+            let ends = c.step[i] >= trial_len;
+            let v_next = if ends { 0.0 } else { c.next_values[i] };
+            let a = r_adv[i] + gamma * v_next - c.values[i];
+            c.logw[i] += a as f64 / eta;
+            c.done[i] = ends;
+        }
+        std::mem::swap(&mut c.values, &mut c.next_values);
+        if d + 1 == st.depth {
+            break;
+        }
+        // Resample rows whose ESS fell below the threshold.
+        let mut any = false;
+        for r in 0..n {
+            let lw = &c.logw[r * k..(r + 1) * k];
+            if ess(lw) < st.resample_below * k as f64 {
+                normalise(lw, &mut c.w);
+                let u = rngs[r].uniform();
+                systematic_resample(&c.w, u, &mut c.idx);
+                for j in 0..k {
+                    c.src[r * k + j] = r * k + c.idx[j];
+                }
+                c.logw[r * k..(r + 1) * k].fill(0.0);
+                c.resamples += 1;
+                any = true;
+            } else {
+                for j in 0..k {
+                    c.src[r * k + j] = r * k + j;
+                }
+            }
+        }
+        if any {
+            let mut spare = c.spare.take().expect("spare belief");
+            model.gather(&belief, &c.src, &mut spare);
+            c.spare = Some(belief);
+            belief = spare;
+            gather_rows(&c.src, &c.obs, od, &mut c.tmp_obs);
+            std::mem::swap(&mut c.obs, &mut c.tmp_obs);
+            gather_rows(&c.src, &c.roots, aw, &mut c.tmp_roots);
+            std::mem::swap(&mut c.roots, &mut c.tmp_roots);
+            gather_rows(&c.src, &c.values, 1, &mut c.tmp_values);
+            std::mem::swap(&mut c.values, &mut c.tmp_values);
+            for i in 0..p {
+                c.tmp_step[i] = c.step[c.src[i]];
+                c.tmp_done[i] = c.done[c.src[i]];
+            }
+            std::mem::swap(&mut c.step, &mut c.tmp_step);
+            std::mem::swap(&mut c.done, &mut c.tmp_done);
+            // The policy outputs of the resampled particles: re-gathered, not recomputed.
+            gather_rows(&c.src, &c.policy, policy.num_outputs(), &mut c.tmp_policy);
+            std::mem::swap(&mut c.policy, &mut c.tmp_policy);
+        }
+    }
+    c.belief = Some(belief);
+}
+
+/// `out[i] = x[src[i]]` for rows of width `w`.
+fn gather_rows<T: Copy>(src: &[usize], x: &[T], w: usize, out: &mut [T]) {
+    for (i, &s) in src.iter().enumerate() {
+        out[i * w..(i + 1) * w].copy_from_slice(&x[s * w..(s + 1) * w]);
+    }
+}
+
+/// Writes the per-row targets of a planned chunk.
+#[allow(clippy::too_many_arguments)]
+fn write_targets<B: PlanningBelief>(
+    st: &SmcSettings,
+    c: &mut Chunk<B>,
+    discrete: bool,
+    aw: usize,
+    no: usize,
+    target: &mut [f32],
+    roots: &mut [f32],
+    weights: &mut [f32],
+    mean: &mut [f32],
+    var: &mut [f32],
+) where
+    B::State: Send + Sync,
+{
+    let k = st.particles;
+    roots.copy_from_slice(&c.roots);
+    for r in 0..c.rows {
+        normalise(&c.logw[r * k..(r + 1) * k], &mut c.w);
+        for j in 0..k {
+            weights[r * k + j] = c.w[j] as f32;
+        }
+        if discrete {
+            let t = &mut target[r * no..(r + 1) * no];
+            t.fill(0.0);
+            for j in 0..k {
+                t[c.roots[r * k + j] as usize] += c.w[j] as f32;
+            }
+        } else {
+            for dj in 0..aw {
+                let (mut m, mut m2) = (0.0f64, 0.0f64);
+                for j in 0..k {
+                    let a = c.roots[(r * k + j) * aw + dj] as f64;
+                    m += c.w[j] * a;
+                    m2 += c.w[j] * a * a;
+                }
+                mean[r * aw + dj] = m as f32;
+                var[r * aw + dj] = (m2 - m * m).max(0.0) as f32;
+            }
+        }
+    }
+}
+
+/// The actor-critic network (without recurrent memory) as the planner's policy and
+/// value: its input is `[obs (normalised like the acting network's) | features]`.
+pub struct NetPolicy<'a> {
+    pub net: &'a AgentNet,
+    pub params: &'a Params,
+    pub obs_rms: Option<&'a RunningMeanStd>,
+    pub obs_clip: f32,
+}
+
+/// Buffers of [`NetPolicy`].
+pub struct NetScratch {
+    x: Vec<f32>,
+    net: Scratch,
+}
+
+impl PolicyValue for NetPolicy<'_> {
+    type Scratch = NetScratch;
+
+    fn scratch(&self, rows: usize) -> NetScratch {
+        assert!(
+            self.net.memory.is_none(),
+            "planning needs a policy over belief features, not a recurrent one"
+        );
+        NetScratch {
+            x: vec![0.0; rows * self.net.input_dim],
+            net: self.net.scratch(rows),
+        }
+    }
+
+    fn num_outputs(&self) -> usize {
+        self.net.num_actions
+    }
+
+    fn log_std(&self) -> Option<&[f32]> {
+        self.net.log_std.map(|s| self.params.get(s))
+    }
+
+    fn evaluate(
+        &self,
+        obs: &[f32],
+        features: &[f32],
+        rows: usize,
+        policy: &mut [f32],
+        values: &mut [f32],
+        s: &mut NetScratch,
+    ) {
+        let id = self.net.input_dim;
+        let od = obs.len() / rows;
+        let fd = id - od;
+        for r in 0..rows {
+            let x = &mut s.x[r * id..(r + 1) * id];
+            x[..od].copy_from_slice(&obs[r * od..(r + 1) * od]);
+            if let Some(rms) = self.obs_rms {
+                rms.normalize(&mut x[..od], self.obs_clip);
+            }
+            x[od..].copy_from_slice(&features[r * fd..(r + 1) * fd]);
+        }
+        self.net.step(
+            self.params,
+            &s.x[..rows * id],
+            rows,
+            &mut [],
+            &mut s.net,
+            &mut policy[..rows * self.net.num_actions],
+            &mut values[..rows],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ess_of_hand_worked_weights() {
+        // Uniform: ESS = K.
+        assert!((ess(&[0.0; 8]) - 8.0).abs() < 1e-12);
+        // One particle carries everything.
+        assert!((ess(&[0.0, f64::NEG_INFINITY, f64::NEG_INFINITY]) - 1.0).abs() < 1e-12);
+        // w = (1, 2, 3, 4): (10)^2 / 30 = 10 / 3, whatever the common shift.
+        let lw: Vec<f64> = [1.0f64, 2.0, 3.0, 4.0]
+            .iter()
+            .map(|w| w.ln() + 7.5)
+            .collect();
+        assert!((ess(&lw) - 10.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn systematic_resampling_of_hand_worked_weights() {
+        // Weights 0.1, 0.2, 0.3, 0.4; u = 0.5: positions 0.125, 0.375, 0.625, 0.875 fall
+        // in intervals [0, .1) [.1, .3) [.3, .6) [.6, 1): indices 1, 2, 3, 3.
+        let w = [0.1, 0.2, 0.3, 0.4];
+        let mut idx = [0; 4];
+        systematic_resample(&w, 0.5, &mut idx);
+        assert_eq!(idx, [1, 2, 3, 3]);
+        // u = 0: positions 0, .25, .5, .75: indices 0, 1, 2, 3.
+        systematic_resample(&w, 0.0, &mut idx);
+        assert_eq!(idx, [0, 1, 2, 3]);
+        // A zero-weight particle is never chosen.
+        let w = [0.5, 0.0, 0.5, 0.0];
+        for u in [0.0, 0.3, 0.99] {
+            systematic_resample(&w, u, &mut idx);
+            assert!(idx.iter().all(|&i| i == 0 || i == 2), "{idx:?}");
+        }
+    }
+
+    #[test]
+    fn normalised_weights_sum_to_one() {
+        let mut out = [0.0; 3];
+        normalise(&[-1000.0, -1001.0, -1000.0], &mut out);
+        assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!((out[0] - out[2]).abs() < 1e-15 && out[1] < out[0]);
+    }
+}

@@ -1,0 +1,437 @@
+//! The Belief-SMC planner against exact answers: a two-armed Bernoulli bandit with
+//! Beta beliefs (where the planner's target has a closed form by enumeration and the
+//! Bayes-optimal action is known by dynamic programming), invariances (constant reward
+//! shift, batching, thread chunks), and planning on GridNavi with the exact belief.
+
+use bamdp::belief::oracle::{GridBeliefState, GridNaviBelief};
+use bamdp::belief::{Belief, PlanningBelief, RewardQuery, Transition};
+use bamdp::env::gridnavi::{cell_index, GridDynamics};
+use bamdp::env::{ActionSpace, KnownDynamics};
+use bamdp::improve::smc::{AdvantageReward, PlanOut, Planner, PolicyValue, SmcSettings};
+use bamdp::rng::Rng;
+use std::collections::HashMap;
+
+const H: usize = 10;
+
+/// A two-armed Bernoulli bandit, `H` pulls in one episode; the observation is the
+/// fraction of pulls made.
+struct BanditDynamics;
+
+impl KnownDynamics for BanditDynamics {
+    fn obs_dim(&self) -> usize {
+        1
+    }
+    fn action(&self) -> ActionSpace {
+        ActionSpace::Discrete(2)
+    }
+    fn episode_len(&self) -> usize {
+        H
+    }
+    fn episodes_per_trial(&self) -> usize {
+        1
+    }
+    fn first_obs(&self, out: &mut [f32]) {
+        out[0] = 0.0;
+    }
+    fn next_obs(&self, obs: &[f32], _: &[f32], _: usize, out: &mut [f32]) {
+        out[0] = obs[0] + 1.0 / H as f32;
+    }
+}
+
+/// Exact Beta beliefs over both arms' success probabilities, `(a1, b1, a2, b2)` per
+/// row; `shift` is added to every predicted reward (for the invariance test).
+#[derive(Clone)]
+struct BetaBelief {
+    prior: [f64; 4],
+    shift: f32,
+}
+
+impl Belief for BetaBelief {
+    type State = Vec<[f64; 4]>;
+    fn feature_dim(&self) -> usize {
+        4
+    }
+    fn init(&self, rows: usize) -> Self::State {
+        vec![self.prior; rows]
+    }
+    fn reset(&self, state: &mut Self::State, mask: &[bool]) {
+        for (s, &m) in state.iter_mut().zip(mask) {
+            if m {
+                *s = self.prior;
+            }
+        }
+    }
+    fn update(&self, state: &mut Self::State, tr: &Transition<'_>) {
+        for (i, s) in state.iter_mut().enumerate() {
+            let arm = tr.action[i] as usize;
+            let success = tr.reward[i] - self.shift > 0.5;
+            s[2 * arm + usize::from(!success)] += 1.0;
+        }
+    }
+    fn features(&self, state: &Self::State, out: &mut [f32]) {
+        for (s, o) in state.iter().zip(out.chunks_mut(4)) {
+            for (v, &x) in o.iter_mut().zip(s) {
+                *v = x as f32;
+            }
+        }
+    }
+    fn gather(&self, from: &Self::State, src: &[usize], into: &mut Self::State) {
+        into.clear();
+        into.extend(src.iter().map(|&i| from[i]));
+    }
+}
+
+fn beta(rng: &mut Rng, a: f64, b: f64) -> f64 {
+    let x = bamdp::belief::glm::gamma(rng, a);
+    let y = bamdp::belief::glm::gamma(rng, b);
+    x / (x + y)
+}
+
+impl PlanningBelief for BetaBelief {
+    type Scratch = ();
+    fn predictive_scratch(&self) {}
+    fn sample_rewards(
+        &self,
+        state: &Self::State,
+        tr: &RewardQuery<'_>,
+        nested: usize,
+        rngs: &mut [Rng],
+        rows_per_rng: usize,
+        sampled: &mut [f32],
+        mean: &mut [f32],
+        _: &mut (),
+    ) {
+        for (i, s) in state.iter().enumerate() {
+            let arm = tr.action[i] as usize;
+            let rng = &mut rngs[i / rows_per_rng];
+            let p: f64 = (0..nested)
+                .map(|_| beta(rng, s[2 * arm], s[2 * arm + 1]))
+                .sum::<f64>()
+                / nested as f64;
+            let hit = rng.uniform() < p;
+            sampled[i] = f32::from(u8::from(hit)) + self.shift;
+            mean[i] = p as f32 + self.shift;
+        }
+    }
+}
+
+type Key = (u32, u32, u32, u32, u32);
+
+fn key(s: [f64; 4], n: usize) -> Key {
+    (s[0] as u32, s[1] as u32, s[2] as u32, s[3] as u32, n as u32)
+}
+
+/// Bayes-optimal values `V*(belief, pulls left)` by dynamic programming.
+fn v_star(s: [f64; 4], n: usize, memo: &mut HashMap<Key, f64>) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    if let Some(&v) = memo.get(&key(s, n)) {
+        return v;
+    }
+    let v = (0..2)
+        .map(|a| q_star(s, n, a, memo))
+        .fold(f64::NEG_INFINITY, f64::max);
+    memo.insert(key(s, n), v);
+    v
+}
+
+fn q_star(s: [f64; 4], n: usize, a: usize, memo: &mut HashMap<Key, f64>) -> f64 {
+    let p = s[2 * a] / (s[2 * a] + s[2 * a + 1]);
+    let (mut win, mut lose) = (s, s);
+    win[2 * a] += 1.0;
+    lose[2 * a + 1] += 1.0;
+    p * (1.0 + v_star(win, n - 1, memo)) + (1.0 - p) * v_star(lose, n - 1, memo)
+}
+
+/// Uniform proposal with the exact value `V*` (or zero values).
+struct UniformPolicy {
+    values: HashMap<Key, f64>,
+    exact_values: bool,
+    actions: usize,
+}
+
+impl PolicyValue for UniformPolicy {
+    type Scratch = ();
+    fn scratch(&self, _: usize) {}
+    fn num_outputs(&self) -> usize {
+        self.actions
+    }
+    fn log_std(&self) -> Option<&[f32]> {
+        None
+    }
+    fn evaluate(
+        &self,
+        obs: &[f32],
+        features: &[f32],
+        rows: usize,
+        policy: &mut [f32],
+        values: &mut [f32],
+        _: &mut (),
+    ) {
+        policy[..rows * self.actions].fill(0.0);
+        for r in 0..rows {
+            values[r] = if self.exact_values {
+                let f = &features[r * 4..r * 4 + 4];
+                let left = H - (obs[r] * H as f32).round() as usize;
+                let s = [f[0] as f64, f[1] as f64, f[2] as f64, f[3] as f64];
+                self.values[&key(s, left)] as f32
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+const PRIOR: [f64; 4] = [60.0, 40.0, 1.0, 1.0];
+
+fn bandit_policy() -> UniformPolicy {
+    let mut memo = HashMap::new();
+    v_star(PRIOR, H, &mut memo);
+    UniformPolicy {
+        values: memo,
+        exact_values: true,
+        actions: 2,
+    }
+}
+
+/// The planner's limit as K grows: `q*(a0) ∝ E[1{a0} exp((sum_t r_t + V*(b_D)) / eta)]`
+/// under the uniform proposal and the exact predictive, by enumerating every path.
+fn exact_target(depth: usize, eta: f64, memo: &mut HashMap<Key, f64>) -> [f64; 2] {
+    fn rec(
+        s: [f64; 4],
+        d: usize,
+        depth: usize,
+        acc: f64,
+        w: f64,
+        root: Option<usize>,
+        eta: f64,
+        memo: &mut HashMap<Key, f64>,
+        q: &mut [f64; 2],
+    ) {
+        let left = H - d;
+        if d == depth {
+            q[root.unwrap()] += w * ((acc + v_star(s, left, memo)) / eta).exp();
+            return;
+        }
+        for a in 0..2 {
+            let p = s[2 * a] / (s[2 * a] + s[2 * a + 1]);
+            for hit in [true, false] {
+                let mut next = s;
+                next[2 * a + usize::from(!hit)] += 1.0;
+                let pr = if hit { p } else { 1.0 - p };
+                let r = if hit { 1.0 } else { 0.0 };
+                let root = root.or(Some(a));
+                rec(
+                    next,
+                    d + 1,
+                    depth,
+                    acc + r,
+                    w * 0.5 * pr,
+                    root,
+                    eta,
+                    memo,
+                    q,
+                );
+            }
+        }
+    }
+    let mut q = [0.0; 2];
+    rec(PRIOR, 0, depth, 0.0, 1.0, None, eta, memo, &mut q);
+    let s = q[0] + q[1];
+    [q[0] / s, q[1] / s]
+}
+
+fn settings(k: usize, depth: usize, eta: f64) -> SmcSettings {
+    SmcSettings {
+        particles: k,
+        nested: 4,
+        depth,
+        eta,
+        gamma: 1.0,
+        resample_below: 0.5,
+        advantage_reward: AdvantageReward::Sampled,
+    }
+}
+
+/// Plans once for `rows` real rows at the bandit's start; returns the output.
+fn plan_bandit(
+    belief: &BetaBelief,
+    policy: &UniformPolicy,
+    st: SmcSettings,
+    rows: usize,
+    threads: usize,
+    seed: u64,
+) -> PlanOut {
+    let dynamics = BanditDynamics;
+    let mut planner = Planner::new(st, belief, policy, &dynamics, rows, threads);
+    let state = belief.init(rows);
+    let obs = vec![0.0; rows];
+    let steps = vec![0u32; rows];
+    let mut rngs: Vec<Rng> = (0..rows).map(|r| Rng::stream(seed, 99, r as u64)).collect();
+    let mut out = PlanOut::default();
+    planner.plan(
+        belief, &state, &obs, &steps, policy, &dynamics, &mut rngs, &mut out,
+    );
+    out
+}
+
+#[test]
+fn smc_bandit_target_converges_to_the_exact_limit_and_the_bayes_optimal_arm() {
+    let policy = bandit_policy();
+    let mut memo = policy.values.clone();
+    // The setting makes exploration pay: arm 0 is better in expectation now (0.6 vs
+    // 0.5) but the Bayes-optimal first pull is the uncertain arm 1.
+    let q0 = q_star(PRIOR, H, 0, &mut memo);
+    let q1 = q_star(PRIOR, H, 1, &mut memo);
+    assert!(q1 > q0 + 0.05, "Q* = ({q0}, {q1})");
+    let belief = BetaBelief {
+        prior: PRIOR,
+        shift: 0.0,
+    };
+    for (depth, eta) in [(1, 0.5), (3, 0.5), (3, 1.0)] {
+        let exact = exact_target(depth, eta, &mut memo);
+        assert!(
+            exact[1] > 0.55,
+            "limit {exact:?} favours the Bayes-optimal arm"
+        );
+        let rows = 16;
+        let mut errors = Vec::new();
+        for k in [16, 256, 4096] {
+            let out = plan_bandit(&belief, &policy, settings(k, depth, eta), rows, 2, 7);
+            let err: f64 = (0..rows)
+                .map(|r| (out.target[2 * r + 1] as f64 - exact[1]).abs())
+                .sum::<f64>()
+                / rows as f64;
+            errors.push(err);
+            if k == 4096 {
+                for r in 0..rows {
+                    assert!(
+                        out.target[2 * r + 1] > out.target[2 * r],
+                        "row {r}: target {:?} does not pick the Bayes-optimal arm",
+                        &out.target[2 * r..2 * r + 2]
+                    );
+                }
+                if depth == 3 {
+                    assert!(out.resamples > 0, "depth 3 should resample at least once");
+                }
+            }
+        }
+        eprintln!("depth {depth} eta {eta}: exact {exact:?}, errors by K {errors:?}");
+        // Monte Carlo error shrinks like 1/sqrt(K): 16x the particles, ~4x less error.
+        assert!(
+            errors[2] < 0.02 && errors[2] < errors[0] / 4.0 && errors[1] < errors[0],
+            "depth {depth}, eta {eta}: mean |q - q_exact| by K = {errors:?} (exact {exact:?})"
+        );
+    }
+}
+
+#[test]
+fn smc_weights_are_invariant_to_a_constant_reward_shift() {
+    let policy = bandit_policy();
+    let base = BetaBelief {
+        prior: PRIOR,
+        shift: 0.0,
+    };
+    let shifted = BetaBelief {
+        prior: PRIOR,
+        shift: 3.0,
+    };
+    // No particle reaches the trial end within the depth, so every particle gains the
+    // same shift / eta at every step.
+    let a = plan_bandit(&base, &policy, settings(64, 4, 0.7), 8, 1, 3);
+    let b = plan_bandit(&shifted, &policy, settings(64, 4, 0.7), 8, 1, 3);
+    assert_eq!(a.resamples, b.resamples);
+    assert_eq!(a.root_actions, b.root_actions);
+    for (x, y) in a.weights.iter().zip(&b.weights) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn smc_batched_rows_equal_one_row_planners_and_thread_chunks() {
+    let policy = bandit_policy();
+    let belief = BetaBelief {
+        prior: PRIOR,
+        shift: 0.0,
+    };
+    let st = settings(32, 5, 0.5);
+    let rows = 5;
+    let one = plan_bandit(&belief, &policy, st.clone(), rows, 1, 11);
+    let two = plan_bandit(&belief, &policy, st.clone(), rows, 2, 11);
+    let three = plan_bandit(&belief, &policy, st.clone(), rows, 3, 11);
+    assert_eq!(one.target, two.target);
+    assert_eq!(one.weights, three.weights);
+    assert_eq!(one.root_actions, three.root_actions);
+    // Row r alone, with row r's stream, plans exactly as inside the batch.
+    let dynamics = BanditDynamics;
+    let k = st.particles;
+    for r in 0..rows {
+        let mut planner = Planner::new(st.clone(), &belief, &policy, &dynamics, 1, 1);
+        let state = belief.init(1);
+        let mut rngs = vec![Rng::stream(11, 99, r as u64)];
+        let mut out = PlanOut::default();
+        planner.plan(
+            &belief,
+            &state,
+            &[0.0],
+            &[0],
+            &policy,
+            &dynamics,
+            &mut rngs,
+            &mut out,
+        );
+        assert_eq!(out.target[..], one.target[2 * r..2 * r + 2], "row {r}");
+        assert_eq!(out.weights[..], one.weights[k * r..k * (r + 1)], "row {r}");
+    }
+}
+
+#[test]
+fn smc_plans_towards_a_known_goal_on_gridnavi() {
+    // The exact belief has collapsed onto the goal (2, 2); from (0, 0) the goal is
+    // four moves away, and only paths whose first move is up or right reach it in time
+    // to be paid more than once within the depth.
+    let belief = GridNaviBelief;
+    let policy = UniformPolicy {
+        values: HashMap::new(),
+        exact_values: false,
+        actions: 5,
+    };
+    let dynamics = GridDynamics {
+        episodes_per_trial: 4,
+    };
+    let rows = 3;
+    let st = SmcSettings {
+        particles: 512,
+        nested: 4,
+        depth: 6,
+        eta: 0.1,
+        gamma: 1.0,
+        resample_below: 0.5,
+        advantage_reward: AdvantageReward::Sampled,
+    };
+    let mut planner = Planner::new(st, &belief, &policy, &dynamics, rows, 2);
+    let state = GridBeliefState {
+        masks: vec![1 << cell_index(2, 2); rows],
+    };
+    let mut rngs: Vec<Rng> = (0..rows).map(|r| Rng::stream(5, 1, r as u64)).collect();
+    let mut out = PlanOut::default();
+    planner.plan(
+        &belief,
+        &state,
+        &vec![0.0; 2 * rows],
+        &vec![0; rows],
+        &policy,
+        &dynamics,
+        &mut rngs,
+        &mut out,
+    );
+    for r in 0..rows {
+        let t = &out.target[5 * r..5 * r + 5];
+        assert!((t.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(
+            t[1] + t[2] > 0.8,
+            "row {r}: target {t:?} (noop, up, right, down, left)"
+        );
+    }
+}
