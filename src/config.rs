@@ -54,7 +54,62 @@ pub struct Config {
     pub rl2: Rl2Config,
     pub varibad: VaribadConfig,
     pub glibrl: GlibrlConfig,
+    /// How the policy improves: "ppo" (every method) or "smc" (Belief-SMC planning with
+    /// EM, for the belief methods oracle, varibad and glibrl; VariBASeD is
+    /// `method = "varibad"`, `improver = "smc"`).
+    pub improver: String,
+    pub smc: SmcConfig,
     pub eval: EvalConfig,
+}
+
+/// Policy improvers, with a one-line description.
+pub const IMPROVERS: &[(&str, &str)] = &[
+    ("ppo", "PPO with GAE on the policy's own samples"),
+    (
+        "smc",
+        "Belief-SMC planning (K particles, K_Omega nested task samples, depth D) with EM: the policy fits the planner's target, the value TD(lambda) returns",
+    ),
+];
+
+/// `[smc]`: the Belief-SMC planner and the EM update (see [`crate::improve::smc`] and
+/// [`crate::improve::em`]); used when `improver = "smc"`. The optimiser, discount,
+/// lambda, epochs and minibatches are `[ppo]`'s.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmcConfig {
+    /// K: particles per environment.
+    pub particles: usize,
+    /// K_Omega: nested task samples per particle and simulated step.
+    pub nested: usize,
+    /// D: simulated steps.
+    pub depth: usize,
+    /// Temperature of the advantage weights exp(A / eta).
+    pub eta: f64,
+    /// Resample when the effective sample size falls below this fraction of K.
+    pub resample_below: f64,
+    /// Reward in the advantage: "sampled" (the drawn reward) or "mean" (the nested
+    /// mixture's mean reward).
+    pub advantage_reward: crate::improve::smc::AdvantageReward,
+    /// Act by sampling the planner's target ("planner") or the amortised policy
+    /// ("policy").
+    pub act: String,
+    /// Weight of the value loss against the policy's cross-entropy.
+    pub value_coef: f64,
+}
+
+impl Default for SmcConfig {
+    fn default() -> Self {
+        SmcConfig {
+            particles: 64,
+            nested: 8,
+            depth: 8,
+            eta: 1.0,
+            resample_below: 0.5,
+            advantage_reward: crate::improve::smc::AdvantageReward::Sampled,
+            act: "planner".to_string(),
+            value_coef: 0.5,
+        }
+    }
 }
 
 /// `[run]`: sizes and cadence of the training loop.
@@ -289,6 +344,8 @@ impl Default for Config {
             rl2: Rl2Config::default(),
             varibad: VaribadConfig::default(),
             glibrl: GlibrlConfig::default(),
+            improver: "ppo".to_string(),
+            smc: SmcConfig::default(),
             eval: EvalConfig::default(),
         }
     }
@@ -612,7 +669,64 @@ impl Config {
                 &format!("at most varibad.buffer_trials = {}", v.buffer_trials),
             );
         }
-        self.check_glibrl(&bad)
+        self.check_glibrl(&bad)?;
+        self.check_smc(&bad)
+    }
+
+    fn check_smc(&self, bad: &BadValue) -> Result<(), UserError> {
+        let names = || IMPROVERS.iter().map(|i| i.0).collect::<Vec<_>>().join(", ");
+        match self.improver.as_str() {
+            "ppo" => return Ok(()),
+            "smc" => {}
+            other => return bad("improver", &format!("{other:?}"), &format!("one of: {}", names())),
+        }
+        if !matches!(self.method.as_str(), "oracle" | "varibad" | "glibrl") {
+            return bad(
+                "improver",
+                &"\"smc\"",
+                &format!(
+                    "\"ppo\" for method {:?}: the planner needs a belief it can simulate (methods oracle, varibad, glibrl)",
+                    self.method
+                ),
+            );
+        }
+        let c = &self.smc;
+        for (key, value) in [
+            ("smc.particles", c.particles),
+            ("smc.nested", c.nested),
+            ("smc.depth", c.depth),
+        ] {
+            if value == 0 {
+                return bad(key, &value, "an integer > 0");
+            }
+        }
+        if !(c.eta > 0.0 && c.eta.is_finite()) {
+            return bad("smc.eta", &c.eta, "a finite number > 0");
+        }
+        if !(0.0..=1.0).contains(&c.resample_below) {
+            return bad("smc.resample_below", &c.resample_below, "a number in [0, 1]");
+        }
+        if !(c.value_coef >= 0.0 && c.value_coef.is_finite()) {
+            return bad("smc.value_coef", &c.value_coef, "a finite number >= 0");
+        }
+        if !matches!(c.act.as_str(), "planner" | "policy") {
+            return bad("smc.act", &format!("{:?}", c.act), "one of: planner, policy");
+        }
+        if self.ppo.norm_reward {
+            return bad(
+                "ppo.norm_reward",
+                &true,
+                "false with improver = \"smc\" (the planner adds the belief's raw predicted rewards to the value function's estimates)",
+            );
+        }
+        if self.method == "glibrl" && !self.glibrl.reward_head {
+            return bad(
+                "glibrl.reward_head",
+                &false,
+                "true with improver = \"smc\" (the planner draws rewards from the reward head)",
+            );
+        }
+        Ok(())
     }
 
     fn check_glibrl(&self, bad: &BadValue) -> Result<(), UserError> {

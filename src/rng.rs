@@ -32,6 +32,7 @@ pub mod streams {
     pub const ENV_NOISE: u64 = 6;
     pub const EVAL_ACTIONS: u64 = 7;
     pub const VAE: u64 = 8;
+    pub const PLAN: u64 = 9;
 }
 
 impl Rng {

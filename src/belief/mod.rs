@@ -102,6 +102,9 @@ pub trait BatchedBelief: Send {
     fn load_state(&mut self, v: &serde_json::Value) -> Result<(), String>;
     /// See [`Belief::params_mut`].
     fn params_mut(&mut self) -> Option<&mut crate::nn::Params>;
+    /// The concrete [`Batched`] behind this object, for code that needs the typed
+    /// model and state (a planner).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// The [`BatchedBelief`] of any [`Belief`] whose state serialises.
@@ -119,9 +122,12 @@ impl<B: Belief> Batched<B> {
 
 impl<B> BatchedBelief for Batched<B>
 where
-    B: Belief + Send,
+    B: Belief + Send + 'static,
     B::State: Send + serde::Serialize + serde::de::DeserializeOwned,
 {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn feature_dim(&self) -> usize {
         self.model.feature_dim()
     }

@@ -159,7 +159,7 @@ pub trait BatchEnv: Send {
 /// The task-independent part of an environment's dynamics, which a planner simulates
 /// exactly: how the observation moves under an action, and how episodes and trials
 /// are laid out in time.
-pub trait KnownDynamics: Sync {
+pub trait KnownDynamics: Send + Sync {
     fn obs_dim(&self) -> usize;
     fn action(&self) -> ActionSpace;
     /// Steps per episode.

@@ -36,7 +36,7 @@
 //! one-row planners with the same streams. Nothing allocates after the first call
 //! with a given shape.
 
-use crate::belief::{PlanningBelief, RewardQuery, Transition};
+use crate::belief::{Batched, BatchedBelief, PlanningBelief, RewardQuery, Transition};
 use crate::env::{ActionSpace, KnownDynamics};
 use crate::improve::normalize::RunningMeanStd;
 use crate::nn::agent::Scratch;
@@ -194,21 +194,21 @@ where
 
 /// The batched Belief-SMC planner. Holds only buffers: the belief model, the policy
 /// and the dynamics are passed to [`Planner::plan`].
-pub struct Planner<B: PlanningBelief, P: PolicyValue>
+pub struct Planner<B: PlanningBelief, S>
 where
     B::State: Send + Sync,
 {
     pub settings: SmcSettings,
-    chunks: Vec<(Chunk<B>, P::Scratch)>,
+    chunks: Vec<(Chunk<B>, S)>,
     chunk_rows: usize,
 }
 
-impl<B: PlanningBelief, P: PolicyValue> Planner<B, P>
+impl<B: PlanningBelief, S: Send> Planner<B, S>
 where
     B::State: Send + Sync,
 {
     /// A planner for `rows` real rows, split into `threads` chunks planned in parallel.
-    pub fn new(
+    pub fn new<P: PolicyValue<Scratch = S>>(
         settings: SmcSettings,
         model: &B,
         policy: &P,
@@ -278,7 +278,7 @@ where
     /// Plans from the current belief `state` (one row per real row) at observations
     /// `obs` and trial steps `trial_step`, drawing from `rngs` (one per real row).
     #[allow(clippy::too_many_arguments)]
-    pub fn plan(
+    pub fn plan<P: PolicyValue<Scratch = S>>(
         &mut self,
         model: &B,
         state: &B::State,
@@ -331,7 +331,7 @@ where
         }
         let run = |(chunk, ps, r0, rg, t, ra, wt, rm, rv): (
             &mut Chunk<B>,
-            &mut P::Scratch,
+            &mut S,
             usize,
             &mut [Rng],
             &mut [f32],
@@ -684,6 +684,86 @@ impl PolicyValue for NetPolicy<'_> {
             &mut policy[..rows * self.net.num_actions],
             &mut values[..rows],
         );
+    }
+}
+
+/// A planner over whatever belief an actor holds, behind an object-safe interface.
+pub trait PlanStep: Send {
+    /// Plans for every row of `belief` (see [`Planner::plan`]).
+    fn plan(
+        &mut self,
+        belief: &dyn BatchedBelief,
+        policy: &NetPolicy<'_>,
+        obs: &[f32],
+        trial_step: &[u32],
+        rngs: &mut [Rng],
+        out: &mut PlanOut,
+    );
+}
+
+/// [`PlanStep`] for beliefs of type `B` (held as [`Batched<B>`]) and the network policy.
+pub struct NetPlanner<B: PlanningBelief>
+where
+    B::State: Send + Sync,
+{
+    settings: SmcSettings,
+    dynamics: Box<dyn KnownDynamics>,
+    rows: usize,
+    threads: usize,
+    planner: Option<Planner<B, NetScratch>>,
+}
+
+impl<B: PlanningBelief> NetPlanner<B>
+where
+    B::State: Send + Sync,
+{
+    pub fn new(
+        settings: SmcSettings,
+        dynamics: Box<dyn KnownDynamics>,
+        rows: usize,
+        threads: usize,
+    ) -> Self {
+        NetPlanner {
+            settings,
+            dynamics,
+            rows,
+            threads,
+            planner: None,
+        }
+    }
+}
+
+impl<B> PlanStep for NetPlanner<B>
+where
+    B: PlanningBelief + Send + 'static,
+    B::State: Send + Sync,
+    B::Scratch: Send,
+{
+    fn plan(
+        &mut self,
+        belief: &dyn BatchedBelief,
+        policy: &NetPolicy<'_>,
+        obs: &[f32],
+        trial_step: &[u32],
+        rngs: &mut [Rng],
+        out: &mut PlanOut,
+    ) {
+        let b = belief
+            .as_any()
+            .downcast_ref::<Batched<B>>()
+            .expect("the planner was built for this belief type");
+        let dynamics = &*self.dynamics;
+        let planner = self.planner.get_or_insert_with(|| {
+            Planner::new(
+                self.settings.clone(),
+                &b.model,
+                policy,
+                dynamics,
+                self.rows,
+                self.threads,
+            )
+        });
+        planner.plan(&b.model, &b.state, obs, trial_step, policy, dynamics, rngs, out);
     }
 }
 

@@ -4,7 +4,9 @@
 //! where the env has one, the success rate per episode.
 
 use super::train::{load_checkpoint, load_run_config};
-use super::trainer::{build_agent, install_belief_params, make_belief, Actor, TrialResult};
+use super::trainer::{
+    build_agent, install_belief_params, make_belief, make_plan_hook, Actor, TrialResult,
+};
 use crate::env::{self, Split};
 use crate::error::UserError;
 use crate::rng::streams;
@@ -79,6 +81,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     params = ck.params;
     let obs_rms = ck.obs_rms;
     let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
+    actor.plan = make_plan_hook(&cfg, &spec, rows)?;
     match (&ck.vae, &ck.glm, cfg.method.as_str()) {
         (Some(v), _, _) => install_belief_params(&mut actor, &v.model.params),
         (_, Some(g), _) => install_belief_params(&mut actor, &g.model.params),

@@ -24,7 +24,10 @@ use crate::config::{Activation, Config};
 use crate::env::{self, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::UserError;
 use crate::improve::normalize::{RewardScaler, RunningMeanStd};
+use crate::belief::oracle::GridNaviBelief;
+use crate::improve::em;
 use crate::improve::ppo::{self, RolloutBuffer, UpdateStats};
+use crate::improve::smc::{NetPlanner, NetPolicy, PlanOut, PlanStep, SmcSettings};
 use crate::nn::agent::Scratch;
 use crate::nn::host::{self, Act};
 use crate::nn::{Adam, AgentNet, MemorySpec, Params};
@@ -237,6 +240,66 @@ pub struct ActorState {
     /// Success seen in each episode of the current trial, `rows * k`.
     pub ep_success: Vec<bool>,
     pub action_rngs: Vec<Rng>,
+    /// Step within the current trial of each row (the planner simulates from it).
+    #[serde(default)]
+    pub trial_step: Vec<u32>,
+    /// The planner's random stream per row (improver "smc").
+    #[serde(default)]
+    pub plan_rngs: Vec<Rng>,
+}
+
+/// Planning while acting (improver "smc"): the planner, its latest output per row,
+/// and whether actions are drawn from its target or from the amortised policy.
+pub struct PlanHook {
+    pub planner: Box<dyn PlanStep>,
+    pub out: PlanOut,
+    pub act_by_planner: bool,
+}
+
+/// The planner hook of a config (None unless `improver = "smc"`).
+pub fn make_plan_hook(
+    cfg: &Config,
+    spec: &EnvSpec,
+    rows: usize,
+) -> Result<Option<PlanHook>, UserError> {
+    if cfg.improver != "smc" {
+        return Ok(None);
+    }
+    let c = &cfg.smc;
+    let settings = SmcSettings {
+        particles: c.particles,
+        nested: c.nested,
+        depth: c.depth,
+        eta: c.eta,
+        gamma: cfg.ppo.gamma,
+        resample_below: c.resample_below,
+        advantage_reward: c.advantage_reward,
+    };
+    let dynamics = env::known_dynamics(spec)?;
+    let threads = cfg.run.threads;
+    let planner: Box<dyn PlanStep> = match cfg.method.as_str() {
+        "oracle" if cfg.env == "gridnavi" => Box::new(NetPlanner::<GridNaviBelief>::new(
+            settings, dynamics, rows, threads,
+        )),
+        "varibad" => Box::new(NetPlanner::<VaribadModel>::new(
+            settings, dynamics, rows, threads,
+        )),
+        "glibrl" => Box::new(NetPlanner::<GlibrlModel>::new(
+            settings, dynamics, rows, threads,
+        )),
+        other => {
+            return Err(UserError::invalid(
+                "improver",
+                "smc",
+                &format!("\"ppo\" for method {other:?} on env {:?}", cfg.env),
+            ))
+        }
+    };
+    Ok(Some(PlanHook {
+        planner,
+        out: PlanOut::default(),
+        act_by_planner: c.act == "planner",
+    }))
 }
 
 /// One completed trial's per-episode returns and successes.
@@ -263,6 +326,7 @@ pub struct Actor {
     pub actions: Vec<f32>,
     episode_ends: Vec<bool>,
     pub greedy: bool,
+    pub plan: Option<PlanHook>,
 }
 
 impl Actor {
@@ -293,6 +357,8 @@ impl Actor {
                 action_rngs: (0..rows)
                     .map(|r| Rng::stream(seed, action_stream, r as u64))
                     .collect(),
+                trial_step: vec![0; rows],
+                plan_rngs: plan_streams(seed, action_stream, rows),
             },
             belief,
             belief_features: vec![0.0; rows * bdim],
@@ -306,6 +372,7 @@ impl Actor {
             actions: vec![0.0; rows * spec_width(&net)],
             episode_ends: vec![false; rows],
             greedy: false,
+            plan: None,
             spec,
             rows,
         };
@@ -385,12 +452,39 @@ impl Actor {
         );
         values.copy_from_slice(&self.values);
         let na = net.num_actions;
+        let mut planned = None;
+        if let (Some(hook), Some(belief)) = (self.plan.as_mut(), self.belief.as_ref()) {
+            let policy = NetPolicy {
+                net,
+                params,
+                obs_rms,
+                obs_clip: OBS_CLIP,
+            };
+            hook.planner.plan(
+                belief.as_ref(),
+                &policy,
+                &self.state.obs,
+                &self.state.trial_step,
+                &mut self.state.plan_rngs,
+                &mut hook.out,
+            );
+            if hook.act_by_planner {
+                planned = Some(&hook.out);
+            }
+        }
         match net.log_std {
             None => {
                 host::log_softmax_rows(&mut self.logits, na);
                 for r in 0..rows {
                     let lp = &self.logits[r * na..(r + 1) * na];
-                    let a = if self.greedy {
+                    let a = if let Some(plan) = planned {
+                        let q = &plan.target[r * na..(r + 1) * na];
+                        if self.greedy {
+                            argmax(q)
+                        } else {
+                            self.state.action_rngs[r].categorical(q)
+                        }
+                    } else if self.greedy {
                         lp.iter()
                             .enumerate()
                             .fold(0, |best, (i, &v)| if v > lp[best] { i } else { best })
@@ -412,6 +506,25 @@ impl Actor {
                 let log_std = params.get(slot);
                 for r in 0..rows {
                     let mut lp = 0.0f32;
+                    if let Some(plan) = planned {
+                        // The planner's weighted root actions (their mean when greedy).
+                        let k = plan.weights.len() / rows;
+                        let chosen: &[f32] = if self.greedy {
+                            &plan.root_mean[r * na..(r + 1) * na]
+                        } else {
+                            let j = self.state.action_rngs[r]
+                                .categorical(&plan.weights[r * k..(r + 1) * k]);
+                            &plan.root_actions[(r * k + j) * na..(r * k + j + 1) * na]
+                        };
+                        for j in 0..na {
+                            let i = r * na + j;
+                            self.actions[i] = chosen[j];
+                            let z = (chosen[j] - self.logits[i]) * (-log_std[j]).exp();
+                            lp += gaussian_log_density(z, log_std[j]);
+                        }
+                        logp[r] = lp;
+                        continue;
+                    }
                     for j in 0..na {
                         let i = r * na + j;
                         let z = if self.greedy {
@@ -451,6 +564,11 @@ impl Actor {
             st.prev_reward[r] = self.out.reward[r];
             st.prev_done[r] = if self.out.episode_end(r) { 1.0 } else { 0.0 };
             st.trial_start[r] = self.out.trial_end[r];
+            st.trial_step[r] = if self.out.trial_end[r] {
+                0
+            } else {
+                st.trial_step[r] + 1
+            };
             if self.out.trial_end[r] {
                 finished.push(TrialResult {
                     returns: st.ep_returns[r * k..(r + 1) * k].to_vec(),
@@ -500,6 +618,20 @@ impl Actor {
         );
         self.x_next = x;
     }
+}
+
+/// Index of the largest value (the first among equals).
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+/// The planner's random streams of an actor whose actions use `action_stream`.
+fn plan_streams(seed: u64, action_stream: u64, rows: usize) -> Vec<Rng> {
+    (0..rows)
+        .map(|r| Rng::stream(seed, streams::PLAN + 16 * action_stream, r as u64))
+        .collect()
 }
 
 /// The VAE side of VariBAD: the canonical model, its optimiser, the buffer of recent
@@ -666,6 +798,8 @@ pub struct Trainer {
     pub update: u64,
     pub frames: u64,
     buf: RolloutBuffer,
+    /// The planner's target of every rollout sample (improver "smc").
+    targets: Vec<f32>,
     raw_rewards: Vec<f32>,
     /// The observations before the current step (the `s` of recorded transitions).
     prev_obs: Vec<f32>,
@@ -718,7 +852,8 @@ impl Trainer {
         let belief = make_belief(cfg, &spec, rows)?;
         let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
         let (net, params) = build_agent(cfg, &spec, bdim)?;
-        let actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
+        let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
+        actor.plan = make_plan_hook(cfg, &spec, rows)?;
         let aw = spec_width(&net);
         let vae = match cfg.method.as_str() {
             "varibad" => {
@@ -753,7 +888,13 @@ impl Trainer {
             net.state_dim(),
             spec_width(&net),
         );
+        let targets = if actor.plan.is_some() {
+            vec![0.0; cfg.run.steps_per_update * rows * em::target_width(&net)]
+        } else {
+            Vec::new()
+        };
         Ok(Trainer {
+            targets,
             adam: Adam::new(params.len(), cfg.ppo.adam_eps),
             minibatch_rng: Rng::stream(cfg.seed, streams::MINIBATCH, 0),
             obs_rms: cfg.ppo.norm_obs.then(|| RunningMeanStd::new(spec.obs_dim)),
@@ -810,6 +951,20 @@ impl Trainer {
             );
             let w = self.buf.action_width;
             self.buf.actions[t * rows * w..(t + 1) * rows * w].copy_from_slice(&self.actor.actions);
+            if let Some(hook) = self.actor.plan.as_ref() {
+                let tw = self.targets.len() / (steps * rows);
+                let dst = &mut self.targets[t * rows * tw..(t + 1) * rows * tw];
+                if hook.out.target.is_empty() {
+                    let d = tw / 2;
+                    for r in 0..rows {
+                        dst[r * tw..r * tw + d].copy_from_slice(&hook.out.root_mean[r * d..(r + 1) * d]);
+                        dst[r * tw + d..(r + 1) * tw]
+                            .copy_from_slice(&hook.out.root_var[r * d..(r + 1) * d]);
+                    }
+                } else {
+                    dst.copy_from_slice(&hook.out.target);
+                }
+            }
             let out = &self.actor.out;
             for (i, r) in span.clone().enumerate() {
                 // A BAMDP trial has a fixed horizon: its end is the end of the decision
@@ -870,16 +1025,38 @@ impl Trainer {
         } else {
             self.cfg.ppo.lr
         };
-        report.stats = ppo::update(
-            &self.net,
-            &mut self.params,
-            &mut self.adam,
-            &self.buf,
-            &self.cfg.ppo,
-            lr,
-            &mut self.minibatch_rng,
-            self.cfg.run.threads,
-        );
+        report.stats = if self.actor.plan.is_some() {
+            let em = em::update(
+                &self.net,
+                &mut self.params,
+                &mut self.adam,
+                &self.buf,
+                &self.targets,
+                &self.cfg.ppo,
+                self.cfg.smc.value_coef,
+                lr,
+                &mut self.minibatch_rng,
+                self.cfg.run.threads,
+            );
+            UpdateStats {
+                policy_loss: em.policy_loss,
+                value_loss: em.value_loss,
+                entropy: em.entropy,
+                grad_norm: em.grad_norm,
+                ..Default::default()
+            }
+        } else {
+            ppo::update(
+                &self.net,
+                &mut self.params,
+                &mut self.adam,
+                &self.buf,
+                &self.cfg.ppo,
+                lr,
+                &mut self.minibatch_rng,
+                self.cfg.run.threads,
+            )
+        };
         report.learn_s = t1.elapsed().as_secs_f64();
         report.lr = lr;
         self.update += 1;
@@ -928,6 +1105,14 @@ impl Trainer {
             return Err("checkpoint acting state does not match run.num_envs / the network".into());
         }
         self.env.load_state(&ck.env)?;
+        let mut ck = ck;
+        // Checkpoints from before planning existed lack the planner's per-row state.
+        if ck.actor.trial_step.len() != rows {
+            ck.actor.trial_step = vec![0; rows];
+        }
+        if ck.actor.plan_rngs.len() != rows {
+            ck.actor.plan_rngs = plan_streams(self.cfg.seed, streams::ACTIONS, rows);
+        }
         match (self.actor.belief.as_mut(), &ck.belief) {
             (Some(b), Some(v)) => b.load_state(v)?,
             (None, None) => {}

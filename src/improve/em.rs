@@ -1,0 +1,194 @@
+//! VariBASeD's M-step: the amortised policy and value fit what the planner found.
+//!
+//! One joint loss per sample `h_t` of the rollout (METHODS.md section 4):
+//! `L = c_V * 0.5 * (V(h_t) - G_t)^2 + CE(q*(. | h_t), pi(. | h_t)) + beta * (-ELBO)`.
+//! `G_t` is the TD(lambda) return of the real rewards (GAE with the rollout's values).
+//! The policy's gradient is stopped inside the belief (the network reads the belief's
+//! features as constants) and the belief's ELBO or marginal likelihood involves no
+//! policy parameter, so the joint gradient splits into disjoint parameter blocks; with
+//! Adam (per-parameter moments) one optimiser over the joint loss and one optimiser per
+//! block take the same steps up to epsilon. The belief's part therefore stays with its
+//! own learner (VariBAD's VAE, GLiBRL's marginal likelihood) and this module owns the
+//! policy/value part.
+//!
+//! Cross-entropy: discrete `-sum_a q*(a) log pi(a)`; for a diagonal Gaussian policy and
+//! the planner's weighted root actions `{(w_k, a_k)}`, `-sum_k w_k log N(a_k; mu, s^2)`
+//! equals, per dimension, `((abar - mu)^2 + var) / (2 s^2) + log s + log sqrt(2 pi)`
+//! with `abar, var` the weighted mean and variance: only those two are stored.
+//!
+//! Samples carry no recurrent state (the belief is the memory), so minibatches are
+//! random subsets of all `steps x rows` samples. Each minibatch's gradient is computed
+//! in a fixed number of chunks (on threads if asked) and summed in a fixed order:
+//! results do not depend on the thread count.
+
+use crate::config::PpoConfig;
+use crate::improve::ppo::RolloutBuffer;
+use crate::nn::graph::{self, GraphParams};
+use crate::nn::{Adam, AgentNet, Params};
+use crate::rng::Rng;
+use burn::tensor::{activation, Device, Tensor, TensorData};
+
+/// Scalars of one EM update, averaged over minibatches.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmStats {
+    /// Cross-entropy of the policy to the planner's target.
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    /// Entropy of the policy (diagnostic).
+    pub entropy: f64,
+    pub grad_norm: f64,
+}
+
+/// Width of one sample's target: the action distribution (discrete) or the weighted
+/// mean and variance per dimension (Gaussian).
+pub fn target_width(net: &AgentNet) -> usize {
+    if net.log_std.is_some() {
+        2 * net.num_actions
+    } else {
+        net.num_actions
+    }
+}
+
+struct Chunk {
+    x: Vec<f32>,
+    target: Vec<f32>,
+    returns: Vec<f32>,
+}
+
+fn col(v: &[f32], device: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(TensorData::new(v.to_vec(), [v.len(), 1]), device)
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data().try_into_vec::<f32>().expect("f32")[0] as f64
+}
+
+/// The loss of one chunk normalised by `total`; adds its gradient into `grad`.
+fn chunk_grad(
+    net: &AgentNet,
+    params: &Params,
+    c: &Chunk,
+    value_coef: f32,
+    total: f32,
+    grad: &mut [f32],
+) -> [f64; 3] {
+    let device = Device::flex().autodiff();
+    let gp = GraphParams::new(params, &device);
+    let n = c.returns.len();
+    let (out, values) = net.forward_graph(&gp, &c.x, &vec![0.0; n], &[], 1, n, &device);
+    let na = net.num_actions;
+    let (ce, entropy) = match net.log_std {
+        None => {
+            let q = graph::constant(&c.target, n, na, &device);
+            let logp = activation::log_softmax(out, 1);
+            let ce = (logp.clone() * q).sum().neg() / total;
+            let ent = (logp.clone().exp() * logp).sum().neg() / total;
+            (ce, ent)
+        }
+        Some(slot) => {
+            let t = graph::constant(&c.target, n, 2 * na, &device);
+            let mean = t.clone().slice([0..n, 0..na]);
+            let var = t.slice([0..n, na..2 * na]);
+            let log_std = gp.get(slot);
+            let inv_var = (log_std.clone() * -2.0).exp();
+            let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
+            let per = ((mean - out).square() + var) * inv_var * 0.5 + log_std.clone();
+            let ce = (per.sum() + half_log_2pi * (n * na) as f32) / total;
+            let ent = (log_std.sum() + (half_log_2pi + 0.5) * na as f32) * (n as f32 / total);
+            (ce, ent)
+        }
+    };
+    let vl = (values - col(&c.returns, &device)).square().sum() * 0.5 / total;
+    let loss = ce.clone() + vl.clone() * value_coef;
+    let grads = loss.backward();
+    gp.add_flat_grad(&grads, grad);
+    [
+        scalar(ce.detach()),
+        scalar(vl.detach()),
+        scalar(entropy.detach()),
+    ]
+}
+
+/// Chunks a minibatch's gradient is computed in, independent of threads.
+const CHUNKS: usize = 2;
+
+/// `epochs x minibatches` steps of the M-step loss over the rollout `buf` (returns
+/// computed) and the planner's `targets` (`steps * rows * target_width`).
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    net: &AgentNet,
+    params: &mut Params,
+    adam: &mut Adam,
+    buf: &RolloutBuffer,
+    targets: &[f32],
+    cfg: &PpoConfig,
+    value_coef: f64,
+    lr: f64,
+    rng: &mut Rng,
+    threads: usize,
+) -> EmStats {
+    let n = buf.steps * buf.rows;
+    let (id, tw) = (buf.input_dim, target_width(net));
+    assert_eq!(targets.len(), n * tw, "one target per sample");
+    let mut order: Vec<usize> = (0..n).collect();
+    let per_mb = n.div_ceil(cfg.minibatches);
+    let mut stats = EmStats::default();
+    let mut count = 0.0;
+    let mut grad = vec![0.0f32; params.len()];
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut order);
+        for mb in order.chunks(per_mb) {
+            let total = mb.len() as f32;
+            let per_chunk = mb.len().div_ceil(CHUNKS);
+            let chunks: Vec<Chunk> = mb
+                .chunks(per_chunk)
+                .map(|idx| {
+                    let mut c = Chunk {
+                        x: Vec::with_capacity(idx.len() * id),
+                        target: Vec::with_capacity(idx.len() * tw),
+                        returns: Vec::with_capacity(idx.len()),
+                    };
+                    for &i in idx {
+                        c.x.extend_from_slice(&buf.x[i * id..(i + 1) * id]);
+                        c.target.extend_from_slice(&targets[i * tw..(i + 1) * tw]);
+                        c.returns.push(buf.returns[i]);
+                    }
+                    c
+                })
+                .collect();
+            let mut grads = vec![vec![0.0f32; params.len()]; chunks.len()];
+            let mut st = vec![[0.0f64; 3]; chunks.len()];
+            let p: &Params = params;
+            let vc = value_coef as f32;
+            if threads > 1 && chunks.len() > 1 {
+                std::thread::scope(|s| {
+                    for ((c, g), o) in chunks.iter().zip(grads.iter_mut()).zip(st.iter_mut()) {
+                        s.spawn(move || *o = chunk_grad(net, p, c, vc, total, g));
+                    }
+                });
+            } else {
+                for ((c, g), o) in chunks.iter().zip(grads.iter_mut()).zip(st.iter_mut()) {
+                    *o = chunk_grad(net, p, c, vc, total, g);
+                }
+            }
+            grad.iter_mut().for_each(|g| *g = 0.0);
+            for g in &grads {
+                grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+            }
+            let norm = Adam::clip_grad_norm(&mut grad, cfg.max_grad_norm);
+            adam.step(&mut params.data, &grad, lr);
+            for o in &st {
+                stats.policy_loss += o[0];
+                stats.value_loss += o[1];
+                stats.entropy += o[2];
+            }
+            stats.grad_norm += norm;
+            count += 1.0;
+        }
+    }
+    stats.policy_loss /= count;
+    stats.value_loss /= count;
+    stats.entropy /= count;
+    stats.grad_norm /= count;
+    stats
+}
