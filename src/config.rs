@@ -678,7 +678,13 @@ impl Config {
         match self.improver.as_str() {
             "ppo" => return Ok(()),
             "smc" => {}
-            other => return bad("improver", &format!("{other:?}"), &format!("one of: {}", names())),
+            other => {
+                return bad(
+                    "improver",
+                    &format!("{other:?}"),
+                    &format!("one of: {}", names()),
+                )
+            }
         }
         if !matches!(self.method.as_str(), "oracle" | "varibad" | "glibrl") {
             return bad(
@@ -704,13 +710,21 @@ impl Config {
             return bad("smc.eta", &c.eta, "a finite number > 0");
         }
         if !(0.0..=1.0).contains(&c.resample_below) {
-            return bad("smc.resample_below", &c.resample_below, "a number in [0, 1]");
+            return bad(
+                "smc.resample_below",
+                &c.resample_below,
+                "a number in [0, 1]",
+            );
         }
         if !(c.value_coef >= 0.0 && c.value_coef.is_finite()) {
             return bad("smc.value_coef", &c.value_coef, "a finite number >= 0");
         }
         if !matches!(c.act.as_str(), "planner" | "policy") {
-            return bad("smc.act", &format!("{:?}", c.act), "one of: planner, policy");
+            return bad(
+                "smc.act",
+                &format!("{:?}", c.act),
+                "one of: planner, policy",
+            );
         }
         if self.ppo.norm_reward {
             return bad(

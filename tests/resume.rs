@@ -240,3 +240,73 @@ fn resumed_point_robot_varibad_run_equals_uninterrupted_run() {
         "resumed point-robot VariBAD metrics differ from the uninterrupted run"
     );
 }
+
+fn train_with(config: &Path, out: &Path, overrides: Vec<String>, resume: bool) {
+    train::train(&TrainArgs {
+        config: (!resume).then(|| config.to_path_buf()),
+        overrides,
+        out: Some(out.to_path_buf()),
+        resume,
+        force: false,
+        quiet: true,
+    })
+    .unwrap();
+}
+
+#[test]
+fn resumed_and_threaded_varibased_runs_equal_the_plain_run() {
+    // Planning state (per-row trial steps and planner streams), the VAE and the EM
+    // update all survive a mid-trial checkpoint; the planner's thread chunks and the
+    // M-step's gradient chunks change nothing.
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/gridnavi/varibased.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let per_update = 8 * 45;
+    let overrides = |updates: usize, threads: usize| {
+        let mut o = small((updates * per_update) as u64);
+        o.push("varibad.batch_trials=10".into());
+        o.push("smc.particles=8".into());
+        o.push(format!("run.threads={threads}"));
+        o
+    };
+    let whole = dir.path().join("whole");
+    train_with(&cfg, &whole, overrides(7, 1), false);
+    let split = dir.path().join("split");
+    train_with(&cfg, &split, overrides(4, 2), false);
+    train_with(
+        &cfg,
+        &split,
+        vec![format!("run.total_frames={}", 7 * per_update)],
+        true,
+    );
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(a.len(), 7);
+    assert_eq!(a, b, "resumed / threaded VariBASeD metrics differ");
+}
+
+#[test]
+fn glibrl_smc_on_point_robot_is_thread_invariant() {
+    // The continuous-action path: weighted root actions, the Gaussian cross-entropy,
+    // GLiBRL's exact MNIW reward draws.
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/point_robot/glibrl.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let o = |threads: usize| {
+        vec![
+            "improver=smc".to_string(),
+            "ppo.norm_reward=false".into(),
+            "run.num_envs=4".into(),
+            "run.steps_per_update=150".into(),
+            "run.total_frames=2400".into(),
+            "ppo.minibatches=2".into(),
+            "glibrl.batch_trials=2".into(),
+            "smc.particles=8".into(),
+            "smc.depth=3".into(),
+            format!("run.threads={threads}"),
+        ]
+    };
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    train_with(&cfg, &one, o(1), false);
+    train_with(&cfg, &two, o(2), false);
+    let (a, b) = (metrics(&one), metrics(&two));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b, "GLiBRL x SMC metrics depend on the thread count");
+}

@@ -192,3 +192,108 @@ pub fn update(
     stats.grad_norm /= count;
     stats
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::host::Act;
+
+    fn net(gaussian: bool) -> (AgentNet, Params) {
+        let mut p = Params::new();
+        let mut rng = Rng::new(3);
+        let net = AgentNet::new(&mut p, 4, 3, &[8], Act::Tanh, None, &mut rng);
+        let net = if gaussian {
+            net.with_gaussian_head(&mut p)
+        } else {
+            net
+        };
+        // Non-trivial log standard deviations.
+        if let Some(s) = net.log_std {
+            p.data[s.range()].copy_from_slice(&[0.3, -0.2, 0.1]);
+        }
+        (net, p)
+    }
+
+    fn chunk(n: usize, tw: usize, rng: &mut Rng) -> Chunk {
+        Chunk {
+            x: (0..n * 4).map(|_| rng.normal() as f32).collect(),
+            target: (0..n * tw).map(|_| rng.uniform() as f32).collect(),
+            returns: (0..n).map(|_| rng.normal() as f32).collect(),
+        }
+    }
+
+    /// The loss value `chunk_grad` reports (CE + c_V * value loss).
+    fn loss(net: &AgentNet, p: &Params, c: &Chunk) -> f64 {
+        let mut g = vec![0.0; p.len()];
+        let o = chunk_grad(net, p, c, 0.7, c.returns.len() as f32, &mut g);
+        o[0] + 0.7 * o[1]
+    }
+
+    #[test]
+    fn em_gaussian_cross_entropy_equals_the_weighted_sum_over_root_actions() {
+        let (net, p) = net(true);
+        let mut rng = Rng::new(9);
+        let n = 5;
+        let mut c = chunk(n, 6, &mut rng);
+        // Weighted root actions per sample; the target holds their mean and variance.
+        let (k, na) = (7, 3);
+        let mut expected = 0.0f64;
+        let mut mean = vec![0.0f32; n * na];
+        let mut values = vec![0.0f32; n];
+        let mut s = net.scratch(n);
+        net.step(&p, &c.x, n, &mut [], &mut s, &mut mean, &mut values);
+        let log_std = p.get(net.log_std.unwrap()).to_vec();
+        for i in 0..n {
+            let w: Vec<f64> = (0..k).map(|_| rng.uniform() + 0.1).collect();
+            let sw: f64 = w.iter().sum();
+            let acts: Vec<Vec<f64>> = (0..k)
+                .map(|_| (0..na).map(|_| rng.normal()).collect())
+                .collect();
+            for j in 0..na {
+                let m: f64 = (0..k).map(|q| w[q] / sw * acts[q][j]).sum();
+                let m2: f64 = (0..k).map(|q| w[q] / sw * acts[q][j] * acts[q][j]).sum();
+                c.target[i * 6 + j] = m as f32;
+                c.target[i * 6 + na + j] = (m2 - m * m) as f32;
+            }
+            for q in 0..k {
+                let mut lp = 0.0;
+                for j in 0..na {
+                    let z = (acts[q][j] - mean[i * na + j] as f64) / (log_std[j] as f64).exp();
+                    lp +=
+                        -0.5 * z * z - log_std[j] as f64 - 0.5 * (2.0 * std::f64::consts::PI).ln();
+                }
+                expected -= w[q] / sw * lp;
+            }
+        }
+        let mut g = vec![0.0; p.len()];
+        let ce = chunk_grad(&net, &p, &c, 0.0, n as f32, &mut g)[0];
+        let expected = expected / n as f64;
+        assert!(
+            (ce - expected).abs() < 1e-4 * expected.abs().max(1.0),
+            "{ce} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn em_gradients_match_finite_differences() {
+        for gaussian in [false, true] {
+            let (net, p) = net(gaussian);
+            let mut rng = Rng::new(4);
+            let c = chunk(6, target_width(&net), &mut rng);
+            let mut g = vec![0.0; p.len()];
+            chunk_grad(&net, &p, &c, 0.7, 6.0, &mut g);
+            for i in (0..p.len()).step_by(7) {
+                let h = 1e-2f32;
+                let (mut a, mut b) = (p.clone(), p.clone());
+                a.data[i] += h;
+                b.data[i] -= h;
+                let fd = (loss(&net, &a, &c) - loss(&net, &b, &c)) / (2.0 * h as f64);
+                assert!(
+                    (fd - g[i] as f64).abs() < 2e-3 + 2e-2 * fd.abs(),
+                    "gaussian {gaussian}, param {i}: fd {fd} vs grad {}",
+                    g[i]
+                );
+            }
+        }
+    }
+}

@@ -763,7 +763,9 @@ where
                 self.threads,
             )
         });
-        planner.plan(&b.model, &b.state, obs, trial_step, policy, dynamics, rngs, out);
+        planner.plan(
+            &b.model, &b.state, obs, trial_step, policy, dynamics, rngs, out,
+        );
     }
 }
 

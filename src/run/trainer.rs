@@ -15,6 +15,7 @@
 //! - `memoryless`: the policy sees only the current observation (the floor).
 
 use crate::belief::glibrl::{self, GlibrlModel, GlibrlSpec, GlibrlStats};
+use crate::belief::oracle::GridNaviBelief;
 use crate::belief::trials::{TrialBuffer, TrialCollector, TrialRecord};
 use crate::belief::variational::{
     ElboDraw, GruPath, RewardDecoderKind, VaeStats, VaribadModel, VaribadSpec,
@@ -23,9 +24,8 @@ use crate::belief::{Batched, BatchedBelief, Transition};
 use crate::config::{Activation, Config};
 use crate::env::{self, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::UserError;
-use crate::improve::normalize::{RewardScaler, RunningMeanStd};
-use crate::belief::oracle::GridNaviBelief;
 use crate::improve::em;
+use crate::improve::normalize::{RewardScaler, RunningMeanStd};
 use crate::improve::ppo::{self, RolloutBuffer, UpdateStats};
 use crate::improve::smc::{NetPlanner, NetPolicy, PlanOut, PlanStep, SmcSettings};
 use crate::nn::agent::Scratch;
@@ -957,7 +957,8 @@ impl Trainer {
                 if hook.out.target.is_empty() {
                     let d = tw / 2;
                     for r in 0..rows {
-                        dst[r * tw..r * tw + d].copy_from_slice(&hook.out.root_mean[r * d..(r + 1) * d]);
+                        dst[r * tw..r * tw + d]
+                            .copy_from_slice(&hook.out.root_mean[r * d..(r + 1) * d]);
                         dst[r * tw + d..(r + 1) * tw]
                             .copy_from_slice(&hook.out.root_var[r * d..(r + 1) * d]);
                     }
