@@ -59,6 +59,7 @@ pub struct Config {
     /// `method = "varibad"`, `improver = "smc"`).
     pub improver: String,
     pub smc: SmcConfig,
+    pub functions: FunctionsConfig,
     pub eval: EvalConfig,
 }
 
@@ -324,6 +325,20 @@ impl Default for GlibrlConfig {
     }
 }
 
+/// `[functions]`: horizon of the function-optimisation envs (`functions-*` only). A key
+/// left out takes the env's default (10 queries in 1-D, 20 in 2-D; 2 episodes), which is
+/// why both are optional.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionsConfig {
+    /// Queries per episode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub episode_len: Option<usize>,
+    /// Episodes per trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub episodes_per_trial: Option<usize>,
+}
+
 /// `[eval]`: meta-test.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -346,6 +361,7 @@ impl Default for Config {
             glibrl: GlibrlConfig::default(),
             improver: "ppo".to_string(),
             smc: SmcConfig::default(),
+            functions: FunctionsConfig::default(),
             eval: EvalConfig::default(),
         }
     }
@@ -482,6 +498,16 @@ impl Config {
         }
     }
 
+    /// The env construction options this config sets.
+    pub fn env_options(&self) -> crate::env::EnvOptions {
+        crate::env::EnvOptions {
+            functions: crate::env::functions::Options {
+                episode_len: self.functions.episode_len,
+                episodes_per_trial: self.functions.episodes_per_trial,
+            },
+        }
+    }
+
     /// Check every constraint of the schema; errors name `source` (a file path or
     /// `--set`), the key, the bad value and what is allowed.
     pub fn validate(&self, source: &str) -> Result<(), UserError> {
@@ -506,6 +532,15 @@ impl Config {
         if !METHODS.iter().any(|m| m.0 == self.method) {
             return bad("method", &self.method, &names(METHODS));
         }
+        // `functions-*` names are checked on their own, so a bad family lists the valid
+        // names rather than the patterns of ENVS.
+        let functions_env = match crate::env::functions::Variant::from_env_name(&self.env) {
+            Ok(v) => v.is_some(),
+            Err(_) => {
+                let names = crate::env::functions::ENV_NAMES.join(", ");
+                return bad("env", &self.env, &format!("one of: {names}"));
+            }
+        };
         // pybridge hook: `ml1-<task>` names are a pattern, see `env::is_known`.
         if !crate::env::is_known(&self.env) {
             return bad("env", &self.env, &names(crate::env::ENVS));
@@ -670,7 +705,8 @@ impl Config {
             );
         }
         self.check_glibrl(&bad)?;
-        self.check_smc(&bad)
+        self.check_smc(&bad)?;
+        self.check_functions(&bad, functions_env)
     }
 
     fn check_smc(&self, bad: &BadValue) -> Result<(), UserError> {
@@ -739,6 +775,36 @@ impl Config {
                 &false,
                 "true with improver = \"smc\" (the planner draws rewards from the reward head)",
             );
+        }
+        Ok(())
+    }
+
+    fn check_functions(&self, bad: &BadValue, functions_env: bool) -> Result<(), UserError> {
+        use crate::env::functions::{allowed, MAX_EPISODES_PER_TRIAL, MAX_EPISODE_LEN};
+        let f = &self.functions;
+        for (key, value, max) in [
+            ("functions.episode_len", f.episode_len, MAX_EPISODE_LEN),
+            (
+                "functions.episodes_per_trial",
+                f.episodes_per_trial,
+                MAX_EPISODES_PER_TRIAL,
+            ),
+        ] {
+            let Some(v) = value else { continue };
+            if !(1..=max).contains(&v) {
+                return bad(key, &v, &allowed(max));
+            }
+            // A key that would change nothing is a mistake worth reporting.
+            if !functions_env {
+                return bad(
+                    key,
+                    &v,
+                    &format!(
+                        "the key left out: [functions] applies only to functions-* envs (env is {:?})",
+                        self.env
+                    ),
+                );
+            }
         }
         Ok(())
     }
@@ -841,10 +907,19 @@ fn apply_override(table: &mut toml::Table, raw: &str) -> Result<String, UserErro
         .split_once('=')
         .ok_or_else(|| err("expected key=value (e.g. ppo.lr=3e-4)".to_string()))?;
     let (key, value) = (key.trim(), value.trim());
-    let reference = match toml::Table::try_from(Config::default()) {
+    let mut reference = match toml::Table::try_from(Config::default()) {
         Ok(t) => t,
         Err(e) => return Err(err(format!("internal error: schema not serialisable: {e}"))),
     };
+    // Optional keys are absent from the defaults; type them here (integers).
+    let functions = reference
+        .entry("functions")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(t) = functions {
+        for key in ["episode_len", "episodes_per_trial"] {
+            t.insert(key.to_string(), toml::Value::Integer(1));
+        }
+    }
     let top_keys = || reference.keys().cloned().collect::<Vec<_>>().join(", ");
 
     let parts: Vec<&str> = key.split('.').collect();

@@ -87,7 +87,7 @@ fn spec_matches_varibad() {
     );
     assert!(s.has_success);
     assert_eq!(env.num_envs(), 2);
-    assert!(bamdp::env::make("gridnavi", 3, Split::Test, 1).is_ok());
+    assert!(bamdp::env::make("gridnavi", 3, Split::Test, 1, &Default::default()).is_ok());
 }
 
 #[test]

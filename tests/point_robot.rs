@@ -1,7 +1,7 @@
 //! Point-robot dynamics, rewards, goal distribution, task streams and checkpoint state.
 
 use bamdp::env::point_robot::{goal_at, PointRobot, EPISODES_PER_TRIAL, EPISODE_LEN};
-use bamdp::env::{make, make_with, ActionSpace, BatchEnv, Split, StepOut};
+use bamdp::env::{make, make_with, ActionSpace, BatchEnv, EnvOptions, Split, StepOut};
 use bamdp::rng::{streams, Rng};
 mod common;
 use common::allocs;
@@ -88,12 +88,12 @@ fn spec_matches_varibad() {
 #[test]
 fn make_builds_both_variants_and_overrides_episodes() {
     for (name, sparse) in [("point_robot", false), ("point_robot_sparse", true)] {
-        let env = make(name, 2, Split::Test, 5).unwrap();
+        let env = make(name, 2, Split::Test, 5, &EnvOptions::default()).unwrap();
         assert_eq!(env.spec().name, name);
         assert_eq!(env.spec().episodes_per_trial, 3);
-        let env = make_with(name, 2, Split::Test, 5, None).unwrap();
+        let env = make_with(name, 2, Split::Test, 5, None, &EnvOptions::default()).unwrap();
         assert_eq!(env.spec().episodes_per_trial, 3);
-        let mut env = make_with(name, 2, Split::Test, 5, Some(5)).unwrap();
+        let mut env = make_with(name, 2, Split::Test, 5, Some(5), &EnvOptions::default()).unwrap();
         assert_eq!(env.spec().episodes_per_trial, 5);
         assert_eq!(env.spec().trial_len(), 500);
         // The trial ends after the 5th episode, not the 3rd.
@@ -105,7 +105,7 @@ fn make_builds_both_variants_and_overrides_episodes() {
         }
         // Same goals as the directly built batch.
         let direct = PointRobot::new(2, Split::Test, 5, sparse);
-        let made = make(name, 2, Split::Test, 5).unwrap();
+        let made = make(name, 2, Split::Test, 5, &EnvOptions::default()).unwrap();
         assert_eq!(made.save_state(), direct.save_state());
     }
 }

@@ -1040,7 +1040,7 @@ fn decoder_config_errors_name_the_key() {
     assert!(m.contains("reward_decoder") && m.contains("mlp"), "{m}");
     // The multi-head decoder needs a grid.
     let cfg = load(&["varibad.reward_decoder=\"multihead\""]).unwrap();
-    let e = env::make(&cfg.env, 1, Split::Train, 1).unwrap();
+    let e = env::make(&cfg.env, 1, Split::Train, 1, &cfg.env_options()).unwrap();
     let m = varibad_model(&cfg, e.spec()).unwrap_err().to_string();
     assert!(
         m.contains("varibad.reward_decoder") && m.contains("mlp"),

@@ -15,6 +15,7 @@
 //! After any episode end the row is reset automatically: `obs` holds the first
 //! observation of the next episode and `final_obs` the last one of the ended episode.
 
+pub mod functions;
 pub mod gridnavi;
 pub mod point_robot;
 pub mod python;
@@ -229,6 +230,16 @@ pub const ENVS: &[(&str, &str)] = &[
         "point_robot_sparse",
         "2-D point, goal on the upper unit semicircle, 100 steps x 3 episodes, 1 - distance within 0.2 else 0 (VariBAD)",
     ),
+    (
+        "functions-1d",
+        "random function on [-1,1] (fourier/norm/rational/polynomial/slope, rescaled to [0,1]); query x, reward f(x); 10 queries x 2 episodes (VariBASeD's setting)",
+    ),
+    (
+        "functions-2d",
+        "random function on [-1,1]^2 (fourier/norm/rational/polynomial/slope, rescaled to [0,1]); query x, reward f(x); 20 queries x 2 episodes (VariBASeD's setting)",
+    ),
+    ("functions-1d-<family>", "functions-1d with one family: fourier, norm, rational, polynomial or slope"),
+    ("functions-2d-<family>", "functions-2d with one family: fourier, norm, rational, polynomial or slope"),
     ("cheetah-vel", "MuJoCo HalfCheetah (gymnasium v5, Python worker), target velocity ~ U(0,3), 200 steps x 2 episodes (VariBAD)"),
     ("cheetah-dir", "MuJoCo HalfCheetah (gymnasium v5, Python worker), direction +-1, 200 steps x 2 episodes (VariBAD)"),
     ("ant-dir", "MuJoCo Ant (gymnasium v5, Python worker), direction angle +-1 rad, 200 steps x 2 episodes (VariBAD)"),
@@ -241,7 +252,17 @@ pub const ENVS: &[(&str, &str)] = &[
 /// Python-simulated family such as `ml1-reach` (the ML1 task itself is checked by the
 /// worker against MetaWorld's list when the batch starts).
 pub fn is_known(name: &str) -> bool {
-    ENVS.iter().any(|e| e.0 == name) || python::Family::parse(name).is_some()
+    ENVS.iter().any(|e| e.0 == name)
+        || functions::Variant::parse(name).is_some()
+        || python::Family::parse(name).is_some()
+}
+
+/// Construction options that come from the config rather than the env name; envs they
+/// do not concern ignore them (the config rejects them there).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EnvOptions {
+    /// Horizon of the `functions-*` envs (`[functions]`).
+    pub functions: functions::Options,
 }
 
 /// Like [`make`], with the number of episodes per trial overridden (evaluation of
@@ -252,9 +273,28 @@ pub fn make_with(
     split: Split,
     seed: u64,
     episodes_per_trial: Option<usize>,
+    options: &EnvOptions,
 ) -> Result<Box<dyn BatchEnv>, UserError> {
+    if let (Some(variant), Some(k)) = (functions::Variant::from_env_name(name)?, episodes_per_trial)
+    {
+        if !(1..=functions::MAX_EPISODES_PER_TRIAL).contains(&k) {
+            return Err(UserError::invalid(
+                "--episodes-per-task",
+                &k.to_string(),
+                &format!(
+                    "an integer in 1..={} for env {name}",
+                    functions::MAX_EPISODES_PER_TRIAL
+                ),
+            ));
+        }
+        let mut opts = options.functions;
+        opts.episodes_per_trial = Some(k);
+        return Ok(Box::new(functions::Functions::new(
+            variant, num_envs, split, seed, opts,
+        )?));
+    }
     match (name, episodes_per_trial) {
-        (_, None) => make(name, num_envs, split, seed),
+        (_, None) => make(name, num_envs, split, seed, options),
         ("gridnavi", Some(k)) => Ok(Box::new(
             gridnavi::GridNavi::new(num_envs, split, seed).with_episodes_per_trial(k),
         )),
@@ -274,7 +314,7 @@ pub fn make_with(
                 python::Options::from_env()?,
             )?))
         }
-        (_, Some(_)) => make(name, num_envs, split, seed),
+        (_, Some(_)) => make(name, num_envs, split, seed, options),
     }
 }
 
@@ -289,11 +329,18 @@ pub fn known_dynamics(spec: &EnvSpec) -> Result<Box<dyn KnownDynamics>, UserErro
         "point_robot" | "point_robot_sparse" => Ok(Box::new(point_robot::PointDynamics {
             episodes_per_trial: k,
         })),
-        other => Err(UserError::invalid(
-            "env",
-            other,
-            "an env the SMC planner can simulate: gridnavi, point_robot, point_robot_sparse",
-        )),
+        name => match functions::Variant::parse(name) {
+            Some(v) => Ok(Box::new(functions::FunctionDynamics {
+                dim: v.dim,
+                episode_len: spec.episode_len,
+                episodes_per_trial: k,
+            })),
+            None => Err(UserError::invalid(
+                "env",
+                name,
+                "an env the SMC planner can simulate: gridnavi, point_robot, point_robot_sparse, functions-*",
+            )),
+        },
     }
 }
 
@@ -303,7 +350,17 @@ pub fn make(
     num_envs: usize,
     split: Split,
     seed: u64,
+    options: &EnvOptions,
 ) -> Result<Box<dyn BatchEnv>, UserError> {
+    if let Some(variant) = functions::Variant::from_env_name(name)? {
+        return Ok(Box::new(functions::Functions::new(
+            variant,
+            num_envs,
+            split,
+            seed,
+            options.functions,
+        )?));
+    }
     match name {
         "gridnavi" => Ok(Box::new(gridnavi::GridNavi::new(num_envs, split, seed))),
         "point_robot" => Ok(Box::new(point_robot::PointRobot::new(

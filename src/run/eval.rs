@@ -67,7 +67,14 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
         ));
     }
     let rows = num_tasks.min(256);
-    let mut env = env::make_with(&cfg.env, rows, args.split, cfg.seed, args.episodes_per_task)?;
+    let mut env = env::make_with(
+        &cfg.env,
+        rows,
+        args.split,
+        cfg.seed,
+        args.episodes_per_task,
+        &cfg.env_options(),
+    )?;
     let spec = env.spec().clone();
     let belief = make_belief(&cfg, &spec, rows)?;
     let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());

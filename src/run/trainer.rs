@@ -847,7 +847,7 @@ pub const CHECKPOINT_FORMAT: u32 = 1;
 impl Trainer {
     pub fn new(cfg: &Config) -> Result<Self, UserError> {
         let rows = cfg.run.num_envs;
-        let mut env = env::make(&cfg.env, rows, Split::Train, cfg.seed)?;
+        let mut env = env::make(&cfg.env, rows, Split::Train, cfg.seed, &cfg.env_options())?;
         let spec = env.spec().clone();
         let belief = make_belief(cfg, &spec, rows)?;
         let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());

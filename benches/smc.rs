@@ -1,0 +1,144 @@
+//! Belief-SMC planner throughput: simulated particle-steps per second on GridNavi
+//! (16 environments, one planning call per real step) for each belief the planner can
+//! use, at the reference budget K = 64, K_Omega = 8, D = 8 and over a sweep of
+//! K x K_Omega x D (the cost should scale linearly). Networks are freshly initialised
+//! with the presets' sizes: the cost does not depend on the weights. Plain `Instant`
+//! timing, median of repeats. Run with `cargo bench --bench smc` (append a belief name
+//! — oracle, varibad, glibrl — to run only that one).
+
+use bamdp::belief::{Batched, BatchedBelief};
+use bamdp::config::Config;
+use bamdp::env::{self, gridnavi::GridDynamics};
+use bamdp::improve::smc::{NetPlanner, NetPolicy, PlanOut, PlanStep, SmcSettings};
+use bamdp::rng::Rng;
+use bamdp::run::trainer::{build_agent, glibrl_model, varibad_model};
+use std::path::Path;
+use std::time::Instant;
+
+fn config(preset: &str) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(preset);
+    Config::load(&path, &[]).expect("preset loads")
+}
+
+fn settings(k: usize, nested: usize, depth: usize) -> SmcSettings {
+    SmcSettings {
+        particles: k,
+        nested,
+        depth,
+        eta: 0.5,
+        gamma: 0.95,
+        resample_below: 0.5,
+        advantage_reward: Default::default(),
+    }
+}
+
+/// Particle-steps per second of `calls` planning calls for 16 rows.
+fn bench(name: &str, k: usize, nested: usize, depth: usize, threads: usize) -> f64 {
+    let rows = 16;
+    let cfg = config(match name {
+        "oracle" => "configs/gridnavi/oracle.toml",
+        "varibad" => "configs/gridnavi/varibased.toml",
+        _ => "configs/gridnavi/glibrl.toml",
+    });
+    let spec = env::make("gridnavi", rows, env::Split::Train, 1, &Default::default())
+        .unwrap()
+        .spec()
+        .clone();
+    let (belief, mut planner): (Box<dyn BatchedBelief>, Box<dyn PlanStep>) = {
+        let dynamics = || {
+            Box::new(GridDynamics {
+                episodes_per_trial: 4,
+            })
+        };
+        let st = settings(k, nested, depth);
+        match name {
+            "oracle" => (
+                Box::new(Batched::new(bamdp::belief::oracle::GridNaviBelief, rows)),
+                Box::new(NetPlanner::<bamdp::belief::oracle::GridNaviBelief>::new(
+                    st,
+                    dynamics(),
+                    rows,
+                    threads,
+                )),
+            ),
+            "varibad" => (
+                Box::new(Batched::new(varibad_model(&cfg, &spec).unwrap(), rows)),
+                Box::new(NetPlanner::<bamdp::belief::variational::VaribadModel>::new(
+                    st,
+                    dynamics(),
+                    rows,
+                    threads,
+                )),
+            ),
+            _ => (
+                Box::new(Batched::new(glibrl_model(&cfg, &spec).unwrap(), rows)),
+                Box::new(NetPlanner::<bamdp::belief::glibrl::GlibrlModel>::new(
+                    st,
+                    dynamics(),
+                    rows,
+                    threads,
+                )),
+            ),
+        }
+    };
+    let (net, params) = build_agent(&cfg, &spec, belief.feature_dim()).unwrap();
+    let policy = NetPolicy {
+        net: &net,
+        params: &params,
+        obs_rms: None,
+        obs_clip: 10.0,
+    };
+    let obs = vec![0.0f32; rows * 2];
+    let steps = vec![0u32; rows];
+    let mut rngs: Vec<Rng> = (0..rows).map(|r| Rng::stream(1, 2, r as u64)).collect();
+    let mut out = PlanOut::default();
+    let mut call = || {
+        planner.plan(belief.as_ref(), &policy, &obs, &steps, &mut rngs, &mut out);
+    };
+    call();
+    let per_call = (rows * k * depth) as f64;
+    let budget = 4e6 / (k * depth * nested.max(1)) as f64;
+    let calls = (budget as usize).clamp(2, 200);
+    let mut rates: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..calls {
+                call();
+            }
+            per_call * calls as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates[2]
+}
+
+fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let beliefs = ["oracle", "varibad", "glibrl"];
+    for name in beliefs
+        .iter()
+        .filter(|b| only.as_deref().is_none_or(|o| o == **b))
+    {
+        for threads in [1, 2] {
+            let r = bench(name, 64, 8, 8, threads);
+            println!(
+                "smc {name:8} K=64 K_Omega=8 D=8 threads={threads}: {:>10.0} particle-steps/s",
+                r
+            );
+        }
+        for (k, nested, depth) in [
+            (8, 8, 8),
+            (256, 8, 8),
+            (64, 1, 8),
+            (64, 32, 8),
+            (64, 8, 2),
+            (64, 8, 32),
+        ] {
+            let r = bench(name, k, nested, depth, 2);
+            let per = 1e9 / r;
+            println!(
+                "smc {name:8} K={k:<3} K_Omega={nested:<2} D={depth:<2} threads=2: {r:>10.0} particle-steps/s ({per:.0} ns each)"
+            );
+        }
+    }
+}
