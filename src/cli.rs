@@ -145,6 +145,10 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
             for (name, about) in trainer::METHODS {
                 println!("{name:<12} {about}");
             }
+            println!("\nimprovers (`improver = ...`; smc pairs with oracle, varibad, glibrl):");
+            for (name, about) in crate::config::IMPROVERS {
+                println!("{name:<12} {about}");
+            }
         }
     }
     Ok(())

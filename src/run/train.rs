@@ -269,8 +269,9 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     };
     if !args.quiet {
         eprintln!(
-            "training {} on {} (seed {}): {} updates x {} frames -> {}",
+            "training {} x {} on {} (seed {}): {} updates x {} frames -> {}",
             cfg.method,
+            cfg.improver,
             cfg.env,
             cfg.seed,
             total,
