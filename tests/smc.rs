@@ -435,3 +435,93 @@ fn smc_plans_towards_a_known_goal_on_gridnavi() {
         );
     }
 }
+
+#[test]
+fn smc_glibrl_update_after_sampling_equals_plain_update() {
+    // The planner's update reuses the reward features computed while drawing rewards;
+    // the posterior must be the one a plain update gives, and the drawn rewards must
+    // follow the exact Student-t predictive's mean.
+    use bamdp::config::Config;
+    use bamdp::run::trainer::glibrl_model;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/point_robot/glibrl.toml");
+    let cfg = Config::load(&path, &[]).unwrap();
+    let spec = bamdp::env::make(
+        "point_robot",
+        1,
+        bamdp::env::Split::Train,
+        1,
+        &Default::default(),
+    )
+    .unwrap()
+    .spec()
+    .clone();
+    let model = glibrl_model(&cfg, &spec).unwrap();
+    let rows = 6;
+    let mut rng = Rng::new(8);
+    let mut a = model.init(rows);
+    let mut b = model.init(rows);
+    let mut scratch = model.predictive_scratch();
+    let mut rngs = vec![Rng::new(1); rows];
+    for _ in 0..20 {
+        let obs: Vec<f32> = (0..2 * rows).map(|_| rng.normal() as f32).collect();
+        let act: Vec<f32> = (0..2 * rows).map(|_| rng.normal() as f32).collect();
+        let next: Vec<f32> = (0..2 * rows).map(|_| rng.normal() as f32).collect();
+        let (mut r, mut m) = (vec![0.0; rows], vec![0.0; rows]);
+        let q = RewardQuery {
+            obs: &obs,
+            action: &act,
+            next_obs: &next,
+        };
+        model.sample_rewards(&b, &q, 4, &mut rngs, 1, &mut r, &mut m, &mut scratch);
+        let ends = vec![false; rows];
+        let tr = Transition {
+            obs: &obs,
+            action: &act,
+            reward: &r,
+            next_obs: &next,
+            episode_end: &ends,
+        };
+        model.update(&mut a, &tr);
+        model.update_sampled(&mut b, &tr, &mut scratch);
+    }
+    let (fa, fb) = (
+        &mut vec![0.0; rows * model.feature_dim()],
+        &mut vec![0.0; rows * model.feature_dim()],
+    );
+    model.features(&a, fa);
+    model.features(&b, fb);
+    assert_eq!(fa, fb);
+
+    // Mean of many draws at one query = the predictive mean M_N'c.
+    let obs = vec![0.3f32, 0.2];
+    let act = vec![0.5f32, -0.5];
+    let next = vec![0.35f32, 0.15];
+    let one = {
+        let mut s = model.init(1);
+        model.gather(&b, &[2], &mut s);
+        s
+    };
+    let q = RewardQuery {
+        obs: &obs,
+        action: &act,
+        next_obs: &next,
+    };
+    let (mut r, mut m) = (vec![0.0; 1], vec![0.0; 1]);
+    let (mut sum, mut sum2, mut sum_mean) = (0.0f64, 0.0f64, 0.0f64);
+    let mut rr = vec![Rng::new(3)];
+    let n = 20000;
+    for _ in 0..n {
+        model.sample_rewards(&one, &q, 2, &mut rr, 1, &mut r, &mut m, &mut scratch);
+        sum += r[0] as f64;
+        sum2 += (r[0] as f64).powi(2);
+        sum_mean += m[0] as f64;
+    }
+    let (avg, avg_mean) = (sum / n as f64, sum_mean / n as f64);
+    let sd = (sum2 / n as f64 - avg * avg).sqrt();
+    // Both average to the predictive mean M_N'c (the draws with more noise).
+    assert!(
+        (avg - avg_mean).abs() < 5.0 * sd / (n as f64).sqrt(),
+        "draws {avg} vs mixture means {avg_mean} (sd {sd})"
+    );
+}

@@ -466,6 +466,60 @@ impl GlibrlModel {
         }
     }
 
+    /// [`Belief::update`], with the reward head's learned features of these
+    /// transitions given (`rows * (d - 1)`) instead of recomputed.
+    fn update_with(
+        &self,
+        state: &mut GlibrlState,
+        tr: &Transition<'_>,
+        reward_basis: Option<&[f32]>,
+    ) {
+        let rows = state.rows;
+        let d = self.spec.features;
+        let od = self.spec.obs_dim;
+        let aw = tr.action.len() / rows;
+        self.ensure_scratch(&mut state.scratch, rows);
+        for (head, stream) in self.heads.iter().zip(state.heads.iter_mut()) {
+            let sc = &mut state.scratch;
+            let given = reward_basis.filter(|_| head.kind == HeadKind::Reward);
+            let w = head.input;
+            for r in 0..rows {
+                if given.is_some() {
+                    break;
+                }
+                let x = &mut sc.x[r * w..(r + 1) * w];
+                self.head_input(
+                    head,
+                    &tr.obs[r * od..(r + 1) * od],
+                    &tr.action[r * aw..(r + 1) * aw],
+                    &tr.next_obs[r * od..(r + 1) * od],
+                    x,
+                );
+            }
+            if given.is_none() {
+                self.basis_host(head, rows, sc);
+            }
+            for r in 0..rows {
+                let f = match given {
+                    Some(b) => &b[r * (d - 1)..(r + 1) * (d - 1)],
+                    None => &sc.a[r * (d - 1)..(r + 1) * (d - 1)],
+                };
+                for (ci, &v) in sc.c[..d - 1].iter_mut().zip(f) {
+                    *ci = v as f64;
+                }
+                sc.c[d - 1] = 1.0;
+                Self::head_target(
+                    head,
+                    &tr.obs[r * od..(r + 1) * od],
+                    tr.reward[r],
+                    &tr.next_obs[r * od..(r + 1) * od],
+                    &mut sc.y[..head.m],
+                );
+                stream.update_row(r, &sc.c[..d], &sc.y[..head.m]);
+            }
+        }
+    }
+
     fn ensure_scratch(&self, sc: &mut Scratch, rows: usize) {
         let widest = self
             .heads
@@ -540,41 +594,7 @@ impl Belief for GlibrlModel {
     }
 
     fn update(&self, state: &mut GlibrlState, tr: &Transition<'_>) {
-        let rows = state.rows;
-        let d = self.spec.features;
-        let od = self.spec.obs_dim;
-        let aw = tr.action.len() / rows;
-        self.ensure_scratch(&mut state.scratch, rows);
-        for (head, stream) in self.heads.iter().zip(state.heads.iter_mut()) {
-            let sc = &mut state.scratch;
-            let w = head.input;
-            for r in 0..rows {
-                let x = &mut sc.x[r * w..(r + 1) * w];
-                self.head_input(
-                    head,
-                    &tr.obs[r * od..(r + 1) * od],
-                    &tr.action[r * aw..(r + 1) * aw],
-                    &tr.next_obs[r * od..(r + 1) * od],
-                    x,
-                );
-            }
-            self.basis_host(head, rows, sc);
-            for r in 0..rows {
-                let f = &sc.a[r * (d - 1)..(r + 1) * (d - 1)];
-                for (ci, &v) in sc.c[..d - 1].iter_mut().zip(f) {
-                    *ci = v as f64;
-                }
-                sc.c[d - 1] = 1.0;
-                Self::head_target(
-                    head,
-                    &tr.obs[r * od..(r + 1) * od],
-                    tr.reward[r],
-                    &tr.next_obs[r * od..(r + 1) * od],
-                    &mut sc.y[..head.m],
-                );
-                stream.update_row(r, &sc.c[..d], &sc.y[..head.m]);
-            }
-        }
+        self.update_with(state, tr, None)
     }
 
     fn features(&self, state: &GlibrlState, out: &mut [f32]) {
@@ -683,6 +703,17 @@ impl PlanningBelief for GlibrlModel {
 
     fn predictive_scratch(&self) -> GlibrlPredictScratch {
         GlibrlPredictScratch::default()
+    }
+
+    /// Reuses the reward head's features computed by `sample_rewards`.
+    fn update_sampled(
+        &self,
+        state: &mut GlibrlState,
+        tr: &Transition<'_>,
+        ps: &mut GlibrlPredictScratch,
+    ) {
+        let n = state.rows * (self.spec.features - 1);
+        self.update_with(state, tr, Some(&ps.sc.a[..n]))
     }
 
     /// Nested task samples are exact posterior draws. Only the reward head's weights

@@ -81,6 +81,18 @@ where
         mean: &mut [f32],
         scratch: &mut Self::Scratch,
     );
+    /// [`Belief::update`] on the transitions whose rewards the last
+    /// [`PlanningBelief::sample_rewards`] call with this `scratch` drew (same rows,
+    /// `tr.reward` the drawn rewards): a belief may reuse what it computed there.
+    fn update_sampled(
+        &self,
+        state: &mut Self::State,
+        tr: &Transition<'_>,
+        scratch: &mut Self::Scratch,
+    ) {
+        let _ = scratch;
+        self.update(state, tr)
+    }
 }
 
 /// The transitions whose rewards a belief is asked to predict, row-major.

@@ -476,7 +476,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
             &mut c.mean_rewards,
             &mut c.pred,
         );
-        model.update(
+        model.update_sampled(
             &mut belief,
             &Transition {
                 obs: &c.obs,
@@ -485,6 +485,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
                 next_obs: &c.next_obs,
                 episode_end: &c.episode_end,
             },
+            &mut c.pred,
         );
         for i in 0..p {
             let o = &mut c.obs[i * od..(i + 1) * od];

@@ -33,7 +33,40 @@ pub fn dense(p: &Params, layer: &Dense, x: &[f32], rows: usize, act: Act, out: &
     debug_assert_eq!(out.len(), rows * n_out);
     let w = p.get(layer.w);
     let b = p.get(layer.b);
-    for r in 0..rows {
+    // Blocks of 4 rows share each loaded weight row (read once from L2, reused from
+    // L1). Every output is still `b + sum_i x_i w_ij` in the order of i, skipping zero
+    // inputs, so results are bit-identical to the one-row loop below.
+    let blocked = rows / 4 * 4;
+    for r0 in (0..blocked).step_by(4) {
+        let (o0, rest) = out[r0 * n_out..(r0 + 4) * n_out].split_at_mut(n_out);
+        let (o1, rest) = rest.split_at_mut(n_out);
+        let (o2, o3) = rest.split_at_mut(n_out);
+        for o in [&mut *o0, &mut *o1, &mut *o2, &mut *o3] {
+            o.copy_from_slice(b);
+        }
+        let xr = &x[r0 * n_in..(r0 + 4) * n_in];
+        for i in 0..n_in {
+            let wi = &w[i * n_out..(i + 1) * n_out];
+            for (o, xi) in [
+                (&mut *o0, xr[i]),
+                (&mut *o1, xr[n_in + i]),
+                (&mut *o2, xr[2 * n_in + i]),
+                (&mut *o3, xr[3 * n_in + i]),
+            ] {
+                if xi != 0.0 {
+                    for (oj, &wij) in o.iter_mut().zip(wi) {
+                        *oj += xi * wij;
+                    }
+                }
+            }
+        }
+        if act != Act::None {
+            out[r0 * n_out..(r0 + 4) * n_out]
+                .iter_mut()
+                .for_each(|v| *v = act.apply(*v));
+        }
+    }
+    for r in blocked..rows {
         let o = &mut out[r * n_out..(r + 1) * n_out];
         o.copy_from_slice(b);
         let xr = &x[r * n_in..(r + 1) * n_in];
