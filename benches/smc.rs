@@ -122,15 +122,23 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let only = args.iter().find(|a| a.as_str() != "ref").cloned();
+    let only = args
+        .iter()
+        .find(|a| a.as_str() != "ref" && a.as_str() != "sweep")
+        .cloned();
     // `ref`: only the reference budget on one thread (for profiling).
     let reference_only = args.iter().any(|a| a == "ref");
+    // `sweep`: only the budget sweep.
+    let sweep_only = args.iter().any(|a| a == "sweep");
     let beliefs = ["oracle", "varibad", "glibrl"];
     for name in beliefs
         .iter()
         .filter(|b| only.as_deref().is_none_or(|o| o == **b))
     {
         for threads in [1, 2] {
+            if sweep_only {
+                break;
+            }
             let r = bench(name, 64, 8, 8, threads);
             println!(
                 "smc {name:8} K=64 K_Omega=8 D=8 threads={threads}: {:>10.0} particle-steps/s",
