@@ -150,6 +150,11 @@ pub trait BatchEnv: Send {
     fn events(&self) -> EnvEvents {
         EnvEvents::default()
     }
+    /// An error the batch cannot recover from (a simulator worker that could not be
+    /// restarted); the caller must stop stepping it. In-process envs never have one.
+    fn fatal(&self) -> Option<String> {
+        None
+    }
     /// Versions of the external simulators behind this batch (`("mujoco", "3.3.0")`,
     /// ...), to record with a run; empty for envs implemented in bamdp.
     fn versions(&self) -> Vec<(String, String)> {

@@ -285,6 +285,14 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     while trainer.update < total {
         let t = Instant::now();
         let report = trainer.train_update();
+        if let Some(why) = trainer.env.fatal() {
+            // This update's data is broken: keep the last checkpoint as it is.
+            return Err(UserError::Other(format!(
+                "{why}; training stopped at update {} of {total} (the last checkpoint is intact: continue with `bamdp train --resume --out {}` once the simulator works)",
+                trainer.update,
+                out.display()
+            )));
+        }
         let dt = t.elapsed().as_secs_f64();
         let fps = trainer.frames_per_update() as f64 / dt;
         smoothed_fps = if smoothed_fps == 0.0 {

@@ -180,6 +180,11 @@ pub struct PyBatchEnv {
     /// Rows whose worker failed this step.
     failed: Vec<bool>,
     events: EnvEvents,
+    /// Per-worker step errors and reset flags, reused every step.
+    step_errs: Vec<Option<WorkerError>>,
+    any_reset: Vec<bool>,
+    /// Set when a worker could not be brought back: the batch cannot continue.
+    fatal: Option<String>,
 }
 
 fn bench_seed(seed: u64) -> u64 {
@@ -302,6 +307,9 @@ impl PyBatchEnv {
             last_obs: vec![0.0; num_envs * od],
             failed: vec![false; num_envs],
             events: EnvEvents::default(),
+            step_errs: Vec::new(),
+            any_reset: Vec::new(),
+            fatal: None,
         };
         let ad = env.hello.act_dim;
         env.clipped = vec![0.0; num_envs * ad];
@@ -413,6 +421,19 @@ impl PyBatchEnv {
         f.extend_from_slice(&seed.to_le_bytes());
     }
 
+    /// A worker that cannot be brought back: its rows keep their last observations
+    /// (the batch is not stepped again: the training loop stops on [`BatchEnv::fatal`])
+    /// and the error is recorded.
+    fn give_up(&mut self, w: usize, rows: &std::ops::Range<usize>, obs: &mut [f32], why: String) {
+        let od = self.spec.obs_dim;
+        for r in rows.clone() {
+            obs[r * od..(r + 1) * od].copy_from_slice(&self.last_obs[r * od..(r + 1) * od]);
+        }
+        let msg = format!("env {} worker {w} {why}", self.spec.name);
+        eprintln!("bamdp: {msg}");
+        self.fatal.get_or_insert(msg);
+    }
+
     /// Replaces worker `w` after `err`; its rows start fresh trials with their first
     /// observation written to `obs` (rows of this worker only).
     fn restart(&mut self, w: usize, err: &WorkerError, obs: &mut [f32]) {
@@ -438,10 +459,15 @@ impl PyBatchEnv {
                     eprintln!("bamdp: restarting worker {w} failed ({e}); retrying");
                     continue;
                 }
-                Err(e) => panic!(
-                    "bamdp: env {} worker {w} could not be restarted after 3 attempts: {e}",
-                    self.spec.name
-                ),
+                Err(e) => {
+                    self.give_up(
+                        w,
+                        &rows,
+                        obs,
+                        format!("could not be restarted after 3 attempts: {e}"),
+                    );
+                    return;
+                }
             }
             self.workers[w].frame().push(b'R');
             self.workers[w]
@@ -458,10 +484,10 @@ impl PyBatchEnv {
                 Err(e) if attempt < 3 => {
                     eprintln!("bamdp: restarted worker {w} failed again ({e}); retrying");
                 }
-                Err(e) => panic!(
-                    "bamdp: env {} worker {w} keeps failing after restarts: {e}",
-                    self.spec.name
-                ),
+                Err(e) => {
+                    self.give_up(w, &rows, obs, format!("keeps failing after restarts: {e}"));
+                    return;
+                }
             }
         }
     }
@@ -560,7 +586,8 @@ impl BatchEnv for PyBatchEnv {
             n * self.spec.obs_dim,
             "PyBatchEnv::reset: obs buffer size"
         );
-        let mut errs: Vec<Option<WorkerError>> = (0..self.workers.len()).map(|_| None).collect();
+        let mut errs = std::mem::take(&mut self.step_errs);
+        errs.resize_with(self.workers.len(), || None);
         for w in 0..self.workers.len() {
             let rows = self.slices[w].clone();
             self.workers[w].frame().push(b'R');
@@ -675,7 +702,9 @@ impl BatchEnv for PyBatchEnv {
         // Counters, ends, and reset requests for rows whose episode ended.
         let ep_len = self.spec.episode_len as u32;
         let k = self.spec.episodes_per_trial as u32;
-        let mut any_reset = vec![false; self.workers.len()];
+        let mut any_reset = std::mem::take(&mut self.any_reset);
+        any_reset.clear();
+        any_reset.resize(self.workers.len(), false);
         for w in 0..self.workers.len() {
             let rows = self.slices[w].clone();
             let mut count = 0u32;
@@ -723,11 +752,14 @@ impl BatchEnv for PyBatchEnv {
             let res = match errs[w].take() {
                 Some(e) => Err(e),
                 None => {
-                    let ended: Vec<usize> = rows
+                    let failed = std::mem::take(&mut self.failed);
+                    let (terminated, truncated) = (&out.terminated, &out.truncated);
+                    let ended = rows
                         .clone()
-                        .filter(|&r| !self.failed[r] && out.episode_end(r))
-                        .collect();
-                    self.recv_obs(w, ended.into_iter(), &mut out.obs)
+                        .filter(|&r| !failed[r] && (terminated[r] || truncated[r]));
+                    let res = self.recv_obs(w, ended, &mut out.obs);
+                    self.failed = failed;
+                    res
                 }
             };
             if let Err(e) = res {
@@ -741,7 +773,13 @@ impl BatchEnv for PyBatchEnv {
                 out.obs = obs;
             }
         }
+        self.step_errs = errs;
+        self.any_reset = any_reset;
         self.last_obs.copy_from_slice(&out.obs);
+    }
+
+    fn fatal(&self) -> Option<String> {
+        self.fatal.clone()
     }
 
     fn save_state(&self) -> serde_json::Value {
