@@ -198,6 +198,7 @@ fn bandit_policy() -> UniformPolicy {
 /// The planner's limit as K grows: `q*(a0) ∝ E[1{a0} exp((sum_t r_t + V*(b_D)) / eta)]`
 /// under the uniform proposal and the exact predictive, by enumerating every path.
 fn exact_target(depth: usize, eta: f64, memo: &mut HashMap<Key, f64>) -> [f64; 2] {
+    #[allow(clippy::too_many_arguments)]
     fn rec(
         s: [f64; 4],
         d: usize,

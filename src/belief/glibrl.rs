@@ -649,48 +649,6 @@ pub fn sample_prefixes(trials: usize, steps: usize, extra: usize, rng: &mut Rng)
     v
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(discrete: bool) -> GlibrlSpec {
-        GlibrlSpec {
-            obs_dim: 2,
-            action_dim: if discrete { 5 } else { 2 },
-            discrete_actions: discrete,
-            basis_hidden: vec![8],
-            features: 6,
-            reward_head: true,
-            transition_dims: vec![0, 1],
-            init_lambda0: 1.0,
-            init_psi0: 1.0,
-            init_nu0: 3.0,
-            noise_floor: 0.01,
-        }
-    }
-
-    #[test]
-    fn glibrl_initial_prior_is_the_configured_one() {
-        let m = GlibrlModel::new(spec(true), &mut Rng::new(1));
-        assert_eq!(m.heads.len(), 2);
-        for h in &m.heads {
-            let p = h.prior(&m.params, 6).unwrap();
-            assert!((p.nu0 - 3.0).abs() < 1e-6);
-        }
-        assert_eq!(m.feature_dim(), (6 + 6 + 1) + (12 + 6 + 2));
-    }
-
-    #[test]
-    fn glibrl_prefixes_end_with_the_full_trial() {
-        let v = sample_prefixes(3, 10, 2, &mut Rng::new(4));
-        assert_eq!(v.len(), 9);
-        for c in v.chunks(3) {
-            assert_eq!(c[2], 10);
-            assert!(c[..2].iter().all(|&n| (1..10).contains(&n)));
-        }
-    }
-}
-
 /// Buffers of [`GlibrlModel`]'s reward predictive (see [`PlanningBelief`]).
 #[derive(Clone, Debug, Default)]
 pub struct GlibrlPredictScratch {
@@ -784,6 +742,48 @@ impl PlanningBelief for GlibrlModel {
             }
             sampled[r] = (ps.f[pick] + pick_sigma2.sqrt() * rng.normal()) as f32;
             mean[r] = (sum / nested as f64) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(discrete: bool) -> GlibrlSpec {
+        GlibrlSpec {
+            obs_dim: 2,
+            action_dim: if discrete { 5 } else { 2 },
+            discrete_actions: discrete,
+            basis_hidden: vec![8],
+            features: 6,
+            reward_head: true,
+            transition_dims: vec![0, 1],
+            init_lambda0: 1.0,
+            init_psi0: 1.0,
+            init_nu0: 3.0,
+            noise_floor: 0.01,
+        }
+    }
+
+    #[test]
+    fn glibrl_initial_prior_is_the_configured_one() {
+        let m = GlibrlModel::new(spec(true), &mut Rng::new(1));
+        assert_eq!(m.heads.len(), 2);
+        for h in &m.heads {
+            let p = h.prior(&m.params, 6).unwrap();
+            assert!((p.nu0 - 3.0).abs() < 1e-6);
+        }
+        assert_eq!(m.feature_dim(), (6 + 6 + 1) + (12 + 6 + 2));
+    }
+
+    #[test]
+    fn glibrl_prefixes_end_with_the_full_trial() {
+        let v = sample_prefixes(3, 10, 2, &mut Rng::new(4));
+        assert_eq!(v.len(), 9);
+        for c in v.chunks(3) {
+            assert_eq!(c[2], 10);
+            assert!(c[..2].iter().all(|&n| (1..10).contains(&n)));
         }
     }
 }

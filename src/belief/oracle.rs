@@ -146,6 +146,54 @@ impl Belief for GridNaviBelief {
     }
 }
 
+/// The `k`-th (0-based) set bit of `mask`.
+fn nth_set_bit(mut mask: u32, k: usize) -> usize {
+    for _ in 0..k {
+        mask &= mask - 1;
+    }
+    mask.trailing_zeros() as usize
+}
+
+impl PlanningBelief for GridNaviBelief {
+    type Scratch = ();
+
+    fn predictive_scratch(&self) {}
+
+    /// Nested samples are goal cells drawn uniformly from the row's support; task j
+    /// pays [`GOAL_REWARD`] if `s'` is its goal, else [`STEP_REWARD`].
+    fn sample_rewards(
+        &self,
+        state: &GridBeliefState,
+        tr: &RewardQuery<'_>,
+        nested: usize,
+        rngs: &mut [Rng],
+        rows_per_rng: usize,
+        sampled: &mut [f32],
+        mean: &mut [f32],
+        _: &mut (),
+    ) {
+        for (i, &m) in state.masks.iter().enumerate() {
+            let m = support(m);
+            let count = m.count_ones() as u64;
+            let cell = cell_index(tr.next_obs[2 * i] as usize, tr.next_obs[2 * i + 1] as usize);
+            let rng = &mut rngs[i / rows_per_rng];
+            let mut hits = 0usize;
+            for _ in 0..nested {
+                if nth_set_bit(m, rng.below(count) as usize) == cell {
+                    hits += 1;
+                }
+            }
+            let p = hits as f32 / nested as f32;
+            sampled[i] = if rng.uniform_f32() < p {
+                GOAL_REWARD
+            } else {
+                STEP_REWARD
+            };
+            mean[i] = p * GOAL_REWARD + (1.0 - p) * STEP_REWARD;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,53 +272,5 @@ mod tests {
         assert_eq!(into.masks, vec![1 << 20, 1 << 20]);
         b.reset(&mut into, &[false, true]);
         assert_eq!(into.masks, vec![1 << 20, PRIOR_MASK]);
-    }
-}
-
-/// The `k`-th (0-based) set bit of `mask`.
-fn nth_set_bit(mut mask: u32, k: usize) -> usize {
-    for _ in 0..k {
-        mask &= mask - 1;
-    }
-    mask.trailing_zeros() as usize
-}
-
-impl PlanningBelief for GridNaviBelief {
-    type Scratch = ();
-
-    fn predictive_scratch(&self) {}
-
-    /// Nested samples are goal cells drawn uniformly from the row's support; task j
-    /// pays [`GOAL_REWARD`] if `s'` is its goal, else [`STEP_REWARD`].
-    fn sample_rewards(
-        &self,
-        state: &GridBeliefState,
-        tr: &RewardQuery<'_>,
-        nested: usize,
-        rngs: &mut [Rng],
-        rows_per_rng: usize,
-        sampled: &mut [f32],
-        mean: &mut [f32],
-        _: &mut (),
-    ) {
-        for (i, &m) in state.masks.iter().enumerate() {
-            let m = support(m);
-            let count = m.count_ones() as u64;
-            let cell = cell_index(tr.next_obs[2 * i] as usize, tr.next_obs[2 * i + 1] as usize);
-            let rng = &mut rngs[i / rows_per_rng];
-            let mut hits = 0usize;
-            for _ in 0..nested {
-                if nth_set_bit(m, rng.below(count) as usize) == cell {
-                    hits += 1;
-                }
-            }
-            let p = hits as f32 / nested as f32;
-            sampled[i] = if rng.uniform_f32() < p {
-                GOAL_REWARD
-            } else {
-                STEP_REWARD
-            };
-            mean[i] = p * GOAL_REWARD + (1.0 - p) * STEP_REWARD;
-        }
     }
 }

@@ -1215,61 +1215,6 @@ impl VaribadModel {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tiny_spec() -> VaribadSpec {
-        VaribadSpec {
-            obs_dim: 2,
-            action_dim: 5,
-            state_embed: 3,
-            action_embed: 2,
-            reward_embed: 2,
-            gru_hidden: 6,
-            latent: 2,
-            decoder_hidden: vec![4],
-            num_cells: 25,
-            kl_weight: 0.1,
-            kl_to_prior: false,
-            kl_sum_over_trials: false,
-            ..VaribadSpec::gridnavi()
-        }
-    }
-
-    #[test]
-    fn variational_initial_prior_is_standard_normal() {
-        let m = VaribadModel::new(tiny_spec(), &mut Rng::new(1));
-        let (mu, lv) = m.prior();
-        assert!(mu.iter().chain(&lv).all(|&v| v == 0.0));
-        assert_eq!(m.feature_dim(), 4);
-    }
-
-    #[test]
-    fn variational_subsampling_counts_add_up() {
-        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), Some(4), Some(5));
-        assert_eq!(d.elbo_counts.iter().sum::<f32>(), 12.0);
-        assert_eq!(d.decode_counts.iter().sum::<f32>(), 60.0);
-        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), Some(4), None);
-        assert_eq!(d.decode_counts.iter().sum::<f32>(), 4.0 * 3.0 * 6.0);
-        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), None, None);
-        assert_eq!(d, ElboDraw::full(6, 3, d.eps.clone()));
-    }
-
-    #[test]
-    fn variational_heads_follow_gridnavi_cells() {
-        let m = VaribadModel::new(VaribadSpec::gridnavi(), &mut Rng::new(1));
-        for x in 0..5 {
-            for y in 0..5 {
-                assert_eq!(
-                    m.head_of(&[x as f32, y as f32]),
-                    crate::env::gridnavi::cell_index(x, y)
-                );
-            }
-        }
-    }
-}
-
 /// Buffers of VariBAD's reward predictive (see [`PlanningBelief`]).
 #[derive(Clone, Debug, Default)]
 pub struct VaribadPredictScratch {
@@ -1430,6 +1375,61 @@ impl PlanningBelief for VaribadModel {
             } else {
                 sampled[r] = picked;
                 mean[r] = avg;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_spec() -> VaribadSpec {
+        VaribadSpec {
+            obs_dim: 2,
+            action_dim: 5,
+            state_embed: 3,
+            action_embed: 2,
+            reward_embed: 2,
+            gru_hidden: 6,
+            latent: 2,
+            decoder_hidden: vec![4],
+            num_cells: 25,
+            kl_weight: 0.1,
+            kl_to_prior: false,
+            kl_sum_over_trials: false,
+            ..VaribadSpec::gridnavi()
+        }
+    }
+
+    #[test]
+    fn variational_initial_prior_is_standard_normal() {
+        let m = VaribadModel::new(tiny_spec(), &mut Rng::new(1));
+        let (mu, lv) = m.prior();
+        assert!(mu.iter().chain(&lv).all(|&v| v == 0.0));
+        assert_eq!(m.feature_dim(), 4);
+    }
+
+    #[test]
+    fn variational_subsampling_counts_add_up() {
+        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), Some(4), Some(5));
+        assert_eq!(d.elbo_counts.iter().sum::<f32>(), 12.0);
+        assert_eq!(d.decode_counts.iter().sum::<f32>(), 60.0);
+        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), Some(4), None);
+        assert_eq!(d.decode_counts.iter().sum::<f32>(), 4.0 * 3.0 * 6.0);
+        let d = ElboDraw::sample(6, 3, 2, &mut Rng::new(2), None, None);
+        assert_eq!(d, ElboDraw::full(6, 3, d.eps.clone()));
+    }
+
+    #[test]
+    fn variational_heads_follow_gridnavi_cells() {
+        let m = VaribadModel::new(VaribadSpec::gridnavi(), &mut Rng::new(1));
+        for x in 0..5 {
+            for y in 0..5 {
+                assert_eq!(
+                    m.head_of(&[x as f32, y as f32]),
+                    crate::env::gridnavi::cell_index(x, y)
+                );
             }
         }
     }

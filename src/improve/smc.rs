@@ -192,6 +192,22 @@ where
     resamples: u64,
 }
 
+/// One chunk's buffers and its slices of the per-row inputs and outputs.
+struct ChunkWork<'a, B: PlanningBelief, S>
+where
+    B::State: Send + Sync,
+{
+    chunk: &'a mut Chunk<B>,
+    ps: &'a mut S,
+    r0: usize,
+    rngs: &'a mut [Rng],
+    target: &'a mut [f32],
+    roots: &'a mut [f32],
+    weights: &'a mut [f32],
+    mean: &'a mut [f32],
+    var: &'a mut [f32],
+}
+
 /// The batched Belief-SMC planner. Holds only buffers: the belief model, the policy
 /// and the dynamics are passed to [`Planner::plan`].
 pub struct Planner<B: PlanningBelief, S>
@@ -327,19 +343,30 @@ where
             rmean = rest;
             let (rv, rest) = std::mem::take(&mut rvar).split_at_mut(n * dim);
             rvar = rest;
-            work.push((chunk, ps, r0, rg, t, ra, wt, rm, rv));
+            work.push(ChunkWork {
+                chunk,
+                ps,
+                r0,
+                rngs: rg,
+                target: t,
+                roots: ra,
+                weights: wt,
+                mean: rm,
+                var: rv,
+            });
         }
-        let run = |(chunk, ps, r0, rg, t, ra, wt, rm, rv): (
-            &mut Chunk<B>,
-            &mut S,
-            usize,
-            &mut [Rng],
-            &mut [f32],
-            &mut [f32],
-            &mut [f32],
-            &mut [f32],
-            &mut [f32],
-        )| {
+        let run = |w: ChunkWork<'_, B, S>| {
+            let ChunkWork {
+                chunk,
+                ps,
+                r0,
+                rngs: rg,
+                target: t,
+                roots: ra,
+                weights: wt,
+                mean: rm,
+                var: rv,
+            } = w;
             let n = chunk.rows;
             plan_chunk(
                 settings,
@@ -460,7 +487,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
                 t,
                 &mut c.next_obs[i * od..(i + 1) * od],
             );
-            c.episode_end[i] = (c.step[i] as usize + 1) % len == 0;
+            c.episode_end[i] = (c.step[i] as usize + 1).is_multiple_of(len);
         }
         model.sample_rewards(
             &belief,
