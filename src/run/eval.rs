@@ -88,7 +88,8 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     params = ck.params;
     let obs_rms = ck.obs_rms;
     let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
-    actor.plan = make_plan_hook(&cfg, &spec, rows)?;
+    // The planner only matters at test time if it acts (its targets train nothing here).
+    actor.plan = make_plan_hook(&cfg, &spec, rows)?.filter(|h| h.act_by_planner);
     match (&ck.vae, &ck.glm, cfg.method.as_str()) {
         (Some(v), _, _) => install_belief_params(&mut actor, &v.model.params),
         (_, Some(g), _) => install_belief_params(&mut actor, &g.model.params),
