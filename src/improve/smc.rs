@@ -28,6 +28,9 @@
 //! weight; the drawn reward still drives the particle's belief). The default,
 //! "sampled", is METHODS.md's rule.
 //!
+//! Continuous actions are clipped to the env's action box when sampled, so particles,
+//! their beliefs and the root actions only ever see queries the env would execute.
+//!
 //! Layout and determinism: particles are rows `row * K + k` of one batched belief
 //! state, so every phase is one batched call over all particles of a chunk of real
 //! rows. Each real row owns one random stream and its particles draw from it in order,
@@ -476,6 +479,12 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
 
     for d in 0..st.depth {
         sample_actions(policy, &c.policy, k, rngs, &mut c.probs, &mut c.actions);
+        // Simulated queries stay in the box the env clips to: a learned reward model
+        // queried far outside its data would reward extrapolation, and root actions
+        // outside the box would pull the policy's mean out with them.
+        if let ActionSpace::Continuous { low, high, .. } = dynamics.action() {
+            c.actions.iter_mut().for_each(|a| *a = a.clamp(low, high));
+        }
         if d == 0 {
             c.roots.copy_from_slice(&c.actions);
         }
