@@ -9,6 +9,7 @@ return can be read against frames and against time.
 """
 import csv
 import glob
+import re
 import sys
 
 FRACTIONS = [0.1, 0.25, 0.5, 1.0]
@@ -22,7 +23,10 @@ def load(path):
 print("| method | seeds | " + " | ".join(f"{int(f*100)}% of frames: return / wall s" for f in FRACTIONS) + " |")
 print("|---|---|" + "---|" * len(FRACTIONS))
 for prefix in sys.argv[1:]:
-    runs = [load(p) for p in sorted(glob.glob(f"runs/{prefix}-s*/metrics.csv"))]
+    paths = sorted(glob.glob(f"runs/{prefix}-s*/metrics.csv"))
+    # Only PREFIX-s<digits>: `glibrl` must not pick up `glibrl-smc` runs.
+    paths = [p for p in paths if re.fullmatch(re.escape(prefix) + r"-s\d+", p.split("/")[1])]
+    runs = [load(p) for p in paths]
     runs = [r for r in runs if r]
     if not runs:
         continue
