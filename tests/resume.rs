@@ -156,22 +156,12 @@ fn resumed_varibad_run_equals_uninterrupted_run() {
         o.push("varibad.batch_trials=10".into());
         o
     };
-    let go = |out: &Path, o: Vec<String>, resume: bool| {
-        train::train(&TrainArgs {
-            config: (!resume).then(|| varibad.clone()),
-            overrides: o,
-            out: Some(out.to_path_buf()),
-            resume,
-            force: false,
-            quiet: true,
-        })
-        .unwrap();
-    };
     let whole = dir.path().join("whole");
-    go(&whole, overrides(9), false);
+    train_with(&varibad, &whole, overrides(9), false);
     let split = dir.path().join("split");
-    go(&split, overrides(5), false);
-    go(
+    train_with(&varibad, &split, overrides(5), false);
+    train_with(
+        &varibad,
         &split,
         vec![format!("run.total_frames={}", 9 * per_update)],
         true,
@@ -210,22 +200,12 @@ fn resumed_point_robot_varibad_run_equals_uninterrupted_run() {
         }
         o
     };
-    let go = |out: &Path, o: Vec<String>, resume: bool| {
-        train::train(&TrainArgs {
-            config: (!resume).then(|| preset.clone()),
-            overrides: o,
-            out: Some(out.to_path_buf()),
-            resume,
-            force: false,
-            quiet: true,
-        })
-        .unwrap();
-    };
     let whole = dir.path().join("whole");
-    go(&whole, overrides(10), false);
+    train_with(&preset, &whole, overrides(10), false);
     let split = dir.path().join("split");
-    go(&split, overrides(8), false);
-    go(
+    train_with(&preset, &split, overrides(8), false);
+    train_with(
+        &preset,
         &split,
         vec![format!("run.total_frames={}", 10 * per_update)],
         true,
