@@ -3,7 +3,13 @@
 //! actions for `--seconds`, no learning. Compare with benches/python_raw.py (the same
 //! simulators in a plain Python loop and in gymnasium's AsyncVectorEnv).
 //!
+//! `--parts 1` (default) steps the whole batch in lock-step (`BatchEnv::step`);
+//! `--parts P` splits each worker's rows into P parts and drives them double-buffered
+//! (`step_begin` / `step_end`): while a worker simulates one part, the next part's
+//! actions are already queued in its pipe, so it never waits for a round trip.
+//!
 //!     cargo bench --bench python_bridge -- --env cheetah-vel --rows 8 --workers 2 --seconds 20
+//!     cargo bench --bench python_bridge -- --env cheetah-vel --rows 8 --workers 2 --parts 2
 
 use bamdp::env::python::{Options, PyBatchEnv};
 use bamdp::env::{BatchEnv, Split, StepOut};
@@ -22,8 +28,10 @@ fn main() {
     let rows: usize = get("--rows", "8").parse().unwrap();
     let workers: usize = get("--workers", "2").parse().unwrap();
     let seconds: f64 = get("--seconds", "20").parse().unwrap();
+    let parts: usize = get("--parts", "1").parse().unwrap();
     let mut opts = Options::from_env().unwrap();
     opts.workers = workers;
+    opts.parts = parts;
     let mut env = PyBatchEnv::new(&env_name, rows, Split::Train, 0, None, opts).unwrap();
     let ad = env.spec().action.width();
     let mut out = StepOut::new(rows, env.spec().obs_dim);
@@ -38,18 +46,41 @@ fn main() {
         pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id());
     let start = Instant::now();
     let mut steps = 0u64;
-    while start.elapsed().as_secs_f64() < seconds {
-        for a in acts.iter_mut() {
-            *a = (2.0 * rng.uniform() - 1.0) as f32;
+    if parts == 1 {
+        while start.elapsed().as_secs_f64() < seconds {
+            for a in acts.iter_mut() {
+                *a = (2.0 * rng.uniform() - 1.0) as f32;
+            }
+            env.step(&acts, &mut out);
+            steps += rows as u64;
         }
-        env.step(&acts, &mut out);
-        steps += rows as u64;
+    } else {
+        // Double-buffered: every part in flight; collect the oldest, act, resend it.
+        let part_rows: Vec<Vec<usize>> = (0..parts).map(|g| env.part_rows(g).collect()).collect();
+        for g in 0..parts {
+            env.step_begin(g, &acts);
+        }
+        while start.elapsed().as_secs_f64() < seconds {
+            for g in 0..parts {
+                env.step_end(g, &mut out);
+                for &r in &part_rows[g] {
+                    for a in &mut acts[r * ad..(r + 1) * ad] {
+                        *a = (2.0 * rng.uniform() - 1.0) as f32;
+                    }
+                }
+                env.step_begin(g, &acts);
+                steps += part_rows[g].len() as u64;
+            }
+        }
+        for g in 0..parts {
+            env.step_end(g, &mut out);
+        }
     }
     let rate = steps as f64 / start.elapsed().as_secs_f64();
     let cpu: f64 =
         pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id()) - cpu0;
     println!(
-        "bridge env={env_name} rows={rows} workers={workers}: {rate:.0} steps/s wall, {:.0} steps per CPU-second (workers + bamdp)",
+        "bridge env={env_name} rows={rows} workers={workers} parts={parts}: {rate:.0} steps/s wall, {:.0} steps per CPU-second (workers + bamdp)",
         steps as f64 / cpu
     );
 }

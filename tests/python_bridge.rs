@@ -21,6 +21,7 @@ fn opts(workers: usize) -> Options {
         python: python(),
         workers,
         step_timeout: Duration::from_secs(60),
+        parts: 1,
     }
 }
 
@@ -306,6 +307,128 @@ fn a_killed_worker_is_restarted_and_its_rows_start_fresh_trials() {
     }
     assert!(out.reward.iter().all(|r| r.is_finite()));
     assert_eq!(env.events().restarts, 1);
+}
+
+/// Per row and step: observation, final observation, reward, and the end flags.
+type RowStep = (Vec<f32>, Vec<f32>, f32, [bool; 4], u32);
+
+fn row_step(out: &StepOut, r: usize, od: usize) -> RowStep {
+    (
+        out.obs[r * od..(r + 1) * od].to_vec(),
+        out.final_obs[r * od..(r + 1) * od].to_vec(),
+        out.reward[r],
+        [
+            out.terminated[r],
+            out.truncated[r],
+            out.trial_end[r],
+            out.success[r],
+        ],
+        out.episode_index[r],
+    )
+}
+
+#[test]
+fn pipelined_parts_step_every_row_exactly_as_lock_step() {
+    // 5 rows on 2 workers (slices of 2 and 3 rows), each split in 2 parts; 420 steps
+    // cross two episode ends and a trial end (episodes of 200 steps, 2 per trial), so
+    // the resets that ride along with a step and the new tasks are covered.
+    let (n, steps) = (5, 420);
+    let lock = {
+        let mut env = PyBatchEnv::new("cheetah-vel", n, Split::Train, 3, None, opts(2)).unwrap();
+        let (od, ad) = (env.spec().obs_dim, env.spec().action.width());
+        let mut out = StepOut::new(n, od);
+        let mut acts = vec![0.0; n * ad];
+        let mut trace: Vec<Vec<RowStep>> = vec![Vec::new(); n];
+        for t in 0..steps {
+            for r in 0..n {
+                for d in 0..ad {
+                    acts[r * ad + d] = action(t, r, d, ad);
+                }
+            }
+            env.step(&acts, &mut out);
+            for (r, tr) in trace.iter_mut().enumerate() {
+                tr.push(row_step(&out, r, od));
+            }
+        }
+        trace
+    };
+    let mut o = opts(2);
+    o.parts = 2;
+    let mut env = PyBatchEnv::new("cheetah-vel", n, Split::Train, 3, None, o).unwrap();
+    assert_eq!(env.num_parts(), 2);
+    let part_rows: Vec<Vec<usize>> = (0..2).map(|g| env.part_rows(g).collect()).collect();
+    let mut all: Vec<usize> = part_rows.concat();
+    all.sort();
+    assert_eq!(
+        all,
+        (0..n).collect::<Vec<_>>(),
+        "parts cover every row once"
+    );
+    let (od, ad) = (env.spec().obs_dim, env.spec().action.width());
+    let mut out = StepOut::new(n, od);
+    let mut acts = vec![0.0; n * ad];
+    let fill = |acts: &mut [f32], rows: &[usize], t: usize| {
+        for &r in rows {
+            for d in 0..ad {
+                acts[r * ad + d] = action(t, r, d, ad);
+            }
+        }
+    };
+    // Double-buffered: both parts in flight; collect the oldest, act on it, resend.
+    for (g, rows) in part_rows.iter().enumerate() {
+        fill(&mut acts, rows, 0);
+        env.step_begin(g, &acts);
+    }
+    for t in 0..steps {
+        for (g, rows) in part_rows.iter().enumerate() {
+            env.step_end(g, &mut out);
+            for &r in rows {
+                assert_eq!(row_step(&out, r, od), lock[r][t], "row {r} step {t}");
+            }
+            if t + 1 < steps {
+                fill(&mut acts, rows, t + 1);
+                env.step_begin(g, &acts);
+            }
+        }
+    }
+    assert_eq!(env.events().restarts, 0);
+}
+
+#[test]
+fn a_worker_killed_with_both_parts_in_flight_cuts_only_its_rows() {
+    let mut o = opts(2);
+    o.parts = 2;
+    let mut env = PyBatchEnv::new("cheetah-vel", 4, Split::Train, 1, None, o).unwrap();
+    let (od, ad) = (env.spec().obs_dim, 6);
+    let mut out = StepOut::new(4, od);
+    let acts = vec![0.1; 4 * ad];
+    for _ in 0..5 {
+        env.step(&acts, &mut out);
+    }
+    let tasks_before: Vec<_> = (0..4).map(|r| env.task(r)).collect();
+    // Parked first, so neither part's step can be answered before the kill lands.
+    env.hang_worker(0);
+    env.step_begin(0, &acts);
+    env.step_begin(1, &acts);
+    env.kill_worker(0);
+    env.step_end(0, &mut out);
+    env.step_end(1, &mut out);
+    let rows = env.worker_rows(0);
+    for r in 0..4 {
+        let hit = rows.contains(&r);
+        assert_eq!(out.trial_end[r], hit, "row {r}");
+        if hit {
+            assert_eq!(out.reward[r], 0.0);
+            assert_ne!(env.task(r), tasks_before[r], "row {r} draws a fresh task");
+        } else {
+            assert_eq!(env.task(r), tasks_before[r]);
+        }
+    }
+    assert_eq!(env.events().restarts, 1, "one restart for both parts");
+    for _ in 0..30 {
+        env.step(&acts, &mut out);
+        assert!(out.trial_end.iter().all(|&e| !e), "no further cuts");
+    }
 }
 
 #[test]

@@ -18,7 +18,7 @@ import struct
 import sys
 import time
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 INSTALL = "pip install -r python/requirements.txt"
 
 # Flag bits of a step reply.
@@ -209,24 +209,38 @@ class _Fatal(Exception):
         self.payload = payload
 
 
-def _read_exact(f, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = f.read(n - len(buf))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return buf
+class FrameReader:
+    """Length-prefixed frames from a file descriptor, read with raw `os.read` into one
+    buffer: several queued frames (a pipelined batch sends the next step before this
+    one's reply is read) arrive in one system call."""
 
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+        self.pos = 0
 
-def _read_frame(f):
-    (n,) = struct.unpack("<I", _read_exact(f, 4))
-    return _read_exact(f, n)
+    def read_frame(self):
+        while True:
+            avail = len(self.buf) - self.pos
+            if avail >= 4:
+                (n,) = struct.unpack_from("<I", self.buf, self.pos)
+                if avail >= 4 + n:
+                    start = self.pos + 4
+                    self.pos = start + n
+                    return bytes(self.buf[start : start + n])
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise EOFError
+            if self.pos:
+                del self.buf[: self.pos]
+                self.pos = 0
+            self.buf += chunk
 
 
 def _write_frame(f, payload):
-    f.write(struct.pack("<I", len(payload)))
-    f.write(payload)
+    # One write: the reader wakes once per frame, not once for the header and again
+    # for the payload.
+    f.write(struct.pack("<I", len(payload)) + payload)
     f.flush()
 
 
@@ -234,7 +248,7 @@ def serve(inp, out):
     """Serve one batch slice until a quit frame or the end of input."""
     np = None
     try:
-        first = _read_frame(inp)
+        first = inp.read_frame()
         if first[:1] != b"I":
             raise _Fatal({"kind": "protocol", "message": "first frame must be init"})
         cfg = json.loads(first[1:].decode())
@@ -273,10 +287,31 @@ def serve(inp, out):
 
     n = len(rows)
     od, ad = fam.obs_dim, fam.act_dim
-    obs_buf = np.zeros((n, od), dtype="<f4")
-    rew_buf = np.zeros(n, dtype="<f4")
-    flag_buf = np.zeros(n, dtype=np.uint8)
     reset_rec = struct.Struct("<IBIdQ")
+    step_head = struct.Struct("<II")
+    replies = {}
+
+    def reply_for(start, count, m):
+        """The step reply for `count` rows from `start` with `m` reset observations,
+        preallocated once per shape and filled in place (length prefix, op,
+        observations, rewards, flags, reset observations): no per-step allocation of
+        reply bytes, and one write per reply, so bamdp's reader wakes once."""
+        key = (start, count, m)
+        if key not in replies:
+            body = 1 + count * (4 * od + 4 + 1) + m * 4 * od
+            buf = bytearray(4 + body)
+            struct.pack_into("<I", buf, 0, body)
+            buf[4:5] = b"O"
+            o = 5
+            obs = np.frombuffer(buf, dtype="<f4", count=count * od, offset=o).reshape(count, od)
+            o += 4 * count * od
+            rew = np.frombuffer(buf, dtype="<f4", count=count, offset=o)
+            o += 4 * count
+            flags = np.frombuffer(buf, dtype=np.uint8, count=count, offset=o)
+            o += count
+            first = np.frombuffer(buf, dtype="<f4", count=m * od, offset=o).reshape(m, od)
+            replies[key] = (buf, obs, rew, flags, first)
+        return replies[key]
 
     def reset_row(r, new_task, task_index, task_value, seed):
         if new_task:
@@ -285,19 +320,32 @@ def serve(inp, out):
 
     while True:
         try:
-            frame = _read_frame(inp)
+            frame = inp.read_frame()
         except EOFError:
             return 0
         op = frame[:1]
         try:
-            if op == b"S":
-                acts = np.frombuffer(frame, dtype="<f4", offset=1).reshape(n, ad)
-                for r in range(n):
-                    o, rew, term, succ = fam.step(rows[r], acts[r])
-                    obs_buf[r] = o
-                    rew_buf[r] = rew
-                    flag_buf[r] = (TERMINATED if term else 0) | (SUCCESS if succ else 0)
-                _write_frame(out, b"O" + obs_buf.tobytes() + rew_buf.tobytes() + flag_buf.tobytes())
+            if op == b"T":
+                # Step rows start..start+count, then reset the rows whose episode bamdp
+                # knows ends at this step (its time limit), so those resets cost no
+                # extra round trip.
+                start, count = step_head.unpack_from(frame, 1)
+                o = 1 + step_head.size
+                acts = np.frombuffer(frame, dtype="<f4", count=count * ad, offset=o).reshape(count, ad)
+                o += 4 * count * ad
+                (m,) = struct.unpack_from("<I", frame, o)
+                o += 4
+                buf, obs_buf, rew_buf, flag_buf, first_buf = reply_for(start, count, m)
+                for j in range(count):
+                    ob, rew, term, succ = fam.step(rows[start + j], acts[j])
+                    obs_buf[j] = ob
+                    rew_buf[j] = rew
+                    flag_buf[j] = (TERMINATED if term else 0) | (SUCCESS if succ else 0)
+                for j in range(m):
+                    r, new_task, ti, tv, seed = reset_rec.unpack_from(frame, o + j * reset_rec.size)
+                    first_buf[j] = reset_row(r, new_task, ti, tv, seed)
+                out.write(buf)
+                out.flush()
             elif op == b"R":
                 (m,) = struct.unpack_from("<I", frame, 1)
                 res = np.zeros((m, od), dtype="<f4")
@@ -334,7 +382,7 @@ def serve(inp, out):
 def main():
     # Ctrl-C goes to bamdp, which shuts workers down by closing their input.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    inp = sys.stdin.buffer
+    inp = FrameReader(sys.stdin.fileno())
     out = sys.stdout.buffer
     # Keep stray prints (from simulators) off the data channel.
     sys.stdout = sys.stderr

@@ -93,6 +93,10 @@ pub struct Options {
     pub python: String,
     pub workers: usize,
     pub step_timeout: Duration,
+    /// Pipeline parts: each worker's rows are split into this many parts that can be
+    /// stepped separately ([`PyBatchEnv::step_begin`] / [`PyBatchEnv::step_end`]), so a
+    /// worker simulates one part while bamdp handles another. 1 = lock-step.
+    pub parts: usize,
 }
 
 impl Options {
@@ -124,6 +128,7 @@ impl Options {
             python,
             workers,
             step_timeout,
+            parts: 1,
         })
     }
 }
@@ -177,12 +182,30 @@ pub struct PyBatchEnv {
     history: Vec<Vec<f32>>,
     clipped: Vec<f32>,
     last_obs: Vec<f32>,
-    /// Rows whose worker failed this step.
-    failed: Vec<bool>,
+    /// Pipeline parts: `parts[g][w]` are the rows of part `g` simulated by worker `w`
+    /// (a sub-range of `slices[w]`).
+    parts: Vec<Vec<Range<usize>>>,
+    /// Parts stepped but not yet collected, oldest first.
+    in_flight: std::collections::VecDeque<usize>,
+    /// `lost[g][w]`: worker `w` was replaced while part `g` was in flight or waiting
+    /// for its next step; those rows report a cut trial at part `g`'s next collection.
+    lost: Vec<Vec<bool>>,
+    /// `send_err[g][w]`: sending part `g`'s step to worker `w` failed.
+    send_err: Vec<Vec<Option<WorkerError>>>,
+    /// Step replies that arrived while waiting for a reset reply, per worker.
+    stash: Vec<std::collections::VecDeque<Vec<u8>>>,
+    /// Per row, for the step in flight: its reset record rode along with the step (the
+    /// episode hits its time limit), the episode index, and the step count after it.
+    pre_reset: Vec<bool>,
+    step_ep: Vec<u32>,
+    step_t: Vec<u32>,
+    /// First observations of rows whose worker was just replaced.
+    fresh_obs: Vec<f32>,
+    /// Rows that ended early (`terminated`) and need a reset round trip, reused.
+    ended: Vec<usize>,
     events: EnvEvents,
-    /// Per-worker step errors and reset flags, reused every step.
+    /// Per-worker errors of a reset, reused.
     step_errs: Vec<Option<WorkerError>>,
-    any_reset: Vec<bool>,
     /// Set when a worker could not be brought back: the batch cannot continue.
     fatal: Option<String>,
 }
@@ -305,14 +328,39 @@ impl PyBatchEnv {
             history: vec![Vec::new(); num_envs],
             clipped: Vec::new(),
             last_obs: vec![0.0; num_envs * od],
-            failed: vec![false; num_envs],
+            parts: Vec::new(),
+            in_flight: Default::default(),
+            lost: Vec::new(),
+            send_err: Vec::new(),
+            stash: Vec::new(),
+            pre_reset: vec![false; num_envs],
+            step_ep: vec![0; num_envs],
+            step_t: vec![0; num_envs],
+            fresh_obs: vec![0.0; num_envs * od],
+            ended: Vec::new(),
             events: EnvEvents::default(),
             step_errs: Vec::new(),
-            any_reset: Vec::new(),
             fatal: None,
         };
         let ad = env.hello.act_dim;
         env.clipped = vec![0.0; num_envs * ad];
+        let np = env.opts.parts.max(1);
+        env.parts = (0..np)
+            .map(|g| {
+                env.slices
+                    .iter()
+                    .map(|s| {
+                        let len = s.len();
+                        (s.start + g * len / np)..(s.start + (g + 1) * len / np)
+                    })
+                    .collect()
+            })
+            .collect();
+        env.lost = vec![vec![false; env.workers.len()]; np];
+        env.send_err = (0..np)
+            .map(|_| (0..env.workers.len()).map(|_| None).collect())
+            .collect();
+        env.stash = vec![Default::default(); env.workers.len()];
         for h in &mut env.history {
             h.reserve(episode_len * ad);
         }
@@ -424,10 +472,11 @@ impl PyBatchEnv {
     /// A worker that cannot be brought back: its rows keep their last observations
     /// (the batch is not stepped again: the training loop stops on [`BatchEnv::fatal`])
     /// and the error is recorded.
-    fn give_up(&mut self, w: usize, rows: &std::ops::Range<usize>, obs: &mut [f32], why: String) {
+    fn give_up(&mut self, w: usize, rows: &std::ops::Range<usize>, why: String) {
         let od = self.spec.obs_dim;
         for r in rows.clone() {
-            obs[r * od..(r + 1) * od].copy_from_slice(&self.last_obs[r * od..(r + 1) * od]);
+            self.fresh_obs[r * od..(r + 1) * od]
+                .copy_from_slice(&self.last_obs[r * od..(r + 1) * od]);
         }
         let msg = format!("env {} worker {w} {why}", self.spec.name);
         eprintln!("bamdp: {msg}");
@@ -435,9 +484,16 @@ impl PyBatchEnv {
     }
 
     /// Replaces worker `w` after `err`; its rows start fresh trials with their first
-    /// observation written to `obs` (rows of this worker only).
-    fn restart(&mut self, w: usize, err: &WorkerError, obs: &mut [f32]) {
+    /// observations in `fresh_obs`. Every part's rows of this worker are marked `lost`:
+    /// steps in flight died with the old process, and rows waiting for their next step
+    /// no longer are where their agent thinks (the caller clears the flag of the part
+    /// it reports right away).
+    fn restart(&mut self, w: usize, err: &WorkerError) {
         let rows = self.slices[w].clone();
+        self.stash[w].clear();
+        for lost in &mut self.lost {
+            lost[w] = true;
+        }
         let old = self.workers[w].pid;
         match err {
             WorkerError::Timeout(_) => self.events.timeouts += 1,
@@ -463,7 +519,6 @@ impl PyBatchEnv {
                     self.give_up(
                         w,
                         &rows,
-                        obs,
                         format!("could not be restarted after 3 attempts: {e}"),
                     );
                     return;
@@ -476,19 +531,282 @@ impl PyBatchEnv {
             for r in rows.clone() {
                 self.push_reset(w, r, true);
             }
+            let mut obs = std::mem::take(&mut self.fresh_obs);
             let res = self.workers[w]
                 .send()
-                .and_then(|_| self.recv_obs(w, rows.clone(), obs));
+                .and_then(|_| self.recv_obs(w, rows.clone(), &mut obs));
+            self.fresh_obs = obs;
             match res {
                 Ok(()) => return,
                 Err(e) if attempt < 3 => {
                     eprintln!("bamdp: restarted worker {w} failed again ({e}); retrying");
                 }
                 Err(e) => {
-                    self.give_up(w, &rows, obs, format!("keeps failing after restarts: {e}"));
+                    self.give_up(w, &rows, format!("keeps failing after restarts: {e}"));
                     return;
                 }
             }
+        }
+    }
+
+    /// Number of pipeline parts ([`Options::parts`]).
+    pub fn num_parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The rows of part `g` (ascending).
+    pub fn part_rows(&self, g: usize) -> impl Iterator<Item = usize> + '_ {
+        self.parts[g].iter().flat_map(|r| r.clone())
+    }
+
+    /// Sends part `g`'s actions to its workers and returns without waiting: the first
+    /// half of a pipelined step. `actions` is the whole batch's (`rows x act_dim`);
+    /// only part `g`'s rows are read. Collect the part with [`PyBatchEnv::step_end`];
+    /// parts are collected in the order they were begun, and a part is begun again
+    /// only after it was collected. `step` = every part's begin, then every end.
+    pub fn step_begin(&mut self, g: usize, actions: &[f32]) {
+        let n = self.num_envs();
+        let ad = self.act_dim();
+        assert_eq!(
+            actions.len(),
+            n * ad,
+            "PyBatchEnv::step_begin: actions length"
+        );
+        assert!(
+            !self.in_flight.contains(&g),
+            "PyBatchEnv::step_begin: part {g} is already in flight"
+        );
+        let (lo, hi) = (self.hello.act_low, self.hello.act_high);
+        let (ep_len, k) = (
+            self.spec.episode_len as u32,
+            self.spec.episodes_per_trial as u32,
+        );
+        for w in 0..self.workers.len() {
+            let rows = self.parts[g][w].clone();
+            if rows.is_empty() || self.lost[g][w] {
+                continue;
+            }
+            for i in rows.start * ad..rows.end * ad {
+                let a = actions[i];
+                assert!(!a.is_nan(), "PyBatchEnv::step_begin: NaN action");
+                self.clipped[i] = a.clamp(lo, hi);
+            }
+            let local = (rows.start - self.slices[w].start) as u32;
+            let f = self.workers[w].frame();
+            f.push(b'T');
+            f.extend_from_slice(&local.to_le_bytes());
+            f.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+            for a in &self.clipped[rows.start * ad..rows.end * ad] {
+                f.extend_from_slice(&a.to_le_bytes());
+            }
+            let count_at = f.len();
+            f.extend_from_slice(&[0; 4]);
+            // Rows reaching their time limit with this step: their reset record (new
+            // task and seed, drawn from the row's stream exactly as after the step)
+            // rides along, and the worker resets them right after stepping.
+            let mut m = 0u32;
+            for r in rows.clone() {
+                let t = self.ep_t[r] + 1;
+                self.step_ep[r] = self.ep[r];
+                self.step_t[r] = t;
+                self.pre_reset[r] = t == ep_len;
+                if t == ep_len {
+                    let trial_end = self.ep[r] + 1 == k;
+                    if !trial_end {
+                        self.ep[r] += 1;
+                    }
+                    self.push_reset(w, r, trial_end);
+                    m += 1;
+                }
+            }
+            self.workers[w].frame_mut()[count_at..count_at + 4].copy_from_slice(&m.to_le_bytes());
+            if let Err(e) = self.workers[w].send() {
+                self.send_err[g][w] = Some(e);
+            }
+        }
+        self.in_flight.push_back(g);
+    }
+
+    /// Collects part `g` (begun with [`PyBatchEnv::step_begin`]) into its rows of `out`
+    /// (sized for the whole batch; other rows are left alone): observations, rewards,
+    /// episode and trial ends, and the first observation of the next episode where one
+    /// ended.
+    pub fn step_end(&mut self, g: usize, out: &mut StepOut) {
+        let n = self.num_envs();
+        let od = self.spec.obs_dim;
+        assert!(
+            out.obs.len() == n * od
+                && out.final_obs.len() == n * od
+                && out.reward.len() == n
+                && out.terminated.len() == n
+                && out.truncated.len() == n
+                && out.trial_end.len() == n
+                && out.success.len() == n
+                && out.episode_index.len() == n,
+            "PyBatchEnv::step_end: StepOut not sized for {n} rows (use StepOut::new({n}, {od}))"
+        );
+        assert_eq!(
+            self.in_flight.front(),
+            Some(&g),
+            "PyBatchEnv::step_end: parts are collected in the order they were begun"
+        );
+        self.in_flight.pop_front();
+        let ad = self.act_dim();
+        let (ep_len, k) = (
+            self.spec.episode_len as u32,
+            self.spec.episodes_per_trial as u32,
+        );
+        for w in 0..self.workers.len() {
+            let rows = self.parts[g][w].clone();
+            if rows.is_empty() {
+                continue;
+            }
+            if self.lost[g][w] {
+                self.send_err[g][w] = None;
+                self.cut_rows(g, w, out);
+                continue;
+            }
+            let m = rows.clone().filter(|&r| self.pre_reset[r]).count();
+            let res = match self.send_err[g][w].take() {
+                Some(e) => Err(e),
+                None => self.recv_step(w).and_then(|frame| {
+                    let c = rows.len();
+                    let need = 1 + c * (4 * od + 4 + 1) + m * 4 * od;
+                    if frame.first() != Some(&b'O') || frame.len() != need {
+                        return Err(WorkerError::Protocol(format!(
+                            "step reply of {} bytes, expected {need}",
+                            frame.len()
+                        )));
+                    }
+                    let obs_end = 1 + c * 4 * od;
+                    read_f32s(
+                        &frame[1..obs_end],
+                        &mut out.final_obs[rows.start * od..rows.end * od],
+                    );
+                    read_f32s(
+                        &frame[obs_end..obs_end + 4 * c],
+                        &mut out.reward[rows.clone()],
+                    );
+                    let flags_at = obs_end + 4 * c;
+                    let mut off = flags_at + c;
+                    for (j, r) in rows.clone().enumerate() {
+                        let flags = frame[flags_at + j];
+                        out.terminated[r] = flags & 1 != 0;
+                        out.success[r] = flags & 2 != 0;
+                        if self.pre_reset[r] {
+                            read_f32s(
+                                &frame[off..off + 4 * od],
+                                &mut out.obs[r * od..(r + 1) * od],
+                            );
+                            off += 4 * od;
+                        }
+                    }
+                    self.workers[w].recycle(frame);
+                    Ok(())
+                }),
+            };
+            if let Err(e) = res {
+                self.restart(w, &e);
+                self.cut_rows(g, w, out);
+                continue;
+            }
+            // Counters and ends; rows that terminated before their time limit need a
+            // reset round trip.
+            let mut ended = std::mem::take(&mut self.ended);
+            ended.clear();
+            for r in rows.clone() {
+                let t = self.step_t[r];
+                let ep = self.step_ep[r];
+                out.episode_index[r] = ep;
+                out.truncated[r] = !out.terminated[r] && t == ep_len;
+                let end = out.terminated[r] || t == ep_len;
+                out.trial_end[r] = end && ep + 1 == k;
+                if self.pre_reset[r] {
+                    continue; // reset with the step; counters advanced in step_begin
+                }
+                self.history[r].extend_from_slice(&self.clipped[r * ad..(r + 1) * ad]);
+                self.ep_t[r] = t;
+                if end {
+                    if ended.is_empty() {
+                        self.workers[w].frame().push(b'R');
+                        self.workers[w].frame_mut().extend_from_slice(&[0; 4]);
+                    }
+                    ended.push(r);
+                    let trial_end = out.trial_end[r];
+                    if !trial_end {
+                        self.ep[r] += 1;
+                    }
+                    self.push_reset(w, r, trial_end);
+                } else {
+                    out.obs[r * od..(r + 1) * od]
+                        .copy_from_slice(&out.final_obs[r * od..(r + 1) * od]);
+                }
+            }
+            if !ended.is_empty() {
+                let f = self.workers[w].frame_mut();
+                f[5..9].copy_from_slice(&(ended.len() as u32).to_le_bytes());
+                let res = self.workers[w].send().and_then(|_| {
+                    // Replies to parts begun after this one may come first.
+                    loop {
+                        let frame = self.workers[w].recv(self.opts.step_timeout)?;
+                        if frame.first() == Some(&b'O') {
+                            self.stash[w].push_back(frame);
+                            continue;
+                        }
+                        let mut off = 1;
+                        for &r in &ended {
+                            if frame.first() != Some(&b'r') || off + 4 * od > frame.len() {
+                                return Err(WorkerError::Protocol("short reset reply".into()));
+                            }
+                            read_f32s(
+                                &frame[off..off + 4 * od],
+                                &mut out.obs[r * od..(r + 1) * od],
+                            );
+                            off += 4 * od;
+                        }
+                        self.workers[w].recycle(frame);
+                        return Ok(());
+                    }
+                });
+                if let Err(e) = res {
+                    self.restart(w, &e);
+                    self.cut_rows(g, w, out);
+                }
+            }
+            self.ended = ended;
+        }
+        for w in 0..self.workers.len() {
+            let rows = self.parts[g][w].clone();
+            self.last_obs[rows.start * od..rows.end * od]
+                .copy_from_slice(&out.obs[rows.start * od..rows.end * od]);
+        }
+    }
+
+    /// The next step reply of worker `w`: one stashed while waiting for a reset reply,
+    /// or the next from the pipe.
+    fn recv_step(&mut self, w: usize) -> Result<Vec<u8>, WorkerError> {
+        match self.stash[w].pop_front() {
+            Some(frame) => Ok(frame),
+            None => self.workers[w].recv(self.opts.step_timeout),
+        }
+    }
+
+    /// Reports part `g`'s rows of worker `w` as cut trials (their worker was replaced):
+    /// reward 0, `truncated` and `trial_end`, `final_obs` = the previous observation,
+    /// `obs` = the fresh trial's first observation.
+    fn cut_rows(&mut self, g: usize, w: usize, out: &mut StepOut) {
+        let od = self.spec.obs_dim;
+        self.lost[g][w] = false;
+        for r in self.parts[g][w].clone() {
+            out.final_obs[r * od..(r + 1) * od]
+                .copy_from_slice(&self.last_obs[r * od..(r + 1) * od]);
+            out.obs[r * od..(r + 1) * od].copy_from_slice(&self.fresh_obs[r * od..(r + 1) * od]);
+            out.reward[r] = 0.0;
+            out.terminated[r] = false;
+            out.truncated[r] = true;
+            out.trial_end[r] = true;
+            out.success[r] = false;
+            out.episode_index[r] = self.step_ep[r];
         }
     }
 
@@ -586,6 +904,10 @@ impl BatchEnv for PyBatchEnv {
             n * self.spec.obs_dim,
             "PyBatchEnv::reset: obs buffer size"
         );
+        assert!(
+            self.in_flight.is_empty(),
+            "PyBatchEnv::reset with parts in flight (collect them with step_end first)"
+        );
         let mut errs = std::mem::take(&mut self.step_errs);
         errs.resize_with(self.workers.len(), || None);
         for w in 0..self.workers.len() {
@@ -605,177 +927,31 @@ impl BatchEnv for PyBatchEnv {
             let rows = self.slices[w].clone();
             let e = match errs[w].take() {
                 Some(e) => Some(e),
-                None => self.recv_obs(w, rows, obs).err(),
+                None => self.recv_obs(w, rows.clone(), obs).err(),
             };
             if let Some(e) = e {
-                self.restart(w, &e, obs);
+                self.restart(w, &e);
+                let od = self.spec.obs_dim;
+                obs[rows.start * od..rows.end * od]
+                    .copy_from_slice(&self.fresh_obs[rows.start * od..rows.end * od]);
             }
+        }
+        self.step_errs = errs;
+        for lost in &mut self.lost {
+            lost.fill(false);
         }
         self.last_obs.copy_from_slice(obs);
     }
 
     fn step(&mut self, actions: &[f32], out: &mut StepOut) {
-        let n = self.num_envs();
-        let (od, ad) = (self.spec.obs_dim, self.act_dim());
-        assert_eq!(actions.len(), n * ad, "PyBatchEnv::step: actions length");
-        assert!(
-            out.obs.len() == n * od
-                && out.final_obs.len() == n * od
-                && out.reward.len() == n
-                && out.terminated.len() == n
-                && out.truncated.len() == n
-                && out.trial_end.len() == n
-                && out.success.len() == n
-                && out.episode_index.len() == n,
-            "PyBatchEnv::step: StepOut not sized for {n} rows (use StepOut::new(n, {od}))"
-        );
-        let (lo, hi) = (self.hello.act_low, self.hello.act_high);
-        for (c, &a) in self.clipped.iter_mut().zip(actions) {
-            assert!(!a.is_nan(), "PyBatchEnv::step: NaN action");
-            *c = a.clamp(lo, hi);
+        // All parts go out before any reply is read: with several parts a worker
+        // simulates the next part while this process reads the previous one.
+        for g in 0..self.parts.len() {
+            self.step_begin(g, actions);
         }
-        // Send every worker its slice, then collect the replies (workers run in parallel).
-        let mut errs: Vec<Option<WorkerError>> = (0..self.workers.len()).map(|_| None).collect();
-        for w in 0..self.workers.len() {
-            let rows = self.slices[w].clone();
-            let f = self.workers[w].frame();
-            f.push(b'S');
-            for a in &self.clipped[rows.start * ad..rows.end * ad] {
-                f.extend_from_slice(&a.to_le_bytes());
-            }
-            if let Err(e) = self.workers[w].send() {
-                errs[w] = Some(e);
-            }
+        for g in 0..self.parts.len() {
+            self.step_end(g, out);
         }
-        self.failed.fill(false);
-        for w in 0..self.workers.len() {
-            let rows = self.slices[w].clone();
-            let m = rows.len();
-            let res = match errs[w].take() {
-                Some(e) => Err(e),
-                None => self.workers[w]
-                    .recv(self.opts.step_timeout)
-                    .and_then(|frame| {
-                        let need = 1 + m * (4 * od + 4 + 1);
-                        if frame.first() != Some(&b'O') || frame.len() != need {
-                            return Err(WorkerError::Protocol(format!(
-                                "step reply of {} bytes, expected {need}",
-                                frame.len()
-                            )));
-                        }
-                        let obs_end = 1 + m * 4 * od;
-                        read_f32s(
-                            &frame[1..obs_end],
-                            &mut out.final_obs[rows.start * od..rows.end * od],
-                        );
-                        read_f32s(
-                            &frame[obs_end..obs_end + 4 * m],
-                            &mut out.reward[rows.clone()],
-                        );
-                        for (j, r) in rows.clone().enumerate() {
-                            let flags = frame[obs_end + 4 * m + j];
-                            out.terminated[r] = flags & 1 != 0;
-                            out.success[r] = flags & 2 != 0;
-                        }
-                        self.workers[w].recycle(frame);
-                        Ok(())
-                    }),
-            };
-            if let Err(e) = res {
-                // The rows' trials are cut here: fresh trials from a fresh worker.
-                for r in rows.clone() {
-                    out.final_obs[r * od..(r + 1) * od]
-                        .copy_from_slice(&self.last_obs[r * od..(r + 1) * od]);
-                    out.reward[r] = 0.0;
-                    out.terminated[r] = false;
-                    out.truncated[r] = true;
-                    out.trial_end[r] = true;
-                    out.success[r] = false;
-                    out.episode_index[r] = self.ep[r];
-                    self.failed[r] = true;
-                }
-                let mut obs = std::mem::take(&mut out.obs);
-                self.restart(w, &e, &mut obs);
-                out.obs = obs;
-            }
-        }
-        // Counters, ends, and reset requests for rows whose episode ended.
-        let ep_len = self.spec.episode_len as u32;
-        let k = self.spec.episodes_per_trial as u32;
-        let mut any_reset = std::mem::take(&mut self.any_reset);
-        any_reset.clear();
-        any_reset.resize(self.workers.len(), false);
-        for w in 0..self.workers.len() {
-            let rows = self.slices[w].clone();
-            let mut count = 0u32;
-            for r in rows.clone() {
-                if self.failed[r] {
-                    continue;
-                }
-                self.history[r].extend_from_slice(&self.clipped[r * ad..(r + 1) * ad]);
-                let t = self.ep_t[r] + 1;
-                out.episode_index[r] = self.ep[r];
-                out.truncated[r] = !out.terminated[r] && t == ep_len;
-                let end = out.terminated[r] || t == ep_len;
-                out.trial_end[r] = end && self.ep[r] + 1 == k;
-                self.ep_t[r] = t;
-                if end {
-                    if count == 0 {
-                        self.workers[w].frame().push(b'R');
-                        self.workers[w].frame_mut().extend_from_slice(&[0; 4]);
-                    }
-                    count += 1;
-                    let trial_end = out.trial_end[r];
-                    if !trial_end {
-                        self.ep[r] += 1;
-                    }
-                    self.push_reset(w, r, trial_end);
-                } else {
-                    out.obs[r * od..(r + 1) * od]
-                        .copy_from_slice(&out.final_obs[r * od..(r + 1) * od]);
-                }
-            }
-            if count > 0 {
-                let f = self.workers[w].frame_mut();
-                f[5..9].copy_from_slice(&count.to_le_bytes());
-                any_reset[w] = true;
-                if let Err(e) = self.workers[w].send() {
-                    errs[w] = Some(e);
-                }
-            }
-        }
-        for w in 0..self.workers.len() {
-            if !any_reset[w] {
-                continue;
-            }
-            let rows = self.slices[w].clone();
-            let res = match errs[w].take() {
-                Some(e) => Err(e),
-                None => {
-                    let failed = std::mem::take(&mut self.failed);
-                    let (terminated, truncated) = (&out.terminated, &out.truncated);
-                    let ended = rows
-                        .clone()
-                        .filter(|&r| !failed[r] && (terminated[r] || truncated[r]));
-                    let res = self.recv_obs(w, ended, &mut out.obs);
-                    self.failed = failed;
-                    res
-                }
-            };
-            if let Err(e) = res {
-                for r in rows {
-                    out.truncated[r] = true;
-                    out.trial_end[r] = true;
-                    out.terminated[r] = false;
-                }
-                let mut obs = std::mem::take(&mut out.obs);
-                self.restart(w, &e, &mut obs);
-                out.obs = obs;
-            }
-        }
-        self.step_errs = errs;
-        self.any_reset = any_reset;
-        self.last_obs.copy_from_slice(&out.obs);
     }
 
     fn fatal(&self) -> Option<String> {
@@ -783,6 +959,10 @@ impl BatchEnv for PyBatchEnv {
     }
 
     fn save_state(&self) -> serde_json::Value {
+        assert!(
+            self.in_flight.is_empty(),
+            "PyBatchEnv::save_state with parts in flight"
+        );
         let saved = Saved {
             env: self.spec.name.to_string(),
             split: self.split,

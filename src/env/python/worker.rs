@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub const WORKER_SOURCE: &str = include_str!("../../../python/bamdp_envs/worker.py");
 
 /// Version of the frame protocol; the worker refuses a different one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The install command every missing-package message names.
 pub const INSTALL_HINT: &str = "pip install -r python/requirements.txt";
