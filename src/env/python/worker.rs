@@ -1,14 +1,15 @@
 //! One Python worker process and the Rust side of the pipe protocol
 //! (docs/python-bridge.md): spawning `python3 -u -c <python/bamdp_envs/worker.py>` in
 //! its own process group, length-prefixed binary frames over its stdin/stdout, reply
-//! timeouts (a reader thread per worker feeds a channel read with `recv_timeout`), and
-//! shutdown that always reaps the child (no zombies).
+//! timeouts (`poll(2)` on the reply pipe, read by the calling thread: no reader thread,
+//! so a reply wakes one thread, not a reader and then the caller), and shutdown that
+//! always reaps the child (no zombies).
 
 use std::collections::VecDeque;
 use std::io::{self, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -49,44 +50,24 @@ pub enum WorkerError {
     Protocol(String),
 }
 
-/// A running worker: its child process, the write end of its input and a channel of
-/// reply frames from its reader thread.
+/// A running worker: its child process, the write end of its input and the read end
+/// of its replies with the bytes read but not yet returned as frames.
 pub struct Worker {
     child: Child,
     stdin: Option<ChildStdin>,
-    frames: Receiver<io::Result<Vec<u8>>>,
-    recycle: Sender<Vec<u8>>,
-    reader: Option<JoinHandle<()>>,
+    stdout: ChildStdout,
+    /// Bytes read from `stdout`; frames start at `inpos`.
+    inbuf: Vec<u8>,
+    inpos: usize,
+    /// Reply buffers handed back with [`Worker::recycle`].
+    spare: Vec<Vec<u8>>,
+    /// The pipe reached end of file (the worker exited).
+    eof: bool,
     stderr_reader: Option<JoinHandle<()>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Reusable outgoing frame.
     out: Vec<u8>,
     pub pid: u32,
-}
-
-fn read_frames(
-    mut r: BufReader<std::process::ChildStdout>,
-    tx: Sender<io::Result<Vec<u8>>>,
-    recycled: Receiver<Vec<u8>>,
-) {
-    loop {
-        let mut len = [0u8; 4];
-        if let Err(e) = r.read_exact(&mut len) {
-            let _ = tx.send(Err(e));
-            return;
-        }
-        let n = u32::from_le_bytes(len) as usize;
-        let mut buf = recycled.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.resize(n, 0);
-        if let Err(e) = r.read_exact(&mut buf) {
-            let _ = tx.send(Err(e));
-            return;
-        }
-        if tx.send(Ok(buf)).is_err() {
-            return;
-        }
-    }
 }
 
 impl Worker {
@@ -109,12 +90,6 @@ impl Worker {
         })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, frames) = mpsc::channel();
-        let (recycle, recycled) = mpsc::channel();
-        let reader = std::thread::Builder::new()
-            .name(format!("bamdp-worker-{}", child.id()))
-            .spawn(move || read_frames(BufReader::with_capacity(1 << 16, stdout), tx, recycled))
-            .expect("spawn reader thread");
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let tail2 = tail.clone();
         let stderr_reader = std::thread::Builder::new()
@@ -135,9 +110,11 @@ impl Worker {
             pid: child.id(),
             stdin: child.stdin.take(),
             child,
-            frames,
-            recycle,
-            reader: Some(reader),
+            stdout,
+            inbuf: Vec::with_capacity(1 << 16),
+            inpos: 0,
+            spare: Vec::new(),
+            eof: false,
             stderr_reader: Some(stderr_reader),
             stderr_tail: tail,
             out: Vec::new(),
@@ -202,11 +179,95 @@ impl Worker {
         }
     }
 
+    /// The next complete frame already read, if any.
+    fn take_frame(&mut self) -> Option<Vec<u8>> {
+        let avail = &self.inbuf[self.inpos..];
+        if avail.len() < 4 {
+            return None;
+        }
+        let n = u32::from_le_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
+        if avail.len() < 4 + n {
+            return None;
+        }
+        let mut frame = self.spare.pop().unwrap_or_default();
+        frame.clear();
+        frame.extend_from_slice(&avail[4..4 + n]);
+        self.inpos += 4 + n;
+        Some(frame)
+    }
+
+    /// Reads what the pipe has, waiting at most until `deadline`. `Ok(false)`: timed
+    /// out.
+    fn fill(&mut self, deadline: Instant) -> io::Result<bool> {
+        if self.inpos > 0 {
+            self.inbuf.drain(..self.inpos);
+            self.inpos = 0;
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            let mut fds = libc::pollfd {
+                fd: self.stdout.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let r = unsafe { libc::poll(&mut fds, 1, ms) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == 0 {
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                continue;
+            }
+            // Readable (data or end of file): a read does not block.
+            let start = self.inbuf.len();
+            self.inbuf.resize(start + (1 << 16), 0);
+            let got = self.stdout.read(&mut self.inbuf[start..]);
+            let got = match got {
+                Ok(g) => g,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.inbuf.truncate(start);
+                    continue;
+                }
+                Err(e) => {
+                    self.inbuf.truncate(start);
+                    return Err(e);
+                }
+            };
+            self.inbuf.truncate(start + got);
+            if got == 0 {
+                self.eof = true;
+            }
+            return Ok(true);
+        }
+    }
+
     /// Waits up to `timeout` for the next reply frame (op byte included). Hand the
     /// buffer back with [`Worker::recycle`] to keep stepping allocation-free.
     pub fn recv(&mut self, timeout: Duration) -> Result<Vec<u8>, WorkerError> {
-        match self.frames.recv_timeout(timeout) {
-            Ok(Ok(frame)) => {
+        let deadline = Instant::now() + timeout;
+        let got = loop {
+            if let Some(frame) = self.take_frame() {
+                break Ok(frame);
+            }
+            if self.eof {
+                break Err(());
+            }
+            match self.fill(deadline) {
+                Ok(true) => {}
+                Ok(false) => return Err(WorkerError::Timeout(timeout)),
+                Err(_) => break Err(()),
+            }
+        };
+        match got {
+            Ok(frame) => {
                 if frame.first() == Some(&b'E') {
                     let v: serde_json::Value =
                         serde_json::from_slice(&frame[1..]).unwrap_or(serde_json::Value::Null);
@@ -219,14 +280,15 @@ impl Worker {
                 }
                 Ok(frame)
             }
-            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Err(self.exited()),
-            Err(RecvTimeoutError::Timeout) => Err(WorkerError::Timeout(timeout)),
+            Err(()) => Err(self.exited()),
         }
     }
 
-    /// Returns a reply buffer to the reader thread for reuse.
-    pub fn recycle(&self, frame: Vec<u8>) {
-        let _ = self.recycle.send(frame);
+    /// Returns a reply buffer for reuse by the next [`Worker::recv`].
+    pub fn recycle(&mut self, frame: Vec<u8>) {
+        if self.spare.len() < 4 {
+            self.spare.push(frame);
+        }
     }
 
     /// Kills the process (tests use this to simulate a crash).
@@ -250,9 +312,6 @@ impl Worker {
                     break;
                 }
             }
-        }
-        if let Some(h) = self.reader.take() {
-            let _ = h.join();
         }
         if let Some(h) = self.stderr_reader.take() {
             let _ = h.join();
