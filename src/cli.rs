@@ -55,6 +55,10 @@ pub enum Command {
         /// Take the most likely action instead of sampling.
         #[arg(long)]
         greedy: bool,
+        /// Also report the mean return and success over episodes FIRST-LAST (1-based),
+        /// e.g. 11-13 for MetaWorld's evaluation after 10 adaptation episodes.
+        #[arg(long, value_name = "FIRST-LAST")]
+        summary_episodes: Option<String>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -98,9 +102,14 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
             episodes_per_task,
             num_tasks,
             greedy,
+            summary_episodes,
             json,
         } => {
             let split = Split::parse(&split)?;
+            let summary_episodes = summary_episodes
+                .as_deref()
+                .map(eval::parse_episode_range)
+                .transpose()?;
             if episodes_per_task == Some(0) {
                 return Err(UserError::invalid(
                     "--episodes-per-task",
@@ -114,6 +123,7 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 episodes_per_task,
                 num_tasks,
                 greedy,
+                summary_episodes,
             })?;
             if json {
                 println!(

@@ -225,4 +225,42 @@ fn tiny_train_then_eval_json() {
             "episode return {r} outside what GridNavi allows"
         );
     }
+
+    // The same evaluation (same seed) summarised over episodes 4-6: the summary is the
+    // mean of those episodes' figures; ranges outside the trial are user errors.
+    let eval_with = |range: &str| {
+        bamdp(&[
+            "eval",
+            "--run",
+            &run_s,
+            "--json",
+            "--num-tasks",
+            "20",
+            "--episodes-per-task",
+            "6",
+            "--summary-episodes",
+            range,
+        ])
+    };
+    let o = eval_with("4-6");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w["episode_returns"], v["episode_returns"]);
+    let mean = |key: &str| {
+        v[key].as_array().unwrap()[3..6]
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .sum::<f64>()
+            / 3.0
+    };
+    let s = &w["summary"];
+    assert_eq!(
+        (s["first"].as_u64(), s["last"].as_u64()),
+        (Some(4), Some(6))
+    );
+    assert!((s["return_mean"].as_f64().unwrap() - mean("episode_returns")).abs() < 1e-9);
+    assert!((s["success_rate"].as_f64().unwrap() - mean("success_rate")).abs() < 1e-9);
+    for bad in ["5-7", "0-2", "3-2", "x"] {
+        assert_user_error(&eval_with(bad), &["--summary-episodes", bad]);
+    }
 }

@@ -26,6 +26,7 @@ fn train_and_eval(preset: &str, overrides: &[&str], dir: &Path) -> Vec<f64> {
         episodes_per_task: None,
         num_tasks: Some(500),
         greedy: false,
+        summary_episodes: None,
     })
     .unwrap();
     report.episode_returns

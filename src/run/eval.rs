@@ -1,7 +1,9 @@
 //! `bamdp eval`: meta-test a trained run. Each of `num_tasks` held-out tasks gets one
 //! trial of k episodes, the agent's memory/belief persisting across them; we report the
 //! mean return of episode 1..k (the adaptation curve) with 95% confidence intervals and,
-//! where the env has one, the success rate per episode.
+//! where the env has one, the success rate per episode. `--summary-episodes 11-13`
+//! adds one figure over a range of episodes: MetaWorld's meta-learning evaluation
+//! (adapt for 10 episodes, evaluate 3) reads the mean success of episodes 11-13.
 
 use super::train::{load_checkpoint, load_run_config};
 use super::trainer::{
@@ -27,6 +29,33 @@ pub struct EvalReport {
     pub success_rate: Option<Vec<f64>>,
     pub trial_return: f64,
     pub trial_return_ci95: f64,
+    /// Mean over a range of episodes (`--summary-episodes`), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<EpisodeSummary>,
+}
+
+/// Return and success over episodes `first..=last` (1-based) of every trial. The CI is
+/// over trials: each trial contributes its mean over the range.
+#[derive(Debug, Serialize)]
+pub struct EpisodeSummary {
+    pub first: usize,
+    pub last: usize,
+    pub return_mean: f64,
+    pub return_ci95: f64,
+    pub success_rate: Option<f64>,
+    pub success_rate_ci95: Option<f64>,
+}
+
+/// Parses `--summary-episodes FIRST-LAST` (1-based, inclusive; a single `N` is `N-N`).
+pub fn parse_episode_range(s: &str) -> Result<(usize, usize), UserError> {
+    let bad = || UserError::invalid("--summary-episodes", s, "FIRST-LAST, 1-based, e.g. 11-13");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let first: usize = a.trim().parse().map_err(|_| bad())?;
+    let last: usize = b.trim().parse().map_err(|_| bad())?;
+    if first == 0 || last < first {
+        return Err(bad());
+    }
+    Ok((first, last))
 }
 
 /// Mean and 95% normal-approximation half-width of the mean.
@@ -49,6 +78,8 @@ pub struct EvalArgs<'a> {
     pub episodes_per_task: Option<usize>,
     pub num_tasks: Option<usize>,
     pub greedy: bool,
+    /// Episodes to summarise (1-based, inclusive), from [`parse_episode_range`].
+    pub summary_episodes: Option<(usize, usize)>,
 }
 
 /// Meta-tests the run's latest checkpoint.
@@ -76,6 +107,18 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
         &cfg.env_options(),
     )?;
     let spec = env.spec().clone();
+    if let Some((first, last)) = args.summary_episodes {
+        if last > spec.episodes_per_trial {
+            return Err(UserError::invalid(
+                "--summary-episodes",
+                &format!("{first}-{last}"),
+                &format!(
+                    "a range within the trial's {} episodes (raise --episodes-per-task)",
+                    spec.episodes_per_trial
+                ),
+            ));
+        }
+    }
     let belief = make_belief(&cfg, &spec, rows)?;
     let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
     let (net, mut params) = build_agent(&cfg, &spec, bdim)?;
@@ -130,6 +173,28 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     }
     finished.truncate(num_tasks);
     let k = spec.episodes_per_trial;
+    let summary = args.summary_episodes.map(|(first, last)| {
+        let per_trial = |f: &dyn Fn(&TrialResult, usize) -> f64| -> Vec<f64> {
+            finished
+                .iter()
+                .map(|t| {
+                    (first - 1..last).map(|e| f(t, e)).sum::<f64>() / (last - first + 1) as f64
+                })
+                .collect()
+        };
+        let (return_mean, return_ci95) = mean_ci95(&per_trial(&|t, e| t.returns[e]));
+        let success = spec
+            .has_success
+            .then(|| mean_ci95(&per_trial(&|t, e| if t.success[e] { 1.0 } else { 0.0 })));
+        EpisodeSummary {
+            first,
+            last,
+            return_mean,
+            return_ci95,
+            success_rate: success.map(|s| s.0),
+            success_rate_ci95: success.map(|s| s.1),
+        }
+    });
     let mut episode_returns = Vec::with_capacity(k);
     let mut episode_returns_ci95 = Vec::with_capacity(k);
     for e in 0..k {
@@ -160,6 +225,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
         success_rate,
         trial_return,
         trial_return_ci95,
+        summary,
     })
 }
 
@@ -196,6 +262,16 @@ impl EvalReport {
             "  trial  {:>7.3} ± {:.3}\n",
             self.trial_return, self.trial_return_ci95
         ));
+        if let Some(m) = &self.summary {
+            s.push_str(&format!(
+                "episodes {}-{}: return {:.3} ± {:.3}",
+                m.first, m.last, m.return_mean, m.return_ci95
+            ));
+            if let (Some(sr), Some(ci)) = (m.success_rate, m.success_rate_ci95) {
+                s.push_str(&format!(", success {:.1}% ± {:.1}", 100.0 * sr, 100.0 * ci));
+            }
+            s.push('\n');
+        }
         s
     }
 }
