@@ -181,6 +181,8 @@ where
     tmp_roots: Vec<f32>,
     logw: Vec<f64>,
     features: Vec<f32>,
+    /// Features of each real row's first particle (the root evaluation).
+    root_features: Vec<f32>,
     policy: Vec<f32>,
     tmp_policy: Vec<f32>,
     values: Vec<f32>,
@@ -270,6 +272,7 @@ where
                     tmp_roots: vec![0.0; p * aw],
                     logw: vec![0.0; p],
                     features: vec![0.0; p * fd],
+                    root_features: vec![0.0; n * fd],
                     policy: vec![0.0; p * no],
                     tmp_policy: vec![0.0; p * no],
                     values: vec![0.0; p],
@@ -475,7 +478,28 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
     let mut belief = c.belief.take().expect("particle belief");
     model.gather(state, &c.src, &mut belief);
     model.features(&belief, &mut c.features);
-    policy.evaluate(&c.obs, &c.features, p, &mut c.policy, &mut c.values, ps);
+    // At the root a row's K particles are identical: evaluate the policy once per real
+    // row and copy it to the particles (a policy's output for a row does not depend on
+    // the other rows of its batch), which saves K - 1 of every K root evaluations.
+    let (fd, no) = (c.features.len() / p, c.policy.len() / p);
+    for r in 0..n {
+        let i = r * k;
+        c.tmp_obs[r * od..(r + 1) * od].copy_from_slice(&c.obs[i * od..(i + 1) * od]);
+        c.root_features[r * fd..(r + 1) * fd].copy_from_slice(&c.features[i * fd..(i + 1) * fd]);
+    }
+    policy.evaluate(
+        &c.tmp_obs[..n * od],
+        &c.root_features,
+        n,
+        &mut c.tmp_policy[..n * no],
+        &mut c.tmp_values[..n],
+        ps,
+    );
+    for i in 0..p {
+        let r = i / k;
+        c.policy[i * no..(i + 1) * no].copy_from_slice(&c.tmp_policy[r * no..(r + 1) * no]);
+        c.values[i] = c.tmp_values[r];
+    }
 
     for d in 0..st.depth {
         sample_actions(policy, &c.policy, k, rngs, &mut c.probs, &mut c.actions);
