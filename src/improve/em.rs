@@ -109,9 +109,6 @@ fn chunk_grad(
     ]
 }
 
-/// Chunks a minibatch's gradient is computed in, independent of threads.
-const CHUNKS: usize = 2;
-
 /// `epochs x minibatches` steps of the M-step loss over the rollout `buf` (returns
 /// computed) and the planner's `targets` (`steps * rows * target_width`).
 #[allow(clippy::too_many_arguments)]
@@ -139,7 +136,7 @@ pub fn update(
         rng.shuffle(&mut order);
         for mb in order.chunks(per_mb) {
             let total = mb.len() as f32;
-            let per_chunk = mb.len().div_ceil(CHUNKS);
+            let per_chunk = mb.len().div_ceil(super::CHUNKS);
             let chunks: Vec<Chunk> = mb
                 .chunks(per_chunk)
                 .map(|idx| {
@@ -156,32 +153,20 @@ pub fn update(
                     c
                 })
                 .collect();
-            let mut grads = vec![vec![0.0f32; params.len()]; chunks.len()];
-            let mut st = vec![[0.0f64; 3]; chunks.len()];
-            let p: &Params = params;
             let vc = value_coef as f32;
-            if threads > 1 && chunks.len() > 1 {
-                std::thread::scope(|s| {
-                    for ((c, g), o) in chunks.iter().zip(grads.iter_mut()).zip(st.iter_mut()) {
-                        s.spawn(move || *o = chunk_grad(net, p, c, vc, total, g));
-                    }
-                });
-            } else {
-                for ((c, g), o) in chunks.iter().zip(grads.iter_mut()).zip(st.iter_mut()) {
-                    *o = chunk_grad(net, p, c, vc, total, g);
-                }
-            }
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            for g in &grads {
-                grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
-            }
-            let norm = Adam::clip_grad_norm(&mut grad, cfg.max_grad_norm);
-            adam.step(&mut params.data, &grad, lr);
-            for o in &st {
-                stats.policy_loss += o[0];
-                stats.value_loss += o[1];
-                stats.entropy += o[2];
-            }
+            let (st, norm) = super::minibatch_step(
+                &chunks,
+                params,
+                adam,
+                cfg.max_grad_norm,
+                lr,
+                threads,
+                &mut grad,
+                |p, c, g| chunk_grad(net, p, c, vc, total, g),
+            );
+            stats.policy_loss += st[0];
+            stats.value_loss += st[1];
+            stats.entropy += st[2];
             stats.grad_norm += norm;
             count += 1.0;
         }

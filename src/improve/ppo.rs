@@ -317,9 +317,6 @@ fn chunk_grad(
     ]
 }
 
-/// Number of chunks a minibatch's gradient is computed in, independent of threads.
-const CHUNKS: usize = 2;
-
 /// Runs PPO's epochs x minibatches over `buf` (which must have advantages computed).
 #[allow(clippy::too_many_arguments)]
 pub fn update(
@@ -357,46 +354,22 @@ pub fn update(
         rng.shuffle(&mut cols);
         for mb_cols in cols.chunks(per_mb) {
             let mb_total = (mb_cols.len() * buf.steps) as f32;
-            let k = CHUNKS.min(mb_cols.len());
+            let k = super::CHUNKS.min(mb_cols.len());
             let per_chunk = mb_cols.len().div_ceil(k);
             let chunks: Vec<Minibatch> = mb_cols
                 .chunks(per_chunk)
                 .map(|c| gather(buf, c, &adv, net.num_actions, net.log_std.is_none()))
                 .collect();
-            let mut chunk_grads = vec![vec![0.0f32; params.len()]; chunks.len()];
-            let mut chunk_stats = vec![[0.0f64; 5]; chunks.len()];
-            let p: &Params = params;
-            if threads > 1 && chunks.len() > 1 {
-                std::thread::scope(|s| {
-                    for ((mb, g), st) in chunks
-                        .iter()
-                        .zip(chunk_grads.iter_mut())
-                        .zip(chunk_stats.iter_mut())
-                    {
-                        s.spawn(move || {
-                            *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true)
-                        });
-                    }
-                });
-            } else {
-                for ((mb, g), st) in chunks
-                    .iter()
-                    .zip(chunk_grads.iter_mut())
-                    .zip(chunk_stats.iter_mut())
-                {
-                    *st = chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true);
-                }
-            }
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            for g in &chunk_grads {
-                grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
-            }
-            let norm = Adam::clip_grad_norm(&mut grad, cfg.max_grad_norm);
-            adam.step(&mut params.data, &grad, lr);
-            let st: [f64; 5] = chunk_stats.iter().fold([0.0; 5], |mut acc, s| {
-                acc.iter_mut().zip(s).for_each(|(a, b)| *a += b);
-                acc
-            });
+            let (st, norm) = super::minibatch_step(
+                &chunks,
+                params,
+                adam,
+                cfg.max_grad_norm,
+                lr,
+                threads,
+                &mut grad,
+                |p, mb, g| chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true),
+            );
             stats.policy_loss += st[0];
             stats.value_loss += st[1];
             stats.entropy += st[2];
