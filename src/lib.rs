@@ -6,8 +6,8 @@
 //! belief kept across episodes and reset between trials.
 //!
 //! - [`env`]: batched environments, task splits, the three kinds of end.
-//! - [`belief`]: the belief interface and exact beliefs (oracles).
-//! - [`improve`]: policy improvers (PPO with GAE).
+//! - [`belief`]: the belief interface, exact beliefs (oracles), VariBAD and GLiBRL.
+//! - [`improve`]: policy improvers (PPO with GAE; the Belief-SMC planner and its EM step).
 //! - [`nn`]: host-side parameters, optimiser and fast inference; burn graphs for training.
 //! - [`run`]: training loop, evaluation, checkpoints, metrics, benchmarks.
 //! - [`config`]: the TOML schema, overrides and validation.
