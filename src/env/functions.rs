@@ -697,17 +697,7 @@ impl BatchEnv for Functions {
         let dim = self.variant.dim;
         // Check sizes once, so the loop below cannot go out of bounds half-way.
         assert_eq!(actions.len(), dim * n, "Functions::step: actions length");
-        assert!(
-            out.obs.len() == n
-                && out.final_obs.len() == n
-                && out.reward.len() == n
-                && out.terminated.len() == n
-                && out.truncated.len() == n
-                && out.trial_end.len() == n
-                && out.success.len() == n
-                && out.episode_index.len() == n,
-            "Functions::step: StepOut not sized for {n} rows (use StepOut::new(n, 1))"
-        );
+        out.assert_sized(n, 1, "Functions::step");
         let len = self.spec.episode_len as u32;
         let trial_len = self.trial_len();
         for i in 0..n {

@@ -219,17 +219,7 @@ impl BatchEnv for GridNavi {
         let n = self.num_envs();
         // Check sizes once, so the loop below cannot go out of bounds half-way.
         assert_eq!(actions.len(), n, "GridNavi::step: actions length");
-        assert!(
-            out.obs.len() == 2 * n
-                && out.final_obs.len() == 2 * n
-                && out.reward.len() == n
-                && out.terminated.len() == n
-                && out.truncated.len() == n
-                && out.trial_end.len() == n
-                && out.success.len() == n
-                && out.episode_index.len() == n,
-            "GridNavi::step: StepOut not sized for {n} rows (use StepOut::new(n, 2))"
-        );
+        out.assert_sized(n, 2, "GridNavi::step");
         let trial_len_u32 = (EPISODE_LEN * self.spec.episodes_per_trial) as u32;
         for (i, &a) in actions.iter().enumerate() {
             let action = a as u32;

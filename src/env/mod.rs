@@ -124,6 +124,23 @@ impl StepOut {
             episode_index: vec![0; num_envs],
         }
     }
+    /// Panics (a programming error, not user input) unless every buffer is sized for
+    /// `n` rows of `obs_dim` observations; `who` names the caller in the message.
+    /// Envs check once before stepping, so a loop cannot go out of bounds half-way.
+    pub fn assert_sized(&self, n: usize, obs_dim: usize, who: &str) {
+        assert!(
+            self.obs.len() == n * obs_dim
+                && self.final_obs.len() == n * obs_dim
+                && self.reward.len() == n
+                && self.terminated.len() == n
+                && self.truncated.len() == n
+                && self.trial_end.len() == n
+                && self.success.len() == n
+                && self.episode_index.len() == n,
+            "{who}: StepOut not sized for {n} rows (use StepOut::new({n}, {obs_dim}))"
+        );
+    }
+
     /// Whether an episode (of any kind of end) finished on row `i` this step.
     #[inline]
     pub fn episode_end(&self, i: usize) -> bool {

@@ -260,17 +260,7 @@ impl BatchEnv for PointRobot {
         let n = self.num_envs();
         // Check sizes once, so the loop below cannot go out of bounds half-way.
         assert_eq!(actions.len(), 2 * n, "PointRobot::step: actions length");
-        assert!(
-            out.obs.len() == 2 * n
-                && out.final_obs.len() == 2 * n
-                && out.reward.len() == n
-                && out.terminated.len() == n
-                && out.truncated.len() == n
-                && out.trial_end.len() == n
-                && out.success.len() == n
-                && out.episode_index.len() == n,
-            "PointRobot::step: StepOut not sized for {n} rows (use StepOut::new(n, 2))"
-        );
+        out.assert_sized(n, 2, "PointRobot::step");
         let trial_len = self.trial_len();
         for i in 0..n {
             let next = move_point(self.pos[i], [actions[2 * i], actions[2 * i + 1]]);

@@ -634,17 +634,7 @@ impl PyBatchEnv {
     pub fn step_end(&mut self, g: usize, out: &mut StepOut) {
         let n = self.num_envs();
         let od = self.spec.obs_dim;
-        assert!(
-            out.obs.len() == n * od
-                && out.final_obs.len() == n * od
-                && out.reward.len() == n
-                && out.terminated.len() == n
-                && out.truncated.len() == n
-                && out.trial_end.len() == n
-                && out.success.len() == n
-                && out.episode_index.len() == n,
-            "PyBatchEnv::step_end: StepOut not sized for {n} rows (use StepOut::new({n}, {od}))"
-        );
+        out.assert_sized(n, od, "PyBatchEnv::step_end");
         assert_eq!(
             self.in_flight.front(),
             Some(&g),
