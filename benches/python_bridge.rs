@@ -42,8 +42,8 @@ fn main() {
         env.step(&acts, &mut out);
     }
     let pids: Vec<u32> = (0..env.num_workers()).map(|w| env.worker_pid(w)).collect();
-    let cpu0: f64 =
-        pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id());
+    let own0 = cpu_seconds(std::process::id());
+    let cpu0: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + own0;
     let start = Instant::now();
     let mut steps = 0u64;
     if parts == 1 {
@@ -79,9 +79,11 @@ fn main() {
     let rate = steps as f64 / start.elapsed().as_secs_f64();
     let cpu: f64 =
         pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id()) - cpu0;
+    let own = cpu_seconds(std::process::id()) - own0;
     println!(
-        "bridge env={env_name} rows={rows} workers={workers} parts={parts}: {rate:.0} steps/s wall, {:.0} steps per CPU-second (workers + bamdp)",
-        steps as f64 / cpu
+        "bridge env={env_name} rows={rows} workers={workers} parts={parts}: {rate:.0} steps/s wall, {:.0} steps per CPU-second (workers + bamdp; bamdp {:.0}%)",
+        steps as f64 / cpu,
+        100.0 * own / cpu
     );
 }
 

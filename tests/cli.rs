@@ -95,6 +95,32 @@ fn bad_overrides_and_sizes_are_rejected() {
 }
 
 #[test]
+fn bad_simulator_bridge_variables_name_the_variable_and_what_is_allowed() {
+    // Checked before any Python worker starts, so no Python packages are needed.
+    let cfg = format!(
+        "{}/configs/cheetah-vel/rl2.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (var, value, allowed) in [
+        ("BAMDP_ENV_SPIN_US", "abc", "microseconds from 0"),
+        ("BAMDP_ENV_SPIN_US", "5000000", "to 1000000"),
+        (
+            "BAMDP_ENV_WORKERS",
+            "0",
+            "a positive number of worker processes",
+        ),
+        ("BAMDP_ENV_TIMEOUT_S", "-1", "a positive number of seconds"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_bamdp"))
+            .args(["bench", "--config", &cfg, "--seconds", "1"])
+            .env(var, value)
+            .output()
+            .expect("bamdp runs");
+        assert_user_error(&o, &[var, value, allowed]);
+    }
+}
+
+#[test]
 fn unknown_key_in_file_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "typo.toml", "[ppo]\nlearning_rate = 0.1\n");

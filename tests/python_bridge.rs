@@ -22,6 +22,7 @@ fn opts(workers: usize) -> Options {
         workers,
         step_timeout: Duration::from_secs(60),
         parts: 1,
+        spin: bamdp::env::python::DEFAULT_SPIN,
     }
 }
 

@@ -31,7 +31,9 @@
 //!
 //! Environment variables: `BAMDP_PYTHON` (interpreter, default `python3`),
 //! `BAMDP_ENV_WORKERS` (worker processes, default one per core, at most one per row),
-//! `BAMDP_ENV_TIMEOUT_S` (reply timeout for a step, default 60).
+//! `BAMDP_ENV_TIMEOUT_S` (reply timeout for a step, default 60), `BAMDP_ENV_SPIN_US`
+//! (how long bamdp and the workers check for the other's next message before blocking,
+//! default 1000; see [`Options::spin`]).
 
 pub mod worker;
 
@@ -87,6 +89,10 @@ impl Family {
     }
 }
 
+/// See [`Options::spin`]: long enough to cover bamdp's turn between two steps of a
+/// small policy, short enough that idle workers soon stop using CPU.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(1000);
+
 /// How to start a batch's workers.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -97,10 +103,16 @@ pub struct Options {
     /// stepped separately ([`PyBatchEnv::step_begin`] / [`PyBatchEnv::step_end`]), so a
     /// worker simulates one part while bamdp handles another. 1 = lock-step.
     pub parts: usize,
+    /// How long each side keeps checking for the other's next message (yielding its
+    /// core between checks) before it blocks: a process blocked on a pipe lets its core
+    /// idle, and waking an idle core costs tens of microseconds on virtual machines
+    /// (docs/benchmarks.md). Zero: always block.
+    pub spin: Duration,
 }
 
 impl Options {
-    /// Defaults, overridden by `BAMDP_PYTHON`, `BAMDP_ENV_WORKERS`, `BAMDP_ENV_TIMEOUT_S`.
+    /// Defaults, overridden by `BAMDP_PYTHON`, `BAMDP_ENV_WORKERS`, `BAMDP_ENV_TIMEOUT_S`,
+    /// `BAMDP_ENV_SPIN_US`.
     pub fn from_env() -> Result<Options, UserError> {
         let python = std::env::var("BAMDP_PYTHON").unwrap_or_else(|_| "python3".into());
         let workers = match std::env::var("BAMDP_ENV_WORKERS") {
@@ -124,11 +136,27 @@ impl Options {
                 })?,
             Err(_) => Duration::from_secs(60),
         };
+        let spin = match std::env::var("BAMDP_ENV_SPIN_US") {
+            Ok(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|&us| us <= 1_000_000)
+                .map(Duration::from_micros)
+                .ok_or_else(|| {
+                    UserError::invalid(
+                        "BAMDP_ENV_SPIN_US",
+                        &v,
+                        "microseconds from 0 (never spin) to 1000000",
+                    )
+                })?,
+            Err(_) => DEFAULT_SPIN,
+        };
         Ok(Options {
             python,
             workers,
             step_timeout,
             parts: 1,
+            spin,
         })
     }
 }
@@ -850,15 +878,17 @@ fn send_init(
     rows: usize,
     opts: &Options,
 ) -> Result<Worker, WorkerError> {
-    let mut w = Worker::spawn(&opts.python)?;
+    let mut w = Worker::spawn(&opts.python, opts.spin)?;
+    let spin_us = opts.spin.as_micros() as u64;
     let init = match family {
         Family::Mujoco(env) => serde_json::json!({
             "protocol": PROTOCOL_VERSION, "family": "mujoco", "env": env,
-            "split": split.as_str(), "rows": rows,
+            "split": split.as_str(), "rows": rows, "spin_us": spin_us,
         }),
         Family::MetaWorld { benchmark, task } => serde_json::json!({
             "protocol": PROTOCOL_VERSION, "family": "metaworld", "benchmark": benchmark,
             "task": task, "split": split.as_str(), "bench_seed": bench_seed(seed), "rows": rows,
+            "spin_us": spin_us,
         }),
     };
     let f = w.frame();
