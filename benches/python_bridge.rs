@@ -10,6 +10,7 @@
 //!
 //!     cargo bench --bench python_bridge -- --env cheetah-vel --rows 8 --workers 2 --seconds 20
 //!     cargo bench --bench python_bridge -- --env cheetah-vel --rows 8 --workers 2 --parts 2
+#![allow(clippy::needless_range_loop)] // rows index several parallel arrays
 
 use bamdp::env::python::{Options, PyBatchEnv};
 use bamdp::env::{BatchEnv, Split, StepOut};

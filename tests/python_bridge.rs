@@ -6,6 +6,7 @@
 //!
 //! These tests need `pip install -r python/requirements.txt` (CI does it in .ci/run).
 //! They fail, never skip, when the packages are absent.
+#![allow(clippy::needless_range_loop)] // rows index several parallel arrays
 
 use bamdp::env::python::{Options, PyBatchEnv};
 use bamdp::env::{BatchEnv, Split, StepOut};

@@ -223,6 +223,7 @@ fn scalar(t: Tensor<1>) -> f64 {
 /// The clipped PPO loss of one chunk, normalised by `total` samples of the minibatch;
 /// adds its gradient into `grad` and returns (policy loss, value loss, entropy,
 /// approx KL, clip fraction) summed over the chunk and divided by `total`.
+#[allow(clippy::too_many_arguments)]
 fn chunk_grad(
     net: &AgentNet,
     params: &Params,

@@ -196,6 +196,7 @@ impl AgentNet {
     /// Host forward of one step for `rows` rows: advances `state` (`rows * state_dim()`,
     /// zeroed beforehand by the caller at trial starts) and writes action logits
     /// (`rows * num_actions`) and values (`rows`).
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &self,
         p: &Params,

@@ -65,6 +65,7 @@ pub fn metric_columns(k: usize, has_success: bool, vae: bool, glm: bool) -> Vec<
     c
 }
 
+#[allow(clippy::too_many_arguments)]
 fn metric_row(
     report: &UpdateReport,
     update: u64,

@@ -369,7 +369,7 @@ impl Actor {
             x_next: vec![0.0; rows * net.input_dim],
             h_tmp: vec![0.0; rows * sd],
             out: StepOut::new(rows, spec.obs_dim),
-            actions: vec![0.0; rows * spec_width(&net)],
+            actions: vec![0.0; rows * spec_width(net)],
             episode_ends: vec![false; rows],
             greedy: false,
             plan: None,
