@@ -78,9 +78,9 @@ fn main() {
         }
     }
     let rate = steps as f64 / start.elapsed().as_secs_f64();
-    let cpu: f64 =
-        pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + cpu_seconds(std::process::id()) - cpu0;
-    let own = cpu_seconds(std::process::id()) - own0;
+    let own_end = cpu_seconds(std::process::id());
+    let cpu: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() + own_end - cpu0;
+    let own = own_end - own0;
     println!(
         "bridge env={env_name} rows={rows} workers={workers} parts={parts}: {rate:.0} steps/s wall, {:.0} steps per CPU-second (workers + bamdp; bamdp {:.0}%)",
         steps as f64 / cpu,

@@ -99,34 +99,25 @@ class MujocoFamily:
         at once (per-row NumPy calls cost more than a HalfCheetah step's tenth); each
         row's value is the same float32 sum as for that row alone."""
         np = self.np
-        sq = np.square(acts).sum(axis=1)
-        if self.name == "ant-dir":
-            ctrl = 0.5 * sq
-            for j, row in enumerate(rows):
-                data = row["data"]
-                task = row["task"]
-                before = data.body("torso").xpos[:2].copy()
-                obs, _, terminated, _, _ = row["env"].step(acts[j])
-                after = data.body("torso").xpos[:2]
-                vel = (after - before) / row["dt"]
-                forward = vel[0] * np.cos(task) + vel[1] * np.sin(task)
-                contact = 0.5 * 1e-3 * np.sum(np.square(np.clip(data.cfrc_ext, -1.0, 1.0)))
-                obs_out[j] = obs
-                rew_out[j] = forward - ctrl[j] - contact + 1.0
-                flags_out[j] = TERMINATED if terminated else 0
-            return
-        ctrl = 0.5 * 1e-1 * sq
+        ant = self.name == "ant-dir"
+        ctrl = (0.5 if ant else 0.5 * 1e-1) * np.square(acts).sum(axis=1)
         vel_task = self.name == "cheetah-vel"
         for j, row in enumerate(rows):
             data = row["data"]
             task = row["task"]
-            before = float(data.qpos[0])
-            obs, _, terminated, _, _ = row["env"].step(acts[j])
-            vel = (float(data.qpos[0]) - before) / row["dt"]
-            if vel_task:
-                reward = -abs(vel - task) - ctrl[j]
+            if ant:
+                before = data.body("torso").xpos[:2].copy()
             else:
-                reward = task * vel - ctrl[j]
+                before = float(data.qpos[0])
+            obs, _, terminated, _, _ = row["env"].step(acts[j])
+            if ant:
+                vel = (data.body("torso").xpos[:2] - before) / row["dt"]
+                forward = vel[0] * np.cos(task) + vel[1] * np.sin(task)
+                contact = 0.5 * 1e-3 * np.sum(np.square(np.clip(data.cfrc_ext, -1.0, 1.0)))
+                reward = forward - ctrl[j] - contact + 1.0
+            else:
+                vel = (float(data.qpos[0]) - before) / row["dt"]
+                reward = (-abs(vel - task) if vel_task else task * vel) - ctrl[j]
             obs_out[j] = obs
             rew_out[j] = reward
             flags_out[j] = TERMINATED if terminated else 0
@@ -281,15 +272,15 @@ def _write_all(fd, data):
         view = view[os.write(fd, view) :]
 
 
-def _write_frame(f, payload):
+def _write_frame(fd, payload):
     # One write: the reader wakes once per frame, not once for the header and again
     # for the payload.
-    f.write(struct.pack("<I", len(payload)) + payload)
-    f.flush()
+    _write_all(fd, struct.pack("<I", len(payload)) + payload)
 
 
 def serve(inp, out):
     """Serve one batch slice until a quit frame or the end of input."""
+    out_fd = out.fileno()  # every frame is written with one os.write (_write_all)
     np = None
     try:
         first = inp.read_frame()
@@ -323,15 +314,14 @@ def serve(inp, out):
         if isinstance(fam, MetaWorldFamily):
             hello["task_names"] = fam.task_names
             hello["horizon"] = fam.horizon
-        _write_frame(out, b"H" + json.dumps(hello).encode())
+        _write_frame(out_fd, b"H" + json.dumps(hello).encode())
     except _Fatal as e:
-        _write_frame(out, b"E" + json.dumps(e.payload).encode())
+        _write_frame(out_fd, b"E" + json.dumps(e.payload).encode())
         return 1
     except EOFError:
         return 0
 
     n = len(rows)
-    out_fd = out.fileno()
     od, ad = fam.obs_dim, fam.act_dim
     reset_rec = struct.Struct("<IBIdQ")
     step_head = struct.Struct("<II")
@@ -393,7 +383,7 @@ def serve(inp, out):
                 for j in range(m):
                     r, new_task, ti, tv, seed = reset_rec.unpack_from(frame, 5 + j * reset_rec.size)
                     res[j] = reset_row(r, new_task, ti, tv, seed)
-                _write_frame(out, b"r" + res.tobytes())
+                _write_frame(out_fd, b"r" + res.tobytes())
             elif op == b"P":
                 # Replay: reset a row, then apply k recorded actions (exact resume).
                 r, new_task, ti, tv, seed = reset_rec.unpack_from(frame, 1)
@@ -403,7 +393,7 @@ def serve(inp, out):
                 rew1, flags1 = np.zeros(1, dtype="<f4"), np.zeros(1, dtype=np.uint8)
                 for a in acts:
                     fam.step_rows(rows[r : r + 1], a[None], o, rew1, flags1)
-                _write_frame(out, b"r" + o.tobytes())
+                _write_frame(out_fd, b"r" + o.tobytes())
             elif op == b"Q":
                 return 0
             elif op == b"Z":
@@ -412,12 +402,12 @@ def serve(inp, out):
             else:
                 raise _Fatal({"kind": "protocol", "message": f"unknown op {op!r}"})
         except _Fatal as e:
-            _write_frame(out, b"E" + json.dumps(e.payload).encode())
+            _write_frame(out_fd, b"E" + json.dumps(e.payload).encode())
             return 1
         except BrokenPipeError:
             return 0
         except Exception as e:  # a simulator error: report it; bamdp restarts us
-            _write_frame(out, b"E" + json.dumps({"kind": "exception", "message": repr(e)}).encode())
+            _write_frame(out_fd, b"E" + json.dumps({"kind": "exception", "message": repr(e)}).encode())
             return 1
 
 

@@ -879,18 +879,20 @@ fn send_init(
     opts: &Options,
 ) -> Result<Worker, WorkerError> {
     let mut w = Worker::spawn(&opts.python, opts.spin)?;
-    let spin_us = opts.spin.as_micros() as u64;
-    let init = match family {
-        Family::Mujoco(env) => serde_json::json!({
-            "protocol": PROTOCOL_VERSION, "family": "mujoco", "env": env,
-            "split": split.as_str(), "rows": rows, "spin_us": spin_us,
-        }),
+    let mut init = serde_json::json!({
+        "protocol": PROTOCOL_VERSION, "split": split.as_str(), "rows": rows,
+        "spin_us": opts.spin.as_micros() as u64,
+    });
+    let family_keys = match family {
+        Family::Mujoco(env) => serde_json::json!({ "family": "mujoco", "env": env }),
         Family::MetaWorld { benchmark, task } => serde_json::json!({
-            "protocol": PROTOCOL_VERSION, "family": "metaworld", "benchmark": benchmark,
-            "task": task, "split": split.as_str(), "bench_seed": bench_seed(seed), "rows": rows,
-            "spin_us": spin_us,
+            "family": "metaworld", "benchmark": benchmark, "task": task,
+            "bench_seed": bench_seed(seed),
         }),
     };
+    if let (Some(all), serde_json::Value::Object(keys)) = (init.as_object_mut(), family_keys) {
+        all.extend(keys);
+    }
     let f = w.frame();
     f.push(b'I');
     f.extend_from_slice(init.to_string().as_bytes());
