@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::env::{self, Split};
 use crate::error::UserError;
-use crate::run::{bench, eval, train, trainer};
+use crate::run::{bench, eval, train};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -39,11 +39,13 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Meta-test a trained run on held-out tasks: per-episode returns of each trial.
+    /// Meta-test a trained run on its env's test tasks: per-episode returns of each trial.
     Eval {
+        /// Run folder written by `bamdp train` (its config.toml and checkpoint).
         #[arg(long)]
         run: PathBuf,
-        /// Task split: test (held-out) or train.
+        /// Task split: test (tasks drawn by a random stream separate from training's;
+        /// held out where the env has a held-out set) or train.
         #[arg(long, default_value = "test")]
         split: String,
         /// Episodes per trial (default: the env's).
@@ -65,10 +67,13 @@ pub enum Command {
     },
     /// Measure training frames per second (no run folder is written).
     Bench {
+        /// Preset or config file, e.g. configs/gridnavi/rl2.toml.
         #[arg(long)]
         config: PathBuf,
+        /// Override a config key: --set run.num_envs=32 (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Seconds of measured training (after warm-up updates).
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
     },
@@ -147,19 +152,43 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
             );
         }
         Command::Envs => {
+            let width = env::ENVS.iter().map(|e| e.0.len()).max().unwrap_or(0);
             for (name, about) in env::ENVS {
-                println!("{name:<12} {about}");
+                println!("{name:<width$}  {about}");
             }
         }
-        Command::Methods => {
-            for (name, about) in trainer::METHODS {
-                println!("{name:<12} {about}");
-            }
-            println!("\nimprovers (`improver = ...`; smc pairs with oracle, varibad, glibrl):");
-            for (name, about) in crate::config::IMPROVERS {
-                println!("{name:<12} {about}");
-            }
-        }
+        Command::Methods => print!("{}", methods_table()),
     }
     Ok(())
+}
+
+/// `bamdp methods`: every runnable combination by the name users know, what it is
+/// (method x improver), its presets, then the belief methods and the improvers.
+pub fn methods_table() -> String {
+    use crate::method::{self, COMBINATIONS};
+    let mut s = String::from("runnable methods (`method = NAME` in a config):\n");
+    let width = COMBINATIONS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let pair = |c: &method::Combination| format!("{} x {}", c.method, c.improver);
+    let pair_width = COMBINATIONS
+        .iter()
+        .map(|c| pair(c).len())
+        .max()
+        .unwrap_or(0);
+    for c in COMBINATIONS {
+        s.push_str(&format!(
+            "  {:<width$}  {:<pair_width$}  {}\n",
+            c.name,
+            pair(c),
+            c.presets.join(", ")
+        ));
+    }
+    s.push_str("\nbelief methods:\n");
+    for m in method::TABLE {
+        s.push_str(&format!("  {:<width$}  {}\n", m.name(), m.about()));
+    }
+    s.push_str("\nimprovers (`improver = NAME`; smc pairs with oracle, varibad, glibrl):\n");
+    for (name, about) in crate::config::IMPROVERS {
+        s.push_str(&format!("  {name:<width$}  {about}\n"));
+    }
+    s
 }

@@ -14,36 +14,15 @@ pub use crate::belief::variational::RewardDecoderKind;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Methods bamdp knows, with a one-line description.
-pub const METHODS: &[(&str, &str)] = &[
-    (
-        "rl2",
-        "RL^2: a GRU over (observation, previous action, previous reward) is the belief, trained end to end by PPO",
-    ),
-    (
-        "oracle",
-        "the policy is fed the environment's exact belief (an upper reference for learned beliefs)",
-    ),
-    (
-        "varibad",
-        "VariBAD: GRU encoder q(m | history) trained as a VAE on the trial's rewards; the policy sees (s, mu, log var), PPO",
-    ),
-    (
-        "glibrl",
-        "GLiBRL: exact MNIW posteriors of GLMs over learnable basis functions, trained by marginal likelihood; the policy sees (s, posterior summaries), PPO",
-    ),
-    (
-        "memoryless",
-        "the policy sees only the current observation (the floor: what an agent without memory gets)",
-    ),
-];
+pub use crate::method::{Improver, MethodId};
 
 /// The whole configuration of a run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Method name, one of [`METHODS`].
-    pub method: String,
+    /// The belief side of the method (see [`crate::method`]); the composites
+    /// `varibased` and `glibrl-smc` are accepted and set `improver` too.
+    pub method: MethodId,
     /// Environment name, one of [`crate::env::ENVS`].
     pub env: String,
     /// Master seed of every random stream.
@@ -57,7 +36,7 @@ pub struct Config {
     /// How the policy improves: "ppo" (every method) or "smc" (Belief-SMC planning with
     /// EM, for the belief methods oracle, varibad and glibrl; VariBASeD is
     /// `method = "varibad"`, `improver = "smc"`).
-    pub improver: String,
+    pub improver: Improver,
     pub smc: SmcConfig,
     pub functions: FunctionsConfig,
     pub eval: EvalConfig,
@@ -257,7 +236,7 @@ impl Default for VaribadConfig {
             lr: 1e-3,
             num_updates: 3,
             batch_trials: 25,
-            buffer_trials: 10_000,
+            buffer_trials: 100_000,
             subsample_elbos: 0,
             subsample_decodes: 0,
             reward_decoder: RewardDecoderKind::Multihead,
@@ -350,7 +329,7 @@ pub struct EvalConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            method: "rl2".to_string(),
+            method: MethodId::Rl2,
             env: "gridnavi".to_string(),
             seed: 1,
             run: RunConfig::default(),
@@ -359,7 +338,7 @@ impl Default for Config {
             rl2: Rl2Config::default(),
             varibad: VaribadConfig::default(),
             glibrl: GlibrlConfig::default(),
-            improver: "ppo".to_string(),
+            improver: Improver::Ppo,
             smc: SmcConfig::default(),
             functions: FunctionsConfig::default(),
             eval: EvalConfig::default(),
@@ -434,33 +413,34 @@ impl Config {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config, UserError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| UserError::file(path, format!("cannot read config file: {e}")))?;
-        // Parse straight into the schema first: toml's errors then point at the line
-        // and key in the file (unknown keys, wrong types).
-        let from_file: Config = toml::from_str(&text).map_err(|e| toml_error(path, &e))?;
+        let file = path.display().to_string();
+        let from_file = parse_file(&text, path, &file)?;
         if overrides.is_empty() {
-            from_file.validate(&path.display().to_string())?;
+            from_file.validate(&file)?;
             return Ok(from_file);
         }
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| toml_error(path, &e))?;
         let mut overridden = BTreeSet::new();
-        let mut config = from_file;
-        for raw in overrides {
-            overridden.insert(apply_override(&mut table, raw)?);
-            config = table
-                .clone()
-                .try_into()
-                .map_err(|e| UserError::Other(format!("--set {raw}: {}", error_message(&e))))?;
-        }
-        let file = path.display().to_string();
-        config.check(&|key: &str| {
+        let source_of = |overridden: &BTreeSet<String>, key: &str| {
             if overridden.contains(key) {
                 "--set".to_string()
             } else {
                 file.clone()
             }
-        })?;
+        };
+        let mut config = from_file;
+        for raw in overrides {
+            overridden.insert(apply_override(&mut table, raw)?);
+            resolve_method(&mut table, &|key| source_of(&overridden, key))?;
+            config = table
+                .clone()
+                .try_into()
+                .map_err(|e| UserError::Other(format!("--set {raw}: {}", error_message(&e))))?;
+        }
+        let source_of = |key: &str| source_of(&overridden, key);
+        config.check(&source_of)?;
         Ok(config)
     }
 
@@ -472,6 +452,7 @@ impl Config {
         for raw in overrides {
             apply_override(&mut table, raw)?;
         }
+        resolve_method(&mut table, &|_| "--set".to_string())?;
         let config: Config = table
             .try_into()
             .map_err(|e| UserError::Other(format!("--set: {}", error_message(&e))))?;
@@ -482,8 +463,7 @@ impl Config {
     /// Parse a resolved config (as written by [`Config::to_toml_string`]) and
     /// validate it; `source_name` (e.g. the path it was read from) names it in errors.
     pub fn from_toml_str(s: &str, source_name: &str) -> Result<Config, UserError> {
-        let config: Config =
-            toml::from_str(s).map_err(|e| toml_error(Path::new(source_name), &e))?;
+        let config = parse_file(s, Path::new(source_name), source_name)?;
         config.validate(source_name)?;
         Ok(config)
     }
@@ -529,9 +509,6 @@ impl Config {
             let names: Vec<&str> = list.iter().map(|e| e.0).collect();
             format!("one of: {}", names.join(", "))
         };
-        if !METHODS.iter().any(|m| m.0 == self.method) {
-            return bad("method", &self.method, &names(METHODS));
-        }
         // `functions-*` names are checked on their own, so a bad family lists the valid
         // names rather than the patterns of ENVS.
         let functions_env = match crate::env::functions::Variant::from_env_name(&self.env) {
@@ -710,25 +687,19 @@ impl Config {
     }
 
     fn check_smc(&self, bad: &BadValue) -> Result<(), UserError> {
-        let names = || IMPROVERS.iter().map(|i| i.0).collect::<Vec<_>>().join(", ");
-        match self.improver.as_str() {
-            "ppo" => return Ok(()),
-            "smc" => {}
-            other => {
-                return bad(
-                    "improver",
-                    &format!("{other:?}"),
-                    &format!("one of: {}", names()),
-                )
-            }
+        if self.improver == Improver::Ppo {
+            return Ok(());
         }
-        if !matches!(self.method.as_str(), "oracle" | "varibad" | "glibrl") {
+        if !matches!(
+            self.method,
+            MethodId::Oracle | MethodId::Varibad | MethodId::Glibrl
+        ) {
             return bad(
                 "improver",
                 &"\"smc\"",
                 &format!(
                     "\"ppo\" for method {:?}: the planner needs a belief it can simulate (methods oracle, varibad, glibrl)",
-                    self.method
+                    self.method.as_str()
                 ),
             );
         }
@@ -769,7 +740,7 @@ impl Config {
                 "false with improver = \"smc\" (the planner adds the belief's raw predicted rewards to the value function's estimates)",
             );
         }
-        if self.method == "glibrl" && !self.glibrl.reward_head {
+        if self.method == MethodId::Glibrl && !self.glibrl.reward_head {
             return bad(
                 "glibrl.reward_head",
                 &false,
@@ -881,6 +852,70 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Parses a config file's text: syntax and type errors carry the line (toml's own
+/// messages); `method` and `improver` are checked and composites expanded first.
+fn parse_file(text: &str, path: &Path, source: &str) -> Result<Config, UserError> {
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| toml_error(path, &e))?;
+    if resolve_method(&mut table, &|_| source.to_string())? {
+        return table
+            .try_into()
+            .map_err(|e| UserError::file(path, format!("invalid config: {}", error_message(&e))));
+    }
+    toml::from_str(text).map_err(|e| toml_error(path, &e))
+}
+
+/// Checks the `method` and `improver` names of a config table with the schema's error
+/// messages, and expands a composite method name (`varibased` = varibad x smc) into
+/// its method and improver. Returns whether the table changed.
+fn resolve_method(
+    table: &mut toml::Table,
+    source_of: &dyn Fn(&str) -> String,
+) -> Result<bool, UserError> {
+    let bad = |key: &str, value: &str, allowed: &str| UserError::Invalid {
+        location: format!("{}: ", source_of(key)),
+        key: key.to_string(),
+        value: value.to_string(),
+        allowed: allowed.to_string(),
+    };
+    if let Some(toml::Value::String(name)) = table.get("improver") {
+        if Improver::parse(name).is_none() {
+            let names: Vec<&str> = IMPROVERS.iter().map(|i| i.0).collect();
+            return Err(bad(
+                "improver",
+                &format!("{name:?}"),
+                &format!("one of: {}", names.join(", ")),
+            ));
+        }
+    }
+    let Some(toml::Value::String(name)) = table.get("method") else {
+        return Ok(false);
+    };
+    let Some(combination) = crate::method::combination(name) else {
+        return Err(bad("method", name, &crate::method::method_names()));
+    };
+    let base = combination.method.as_str();
+    if name == base {
+        return Ok(false);
+    }
+    let improver = combination.improver.as_str();
+    if let Some(toml::Value::String(given)) = table.get("improver") {
+        if given != improver {
+            return Err(bad(
+                "improver",
+                &format!("{given:?}"),
+                &format!(
+                    "{improver:?} (or no improver) with method = {name:?}, which is {base} x {improver}"
+                ),
+            ));
+        }
+    }
+    table.insert("method".into(), toml::Value::String(base.into()));
+    table.insert("improver".into(), toml::Value::String(improver.into()));
+    Ok(true)
 }
 
 /// Reports a bad value: `(key, value, what is allowed)`.

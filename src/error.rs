@@ -19,9 +19,20 @@ pub enum UserError {
     File { path: PathBuf, message: String },
     #[error("{0}")]
     Other(String),
+    /// Training produced a NaN or infinite loss, gradient or parameter and stopped
+    /// (exit code 3: not the user's input, but nothing to continue from either).
+    #[error("{0}")]
+    NonFinite(String),
 }
 
 impl UserError {
+    /// The process exit code for this error: 3 for a diverged run, 2 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            UserError::NonFinite(_) => 3,
+            _ => 2,
+        }
+    }
     pub fn invalid(key: &str, value: &str, allowed: &str) -> Self {
         UserError::Invalid {
             location: String::new(),
@@ -44,5 +55,23 @@ impl UserError {
             path: path.into(),
             message: message.into(),
         }
+    }
+}
+
+/// A saved state (checkpoint part) that cannot be restored.
+#[derive(Debug, Error)]
+pub enum StateError {
+    /// The state was saved by a run with a different config or env.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The bytes do not decode.
+    #[error("{what}: cannot decode: {detail}")]
+    Decode { what: String, detail: String },
+}
+
+impl From<String> for StateError {
+    /// Messages of the env and belief state loaders (mismatches they detected).
+    fn from(message: String) -> Self {
+        StateError::Mismatch(message)
     }
 }

@@ -10,6 +10,8 @@
 //! - [`improve`]: policy improvers (PPO with GAE; the Belief-SMC planner and its EM step).
 //! - [`nn`]: host-side parameters, optimiser and fast inference; burn graphs for training.
 //! - [`run`]: training loop, evaluation, checkpoints, metrics, benchmarks.
+//! - [`method`]: the method registry: what each `method` builds (memory, belief,
+//!   learner, planner).
 //! - [`config`]: the TOML schema, overrides and validation.
 //!
 //! See ARCHITECTURE.md at the repository root for the data flow and invariants.
@@ -20,10 +22,12 @@
 
 pub mod belief;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod env;
 pub mod error;
 pub mod improve;
+pub mod method;
 pub mod nn;
 pub mod rng;
 pub mod run;

@@ -141,10 +141,12 @@ fn eval_rejects_missing_and_corrupt_checkpoints() {
     std::fs::create_dir_all(run.join("checkpoint")).unwrap();
     std::fs::copy(preset(), run.join("config.toml")).unwrap();
     let o = bamdp(&["eval", "--run", &run.display().to_string()]);
-    assert_user_error(&o, &["state.json"]);
+    assert_user_error(&o, &["checkpoint", "no checkpoint"]);
+    // A checkpoint of the former JSON format is refused by name.
     std::fs::write(run.join("checkpoint/state.json"), b"{\"format\": 1, \"upd").unwrap();
     let o = bamdp(&["eval", "--run", &run.display().to_string()]);
-    assert_user_error(&o, &["state.json", "corrupt"]);
+    assert_user_error(&o, &["state.json", "JSON format"]);
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
     let o = bamdp(&[
         "eval",
         "--run",
@@ -213,7 +215,7 @@ fn tiny_train_then_eval_json() {
         "config.toml",
         "metrics.csv",
         "run.json",
-        "checkpoint/state.json",
+        "checkpoint/meta.json",
     ] {
         assert!(run.join(f).exists(), "missing {f}");
     }
@@ -289,4 +291,172 @@ fn tiny_train_then_eval_json() {
     for bad in ["5-7", "0-2", "3-2", "x"] {
         assert_user_error(&eval_with(bad), &["--summary-episodes", bad]);
     }
+}
+
+#[test]
+fn corrupt_or_truncated_checkpoints_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.display().to_string();
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &preset(),
+        "--out",
+        &run_s,
+        "--set",
+        "run.total_frames=960",
+        "--set",
+        "run.num_envs=8",
+        "--set",
+        "ppo.minibatches=2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["version"], 2);
+    assert_eq!(meta["method"], "rl2");
+    assert_eq!(meta["env"], "gridnavi");
+    let files: Vec<String> = meta["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in &files {
+        let path = run.join("checkpoint").join(name);
+        let good = std::fs::read(&path).unwrap();
+        // Truncated, then one byte changed.
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 0x40;
+        for bad in [good[..good.len() / 2].to_vec(), flipped] {
+            std::fs::write(&path, &bad).unwrap();
+            for args in [
+                vec!["eval", "--run", &run_s],
+                vec![
+                    "train",
+                    "--resume",
+                    "--out",
+                    &run_s,
+                    "--set",
+                    "run.total_frames=1920",
+                ],
+            ] {
+                let o = bamdp(&args);
+                assert_user_error(&o, &[name.as_str(), "corrupt checkpoint"]);
+                assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+            }
+        }
+        std::fs::write(&path, &good).unwrap();
+    }
+    let o = bamdp(&["eval", "--run", &run_s, "--num-tasks", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn sizes_that_cannot_fit_are_refused_before_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r").display().to_string();
+    for set in ["run.num_envs=100000000", "run.steps_per_update=2000000000"] {
+        let o = bamdp(&[
+            "train",
+            "--config",
+            &preset(),
+            "--out",
+            &out,
+            "--force",
+            "--set",
+            set,
+            "--set",
+            "ppo.minibatches=1",
+        ]);
+        assert_user_error(
+            &o,
+            &[set.split('=').next().unwrap(), "GiB", "/proc/meminfo"],
+        );
+        assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    }
+    let varibased = format!(
+        "{}/configs/gridnavi/varibased.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &varibased,
+        "--out",
+        &out,
+        "--force",
+        "--set",
+        "smc.particles=1000000000",
+    ]);
+    assert_user_error(&o, &["smc.particles", "GiB", "/proc/meminfo"]);
+
+    let run = dir.path().join("run");
+    let run_s = run.display().to_string();
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &preset(),
+        "--out",
+        &run_s,
+        "--set",
+        "run.total_frames=480",
+        "--set",
+        "run.num_envs=8",
+        "--set",
+        "ppo.minibatches=2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bamdp(&["eval", "--run", &run_s, "--num-tasks", "1000000000000"]);
+    assert_user_error(&o, &["--num-tasks", "GiB", "/proc/meminfo"]);
+}
+
+#[test]
+fn a_diverging_run_stops_with_exit_3_and_keeps_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.display().to_string();
+    // A learning rate of 1e38 sends the weights to ~1e38 in one update and to
+    // infinity (then NaN losses) in the next.
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &preset(),
+        "--out",
+        &run_s,
+        "--set",
+        "run.total_frames=9600",
+        "--set",
+        "run.num_envs=8",
+        "--set",
+        "ppo.minibatches=2",
+        "--set",
+        "run.checkpoint_every=1",
+        "--set",
+        "ppo.lr=1e38",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("diverged at update"), "{err}");
+    let failed: u64 = err
+        .split("diverged at update ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no update number: {err}"));
+    assert!(
+        ["loss", "gradient norm", "parameter"]
+            .iter()
+            .any(|q| err.contains(q)),
+        "{err}"
+    );
+    // The checkpoint is the last good update's, and it loads.
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["update"].as_u64(), Some(failed - 1), "{err}");
+    let o = bamdp(&["eval", "--run", &run_s, "--num-tasks", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -1,6 +1,7 @@
 //! The TOML schema: defaults, loading, `--set` overrides, validation, round trip.
 
-use bamdp::config::{Activation, Config, ValueLoss, METHODS};
+use bamdp::config::{Activation, Config, ValueLoss};
+use bamdp::method::{Improver, MethodId, COMBINATIONS};
 use std::path::{Path, PathBuf};
 
 const FULL: &str = r#"
@@ -343,11 +344,10 @@ fn every_constraint_is_checked() {
 #[test]
 fn unknown_method_lists_methods() {
     let msg = load_err(FULL, &["method=maml"]);
-    for (name, _) in METHODS {
-        assert!(msg.contains(name), "{msg}");
+    for c in COMBINATIONS {
+        assert!(msg.contains(c.name), "{msg}");
     }
-    assert!(METHODS.iter().any(|m| m.0 == "rl2"));
-    assert!(METHODS.iter().any(|m| m.0 == "oracle"));
+    assert!(msg.contains("rl2") && msg.contains("oracle") && msg.contains("varibased"));
     let msg = load_err(FULL, &["env=cheetah"]);
     assert!(msg.contains("gridnavi"), "{msg}");
 }
@@ -365,7 +365,7 @@ fn validate_names_given_source() {
 #[test]
 fn toml_round_trip() {
     let mut c = Config {
-        method: "oracle".into(),
+        method: MethodId::Oracle,
         seed: 123_456_789,
         ..Config::default()
     };
@@ -402,6 +402,40 @@ fn from_toml_str_errors_name_source() {
         .to_string();
     assert!(
         msg.contains("runs/a/config.toml") && msg.contains("ppo.epochs"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn composite_methods_set_the_improver() {
+    for (name, method) in [
+        ("varibased", MethodId::Varibad),
+        ("glibrl-smc", MethodId::Glibrl),
+    ] {
+        let c = load_ok(
+            &format!("method = \"{name}\"\n[ppo]\nnorm_reward = false\n"),
+            &[],
+        );
+        assert_eq!((c.method, c.improver), (method, Improver::Smc), "{name}");
+        let c = load_ok(
+            "[ppo]\nnorm_reward = false\n",
+            &[format!("method={name}").as_str()],
+        );
+        assert_eq!((c.method, c.improver), (method, Improver::Smc), "{name}");
+        // Written back as the plain method and improver.
+        let text = c.to_toml_string();
+        assert!(text.contains(&format!("method = \"{method}\"")), "{text}");
+        assert!(text.contains("improver = \"smc\""), "{text}");
+    }
+    // A composite with a contradicting improver names both.
+    let msg = load_err("method = \"varibased\"\nimprover = \"ppo\"\n", &[]);
+    assert!(
+        msg.contains("`improver`") && msg.contains("varibased") && msg.contains("varibad x smc"),
+        "{msg}"
+    );
+    let msg = load_err(FULL, &["improver=sgd"]);
+    assert!(
+        msg.starts_with("--set: ") && msg.contains("ppo, smc"),
         "{msg}"
     );
 }

@@ -129,16 +129,19 @@ fn ctrl_c_saves_a_checkpoint_that_resumes_exactly() {
 #[test]
 fn checkpoint_round_trips() {
     use bamdp::config::Config;
-    use bamdp::run::trainer::{Checkpoint, Trainer};
+    use bamdp::run::trainer::Trainer;
     let cfg = Config::load(&preset(), &small(3 * 360)).unwrap();
     let mut a = Trainer::new(&cfg).unwrap();
     a.train_update();
     a.train_update();
-    let json = serde_json::to_string(&a.checkpoint()).unwrap();
+    let ck = a.checkpoint();
     let mut b = Trainer::new(&cfg).unwrap();
-    b.restore(serde_json::from_str::<Checkpoint>(&json).unwrap())
-        .unwrap();
-    assert_eq!(serde_json::to_string(&b.checkpoint()).unwrap(), json);
+    b.restore(ck.clone()).unwrap();
+    assert_eq!(b.checkpoint(), ck);
+    // Through the files on disk.
+    let dir = tempfile::tempdir().unwrap();
+    bamdp::run::checkpoint::save(dir.path(), &ck, &a).unwrap();
+    assert_eq!(bamdp::run::checkpoint::load(dir.path()).unwrap(), ck);
     let (ra, rb) = (a.train_update(), b.train_update());
     assert_eq!(ra.stats.policy_loss, rb.stats.policy_loss);
     assert_eq!(a.params, b.params);

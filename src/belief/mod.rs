@@ -14,6 +14,7 @@
 
 pub mod glibrl;
 pub mod glm;
+pub mod learner;
 pub mod oracle;
 pub mod trials;
 pub mod variational;
@@ -110,8 +111,9 @@ pub trait BatchedBelief: Send {
     fn reset(&mut self, mask: &[bool]);
     fn update(&mut self, tr: &Transition<'_>);
     fn features(&self, out: &mut [f32]);
-    fn save_state(&self) -> serde_json::Value;
-    fn load_state(&mut self, v: &serde_json::Value) -> Result<(), String>;
+    /// The batched state, encoded by [`crate::codec`] (checkpoints).
+    fn save_state(&self) -> Vec<u8>;
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), crate::error::StateError>;
     /// See [`Belief::params_mut`].
     fn params_mut(&mut self) -> Option<&mut crate::nn::Params>;
     /// The concrete [`Batched`] behind this object, for code that needs the typed
@@ -152,11 +154,11 @@ where
     fn features(&self, out: &mut [f32]) {
         self.model.features(&self.state, out)
     }
-    fn save_state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).expect("belief state serialises")
+    fn save_state(&self) -> Vec<u8> {
+        crate::codec::encode(&self.state)
     }
-    fn load_state(&mut self, v: &serde_json::Value) -> Result<(), String> {
-        self.state = serde_json::from_value(v.clone()).map_err(|e| format!("belief state: {e}"))?;
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), crate::error::StateError> {
+        self.state = crate::codec::decode(bytes, "belief state")?;
         Ok(())
     }
     fn params_mut(&mut self) -> Option<&mut crate::nn::Params> {

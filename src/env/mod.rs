@@ -90,6 +90,11 @@ impl EnvSpec {
     pub fn trial_len(&self) -> usize {
         self.episode_len * self.episodes_per_trial
     }
+    /// Cells of the env's grid, for beliefs with one output per cell (VariBAD's
+    /// multi-head reward decoder); None for envs without a grid.
+    pub fn grid_cells(&self) -> Option<usize> {
+        (self.name == "gridnavi").then_some(gridnavi::NUM_CELLS)
+    }
 }
 
 /// What a batched step writes; buffers are owned by the caller and reused every step,
@@ -176,6 +181,11 @@ pub trait BatchEnv: Send {
     /// ...), to record with a run; empty for envs implemented in bamdp.
     fn versions(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+    /// The task-independent dynamics a planner simulates (an error for envs whose
+    /// tasks change the dynamics or that are simulated in Python).
+    fn known_dynamics(&self) -> Result<Box<dyn KnownDynamics>, UserError> {
+        known_dynamics(self.spec())
     }
 }
 

@@ -23,10 +23,11 @@
 
 use crate::config::PpoConfig;
 use crate::improve::ppo::RolloutBuffer;
-use crate::nn::graph::{self, GraphParams};
+use crate::nn::graph::GraphParams;
+use crate::nn::head::Head;
 use crate::nn::{Adam, AgentNet, Params};
 use crate::rng::Rng;
-use burn::tensor::{activation, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// Scalars of one EM update, averaged over minibatches.
 #[derive(Clone, Copy, Debug, Default)]
@@ -42,11 +43,7 @@ pub struct EmStats {
 /// Width of one sample's target: the action distribution (discrete) or the weighted
 /// mean and variance per dimension (Gaussian).
 pub fn target_width(net: &AgentNet) -> usize {
-    if net.log_std.is_some() {
-        2 * net.num_actions
-    } else {
-        net.num_actions
-    }
+    Head::of(net).target_width(net.num_actions)
 }
 
 struct Chunk {
@@ -76,28 +73,15 @@ fn chunk_grad(
     let gp = GraphParams::new(params, &device);
     let n = c.returns.len();
     let (out, values) = net.forward_graph(&gp, &c.x, &vec![0.0; n], &[], 1, n, &device);
-    let na = net.num_actions;
-    let (ce, entropy) = match net.log_std {
-        None => {
-            let q = graph::constant(&c.target, n, na, &device);
-            let logp = activation::log_softmax(out, 1);
-            let ce = (logp.clone() * q).sum().neg() / total;
-            let ent = (logp.clone().exp() * logp).sum().neg() / total;
-            (ce, ent)
-        }
-        Some(slot) => {
-            let t = graph::constant(&c.target, n, 2 * na, &device);
-            let mean = t.clone().slice([0..n, 0..na]);
-            let var = t.slice([0..n, na..2 * na]);
-            let log_std = gp.get(slot);
-            let inv_var = (log_std.clone() * -2.0).exp();
-            let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
-            let per = ((mean - out).square() + var) * inv_var * 0.5 + log_std.clone();
-            let ce = (per.sum() + half_log_2pi * (n * na) as f32) / total;
-            let ent = (log_std.sum() + (half_log_2pi + 0.5) * na as f32) * (n as f32 / total);
-            (ce, ent)
-        }
-    };
+    let (ce, entropy) = Head::of(net).cross_entropy_and_entropy(
+        &gp,
+        out,
+        &c.target,
+        n,
+        net.num_actions,
+        total,
+        &device,
+    );
     let vl = (values - col(&c.returns, &device)).square().sum() * 0.5 / total;
     let loss = ce.clone() + vl.clone() * value_coef;
     let grads = loss.backward();

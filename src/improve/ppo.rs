@@ -11,7 +11,7 @@ use crate::config::{PpoConfig, ValueLoss};
 use crate::nn::graph::{self, GraphParams};
 use crate::nn::{Adam, AgentNet, Params};
 use crate::rng::Rng;
-use burn::tensor::{activation, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// Everything one rollout of `steps` x `rows` recorded, time-major (`t * rows + r`).
 #[derive(Clone, Debug, Default)]
@@ -246,27 +246,8 @@ fn chunk_grad(
     };
     let n = steps * mb.rows;
     let act = graph::constant(&mb.act, n, net.num_actions, &device);
-    let (logp, entropy) = match net.log_std {
-        None => {
-            let logp_all = activation::log_softmax(logits, 1);
-            let logp = (logp_all.clone() * act).sum_dim(1);
-            (
-                logp,
-                (logp_all.clone().exp() * logp_all).sum().neg() / total,
-            )
-        }
-        Some(slot) => {
-            // Diagonal Gaussian: sum_j -0.5 ((a_j - mean_j) / std_j)^2 - log std_j - log sqrt(2 pi);
-            // entropy per sample sum_j log std_j + 0.5 log(2 pi e).
-            let log_std = gp.get(slot);
-            let z = (act - logits) * log_std.clone().neg().exp();
-            let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
-            let logp = (z.square() * -0.5 - log_std.clone()).sum_dim(1)
-                - half_log_2pi * net.num_actions as f32;
-            let per_sample = log_std.sum() + (half_log_2pi + 0.5) * net.num_actions as f32;
-            (logp, per_sample * (n as f32 / total))
-        }
-    };
+    let (logp, entropy) =
+        crate::nn::head::Head::of(net).log_prob_and_entropy(&gp, logits, act, n, total);
     let log_ratio = logp - col(&mb.logp, &device);
     let ratio = log_ratio.clone().exp();
     let adv = col(&mb.adv, &device);

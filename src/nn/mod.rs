@@ -11,6 +11,7 @@ pub mod adam;
 pub mod agent;
 pub mod graph;
 pub mod gru_op;
+pub mod head;
 pub mod host;
 pub mod params;
 

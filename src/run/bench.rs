@@ -51,7 +51,7 @@ pub fn bench(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
     let elapsed = start.elapsed().as_secs_f64();
     let frames = updates * trainer.frames_per_update();
     Ok(BenchReport {
-        method: cfg.method.clone(),
+        method: cfg.method.to_string(),
         env: cfg.env.clone(),
         num_envs: cfg.run.num_envs,
         steps_per_update: cfg.run.steps_per_update,

@@ -1,16 +1,17 @@
-//! `bamdp eval`: meta-test a trained run. Each of `num_tasks` held-out tasks gets one
-//! trial of k episodes, the agent's memory/belief persisting across them; we report the
+//! `bamdp eval`: meta-test a trained run. Each of `num_tasks` test tasks (drawn by a
+//! random stream separate from training's: GridNavi's are the same 21 goals, MetaWorld's
+//! are held out) gets one trial of k episodes, the agent's memory/belief persisting across them; we report the
 //! mean return of episode 1..k (the adaptation curve) with 95% confidence intervals and,
 //! where the env has one, the success rate per episode. `--summary-episodes 11-13`
 //! adds one figure over a range of episodes: MetaWorld's meta-learning evaluation
 //! (adapt for 10 episodes, evaluate 3) reads the mean success of episodes 11-13.
 
+use super::actor::{install_belief_params, make_plan_hook, Actor, TrialResult};
+use super::checkpoint;
 use super::train::{load_checkpoint, load_run_config};
-use super::trainer::{
-    build_agent, install_belief_params, make_belief, make_plan_hook, Actor, TrialResult,
-};
 use crate::env::{self, Split};
 use crate::error::UserError;
+use crate::method::{self, Method};
 use crate::rng::streams;
 use serde::Serialize;
 use std::path::Path;
@@ -27,6 +28,9 @@ pub struct EvalReport {
     pub episode_returns: Vec<f64>,
     pub episode_returns_ci95: Vec<f64>,
     pub success_rate: Option<Vec<f64>>,
+    /// 95% CI half-width of each episode's success rate, over tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate_ci95: Option<Vec<f64>>,
     pub trial_return: f64,
     pub trial_return_ci95: f64,
     /// Mean over a range of episodes (`--summary-episodes`), when asked for.
@@ -88,6 +92,12 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
         return Err(UserError::file(args.run, "no such run folder"));
     }
     let cfg = load_run_config(args.run)?;
+    evaluate_with(method::lookup(cfg.method), args)
+}
+
+/// [`evaluate`] with any [`Method`] (one defined outside bamdp, too).
+pub fn evaluate_with(method: &dyn Method, args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
+    let cfg = load_run_config(args.run)?;
     let ck = load_checkpoint(args.run)?;
     let num_tasks = args.num_tasks.unwrap_or(cfg.eval.num_tasks);
     if num_tasks == 0 {
@@ -97,6 +107,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
             "a positive number of tasks",
         ));
     }
+    super::guard::check_eval_memory(num_tasks, args.episodes_per_task.unwrap_or(1))?;
     let rows = num_tasks.min(256);
     let mut env = env::make_with(
         &cfg.env,
@@ -119,12 +130,12 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
             ));
         }
     }
-    let belief = make_belief(&cfg, &spec, rows)?;
+    let belief = method.belief(&cfg, &spec, rows)?;
     let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
-    let (net, mut params) = build_agent(&cfg, &spec, bdim)?;
+    let (net, mut params) = method::build_agent(method, &cfg, &spec, bdim);
     if ck.params.slots != params.slots {
         return Err(UserError::file(
-            super::train::checkpoint_path(args.run),
+            checkpoint::meta_path(args.run),
             "checkpoint parameters do not match the run's config.toml",
         ));
     }
@@ -132,23 +143,22 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     let obs_rms = ck.obs_rms;
     let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
     // The planner only matters at test time if it acts (its targets train nothing here).
-    actor.plan = make_plan_hook(&cfg, &spec, rows)?.filter(|h| h.act_by_planner);
-    match (&ck.vae, &ck.glm, cfg.method.as_str()) {
-        (Some(v), _, _) => install_belief_params(&mut actor, &v.model.params),
-        (_, Some(g), _) => install_belief_params(&mut actor, &g.model.params),
-        (None, _, "varibad") => {
+    actor.plan = make_plan_hook(method, &cfg, env.as_ref())?.filter(|h| h.act_by_planner);
+    // A learned belief acts with the learner's trained weights.
+    let learner = method.learner(&cfg, &spec, rows)?;
+    match (learner, &ck.learner) {
+        (Some(l), Some(saved)) => {
+            crate::belief::learner::check_layout(&saved.params, l.params(), method.name())
+                .map_err(|e| UserError::file(checkpoint::meta_path(args.run), e.to_string()))?;
+            install_belief_params(&mut actor, &saved.params);
+        }
+        (None, None) => {}
+        _ => {
             return Err(UserError::file(
-                super::train::checkpoint_path(args.run),
-                "a varibad checkpoint without its VAE weights",
+                checkpoint::meta_path(args.run),
+                format!("a {} checkpoint without its belief weights", method.name()),
             ))
         }
-        (_, None, "glibrl") => {
-            return Err(UserError::file(
-                super::train::checkpoint_path(args.run),
-                "a glibrl checkpoint without its belief weights",
-            ))
-        }
-        _ => {}
     }
     actor.greedy = args.greedy;
     let mut finished: Vec<TrialResult> = Vec::with_capacity(num_tasks + rows);
@@ -210,10 +220,21 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
             })
             .collect()
     });
+    let success_rate_ci95 = spec.has_success.then(|| {
+        (0..k)
+            .map(|e| {
+                let xs: Vec<f64> = finished
+                    .iter()
+                    .map(|t| if t.success[e] { 1.0 } else { 0.0 })
+                    .collect();
+                mean_ci95(&xs).1
+            })
+            .collect()
+    });
     let trial: Vec<f64> = finished.iter().map(|t| t.returns.iter().sum()).collect();
     let (trial_return, trial_return_ci95) = mean_ci95(&trial);
     Ok(EvalReport {
-        method: cfg.method,
+        method: method.name().to_string(),
         env: cfg.env,
         split: args.split.as_str().into(),
         num_tasks,
@@ -223,6 +244,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
         episode_returns,
         episode_returns_ci95,
         success_rate,
+        success_rate_ci95,
         trial_return,
         trial_return_ci95,
         summary,
@@ -233,28 +255,34 @@ impl EvalReport {
     /// Human-readable table.
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "{} on {} ({} split, {} tasks, {} frames trained{})\n",
+            "{} on {} ({} split: {} tasks, one trial of {} episodes each; {} frames trained{})\n",
             self.method,
             self.env,
             self.split,
             self.num_tasks,
+            self.episodes_per_task,
             self.frames_trained,
-            if self.greedy { ", greedy" } else { "" }
+            if self.greedy { "; greedy actions" } else { "" }
         );
-        s.push_str("episode  return (95% CI)");
+        s.push_str("episode  return ± 95% CI");
         if self.success_rate.is_some() {
-            s.push_str("   success");
+            s.push_str("    success ± 95% CI");
         }
         s.push('\n');
         for e in 0..self.episodes_per_task {
             s.push_str(&format!(
-                "{:>7}  {:>7.3} ± {:.3}",
+                "{:>7}  {:>7.3} ± {:<7.3}",
                 e + 1,
                 self.episode_returns[e],
                 self.episode_returns_ci95[e]
             ));
             if let Some(sr) = &self.success_rate {
-                s.push_str(&format!("   {:>6.1}%", 100.0 * sr[e]));
+                let ci = self.success_rate_ci95.as_ref().map_or(f64::NAN, |c| c[e]);
+                s.push_str(&format!(
+                    "   {:>5.1}% ± {:.1} pp",
+                    100.0 * sr[e],
+                    100.0 * ci
+                ));
             }
             s.push('\n');
         }
@@ -268,10 +296,21 @@ impl EvalReport {
                 m.first, m.last, m.return_mean, m.return_ci95
             ));
             if let (Some(sr), Some(ci)) = (m.success_rate, m.success_rate_ci95) {
-                s.push_str(&format!(", success {:.1}% ± {:.1}", 100.0 * sr, 100.0 * ci));
+                s.push_str(&format!(
+                    ", success {:.1}% ± {:.1} pp",
+                    100.0 * sr,
+                    100.0 * ci
+                ));
             }
             s.push('\n');
         }
+        s.push_str(
+            "Means over tasks; ± is the 95% confidence interval of the mean over tasks (normal approximation)",
+        );
+        if self.success_rate.is_some() {
+            s.push_str("; success = share of tasks whose episode met the env's success condition (pp: percentage points)");
+        }
+        s.push_str(".\n");
         s
     }
 }

@@ -1,8 +1,12 @@
-//! Running methods: the training loop, evaluation, checkpoints, metrics, benchmarks.
+//! Running methods: acting, the training loop, checkpoints, evaluation, metrics,
+//! benchmarks.
 
+pub mod actor;
 pub mod bench;
+pub mod checkpoint;
 pub mod eval;
 pub mod files;
+pub mod guard;
 pub mod metrics;
 pub mod tensorboard;
 pub mod train;

@@ -2,10 +2,11 @@
 //! metrics.csv, TensorBoard events, progress display, periodic and Ctrl-C checkpoints,
 //! and exact resumption.
 
+use super::checkpoint;
 use super::files::{self, Provenance, RunMode};
 use super::metrics::MetricsCsv;
 use super::tensorboard::EventWriter;
-use super::trainer::{Checkpoint, Trainer, UpdateReport};
+use super::trainer::{Trainer, UpdateReport};
 use crate::config::Config;
 use crate::error::UserError;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,16 +16,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Where a run folder keeps its checkpoint.
+/// Where a run folder keeps its checkpoint (the file that commits it).
 pub fn checkpoint_path(run: &Path) -> PathBuf {
-    run.join("checkpoint").join("state.json")
+    checkpoint::meta_path(run)
 }
 
 /// Columns whose values depend on wall-clock time (excluded from reproducibility checks).
 pub const TIMING_COLUMNS: &[&str] = &["fps", "wall_s", "rollout_s", "learn_s"];
 
 /// The metrics.csv columns for an env with `k` episodes per trial.
-pub fn metric_columns(k: usize, has_success: bool, vae: bool, glm: bool) -> Vec<String> {
+/// `learner` names the belief learner's statistics (see
+/// [`crate::method::BeliefLearner::columns`]).
+pub fn metric_columns(k: usize, has_success: bool, learner: &[&str]) -> Vec<String> {
     let mut c: Vec<String> = ["update", "frames", "fps", "wall_s"]
         .iter()
         .map(|s| s.to_string())
@@ -52,16 +55,7 @@ pub fn metric_columns(k: usize, has_success: bool, vae: bool, glm: bool) -> Vec<
     ] {
         c.push(s.into());
     }
-    if vae {
-        for s in ["vae_loss", "vae_reconstruction", "vae_kl"] {
-            c.push(s.into());
-        }
-    }
-    if glm {
-        for s in ["glm_loss", "glm_reward_noise"] {
-            c.push(s.into());
-        }
-    }
+    c.extend(learner.iter().map(|s| s.to_string()));
     c
 }
 
@@ -74,11 +68,10 @@ fn metric_row(
     wall_s: f64,
     k: usize,
     has_success: bool,
-    vae: bool,
-    glm: bool,
+    learner_columns: usize,
 ) -> Vec<f64> {
     let n = report.finished.len();
-    let mean = |f: &dyn Fn(&super::trainer::TrialResult) -> f64| {
+    let mean = |f: &dyn Fn(&super::actor::TrialResult) -> f64| {
         if n == 0 {
             f64::NAN
         } else {
@@ -108,20 +101,9 @@ fn metric_row(
         report.rollout_s,
         report.learn_s,
     ]);
-    if vae {
-        let v = report.vae;
-        row.extend([
-            v.map_or(f64::NAN, |v| v.loss),
-            v.map_or(f64::NAN, |v| v.reconstruction),
-            v.map_or(f64::NAN, |v| v.kl),
-        ]);
-    }
-    if glm {
-        let g = report.glm;
-        row.extend([
-            g.map_or(f64::NAN, |g| g.loss),
-            g.map_or(f64::NAN, |g| g.reward_noise),
-        ]);
+    match &report.learner {
+        Some(stats) => row.extend_from_slice(stats),
+        None => row.extend(std::iter::repeat_n(f64::NAN, learner_columns)),
     }
     row
 }
@@ -138,25 +120,16 @@ fn install_ctrlc() -> Arc<AtomicBool> {
     .clone()
 }
 
-/// Writes the trainer's checkpoint atomically.
+/// Writes the trainer's checkpoint atomically (see [`checkpoint`]).
 pub fn save_checkpoint(run: &Path, trainer: &Trainer, wall_s: f64) -> Result<(), UserError> {
     let mut ck = trainer.checkpoint();
     ck.wall_s = wall_s;
-    let bytes = serde_json::to_vec(&ck)
-        .map_err(|e| UserError::Other(format!("serialising checkpoint: {e}")))?;
-    let path = checkpoint_path(run);
-    std::fs::create_dir_all(path.parent().expect("checkpoint has a parent"))
-        .map_err(|e| UserError::file(&path, format!("cannot create checkpoint folder: {e}")))?;
-    files::atomic_write(&path, &bytes)
+    checkpoint::save(run, &ck, trainer)
 }
 
-/// Reads a run's checkpoint, with errors naming the file.
-pub fn load_checkpoint(run: &Path) -> Result<Checkpoint, UserError> {
-    let path = checkpoint_path(run);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| UserError::file(&path, format!("cannot read checkpoint: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| UserError::file(&path, format!("corrupt checkpoint: {e}")))
+/// Reads and verifies a run's checkpoint, with errors naming the file.
+pub fn load_checkpoint(run: &Path) -> Result<checkpoint::Checkpoint, UserError> {
+    Ok(checkpoint::load(run)?)
 }
 
 /// Reads a run folder's resolved config.
@@ -180,6 +153,15 @@ pub struct TrainArgs {
 
 /// Runs `bamdp train`; returns the run folder.
 pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
+    train_with(args, None)
+}
+
+/// [`train`] with any [`crate::method::Method`] (one defined outside bamdp, too)
+/// instead of the config's built-in method; the run folder is the same.
+pub fn train_with(
+    args: &TrainArgs,
+    method: Option<&'static dyn crate::method::Method>,
+) -> Result<PathBuf, UserError> {
     if args.resume && args.force {
         return Err(UserError::Other(
             "--resume and --force exclude each other: --force would delete the run to resume"
@@ -215,12 +197,12 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
         (cfg, out)
     };
 
-    let mut trainer = Trainer::new(&cfg)?;
+    let method = method.unwrap_or_else(|| crate::method::lookup(cfg.method));
+    let mut trainer = Trainer::with_method(&cfg, method)?;
     let spec = trainer.actor.spec.clone();
     let (k, has_success) = (spec.episodes_per_trial, spec.has_success);
-    let vae = trainer.vae.is_some();
-    let glm = trainer.glm.is_some();
-    let mut columns = metric_columns(k, has_success, vae, glm);
+    let learner_columns = trainer.learner_columns();
+    let mut columns = metric_columns(k, has_success, learner_columns);
     // pybridge hook: envs simulated by worker processes report their simulator versions
     // and count worker restarts (a metrics column, only for those envs).
     let simulators = trainer.env.versions();
@@ -233,7 +215,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
         wall_offset = ck.wall_s;
         trainer
             .restore(ck)
-            .map_err(|e| UserError::file(checkpoint_path(&out), e))?;
+            .map_err(|e| UserError::file(checkpoint_path(&out), e.to_string()))?;
         MetricsCsv::resume(&out.join("metrics.csv"), &columns, trainer.update)?
     } else {
         MetricsCsv::create(&out.join("metrics.csv"), &columns)?
@@ -271,7 +253,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
     if !args.quiet {
         eprintln!(
             "training {} x {} on {} (seed {}): {} updates x {} frames -> {}",
-            cfg.method,
+            trainer.method.name(),
             cfg.improver,
             cfg.env,
             cfg.seed,
@@ -280,12 +262,24 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             out.display()
         );
     }
+    let trial_return_column = columns
+        .iter()
+        .position(|c| c == "return_trial")
+        .expect("metrics have a return_trial column");
     let start = Instant::now();
     let mut last_trial_return = f64::NAN;
     let mut smoothed_fps = 0.0;
     while trainer.update < total {
         let t = Instant::now();
         let report = trainer.train_update();
+        if let Some(what) = super::guard::non_finite(&trainer, &report) {
+            // This update diverged: keep the last checkpoint as it is.
+            return Err(UserError::NonFinite(format!(
+                "training diverged at update {} of {total}: {what}; stopped without saving this update (the last checkpoint, written every {} updates, is intact: lower the learning rates, or check the env's rewards)",
+                trainer.update,
+                cfg.run.checkpoint_every
+            )));
+        }
         if let Some(why) = trainer.env.fatal() {
             // This update's data is broken: keep the last checkpoint as it is.
             return Err(UserError::Other(format!(
@@ -310,8 +304,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             wall,
             k,
             has_success,
-            vae,
-            glm,
+            learner_columns.len(),
         );
         if !simulators.is_empty() {
             row.push(trainer.env.events().restarts as f64); // pybridge hook
@@ -323,7 +316,7 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
             }
         }
         if !report.finished.is_empty() {
-            last_trial_return = row[4 + k];
+            last_trial_return = row[trial_return_column];
         }
         let msg = format!(
             "{:.0} fps  trial return {:.2}",

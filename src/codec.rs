@@ -1,0 +1,32 @@
+//! The compact binary encoding of serialisable state (checkpoints): serde's data model
+//! in postcard's encoding (little-endian floats, variable-length integers, no field
+//! names), so every part of a checkpoint is encoded the same way.
+//!
+//! ```
+//! let v = vec![1.5f32, -2.0];
+//! let bytes = bamdp::codec::encode(&v);
+//! assert_eq!(bamdp::codec::decode::<Vec<f32>>(&bytes, "v").unwrap(), v);
+//! assert!(bamdp::codec::decode::<Vec<f32>>(&bytes[..3], "v").is_err());
+//! ```
+
+use crate::error::StateError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Encodes `value`.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("state serialises")
+}
+
+/// Decodes what [`encode`] wrote (all of `bytes`); `what` names the part in errors.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StateError> {
+    let fail = |detail: String| StateError::Decode {
+        what: what.to_string(),
+        detail,
+    };
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| fail(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(fail(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}

@@ -1,0 +1,185 @@
+//! The policy head, once for every user: a categorical distribution over logits, or a
+//! diagonal Gaussian whose mean is the actor's output and whose log standard
+//! deviations are a state-independent parameter slot. Sampling and log-densities on
+//! the host (acting), log-probabilities, entropies and the cross-entropy to a target
+//! as burn graphs (PPO's and EM's losses).
+//!
+//! ```
+//! use bamdp::nn::head::gaussian_log_density;
+//! // Standard normal at 0: -log sqrt(2 pi).
+//! assert!((gaussian_log_density(0.0, 0.0) + 0.918_938_5).abs() < 1e-6);
+//! ```
+
+use super::graph::{self, GraphParams};
+use super::{AgentNet, Params, Slot};
+use crate::rng::Rng;
+use burn::tensor::{activation, Device, Tensor};
+
+/// The distribution the actor's outputs parameterise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Head {
+    /// Softmax over `num_actions` logits; actions are stored as their index.
+    Categorical,
+    /// `N(mean, diag exp(log_std)^2)`, `log_std` a parameter slot; actions are stored
+    /// as the raw vector (the env clips to its bounds).
+    Gaussian { log_std: Slot },
+}
+
+/// log N(a; mean, std) of one dimension, from the standardised `z = (a - mean) / std`.
+#[inline]
+pub fn gaussian_log_density(z: f32, log_std: f32) -> f32 {
+    -0.5 * z * z - log_std - 0.5 * (2.0 * std::f32::consts::PI).ln()
+}
+
+/// Index of the largest value (the first among equals).
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+impl Head {
+    pub fn of(net: &AgentNet) -> Head {
+        match net.log_std {
+            None => Head::Categorical,
+            Some(log_std) => Head::Gaussian { log_std },
+        }
+    }
+
+    /// Width of one action in the env's action buffer.
+    pub fn action_width(&self, num_actions: usize) -> usize {
+        match self {
+            Head::Categorical => 1,
+            Head::Gaussian { .. } => num_actions,
+        }
+    }
+
+    /// Width of one sample's planner target: the action distribution (categorical) or
+    /// the weighted mean and variance per dimension (Gaussian).
+    pub fn target_width(&self, num_actions: usize) -> usize {
+        match self {
+            Head::Categorical => num_actions,
+            Head::Gaussian { .. } => 2 * num_actions,
+        }
+    }
+
+    /// A categorical draw from one row's log-probabilities `lp` (the most likely action
+    /// when `greedy`); `probs` is scratch of the same width.
+    pub fn sample_categorical(lp: &[f32], probs: &mut [f32], rng: &mut Rng, greedy: bool) -> usize {
+        if greedy {
+            return argmax(lp);
+        }
+        for (p, &l) in probs.iter_mut().zip(lp) {
+            *p = l.exp();
+        }
+        rng.categorical(probs)
+    }
+
+    /// A Gaussian draw `a = mean + std * z` for one row (the mean when `greedy`),
+    /// written to `action`; returns its log-density.
+    pub fn sample_gaussian(
+        mean: &[f32],
+        log_std: &[f32],
+        rng: &mut Rng,
+        greedy: bool,
+        action: &mut [f32],
+    ) -> f32 {
+        let mut lp = 0.0f32;
+        for j in 0..mean.len() {
+            let z = if greedy { 0.0 } else { rng.normal() as f32 };
+            action[j] = mean[j] + log_std[j].exp() * z;
+            lp += gaussian_log_density(z, log_std[j]);
+        }
+        lp
+    }
+
+    /// Log-density of a given action under one row's Gaussian.
+    pub fn gaussian_log_prob(action: &[f32], mean: &[f32], log_std: &[f32]) -> f32 {
+        let mut lp = 0.0f32;
+        for j in 0..mean.len() {
+            let z = (action[j] - mean[j]) * (-log_std[j]).exp();
+            lp += gaussian_log_density(z, log_std[j]);
+        }
+        lp
+    }
+
+    /// Graph of `log pi(a)` per sample (`[n, 1]`) for actor outputs `out` (`[n, A]`)
+    /// and actions `act` (one-hot for categorical, raw for Gaussian), and of the summed
+    /// entropy divided by `total`.
+    pub fn log_prob_and_entropy(
+        &self,
+        gp: &GraphParams,
+        out: Tensor<2>,
+        act: Tensor<2>,
+        n: usize,
+        total: f32,
+    ) -> (Tensor<2>, Tensor<1>) {
+        match *self {
+            Head::Categorical => {
+                let logp_all = activation::log_softmax(out, 1);
+                let logp = (logp_all.clone() * act).sum_dim(1);
+                (
+                    logp,
+                    (logp_all.clone().exp() * logp_all).sum().neg() / total,
+                )
+            }
+            Head::Gaussian { log_std } => {
+                // sum_j -0.5 ((a_j - mean_j) / std_j)^2 - log std_j - log sqrt(2 pi);
+                // entropy per sample sum_j log std_j + 0.5 log(2 pi e).
+                let na = act.dims()[1];
+                let log_std = gp.get(log_std);
+                let z = (act - out) * log_std.clone().neg().exp();
+                let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
+                let logp =
+                    (z.square() * -0.5 - log_std.clone()).sum_dim(1) - half_log_2pi * na as f32;
+                let per_sample = log_std.sum() + (half_log_2pi + 0.5) * na as f32;
+                (logp, per_sample * (n as f32 / total))
+            }
+        }
+    }
+
+    /// Graphs of the cross-entropy of the policy to the planner's `target` (`n` rows of
+    /// [`Head::target_width`]) and of the entropy, both summed and divided by `total`.
+    /// Gaussian: per dimension `((abar - mu)^2 + var) / (2 s^2) + log s + log sqrt(2 pi)`
+    /// for the target's weighted mean `abar` and variance `var`.
+    pub fn cross_entropy_and_entropy(
+        &self,
+        gp: &GraphParams,
+        out: Tensor<2>,
+        target: &[f32],
+        n: usize,
+        na: usize,
+        total: f32,
+        device: &Device,
+    ) -> (Tensor<1>, Tensor<1>) {
+        match *self {
+            Head::Categorical => {
+                let q = graph::constant(target, n, na, device);
+                let logp = activation::log_softmax(out, 1);
+                let ce = (logp.clone() * q).sum().neg() / total;
+                let ent = (logp.clone().exp() * logp).sum().neg() / total;
+                (ce, ent)
+            }
+            Head::Gaussian { log_std } => {
+                let t = graph::constant(target, n, 2 * na, device);
+                let mean = t.clone().slice([0..n, 0..na]);
+                let var = t.slice([0..n, na..2 * na]);
+                let log_std = gp.get(log_std);
+                let inv_var = (log_std.clone() * -2.0).exp();
+                let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
+                let per = ((mean - out).square() + var) * inv_var * 0.5 + log_std.clone();
+                let ce = (per.sum() + half_log_2pi * (n * na) as f32) / total;
+                let ent = (log_std.sum() + (half_log_2pi + 0.5) * na as f32) * (n as f32 / total);
+                (ce, ent)
+            }
+        }
+    }
+
+    /// The log standard deviations of a Gaussian head (None for categorical).
+    pub fn log_std<'a>(&self, params: &'a Params) -> Option<&'a [f32]> {
+        match *self {
+            Head::Categorical => None,
+            Head::Gaussian { log_std } => Some(params.get(log_std)),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Guards that stop a run cleanly instead of crashing it:
+//!
+//! - memory: sizes whose buffers cannot fit in the machine's memory (`run.num_envs`,
+//!   `run.steps_per_update`, `eval --num-tasks`, planner particles) are refused before
+//!   anything is allocated, with the estimate and the memory available
+//!   (`/proc/meminfo`);
+//! - non-finite values: a NaN or infinite loss, gradient norm or parameter after an
+//!   update stops training before that update is checkpointed.
+//!
+//! ```
+//! use bamdp::run::guard::{format_bytes, MemoryNeed};
+//! assert_eq!(format_bytes(3 << 30), "3.0 GiB");
+//! let need = MemoryNeed::new("rollout buffers").add(1 << 20, 4);
+//! assert_eq!(need.bytes(), 4 << 20);
+//! ```
+
+use super::trainer::{Trainer, UpdateReport};
+use crate::config::Config;
+use crate::error::UserError;
+use crate::method::Improver;
+
+/// `bytes` for people: `12.3 GiB`, `45.0 MiB`.
+pub fn format_bytes(bytes: u128) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    if gib >= 1.0 {
+        format!("{gib:.1} GiB")
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+/// The machine's (available, total) memory in bytes from `/proc/meminfo`; None where
+/// it cannot be read (the guard then lets everything through).
+pub fn machine_memory() -> Option<(u128, u128)> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u128> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    let total = field("MemTotal:")?;
+    Some((field("MemAvailable:").unwrap_or(total), total))
+}
+
+/// An estimate of the memory a run needs, built from its largest buffers.
+#[derive(Clone, Debug)]
+pub struct MemoryNeed {
+    what: &'static str,
+    bytes: u128,
+}
+
+impl MemoryNeed {
+    pub fn new(what: &'static str) -> Self {
+        MemoryNeed { what, bytes: 0 }
+    }
+    /// Adds `count` items of `size` bytes (saturating: sizes come from users).
+    pub fn add(mut self, count: u128, size: u128) -> Self {
+        self.bytes = self.bytes.saturating_add(count.saturating_mul(size));
+        self
+    }
+    pub fn bytes(&self) -> u128 {
+        self.bytes
+    }
+    /// Refuses the estimate if it exceeds the memory available; `sizes` names the
+    /// settings behind it and how to lower them.
+    pub fn check(&self, sizes: &str) -> Result<(), UserError> {
+        let Some((available, total)) = machine_memory() else {
+            return Ok(());
+        };
+        if self.bytes <= available {
+            return Ok(());
+        }
+        Err(UserError::Other(format!(
+            "{sizes}: the {} need about {}, but this machine has {} available ({} in all, /proc/meminfo); lower these sizes",
+            self.what,
+            format_bytes(self.bytes),
+            format_bytes(available),
+            format_bytes(total)
+        )))
+    }
+}
+
+/// Bytes per float in every buffer.
+const F32: u128 = 4;
+
+/// Refuses a training config whose per-row buffers cannot fit, before the env or any
+/// buffer is built. Per env row and step the rollout keeps at least the observation,
+/// the network input, the action and a dozen scalars; the planner keeps
+/// `particles x nested` simulated rows per env row.
+pub fn check_training_memory(cfg: &Config, obs_dim: usize) -> Result<(), UserError> {
+    let rows = cfg.run.num_envs as u128;
+    let steps = cfg.run.steps_per_update as u128;
+    let per_sample = (2 * obs_dim as u128 + 16) * F32;
+    let need = MemoryNeed::new("rollout buffers").add(rows.saturating_mul(steps), per_sample);
+    need.check(&format!(
+        "run.num_envs = {} x run.steps_per_update = {}",
+        cfg.run.num_envs, cfg.run.steps_per_update
+    ))?;
+    if cfg.improver == Improver::Smc {
+        let c = &cfg.smc;
+        let particles = rows
+            .saturating_mul(c.particles as u128)
+            .saturating_mul(c.nested as u128);
+        MemoryNeed::new("planner's particles")
+            .add(particles, (4 * obs_dim as u128 + 64) * F32)
+            .check(&format!(
+                "run.num_envs = {} x smc.particles = {} x smc.nested = {}",
+                cfg.run.num_envs, c.particles, c.nested
+            ))?;
+    }
+    Ok(())
+}
+
+/// Refuses an evaluation whose per-task results cannot fit: each task keeps one return
+/// and one success flag per episode.
+pub fn check_eval_memory(num_tasks: usize, episodes: usize) -> Result<(), UserError> {
+    MemoryNeed::new("per-task results")
+        .add(num_tasks as u128, 64 + 9 * episodes as u128)
+        .check(&format!("--num-tasks {num_tasks} x {episodes} episodes"))
+}
+
+/// The first non-finite quantity after an update, named: a loss or gradient norm of
+/// the report, or a parameter of the policy or of the belief's learner.
+pub fn non_finite(trainer: &Trainer, report: &UpdateReport) -> Option<String> {
+    let s = &report.stats;
+    for (name, v) in [
+        ("policy loss", s.policy_loss),
+        ("value loss", s.value_loss),
+        ("entropy", s.entropy),
+        ("gradient norm", s.grad_norm),
+    ] {
+        if !v.is_finite() {
+            return Some(format!("the {name} is {v}"));
+        }
+    }
+    if let (Some(l), Some(stats)) = (trainer.learner.as_ref(), report.learner.as_ref()) {
+        for (name, v) in l.columns().iter().zip(stats) {
+            // A learner statistic may be NaN by definition (e.g. no reward head), but
+            // never infinite; its parameters are checked below.
+            if v.is_infinite() {
+                return Some(format!("the belief learner's {name} is {v}"));
+            }
+        }
+    }
+    let bad_param = |p: &crate::nn::Params| {
+        let i = p.data.iter().position(|x| !x.is_finite())?;
+        let slot = p.slots.iter().position(|s| s.range().contains(&i))?;
+        Some((p.names[slot].clone(), p.data[i]))
+    };
+    if let Some((name, v)) = bad_param(&trainer.params) {
+        return Some(format!("policy parameter {name} is {v}"));
+    }
+    if let Some(l) = trainer.learner.as_ref() {
+        if let Some((name, v)) = bad_param(l.params()) {
+            return Some(format!("belief parameter {name} is {v}"));
+        }
+    }
+    None
+}

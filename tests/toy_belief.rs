@@ -1,0 +1,245 @@
+//! A new learned belief needs no edit to `run/`: a toy belief with its own learner,
+//! defined here through the public API only ([`Belief`], [`BeliefLearner`],
+//! [`Method`]), trains through `bamdp::run::train`, names its own metrics columns,
+//! survives a checkpoint exactly and evaluates.
+//!
+//! The toy belief: per row, the running mean of the trial's rewards so far, scaled by a
+//! learned weight `w`; the learner fits `w` so that `w * mean(r_{<t})` predicts `r_t`
+//! (squared error), from a buffer of complete trials.
+
+mod run_support;
+use bamdp::belief::learner::{check_layout, BeliefLearner, LearnerState, TrialStore};
+use bamdp::belief::{Batched, BatchedBelief, Belief, Transition};
+use bamdp::codec;
+use bamdp::config::Config;
+use bamdp::env::EnvSpec;
+use bamdp::error::{StateError, UserError};
+use bamdp::method::Method;
+use bamdp::nn::{Adam, Params};
+use bamdp::rng::Rng;
+use bamdp::run::train::{self, TrainArgs};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+struct MeanReward {
+    params: Params,
+}
+
+impl MeanReward {
+    fn new() -> Self {
+        let mut params = Params::new();
+        params.bias("toy.w", 1, 0.5);
+        MeanReward { params }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct MeanState {
+    sum: Vec<f32>,
+    count: Vec<f32>,
+}
+
+impl Belief for MeanReward {
+    type State = MeanState;
+    fn feature_dim(&self) -> usize {
+        2
+    }
+    fn init(&self, rows: usize) -> MeanState {
+        MeanState {
+            sum: vec![0.0; rows],
+            count: vec![0.0; rows],
+        }
+    }
+    fn reset(&self, s: &mut MeanState, mask: &[bool]) {
+        for (r, &m) in mask.iter().enumerate() {
+            if m {
+                s.sum[r] = 0.0;
+                s.count[r] = 0.0;
+            }
+        }
+    }
+    fn update(&self, s: &mut MeanState, tr: &Transition<'_>) {
+        for (r, &x) in tr.reward.iter().enumerate() {
+            s.sum[r] += x;
+            s.count[r] += 1.0;
+        }
+    }
+    fn features(&self, s: &MeanState, out: &mut [f32]) {
+        let w = self.params.data[0];
+        for r in 0..s.sum.len() {
+            out[2 * r] = w * s.sum[r] / s.count[r].max(1.0);
+            out[2 * r + 1] = s.count[r] / 60.0;
+        }
+    }
+    fn gather(&self, from: &MeanState, src: &[usize], into: &mut MeanState) {
+        for (i, &j) in src.iter().enumerate() {
+            into.sum[i] = from.sum[j];
+            into.count[i] = from.count[j];
+        }
+    }
+    fn params_mut(&mut self) -> Option<&mut Params> {
+        Some(&mut self.params)
+    }
+}
+
+struct MeanLearner {
+    model: MeanReward,
+    adam: Adam,
+    trials: TrialStore,
+}
+
+impl BeliefLearner for MeanLearner {
+    fn columns(&self) -> &'static [&'static str] {
+        &["toy_loss", "toy_w"]
+    }
+    fn record(&mut self, step: &Transition<'_>, trial_end: &[bool]) {
+        self.trials.record(step, trial_end);
+    }
+    fn update(&mut self, _threads: usize) -> Option<Vec<f64>> {
+        if self.trials.buffer.len() < 4 {
+            return None;
+        }
+        let idx = self.trials.buffer.sample(4, &mut self.trials.rng);
+        let w = self.model.params.data[0] as f64;
+        let (mut loss, mut grad, mut n) = (0.0, 0.0, 0.0);
+        for trial in self.trials.buffer.gather(&idx) {
+            let mut sum = 0.0;
+            for (t, &r) in trial.rewards.iter().enumerate() {
+                let mean = if t == 0 { 0.0 } else { sum / t as f64 };
+                let err = w * mean - r as f64;
+                loss += err * err;
+                grad += 2.0 * err * mean;
+                n += 1.0;
+                sum += r as f64;
+            }
+        }
+        self.adam
+            .step(&mut self.model.params.data, &[(grad / n) as f32], 1e-2);
+        Some(vec![loss / n, self.model.params.data[0] as f64])
+    }
+    fn params(&self) -> &Params {
+        &self.model.params
+    }
+    fn save_state(&self) -> LearnerState {
+        LearnerState {
+            params: self.model.params.clone(),
+            adam: self.adam.clone(),
+            rest: codec::encode(&self.trials),
+        }
+    }
+    fn load_state(&mut self, state: LearnerState) -> Result<(), StateError> {
+        check_layout(&state.params, &self.model.params, "toy")?;
+        self.trials = codec::decode(&state.rest, "toy trials")?;
+        self.model.params = state.params;
+        self.adam = state.adam;
+        Ok(())
+    }
+}
+
+struct Toy;
+
+impl Method for Toy {
+    fn name(&self) -> &'static str {
+        "toy-mean-reward"
+    }
+    fn about(&self) -> &'static str {
+        "a test belief: the trial's mean reward, scaled by a learned weight"
+    }
+    fn belief(
+        &self,
+        _cfg: &Config,
+        _spec: &EnvSpec,
+        rows: usize,
+    ) -> Result<Option<Box<dyn BatchedBelief>>, UserError> {
+        Ok(Some(Box::new(Batched::new(MeanReward::new(), rows))))
+    }
+    fn learner(
+        &self,
+        cfg: &Config,
+        spec: &EnvSpec,
+        rows: usize,
+    ) -> Result<Option<Box<dyn BeliefLearner>>, UserError> {
+        Ok(Some(Box::new(MeanLearner {
+            model: MeanReward::new(),
+            adam: Adam::new(1, 1e-8),
+            trials: TrialStore::new(
+                100,
+                rows,
+                spec.obs_dim,
+                spec.action.width(),
+                Rng::stream(cfg.seed, 77, 0),
+            ),
+        })))
+    }
+}
+
+static TOY: Toy = Toy;
+
+fn run(out: &Path, frames: u64, resume: bool) {
+    let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/gridnavi/memoryless.toml");
+    train::train_with(
+        &TrainArgs {
+            config: (!resume).then_some(preset),
+            overrides: vec![
+                format!("run.total_frames={frames}"),
+                "run.num_envs=8".into(),
+                "run.steps_per_update=45".into(),
+                "ppo.minibatches=2".into(),
+                "run.checkpoint_every=3".into(),
+            ],
+            out: Some(out.to_path_buf()),
+            resume,
+            force: false,
+            quiet: true,
+        },
+        Some(&TOY),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_belief_defined_outside_bamdp_trains_resumes_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let per_update = 8 * 45;
+    let whole = dir.path().join("whole");
+    run(&whole, 8 * per_update, false);
+    let split = dir.path().join("split");
+    run(&split, 4 * per_update, false);
+    run(&split, 8 * per_update, true);
+
+    let text = std::fs::read_to_string(whole.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    assert_eq!(&header[header.len() - 2..], &["toy_loss", "toy_w"]);
+    let last: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let w = last[last.len() - 1];
+    assert!(
+        w.is_finite() && w != 0.5,
+        "the toy learner never updated w: {w}"
+    );
+    assert_eq!(
+        run_support::metrics(&whole),
+        run_support::metrics(&split),
+        "resumed toy-belief run differs from the uninterrupted one"
+    );
+
+    let report = bamdp::run::eval::evaluate_with(
+        &TOY,
+        &bamdp::run::eval::EvalArgs {
+            run: &whole,
+            split: bamdp::env::Split::Test,
+            episodes_per_task: None,
+            num_tasks: Some(8),
+            greedy: false,
+            summary_episodes: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(report.method, "toy-mean-reward");
+    assert_eq!(report.episode_returns.len(), 4);
+}
