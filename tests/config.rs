@@ -439,3 +439,31 @@ fn composite_methods_set_the_improver() {
         "{msg}"
     );
 }
+
+#[test]
+fn every_listed_preset_exists_and_runs_its_combination() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for c in COMBINATIONS {
+        for pattern in c.presets {
+            // `configs/*/name.toml`: every env folder with that file.
+            let paths: Vec<PathBuf> = match pattern.split_once("/*/") {
+                Some((dir, file)) => std::fs::read_dir(root.join(dir))
+                    .unwrap()
+                    .map(|e| e.unwrap().path().join(file))
+                    .filter(|p| p.exists())
+                    .collect(),
+                None => vec![root.join(pattern)],
+            };
+            assert!(!paths.is_empty(), "{}: no preset {pattern}", c.name);
+            for p in paths {
+                let cfg = Config::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    (cfg.method, cfg.improver),
+                    (c.method, c.improver),
+                    "{}",
+                    p.display()
+                );
+            }
+        }
+    }
+}

@@ -279,7 +279,7 @@ fn gather_copies_particle_rows() {
 #[test]
 fn glibrl_config_errors_name_the_key_and_what_is_allowed() {
     let base = Config {
-        method: "glibrl".into(),
+        method: bamdp::method::MethodId::Glibrl,
         ..Config::default()
     };
     let cases: [(&str, &str); 5] = [

@@ -127,6 +127,53 @@ fn ctrl_c_saves_a_checkpoint_that_resumes_exactly() {
 }
 
 #[test]
+fn kill_9_mid_run_then_resume_equals_uninterrupted_run() {
+    // A process killed at any instant leaves the last committed checkpoint whole
+    // (meta.json is the commit point); resuming from it reproduces the metrics.
+    let dir = tempfile::tempdir().unwrap();
+    let per_update = 8 * 45;
+    let total = 40 * per_update;
+    let mut sets = small(total as u64);
+    sets.push("run.checkpoint_every=1".into());
+    let whole = dir.path().join("whole");
+    run(&whole, sets.clone(), false);
+
+    let out = dir.path().join("killed");
+    let mut args = vec![
+        "train".to_string(),
+        "--config".into(),
+        preset().display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    for s in sets {
+        args.push("--set".into());
+        args.push(s);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bamdp"))
+        .args(&args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let meta = out.join("checkpoint/meta.json");
+    let start = std::time::Instant::now();
+    while !meta.exists() {
+        assert!(start.elapsed().as_secs() < 120, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = metrics(&out).len();
+    assert!(
+        done < 40,
+        "the kill came too late to test anything ({done} updates)"
+    );
+    run(&out, vec![], true);
+    assert_eq!(metrics(&whole), metrics(&out));
+}
+
+#[test]
 fn checkpoint_round_trips() {
     use bamdp::config::Config;
     use bamdp::run::trainer::Trainer;

@@ -86,6 +86,9 @@ struct MeanLearner {
     model: MeanReward,
     adam: Adam,
     trials: TrialStore,
+    /// Test of the non-finite guard: the update after which `w` becomes NaN.
+    diverge_after: Option<usize>,
+    updates: usize,
 }
 
 impl BeliefLearner for MeanLearner {
@@ -115,6 +118,10 @@ impl BeliefLearner for MeanLearner {
         }
         self.adam
             .step(&mut self.model.params.data, &[(grad / n) as f32], 1e-2);
+        self.updates += 1;
+        if self.diverge_after == Some(self.updates) {
+            self.model.params.data[0] = f32::NAN;
+        }
         Some(vec![loss / n, self.model.params.data[0] as f64])
     }
     fn params(&self) -> &Params {
@@ -136,7 +143,9 @@ impl BeliefLearner for MeanLearner {
     }
 }
 
-struct Toy;
+struct Toy {
+    diverge_after: Option<usize>,
+}
 
 impl Method for Toy {
     fn name(&self) -> &'static str {
@@ -169,13 +178,26 @@ impl Method for Toy {
                 spec.action.width(),
                 Rng::stream(cfg.seed, 77, 0),
             ),
+            diverge_after: self.diverge_after,
+            updates: 0,
         })))
     }
 }
 
-static TOY: Toy = Toy;
+static TOY: Toy = Toy {
+    diverge_after: None,
+};
 
 fn run(out: &Path, frames: u64, resume: bool) {
+    run_method(out, frames, resume, &TOY).unwrap();
+}
+
+fn run_method(
+    out: &Path,
+    frames: u64,
+    resume: bool,
+    method: &'static Toy,
+) -> Result<std::path::PathBuf, UserError> {
     let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/gridnavi/memoryless.toml");
     train::train_with(
         &TrainArgs {
@@ -192,9 +214,8 @@ fn run(out: &Path, frames: u64, resume: bool) {
             force: false,
             quiet: true,
         },
-        Some(&TOY),
+        Some(method),
     )
-    .unwrap();
 }
 
 #[test]
@@ -242,4 +263,39 @@ fn a_belief_defined_outside_bamdp_trains_resumes_and_evaluates() {
     .unwrap();
     assert_eq!(report.method, "toy-mean-reward");
     assert_eq!(report.episode_returns.len(), 4);
+}
+
+/// The non-finite guard: a learner whose weight turns NaN after its 3rd update stops
+/// the run with exit code 3 at that update, naming the quantity, and the checkpoint
+/// stays at the last good update.
+#[test]
+fn a_non_finite_weight_stops_training_and_keeps_the_last_good_checkpoint() {
+    static DIVERGING: Toy = Toy {
+        diverge_after: Some(3),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let err = run_method(&out, 20 * 8 * 45, false, &DIVERGING).unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("belief parameter toy.w is NaN") && msg.contains("diverged at update"),
+        "{msg}"
+    );
+    let failed: u64 = msg
+        .split("diverged at update ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    // Checkpoints every 3 updates: the last one before the failure is intact and loads.
+    let ck = bamdp::run::checkpoint::load(&out).unwrap();
+    assert_eq!(ck.update, (failed - 1) / 3 * 3, "{msg}");
+    assert!(ck.learner.unwrap().params.data[0].is_finite());
+    let rows = run_support::metrics(&out);
+    assert_eq!(
+        rows.len() as u64,
+        failed - 1,
+        "the diverged update is not in metrics.csv"
+    );
 }

@@ -260,7 +260,9 @@ pub fn save(run: &Path, ck: &Checkpoint, trainer: &Trainer) -> Result<(), UserEr
     if let Ok(list) = std::fs::read_dir(&dir) {
         for entry in list.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let ours = name.starts_with("tensors-") || name.starts_with("state-");
+            // Also temporary files of writes a killed process left behind.
+            let base = name.strip_prefix('.').unwrap_or(&name);
+            let ours = base.starts_with("tensors-") || base.starts_with("state-");
             if ours && !keep.contains(&name.as_str()) {
                 let _ = std::fs::remove_file(entry.path());
             }

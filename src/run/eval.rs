@@ -107,7 +107,7 @@ pub fn evaluate_with(method: &dyn Method, args: &EvalArgs<'_>) -> Result<EvalRep
             "a positive number of tasks",
         ));
     }
-    super::guard::check_eval_memory(num_tasks, args.episodes_per_task.unwrap_or(1))?;
+    super::guard::check_eval_memory(num_tasks, args.episodes_per_task)?;
     let rows = num_tasks.min(256);
     let mut env = env::make_with(
         &cfg.env,

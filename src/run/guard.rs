@@ -113,10 +113,14 @@ pub fn check_training_memory(cfg: &Config, obs_dim: usize) -> Result<(), UserErr
 
 /// Refuses an evaluation whose per-task results cannot fit: each task keeps one return
 /// and one success flag per episode.
-pub fn check_eval_memory(num_tasks: usize, episodes: usize) -> Result<(), UserError> {
+pub fn check_eval_memory(num_tasks: usize, episodes: Option<usize>) -> Result<(), UserError> {
+    let sizes = match episodes {
+        Some(k) => format!("--num-tasks {num_tasks} x --episodes-per-task {k}"),
+        None => format!("--num-tasks {num_tasks}"),
+    };
     MemoryNeed::new("per-task results")
-        .add(num_tasks as u128, 64 + 9 * episodes as u128)
-        .check(&format!("--num-tasks {num_tasks} x {episodes} episodes"))
+        .add(num_tasks as u128, 64 + 9 * episodes.unwrap_or(1) as u128)
+        .check(&sizes)
 }
 
 /// The first non-finite quantity after an update, named: a loss or gradient norm of
