@@ -18,7 +18,7 @@ use super::actor::{plan_streams, ActorState};
 use super::files;
 use super::trainer::Trainer;
 use crate::belief::learner::LearnerState;
-use crate::codec;
+use crate::codec::{self, Blob};
 use crate::error::{StateError, UserError};
 use crate::improve::normalize::{RewardScaler, RunningMeanStd};
 use crate::nn::{Adam, Params};
@@ -145,13 +145,13 @@ struct State {
     wall_s: f64,
     policy: Layout,
     actor: ActorState,
-    belief: Option<Vec<u8>>,
+    belief: Option<Blob>,
     /// The env's own (JSON) state, as text.
     env: String,
     minibatch_rng: Rng,
     obs_rms: Option<RunningMeanStd>,
     reward_scaler: Option<RewardScaler>,
-    learner: Option<(Layout, Vec<u8>)>,
+    learner: Option<(Layout, Blob)>,
 }
 
 /// The checkpoint folder of a run folder.
@@ -218,7 +218,7 @@ pub fn save(run: &Path, ck: &Checkpoint, trainer: &Trainer) -> Result<(), UserEr
         wall_s: ck.wall_s,
         policy: Layout::of(&ck.params, &ck.adam),
         actor: ck.actor.clone(),
-        belief: ck.belief.clone(),
+        belief: ck.belief.clone().map(Blob),
         env: ck.env.to_string(),
         minibatch_rng: ck.minibatch_rng.clone(),
         obs_rms: ck.obs_rms.clone(),
@@ -226,7 +226,7 @@ pub fn save(run: &Path, ck: &Checkpoint, trainer: &Trainer) -> Result<(), UserEr
         learner: ck
             .learner
             .as_ref()
-            .map(|l| (Layout::of(&l.params, &l.adam), l.rest.clone())),
+            .map(|l| (Layout::of(&l.params, &l.adam), Blob(l.rest.clone()))),
     };
     let state_bytes = lz4_flex::compress_prepend_size(&codec::encode(&state));
     let mut entries = Vec::new();
@@ -367,7 +367,11 @@ pub fn load(run: &Path) -> Result<Checkpoint, CheckpointError> {
     let learner = match state.learner {
         Some((layout, rest)) => {
             let (params, adam) = read(layout, "learner")?;
-            Some(LearnerState { params, adam, rest })
+            Some(LearnerState {
+                params,
+                adam,
+                rest: rest.0,
+            })
         }
         None => None,
     };
@@ -380,7 +384,7 @@ pub fn load(run: &Path) -> Result<Checkpoint, CheckpointError> {
         params,
         adam,
         actor: state.actor,
-        belief: state.belief,
+        belief: state.belief.map(|b| b.0),
         env,
         minibatch_rng: state.minibatch_rng,
         obs_rms: state.obs_rms,
