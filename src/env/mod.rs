@@ -17,6 +17,7 @@
 
 pub mod functions;
 pub mod gridnavi;
+pub mod mujoco;
 pub mod point_robot;
 pub mod python;
 
@@ -285,6 +286,10 @@ pub fn is_known(name: &str) -> bool {
 pub struct EnvOptions {
     /// Horizon of the `functions-*` envs (`[functions]`).
     pub functions: functions::Options,
+    /// Native or Python simulation of MuJoCo / MetaWorld envs (`env_backend`).
+    pub backend: mujoco::Backend,
+    /// Threads stepping a native batch's rows (`run.threads`; 0 counts as 1).
+    pub threads: usize,
 }
 
 /// Like [`make`], with the number of episodes per trial overridden (evaluation of
@@ -326,6 +331,9 @@ pub fn make_with(
         ("point_robot_sparse", Some(k)) => Ok(Box::new(
             point_robot::PointRobot::new(num_envs, split, seed, true).with_episodes_per_trial(k),
         )),
+        (n, Some(k)) if python::Family::parse(n).is_some() && options.backend.runs_native(n)? => {
+            mujoco::make(n, num_envs, split, seed, Some(k), options.threads)
+        }
         (n, Some(k)) if python::Family::parse(n).is_some() => {
             Ok(Box::new(python::PyBatchEnv::new(
                 n,
@@ -391,6 +399,9 @@ pub fn make(
         "point_robot_sparse" => Ok(Box::new(point_robot::PointRobot::new(
             num_envs, split, seed, true,
         ))),
+        n if python::Family::parse(n).is_some() && options.backend.runs_native(n)? => {
+            mujoco::make(n, num_envs, split, seed, None, options.threads)
+        }
         n if python::Family::parse(n).is_some() => Ok(Box::new(python::PyBatchEnv::new(
             n,
             num_envs,
