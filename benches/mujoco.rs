@@ -12,7 +12,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use bamdp::env::mujoco::{is_ported, Backend};
-use bamdp::env::{BatchEnv, EnvOptions, Split, StepOut};
+use bamdp::env::{EnvOptions, Split, StepOut};
 use bamdp::rng::Rng;
 use std::time::Instant;
 

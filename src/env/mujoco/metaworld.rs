@@ -48,6 +48,7 @@ const MOCAP_QUAT: [f64; 4] = [1.0, 0.0, 1.0, 0.0];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
     Reach,
+    Push,
 }
 
 impl Class {
@@ -55,28 +56,31 @@ impl Class {
     pub fn parse(name: &str) -> Option<Class> {
         match name {
             "reach-v3" => Some(Class::Reach),
+            "push-v3" => Some(Class::Push),
             _ => None,
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Class::Reach => "reach-v3",
+            Class::Push => "push-v3",
         }
     }
     fn xml(self) -> &'static str {
         match self {
             Class::Reach => "sawyer_xyz/sawyer_reach_v3.xml",
+            Class::Push => "sawyer_xyz/sawyer_push_v3.xml",
         }
     }
     /// `hand_low`, `hand_high` (the mocap box).
     fn mocap_box(self) -> ([f64; 3], [f64; 3]) {
         match self {
-            Class::Reach => ([-0.5, 0.40, 0.05], [0.5, 1.0, 0.5]),
+            Class::Reach | Class::Push => ([-0.5, 0.40, 0.05], [0.5, 1.0, 0.5]),
         }
     }
     fn hand_init_pos(self) -> [f64; 3] {
         match self {
-            Class::Reach => [0.0, 0.6, 0.2],
+            Class::Reach | Class::Push => [0.0, 0.6, 0.2],
         }
     }
     /// `_random_reset_space` (low, high).
@@ -86,13 +90,17 @@ impl Class {
                 vec![-0.1, 0.6, 0.02, -0.1, 0.8, 0.05],
                 vec![0.1, 0.7, 0.02, 0.1, 0.9, 0.3],
             ),
+            Class::Push => (
+                vec![-0.1, 0.6, 0.02, -0.1, 0.8, 0.01],
+                vec![0.1, 0.7, 0.02, 0.1, 0.9, 0.02],
+            ),
         }
     }
     /// Whether `reset_model` keeps a drawn vector (its rejection loop's test).
     fn accepts(self, v: &[f64]) -> bool {
         match self {
             // `while norm(goal_pos[:2] - target[:2]) < 0.15`, target = goal_pos[3:].
-            Class::Reach => norm(&[v[0] - v[3], v[1] - v[4]]) >= 0.15,
+            Class::Reach | Class::Push => norm(&[v[0] - v[3], v[1] - v[4]]) >= 0.15,
         }
     }
 }
@@ -191,6 +199,8 @@ struct Ids {
     obj_geom: usize,
     right_ee: usize,
     left_ee: usize,
+    leftpad: usize,
+    rightpad: usize,
     mocap: usize,
 }
 
@@ -232,6 +242,8 @@ impl SawyerFamily {
             obj_geom: need(&model, &path, OBJ_GEOM, "objGeom")?,
             right_ee: need(&model, &path, OBJ_SITE, "rightEndEffector")?,
             left_ee: need(&model, &path, OBJ_SITE, "leftEndEffector")?,
+            leftpad: need(&model, &path, OBJ_BODY, "leftpad")?,
+            rightpad: need(&model, &path, OBJ_BODY, "rightpad")?,
             mocap: {
                 let b = need(&model, &path, OBJ_BODY, "mocap")?;
                 model.body_mocapid()[b].max(0) as usize
@@ -267,6 +279,7 @@ impl SawyerFamily {
             mocap_high,
             target: [0.0; 3],
             obj_init_pos: [0.0; 3],
+            init_tcp: [0.0; 3],
             prev: [0.0; 18],
         })
     }
@@ -335,6 +348,8 @@ pub struct Sawyer {
     mocap_high: [f64; 3],
     target: [f64; 3],
     obj_init_pos: [f64; 3],
+    /// The gripper's centre after the hand reset (`init_tcp`).
+    init_tcp: [f64; 3],
     /// The previous frame's 18 observation values.
     prev: [f64; 18],
 }
@@ -374,6 +389,7 @@ impl Sawyer {
             self.data.mocap_quat_mut()[4 * m..4 * m + 4].copy_from_slice(&MOCAP_QUAT);
             self.simulate([-1.0, 1.0]);
         }
+        self.init_tcp = self.tcp_center();
     }
 
     /// `_set_obj_xyz`: the object's free joint at `pos`, at rest.
@@ -416,11 +432,79 @@ impl Sawyer {
                 self.obj_init_pos = [v[0], v[1], v[2]];
                 self.set_obj_xyz(self.obj_init_pos);
             }
+            Class::Push => {
+                self.reset_hand();
+                // fix_extreme_obj_pos keeps the object's resting height.
+                let z = self.body(self.ids.obj)[2];
+                self.target = [v[3], v[4], z];
+                self.obj_init_pos = [v[0], v[1], z];
+                self.set_obj_xyz(self.obj_init_pos);
+            }
         }
     }
 
-    /// The class's reward and success at the current state.
-    fn evaluate(&self, _action: &[f32]) -> (f64, bool) {
+    /// `_gripper_caging_reward` (v2) for an object at `obj`, with its float32 turns:
+    /// the gripper effort is the action's float32 value, and a Hamacher product or
+    /// mean with it is float32 arithmetic in NumPy. Returns the value, and whether
+    /// NumPy holds it as a float32 (which makes the caller's arithmetic float32 too).
+    #[allow(clippy::too_many_arguments)]
+    fn gripper_caging(
+        &self,
+        action: &[f32],
+        obj: [f64; 3],
+        obj_radius: f64,
+        pad_success_thresh: f64,
+        xz_thresh: f64,
+        high_density: bool,
+    ) -> (f64, bool) {
+        let (left, right) = (self.body(self.ids.leftpad), self.body(self.ids.rightpad));
+        let mut caging_lr = [0.0; 2];
+        for (c, pad_y) in caging_lr.iter_mut().zip([left[1], right[1]]) {
+            let to_obj = (pad_y - obj[1]).abs();
+            let to_init = (pad_y - self.obj_init_pos[1]).abs();
+            let margin = (to_init - pad_success_thresh).abs();
+            *c = tolerance_long_tail(to_obj, obj_radius, pad_success_thresh, margin);
+        }
+        let caging_y = hamacher_product(caging_lr[0], caging_lr[1]);
+        let tcp = self.tcp_center();
+        let (oi, it) = (self.obj_init_pos, self.init_tcp);
+        let xz_margin = norm(&[oi[0] - it[0], oi[2] - it[2]]) - xz_thresh;
+        let caging_xz = tolerance_long_tail(
+            norm(&[tcp[0] - obj[0], tcp[2] - obj[2]]),
+            0.0,
+            xz_thresh,
+            xz_margin,
+        );
+        let caging = hamacher_product(caging_y, caging_xz);
+        // min(max(0, a), 1.0) / 1.0: a float32 when 0 < a <= 1, else a Python number.
+        let a = action[3];
+        let effort32 = (a > 0.0 && a <= 1.0).then_some(a);
+        let gripping = if caging > 0.97 { effort32 } else { None };
+        match gripping {
+            Some(g) => {
+                // hamacher_product(python float, float32) and the mean are float32.
+                let c = caging as f32;
+                let d = c + g - c * g;
+                let cg = if d > 0.0 { (c * g) / d } else { 0.0 };
+                let v = if high_density { (cg + c) / 2.0 } else { cg };
+                (v as f64, true)
+            }
+            None => {
+                let g = if caging > 0.97 && a > 1.0 { 1.0 } else { 0.0 };
+                let cg = hamacher_product(caging, g);
+                let v = if high_density {
+                    (cg + caging) / 2.0
+                } else {
+                    cg
+                };
+                (v, false)
+            }
+        }
+    }
+
+    /// The class's reward and success at the current state (`obs`: the clipped
+    /// observation).
+    fn evaluate(&self, action: &[f32], obs: &[f64; 39]) -> (f64, bool) {
         match self.class {
             Class::Reach => {
                 let tcp = self.tcp_center();
@@ -430,6 +514,31 @@ impl Sawyer {
                 let margin = norm(&[h[0] - t[0], h[1] - t[1], h[2] - t[2]]);
                 let in_place = tolerance_long_tail(dist, 0.0, 0.05, margin);
                 (10.0 * in_place, dist <= 0.05)
+            }
+            Class::Push => {
+                let obj = [obs[4], obs[5], obs[6]];
+                let tcp_opened = obs[3];
+                let tcp = self.tcp_center();
+                let t = self.target;
+                let oi = self.obj_init_pos;
+                let tcp_to_obj = norm(&[obj[0] - tcp[0], obj[1] - tcp[1], obj[2] - tcp[2]]);
+                let target_to_obj = norm(&[obj[0] - t[0], obj[1] - t[1], obj[2] - t[2]]);
+                let target_to_obj_init = norm(&[oi[0] - t[0], oi[1] - t[1], oi[2] - t[2]]);
+                let in_place = tolerance_long_tail(target_to_obj, 0.0, 0.05, target_to_obj_init);
+                let (grasped, float32) = self.gripper_caging(action, obj, 0.015, 0.05, 0.005, true);
+                let mut reward = 2.0 * grasped;
+                if tcp_to_obj < 0.02 && tcp_opened > 0.0 {
+                    reward = if float32 {
+                        let r = reward as f32;
+                        (r + (1.0f32 + r + (5.0 * in_place) as f32)) as f64
+                    } else {
+                        reward + (1.0 + reward + 5.0 * in_place)
+                    };
+                }
+                if target_to_obj < 0.05 {
+                    reward = 10.0;
+                }
+                (reward, target_to_obj <= 0.05)
             }
         }
     }
@@ -472,7 +581,7 @@ impl RowSim for Sawyer {
             }
             o[k + 3] = o[k + 3].clamp(-1.0, 1.0);
         }
-        let (reward, success) = self.evaluate(action);
+        let (reward, success) = self.evaluate(action, &o);
         for (d, s) in obs.iter_mut().zip(&o) {
             *d = *s as f32;
         }

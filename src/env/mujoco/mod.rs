@@ -35,7 +35,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Envs with a native port.
-pub const PORTED: &[&str] = &["cheetah-vel", "cheetah-dir", "ant-dir", "ml1-reach"];
+pub const PORTED: &[&str] = &[
+    "cheetah-vel",
+    "cheetah-dir",
+    "ant-dir",
+    "ml1-reach",
+    "ml1-push",
+];
 
 /// Whether `name` has a native port.
 pub fn is_ported(name: &str) -> bool {
