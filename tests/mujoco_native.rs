@@ -310,14 +310,14 @@ fn a_resumed_batch_continues_exactly() {
 #[test]
 fn native_backend_names_the_ported_envs_for_an_unported_one() {
     let err = bamdp::env::make(
-        "ml1-pick-place",
+        "ml1-door-open",
         1,
         Split::Train,
         0,
         &options(Backend::Native, 1),
     )
     .err()
-    .expect("ml1-pick-place has no native port")
+    .expect("ml1-door-open has no native port")
     .to_string();
     assert!(
         err.contains("cheetah-vel") && err.contains("env_backend = \"python\""),
@@ -459,5 +459,13 @@ fn push_is_bit_identical_to_the_bridge_on_both_splits() {
     if available() {
         assert_metaworld_port_equals_bridge("push-v3", "ml1-push", Split::Train);
         assert_metaworld_port_equals_bridge("push-v3", "ml1-push", Split::Test);
+    }
+}
+
+#[test]
+fn pick_place_is_bit_identical_to_the_bridge_on_both_splits() {
+    if available() {
+        assert_metaworld_port_equals_bridge("pick-place-v3", "ml1-pick-place", Split::Train);
+        assert_metaworld_port_equals_bridge("pick-place-v3", "ml1-pick-place", Split::Test);
     }
 }

@@ -49,6 +49,7 @@ const MOCAP_QUAT: [f64; 4] = [1.0, 0.0, 1.0, 0.0];
 pub enum Class {
     Reach,
     Push,
+    PickPlace,
 }
 
 impl Class {
@@ -57,6 +58,7 @@ impl Class {
         match name {
             "reach-v3" => Some(Class::Reach),
             "push-v3" => Some(Class::Push),
+            "pick-place-v3" => Some(Class::PickPlace),
             _ => None,
         }
     }
@@ -64,29 +66,31 @@ impl Class {
         match self {
             Class::Reach => "reach-v3",
             Class::Push => "push-v3",
+            Class::PickPlace => "pick-place-v3",
         }
     }
     fn xml(self) -> &'static str {
         match self {
             Class::Reach => "sawyer_xyz/sawyer_reach_v3.xml",
             Class::Push => "sawyer_xyz/sawyer_push_v3.xml",
+            Class::PickPlace => "sawyer_xyz/sawyer_pick_place_v3.xml",
         }
     }
     /// `hand_low`, `hand_high` (the mocap box).
     fn mocap_box(self) -> ([f64; 3], [f64; 3]) {
         match self {
-            Class::Reach | Class::Push => ([-0.5, 0.40, 0.05], [0.5, 1.0, 0.5]),
+            Class::Reach | Class::Push | Class::PickPlace => ([-0.5, 0.40, 0.05], [0.5, 1.0, 0.5]),
         }
     }
     fn hand_init_pos(self) -> [f64; 3] {
         match self {
-            Class::Reach | Class::Push => [0.0, 0.6, 0.2],
+            Class::Reach | Class::Push | Class::PickPlace => [0.0, 0.6, 0.2],
         }
     }
     /// `_random_reset_space` (low, high).
     fn reset_space(self) -> (Vec<f64>, Vec<f64>) {
         match self {
-            Class::Reach => (
+            Class::Reach | Class::PickPlace => (
                 vec![-0.1, 0.6, 0.02, -0.1, 0.8, 0.05],
                 vec![0.1, 0.7, 0.02, 0.1, 0.9, 0.3],
             ),
@@ -100,7 +104,9 @@ impl Class {
     fn accepts(self, v: &[f64]) -> bool {
         match self {
             // `while norm(goal_pos[:2] - target[:2]) < 0.15`, target = goal_pos[3:].
-            Class::Reach | Class::Push => norm(&[v[0] - v[3], v[1] - v[4]]) >= 0.15,
+            Class::Reach | Class::Push | Class::PickPlace => {
+                norm(&[v[0] - v[3], v[1] - v[4]]) >= 0.15
+            }
         }
     }
 }
@@ -432,6 +438,12 @@ impl Sawyer {
                 self.obj_init_pos = [v[0], v[1], v[2]];
                 self.set_obj_xyz(self.obj_init_pos);
             }
+            Class::PickPlace => {
+                self.reset_hand();
+                self.target = [v[3], v[4], v[5]];
+                self.obj_init_pos = [v[0], v[1], v[2]];
+                self.set_obj_xyz(self.obj_init_pos);
+            }
             Class::Push => {
                 self.reset_hand();
                 // fix_extreme_obj_pos keeps the object's resting height.
@@ -502,6 +514,45 @@ impl Sawyer {
         }
     }
 
+    /// pick-place's own `_gripper_caging_reward` (both pads caging the object in y,
+    /// the gripper centre over it in x-z, high density), with NumPy's float32 turns as
+    /// in [`Sawyer::gripper_caging`].
+    fn pick_place_caging(&self, action: &[f32], obj: [f64; 3]) -> (f64, bool) {
+        let (pad_margin, xz_margin, obj_radius) = (0.05, 0.005, 0.015);
+        let tcp = self.tcp_center();
+        let (left, right) = (self.body(self.ids.leftpad), self.body(self.ids.rightpad));
+        // MetaWorld's `init_left_pad` / `init_right_pad` are views of the live body
+        // positions (`get_body_com` returns `data.body(..).xpos`), not copies: the
+        // "initial" pads are the current ones.
+        let (init_left, init_right) = (left, right);
+        let right_margin = ((obj[1] - init_right[1]).abs() - pad_margin).abs();
+        let left_margin = ((obj[1] - init_left[1]).abs() - pad_margin).abs();
+        let right_caging =
+            tolerance_long_tail(obj[1] - right[1], obj_radius, pad_margin, right_margin);
+        let left_caging =
+            tolerance_long_tail(left[1] - obj[1], obj_radius, pad_margin, left_margin);
+        let y_caging = hamacher_product(left_caging, right_caging);
+        // The x-z distances with the y entry zeroed (tcp + [0, -tcp_y, 0]).
+        let xz = |p: [f64; 3]| [p[0], p[1] + -p[1], p[2]];
+        let (t, o) = (xz(tcp), xz(obj));
+        let tcp_obj = norm(&[t[0] - o[0], t[1] - o[1], t[2] - o[2]]);
+        let (oi, it) = (xz(self.obj_init_pos), xz(self.init_tcp));
+        let margin = norm(&[oi[0] - it[0], oi[1] - it[1], oi[2] - it[2]]) - xz_margin;
+        let x_z_caging = tolerance_long_tail(tcp_obj, 0.0, xz_margin, margin);
+        let caging = hamacher_product(y_caging, x_z_caging);
+        // min(max(0, a), 1): the float32 action when 0 < a <= 1, else 0 or 1.
+        let a = action[3];
+        if caging > 0.97 && a > 0.0 && a <= 1.0 {
+            let c = caging as f32;
+            let d = c + a - c * a;
+            let cg = if d > 0.0 { (c * a) / d } else { 0.0 };
+            (((cg + c) / 2.0) as f64, true)
+        } else {
+            let g = if caging > 0.97 && a > 1.0 { 1.0 } else { 0.0 };
+            ((hamacher_product(caging, g) + caging) / 2.0, false)
+        }
+    }
+
     /// The class's reward and success at the current state (`obs`: the clipped
     /// observation).
     fn evaluate(&self, action: &[f32], obs: &[f64; 39]) -> (f64, bool) {
@@ -539,6 +590,39 @@ impl Sawyer {
                     reward = 10.0;
                 }
                 (reward, target_to_obj <= 0.05)
+            }
+            Class::PickPlace => {
+                let obj = [obs[4], obs[5], obs[6]];
+                let tcp_opened = obs[3];
+                let tcp = self.tcp_center();
+                let t = self.target;
+                let oi = self.obj_init_pos;
+                let obj_to_target = norm(&[obj[0] - t[0], obj[1] - t[1], obj[2] - t[2]]);
+                let tcp_to_obj = norm(&[obj[0] - tcp[0], obj[1] - tcp[1], obj[2] - tcp[2]]);
+                let margin = norm(&[oi[0] - t[0], oi[1] - t[1], oi[2] - t[2]]);
+                let in_place = tolerance_long_tail(obj_to_target, 0.0, 0.05, margin);
+                let (grasped, float32) = self.pick_place_caging(action, obj);
+                let lifted = tcp_to_obj < 0.02 && tcp_opened > 0.0 && obj[2] - 0.01 > oi[2];
+                let mut reward = if float32 {
+                    // hamacher_product(float32, float) and `+=` stay float32.
+                    let (g, p) = (grasped as f32, in_place as f32);
+                    let d = g + p - g * p;
+                    let mut r = if d > 0.0 { (g * p) / d } else { 0.0 };
+                    if lifted {
+                        r += (1.0 + 5.0 * in_place) as f32;
+                    }
+                    r as f64
+                } else {
+                    let mut r = hamacher_product(grasped, in_place);
+                    if lifted {
+                        r += 1.0 + 5.0 * in_place;
+                    }
+                    r
+                };
+                if obj_to_target < 0.05 {
+                    reward = 10.0;
+                }
+                (reward, obj_to_target <= 0.07)
             }
         }
     }
