@@ -94,11 +94,9 @@ fn steps_per_s(
 /// Seconds a bare loop of `steps` env steps' worth of `mj_step` calls (5 per env step,
 /// random controls) takes on one thread, on `env`'s model.
 fn bare_mj_step_seconds(env: &str, steps: u64) -> f64 {
-    use bamdp::env::mujoco::batch::RowSim;
-    use bamdp::env::mujoco::locomotion::{Kind, LocomotionFamily};
-    let family = LocomotionFamily::new(Kind::parse(env).unwrap()).unwrap();
-    let mut row = family.new_row().unwrap();
-    let mut obs = vec![0.0f32; 64];
+    let family = bamdp::env::mujoco::family(env, Split::Train, 0).unwrap();
+    let mut row = family.row().unwrap();
+    let mut obs = vec![0.0f32; family.obs_dim()];
     row.reset(0, 1.0, 0, &mut obs);
     row.bare_steps(1, 0.0); // warm-up
     let mut rng = Rng::new(1);

@@ -29,6 +29,9 @@ pub trait RowSim: Send {
     fn reset(&mut self, task_index: u32, task_value: f64, seed: u64, obs: &mut [f32]);
     /// Applies an action (already clipped to the action box); writes the observation.
     fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Outcome;
+    /// `env_steps` env steps' worth of bare `mj_step` calls with every control at
+    /// `ctrl` and nothing else: the physics share of a step, for benchmarks.
+    fn bare_steps(&mut self, env_steps: usize, ctrl: f64);
 }
 
 /// A task family: its spaces, time layout, task distribution, and row simulators.

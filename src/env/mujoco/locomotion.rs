@@ -190,12 +190,6 @@ impl Locomotion {
         self.data.forward();
         self.observe(obs);
     }
-    /// `env_steps` env steps' worth of bare `mj_step` calls with every control at
-    /// `ctrl`, nothing else: the physics share of a step, for benchmarks.
-    pub fn bare_steps(&mut self, env_steps: usize, ctrl: f64) {
-        self.data.ctrl_mut().fill(ctrl);
-        self.data.step(FRAME_SKIP * env_steps);
-    }
     /// The joint positions and velocities.
     pub fn state(&self) -> (&[f64], &[f64]) {
         (self.data.qpos(), self.data.qvel())
@@ -278,6 +272,11 @@ impl RowSim for Locomotion {
         self.reset_to(&qpos, &qvel, obs);
         self.qpos = qpos;
         self.qvel = qvel;
+    }
+
+    fn bare_steps(&mut self, env_steps: usize, ctrl: f64) {
+        self.data.ctrl_mut().fill(ctrl);
+        self.data.step(FRAME_SKIP * env_steps);
     }
 
     fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Outcome {

@@ -645,6 +645,11 @@ impl RowSim for Sawyer {
         }
     }
 
+    fn bare_steps(&mut self, env_steps: usize, ctrl: f64) {
+        self.data.ctrl_mut().copy_from_slice(&[ctrl, -ctrl]);
+        self.data.step(FRAME_SKIP * env_steps);
+    }
+
     fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Outcome {
         let m = self.ids.mocap;
         // set_xyz_action: a float32 delta (NumPy: float32 array times a Python float).

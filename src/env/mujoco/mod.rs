@@ -41,6 +41,7 @@ pub const PORTED: &[&str] = &[
     "ant-dir",
     "ml1-reach",
     "ml1-push",
+    "ml1-pick-place",
 ];
 
 /// Whether `name` has a native port.
@@ -163,6 +164,18 @@ pub fn make(
     episodes_per_trial: Option<usize>,
     threads: usize,
 ) -> Result<Box<dyn BatchEnv>, UserError> {
+    let family = family(name, split, seed)?;
+    let env = batch::NativeBatch::new(family, num_envs, split, seed, episodes_per_trial, threads)?;
+    Ok(Box::new(env))
+}
+
+/// The native task family of env `name` (one of [`PORTED`]) for `split` of the run
+/// seeded with `seed`.
+pub fn family(
+    name: &str,
+    split: Split,
+    seed: u64,
+) -> Result<std::sync::Arc<dyn batch::Family + Send + Sync>, UserError> {
     let family: std::sync::Arc<dyn batch::Family + Send + Sync> =
         if let Some(kind) = locomotion::Kind::parse(name) {
             std::sync::Arc::new(locomotion::LocomotionFamily::new(kind)?)
@@ -182,6 +195,5 @@ pub fn make(
                 &format!("one of: {}", PORTED.join(", ")),
             ));
         };
-    let env = batch::NativeBatch::new(family, num_envs, split, seed, episodes_per_trial, threads)?;
-    Ok(Box::new(env))
+    Ok(family)
 }
