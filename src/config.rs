@@ -38,6 +38,9 @@ pub struct Config {
     /// `method = "varibad"`, `improver = "smc"`).
     pub improver: Improver,
     pub smc: SmcConfig,
+    /// Who simulates MuJoCo / MetaWorld envs: "auto" (native where ported, else the
+    /// Python bridge), "native" or "python" (see [`crate::env::mujoco::Backend`]).
+    pub env_backend: String,
     pub functions: FunctionsConfig,
     pub eval: EvalConfig,
 }
@@ -340,6 +343,7 @@ impl Default for Config {
             glibrl: GlibrlConfig::default(),
             improver: Improver::Ppo,
             smc: SmcConfig::default(),
+            env_backend: "auto".to_string(),
             functions: FunctionsConfig::default(),
             eval: EvalConfig::default(),
         }
@@ -485,6 +489,8 @@ impl Config {
                 episode_len: self.functions.episode_len,
                 episodes_per_trial: self.functions.episodes_per_trial,
             },
+            backend: crate::env::mujoco::Backend::parse(&self.env_backend).unwrap_or_default(),
+            threads: self.run.threads,
         }
     }
 
@@ -521,6 +527,13 @@ impl Config {
         // pybridge hook: `ml1-<task>` names are a pattern, see `env::is_known`.
         if !crate::env::is_known(&self.env) {
             return bad("env", &self.env, &names(crate::env::ENVS));
+        }
+        if crate::env::mujoco::Backend::parse(&self.env_backend).is_err() {
+            return bad(
+                "env_backend",
+                &self.env_backend,
+                crate::env::mujoco::Backend::ALLOWED,
+            );
         }
         if self.seed > i64::MAX as u64 {
             return bad("seed", &self.seed, "an integer in 0..=9223372036854775807");

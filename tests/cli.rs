@@ -130,6 +130,7 @@ fn bad_simulator_bridge_variables_name_the_variable_and_what_is_allowed() {
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_bamdp"))
             .args(["bench", "--config", &cfg, "--seconds", "1"])
+            .args(["--set", "env_backend=python"])
             .env(var, value)
             .output()
             .expect("bamdp runs");

@@ -656,6 +656,7 @@ fn options_set_the_horizon() {
             episode_len: Some(3),
             episodes_per_trial: Some(4),
         },
+        ..Default::default()
     };
     let mut env = make("functions-2d", 2, Split::Train, 1, &opts).unwrap();
     assert_eq!(
@@ -675,6 +676,7 @@ fn options_set_the_horizon() {
             episode_len: Some(7),
             episodes_per_trial: None,
         },
+        ..Default::default()
     };
     let env = make("functions-1d", 2, Split::Train, 1, &one).unwrap();
     assert_eq!(
@@ -741,7 +743,10 @@ fn options_set_the_horizon() {
             1,
             Split::Train,
             1,
-            &EnvOptions { functions: opts },
+            &EnvOptions {
+                functions: opts,
+                ..Default::default()
+            },
         ) {
             Ok(_) => panic!("{opts:?} accepted"),
             Err(e) => e.to_string(),

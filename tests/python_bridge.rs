@@ -499,7 +499,12 @@ fn bamdp() -> Command {
 
 fn write_config(dir: &std::path::Path, env: &str) -> std::path::PathBuf {
     let p = dir.join("c.toml");
-    std::fs::write(&p, format!("method = \"rl2\"\nenv = \"{env}\"\n")).unwrap();
+    // The bridge is what these tests exercise (cheetah-vel runs natively by default).
+    std::fs::write(
+        &p,
+        format!("method = \"rl2\"\nenv = \"{env}\"\nenv_backend = \"python\"\n"),
+    )
+    .unwrap();
     p
 }
 
@@ -565,7 +570,7 @@ fn small_cheetah_config(dir: &std::path::Path, frames: u64) -> std::path::PathBu
     std::fs::write(
         &p,
         format!(
-            "method = \"rl2\"\nenv = \"cheetah-vel\"\nseed = 3\n[run]\ntotal_frames = {frames}\nnum_envs = 2\nsteps_per_update = 400\nthreads = 1\ncheckpoint_every = 1000\nlog_every = 1\n[policy]\nhidden = [16]\n[rl2]\ngru_hidden = 16\nobs_embed = 8\naction_embed = 4\nreward_embed = 4\n[ppo]\nminibatches = 1\n"
+            "method = \"rl2\"\nenv = \"cheetah-vel\"\nenv_backend = \"python\"\nseed = 3\n[run]\ntotal_frames = {frames}\nnum_envs = 2\nsteps_per_update = 400\nthreads = 1\ncheckpoint_every = 1000\nlog_every = 1\n[policy]\nhidden = [16]\n[rl2]\ngru_hidden = 16\nobs_embed = 8\naction_embed = 4\nreward_embed = 4\n[ppo]\nminibatches = 1\n"
         ),
     )
     .unwrap();

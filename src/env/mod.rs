@@ -17,6 +17,7 @@
 
 pub mod functions;
 pub mod gridnavi;
+pub mod mujoco;
 pub mod point_robot;
 pub mod python;
 
@@ -272,10 +273,10 @@ pub const ENVS: &[(&str, &str)] = &[
     ),
     ("functions-1d-<family>", "functions-1d with one family: fourier, norm, rational, polynomial or slope"),
     ("functions-2d-<family>", "functions-2d with one family: fourier, norm, rational, polynomial or slope"),
-    ("cheetah-vel", "MuJoCo HalfCheetah (gymnasium v5, Python worker), target velocity ~ U(0,3), 200 steps x 2 episodes (VariBAD)"),
-    ("cheetah-dir", "MuJoCo HalfCheetah (gymnasium v5, Python worker), direction +-1, 200 steps x 2 episodes (VariBAD)"),
-    ("ant-dir", "MuJoCo Ant (gymnasium v5, Python worker), direction angle +-1 rad, 200 steps x 2 episodes (VariBAD)"),
-    ("ml1-<task>", "MetaWorld v3 ML1 on one of its 50 tasks (ml1-reach, ml1-push, ...; Python worker), 500 steps x 10 episodes, success"),
+    ("cheetah-vel", "MuJoCo HalfCheetah (gymnasium v5; native, or Python worker with env_backend = \"python\"), target velocity ~ U(0,3), 200 steps x 2 episodes (VariBAD)"),
+    ("cheetah-dir", "MuJoCo HalfCheetah (gymnasium v5; native, or Python worker with env_backend = \"python\"), direction +-1, 200 steps x 2 episodes (VariBAD)"),
+    ("ant-dir", "MuJoCo Ant (gymnasium v5; native, or Python worker with env_backend = \"python\"), direction angle +-1 rad, 200 steps x 2 episodes (VariBAD)"),
+    ("ml1-<task>", "MetaWorld v3 ML1 on one of its 50 tasks (ml1-reach, ml1-push, ml1-pick-place native; the others through the Python worker), 500 steps x 10 episodes, success"),
     ("ml10", "MetaWorld v3 ML10 (Python worker): 10 train / 5 test task classes, 500 steps x 10 episodes, success"),
     ("ml45", "MetaWorld v3 ML45 (Python worker): 45 train / 5 test task classes, 500 steps x 10 episodes, success"),
 ];
@@ -295,6 +296,10 @@ pub fn is_known(name: &str) -> bool {
 pub struct EnvOptions {
     /// Horizon of the `functions-*` envs (`[functions]`).
     pub functions: functions::Options,
+    /// Native or Python simulation of MuJoCo / MetaWorld envs (`env_backend`).
+    pub backend: mujoco::Backend,
+    /// Threads stepping a native batch's rows (`run.threads`; 0 counts as 1).
+    pub threads: usize,
 }
 
 /// Like [`make`], with the number of episodes per trial overridden (evaluation of
@@ -336,6 +341,9 @@ pub fn make_with(
         ("point_robot_sparse", Some(k)) => Ok(Box::new(
             point_robot::PointRobot::new(num_envs, split, seed, true).with_episodes_per_trial(k),
         )),
+        (n, Some(k)) if python::Family::parse(n).is_some() && options.backend.runs_native(n)? => {
+            mujoco::make(n, num_envs, split, seed, Some(k), options.threads)
+        }
         (n, Some(k)) if python::Family::parse(n).is_some() => {
             Ok(Box::new(python::PyBatchEnv::new(
                 n,
@@ -401,6 +409,9 @@ pub fn make(
         "point_robot_sparse" => Ok(Box::new(point_robot::PointRobot::new(
             num_envs, split, seed, true,
         ))),
+        n if python::Family::parse(n).is_some() && options.backend.runs_native(n)? => {
+            mujoco::make(n, num_envs, split, seed, None, options.threads)
+        }
         n if python::Family::parse(n).is_some() => Ok(Box::new(python::PyBatchEnv::new(
             n,
             num_envs,

@@ -1,0 +1,202 @@
+//! Native MuJoCo simulators: the locomotion meta-tasks of [`super::python`]
+//! (`cheetah-vel`, `cheetah-dir`, `ant-dir` on gymnasium's v5 HalfCheetah and Ant) and
+//! MetaWorld v3 ML1 tasks (`ml1-reach`, `ml1-push`, `ml1-pick-place`), stepped through
+//! MuJoCo's C library from Rust, with no Python process in the loop (docs/simulators.md).
+//!
+//! - [`lib`]: the library, opened at run time (bamdp builds and runs without it), and
+//!   thin `mjModel` / `mjData` wrappers over the fields bamdp reads ([`offsets`]).
+//! - [`locomotion`]: one row's HalfCheetah or Ant with VariBAD's task rewards.
+//! - [`metaworld`]: the Sawyer base, the ported task classes and their task lists
+//!   ([`mt19937`]: NumPy's legacy generator, from which MetaWorld draws them).
+//! - [`batch`]: the batch: task and reset-seed streams, episode and trial ends, rows
+//!   stepped on `run.threads` threads.
+//!
+//! Which backend runs an env is [`Backend`]: `auto` (the default) is native for the
+//! envs in [`PORTED`] and the Python bridge for the others; `native` requires a port;
+//! `python` always uses the bridge. Both backends draw every task and reset seed from
+//! the same streams, so a row plays the same tasks either way.
+//!
+//! ```
+//! use bamdp::env::mujoco::{Backend, PORTED};
+//! assert!(PORTED.contains(&"cheetah-vel"));
+//! assert_eq!(Backend::parse("python").unwrap(), Backend::Python);
+//! assert!(Backend::parse("gpu").is_err());
+//! ```
+
+pub mod batch;
+pub mod lib;
+pub mod locomotion;
+pub mod metaworld;
+pub mod mt19937;
+#[allow(non_upper_case_globals, dead_code)]
+pub mod offsets;
+
+use super::{BatchEnv, Split};
+use crate::error::UserError;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Envs with a native port.
+pub const PORTED: &[&str] = &[
+    "cheetah-vel",
+    "cheetah-dir",
+    "ant-dir",
+    "ml1-reach",
+    "ml1-push",
+    "ml1-pick-place",
+];
+
+/// Whether `name` has a native port.
+pub fn is_ported(name: &str) -> bool {
+    PORTED.contains(&name)
+}
+
+/// Which simulator steps a MuJoCo or MetaWorld env (`env_backend` in the config).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Native where the env is ported ([`PORTED`]), the Python bridge elsewhere.
+    #[default]
+    Auto,
+    /// Native; an env without a port is an error.
+    Native,
+    /// The Python bridge (`python/bamdp_envs/worker.py`).
+    Python,
+}
+
+impl Backend {
+    pub const ALLOWED: &'static str = "one of: auto, native, python";
+    pub fn parse(s: &str) -> Result<Backend, UserError> {
+        match s {
+            "auto" => Ok(Backend::Auto),
+            "native" => Ok(Backend::Native),
+            "python" => Ok(Backend::Python),
+            other => Err(UserError::invalid("env_backend", other, Self::ALLOWED)),
+        }
+    }
+    /// Whether env `name` (a MuJoCo or MetaWorld env) runs natively under this
+    /// backend; an error when `native` is asked for an env without a port.
+    pub fn runs_native(self, name: &str) -> Result<bool, UserError> {
+        match self {
+            Backend::Python => Ok(false),
+            Backend::Auto => Ok(is_ported(name)),
+            Backend::Native if is_ported(name) => Ok(true),
+            Backend::Native => Err(UserError::Other(format!(
+                "env `{name}` has no native port yet (ported: {}); set env_backend = \"python\" (or --set env_backend=python) to run it through the Python bridge",
+                PORTED.join(", ")
+            ))),
+        }
+    }
+}
+
+/// What can go wrong finding or loading MuJoCo, its models and assets.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum MujocoError {
+    #[error(
+        "native MuJoCo needs {what}, which was not found; install it with: {}",
+        lib::INSTALL
+    )]
+    Missing { what: String },
+    #[error("{}: MuJoCo version {found} found, bamdp's native simulators are built for {} (set BAMDP_MUJOCO_LIB to that library, or run: {})", path.display(), lib::MUJOCO_VERSION, lib::INSTALL)]
+    Version { path: PathBuf, found: i32 },
+    #[error("{}: MuJoCo could not load the model: {message}", path.display())]
+    Model { path: PathBuf, message: String },
+}
+
+impl From<MujocoError> for UserError {
+    fn from(e: MujocoError) -> UserError {
+        UserError::Other(e.to_string())
+    }
+}
+
+/// The folder of an installed Python package, asked of `BAMDP_PYTHON` (default
+/// `python3`) once per package and remembered. The package is located, not imported.
+pub fn python_package_dir(package: &str) -> Result<PathBuf, MujocoError> {
+    static FOUND: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    if let Some(p) = FOUND.lock().unwrap().get(package) {
+        return Ok(p.clone());
+    }
+    let python = std::env::var("BAMDP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let missing = |why: String| MujocoError::Missing {
+        what: format!("the Python package `{package}` ({why})"),
+    };
+    let out = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.util,os,sys\ns=importlib.util.find_spec(sys.argv[1])\nprint(os.path.dirname(s.origin) if s and s.origin else '')",
+            package,
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| missing(format!("could not run `{python}`: {e}; set BAMDP_PYTHON")))?;
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || dir.is_empty() {
+        return Err(missing(format!("`{python}` cannot find it")));
+    }
+    let dir = PathBuf::from(dir);
+    FOUND
+        .lock()
+        .unwrap()
+        .insert(package.to_string(), dir.clone());
+    Ok(dir)
+}
+
+/// The folder of a package's model files: the environment variable `var` if set, else
+/// `sub` inside the installed Python package `package`.
+pub fn assets_dir(var: &str, package: &str, sub: &str) -> Result<PathBuf, MujocoError> {
+    let dir = match std::env::var(var) {
+        Ok(v) => PathBuf::from(v),
+        Err(_) => python_package_dir(package)?.join(sub),
+    };
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(MujocoError::Missing {
+            what: format!("the {package} model files in {} (set {var})", dir.display()),
+        })
+    }
+}
+
+/// A native batch of env `name` (one of [`PORTED`]); see [`super::make`].
+pub fn make(
+    name: &str,
+    num_envs: usize,
+    split: Split,
+    seed: u64,
+    episodes_per_trial: Option<usize>,
+    threads: usize,
+) -> Result<Box<dyn BatchEnv>, UserError> {
+    let family = family(name, split, seed)?;
+    let env = batch::NativeBatch::new(family, num_envs, split, seed, episodes_per_trial, threads)?;
+    Ok(Box::new(env))
+}
+
+/// The native task family of env `name` (one of [`PORTED`]) for `split` of the run
+/// seeded with `seed`.
+pub fn family(
+    name: &str,
+    split: Split,
+    seed: u64,
+) -> Result<std::sync::Arc<dyn batch::Family + Send + Sync>, UserError> {
+    let family: std::sync::Arc<dyn batch::Family + Send + Sync> =
+        if let Some(kind) = locomotion::Kind::parse(name) {
+            std::sync::Arc::new(locomotion::LocomotionFamily::new(kind)?)
+        } else if let Some((env, class)) = PORTED.iter().find(|p| **p == name).and_then(|p| {
+            Some((
+                *p,
+                metaworld::Class::parse(&format!("{}-v3", p.strip_prefix("ml1-")?))?,
+            ))
+        }) {
+            // MetaWorld seeds NumPy's legacy generator: the bridge passes the low 32 bits.
+            let bench_seed = (seed & 0xFFFF_FFFF) as u32;
+            std::sync::Arc::new(metaworld::SawyerFamily::ml1(env, class, split, bench_seed)?)
+        } else {
+            return Err(UserError::invalid(
+                "env",
+                name,
+                &format!("one of: {}", PORTED.join(", ")),
+            ));
+        };
+    Ok(family)
+}

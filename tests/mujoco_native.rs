@@ -1,0 +1,471 @@
+//! The native MuJoCo simulators (src/env/mujoco/) against the Python bridge they
+//! replace: the same float32 observations, rewards and termination flags, bit for
+//! bit, as the bridge's own simulator code (gymnasium v5 on the same MuJoCo 3.3.0)
+//! over 1,000 random actions crossing several episode ends, from the same reset states
+//! (tests/python/native_reference.py); the same tasks and reset seeds as the bridge;
+//! results independent of the thread count; exact resume; the backend errors.
+//!
+//! Needs `pip install -r python/requirements.txt`; without the packages each test
+//! prints a notice and returns.
+#![allow(clippy::needless_range_loop)]
+
+use bamdp::env::mujoco::batch::RowSim;
+use bamdp::env::mujoco::locomotion::{Kind, LocomotionFamily};
+use bamdp::env::mujoco::Backend;
+use bamdp::env::{BatchEnv, EnvOptions, Split, StepOut};
+use bamdp::rng::Rng;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn python() -> String {
+    std::env::var("BAMDP_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Whether the Python packages and the MuJoCo library are there; prints why not.
+fn available() -> bool {
+    let ok = Command::new(python())
+        .args(["-c", "import mujoco, gymnasium"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("NOTICE: mujoco/gymnasium not installed (pip install -r python/requirements.txt); native MuJoCo test skipped");
+        return false;
+    }
+    if let Err(e) = bamdp::env::mujoco::lib::library() {
+        panic!("the mujoco package is installed but its library does not load: {e}");
+    }
+    true
+}
+
+fn options(backend: Backend, threads: usize) -> EnvOptions {
+    EnvOptions {
+        backend,
+        threads,
+        ..EnvOptions::default()
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> &[u8] {
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        a
+    }
+    fn u32(&mut self) -> usize {
+        u32::from_le_bytes(self.take(4).try_into().unwrap()) as usize
+    }
+    fn f64s(&mut self, n: usize) -> Vec<f64> {
+        self.take(8 * n)
+            .chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+    fn f32s(&mut self, n: usize) -> Vec<f32> {
+        self.take(4 * n)
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+}
+
+/// Plays `steps` random actions on `env` with `task` through the bridge's simulator
+/// code and the native port from the same reset states; every value must be equal.
+fn assert_port_equals_bridge(env: &str, task: f64, steps: usize) {
+    let family = LocomotionFamily::new(Kind::parse(env).unwrap()).unwrap();
+    let mut row = family.new_row().unwrap();
+    row.set_task(task);
+    let ad = if env == "ant-dir" { 8 } else { 6 };
+    let mut rng = Rng::new(17);
+    let actions: Vec<f32> = (0..steps * ad)
+        .map(|_| 2.0 * rng.uniform_f32() - 1.0)
+        .collect();
+    let seeds: Vec<u64> = (0..steps).map(|e| 1000 + e as u64).collect();
+    let hex: String = actions
+        .iter()
+        .flat_map(|a| a.to_le_bytes())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let input = serde_json::json!({
+        "env": env, "task": task, "seeds": seeds, "episode_len": 200, "act_dim": ad,
+        "actions": hex,
+    });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/native_reference.py"
+    );
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "reference script failed");
+    let mut r = Reader(&out.stdout);
+    let (nq, nv, od) = (r.u32(), r.u32(), r.u32());
+    let mut obs = vec![0f32; od];
+    let (mut t, mut episodes, mut terminations) = (0, 0, 0);
+    while t < steps {
+        let n = r.u32();
+        let (qpos, qvel) = (r.f64s(nq), r.f64s(nv));
+        let first = r.f32s(od);
+        row.reset_to(&qpos, &qvel, &mut obs);
+        assert_eq!(
+            bits(&obs),
+            bits(&first),
+            "{env}: first obs of episode {episodes}"
+        );
+        for k in 0..n {
+            let want_obs = r.f32s(od);
+            let want_reward = r.f32s(1)[0];
+            let want_flags = r.take(1)[0];
+            let o = row.step(&actions[t * ad..(t + 1) * ad], &mut obs);
+            let at = format!("{env}: episode {episodes} step {k} (action {t})");
+            assert_eq!(bits(&obs), bits(&want_obs), "{at}: observation");
+            assert_eq!(
+                o.reward.to_bits(),
+                want_reward.to_bits(),
+                "{at}: reward {} vs {want_reward}",
+                o.reward
+            );
+            assert_eq!(o.terminated, want_flags & 1 != 0, "{at}: terminated");
+            terminations += o.terminated as usize;
+            t += 1;
+        }
+        episodes += 1;
+    }
+    assert!(r.0.is_empty(), "{env}: unread reference output");
+    assert!(episodes >= 5, "{env}: only {episodes} episodes");
+    eprintln!(
+        "{env}: {steps} steps, {episodes} episodes ({terminations} terminated), bit-identical"
+    );
+}
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn cheetah_vel_is_bit_identical_to_the_bridge() {
+    if available() {
+        assert_port_equals_bridge("cheetah-vel", 1.7, 1000);
+    }
+}
+
+#[test]
+fn cheetah_dir_is_bit_identical_to_the_bridge() {
+    if available() {
+        assert_port_equals_bridge("cheetah-dir", -1.0, 1000);
+    }
+}
+
+#[test]
+fn ant_dir_is_bit_identical_to_the_bridge() {
+    if available() {
+        assert_port_equals_bridge("ant-dir", 1.0, 1000);
+    }
+}
+
+/// Steps a batch with fixed actions, recording every output.
+fn trace(env: &mut dyn BatchEnv, steps: usize) -> Vec<StepOut> {
+    let n = env.num_envs();
+    let od = env.spec().obs_dim;
+    let ad = env.spec().action.width();
+    let mut obs = vec![0.0; n * od];
+    env.reset(&mut obs);
+    let mut rng = Rng::new(5);
+    let mut all = Vec::new();
+    for _ in 0..steps {
+        // Out-of-box values too: the batch clips them.
+        let a: Vec<f32> = (0..n * ad).map(|_| 2.4 * rng.uniform_f32() - 1.2).collect();
+        let mut out = StepOut::new(n, od);
+        env.step(&a, &mut out);
+        all.push(out);
+    }
+    all
+}
+
+fn same(a: &[StepOut], b: &[StepOut]) -> bool {
+    a.iter().zip(b).all(|(x, y)| {
+        bits(&x.obs) == bits(&y.obs)
+            && bits(&x.final_obs) == bits(&y.final_obs)
+            && bits(&x.reward) == bits(&y.reward)
+            && x.terminated == y.terminated
+            && x.truncated == y.truncated
+            && x.trial_end == y.trial_end
+            && x.episode_index == y.episode_index
+    }) && a.len() == b.len()
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count_and_trials_end_on_time() {
+    if !available() {
+        return;
+    }
+    let make = |threads| {
+        bamdp::env::make(
+            "cheetah-vel",
+            5,
+            Split::Train,
+            9,
+            &options(Backend::Native, threads),
+        )
+        .unwrap()
+    };
+    let one = trace(make(1).as_mut(), 410);
+    let two = trace(make(2).as_mut(), 410);
+    let three = trace(make(3).as_mut(), 410);
+    assert!(same(&one, &two) && same(&one, &three));
+    // 200-step episodes, 2 per trial: truncation at steps 200 and 400, trial end at 400.
+    for (t, out) in one.iter().enumerate() {
+        for r in 0..5 {
+            assert_eq!(out.truncated[r], t == 199 || t == 399, "step {t}");
+            assert_eq!(out.trial_end[r], t == 399, "step {t}");
+            assert_eq!(
+                out.episode_index[r],
+                (t >= 200 && t < 400) as u32,
+                "step {t}"
+            );
+        }
+    }
+}
+
+#[test]
+fn native_rows_play_the_bridges_tasks_and_reset_seeds() {
+    if !available() {
+        return;
+    }
+    let opts = bamdp::env::python::Options {
+        python: python(),
+        workers: 1,
+        step_timeout: std::time::Duration::from_secs(60),
+        parts: 1,
+        spin: bamdp::env::python::DEFAULT_SPIN,
+    };
+    for name in ["cheetah-vel", "ant-dir"] {
+        let mut py =
+            bamdp::env::python::PyBatchEnv::new(name, 3, Split::Test, 11, None, opts.clone())
+                .unwrap();
+        let mut native = bamdp::env::mujoco::batch::NativeBatch::new(
+            std::sync::Arc::new(LocomotionFamily::new(Kind::parse(name).unwrap()).unwrap()),
+            3,
+            Split::Test,
+            11,
+            None,
+            1,
+        )
+        .unwrap();
+        // Zero actions: the ant stays healthy, so both batches end episodes on time.
+        let ad = py.spec().action.width();
+        let od = py.spec().obs_dim;
+        let a = vec![0.0f32; 3 * ad];
+        let (mut o1, mut o2) = (StepOut::new(3, od), StepOut::new(3, od));
+        for t in 0..=400 {
+            for r in 0..3 {
+                assert_eq!(py.task(r), native.task(r), "{name} step {t} row {r}: task");
+                assert_eq!(
+                    py.episode_seed(r),
+                    native.episode_seed(r),
+                    "{name} step {t}"
+                );
+            }
+            py.step(&a, &mut o1);
+            native.step(&a, &mut o2);
+            assert_eq!(o1.trial_end, o2.trial_end);
+        }
+    }
+}
+
+#[test]
+fn a_resumed_batch_continues_exactly() {
+    if !available() {
+        return;
+    }
+    let opts = options(Backend::Native, 2);
+    let mut a = bamdp::env::make("ant-dir", 3, Split::Train, 4, &opts).unwrap();
+    let first = trace(a.as_mut(), 130);
+    let _ = first;
+    let state = a.save_state();
+    let mut b = bamdp::env::make("ant-dir", 3, Split::Train, 99, &opts).unwrap();
+    b.load_state(&state).unwrap();
+    let mut rng = Rng::new(8);
+    let (n, od, ad) = (3, a.spec().obs_dim, 8);
+    for _ in 0..150 {
+        let act: Vec<f32> = (0..n * ad).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect();
+        let (mut x, mut y) = (StepOut::new(n, od), StepOut::new(n, od));
+        a.step(&act, &mut x);
+        b.step(&act, &mut y);
+        assert!(same(&[x], &[y]));
+    }
+}
+
+#[test]
+fn native_backend_names_the_ported_envs_for_an_unported_one() {
+    let err = bamdp::env::make(
+        "ml1-door-open",
+        1,
+        Split::Train,
+        0,
+        &options(Backend::Native, 1),
+    )
+    .err()
+    .expect("ml1-door-open has no native port")
+    .to_string();
+    assert!(
+        err.contains("cheetah-vel") && err.contains("env_backend = \"python\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_mujoco_library_is_a_user_error_with_the_install_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "method = \"rl2\"\nenv = \"cheetah-vel\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bamdp"))
+        .args(["bench", "--config"])
+        .arg(&cfg)
+        .args(["--seconds", "1"])
+        .env("BAMDP_MUJOCO_LIB", "/nonexistent/libmujoco.so.3.3.0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/libmujoco.so.3.3.0")
+            && err.contains("pip install mujoco==3.3.0"),
+        "{err}"
+    );
+}
+
+/// Plays MetaWorld episodes of `task` (ML1) through the bridge's simulator code and the
+/// native port; the task lists of both splits and every value must be equal.
+fn assert_metaworld_port_equals_bridge(task: &str, env: &'static str, split: Split) {
+    use bamdp::env::mujoco::metaworld::{Class, SawyerFamily};
+    let available = Command::new(python())
+        .args(["-c", "import metaworld"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!("NOTICE: metaworld not installed (pip install -r python/requirements.txt); {task} equality skipped");
+        return;
+    }
+    let bench_seed = 7u32;
+    let family = SawyerFamily::ml1(env, Class::parse(task).unwrap(), split, bench_seed).unwrap();
+    let mut row = family.new_row().unwrap();
+    // 1,000 actions over four episodes on different tasks (three episode ends), two of
+    // them steered to the goal so that success is reached.
+    let episodes = serde_json::json!([
+        {"task_index": 3, "steps": 300, "directed": false},
+        {"task_index": 41, "steps": 200, "directed": true},
+        {"task_index": 3, "steps": 250, "directed": false},
+        {"task_index": 17, "steps": 250, "directed": true},
+    ]);
+    let input = serde_json::json!({
+        "benchmark": "ML1", "task": task, "split": split.as_str(), "bench_seed": bench_seed,
+        "episodes": episodes, "seed": 5,
+    });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/native_metaworld_reference.py"
+    );
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "reference script failed");
+    let mut r = Reader(&out.stdout);
+    let (n, len) = (r.u32(), r.u32());
+    assert_eq!(n, family.tasks().len(), "{task}: number of tasks");
+    for i in 0..n {
+        let want = r.f64s(len);
+        let got: Vec<u64> = family.tasks()[i].iter().map(|v| v.to_bits()).collect();
+        let want: Vec<u64> = want.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want, "{task} {}: task vector {i}", split.as_str());
+    }
+    let mut obs = vec![0f32; 39];
+    let (mut successes, mut steps) = (0, 0);
+    for (e, ep) in episodes.as_array().unwrap().iter().enumerate() {
+        let k = r.u32();
+        let first = r.f32s(39);
+        row.reset(ep["task_index"].as_u64().unwrap() as u32, 0.0, 0, &mut obs);
+        assert_eq!(bits(&obs), bits(&first), "{task}: first obs of episode {e}");
+        for t in 0..k {
+            let a = r.f32s(4);
+            let want_obs = r.f32s(39);
+            let want_reward = r.f32s(1)[0];
+            let want_flags = r.take(1)[0];
+            let o = row.step(&a, &mut obs);
+            let at = format!("{task}: episode {e} step {t}");
+            assert_eq!(
+                bits(&obs),
+                bits(&want_obs),
+                "{at}: observation {obs:?} vs {want_obs:?}"
+            );
+            assert_eq!(
+                o.reward.to_bits(),
+                want_reward.to_bits(),
+                "{at}: reward {} vs {want_reward}",
+                o.reward
+            );
+            assert_eq!(o.success, want_flags & 2 != 0, "{at}: success");
+            successes += o.success as usize;
+            steps += 1;
+        }
+    }
+    assert!(r.0.is_empty(), "{task}: unread reference output");
+    assert_eq!(steps, 1000);
+    // Steering the hand to the goal solves reach; push needs the object moved there.
+    if task == "reach-v3" {
+        assert!(
+            successes > 0,
+            "{task}: the steered episodes never succeeded"
+        );
+    }
+    eprintln!(
+        "{task} {}: 50 task vectors and {steps} steps ({successes} successful) bit-identical",
+        split.as_str()
+    );
+}
+
+#[test]
+fn reach_is_bit_identical_to_the_bridge_on_both_splits() {
+    if available() {
+        assert_metaworld_port_equals_bridge("reach-v3", "ml1-reach", Split::Train);
+        assert_metaworld_port_equals_bridge("reach-v3", "ml1-reach", Split::Test);
+    }
+}
+
+#[test]
+fn push_is_bit_identical_to_the_bridge_on_both_splits() {
+    if available() {
+        assert_metaworld_port_equals_bridge("push-v3", "ml1-push", Split::Train);
+        assert_metaworld_port_equals_bridge("push-v3", "ml1-push", Split::Test);
+    }
+}
+
+#[test]
+fn pick_place_is_bit_identical_to_the_bridge_on_both_splits() {
+    if available() {
+        assert_metaworld_port_equals_bridge("pick-place-v3", "ml1-pick-place", Split::Train);
+        assert_metaworld_port_equals_bridge("pick-place-v3", "ml1-pick-place", Split::Test);
+    }
+}
