@@ -36,6 +36,10 @@ pub const METHODS: &[(&str, &str)] = &[
         "memoryless",
         "the policy sees only the current observation (the floor: what an agent without memory gets)",
     ),
+    (
+        "maml",
+        "MAML-TRPO: a memoryless policy adapted to each task by policy-gradient step(s) on its adaptation episodes; meta-trained by TRPO (improver = \"maml\", [maml])",
+    ),
 ];
 
 /// The whole configuration of a run.
@@ -61,6 +65,7 @@ pub struct Config {
     pub smc: SmcConfig,
     pub functions: FunctionsConfig,
     pub eval: EvalConfig,
+    pub maml: crate::improve::maml::MamlConfig,
 }
 
 /// Policy improvers, with a one-line description.
@@ -69,6 +74,10 @@ pub const IMPROVERS: &[(&str, &str)] = &[
     (
         "smc",
         "Belief-SMC planning (K particles, K_Omega nested task samples, depth D) with EM: the policy fits the planner's target, the value TD(lambda) returns",
+    ),
+    (
+        "maml",
+        "MAML-TRPO for method = \"maml\": inner policy-gradient step(s) per task, TRPO on the post-adaptation episodes",
     ),
 ];
 
@@ -363,6 +372,7 @@ impl Default for Config {
             smc: SmcConfig::default(),
             functions: FunctionsConfig::default(),
             eval: EvalConfig::default(),
+            maml: Default::default(),
         }
     }
 }
@@ -705,6 +715,9 @@ impl Config {
             );
         }
         self.check_glibrl(&bad)?;
+        if let Some((key, value, allowed)) = self.maml.problem(&self.method, &self.improver) {
+            return bad(key, &value, &allowed);
+        }
         self.check_smc(&bad)?;
         self.check_functions(&bad, functions_env)
     }
@@ -712,7 +725,7 @@ impl Config {
     fn check_smc(&self, bad: &BadValue) -> Result<(), UserError> {
         let names = || IMPROVERS.iter().map(|i| i.0).collect::<Vec<_>>().join(", ");
         match self.improver.as_str() {
-            "ppo" => return Ok(()),
+            "ppo" | "maml" => return Ok(()),
             "smc" => {}
             other => {
                 return bad(

@@ -126,7 +126,7 @@ fn metric_row(
     row
 }
 
-fn install_ctrlc() -> Arc<AtomicBool> {
+pub(crate) fn install_ctrlc() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     FLAG.get_or_init(|| {
         let f = Arc::new(AtomicBool::new(false));
@@ -214,6 +214,9 @@ pub fn train(args: &TrainArgs) -> Result<PathBuf, UserError> {
         )?;
         (cfg, out)
     };
+    if cfg.improver == "maml" {
+        return crate::improve::maml::train::run(&cfg, &out, args.resume, args.quiet);
+    }
 
     let mut trainer = Trainer::new(&cfg)?;
     let spec = trainer.actor.spec.clone();
