@@ -351,3 +351,148 @@ fn linear_baseline_is_the_ridge_least_squares_fit() {
     assert_eq!(&phi[..6], &[10.0, -10.0, 1.0, 100.0, 100.0, 1.0]);
     assert!((phi[6] - 1.5).abs() < 1e-15 && (phi[9] - 1.0).abs() < 1e-15);
 }
+
+mod run_support;
+
+fn point_robot_preset() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/point_robot/maml.toml")
+}
+
+/// A small MAML run on the point robot: 6 tasks x (2 + 2) episodes of 100 steps.
+fn small(updates: u64, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        format!("run.total_frames={}", updates * 6 * 4 * 100),
+        "maml.meta_batch=6".into(),
+        "maml.episodes_per_task=2".into(),
+        "maml.post_episodes=2".into(),
+        "maml.hidden=[16]".into(),
+        "run.checkpoint_every=2".into(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn train_run(out: &std::path::Path, overrides: Vec<String>, resume: bool) {
+    bamdp::run::train::train(&bamdp::run::train::TrainArgs {
+        config: (!resume).then(point_robot_preset),
+        overrides,
+        out: Some(out.to_path_buf()),
+        resume,
+        force: false,
+        quiet: true,
+    })
+    .unwrap();
+}
+
+#[test]
+fn resumed_maml_run_equals_uninterrupted_run_and_threads_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    train_run(&whole, small(5, &[]), false);
+    let split = dir.path().join("split");
+    train_run(&split, small(2, &[]), false);
+    train_run(
+        &split,
+        vec![format!("run.total_frames={}", 5 * 6 * 4 * 100)],
+        true,
+    );
+    let (a, b) = (run_support::metrics(&whole), run_support::metrics(&split));
+    assert_eq!(a.len(), 5);
+    assert_eq!(
+        a, b,
+        "resumed MAML metrics differ from the uninterrupted run"
+    );
+    // At least one outer step was accepted, so theta moved and resume had work to do.
+    // (columns without timing: update, frames, return_pre, return_post, success_pre,
+    // success_post, tasks, objective_before, objective_after, kl, accepted, ...)
+    assert!(
+        a.iter().any(|row| row[10].parse::<f64>().unwrap() == 1.0),
+        "{a:?}"
+    );
+    let one = dir.path().join("one-thread");
+    train_run(&one, small(5, &["run.threads=1"]), false);
+    assert_eq!(
+        run_support::metrics(&one),
+        a,
+        "thread count changed MAML results"
+    );
+    // The first-order variant is selectable and differs.
+    let fo = dir.path().join("first-order");
+    train_run(&fo, small(5, &["maml.first_order=true"]), false);
+    assert_ne!(run_support::metrics(&fo), a);
+}
+
+#[test]
+fn bad_maml_configs_are_user_errors_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = point_robot_preset().display().to_string();
+    for (set, needles) in [
+        (
+            vec!["method=varibad"],
+            vec!["`method`", "varibad", "\"maml\" with improver = \"maml\""],
+        ),
+        (
+            vec!["maml.inner_lr=-0.1"],
+            vec!["`maml.inner_lr`", "-0.1", ">= 0"],
+        ),
+        (
+            vec!["maml.meta_batch=0"],
+            vec!["`maml.meta_batch`", "\"0\"", "> 0"],
+        ),
+        (
+            vec!["improver=ppo"],
+            vec!["`improver`", "ppo", "\"maml\" for method \"maml\""],
+        ),
+        (vec!["maml.max_kl=0"], vec!["`maml.max_kl`", "> 0"]),
+    ] {
+        let mut args = vec!["train", "--config", &preset];
+        for s in &set {
+            args.extend(["--set", s]);
+        }
+        let out = dir.path().join("run");
+        let out = out.display().to_string();
+        args.extend(["--out", &out]);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bamdp"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{set:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        for n in needles {
+            assert!(
+                err.contains(n),
+                "{set:?}: message should mention {n:?}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn eval_of_a_maml_run_reports_pre_and_post_adaptation() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train_run(&run, small(1, &[]), false);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bamdp"))
+        .args([
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--num-tasks",
+            "5",
+            "--episodes-per-task",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["method"], "maml");
+    assert_eq!(v["adaptation_episodes"], 2);
+    assert_eq!(v["evaluation_episodes"], 3);
+    assert_eq!(v["num_tasks"], 5);
+    for key in ["return_pre", "return_post", "success_pre", "success_post"] {
+        assert!(v[key].as_f64().unwrap().is_finite(), "{key}: {v}");
+    }
+}

@@ -28,6 +28,18 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// `(act'(z), act''(z))` from the output `y = act(z)` (no second `tanh`).
+    #[inline]
+    fn derivs(self, y: f64) -> (f64, f64) {
+        match self {
+            Activation::Tanh => {
+                let d = 1.0 - y * y;
+                (d, -2.0 * y * d)
+            }
+            Activation::Relu => (if y > 0.0 { 1.0 } else { 0.0 }, 0.0),
+        }
+    }
+
     /// `(act(z), act'(z), act''(z))` from the pre-activation.
     #[inline]
     fn eval(self, z: f64) -> (f64, f64, f64) {
@@ -242,9 +254,9 @@ impl Policy {
                 gemm::a_b(rz, &tape.rx[l][..n * fi], w, n, fi, fo, true);
             }
             if l + 1 < self.layers.len() {
-                let z = &tape.z[l][..n * fo];
-                for ((rx, &rzv), &zv) in tape.rx[l + 1][..n * fo].iter_mut().zip(rz.iter()).zip(z) {
-                    *rx = self.activation.eval(zv).1 * rzv;
+                let y = &tape.x[l + 1][..n * fo];
+                for ((rx, &rzv), &yv) in tape.rx[l + 1][..n * fo].iter_mut().zip(rz.iter()).zip(y) {
+                    *rx = self.activation.derivs(yv).0 * rzv;
                 }
             }
         }
@@ -296,7 +308,7 @@ impl Policy {
                 gemm::a_bt(re, &tape.rd[l][..n * fo], w, n, fo, fi, false);
                 gemm::a_bt(re, d, &v[layer.w..layer.w + fi * fo], n, fo, fi, true);
             }
-            let zp = &tape.z[l - 1][..n * fi];
+            let yp = &tape.x[l][..n * fi];
             let (dl, _) = tape.d.split_at_mut(l);
             let dp = &mut dl[l - 1][..n * fi];
             if with_r {
@@ -304,13 +316,13 @@ impl Policy {
                 let rdp = &mut rdl[l - 1][..n * fi];
                 let rzp = &tape.rz[l - 1][..n * fi];
                 for i in 0..n * fi {
-                    let (_, d1, d2) = self.activation.eval(zp[i]);
+                    let (d1, d2) = self.activation.derivs(yp[i]);
                     dp[i] = e[i] * d1;
                     rdp[i] = tape.re[i] * d1 + e[i] * d2 * rzp[i];
                 }
             } else {
                 for i in 0..n * fi {
-                    dp[i] = e[i] * self.activation.eval(zp[i]).1;
+                    dp[i] = e[i] * self.activation.derivs(yp[i]).0;
                 }
             }
         }
