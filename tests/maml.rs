@@ -242,7 +242,7 @@ fn fisher_vector_products_match_an_explicit_fisher() {
         let logits = p.out(&tape).to_vec();
         let mut probs = vec![0.0; 3];
         bamdp::improve::maml::policy::softmax(&logits, &mut probs);
-        for a in 0..3 {
+        for (a, &prob) in probs.iter().enumerate() {
             let mut score = vec![0.0; p.len()];
             p.grad_logp(
                 &theta,
@@ -254,7 +254,7 @@ fn fisher_vector_products_match_an_explicit_fisher() {
             );
             for i in 0..p.len() {
                 for j in 0..p.len() {
-                    explicit[i * p.len() + j] += probs[a] * score[i] * score[j] / n as f64;
+                    explicit[i * p.len() + j] += prob * score[i] * score[j] / n as f64;
                 }
             }
         }

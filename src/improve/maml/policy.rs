@@ -647,6 +647,7 @@ impl Actor {
 
     /// Samples an action for `obs` (or takes the mode when `greedy`), writing its
     /// stored form into `action` and the head's outputs into `out`.
+    #[allow(clippy::too_many_arguments)]
     pub fn act(
         &mut self,
         policy: &Policy,
