@@ -122,6 +122,25 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                     "a positive number of episodes",
                 ));
             }
+            if train::load_run_config(&run).is_ok_and(|c| c.improver == "maml") {
+                let report = crate::improve::maml::eval::evaluate(
+                    &crate::improve::maml::eval::MamlEvalArgs {
+                        run: &run,
+                        split,
+                        num_tasks,
+                        adapt_episodes: episodes_per_task,
+                        greedy,
+                    },
+                )?;
+                match json {
+                    true => println!(
+                        "{}",
+                        serde_json::to_string(&report).expect("report serialises")
+                    ),
+                    false => print!("{}", report.to_text()),
+                }
+                return Ok(());
+            }
             let report = eval::evaluate(&eval::EvalArgs {
                 run: &run,
                 split,

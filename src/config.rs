@@ -43,6 +43,7 @@ pub struct Config {
     pub env_backend: String,
     pub functions: FunctionsConfig,
     pub eval: EvalConfig,
+    pub maml: crate::improve::maml::MamlConfig,
 }
 
 /// Policy improvers, with a one-line description.
@@ -51,6 +52,10 @@ pub const IMPROVERS: &[(&str, &str)] = &[
     (
         "smc",
         "Belief-SMC planning (K particles, K_Omega nested task samples, depth D) with EM: the policy fits the planner's target, the value TD(lambda) returns",
+    ),
+    (
+        "maml",
+        "MAML-TRPO for method = \"maml\": inner policy-gradient step(s) per task, TRPO on the post-adaptation episodes",
     ),
 ];
 
@@ -346,6 +351,7 @@ impl Default for Config {
             env_backend: "auto".to_string(),
             functions: FunctionsConfig::default(),
             eval: EvalConfig::default(),
+            maml: Default::default(),
         }
     }
 }
@@ -695,12 +701,18 @@ impl Config {
             );
         }
         self.check_glibrl(&bad)?;
+        if let Some((key, value, allowed)) = self
+            .maml
+            .problem(self.method.as_str(), self.improver.as_str())
+        {
+            return bad(key, &value, &allowed);
+        }
         self.check_smc(&bad)?;
         self.check_functions(&bad, functions_env)
     }
 
     fn check_smc(&self, bad: &BadValue) -> Result<(), UserError> {
-        if self.improver == Improver::Ppo {
+        if self.improver != Improver::Smc {
             return Ok(());
         }
         if !matches!(

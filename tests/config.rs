@@ -290,7 +290,7 @@ fn validation_errors_name_source_key_value_and_allowed() {
 #[test]
 fn every_constraint_is_checked() {
     let cases: &[(&str, &str)] = &[
-        ("method=maml", "method"),
+        ("method=pearl", "method"),
         ("env=cheetah", "env"),
         ("run.total_frames=0", "run.total_frames"),
         ("run.num_envs=0", "run.num_envs"),
@@ -343,7 +343,7 @@ fn every_constraint_is_checked() {
 
 #[test]
 fn unknown_method_lists_methods() {
-    let msg = load_err(FULL, &["method=maml"]);
+    let msg = load_err(FULL, &["method=pearl"]);
     for c in COMBINATIONS {
         assert!(msg.contains(c.name), "{msg}");
     }

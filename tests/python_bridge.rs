@@ -250,7 +250,7 @@ fn ml10_task_splits_are_metaworlds() {
             .collect();
         assert_eq!(env.task_names(), names.as_slice());
     }
-    // The published ML10 split (ANCHORS.md).
+    // The published ML10 split (docs/methods.md#metaworld).
     let test: Vec<&str> = want["test_classes"]
         .as_array()
         .unwrap()

@@ -1,5 +1,5 @@
 //! The GLiBRL belief: per-task generalised linear models over learnable neural basis
-//! functions, with exact Matrix-Normal-Inverse-Wishart inference (METHODS.md §1).
+//! functions, with exact Matrix-Normal-Inverse-Wishart inference (docs/methods.md#glibrl).
 //!
 //! # Model
 //! Up to two GLM heads, each `Y = C W + E`, rows of `E ~ N(0, Sigma)`, with the

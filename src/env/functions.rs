@@ -1,4 +1,4 @@
-//! Function optimisation (VariBASeD's setting; METHODS.md section 6): each task is a
+//! Function optimisation (VariBASeD's setting; docs/methods.md#functions): each task is a
 //! random function `f` on the box `[-1, 1]^D` (`D` = 1 or 2), the action is a query
 //! point `x`, the reward is `f(x)`, and nothing else changes. Owns the five function
 //! families, their sampling, the rescaling to `[0, 1]`, the per-row task streams and the

@@ -1,6 +1,6 @@
 //! VariBASeD's M-step: the amortised policy and value fit what the planner found.
 //!
-//! One joint loss per sample `h_t` of the rollout (METHODS.md section 4):
+//! One joint loss per sample `h_t` of the rollout (docs/methods.md#em):
 //! `L = c_V * 0.5 * (V(h_t) - G_t)^2 + CE(q*(. | h_t), pi(. | h_t)) + beta * (-ELBO)`.
 //! `G_t` is the TD(lambda) return of the real rewards (GAE with the rollout's values).
 //! The policy's gradient is stopped inside the belief (the network reads the belief's

@@ -3,6 +3,7 @@
 //! reach back into environments or beliefs.
 
 pub mod em;
+pub mod maml;
 pub mod normalize;
 pub mod ppo;
 pub mod smc;

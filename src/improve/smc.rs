@@ -1,4 +1,4 @@
-//! Belief-SMC planning: VariBASeD's E-step (METHODS.md section 4), for any belief that
+//! Belief-SMC planning: VariBASeD's E-step (docs/methods.md#smc-planner), for any belief that
 //! can predict rewards and any policy/value pair.
 //!
 //! At a real step, for every environment row, the planner starts K particles from the
@@ -26,7 +26,7 @@
 //! With `advantage_reward = "mean"` the advantage uses the mixture's mean reward
 //! `(1 / K_Omega) sum_j E[r | m_j]` instead of the drawn one (a Rao-Blackwellised
 //! weight; the drawn reward still drives the particle's belief). The default,
-//! "sampled", is METHODS.md's rule.
+//! "sampled", is the rule of docs/methods.md#smc-planner.
 //!
 //! Continuous actions are clipped to the env's action box when sampled, so particles,
 //! their beliefs and the root actions only ever see queries the env would execute.

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod glibrl;
+pub mod maml;
 pub mod memoryless;
 pub mod oracle;
 pub mod rl2;
@@ -42,6 +43,7 @@ pub enum MethodId {
     Varibad,
     Glibrl,
     Memoryless,
+    Maml,
 }
 
 /// How the policy improves (`improver = "..."`).
@@ -52,15 +54,18 @@ pub enum Improver {
     Ppo,
     /// Belief-SMC planning with EM.
     Smc,
+    /// MAML-TRPO: inner policy-gradient step(s) per task, TRPO outer step.
+    Maml,
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 5] = [
+    pub const ALL: [MethodId; 6] = [
         MethodId::Rl2,
         MethodId::Oracle,
         MethodId::Varibad,
         MethodId::Glibrl,
         MethodId::Memoryless,
+        MethodId::Maml,
     ];
     pub fn as_str(self) -> &'static str {
         lookup(self).name()
@@ -72,11 +77,12 @@ impl MethodId {
 }
 
 impl Improver {
-    pub const ALL: [Improver; 2] = [Improver::Ppo, Improver::Smc];
+    pub const ALL: [Improver; 3] = [Improver::Ppo, Improver::Smc, Improver::Maml];
     pub fn as_str(self) -> &'static str {
         match self {
             Improver::Ppo => "ppo",
             Improver::Smc => "smc",
+            Improver::Maml => "maml",
         }
     }
     pub fn parse(name: &str) -> Option<Improver> {
@@ -154,12 +160,13 @@ pub trait Method: Send + Sync {
 }
 
 /// The built-in methods, one entry each.
-pub static TABLE: [&dyn Method; 5] = [
+pub static TABLE: [&dyn Method; 6] = [
     &rl2::Rl2,
     &oracle::Oracle,
     &varibad::Varibad,
     &glibrl::Glibrl,
     &memoryless::Memoryless,
+    &maml::Maml,
 ];
 
 /// The built-in method of `id`.
@@ -235,6 +242,12 @@ pub const COMBINATIONS: &[Combination] = &[
             "configs/functions-1d/glibrl-smc.toml",
             "configs/functions-2d/glibrl-smc.toml",
         ],
+    },
+    Combination {
+        name: "maml",
+        method: MethodId::Maml,
+        improver: Improver::Maml,
+        presets: &["configs/*/maml.toml"],
     },
 ];
 

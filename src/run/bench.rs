@@ -34,6 +34,13 @@ pub fn bench(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
             "a positive number of seconds",
         ));
     }
+    if cfg.improver == "maml" {
+        return Err(UserError::invalid(
+            "improver",
+            "maml",
+            "a PPO or SMC config: `bamdp bench` does not time MAML yet (metrics.csv of a MAML run has fps, rollout_s and learn_s per update)",
+        ));
+    }
     let mut trainer = Trainer::new(cfg)?;
     let warmup = 3;
     for _ in 0..warmup {

@@ -108,7 +108,7 @@ fn metric_row(
     row
 }
 
-fn install_ctrlc() -> Arc<AtomicBool> {
+pub(crate) fn install_ctrlc() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     FLAG.get_or_init(|| {
         let f = Arc::new(AtomicBool::new(false));
@@ -196,6 +196,9 @@ pub fn train_with(
         )?;
         (cfg, out)
     };
+    if cfg.improver == "maml" {
+        return crate::improve::maml::train::run(&cfg, &out, args.resume, args.quiet);
+    }
 
     let method = method.unwrap_or_else(|| crate::method::lookup(cfg.method));
     let mut trainer = Trainer::with_method(&cfg, method)?;

@@ -1,5 +1,5 @@
 //! Exact Bayesian generalised linear models with a Matrix-Normal-Inverse-Wishart
-//! prior (METHODS.md §1): the GLiBRL belief's mathematics, in f64 on plain row-major
+//! prior (docs/methods.md#glibrl): the GLiBRL belief's mathematics, in f64 on plain row-major
 //! slices, independent of any network or training loop.
 //!
 //! Model: Y = C W + E with C `N x d` features, Y `N x m` targets, rows of E ~ N(0, Σ);

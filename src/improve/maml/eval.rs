@@ -1,0 +1,216 @@
+//! Meta-test of a MAML run the way MAML works and Meta-World evaluates: on each held-out
+//! task, `maml.eval_adapt_episodes` (Meta-World: 10) adaptation episodes per inner
+//! step with the meta-parameters, the inner step(s), then `maml.eval_episodes`
+//! (Meta-World: 3) episodes with the adapted weights. Reports pre-adaptation (the
+//! first adaptation block) and post-adaptation returns and success, with 95% CIs over
+//! tasks. Post-adaptation episodes act by the policy's mode with `--greedy` (Meta-World
+//! evaluates the mode); without it both phases sample, so pre and post compare like
+//! for like.
+
+use super::meta::Maml;
+use super::rollout::{AdvantageSettings, Collector};
+use super::train::{build_policy, load_checkpoint};
+use crate::env::{self, Split};
+use crate::error::UserError;
+use crate::rng::{streams, Rng};
+use crate::run::eval::mean_ci95;
+use crate::run::train::{checkpoint_path, load_run_config};
+use serde::Serialize;
+use std::path::Path;
+
+/// What `bamdp eval` prints for a MAML run.
+#[derive(Debug, Serialize)]
+pub struct MamlEvalReport {
+    pub method: String,
+    pub env: String,
+    pub split: String,
+    pub num_tasks: usize,
+    pub inner_steps: usize,
+    pub adaptation_episodes: usize,
+    pub evaluation_episodes: usize,
+    pub greedy: bool,
+    pub frames_trained: u64,
+    /// Mean episode return before adaptation (the first adaptation block).
+    pub return_pre: f64,
+    pub return_pre_ci95: f64,
+    /// Mean episode return with the adapted weights.
+    pub return_post: f64,
+    pub return_post_ci95: f64,
+    pub success_pre: Option<f64>,
+    pub success_pre_ci95: Option<f64>,
+    pub success_post: Option<f64>,
+    pub success_post_ci95: Option<f64>,
+}
+
+/// Options of a MAML meta-test.
+pub struct MamlEvalArgs<'a> {
+    pub run: &'a Path,
+    pub split: Split,
+    pub num_tasks: Option<usize>,
+    /// Adaptation episodes per inner step (default `maml.eval_adapt_episodes`).
+    pub adapt_episodes: Option<usize>,
+    pub greedy: bool,
+}
+
+/// Meta-tests the run's latest checkpoint.
+pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
+    if !args.run.is_dir() {
+        return Err(UserError::file(args.run, "no such run folder"));
+    }
+    let cfg = load_run_config(args.run)?;
+    let ck = load_checkpoint(args.run)?;
+    let m = &cfg.maml;
+    let num_tasks = args.num_tasks.unwrap_or(cfg.eval.num_tasks);
+    if num_tasks == 0 {
+        return Err(UserError::invalid(
+            "--num-tasks",
+            "0",
+            "a positive number of tasks",
+        ));
+    }
+    let adapt = args.adapt_episodes.unwrap_or(m.eval_adapt_episodes);
+    if adapt == 0 {
+        return Err(UserError::invalid(
+            "--episodes-per-task",
+            "0",
+            "a positive number of adaptation episodes",
+        ));
+    }
+    let rows = num_tasks.min(256);
+    let mut env = env::make_with(
+        &cfg.env,
+        rows,
+        args.split,
+        cfg.seed,
+        Some(m.inner_steps * adapt + m.eval_episodes),
+        &cfg.env_options(),
+    )?;
+    let spec = env.spec().clone();
+    let policy = build_policy(&cfg, &spec);
+    if ck.theta.len() != policy.len() {
+        return Err(UserError::file(
+            checkpoint_path(args.run),
+            "checkpoint parameters do not match the run's config.toml",
+        ));
+    }
+    let mut blocks = vec![adapt; m.inner_steps];
+    blocks.push(m.eval_episodes);
+    let mut greedy = vec![false; m.inner_steps];
+    greedy.push(args.greedy);
+    let rngs = (0..rows)
+        .map(|r| Rng::stream(cfg.seed, streams::EVAL_ACTIONS, r as u64))
+        .collect();
+    let mut collector = Collector::new(
+        policy.clone(),
+        env.as_ref(),
+        blocks,
+        greedy,
+        AdvantageSettings {
+            gamma: m.gamma,
+            gae_lambda: m.gae_lambda,
+            normalize: m.normalize_advantages,
+        },
+        rngs,
+    );
+    let maml = Maml {
+        policy: &policy,
+        inner_lr: m.inner_lr,
+        first_order: m.first_order,
+        threads: cfg.run.threads.max(1),
+    };
+    let mut results = Vec::with_capacity(num_tasks + rows);
+    while results.len() < num_tasks {
+        let (_, batch) = collector.collect(env.as_mut(), &ck.theta, &maml);
+        if let Some(why) = env.fatal() {
+            return Err(UserError::Other(why));
+        }
+        results.extend(batch);
+    }
+    results.truncate(num_tasks);
+    let pre: Vec<f64> = results.iter().map(|r| r.block_returns[0]).collect();
+    let post: Vec<f64> = results
+        .iter()
+        .map(|r| *r.block_returns.last().expect("post"))
+        .collect();
+    let (return_pre, return_pre_ci95) = mean_ci95(&pre);
+    let (return_post, return_post_ci95) = mean_ci95(&post);
+    let success = |last: bool| {
+        spec.has_success.then(|| {
+            let xs: Vec<f64> = results
+                .iter()
+                .map(|r| {
+                    if last {
+                        *r.block_success.last().expect("post")
+                    } else {
+                        r.block_success[0]
+                    }
+                })
+                .collect();
+            mean_ci95(&xs)
+        })
+    };
+    let (sp, sq) = (success(false), success(true));
+    Ok(MamlEvalReport {
+        method: cfg.method.to_string(),
+        env: cfg.env.clone(),
+        split: args.split.as_str().into(),
+        num_tasks,
+        inner_steps: m.inner_steps,
+        adaptation_episodes: adapt,
+        evaluation_episodes: m.eval_episodes,
+        greedy: args.greedy,
+        frames_trained: ck.frames,
+        return_pre,
+        return_pre_ci95,
+        return_post,
+        return_post_ci95,
+        success_pre: sp.map(|s| s.0),
+        success_pre_ci95: sp.map(|s| s.1),
+        success_post: sq.map(|s| s.0),
+        success_post_ci95: sq.map(|s| s.1),
+    })
+}
+
+impl MamlEvalReport {
+    /// Human-readable summary.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "maml on {} ({} split, {} tasks, {} frames trained): {} adaptation episode(s) x {} inner step(s), then {} episode(s) adapted{}\n",
+            self.env,
+            self.split,
+            self.num_tasks,
+            self.frames_trained,
+            self.adaptation_episodes,
+            self.inner_steps,
+            self.evaluation_episodes,
+            if self.greedy { " (greedy)" } else { "" }
+        );
+        let line = |name: &str, r: f64, rc: f64, sr: Option<f64>, sc: Option<f64>| {
+            let mut l = format!("{name:<6} return {r:>9.3} ± {rc:.3}");
+            if let (Some(sr), Some(sc)) = (sr, sc) {
+                l.push_str(&format!(
+                    "   success {:>5.1}% ± {:.1}",
+                    100.0 * sr,
+                    100.0 * sc
+                ));
+            }
+            l.push('\n');
+            l
+        };
+        s.push_str(&line(
+            "pre",
+            self.return_pre,
+            self.return_pre_ci95,
+            self.success_pre,
+            self.success_pre_ci95,
+        ));
+        s.push_str(&line(
+            "post",
+            self.return_post,
+            self.return_post_ci95,
+            self.success_post,
+            self.success_post_ci95,
+        ));
+        s
+    }
+}

@@ -1,0 +1,352 @@
+//! One MAML meta-batch on a [`BatchEnv`]: one task per env row, whose trial is the
+//! adaptation episodes of every inner step followed by the post-adaptation episodes.
+//! A row acts with the meta-parameters during its first block of episodes; when a block
+//! ends, its advantages are computed and the row's inner step taken (all rows whose
+//! block ended on the same env step together, in parallel), and the row acts on with the
+//! adapted parameters.
+//!
+//! Buffers are kept between meta-batches (cleared, not freed) and acting uses a fixed
+//! scratch, so stepping allocates nothing once the first meta-batch has sized them.
+
+use super::baseline::{gae, returns_to_go, standardize, LinearBaseline};
+use super::meta::{par_map, Maml, TaskBatch};
+use super::policy::{Actor, Policy};
+use crate::env::{ActionSpace, BatchEnv, StepOut};
+use crate::rng::Rng;
+
+/// How advantages are estimated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdvantageSettings {
+    pub gamma: f64,
+    pub gae_lambda: f64,
+    pub normalize: bool,
+}
+
+/// Side information of one block of episodes of one row.
+#[derive(Clone, Debug, Default)]
+struct Block {
+    rewards: Vec<f64>,
+    steps: Vec<usize>,
+    ends: Vec<bool>,
+    episode_returns: Vec<f64>,
+    episode_success: Vec<bool>,
+}
+
+impl Block {
+    fn clear(&mut self) {
+        self.rewards.clear();
+        self.steps.clear();
+        self.ends.clear();
+        self.episode_returns.clear();
+        self.episode_success.clear();
+    }
+}
+
+/// Per-row results of one meta-batch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowResult {
+    /// Mean episode return of every block (adaptation blocks, then post-adaptation).
+    pub block_returns: Vec<f64>,
+    /// Success rate of every block's episodes (0 where the env has no success signal).
+    pub block_success: Vec<f64>,
+}
+
+/// Collects meta-batches from a batch of `meta_batch` rows.
+pub struct Collector {
+    pub policy: Policy,
+    /// Episodes of each block: `[adapt; inner_steps] + [post]`.
+    pub block_episodes: Vec<usize>,
+    /// Whether each block acts greedily (the mode) instead of sampling.
+    pub block_greedy: Vec<bool>,
+    pub advantages: AdvantageSettings,
+    /// Per-row action samplers.
+    pub rngs: Vec<Rng>,
+    /// Set when the last meta-batch left rows mid-trial (episodes of unequal length):
+    /// the next one starts with fresh trials.
+    pub needs_reset: bool,
+    /// The samples of the last meta-batch, one per row (task).
+    pub tasks: Vec<TaskBatch>,
+    /// Each row's parameters per block (`theta`, then the adapted ones).
+    pub thetas: Vec<Vec<Vec<f64>>>,
+    blocks: Vec<Vec<Block>>,
+    obs: Vec<f32>,
+    out: StepOut,
+    env_actions: Vec<f32>,
+    action: Vec<f64>,
+    head: Vec<f64>,
+    actor: Actor,
+}
+
+impl Collector {
+    pub fn new(
+        policy: Policy,
+        env: &dyn BatchEnv,
+        block_episodes: Vec<usize>,
+        block_greedy: Vec<bool>,
+        advantages: AdvantageSettings,
+        rngs: Vec<Rng>,
+    ) -> Collector {
+        let rows = env.num_envs();
+        let spec = env.spec();
+        let blocks = block_episodes.len();
+        let actor = Actor::new(&policy);
+        Collector {
+            block_episodes,
+            block_greedy,
+            advantages,
+            rngs,
+            needs_reset: true,
+            tasks: vec![TaskBatch::default(); rows],
+            thetas: vec![Vec::new(); rows],
+            blocks: vec![vec![Block::default(); blocks]; rows],
+            obs: vec![0.0; rows * spec.obs_dim],
+            out: StepOut::new(rows, spec.obs_dim),
+            env_actions: vec![0.0; rows * spec.action.width()],
+            action: vec![0.0; policy.action_width()],
+            head: vec![0.0; policy.out_dim()],
+            actor,
+            policy,
+        }
+    }
+
+    /// Plays one trial per row from `theta`, adapting each row with `maml` after every
+    /// adaptation block. Returns env steps taken and per-row results; the samples are
+    /// left in [`Collector::tasks`].
+    pub fn collect(
+        &mut self,
+        env: &mut dyn BatchEnv,
+        theta: &[f64],
+        maml: &Maml,
+    ) -> (u64, Vec<RowResult>) {
+        let rows = env.num_envs();
+        let spec = env.spec().clone();
+        let od = spec.obs_dim;
+        let nb = self.block_episodes.len();
+        let post = nb - 1;
+        if self.needs_reset {
+            env.reset(&mut self.obs);
+        }
+        for r in 0..rows {
+            let task = &mut self.tasks[r];
+            task.adapt.resize_with(post, Default::default);
+            for b in task.adapt.iter_mut() {
+                b.obs.clear();
+                b.actions.clear();
+                b.advantages.clear();
+            }
+            let p = &mut task.post;
+            for v in [
+                &mut p.obs,
+                &mut p.actions,
+                &mut p.advantages,
+                &mut p.old_log_probs,
+                &mut p.old_out,
+            ] {
+                v.clear();
+            }
+            self.blocks[r].iter_mut().for_each(Block::clear);
+            self.thetas[r].clear();
+            self.thetas[r].push(theta.to_vec());
+        }
+        let mut block = vec![0usize; rows];
+        let mut episodes_in_block = vec![0usize; rows];
+        let mut step_in_episode = vec![0usize; rows];
+        let mut episode_return = vec![0.0f64; rows];
+        let mut episode_success = vec![false; rows];
+        let mut done = vec![false; rows];
+        let mut finished_at = vec![0u64; rows];
+        let mut frames = 0u64;
+        let (low, high) = match spec.action {
+            ActionSpace::Continuous { low, high, .. } => (low, high),
+            ActionSpace::Discrete(_) => (f32::NEG_INFINITY, f32::INFINITY),
+        };
+        let aw = self.policy.action_width();
+        let o = self.policy.out_dim();
+        while done.iter().any(|d| !d) {
+            for r in 0..rows {
+                if done[r] {
+                    // Waiting for other rows: a valid action whose samples are dropped.
+                    self.env_actions[r * aw..(r + 1) * aw]
+                        .iter_mut()
+                        .for_each(|a| *a = 0.0);
+                    continue;
+                }
+                let b = block[r];
+                let th = &self.thetas[r][b];
+                let obs = &self.obs[r * od..(r + 1) * od];
+                self.actor.act(
+                    &self.policy,
+                    th,
+                    obs,
+                    self.block_greedy[b],
+                    &mut self.rngs[r],
+                    &mut self.action,
+                    &mut self.head,
+                );
+                for j in 0..aw {
+                    self.env_actions[r * aw + j] = (self.action[j] as f32).clamp(low, high);
+                }
+                let task = &mut self.tasks[r];
+                if b < post {
+                    let a = &mut task.adapt[b];
+                    a.obs.extend(obs.iter().map(|&x| x as f64));
+                    a.actions.extend_from_slice(&self.action);
+                } else {
+                    let p = &mut task.post;
+                    p.obs.extend(obs.iter().map(|&x| x as f64));
+                    p.actions.extend_from_slice(&self.action);
+                    p.old_out.extend_from_slice(&self.head[..o]);
+                    p.old_log_probs
+                        .push(self.policy.log_prob(th, &self.head, &self.action));
+                }
+            }
+            env.step(&self.env_actions, &mut self.out);
+            frames += rows as u64;
+            self.obs.copy_from_slice(&self.out.obs);
+            let mut adapt_now = Vec::new();
+            for r in 0..rows {
+                if done[r] {
+                    continue;
+                }
+                let bl = &mut self.blocks[r][block[r]];
+                let reward = self.out.reward[r] as f64;
+                bl.rewards.push(reward);
+                bl.steps.push(step_in_episode[r]);
+                let end = self.out.episode_end(r);
+                bl.ends.push(end);
+                episode_return[r] += reward;
+                episode_success[r] |= self.out.success[r];
+                step_in_episode[r] += 1;
+                if !end {
+                    continue;
+                }
+                bl.episode_returns.push(episode_return[r]);
+                bl.episode_success.push(episode_success[r]);
+                episode_return[r] = 0.0;
+                episode_success[r] = false;
+                step_in_episode[r] = 0;
+                episodes_in_block[r] += 1;
+                if episodes_in_block[r] < self.block_episodes[block[r]] {
+                    continue;
+                }
+                episodes_in_block[r] = 0;
+                if block[r] < post {
+                    adapt_now.push(r);
+                } else {
+                    done[r] = true;
+                    finished_at[r] = frames;
+                }
+                block[r] += 1;
+            }
+            if !adapt_now.is_empty() {
+                self.adapt_rows(&adapt_now, &block, maml, od);
+            }
+        }
+        // Post-adaptation advantages and the behaviour policy's log-stds.
+        let all: Vec<usize> = (0..rows).collect();
+        self.advantages_of(&all, post, od, maml.threads);
+        for r in 0..rows {
+            let th = self.thetas[r].last().expect("adapted theta");
+            self.tasks[r].post.old_log_std = self.policy.log_std(th).to_vec();
+        }
+        self.needs_reset =
+            finished_at.iter().any(|&f| f != frames) || !(0..rows).all(|r| self.out.trial_end[r]);
+        let results = (0..rows)
+            .map(|r| RowResult {
+                block_returns: self.blocks[r]
+                    .iter()
+                    .map(|b| mean(&b.episode_returns))
+                    .collect(),
+                block_success: self.blocks[r]
+                    .iter()
+                    .map(|b| {
+                        let s: Vec<f64> =
+                            b.episode_success.iter().map(|&s| s as u8 as f64).collect();
+                        mean(&s)
+                    })
+                    .collect(),
+            })
+            .collect();
+        (frames, results)
+    }
+
+    /// Computes the advantages of block `b` on `rows` (in parallel).
+    fn advantages_of(&mut self, rows: &[usize], b: usize, od: usize, threads: usize) {
+        let post = self.block_episodes.len() - 1;
+        let settings = self.advantages;
+        let items: Vec<(usize, &Block, &[f64])> = rows
+            .iter()
+            .map(|&r| {
+                let obs: &[f64] = if b < post {
+                    &self.tasks[r].adapt[b].obs
+                } else {
+                    &self.tasks[r].post.obs
+                };
+                (r, &self.blocks[r][b], obs)
+            })
+            .collect();
+        let advs = par_map(&items, threads, |(_, bl, obs), _| {
+            let n = bl.rewards.len();
+            let mut ret = vec![0.0; n];
+            returns_to_go(&bl.rewards, &bl.ends, settings.gamma, &mut ret);
+            let baseline = LinearBaseline::fit(obs, &bl.steps, &ret, od);
+            let mut values = vec![0.0; n];
+            baseline.predict(obs, &bl.steps, od, &mut values);
+            let mut adv = vec![0.0; n];
+            gae(
+                &bl.rewards,
+                &values,
+                &bl.ends,
+                settings.gamma,
+                settings.gae_lambda,
+                &mut adv,
+            );
+            if settings.normalize {
+                standardize(&mut adv);
+            }
+            adv
+        });
+        for (&r, adv) in rows.iter().zip(advs) {
+            if b < post {
+                self.tasks[r].adapt[b].advantages = adv;
+            } else {
+                self.tasks[r].post.advantages = adv;
+            }
+        }
+    }
+
+    /// Advantages of the block each row in `rows` just finished, then its inner step.
+    fn adapt_rows(&mut self, rows: &[usize], block: &[usize], maml: &Maml, od: usize) {
+        // Rows finishing on the same step finished the same block (equal episode
+        // counts), except with unequal episode lengths: group by block.
+        let mut by_block: Vec<(usize, Vec<usize>)> = Vec::new();
+        for &r in rows {
+            let b = block[r] - 1;
+            match by_block.iter_mut().find(|(bb, _)| *bb == b) {
+                Some((_, v)) => v.push(r),
+                None => by_block.push((b, vec![r])),
+            }
+        }
+        for (b, rs) in by_block {
+            self.advantages_of(&rs, b, od, maml.threads);
+            let items: Vec<(&[f64], &super::meta::AdaptBatch)> = rs
+                .iter()
+                .map(|&r| (self.thetas[r][b].as_slice(), &self.tasks[r].adapt[b]))
+                .collect();
+            let next = par_map(&items, maml.threads, |(th, batch), tape| {
+                maml.inner_step(th, batch, tape)
+            });
+            for (&r, th) in rs.iter().zip(next) {
+                self.thetas[r].push(th);
+            }
+        }
+    }
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        f64::NAN
+    } else {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
+}
