@@ -11,6 +11,9 @@
 //! - [`nn`]: host-side parameters, optimiser and fast inference; burn graphs for training.
 //! - [`run`]: training loop, evaluation, checkpoints, metrics, benchmarks.
 //! - [`config`]: the TOML schema, overrides and validation.
+//! - [`sweep`]: grids of configs x seeds, locally or on a Ray cluster.
+//! - [`report`]: tables, figures and an HTML page from run folders; [`stats`]: the
+//!   statistics behind them (IQM, stratified bootstrap, probability of improvement).
 //!
 //! See ARCHITECTURE.md at the repository root for the data flow and invariants.
 
@@ -25,5 +28,8 @@ pub mod env;
 pub mod error;
 pub mod improve;
 pub mod nn;
+pub mod report;
 pub mod rng;
 pub mod run;
+pub mod stats;
+pub mod sweep;

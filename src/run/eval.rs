@@ -89,6 +89,16 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     }
     let cfg = load_run_config(args.run)?;
     let ck = load_checkpoint(args.run)?;
+    evaluate_checkpoint(&cfg, ck, args)
+}
+
+/// Meta-tests the agent in `ck` (a run's checkpoint, or a trainer's current state)
+/// under the run's `cfg`.
+pub fn evaluate_checkpoint(
+    cfg: &crate::config::Config,
+    ck: super::trainer::Checkpoint,
+    args: &EvalArgs<'_>,
+) -> Result<EvalReport, UserError> {
     let num_tasks = args.num_tasks.unwrap_or(cfg.eval.num_tasks);
     if num_tasks == 0 {
         return Err(UserError::invalid(
@@ -119,9 +129,9 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
             ));
         }
     }
-    let belief = make_belief(&cfg, &spec, rows)?;
+    let belief = make_belief(cfg, &spec, rows)?;
     let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
-    let (net, mut params) = build_agent(&cfg, &spec, bdim)?;
+    let (net, mut params) = build_agent(cfg, &spec, bdim)?;
     if ck.params.slots != params.slots {
         return Err(UserError::file(
             super::train::checkpoint_path(args.run),
@@ -132,7 +142,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     let obs_rms = ck.obs_rms;
     let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
     // The planner only matters at test time if it acts (its targets train nothing here).
-    actor.plan = make_plan_hook(&cfg, &spec, rows)?.filter(|h| h.act_by_planner);
+    actor.plan = make_plan_hook(cfg, &spec, rows)?.filter(|h| h.act_by_planner);
     match (&ck.vae, &ck.glm, cfg.method.as_str()) {
         (Some(v), _, _) => install_belief_params(&mut actor, &v.model.params),
         (_, Some(g), _) => install_belief_params(&mut actor, &g.model.params),
@@ -213,8 +223,8 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     let trial: Vec<f64> = finished.iter().map(|t| t.returns.iter().sum()).collect();
     let (trial_return, trial_return_ci95) = mean_ci95(&trial);
     Ok(EvalReport {
-        method: cfg.method,
-        env: cfg.env,
+        method: cfg.method.clone(),
+        env: cfg.env.clone(),
         split: args.split.as_str().into(),
         num_tasks,
         episodes_per_task: k,

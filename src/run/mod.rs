@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod eval_every;
 pub mod files;
 pub mod metrics;
 pub mod tensorboard;
