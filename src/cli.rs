@@ -1,4 +1,4 @@
-//! The `bamdp` command line: `train`, `eval`, `bench`, `envs`, `methods`.
+//! The `bamdp` command line: `train`, `eval`, `sweep`, `report`, `bench`, `envs`, `methods`.
 //! User errors print one clear line and exit with code 2.
 
 use crate::config::Config;
@@ -64,6 +64,55 @@ pub enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Train and meta-test a grid of configs x seeds (locally or on a Ray cluster);
+    /// rerunning finishes only what is missing.
+    Sweep {
+        /// Preset or config file (repeatable: each is swept over all seeds).
+        #[arg(long = "config", required = true)]
+        configs: Vec<PathBuf>,
+        /// Seeds: 1-10, 1,3,5 or 7.
+        #[arg(long, default_value = "1")]
+        seeds: String,
+        /// Override a config key in every run: --set run.total_frames=1e6 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Sweep folder: runs go to OUT/<env>/<method>/seed-<s>/.
+        #[arg(long)]
+        out: PathBuf,
+        /// Runs at a time (default: cores / run.threads).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run every run as a Ray task: at ADDRESS (HOST:PORT), else RAY_ADDRESS, else
+        /// a Ray instance started on this machine.
+        #[arg(long, num_args = 0..=1, value_name = "ADDRESS")]
+        ray: Option<Option<String>>,
+    },
+    /// Tables (mean and IQM with 95% stratified-bootstrap intervals, probability of
+    /// improvement), figures (SVG + PNG) and index.html + summary.md from run folders.
+    Report {
+        /// Folders searched recursively for run folders (config.toml + metrics.csv).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Report folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Bootstrap resamples for the tables' intervals.
+        #[arg(long, default_value_t = 2000)]
+        reps: usize,
+    },
+    /// One run of a sweep: train or resume, then meta-test into eval.json (used by
+    /// `sweep`; exits 3 when training was interrupted).
+    #[command(hide = true)]
+    SweepRun {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Measure training frames per second (no run folder is written).
     Bench {
@@ -156,6 +205,58 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 );
             } else {
                 print!("{}", report.to_text());
+            }
+        }
+        Command::Sweep {
+            configs,
+            seeds,
+            overrides,
+            out,
+            jobs,
+            ray,
+        } => {
+            if jobs == Some(0) {
+                return Err(UserError::invalid(
+                    "--jobs",
+                    "0",
+                    "a positive number of runs",
+                ));
+            }
+            crate::sweep::sweep(&crate::sweep::SweepArgs {
+                configs,
+                seeds: crate::sweep::parse_seeds(&seeds)?,
+                overrides,
+                out,
+                jobs,
+                ray,
+                quiet: false,
+            })?;
+        }
+        Command::Report { dirs, out, reps } => {
+            let s = crate::report::report(&crate::report::ReportArgs { dirs, out, reps })?;
+            println!(
+                "{} runs ({} evaluated), {} envs, {} figures: {}",
+                s.runs,
+                s.evaluated,
+                s.envs,
+                s.figures,
+                s.index.display()
+            );
+        }
+        Command::SweepRun {
+            config,
+            seed,
+            overrides,
+            out,
+        } => {
+            let outcome = crate::sweep::job::run_job(&crate::sweep::job::JobArgs {
+                config,
+                seed,
+                overrides,
+                out,
+            })?;
+            if outcome == crate::sweep::job::Outcome::Interrupted {
+                std::process::exit(crate::sweep::job::EXIT_INTERRUPTED);
             }
         }
         Command::Bench {

@@ -332,6 +332,9 @@ pub struct FunctionsConfig {
 pub struct EvalConfig {
     /// Tasks (trials) played at meta-test.
     pub num_tasks: usize,
+    /// Meta-test on held-out tasks every this many frames during training, into the
+    /// run's eval.csv (0: never; see `run::eval_every`).
+    pub every_frames: u64,
 }
 
 impl Default for Config {
@@ -413,7 +416,10 @@ impl Default for Rl2Config {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { num_tasks: 200 }
+        EvalConfig {
+            num_tasks: 200,
+            every_frames: 0,
+        }
     }
 }
 

@@ -13,6 +13,9 @@
 //! - [`method`]: the method registry: what each `method` builds (memory, belief,
 //!   learner, planner).
 //! - [`config`]: the TOML schema, overrides and validation.
+//! - [`sweep`]: grids of configs x seeds, locally or on a Ray cluster.
+//! - [`report`]: tables, figures and an HTML page from run folders; [`stats`]: the
+//!   statistics behind them (IQM, stratified bootstrap, probability of improvement).
 //!
 //! See ARCHITECTURE.md at the repository root for the data flow and invariants.
 
@@ -29,5 +32,8 @@ pub mod error;
 pub mod improve;
 pub mod method;
 pub mod nn;
+pub mod report;
 pub mod rng;
 pub mod run;
+pub mod stats;
+pub mod sweep;

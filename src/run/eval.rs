@@ -99,6 +99,17 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
 pub fn evaluate_with(method: &dyn Method, args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     let cfg = load_run_config(args.run)?;
     let ck = load_checkpoint(args.run)?;
+    evaluate_checkpoint(method, &cfg, ck, args)
+}
+
+/// Meta-tests the agent in `ck` (a run's checkpoint, or a trainer's current state)
+/// under the run's `cfg`.
+pub fn evaluate_checkpoint(
+    method: &dyn Method,
+    cfg: &crate::config::Config,
+    ck: checkpoint::Checkpoint,
+    args: &EvalArgs<'_>,
+) -> Result<EvalReport, UserError> {
     let num_tasks = args.num_tasks.unwrap_or(cfg.eval.num_tasks);
     if num_tasks == 0 {
         return Err(UserError::invalid(
@@ -130,9 +141,9 @@ pub fn evaluate_with(method: &dyn Method, args: &EvalArgs<'_>) -> Result<EvalRep
             ));
         }
     }
-    let belief = method.belief(&cfg, &spec, rows)?;
+    let belief = method.belief(cfg, &spec, rows)?;
     let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
-    let (net, mut params) = method::build_agent(method, &cfg, &spec, bdim);
+    let (net, mut params) = method::build_agent(method, cfg, &spec, bdim);
     if ck.params.slots != params.slots {
         return Err(UserError::file(
             checkpoint::meta_path(args.run),
@@ -143,9 +154,9 @@ pub fn evaluate_with(method: &dyn Method, args: &EvalArgs<'_>) -> Result<EvalRep
     let obs_rms = ck.obs_rms;
     let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
     // The planner only matters at test time if it acts (its targets train nothing here).
-    actor.plan = make_plan_hook(method, &cfg, env.as_ref())?.filter(|h| h.act_by_planner);
+    actor.plan = make_plan_hook(method, cfg, env.as_ref())?.filter(|h| h.act_by_planner);
     // A learned belief acts with the learner's trained weights.
-    let learner = method.learner(&cfg, &spec, rows)?;
+    let learner = method.learner(cfg, &spec, rows)?;
     match (learner, &ck.learner) {
         (Some(l), Some(saved)) => {
             crate::belief::learner::check_layout(&saved.params, l.params(), method.name())
@@ -235,7 +246,7 @@ pub fn evaluate_with(method: &dyn Method, args: &EvalArgs<'_>) -> Result<EvalRep
     let (trial_return, trial_return_ci95) = mean_ci95(&trial);
     Ok(EvalReport {
         method: method.name().to_string(),
-        env: cfg.env,
+        env: cfg.env.clone(),
         split: args.split.as_str().into(),
         num_tasks,
         episodes_per_task: k,

@@ -5,6 +5,7 @@ pub mod actor;
 pub mod bench;
 pub mod checkpoint;
 pub mod eval;
+pub mod eval_every;
 pub mod files;
 pub mod guard;
 pub mod metrics;

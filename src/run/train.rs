@@ -236,6 +236,7 @@ pub fn train_with(
         .map_err(|e| UserError::file(&tb_dir, format!("cannot create folder: {e}")))?;
     let mut tb = EventWriter::create(&tb_dir)?;
 
+    let mut eval_every = super::eval_every::EvalEvery::open(&out, &cfg, &trainer, args.resume)?;
     let total = trainer.total_updates();
     let stop = install_ctrlc();
     let interactive = !args.quiet && std::io::stderr().is_terminal();
@@ -313,6 +314,7 @@ pub fn train_with(
             row.push(trainer.env.events().restarts as f64); // pybridge hook
         }
         metrics.append(&row)?;
+        eval_every.after_update(&cfg, &trainer, wall)?;
         for (name, v) in columns.iter().zip(&row).skip(2) {
             if v.is_finite() {
                 tb.scalar(name, trainer.frames as i64, *v as f32)?;

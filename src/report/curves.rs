@@ -1,0 +1,381 @@
+//! The report's figures for one env: curves averaged over seeds with a 95% bootstrap
+//! band of the mean (so one seed draws a line without a band).
+
+use super::plots::{self, BarChart, LineChart, Series};
+use super::runs::{Run, Table};
+use super::Metric;
+use crate::error::UserError;
+use crate::stats::{self, Bootstrap, Scores};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Points per learning curve: metrics rows are averaged in windows down to this many.
+const CURVE_POINTS: usize = 150;
+/// Resamples per band point (bands are drawn, not tabulated).
+const BAND_REPS: usize = 400;
+
+/// Mean over seeds with its bootstrap interval; `None` without values.
+fn mean_band(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let s = Scores::single_task(values.to_vec()).ok()?;
+    let boot = Bootstrap {
+        reps: BAND_REPS,
+        level: 0.95,
+        seed: 0,
+    };
+    let ci = boot.interval(&s, |s| stats::mean(s.values()));
+    Some((stats::mean(values), ci.lo, ci.hi))
+}
+
+fn finite_mean(xs: &[f64]) -> f64 {
+    let v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    stats::mean(&v)
+}
+
+/// `y_col` against `x_col` of each run's table, windowed and averaged over runs.
+fn curve(
+    name: &str,
+    runs: &[&Run],
+    table: fn(&Run) -> Option<&Table>,
+    x_col: &str,
+    y_col: &str,
+) -> Option<Series> {
+    let cols: Vec<(Vec<f64>, Vec<f64>)> = runs
+        .iter()
+        .filter_map(|r| {
+            let t = table(r)?;
+            Some((t.column(x_col)?, t.column(y_col)?))
+        })
+        .filter(|(x, _)| !x.is_empty())
+        .collect();
+    let longest = cols.iter().map(|(x, _)| x.len()).max()?;
+    let window = longest.div_ceil(CURVE_POINTS).max(1);
+    let mut series = Series {
+        name: name.to_string(),
+        x: vec![],
+        y: vec![],
+        band: Some((vec![], vec![])),
+    };
+    for start in (0..longest).step_by(window) {
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for (x, y) in &cols {
+            if start >= x.len() {
+                continue;
+            }
+            let end = (start + window).min(x.len());
+            let (mx, my) = (finite_mean(&x[start..end]), finite_mean(&y[start..end]));
+            if mx.is_finite() && my.is_finite() {
+                xs.push(mx);
+                ys.push(my);
+            }
+        }
+        if let Some((m, lo, hi)) = mean_band(&ys) {
+            series.x.push(stats::mean(&xs));
+            series.y.push(m);
+            let band = series.band.as_mut().expect("band");
+            band.0.push(lo);
+            band.1.push(hi);
+        }
+    }
+    (!series.x.is_empty()).then_some(series)
+}
+
+/// Per-episode values of each run's evaluation, averaged over runs.
+fn adaptation(
+    name: &str,
+    runs: &[&Run],
+    per_episode: fn(&Run) -> Option<Vec<f64>>,
+) -> Option<Series> {
+    let all: Vec<Vec<f64>> = runs.iter().filter_map(|r| per_episode(r)).collect();
+    let k = all.iter().map(Vec::len).max()?;
+    let mut s = Series {
+        name: name.into(),
+        x: vec![],
+        y: vec![],
+        band: Some((vec![], vec![])),
+    };
+    for e in 0..k {
+        let ys: Vec<f64> = all.iter().filter_map(|v| v.get(e).copied()).collect();
+        if let Some((m, lo, hi)) = mean_band(&ys) {
+            s.x.push((e + 1) as f64);
+            s.y.push(m);
+            let band = s.band.as_mut().expect("band");
+            band.0.push(lo);
+            band.1.push(hi);
+        }
+    }
+    (!s.x.is_empty()).then_some(s)
+}
+
+fn metrics(r: &Run) -> Option<&Table> {
+    Some(&r.metrics)
+}
+
+fn eval_curve(r: &Run) -> Option<&Table> {
+    r.eval_curve.as_ref()
+}
+
+/// File-name-safe version of an env name.
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Draws every figure the env's runs support; returns (stem, caption) pairs and notes
+/// on what could not be drawn.
+pub fn env_figures(
+    env: &str,
+    methods: &BTreeMap<String, Vec<&Run>>,
+    dir: &Path,
+    has_success: bool,
+) -> Result<(Vec<(String, String)>, Vec<String>), UserError> {
+    let mut figures = Vec::new();
+    let mut notes = Vec::new();
+    let env_slug = slug(env);
+    let mut line = |stem: &str, chart: LineChart, caption: String| -> Result<(), UserError> {
+        if chart.series.is_empty() {
+            return Ok(());
+        }
+        let stem = format!("{env_slug}-{stem}");
+        plots::save_line_chart(dir, &stem, &chart)?;
+        figures.push((stem, caption));
+        Ok(())
+    };
+    let k = methods
+        .values()
+        .flatten()
+        .map(|r| {
+            r.metrics
+                .columns
+                .iter()
+                .filter(|c| c.starts_with("return_ep"))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let last_success = format!("success_ep{k}");
+    let chart = |title: &str, x: &str, y: &str, series: Vec<Series>| LineChart {
+        title: format!("{env}: {title}"),
+        x_label: x.into(),
+        y_label: y.into(),
+        series,
+    };
+    let per_method = |f: &dyn Fn(&str, &[&Run]) -> Option<Series>| -> Vec<Series> {
+        methods
+            .iter()
+            .filter_map(|(m, runs)| f(m.as_str(), runs.as_slice()))
+            .collect()
+    };
+
+    line(
+        "train-return-frames",
+        chart(
+            "training trial return",
+            "environment frames",
+            "return per trial",
+            per_method(&|m: &str, r: &[&Run]| curve(m, r, metrics, "frames", "return_trial")),
+        ),
+        "Training: mean return per trial (all episodes of a trial) against environment frames; band: 95% bootstrap interval of the mean over seeds.".into(),
+    )?;
+    line(
+        "train-return-wall",
+        chart(
+            "training trial return",
+            "wall-clock seconds",
+            "return per trial",
+            per_method(&|m: &str, r: &[&Run]| curve(m, r, metrics, "wall_s", "return_trial")),
+        ),
+        "Training: the same return against wall-clock seconds.".into(),
+    )?;
+    if k > 0 && has_success {
+        line(
+            "train-success-frames",
+            chart(
+                &format!("training success (episode {k})"),
+                "environment frames",
+                "success rate",
+                per_method(&|m: &str, r: &[&Run]| curve(m, r, metrics, "frames", &last_success)),
+            ),
+            format!("Training: success rate of the trial's last episode ({k}) against frames."),
+        )?;
+    }
+    let has_eval_curve = methods.values().flatten().any(|r| r.eval_curve.is_some());
+    if has_eval_curve {
+        line(
+            "test-return-frames",
+            chart(
+                "held-out trial return during training",
+                "environment frames",
+                "return per trial",
+                per_method(&|m: &str, r: &[&Run]| curve(m, r, eval_curve, "frames", "return_trial")),
+            ),
+            "Meta-test on held-out tasks during training (eval.every_frames): mean return per trial against frames.".into(),
+        )?;
+        line(
+            "test-return-wall",
+            chart(
+                "held-out trial return during training",
+                "wall-clock seconds",
+                "return per trial",
+                per_method(&|m: &str, r: &[&Run]| {
+                    curve(m, r, eval_curve, "wall_s", "return_trial")
+                }),
+            ),
+            "Meta-test on held-out tasks during training against wall-clock seconds.".into(),
+        )?;
+        if has_success {
+            line(
+                "test-success-frames",
+                chart(
+                    "held-out success during training",
+                    "environment frames",
+                    "success rate",
+                    per_method(&|m: &str, r: &[&Run]| curve(m, r, eval_curve, "frames", "success")),
+                ),
+                "Meta-test success during training against frames.".into(),
+            )?;
+        }
+    } else {
+        notes.push("No eval.csv in these runs (set eval.every_frames to meta-test during training): learning curves show training trials.".into());
+    }
+    line(
+        "adaptation-return",
+        chart(
+            "adaptation (meta-test)",
+            "episode of the trial",
+            "return",
+            per_method(&|m: &str, r: &[&Run]| {
+                adaptation(m, r, |run| run.eval.as_ref().map(|e| e.episode_returns.clone()))
+            }),
+        ),
+        "Adaptation: meta-test return of each episode of the trial on held-out tasks (the belief persists across episodes).".into(),
+    )?;
+    if has_success {
+        line(
+            "adaptation-success",
+            chart(
+                "adaptation (meta-test)",
+                "episode of the trial",
+                "success rate",
+                per_method(&|m: &str, r: &[&Run]| {
+                    adaptation(m, r, |run| {
+                        run.eval.as_ref().and_then(|e| e.success_rate.clone())
+                    })
+                }),
+            ),
+            "Adaptation: meta-test success rate of each episode of the trial.".into(),
+        )?;
+    }
+    for metric in [Metric::Return, Metric::Success] {
+        if metric == Metric::Success && !has_success {
+            continue;
+        }
+        let scores: Vec<(String, Scores)> = methods
+            .iter()
+            .filter_map(|(m, runs)| Some((m.clone(), metric.scores(runs)?)))
+            .collect();
+        let (lo, hi) = scores
+            .iter()
+            .flat_map(|(_, s)| s.values().iter().copied())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        if !lo.is_finite() {
+            continue;
+        }
+        let (lo, hi) = if hi - lo < 1e-12 {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo, hi)
+        };
+        let taus: Vec<f64> = (0..=60).map(|i| lo + (hi - lo) * i as f64 / 60.0).collect();
+        let boot = Bootstrap {
+            reps: BAND_REPS,
+            level: 0.95,
+            seed: 0,
+        };
+        let series = scores
+            .iter()
+            .map(|(m, s)| {
+                let cis = boot.intervals(s, |r| stats::performance_profile(r, &taus));
+                Series {
+                    name: m.clone(),
+                    x: taus.clone(),
+                    y: stats::performance_profile(s, &taus),
+                    band: Some((
+                        cis.iter().map(|c| c.lo).collect(),
+                        cis.iter().map(|c| c.hi).collect(),
+                    )),
+                }
+            })
+            .collect();
+        let (stem, what) = match metric {
+            Metric::Return => ("profile-return", "trial return"),
+            Metric::Success => ("profile-success", "success rate"),
+        };
+        line(
+            stem,
+            chart(&format!("performance profile ({what})"), what, "fraction of runs > tau", series),
+            format!("Performance profile: fraction of runs (x tasks) whose final meta-test {what} exceeds tau; band: 95% stratified-bootstrap interval."),
+        )?;
+    }
+    // Per-task success (MetaWorld's ML10/ML45 families), when the evaluations list tasks.
+    let per_task: BTreeMap<&String, Vec<&BTreeMap<String, f64>>> = methods
+        .iter()
+        .map(|(m, runs)| {
+            (
+                m,
+                runs.iter()
+                    .filter_map(|r| r.eval.as_ref()?.per_task_success.as_ref())
+                    .collect(),
+            )
+        })
+        .filter(|(_, v): &(_, Vec<_>)| !v.is_empty())
+        .collect();
+    if !per_task.is_empty() {
+        let mut tasks: Vec<String> = per_task
+            .values()
+            .flatten()
+            .flat_map(|t| t.keys().cloned())
+            .collect();
+        tasks.sort();
+        tasks.dedup();
+        let groups: Vec<(String, Vec<(f64, f64, f64)>)> = per_task
+            .iter()
+            .map(|(m, evals)| {
+                let values: Vec<(f64, f64, f64)> = tasks
+                    .iter()
+                    .map(|t| {
+                        let ys: Vec<f64> = evals.iter().filter_map(|e| e.get(t).copied()).collect();
+                        mean_band(&ys).unwrap_or((0.0, 0.0, 0.0))
+                    })
+                    .collect();
+                (m.to_string(), values)
+            })
+            .collect();
+        let stem = format!("{env_slug}-per-task-success");
+        plots::save_bar_chart(
+            dir,
+            &stem,
+            &BarChart {
+                title: format!("{env}: meta-test success per task"),
+                y_label: "success rate".into(),
+                categories: tasks,
+                groups,
+            },
+        )?;
+        figures.push((
+            stem,
+            "Meta-test success per task, mean over seeds; whiskers: 95% bootstrap interval.".into(),
+        ));
+    } else if has_success {
+        notes.push("The evaluations have no per-task success (per_task_success in eval.json): no per-task bars.".into());
+    }
+    Ok((figures, notes))
+}

@@ -1,0 +1,271 @@
+//! `bamdp report DIR [DIR ...] --out REPORT`: reads run folders in any layout, groups
+//! them by env and method, and writes per-env tables (final meta-test score: mean and
+//! IQM with 95% stratified-bootstrap intervals over seeds, probability of improvement,
+//! frames, wall-clock), figures as SVG and PNG (learning curves against frames and
+//! wall-clock, held-out curves from `eval.csv`, adaptation curves, performance
+//! profiles, per-task success when the evaluation has it), `index.html` (no network:
+//! the figures sit beside it) and `summary.md` with the same tables.
+//!
+//! ```no_run
+//! let summary = bamdp::report::report(&bamdp::report::ReportArgs {
+//!     dirs: vec!["sweeps/gridnavi".into()],
+//!     out: "reports/gridnavi".into(),
+//!     reps: 2000,
+//! })
+//! .unwrap();
+//! println!("{} runs, {} figures", summary.runs, summary.figures);
+//! ```
+
+mod curves;
+mod page;
+pub mod plots;
+pub mod runs;
+
+use crate::error::UserError;
+use crate::stats::{self, Bootstrap, Interval, Scores};
+use runs::Run;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Options of `bamdp report`.
+pub struct ReportArgs {
+    /// Folders searched (recursively) for run folders.
+    pub dirs: Vec<PathBuf>,
+    /// Report folder (created; its files are replaced).
+    pub out: PathBuf,
+    /// Bootstrap resamples for the tables' intervals.
+    pub reps: usize,
+}
+
+/// What was written.
+#[derive(Debug)]
+pub struct ReportSummary {
+    pub runs: usize,
+    pub evaluated: usize,
+    pub envs: usize,
+    pub figures: usize,
+    pub index: PathBuf,
+}
+
+/// A score with its interval.
+#[derive(Clone, Copy, Debug)]
+pub struct Estimate {
+    pub value: f64,
+    pub ci: Interval,
+}
+
+/// One method's row of an env table.
+#[derive(Clone, Debug)]
+pub struct MethodRow {
+    pub method: String,
+    pub seeds: usize,
+    pub evaluated: usize,
+    pub mean: Option<Estimate>,
+    pub iqm: Option<Estimate>,
+    pub frames: f64,
+    pub wall_s: f64,
+}
+
+/// A final-score table (one metric) of one env.
+#[derive(Clone, Debug)]
+pub struct ScoreTable {
+    /// "meta-test return (trial)" or "meta-test success".
+    pub metric: String,
+    pub rows: Vec<MethodRow>,
+    /// `poi[i][j]`: P(method i > method j) with its interval, for evaluated methods.
+    pub poi: Vec<Vec<Option<Estimate>>>,
+}
+
+/// Everything reported for one env.
+#[derive(Clone, Debug)]
+pub struct EnvSection {
+    pub env: String,
+    pub tables: Vec<ScoreTable>,
+    /// (file stem, caption).
+    pub figures: Vec<(String, String)>,
+    pub notes: Vec<String>,
+}
+
+/// A final score of one run: the trial's mean return or the headline success rate;
+/// per task when the evaluation lists tasks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Metric {
+    Return,
+    Success,
+}
+
+impl Metric {
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Return => "meta-test return (whole trial)",
+            Metric::Success => "meta-test success",
+        }
+    }
+
+    fn scores(self, runs: &[&Run]) -> Option<Scores> {
+        let evals: Vec<_> = runs.iter().filter_map(|r| r.eval.as_ref()).collect();
+        if evals.is_empty() {
+            return None;
+        }
+        match self {
+            Metric::Return => {
+                Scores::single_task(evals.iter().map(|e| e.trial_return).collect()).ok()
+            }
+            Metric::Success => {
+                // Per task when every run lists the same tasks (stratified by task).
+                let tasks: Option<Vec<&BTreeMap<String, f64>>> =
+                    evals.iter().map(|e| e.per_task_success.as_ref()).collect();
+                if let Some(tasks) = tasks {
+                    let names: Vec<&String> = tasks[0].keys().collect();
+                    if !names.is_empty() && tasks.iter().all(|t| t.keys().eq(names.iter().copied()))
+                    {
+                        let values = tasks.iter().flat_map(|t| t.values().copied()).collect();
+                        return Scores::new(tasks.len(), names.len(), values).ok();
+                    }
+                }
+                let s: Option<Vec<f64>> = evals.iter().map(|e| e.final_success()).collect();
+                Scores::single_task(s?).ok()
+            }
+        }
+    }
+}
+
+fn estimate(scores: &Scores, boot: &Bootstrap, stat: fn(&[f64]) -> f64) -> Estimate {
+    Estimate {
+        value: stat(scores.values()),
+        ci: boot.interval(scores, |s| stat(s.values())),
+    }
+}
+
+fn mean_of(values: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    stats::mean(&v)
+}
+
+fn score_table(
+    metric: Metric,
+    methods: &BTreeMap<String, Vec<&Run>>,
+    boot: &Bootstrap,
+) -> ScoreTable {
+    let scores: Vec<Option<Scores>> = methods.values().map(|runs| metric.scores(runs)).collect();
+    let rows = methods
+        .iter()
+        .zip(&scores)
+        .map(|((method, runs), s)| MethodRow {
+            method: method.clone(),
+            seeds: runs.len(),
+            evaluated: s.as_ref().map_or(0, Scores::runs),
+            mean: s.as_ref().map(|s| estimate(s, boot, stats::mean)),
+            iqm: s.as_ref().map(|s| estimate(s, boot, stats::iqm)),
+            frames: mean_of(runs.iter().filter_map(|r| r.frames())),
+            wall_s: mean_of(runs.iter().filter_map(|r| r.wall_s())),
+        })
+        .collect();
+    let poi = scores
+        .iter()
+        .map(|x| {
+            scores
+                .iter()
+                .map(|y| match (x, y) {
+                    (Some(x), Some(y)) if x.tasks() == y.tasks() => Some(Estimate {
+                        value: stats::probability_of_improvement(x, y),
+                        ci: boot.interval_pair(x, y, stats::probability_of_improvement),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    ScoreTable {
+        metric: metric.name().into(),
+        rows,
+        poi,
+    }
+}
+
+/// Builds the report.
+pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
+    if args.dirs.is_empty() {
+        return Err(UserError::Other(
+            "report needs at least one folder of runs: bamdp report DIR [DIR ...] --out REPORT"
+                .into(),
+        ));
+    }
+    if args.reps == 0 {
+        return Err(UserError::invalid(
+            "--reps",
+            "0",
+            "a positive number of resamples",
+        ));
+    }
+    let dirs = runs::find_run_dirs(&args.dirs)?;
+    let where_ = args
+        .dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if dirs.is_empty() {
+        return Err(UserError::Other(format!(
+            "no run folders (config.toml + metrics.csv) under {where_}"
+        )));
+    }
+    let all: Vec<Run> = dirs
+        .iter()
+        .map(|d| runs::read_run(d))
+        .collect::<Result<_, _>>()?;
+    let evaluated = all.iter().filter(|r| r.eval.is_some()).count();
+    if evaluated == 0 {
+        return Err(UserError::Other(format!(
+            "no evaluations: none of the {} run folders under {where_} has an eval.json (write one with `bamdp eval --run RUN --json > RUN/eval.json`, or run the grid with `bamdp sweep`)",
+            all.len()
+        )));
+    }
+    let figures_dir = args.out.join("figures");
+    std::fs::create_dir_all(&figures_dir)
+        .map_err(|e| UserError::file(&figures_dir, format!("cannot create folder: {e}")))?;
+    let mut by_env: BTreeMap<String, BTreeMap<String, Vec<&Run>>> = BTreeMap::new();
+    for r in &all {
+        by_env
+            .entry(r.env.clone())
+            .or_default()
+            .entry(r.label.clone())
+            .or_default()
+            .push(r);
+    }
+    let boot = Bootstrap {
+        reps: args.reps,
+        level: 0.95,
+        seed: 0,
+    };
+    let mut sections = Vec::new();
+    let mut figure_count = 0;
+    for (env, methods) in &by_env {
+        let has_success = methods
+            .values()
+            .flatten()
+            .any(|r| r.eval.as_ref().is_some_and(|e| e.final_success().is_some()));
+        let mut tables = vec![score_table(Metric::Return, methods, &boot)];
+        if has_success {
+            tables.push(score_table(Metric::Success, methods, &boot));
+        }
+        let (figures, notes) = curves::env_figures(env, methods, &figures_dir, has_success)?;
+        figure_count += figures.len();
+        sections.push(EnvSection {
+            env: env.clone(),
+            tables,
+            figures,
+            notes,
+        });
+    }
+    let sources: Vec<String> = args.dirs.iter().map(|d| d.display().to_string()).collect();
+    page::write_summary_md(&args.out, &sections, &sources, all.len(), evaluated)?;
+    let index = page::write_index_html(&args.out, &sections, &sources, all.len(), evaluated)?;
+    Ok(ReportSummary {
+        runs: all.len(),
+        evaluated,
+        envs: sections.len(),
+        figures: figure_count,
+        index,
+    })
+}

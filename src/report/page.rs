@@ -1,0 +1,239 @@
+//! The report's pages: `summary.md` (tables) and `index.html` (tables and figures; no
+//! network: the figures are files beside it, and a small script marks on the page
+//! whether every figure loaded, for browsers and tests).
+
+use super::{EnvSection, Estimate, ScoreTable};
+use crate::error::UserError;
+use crate::run::files::atomic_write;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+fn est(e: &Option<Estimate>) -> String {
+    match e {
+        Some(e) => format!("{:.3} [{:.3}, {:.3}]", e.value, e.ci.lo, e.ci.hi),
+        None => "-".into(),
+    }
+}
+
+fn frames(f: f64) -> String {
+    if !f.is_finite() {
+        "-".into()
+    } else if f >= 1e6 {
+        format!("{:.2}M", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.1}k", f / 1e3)
+    } else {
+        format!("{f:.0}")
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if !s.is_finite() {
+        "-".into()
+    } else if s >= 3600.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else if s >= 60.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// Header and rows of a score table, as plain cells.
+fn score_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
+    let header = [
+        "method",
+        "seeds (evaluated)",
+        "mean [95% CI]",
+        "IQM [95% CI]",
+        "frames",
+        "wall-clock",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = t
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.method.clone(),
+                format!("{} ({})", r.seeds, r.evaluated),
+                est(&r.mean),
+                est(&r.iqm),
+                frames(r.frames),
+                seconds(r.wall_s),
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Probability-of-improvement matrix: row method over column method.
+fn poi_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = vec!["P(row > column)".to_string()];
+    header.extend(t.rows.iter().map(|r| r.method.clone()));
+    let rows =
+        t.rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut row = vec![r.method.clone()];
+                row.extend(t.poi[i].iter().enumerate().map(|(j, p)| {
+                    if i == j {
+                        "".into()
+                    } else {
+                        est(p)
+                    }
+                }));
+                row
+            })
+            .collect();
+    (header, rows)
+}
+
+fn md_table(out: &mut String, (header, rows): (Vec<String>, Vec<Vec<String>>)) {
+    let esc = |s: &String| s.replace('|', "\\|");
+    let _ = writeln!(
+        out,
+        "| {} |",
+        header.iter().map(esc).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} |",
+            r.iter().map(esc).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    out.push('\n');
+}
+
+const METHOD_NOTE: &str = "Final scores are each run's meta-test (`eval.json`) on held-out tasks; \
+intervals are 95% percentile stratified-bootstrap intervals over seeds (and tasks, where the \
+evaluation lists them), IQM is the interquartile mean over all runs x tasks (rliable's \
+definitions), and P(row > column) is the probability of improvement. Frames and wall-clock \
+are means over the runs' training.";
+
+/// Writes `out/summary.md`.
+pub fn write_summary_md(
+    out: &Path,
+    sections: &[EnvSection],
+    sources: &[String],
+    runs: usize,
+    evaluated: usize,
+) -> Result<PathBuf, UserError> {
+    let mut s = String::from("# bamdp report\n\n");
+    let _ = writeln!(
+        s,
+        "{runs} run folders ({evaluated} evaluated) from {}.\n\n{METHOD_NOTE}\n",
+        sources.join(", ")
+    );
+    for sec in sections {
+        let _ = writeln!(s, "## {}\n", sec.env);
+        for t in &sec.tables {
+            let _ = writeln!(s, "### {}\n", t.metric);
+            md_table(&mut s, score_cells(t));
+            if t.rows.len() > 1 {
+                md_table(&mut s, poi_cells(t));
+            }
+        }
+        for n in &sec.notes {
+            let _ = writeln!(s, "_{n}_\n");
+        }
+        for (stem, caption) in &sec.figures {
+            let _ = writeln!(s, "![{caption}](figures/{stem}.png)\n");
+        }
+    }
+    let path = out.join("summary.md");
+    atomic_write(&path, s.as_bytes())?;
+    Ok(path)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn html_table(out: &mut String, (header, rows): (Vec<String>, Vec<Vec<String>>)) {
+    out.push_str("<table>\n<thead><tr>");
+    for h in header {
+        let _ = write!(out, "<th>{}</th>", html_escape(&h));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for r in rows {
+        out.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            let tag = if i == 0 { "th" } else { "td" };
+            let _ = write!(out, "<{tag}>{}</{tag}>", html_escape(c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}\
+thead th{background:#f2f2f2}tbody th{text-align:left}figure{display:inline-block;margin:.5em;max-width:520px}\
+figure img{width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}.note{color:#666;font-style:italic}";
+
+/// Sets `data-figures="LOADED/TOTAL"` on <body> once the page has loaded, counting
+/// images that decoded (naturalWidth > 0).
+const SCRIPT: &str = "window.addEventListener('load',function(){var imgs=Array.prototype.slice.call(document.images);\
+var ok=imgs.filter(function(i){return i.complete&&i.naturalWidth>0;}).length;\
+document.body.setAttribute('data-figures',ok+'/'+imgs.length);});";
+
+/// Writes `out/index.html`.
+pub fn write_index_html(
+    out: &Path,
+    sections: &[EnvSection],
+    sources: &[String],
+    runs: usize,
+    evaluated: usize,
+) -> Result<PathBuf, UserError> {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bamdp report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>bamdp report</h1>\n<p>{runs} run folders ({evaluated} evaluated) from {}.</p>\n<p>{}</p>\n",
+        html_escape(&sources.join(", ")),
+        html_escape(METHOD_NOTE)
+    );
+    if sections.len() > 1 {
+        s.push_str("<ul>");
+        for sec in sections {
+            let _ = write!(
+                s,
+                "<li><a href=\"#{0}\">{0}</a></li>",
+                html_escape(&sec.env)
+            );
+        }
+        s.push_str("</ul>\n");
+    }
+    for sec in sections {
+        let _ = writeln!(s, "<h2 id=\"{0}\">{0}</h2>", html_escape(&sec.env));
+        for t in &sec.tables {
+            let _ = writeln!(s, "<h3>{}</h3>", html_escape(&t.metric));
+            html_table(&mut s, score_cells(t));
+            if t.rows.len() > 1 {
+                html_table(&mut s, poi_cells(t));
+            }
+        }
+        for n in &sec.notes {
+            let _ = writeln!(s, "<p class=\"note\">{}</p>", html_escape(n));
+        }
+        for (stem, caption) in &sec.figures {
+            let _ = writeln!(
+                s,
+                "<figure><a href=\"figures/{0}.png\"><img src=\"figures/{0}.svg\" alt=\"{1}\"></a><figcaption>{1} (<a href=\"figures/{0}.png\">PNG</a>)</figcaption></figure>",
+                html_escape(stem),
+                html_escape(caption)
+            );
+        }
+    }
+    let _ = write!(s, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
+    let path = out.join("index.html");
+    atomic_write(&path, s.as_bytes())?;
+    Ok(path)
+}

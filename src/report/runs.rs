@@ -1,0 +1,199 @@
+//! Finding run folders (any layout) and reading what a report needs from them:
+//! the resolved config (env, method, improver, seed), metrics.csv, eval.json and the
+//! optional eval.csv of evaluations during training.
+
+use crate::error::UserError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A numeric CSV: header and rows (metrics.csv, eval.csv).
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl Table {
+    /// Parses a CSV of numbers with a header line; a torn last line is skipped.
+    pub fn read(path: &Path) -> Result<Table, UserError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UserError::file(path, format!("cannot read: {e}")))?;
+        let mut lines = text.lines();
+        let columns: Vec<String> = lines
+            .next()
+            .ok_or_else(|| UserError::file(path, "empty file: expected a header line"))?
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        let mut rows = Vec::new();
+        for line in lines {
+            let row: Vec<f64> = line
+                .split(',')
+                .map(|v| v.trim().parse::<f64>().unwrap_or(f64::NAN))
+                .collect();
+            if row.len() == columns.len() {
+                rows.push(row);
+            }
+        }
+        Ok(Table { columns, rows })
+    }
+
+    pub fn column(&self, name: &str) -> Option<Vec<f64>> {
+        let i = self.columns.iter().position(|c| c == name)?;
+        Some(self.rows.iter().map(|r| r[i]).collect())
+    }
+
+    pub fn last(&self, name: &str) -> Option<f64> {
+        self.column(name).and_then(|c| c.last().copied())
+    }
+}
+
+/// The parts of `bamdp eval --json` (eval.json) a report reads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EvalFile {
+    pub split: String,
+    pub num_tasks: usize,
+    pub frames_trained: u64,
+    pub episode_returns: Vec<f64>,
+    pub success_rate: Option<Vec<f64>>,
+    pub trial_return: f64,
+    #[serde(default)]
+    pub summary: Option<EvalSummary>,
+    /// Success rate per task name (MetaWorld's ML10/ML45 families), when present.
+    #[serde(default)]
+    pub per_task_success: Option<BTreeMap<String, f64>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct EvalSummary {
+    pub first: usize,
+    pub last: usize,
+    pub return_mean: f64,
+    pub success_rate: Option<f64>,
+}
+
+impl EvalFile {
+    /// The headline success: the summary range's when evaluated with one (MetaWorld's
+    /// episodes 11-13), else the last episode's.
+    pub fn final_success(&self) -> Option<f64> {
+        self.summary
+            .as_ref()
+            .and_then(|s| s.success_rate)
+            .or_else(|| self.success_rate.as_ref().and_then(|s| s.last().copied()))
+    }
+}
+
+/// One run folder.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub dir: PathBuf,
+    pub env: String,
+    /// `method`, or `method x improver` when the improver is not PPO.
+    pub label: String,
+    pub seed: u64,
+    pub metrics: Table,
+    pub eval: Option<EvalFile>,
+    /// Meta-tests during training (`eval.every_frames`).
+    pub eval_curve: Option<Table>,
+}
+
+impl Run {
+    /// Frames trained (last metrics row).
+    pub fn frames(&self) -> Option<f64> {
+        self.metrics.last("frames")
+    }
+
+    /// Wall-clock seconds of training (last metrics row).
+    pub fn wall_s(&self) -> Option<f64> {
+        self.metrics.last("wall_s")
+    }
+}
+
+/// Every folder under `roots` (recursively, roots included) holding config.toml and
+/// metrics.csv, sorted by path.
+pub fn find_run_dirs(roots: &[PathBuf]) -> Result<Vec<PathBuf>, UserError> {
+    let mut found = Vec::new();
+    for root in roots {
+        if !root.is_dir() {
+            return Err(UserError::file(root, "no such folder"));
+        }
+        walk(root, &mut found)?;
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), UserError> {
+    if dir.join("config.toml").is_file() && dir.join("metrics.csv").is_file() {
+        found.push(dir.to_path_buf());
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| UserError::file(dir, format!("cannot list: {e}")))?;
+    let mut subdirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.is_symlink())
+        .collect();
+    subdirs.sort();
+    for d in subdirs {
+        walk(&d, found)?;
+    }
+    Ok(())
+}
+
+/// Reads one run folder. The config is read as plain TOML (only `env`, `method`,
+/// `improver`, `seed`), so runs written by older versions still report.
+pub fn read_run(dir: &Path) -> Result<Run, UserError> {
+    let cfg_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path)
+        .map_err(|e| UserError::file(&cfg_path, format!("cannot read: {e}")))?;
+    let value: toml::Table = text
+        .parse()
+        .map_err(|e| UserError::file(&cfg_path, format!("not valid TOML: {e}")))?;
+    let string = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let env = string("env").ok_or_else(|| UserError::file(&cfg_path, "no `env` key"))?;
+    let method = string("method").ok_or_else(|| UserError::file(&cfg_path, "no `method` key"))?;
+    let improver = string("improver").unwrap_or_else(|| "ppo".into());
+    let seed = value
+        .get("seed")
+        .and_then(|v| v.as_integer())
+        .unwrap_or(0)
+        .max(0) as u64;
+    let label = if improver == "ppo" {
+        method
+    } else {
+        format!("{method} x {improver}")
+    };
+    let metrics = Table::read(&dir.join("metrics.csv"))?;
+    let eval_path = dir.join("eval.json");
+    let eval = if eval_path.is_file() {
+        let bytes = std::fs::read(&eval_path)
+            .map_err(|e| UserError::file(&eval_path, format!("cannot read: {e}")))?;
+        Some(serde_json::from_slice(&bytes).map_err(|e| {
+            UserError::file(
+                &eval_path,
+                format!("not an evaluation (bamdp eval --json): {e}"),
+            )
+        })?)
+    } else {
+        None
+    };
+    let curve_path = dir.join("eval.csv");
+    let eval_curve = if curve_path.is_file() {
+        Some(Table::read(&curve_path)?)
+    } else {
+        None
+    };
+    Ok(Run {
+        dir: dir.to_path_buf(),
+        env,
+        label,
+        seed,
+        metrics,
+        eval,
+        eval_curve,
+    })
+}

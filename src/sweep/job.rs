@@ -1,0 +1,150 @@
+//! One run of a sweep, start to finish: train (fresh, or resumed from its checkpoint),
+//! then meta-test on held-out tasks into `eval.json`. This is the hidden
+//! `bamdp sweep-run` command that local sweeps start as child processes and Ray tasks
+//! run on their nodes, so both follow the same rules: a run with an `eval.json` is
+//! finished and never redone; a run with a checkpoint continues from it.
+
+use crate::config::Config;
+use crate::env::Split;
+use crate::error::UserError;
+use crate::run::{eval, files, train};
+use serde::Deserialize;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// The evaluation a finished run holds.
+pub const EVAL_JSON: &str = "eval.json";
+/// The run's log (training progress and evaluation), written by the sweep.
+pub const LOG: &str = "train.log";
+/// Exit code of `sweep-run` when training was interrupted (checkpoint saved).
+pub const EXIT_INTERRUPTED: i32 = 3;
+
+/// Options of `bamdp sweep-run`.
+#[derive(Clone, Debug)]
+pub struct JobArgs {
+    pub config: PathBuf,
+    pub seed: u64,
+    pub overrides: Vec<String>,
+    pub out: PathBuf,
+}
+
+/// How far a run folder has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Nothing trained yet (no checkpoint).
+    New,
+    /// Trained up to this update of `total` (checkpoint).
+    Partial { update: u64, total: u64 },
+    /// Trained, not yet evaluated.
+    Trained,
+    /// Evaluated (`eval.json`): nothing to do.
+    Done,
+}
+
+/// What `run_job` ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Interrupted,
+}
+
+/// The config of `args`: the file with `--set` overrides and `seed = S`.
+pub fn resolve(config: &Path, overrides: &[String], seed: u64) -> Result<Config, UserError> {
+    let mut all = overrides.to_vec();
+    all.push(format!("seed={seed}"));
+    Config::load(config, &all)
+}
+
+/// Updates a run of `cfg` trains for (as the trainer counts them).
+pub fn total_updates(cfg: &Config) -> u64 {
+    let per_update = (cfg.run.num_envs * cfg.run.steps_per_update) as u64;
+    cfg.run.total_frames.div_ceil(per_update.max(1))
+}
+
+/// The update of the run's checkpoint, if it has one.
+pub fn checkpoint_update(run: &Path) -> Result<Option<u64>, UserError> {
+    #[derive(Deserialize)]
+    struct Progress {
+        update: u64,
+    }
+    let path = train::checkpoint_path(run);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(&path)
+        .map_err(|e| UserError::file(&path, format!("cannot read checkpoint: {e}")))?;
+    let p: Progress = serde_json::from_reader(BufReader::new(file))
+        .map_err(|e| UserError::file(&path, format!("corrupt checkpoint: {e}")))?;
+    Ok(Some(p.update))
+}
+
+/// Where the run folder of `cfg` stands.
+pub fn state(run: &Path, cfg: &Config) -> Result<JobState, UserError> {
+    if run.join(EVAL_JSON).is_file() {
+        return Ok(JobState::Done);
+    }
+    let total = total_updates(cfg);
+    Ok(match checkpoint_update(run)? {
+        None => JobState::New,
+        Some(u) if u >= total => JobState::Trained,
+        Some(update) => JobState::Partial { update, total },
+    })
+}
+
+/// Trains (or continues) and evaluates one run.
+pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
+    let cfg = resolve(&args.config, &args.overrides, args.seed)?;
+    let run = &args.out;
+    match state(run, &cfg)? {
+        JobState::Done => return Ok(Outcome::Finished),
+        JobState::Trained => {}
+        JobState::Partial { update, total } => {
+            eprintln!("resuming {} at update {update} of {total}", run.display());
+            train::train(&train::TrainArgs {
+                config: None,
+                overrides: vec![],
+                out: Some(run.clone()),
+                resume: true,
+                force: false,
+                quiet: false,
+            })?;
+        }
+        JobState::New => {
+            let mut overrides = args.overrides.clone();
+            overrides.push(format!("seed={}", args.seed));
+            // A folder without a checkpoint holds at most a run killed before its
+            // first checkpoint (the sweep checked its config is this one): start over.
+            train::train(&train::TrainArgs {
+                config: Some(args.config.clone()),
+                overrides,
+                out: Some(run.clone()),
+                resume: false,
+                force: run.exists(),
+                quiet: false,
+            })?;
+        }
+    }
+    if state(run, &cfg)? != JobState::Trained {
+        return Ok(Outcome::Interrupted);
+    }
+    eprintln!("meta-testing {} on held-out tasks", run.display());
+    let report = eval::evaluate(&eval::EvalArgs {
+        run,
+        split: Split::Test,
+        episodes_per_task: None,
+        num_tasks: None,
+        greedy: false,
+        summary_episodes: None,
+    })?;
+    let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
+    json.push('\n');
+    files::atomic_write(&run.join(EVAL_JSON), json.as_bytes())?;
+    eprintln!(
+        "meta-test: trial return {:.3} ± {:.3} over {} tasks; wrote {}",
+        report.trial_return,
+        report.trial_return_ci95,
+        report.num_tasks,
+        run.join(EVAL_JSON).display()
+    );
+    Ok(Outcome::Finished)
+}
