@@ -1032,7 +1032,7 @@ fn config_ok(text: &str, overrides: &[&str]) -> Config {
 fn config_section_sets_and_checks_the_horizon() {
     let base = "env = \"functions-1d\"\n";
     let c = config_ok(base, &[]);
-    assert_eq!(c.env_options(), EnvOptions::default());
+    assert_eq!(c.env_options().functions, EnvOptions::default().functions);
     let c = config_ok(
         &format!("{base}[functions]\nepisode_len = 5\nepisodes_per_trial = 3\n"),
         &[],
