@@ -682,7 +682,7 @@ fn ctrl_c_checkpoints_and_leaves_no_worker_behind() {
         !err.contains("restarting"),
         "Ctrl-C must not look like a crash: {err}"
     );
-    assert!(run.join("checkpoint/state.json").exists());
+    assert!(run.join("checkpoint/meta.json").exists());
     for w in workers {
         assert!(!alive(w), "worker {w} left behind");
     }

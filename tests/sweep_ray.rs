@@ -82,7 +82,7 @@ fn sweep_on_a_local_ray_cluster_resumes_a_killed_run() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !partial.join("checkpoint/state.json").is_file() {
+    while !partial.join("checkpoint/meta.json").is_file() {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before it was killed"

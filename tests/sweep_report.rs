@@ -91,7 +91,7 @@ fn sweep_kill_rerun_report_and_browser() {
             .count();
         let partial = dirs
             .iter()
-            .filter(|d| !d.join("eval.json").exists() && d.join("checkpoint/state.json").is_file())
+            .filter(|d| !d.join("eval.json").exists() && d.join("checkpoint/meta.json").is_file())
             .count();
         if done >= 1 && partial >= 1 {
             break;
