@@ -648,7 +648,7 @@ pub struct VaeLearner {
 impl VaeLearner {
     /// The configured number of VAE updates on batches from the buffer (none until it
     /// holds a full batch). Returns the mean statistics, if any update ran.
-    fn update(&mut self, cfg: &Config, threads: usize) -> Option<VaeStats> {
+    pub fn update(&mut self, cfg: &Config, threads: usize) -> Option<VaeStats> {
         let v = &cfg.varibad;
         if self.buffer.len() < v.batch_trials {
             return None;
@@ -727,7 +727,7 @@ pub struct GlmLearner {
 impl GlmLearner {
     /// The configured number of marginal-likelihood updates (none until the buffer holds
     /// a full batch). Returns the mean statistics, if any update ran.
-    fn update(&mut self, cfg: &Config) -> Option<GlibrlStats> {
+    pub fn update(&mut self, cfg: &Config) -> Option<GlibrlStats> {
         let g = &cfg.glibrl;
         if self.buffer.len() < g.batch_trials {
             return None;
@@ -797,7 +797,8 @@ pub struct Trainer {
     pub glm: Option<GlmLearner>,
     pub update: u64,
     pub frames: u64,
-    buf: RolloutBuffer,
+    /// The last rollout (read by `bamdp bench --learn-only`, which replays it).
+    pub buf: RolloutBuffer,
     /// The planner's target of every rollout sample (improver "smc").
     targets: Vec<f32>,
     raw_rewards: Vec<f32>,
