@@ -9,9 +9,11 @@
 
 pub mod adam;
 pub mod agent;
+pub mod gemm;
 pub mod graph;
 pub mod gru_op;
 pub mod host;
+pub mod mlp_op;
 pub mod params;
 
 pub use adam::Adam;

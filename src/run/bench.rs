@@ -218,7 +218,7 @@ fn synthesise(t: &mut Trainer) -> Result<(), UserError> {
     buf.last_value.iter_mut().for_each(|v| *v = 0.0);
     buf.compute_gae(t.cfg.ppo.gamma as f32, t.cfg.ppo.gae_lambda as f32);
     let od = spec.obs_dim;
-    let mut trial = |rng: &mut Rng| {
+    let trial = |rng: &mut Rng| {
         let mut tr = TrialRecord::default();
         let mut obs = vec![0.0f32; od];
         let mut next = vec![0.0f32; od];
