@@ -129,6 +129,50 @@ pub fn mm_a_bt_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: u
     matmul(c, Mat::rows(a, m, k), Mat::transposed(b, n, k), true);
 }
 
+/// Products with fewer rows than this go through [`mm_acc_few_rows`].
+pub const FEW_ROWS: usize = 8;
+
+/// `c[m x n] += a[m x k] . b[k x n]` (row-major) for a handful of rows, as in the
+/// per-step recurrent products of a GRU over a few sequences. The library pads rows to
+/// its 8-row micro-tile and repacks `b` on every call, which for one or two rows costs
+/// more than the arithmetic (a quarter of RL2's training instructions); this is a
+/// plain row-times-matrix loop, vectorised over `n`, with fused multiply-adds where
+/// the CPU has them (picked once per machine: deterministic on one machine; training
+/// only, where rows need not be stable across batch sizes).
+pub fn mm_acc_few_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            unsafe { few_rows_fma(a, b, c, m, k, n) };
+            return;
+        }
+    }
+    for i in 0..m {
+        let ci = &mut c[i * n..(i + 1) * n];
+        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
+            for (cij, &bpj) in ci.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cij += aip * bpj;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn few_rows_fma(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    for i in 0..m {
+        let ci = &mut c[i * n..(i + 1) * n];
+        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
+            for (cij, &bpj) in ci.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cij = aip.mul_add(bpj, *cij);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +225,9 @@ mod tests {
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             let mut c = c0.clone();
             mm_a_bt_acc(&a, &bt, &mut c, m, k, n);
+            check(&c, &want, &c0);
+            let mut c = c0.clone();
+            mm_acc_few_rows(&a, &b, &mut c, m, k, n);
             check(&c, &want, &c0);
         }
     }

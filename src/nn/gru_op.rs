@@ -10,7 +10,7 @@
 //! back into burn through the surrogate `sum(dX.detach() * X)`. Tests check it against
 //! burn's autodiff GRU ([`super::graph::GraphParams::gru_sequence`]).
 
-use super::gemm::{mm_a_bt_acc, mm_acc, mm_at_b_acc};
+use super::gemm::{mm_a_bt_acc, mm_acc, mm_acc_few_rows, mm_at_b_acc, FEW_ROWS};
 use super::host::{sigmoid, tanh};
 use super::params::{GruCell, Params};
 
@@ -77,7 +77,11 @@ pub fn forward(
         for row in gh.chunks_mut(g) {
             row.copy_from_slice(bh);
         }
-        mm_acc(&h, wh, &mut gh, rows, hd, g);
+        if rows < FEW_ROWS {
+            mm_acc_few_rows(&h, wh, &mut gh, rows, hd, g);
+        } else {
+            mm_acc(&h, wh, &mut gh, rows, hd, g);
+        }
         let base = t * rows;
         tape.h_prev[base * hd..(base + rows) * hd].copy_from_slice(&h);
         for r in 0..rows {
@@ -122,6 +126,18 @@ pub fn backward(
     let mut dgh_all = vec![0.0f32; nr * g];
     let mut dh = vec![0.0f32; rows * hd];
     let mut dh_prev = vec![0.0f32; rows * hd];
+    // Few rows: the per-step product by Whᵀ as row-times-matrix with Whᵀ stored once.
+    let wh_t = if rows < FEW_ROWS {
+        let mut t = vec![0.0f32; hd * g];
+        for r in 0..hd {
+            for c in 0..g {
+                t[c * hd + r] = wh[r * g + c];
+            }
+        }
+        t
+    } else {
+        Vec::new()
+    };
     for t in (0..steps).rev() {
         let base = t * rows;
         for r in 0..rows {
@@ -148,14 +164,12 @@ pub fn backward(
             }
         }
         // dh_{t-1} = dh_direct + dgh Whᵀ, zero where the state was reset before step t.
-        mm_a_bt_acc(
-            &dgh_all[base * g..(base + rows) * g],
-            wh,
-            &mut dh_prev,
-            rows,
-            g,
-            hd,
-        );
+        let dgh = &dgh_all[base * g..(base + rows) * g];
+        if rows < FEW_ROWS {
+            mm_acc_few_rows(dgh, &wh_t, &mut dh_prev, rows, g, hd);
+        } else {
+            mm_a_bt_acc(dgh, wh, &mut dh_prev, rows, g, hd);
+        }
         for r in 0..rows {
             let keep = tape.reset[base + r] == 0.0;
             for j in 0..hd {
