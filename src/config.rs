@@ -21,6 +21,10 @@ pub const METHODS: &[(&str, &str)] = &[
         "RL^2: a GRU over (observation, previous action, previous reward) is the belief, trained end to end by PPO",
     ),
     (
+        "transformer",
+        "a causal transformer over the trial's (observation, previous action, previous reward) tokens is the belief (TrMRL / ECET / AMAGO family), trained end to end by PPO",
+    ),
+    (
         "oracle",
         "the policy is fed the environment's exact belief (an upper reference for learned beliefs)",
     ),
@@ -52,6 +56,7 @@ pub struct Config {
     pub ppo: PpoConfig,
     pub policy: PolicyConfig,
     pub rl2: Rl2Config,
+    pub transformer: crate::nn::transformer::TransformerConfig,
     pub varibad: VaribadConfig,
     pub glibrl: GlibrlConfig,
     /// How the policy improves: "ppo" (every method) or "smc" (Belief-SMC planning with
@@ -357,6 +362,7 @@ impl Default for Config {
             ppo: PpoConfig::default(),
             policy: PolicyConfig::default(),
             rl2: Rl2Config::default(),
+            transformer: Default::default(),
             varibad: VaribadConfig::default(),
             glibrl: GlibrlConfig::default(),
             improver: "ppo".to_string(),
@@ -704,6 +710,7 @@ impl Config {
                 &format!("at most varibad.buffer_trials = {}", v.buffer_trials),
             );
         }
+        self.transformer.check(&bad)?;
         self.check_glibrl(&bad)?;
         self.check_smc(&bad)?;
         self.check_functions(&bad, functions_env)

@@ -13,7 +13,8 @@ pub mod graph;
 pub mod gru_op;
 pub mod host;
 pub mod params;
+pub mod transformer;
 
 pub use adam::Adam;
-pub use agent::{AgentNet, MemorySpec};
+pub use agent::{AgentNet, CoreSpec, MemorySpec};
 pub use params::{Params, Slot};

@@ -30,7 +30,7 @@ use crate::improve::ppo::{self, RolloutBuffer, UpdateStats};
 use crate::improve::smc::{NetPlanner, NetPolicy, PlanOut, PlanStep, SmcSettings};
 use crate::nn::agent::Scratch;
 use crate::nn::host::{self, Act};
-use crate::nn::{Adam, AgentNet, MemorySpec, Params};
+use crate::nn::{Adam, AgentNet, CoreSpec, MemorySpec, Params};
 use crate::rng::{streams, Rng};
 use serde::{Deserialize, Serialize};
 
@@ -175,6 +175,28 @@ pub fn build_agent(
                 action_embed: cfg.rl2.action_embed,
                 reward_embed: cfg.rl2.reward_embed,
                 hidden: cfg.rl2.gru_hidden,
+                core: Default::default(),
+            };
+            AgentNet::new(
+                &mut params,
+                spec.obs_dim + n_actions + 2,
+                n_actions,
+                &cfg.policy.hidden,
+                act,
+                Some(mem),
+                &mut rng,
+            )
+        }
+        "transformer" => {
+            let t = &cfg.transformer;
+            let mem = MemorySpec {
+                obs_dim: spec.obs_dim,
+                action_dim: n_actions,
+                obs_embed: t.obs_embed,
+                action_embed: t.action_embed,
+                reward_embed: t.reward_embed,
+                hidden: t.width,
+                core: CoreSpec::Transformer(t.spec()),
             };
             AgentNet::new(
                 &mut params,
