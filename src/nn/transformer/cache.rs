@@ -36,8 +36,8 @@ impl StepScratch {
             o: vec![0.0; rows * d],
             u: vec![0.0; rows * spec.mlp],
             prob: vec![0.0; spec.window],
-            cos: vec![0.0; half],
-            sin: vec![0.0; half],
+            cos: vec![0.0; rows * half],
+            sin: vec![0.0; rows * half],
         }
     }
 }
@@ -63,6 +63,16 @@ impl Transformer {
         let x = &mut s.x[..rows * d];
         let h = &mut s.h[..rows * d];
         linear(p, &self.input, tokens, rows, x);
+        // Each row's rotary angles, shared by every layer.
+        let half = dh / 2;
+        let rotary = spec.positions == Positions::Rotary;
+        if rotary {
+            for r in 0..rows {
+                let pos = state[r * sd] as usize;
+                let span = r * half..(r + 1) * half;
+                rope_angles(pos, &mut s.cos[span.clone()], &mut s.sin[span]);
+            }
+        }
         for (l, blk) in self.blocks.iter().enumerate() {
             layer_norm(p.get(blk.ln1_g), p.get(blk.ln1_b), x, h, None, None);
             let qkv = &mut s.qkv[..rows * 3 * d];
@@ -74,9 +84,15 @@ impl Transformer {
                 let row_state = &mut state[r * sd..(r + 1) * sd];
                 let pos = row_state[0] as usize;
                 let tok = &mut qkv[r * 3 * d..(r + 1) * 3 * d];
-                if spec.positions == Positions::Rotary {
-                    rope_angles(pos, &mut s.cos, &mut s.sin);
-                    rope_apply(&mut tok[..2 * d], dh, &s.cos, &s.sin, false);
+                if rotary {
+                    let span = r * half..(r + 1) * half;
+                    rope_apply(
+                        &mut tok[..2 * d],
+                        dh,
+                        &s.cos[span.clone()],
+                        &s.sin[span],
+                        false,
+                    );
                 }
                 let slot = pos % w;
                 row_state[ko + slot * d..ko + (slot + 1) * d].copy_from_slice(&tok[d..2 * d]);

@@ -1,11 +1,13 @@
 //! Host building blocks shared by the cached and the whole-sequence paths: GEMM,
 //! LayerNorm, GELU and rotary rotations, each with its backward.
 
+use crate::nn::host::tanh;
 use crate::nn::params::{Dense, Params};
 
 pub(crate) const LN_EPS: f32 = 1e-5;
 const ROPE_BASE: f64 = 10_000.0;
 /// GELU's tanh approximation (Hendrycks & Gimpel): smooth, so finite differences hold.
+/// Through the host's exp-based tanh: libm's `tanhf` was a quarter of training time.
 const GELU_C: f32 = 0.797_884_6; // sqrt(2 / pi)
 const GELU_A: f32 = 0.044_715;
 
@@ -165,12 +167,12 @@ pub(crate) fn layer_norm_backward(
 
 #[inline]
 pub(crate) fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + (GELU_C * (x + GELU_A * x * x * x)).tanh())
+    0.5 * x * (1.0 + tanh(GELU_C * (x + GELU_A * x * x * x)))
 }
 
 #[inline]
 pub(crate) fn gelu_grad(x: f32) -> f32 {
-    let t = (GELU_C * (x + GELU_A * x * x * x)).tanh();
+    let t = tanh(GELU_C * (x + GELU_A * x * x * x));
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * x * x)
 }
 
@@ -236,5 +238,18 @@ pub(crate) fn attend<'a>(
 
 #[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    // Eight independent partial sums: vectorises (a single running sum cannot, under
+    // strict floating-point order); both paths use this, so they still agree.
+    let split = a.len() / 8 * 8;
+    let mut acc = [0.0f32; 8];
+    for (ca, cb) in a[..split].chunks_exact(8).zip(b[..split].chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += ca[k] * cb[k];
+        }
+    }
+    let mut sum = acc.iter().sum::<f32>();
+    for (x, y) in a[split..].iter().zip(&b[split..]) {
+        sum += x * y;
+    }
+    sum
 }

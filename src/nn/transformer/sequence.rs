@@ -97,6 +97,9 @@ pub struct SequenceTape {
     layers: Vec<LayerTape>,
     xhat_f: Vec<f32>,
     rstd_f: Vec<f32>,
+    /// Rotary cosines and sines per token, `[n, head_dim / 2]` each (empty without).
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 impl SequenceTape {
@@ -161,7 +164,20 @@ pub fn forward(
     let ctx = contexts(reset, h0, tf.state_dim(), w, steps, rows);
     let mut x = vec![0.0f32; n * d];
     linear(p, &tf.input, tokens, n, &mut x);
-    let (mut cos, mut sin) = (vec![0.0f32; dh / 2], vec![0.0f32; dh / 2]);
+    // Every layer and the backward pass rotate by the same angles: compute them once.
+    let half = dh / 2;
+    let rotary = spec.positions == Positions::Rotary;
+    let (mut cos, mut sin) = if rotary {
+        (vec![0.0f32; n * half], vec![0.0f32; n * half])
+    } else {
+        (vec![], vec![])
+    };
+    if rotary {
+        for (i, c) in ctx.iter().enumerate() {
+            let span = i * half..(i + 1) * half;
+            rope_angles(c.pos, &mut cos[span.clone()], &mut sin[span]);
+        }
+    }
     let mut layers = Vec::with_capacity(spec.layers);
     for (l, blk) in tf.blocks.iter().enumerate() {
         let mut lt = LayerTape {
@@ -186,14 +202,14 @@ pub fn forward(
             Some(&mut lt.rstd1),
         );
         linear(p, &blk.qkv, &lt.h1, n, &mut lt.qkv);
-        if spec.positions == Positions::Rotary {
-            for (i, c) in ctx.iter().enumerate() {
-                rope_angles(c.pos, &mut cos, &mut sin);
+        if rotary {
+            for i in 0..n {
+                let span = i * half..(i + 1) * half;
                 rope_apply(
                     &mut lt.qkv[i * 3 * d..i * 3 * d + 2 * d],
                     dh,
-                    &cos,
-                    &sin,
+                    &cos[span.clone()],
+                    &sin[span],
                     false,
                 );
             }
@@ -263,6 +279,8 @@ pub fn forward(
         layers,
         xhat_f,
         rstd_f,
+        cos,
+        sin,
     };
     (out, tape)
 }
@@ -311,7 +329,7 @@ pub fn backward(
     let mut du = vec![0.0f32; n * mlp];
     let mut dp = vec![0.0f32; w];
     let mut dq = vec![0.0f32; dh];
-    let (mut cos, mut sin) = (vec![0.0f32; dh / 2], vec![0.0f32; dh / 2]);
+    let half = dh / 2;
     {
         let (dg, db) = two_slots(grad, tf.lnf_g, tf.lnf_b);
         layer_norm_backward(
@@ -386,13 +404,13 @@ pub fn backward(
             }
         }
         if spec.positions == Positions::Rotary {
-            for (i, c) in tape.ctx.iter().enumerate() {
-                rope_angles(c.pos, &mut cos, &mut sin);
+            for i in 0..n {
+                let span = i * half..(i + 1) * half;
                 rope_apply(
                     &mut dqkv[i * 3 * d..i * 3 * d + 2 * d],
                     dh,
-                    &cos,
-                    &sin,
+                    &tape.cos[span.clone()],
+                    &tape.sin[span],
                     true,
                 );
             }
