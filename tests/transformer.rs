@@ -302,3 +302,17 @@ fn backward_matches_finite_differences() {
         );
     }
 }
+
+#[test]
+fn presets_load_and_validate() {
+    use bamdp::config::Config;
+    for env in ["gridnavi", "point_robot", "ml1-reach", "ml10"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("configs/{env}/transformer.toml"));
+        let cfg = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{env}: {e}"));
+        assert_eq!(
+            (cfg.method.as_str(), cfg.env.as_str()),
+            ("transformer", env)
+        );
+    }
+}
