@@ -14,7 +14,8 @@ pub mod gru_op;
 pub mod head;
 pub mod host;
 pub mod params;
+pub mod transformer;
 
 pub use adam::Adam;
-pub use agent::{AgentNet, MemorySpec};
+pub use agent::{AgentNet, CoreSpec, MemorySpec};
 pub use params::{Params, Slot};
