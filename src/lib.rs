@@ -11,6 +11,7 @@
 //! - [`nn`]: host-side parameters, optimiser and fast inference; burn graphs for training.
 //! - [`run`]: training loop, evaluation, checkpoints, metrics, benchmarks.
 //! - [`config`]: the TOML schema, overrides and validation.
+//! - [`api`]: the small surface embedders use (the Python package): envs, train, act.
 //!
 //! See ARCHITECTURE.md at the repository root for the data flow and invariants.
 
@@ -18,6 +19,7 @@
 // iterator form clippy suggests would zip three or four slices and read worse.
 #![allow(clippy::needless_range_loop)]
 
+pub mod api;
 pub mod belief;
 pub mod cli;
 pub mod config;
