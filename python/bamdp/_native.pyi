@@ -41,10 +41,11 @@ class VecEnvCore:
         npt.NDArray[np.bool_],  # terminated
         npt.NDArray[np.bool_],  # truncated
         npt.NDArray[np.bool_],  # trial_end
-        npt.NDArray[np.bool_],  # success
+        npt.NDArray[np.bool_] | None,  # success (None without a success signal)
         npt.NDArray[np.uint32],  # episode_index
-        npt.NDArray[np.int64],  # trial_index
-        npt.NDArray[np.float32],  # final_obs
+        npt.NDArray[np.int64],  # task_id
+        npt.NDArray[np.float32] | None,  # final_obs (None unless an episode ended)
+        npt.NDArray[np.bool_] | None,  # ended rows (None unless an episode ended)
     ]: ...
     def bench_native_steps(self, actions: npt.NDArray[np.float32], steps: int) -> float: ...
     def state_json(self) -> str: ...

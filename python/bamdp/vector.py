@@ -76,7 +76,6 @@ class BamdpVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.action_space.seed(seed)
         self._np_random, self._np_random_seed = seeding.np_random(seed)
-        self._rows = np.arange(num_envs, dtype=np.int64)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -108,25 +107,24 @@ class BamdpVectorEnv(gym.vector.VectorEnv):
             trial_end,
             success,
             episode_index,
-            trial_index,
+            task_id,
             final_obs,
+            ended,
         ) = self._core.step(actions)
-        n = self.num_envs
-        trial_index *= n
-        trial_index += self._rows
+        # One fresh mask per call: keys present on every row (Gymnasium's `_key` convention).
+        every_row = np.ones(self.num_envs, dtype=bool)
         info: dict[str, Any] = {
             "trial_end": trial_end,
-            "_trial_end": np.ones(n, dtype=bool),
+            "_trial_end": every_row,
             "episode_index": episode_index,
-            "_episode_index": np.ones(n, dtype=bool),
-            "task_id": trial_index,
-            "_task_id": np.ones(n, dtype=bool),
+            "_episode_index": every_row,
+            "task_id": task_id,
+            "_task_id": every_row,
         }
-        if self.has_success:
+        if success is not None:
             info["success"] = success
-            info["_success"] = np.ones(n, dtype=bool)
-        ended = terminated | truncated
-        if ended.any():
+            info["_success"] = every_row
+        if final_obs is not None:
             info["final_obs"] = final_obs
             info["_final_obs"] = ended
         return obs, reward, terminated, truncated, info

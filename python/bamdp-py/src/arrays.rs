@@ -50,6 +50,30 @@ pub fn dtype_name(obj: &Bound<'_, PyAny>) -> Option<String> {
         .and_then(|a| a.dtype().str().ok().map(|s| s.to_string()))
 }
 
+/// The element types the bindings read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+/// The element type of a NumPy array argument, by type checks (no Python calls).
+pub fn array_kind(obj: &Bound<'_, PyAny>) -> Option<Kind> {
+    if obj.cast::<PyArrayDyn<f32>>().is_ok() {
+        Some(Kind::F32)
+    } else if obj.cast::<PyArrayDyn<i64>>().is_ok() {
+        Some(Kind::I64)
+    } else if obj.cast::<PyArrayDyn<f64>>().is_ok() {
+        Some(Kind::F64)
+    } else if obj.cast::<PyArrayDyn<i32>>().is_ok() {
+        Some(Kind::I32)
+    } else {
+        None
+    }
+}
+
 /// `obj` as a read-only array of `T` whose shape `check` accepts; `key` and `want` name
 /// the argument and the expected form in the error.
 pub fn read<'py, T: Element + Copy>(

@@ -3,7 +3,7 @@
 //! returns fresh arrays (the caller keeps them), filled by one copy from the batch's
 //! reused step buffers. python/bamdp/vector.py wraps it as a Gymnasium `VectorEnv`.
 
-use crate::arrays::{c_order, describe, dtype_name, read};
+use crate::arrays::{array_kind, c_order, describe, read, Kind};
 use crate::errors::{invalid, user};
 use bamdp::api::{self, EnvArgs};
 use bamdp::env::{ActionSpace, BatchEnv, StepOut};
@@ -143,7 +143,9 @@ impl VecEnvCore {
     /// One step of every row. `actions`: for discrete envs an integer (or float32) array
     /// of `num_envs` action indices; for continuous envs a float32 (or float64) array of
     /// `num_envs x action_dim` values. Returns `(obs, reward, terminated, truncated,
-    /// trial_end, success, episode_index, trial_index, final_obs)`.
+    /// trial_end, success, episode_index, task_id, final_obs, ended)`; `success` is None
+    /// for envs without a success signal, `final_obs` and `ended` None unless an episode
+    /// ended on some row.
     fn step<'py>(
         &self,
         py: Python<'py>,
@@ -162,8 +164,8 @@ impl VecEnvCore {
             let want = format!("an integer array of {n} action indices in 0..{na}");
             let shape_ok = |s: &[usize]| s == [n] || s == [n, 1];
             let bad_index = |v: String| invalid("actions", &v, &want);
-            match dtype_name(actions).as_deref() {
-                Some("int64") => {
+            match array_kind(actions) {
+                Some(Kind::I64) => {
                     let a = read::<i64>(actions, "actions", &want, shape_ok)?;
                     for (dst, &v) in inner.actions.iter_mut().zip(c_order(&a).iter()) {
                         if v < 0 || v as usize >= na {
@@ -172,7 +174,7 @@ impl VecEnvCore {
                         *dst = v as f32;
                     }
                 }
-                Some("int32") => {
+                Some(Kind::I32) => {
                     let a = read::<i32>(actions, "actions", &want, shape_ok)?;
                     for (dst, &v) in inner.actions.iter_mut().zip(c_order(&a).iter()) {
                         if v < 0 || v as usize >= na {
@@ -181,7 +183,7 @@ impl VecEnvCore {
                         *dst = v as f32;
                     }
                 }
-                Some("float32") => {
+                Some(Kind::F32) => {
                     let a = read::<f32>(actions, "actions", &want, shape_ok)?;
                     for (dst, &v) in inner.actions.iter_mut().zip(c_order(&a).iter()) {
                         if !(v >= 0.0 && (v as usize) < na && v.fract() == 0.0) {
@@ -205,15 +207,15 @@ impl VecEnvCore {
                     Err(invalid("actions", &format!("{v}"), "finite values"))
                 }
             };
-            match dtype_name(actions).as_deref() {
-                Some("float32") => {
+            match array_kind(actions) {
+                Some(Kind::F32) => {
                     let a = read::<f32>(actions, "actions", &want, shape_ok)?;
                     let acts = c_order(&a);
                     acts.iter().try_for_each(|&v| finite(v))?;
                     let acts: &[f32] = &acts;
                     py.detach(|| env.step(acts, out));
                 }
-                Some("float64") => {
+                Some(Kind::F64) => {
                     let a = read::<f64>(actions, "actions", &want, shape_ok)?;
                     for (dst, &v) in inner.actions.iter_mut().zip(c_order(&a).iter()) {
                         *dst = v as f32;
@@ -231,31 +233,43 @@ impl VecEnvCore {
         let out = &inner.out;
         let od = self.obs_dim;
         let obs = PyArray2::<f32>::zeros(py, [n, od], false);
-        let final_obs = PyArray2::<f32>::zeros(py, [n, od], false);
-        // SAFETY (all `as_slice_mut` below): the arrays are new, contiguous, unshared.
-        unsafe {
-            obs.as_slice_mut()
-                .expect("contiguous")
-                .copy_from_slice(&out.obs);
-            final_obs
-                .as_slice_mut()
+        // SAFETY (`as_slice_mut` below): the arrays are new, contiguous and unshared.
+        unsafe { obs.as_slice_mut() }
+            .expect("contiguous")
+            .copy_from_slice(&out.obs);
+        // Only rows whose episode ended carry a final observation (SAME_STEP autoreset).
+        let ended: Vec<bool> = (0..n).map(|r| out.episode_end(r)).collect();
+        let (final_obs, ended) = if ended.iter().any(|&e| e) {
+            let f = PyArray2::<f32>::zeros(py, [n, od], false);
+            unsafe { f.as_slice_mut() }
                 .expect("contiguous")
                 .copy_from_slice(&out.final_obs);
-        }
-        let trial_index = PyArray1::<i64>::from_slice(py, &inner.trial_index);
+            (f.into_any(), PyArray1::from_vec(py, ended).into_any())
+        } else {
+            (py.None().into_bound(py), py.None().into_bound(py))
+        };
+        let task_id: Vec<i64> = (0..n)
+            .map(|r| inner.trial_index[r] * n as i64 + r as i64)
+            .collect();
         for (t, &end) in inner.trial_index.iter_mut().zip(&out.trial_end) {
             *t += end as i64;
         }
-        let items: [Bound<'py, PyAny>; 9] = [
+        let success = if self.has_success {
+            PyArray1::from_slice(py, &out.success).into_any()
+        } else {
+            py.None().into_bound(py)
+        };
+        let items: [Bound<'py, PyAny>; 10] = [
             obs.into_any(),
             PyArray1::from_slice(py, &out.reward).into_any(),
             PyArray1::from_slice(py, &out.terminated).into_any(),
             PyArray1::from_slice(py, &out.truncated).into_any(),
             PyArray1::from_slice(py, &out.trial_end).into_any(),
-            PyArray1::from_slice(py, &out.success).into_any(),
+            success,
             PyArray1::from_slice(py, &out.episode_index).into_any(),
-            trial_index.into_any(),
-            final_obs.into_any(),
+            PyArray1::from_vec(py, task_id).into_any(),
+            final_obs,
+            ended,
         ];
         PyTuple::new(py, items)
     }
