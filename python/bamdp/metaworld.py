@@ -6,7 +6,7 @@ bamdp agent's memory or belief also needs the rewards. :class:`RecordOutcome` wr
 evaluation envs and keeps each step's outcome for the agent to read; the evaluation
 function itself is untouched::
 
-    envs = bamdp.metaworld.RecordOutcome(gym.make_vec("Meta-World/ML1-test", env_name="reach-v3", ...))
+    envs = bamdp.metaworld.RecordOutcome(metaworld.make_ml_envs_test("reach-v3", seed=0))
     agent = bamdp.metaworld.MetaWorldAgent("runs/ml1-reach-rl2-s1", envs)
     success, mean_return, per_task = metaworld.evaluation.metalearning_evaluation(agent, envs)
 
