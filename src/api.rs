@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use bamdp::api;
-//! use bamdp::env::StepOut;
+//! use bamdp::env::{BatchEnv, StepOut};
 //!
 //! let mut env = api::make_env("gridnavi", 4, "train", 0, &api::EnvArgs::default())?;
 //! let spec = env.spec().clone();
