@@ -20,6 +20,9 @@ fn matrix<'py>(
         .expect("length matches the shape")
 }
 
+/// A posterior draw: (W `d x m`, Σ `m x m`).
+type Draw<'py> = (Bound<'py, PyArrayDyn<f64>>, Bound<'py, PyArrayDyn<f64>>);
+
 fn vector<'py>(py: Python<'py>, v: &[f64]) -> Bound<'py, PyArrayDyn<f64>> {
     PyArray1::from_slice(py, v)
         .reshape(vec![v.len()])
@@ -291,11 +294,7 @@ impl PyPosterior {
             .map_err(glm_err)
     }
     /// One exact draw `(W, Sigma)` (`d x m`, `m x m`) from bamdp's random stream `seed`.
-    fn sample<'py>(
-        &self,
-        py: Python<'py>,
-        seed: u64,
-    ) -> (Bound<'py, PyArrayDyn<f64>>, Bound<'py, PyArrayDyn<f64>>) {
+    fn sample<'py>(&self, py: Python<'py>, seed: u64) -> Draw<'py> {
         let (w, s) = self.0.sample(&mut Rng::new(seed));
         (
             matrix(py, &w, self.0.d, self.0.m),
@@ -514,12 +513,7 @@ impl PyStream {
         ))
     }
     /// One exact posterior draw `(W, Sigma)` of row r from random stream `seed`.
-    fn sample<'py>(
-        &mut self,
-        py: Python<'py>,
-        r: usize,
-        seed: u64,
-    ) -> PyResult<(Bound<'py, PyArrayDyn<f64>>, Bound<'py, PyArrayDyn<f64>>)> {
+    fn sample<'py>(&mut self, py: Python<'py>, r: usize, seed: u64) -> PyResult<Draw<'py>> {
         let r = self.row(r)?;
         let (d, m) = (self.stream.d(), self.stream.m());
         let (mut w, mut s) = (vec![0.0; d * m], vec![0.0; m * m]);
