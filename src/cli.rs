@@ -125,6 +125,10 @@ pub enum Command {
         /// Seconds of measured training (after warm-up updates).
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
+        /// Time only the learning half (belief and policy updates) on a replayed
+        /// rollout; Python-simulated envs are never stepped (data of their shapes).
+        #[arg(long)]
+        learn_only: bool,
     },
     /// List environments.
     Envs,
@@ -263,9 +267,14 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
             config,
             overrides,
             seconds,
+            learn_only,
         } => {
             let cfg = Config::load(&config, &overrides)?;
-            let report = bench::bench(&cfg, seconds)?;
+            let report = if learn_only {
+                bench::bench_learn_only(&cfg, seconds)?
+            } else {
+                bench::bench(&cfg, seconds)?
+            };
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serialises")

@@ -99,10 +99,13 @@ impl BeliefLearner for MeanLearner {
         self.trials.record(step, trial_end);
     }
     fn update(&mut self, _threads: usize) -> Option<Vec<f64>> {
-        if self.trials.buffer.len() < 4 {
+        if !self.has_batch() {
             return None;
         }
-        let idx = self.trials.buffer.sample(4, &mut self.trials.rng);
+        let idx = self
+            .trials
+            .buffer
+            .sample(self.batch_trials(), &mut self.trials.rng);
         let w = self.model.params.data[0] as f64;
         let (mut loss, mut grad, mut n) = (0.0, 0.0, 0.0);
         for trial in self.trials.buffer.gather(&idx) {
@@ -126,6 +129,15 @@ impl BeliefLearner for MeanLearner {
     }
     fn params(&self) -> &Params {
         &self.model.params
+    }
+    fn trials(&self) -> &TrialStore {
+        &self.trials
+    }
+    fn trials_mut(&mut self) -> &mut TrialStore {
+        &mut self.trials
+    }
+    fn batch_trials(&self) -> usize {
+        4
     }
     fn save_state(&self) -> LearnerState {
         LearnerState {

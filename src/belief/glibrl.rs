@@ -18,9 +18,8 @@
 //! The loss of a batch of trials is, per head, the mean over trials (and over the
 //! sampled prefixes of each trial) of `-log p(Y_{1..n} | C_{1..n}) / n`, summed over
 //! heads. [`crate::belief::glm`] computes it and its exact gradient with respect to every
-//! row of `C` and every prior parameter in f64; the gradient enters burn's graph of the
-//! basis networks through the surrogate `sum(C * G)` with `G` a constant (its gradient
-//! with respect to the network weights is exactly `G`'s back-propagation).
+//! row of `C` and every prior parameter in f64; `G = dLoss/dC` is back-propagated
+//! through the basis networks on the host ([`crate::nn::mlp_op`], GEMM).
 //!
 //! Noise floor: rewards and transitions that are deterministic given the task make the
 //! marginal likelihood unbounded as the noise scale goes to zero (every repeated
@@ -38,11 +37,10 @@
 use super::glm::{self, GlmError, GlmStream, MniwPrior, PriorGrad};
 use super::trials::TrialRecord;
 use super::{Belief, PlanningBelief, RewardQuery, Transition};
-use crate::nn::graph::{self, GraphParams};
 use crate::nn::host::{self, Act};
+use crate::nn::mlp_op;
 use crate::nn::params::{Dense, Params, Slot};
 use crate::rng::Rng;
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 /// Upper bound of the learnable prior degrees of freedom (see the module doc).
@@ -359,8 +357,6 @@ impl GlibrlModel {
                 self.spec.action_dim
             },
         );
-        let device = Device::flex().autodiff();
-        let gp = GraphParams::new(&self.params, &device);
         let mut grad = vec![0.0f32; self.params.len()];
         let mut stats = GlibrlStats {
             reward_noise: f64::NAN,
@@ -398,16 +394,9 @@ impl GlibrlModel {
                     );
                 }
             }
-            let mut h = graph::constant(&x, n, head.input, &device);
-            for (i, l) in head.net.iter().enumerate() {
-                let act = if i + 1 == head.net.len() {
-                    Act::None
-                } else {
-                    Act::Relu
-                };
-                h = gp.dense(l, h, act);
-            }
-            let learned = graph::to_vec(h.clone().detach());
+            // The basis network on the host (GEMM forward, exact backward below).
+            let (learned, tape) =
+                mlp_op::forward(&self.params, &head.net, Act::Relu, Act::None, &x, n);
             let mut c = vec![1.0f32; n * d];
             for (row, f) in learned.chunks_exact(d - 1).enumerate() {
                 c[row * d..row * d + d - 1].copy_from_slice(f);
@@ -422,14 +411,12 @@ impl GlibrlModel {
             if head.kind == HeadKind::Reward {
                 stats.reward_noise = (prior.psi0_log_diag[0].exp() / (prior.nu0 + 1.0)).sqrt();
             }
-            // Basis weights: surrogate sum(h * G) over the learned features.
+            // Basis weights: back-propagate G = dLoss/dC through the basis network.
             let g: Vec<f32> = gc
                 .chunks_exact(d)
                 .flat_map(|r| r[..d - 1].iter().copied())
                 .collect();
-            let surrogate = (h * graph::constant(&g, n, d - 1, &device)).sum();
-            let grads = surrogate.backward();
-            gp.add_flat_grad(&grads, &mut grad);
+            mlp_op::backward(&self.params, &head.net, &tape, &g, &mut grad, None);
             // Prior parameters: the host gradient, chained through the parametrisation.
             let add = |grad: &mut [f32], slot: Slot, v: &[f64]| {
                 for (o, &gi) in grad[slot.range()].iter_mut().zip(v) {

@@ -19,6 +19,18 @@ pub trait BeliefLearner: Send {
     fn update(&mut self, threads: usize) -> Option<Vec<f64>>;
     /// The trained weights, to install into the belief that acts.
     fn params(&self) -> &Params;
+    /// The trials it trains from.
+    fn trials(&self) -> &TrialStore;
+    /// The trials it trains from, to fill directly (`bamdp bench --learn-only` replays
+    /// synthesised trials of the env's shapes).
+    fn trials_mut(&mut self) -> &mut TrialStore;
+    /// Complete trials per batch: [`BeliefLearner::update`] trains once the buffer
+    /// holds this many.
+    fn batch_trials(&self) -> usize;
+    /// The buffer holds a batch, so [`BeliefLearner::update`] trains.
+    fn has_batch(&self) -> bool {
+        self.trials().buffer.len() >= self.batch_trials()
+    }
     /// The complete training state.
     fn save_state(&self) -> LearnerState;
     /// Restores [`BeliefLearner::save_state`]'s output of a learner built from the same

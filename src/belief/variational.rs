@@ -95,9 +95,11 @@
 use super::trials::TrialRecord;
 use super::{Belief, PlanningBelief, RewardQuery, Transition};
 use crate::env::gridnavi::{GOAL_REWARD, STEP_REWARD};
+use crate::nn::gemm::{matmul, mm_a_bt_acc, mm_at_b_acc, Mat};
 use crate::nn::graph::{self, GraphParams};
 use crate::nn::gru_op;
 use crate::nn::host::{self, Act};
+use crate::nn::mlp_op;
 use crate::nn::params::{Dense, GruCell, Params};
 use crate::rng::Rng;
 use burn::tensor::{activation, Device, Gradients, Int, Tensor, TensorData};
@@ -865,6 +867,9 @@ impl VaribadModel {
         let terms = (steps + 1) * rows;
         let l = sp.latent;
         assert_eq!(draw.eps.len(), terms * l);
+        if path == GruPath::Fused && !sp.decode_state {
+            return self.chunk_loss_and_grad_host(trials, &batch, draw, batch_trials);
+        }
         let device = Device::flex().autodiff();
         let gp = GraphParams::new(&self.params, &device);
         let (mu, lv, pending) = self.encode_graph(&gp, &batch, path, &device);
@@ -941,6 +946,311 @@ impl VaribadModel {
             state_reconstruction: state_recon.map_or(0.0, |t| scalar(t.detach()) / rows as f64),
         };
         (stats, grad)
+    }
+
+    /// [`Self::chunk_loss_and_grad`] on the host, for the fused path without the state
+    /// decoder: embeddings and decoders by [`mlp_op`], the GRU by [`gru_op`], the KL and
+    /// likelihood gradients written out by hand (tests compare it with the burn graph,
+    /// the f64 reference and finite differences).
+    fn chunk_loss_and_grad_host(
+        &self,
+        trials: &[&TrialRecord],
+        batch: &Batch,
+        draw: &ElboDraw,
+        batch_trials: usize,
+    ) -> (VaeStats, Vec<f32>) {
+        let sp = &self.spec;
+        let p = &self.params;
+        let (steps, rows) = (batch.steps, batch.rows);
+        let (n, terms, l, hd) = (steps * rows, (steps + 1) * rows, sp.latent, sp.gru_hidden);
+        let mut grad = vec![0.0f32; p.len()];
+        let one = |d: &Dense| std::slice::from_ref(d).to_vec();
+        let relu_layer =
+            |d: &Dense, x: &[f32]| mlp_op::forward(p, &one(d), Act::Relu, Act::Relu, x, n);
+
+        // Encoder: embeddings -> GRU -> (mu, logvar) of every prefix, the prior first.
+        let mut parts = vec![(
+            self.state_embed,
+            relu_layer(&self.state_embed, &batch.next_obs),
+        )];
+        if let Some(a) = &self.action_embed {
+            parts.push((*a, relu_layer(a, &batch.actions)));
+        }
+        parts.push((
+            self.reward_embed,
+            relu_layer(&self.reward_embed, &batch.rewards),
+        ));
+        let gi = sp.gru_input();
+        let mut gin = Vec::with_capacity(n * gi);
+        for i in 0..n {
+            for (d, (e, _)) in &parts {
+                let w = d.fan_out();
+                gin.extend_from_slice(&e[i * w..(i + 1) * w]);
+            }
+        }
+        let zeros = vec![0.0f32; n.max(rows) * hd];
+        let (hs, gru_tape) = gru_op::forward(
+            p,
+            &self.gru,
+            &gin,
+            &zeros[..n],
+            &zeros[..rows * hd],
+            steps,
+            rows,
+        );
+        let mut h_all = vec![0.0f32; terms * hd];
+        h_all[rows * hd..].copy_from_slice(&hs);
+        let dense_none = |d: &Dense| {
+            let (y, t) = mlp_op::forward(p, &one(d), Act::None, Act::None, &h_all, terms);
+            (y, t)
+        };
+        let (mu, mu_tape) = dense_none(&self.mu);
+        let (lv, lv_tape) = dense_none(&self.logvar);
+        let m: Vec<f32> = (0..terms * l)
+            .map(|i| mu[i] + (lv[i] * 0.5).exp() * draw.eps[i])
+            .collect();
+
+        // Reconstruction and dLoss/dm.
+        let inv_b = 1.0 / batch_trials as f32;
+        let rc = sp.reward_loss_coeff as f32 * inv_b;
+        let mut dm = vec![0.0f32; terms * l];
+        let recon = match sp.reward_decoder {
+            RewardDecoderKind::Multihead => {
+                let (x, tape) = mlp_op::forward(p, &self.decoder, Act::Relu, Act::None, &m, terms);
+                let (n1, n0) = self.decode_counts(trials, draw);
+                let mut recon = 0.0f64;
+                let mut dx = vec![0.0f32; x.len()];
+                for (i, &v) in x.iter().enumerate() {
+                    if n1[i] == 0.0 && n0[i] == 0.0 {
+                        continue;
+                    }
+                    // log sigmoid(v) = min(v, 0) - ln(1 + e^-|v|); log sigmoid(-v) likewise.
+                    let soft = (-v.abs()).exp().ln_1p();
+                    let (ls_pos, ls_neg) = (v.min(0.0) - soft, (-v).min(0.0) - soft);
+                    recon -= (n1[i] * ls_pos + n0[i] * ls_neg) as f64;
+                    let s = 1.0 / (1.0 + (-v).exp());
+                    dx[i] = rc * ((n1[i] + n0[i]) * s - n1[i]);
+                }
+                mlp_op::backward(p, &self.decoder, &tape, &dx, &mut grad, Some(&mut dm));
+                recon
+            }
+            RewardDecoderKind::Mlp => {
+                self.mlp_reward_recon_host(batch, draw, &m, rc, &mut dm, &mut grad)
+            }
+        };
+
+        // KL of each term to the previous posterior (N(0, I) before the prior).
+        let kw = sp.kl_weight as f32 * if sp.kl_sum_over_trials { 1.0 } else { inv_b };
+        let mut dmu = dm.clone();
+        let mut dlv = vec![0.0f32; terms * l];
+        let mut kl = 0.0f64;
+        for r in 0..terms {
+            let c = draw.elbo_counts[r];
+            if c == 0.0 {
+                continue;
+            }
+            let prev = (!sp.kl_to_prior && r >= rows).then(|| r - rows);
+            let w = kw * c;
+            let mut kl_r = 0.0f32;
+            for j in 0..l {
+                let (mu_p, lv_p) = prev.map_or((0.0, 0.0), |q| (mu[q * l + j], lv[q * l + j]));
+                let (mu_j, lv_j) = (mu[r * l + j], lv[r * l + j]);
+                let diff = mu_j - mu_p;
+                let ratio = (lv_j - lv_p).exp();
+                let inv_p = (-lv_p).exp();
+                kl_r += 0.5 * (lv_p - lv_j - 1.0 + ratio + diff * diff * inv_p);
+                dmu[r * l + j] += w * diff * inv_p;
+                dlv[r * l + j] += w * 0.5 * (ratio - 1.0);
+                if let Some(q) = prev {
+                    dmu[q * l + j] -= w * diff * inv_p;
+                    dlv[q * l + j] += w * 0.5 * (1.0 - ratio - diff * diff * inv_p);
+                }
+            }
+            kl += (c * kl_r) as f64;
+        }
+        // Through the reparameterisation m = mu + exp(lv / 2) eps.
+        for i in 0..terms * l {
+            dlv[i] += dm[i] * draw.eps[i] * 0.5 * (lv[i] * 0.5).exp();
+        }
+        let mut dh_all = vec![0.0f32; terms * hd];
+        let mut dh_lv = vec![0.0f32; terms * hd];
+        mlp_op::backward(
+            p,
+            &one(&self.mu),
+            &mu_tape,
+            &dmu,
+            &mut grad,
+            Some(&mut dh_all),
+        );
+        mlp_op::backward(
+            p,
+            &one(&self.logvar),
+            &lv_tape,
+            &dlv,
+            &mut grad,
+            Some(&mut dh_lv),
+        );
+        dh_all.iter_mut().zip(&dh_lv).for_each(|(a, b)| *a += b);
+        let mut dgin = vec![0.0f32; n * gi];
+        gru_op::backward(
+            p,
+            &self.gru,
+            &gru_tape,
+            &dh_all[rows * hd..],
+            &mut grad,
+            &mut dgin,
+        );
+        let mut from = 0;
+        for (d, (_, tape)) in &parts {
+            let w = d.fan_out();
+            let de: Vec<f32> = dgin
+                .chunks_exact(gi)
+                .flat_map(|r| r[from..from + w].iter().copied())
+                .collect();
+            mlp_op::backward(p, &one(d), tape, &de, &mut grad, None);
+            from += w;
+        }
+        let loss = rc as f64 * recon + kw as f64 * kl;
+        let stats = VaeStats {
+            loss,
+            reconstruction: recon / rows as f64,
+            kl: kl / rows as f64,
+            state_reconstruction: 0.0,
+        };
+        (stats, grad)
+    }
+
+    /// The MLP reward decoder's `sum_pairs w (r_hat - r)^2` on the host; adds `scale`
+    /// times its gradient into `dm` (w.r.t. the latent samples) and `grad`.
+    fn mlp_reward_recon_host(
+        &self,
+        batch: &Batch,
+        draw: &ElboDraw,
+        m: &[f32],
+        scale: f32,
+        dm: &mut [f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        let sp = &self.spec;
+        let p = &self.params;
+        let (n, l) = (batch.steps * batch.rows, sp.latent);
+        let terms = m.len() / l;
+        let pairs = Pairs::of(draw);
+        let np = pairs.len();
+        let one = |d: &Dense| vec![*d];
+        let se = self.reward_state_embed.expect("MLP reward decoder");
+        let relu_layer =
+            |d: &Dense, x: &[f32]| mlp_op::forward(p, &one(d), Act::Relu, Act::Relu, x, n);
+        let mut parts = vec![(se, relu_layer(&se, &batch.next_obs))];
+        if let Some(ae) = &self.reward_action_embed {
+            parts.push((*ae, relu_layer(ae, &batch.actions)));
+        }
+        if sp.reward_input_state {
+            parts.push((se, relu_layer(&se, &batch.obs)));
+        }
+        let cw: usize = parts.iter().map(|(d, _)| d.fan_out()).sum();
+        let mut ctx = Vec::with_capacity(n * cw);
+        for i in 0..n {
+            for (d, (e, _)) in &parts {
+                let w = d.fan_out();
+                ctx.extend_from_slice(&e[i * w..(i + 1) * w]);
+            }
+        }
+        // First layer, linear in [m, ctx]: its halves once per term and once per decode.
+        let first = &self.decoder[0];
+        let (n_in, h1) = (first.fan_in(), first.fan_out());
+        let w = p.get(first.w);
+        let (w_m, w_ctx) = w.split_at(l * h1);
+        let mut per_term = vec![0.0f32; terms * h1];
+        matmul(
+            &mut per_term,
+            Mat::rows(m, terms, l),
+            Mat::rows(w_m, l, h1),
+            false,
+        );
+        let mut per_decode = Vec::with_capacity(n * h1);
+        for _ in 0..n {
+            per_decode.extend_from_slice(p.get(first.b));
+        }
+        matmul(
+            &mut per_decode,
+            Mat::rows(&ctx, n, cw),
+            Mat::rows(w_ctx, n_in - l, h1),
+            true,
+        );
+        let act0 = hidden_act(0, self.decoder.len());
+        let mut x = Vec::with_capacity(np * h1);
+        for (&t, &d) in pairs.term.iter().zip(&pairs.data) {
+            let (t, d) = (t as usize, d as usize);
+            for j in 0..h1 {
+                x.push(act0.apply(per_term[t * h1 + j] + per_decode[d * h1 + j]));
+            }
+        }
+        let rest = &self.decoder[1..];
+        let (pred, tape) = if rest.is_empty() {
+            (x.clone(), None)
+        } else {
+            let (y, t) = mlp_op::forward(p, rest, Act::Relu, Act::None, &x, np);
+            (y, Some(t))
+        };
+        let mut recon = 0.0f64;
+        let mut dpred = vec![0.0f32; np];
+        for (i, &d) in pairs.data.iter().enumerate() {
+            let err = pred[i] - batch.rewards[d as usize];
+            recon += (pairs.weight[i] * err * err) as f64;
+            dpred[i] = scale * 2.0 * pairs.weight[i] * err;
+        }
+        let mut dx = match &tape {
+            Some(t) => {
+                let mut dx = vec![0.0f32; np * h1];
+                mlp_op::backward(p, rest, t, &dpred, grad, Some(&mut dx));
+                dx
+            }
+            None => dpred,
+        };
+        if act0 == Act::Relu {
+            dx.iter_mut().zip(&x).for_each(|(g, &v)| {
+                if v <= 0.0 {
+                    *g = 0.0
+                }
+            });
+        }
+        let mut d_term = vec![0.0f32; terms * h1];
+        let mut d_decode = vec![0.0f32; n * h1];
+        for (i, (&t, &d)) in pairs.term.iter().zip(&pairs.data).enumerate() {
+            let (t, d) = (t as usize, d as usize);
+            let g = &dx[i * h1..(i + 1) * h1];
+            d_term[t * h1..(t + 1) * h1]
+                .iter_mut()
+                .zip(g)
+                .for_each(|(a, b)| *a += b);
+            d_decode[d * h1..(d + 1) * h1]
+                .iter_mut()
+                .zip(g)
+                .for_each(|(a, b)| *a += b);
+        }
+        let gw = &mut grad[first.w.range()];
+        let (gw_m, gw_ctx) = gw.split_at_mut(l * h1);
+        mm_at_b_acc(m, &d_term, gw_m, terms, l, h1);
+        mm_at_b_acc(&ctx, &d_decode, gw_ctx, n, cw, h1);
+        let gb = &mut grad[first.b.range()];
+        for row in d_decode.chunks_exact(h1) {
+            gb.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+        }
+        mm_a_bt_acc(&d_term, w_m, dm, terms, h1, l);
+        let mut dctx = vec![0.0f32; n * cw];
+        mm_a_bt_acc(&d_decode, w_ctx, &mut dctx, n, h1, cw);
+        let mut from = 0;
+        for (d, (_, t)) in &parts {
+            let wd = d.fan_out();
+            let de: Vec<f32> = dctx
+                .chunks_exact(cw)
+                .flat_map(|r| r[from..from + wd].iter().copied())
+                .collect();
+            mlp_op::backward(p, &one(d), t, &de, grad, None);
+            from += wd;
+        }
+        recon
     }
 
     /// A decoder MLP evaluated on every (term, decode) pair: `m` is `[terms, latent]`,
@@ -1225,6 +1535,11 @@ pub struct VaribadPredictScratch {
     a: Vec<f32>,
     b: Vec<f32>,
     action_in: Vec<f32>,
+    /// Per query row: the decoder head, the nested sample whose reward is reported,
+    /// the uniform draw of the Bernoulli reward.
+    heads: Vec<usize>,
+    picks: Vec<usize>,
+    draws: Vec<f32>,
 }
 
 impl PlanningBelief for VaribadModel {
@@ -1244,6 +1559,9 @@ impl PlanningBelief for VaribadModel {
             a: vec![0.0; widest],
             b: vec![0.0; widest],
             action_in: vec![0.0; self.spec.action_dim],
+            heads: Vec::new(),
+            picks: Vec::new(),
+            draws: Vec::new(),
         }
     }
 
@@ -1278,19 +1596,32 @@ impl PlanningBelief for VaribadModel {
         );
         let multihead = self.spec.reward_decoder == RewardDecoderKind::Multihead;
         let (last, hidden) = self.decoder.split_last().expect("a decoder output layer");
+        // All rows' nested samples go through the decoder as one batch. The random
+        // draws happen in the order of a row-by-row loop (pick, noise, then the reward
+        // draw), and the kernels are row-stable, so results equal that loop's.
+        let n_in = self.decoder[0].fan_in();
+        let widest = hidden.iter().map(|l| l.fan_out()).max().unwrap_or(0);
+        let batch = rows * nested;
+        s.x.resize(batch * n_in, 0.0);
+        s.a.resize(batch * widest.max(1), 0.0);
+        s.b.resize(batch * widest.max(1), 0.0);
+        s.heads.resize(rows, 0);
+        s.picks.resize(rows, 0);
+        s.draws.resize(rows, 0.0);
         for r in 0..rows {
             let rng = &mut rngs[r / rows_per_rng];
-            let head = if multihead {
+            let base = r * nested * n_in;
+            s.heads[r] = if multihead {
                 self.head_of(&tr.next_obs[r * od..(r + 1) * od])
             } else {
                 // The observation and action parts of the input are the same for every
-                // nested sample.
+                // nested sample: computed once into the first, copied to the others.
                 let se = self.spec.state_embed;
                 let emb = self
                     .reward_state_embed
                     .as_ref()
                     .expect("MLP decoder embedding");
-                let mut o = l;
+                let mut o = base + l;
                 host::dense(
                     &self.params,
                     emb,
@@ -1323,50 +1654,64 @@ impl PlanningBelief for VaribadModel {
                         &mut s.x[o..o + se],
                     );
                 }
+                for j in 1..nested {
+                    s.x.copy_within(base + l..base + n_in, base + j * n_in + l);
+                }
                 0
             };
-            let pick = rng.below(nested as u64) as usize;
+            s.picks[r] = rng.below(nested as u64) as usize;
+            for j in 0..nested {
+                let x = &mut s.x[base + j * n_in..base + j * n_in + l];
+                for (i, xi) in x.iter_mut().enumerate() {
+                    let std = (0.5 * s.logvar[r * l + i]).exp();
+                    *xi = s.mu[r * l + i] + std * rng.normal() as f32;
+                }
+            }
+            if multihead {
+                s.draws[r] = rng.uniform_f32();
+            }
+        }
+        // Hidden layers over the whole batch, then only the output each query needs.
+        let mut width = n_in;
+        let mut cur_is_a = false;
+        for (li, layer) in hidden.iter().enumerate() {
+            let (fi, fo) = (layer.fan_in(), layer.fan_out());
+            let (src, dst) = match (li, cur_is_a) {
+                (0, _) => (&s.x[..batch * fi], &mut s.a[..batch * fo]),
+                (_, true) => (&s.a[..batch * fi], &mut s.b[..batch * fo]),
+                (_, false) => (&s.b[..batch * fi], &mut s.a[..batch * fo]),
+            };
+            host::dense(&self.params, layer, src, batch, Act::Relu, dst);
+            cur_is_a = li == 0 || !cur_is_a;
+            width = fo;
+        }
+        let h: &[f32] = if hidden.is_empty() {
+            &s.x[..batch * width]
+        } else if cur_is_a {
+            &s.a[..batch * width]
+        } else {
+            &s.b[..batch * width]
+        };
+        let (w, b) = (self.params.get(last.w), self.params.get(last.b));
+        let n_out = last.fan_out();
+        for r in 0..rows {
+            let head = s.heads[r];
             let (mut sum, mut picked) = (0.0f32, 0.0f32);
             for j in 0..nested {
-                for i in 0..l {
-                    let std = (0.5 * s.logvar[r * l + i]).exp();
-                    s.x[i] = s.mu[r * l + i] + std * rng.normal() as f32;
-                }
-                // Hidden layers, then only the output the query needs.
-                let mut width = last.fan_in();
-                let mut cur_is_a = false;
-                for (li, layer) in hidden.iter().enumerate() {
-                    let (src, dst) = match (li, cur_is_a) {
-                        (0, _) => (&s.x[..layer.fan_in()], &mut s.a[..layer.fan_out()]),
-                        (_, true) => (&s.a[..layer.fan_in()], &mut s.b[..layer.fan_out()]),
-                        (_, false) => (&s.b[..layer.fan_in()], &mut s.a[..layer.fan_out()]),
-                    };
-                    host::dense(&self.params, layer, src, 1, Act::Relu, dst);
-                    cur_is_a = li == 0 || !cur_is_a;
-                    width = layer.fan_out();
-                }
-                let h: &[f32] = if hidden.is_empty() {
-                    &s.x[..width]
-                } else if cur_is_a {
-                    &s.a[..width]
-                } else {
-                    &s.b[..width]
-                };
-                let (w, b) = (self.params.get(last.w), self.params.get(last.b));
-                let n_out = last.fan_out();
+                let hj = &h[(r * nested + j) * width..(r * nested + j + 1) * width];
                 let mut out = b[head];
-                for (i, &hi) in h.iter().enumerate() {
+                for (i, &hi) in hj.iter().enumerate() {
                     out += hi * w[i * n_out + head];
                 }
                 let value = if multihead { host::sigmoid(out) } else { out };
                 sum += value;
-                if j == pick {
+                if j == s.picks[r] {
                     picked = value;
                 }
             }
             let avg = sum / nested as f32;
             if multihead {
-                sampled[r] = if rng.uniform_f32() < avg {
+                sampled[r] = if s.draws[r] < avg {
                     GOAL_REWARD
                 } else {
                     STEP_REWARD

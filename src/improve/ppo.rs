@@ -9,6 +9,7 @@
 
 use crate::config::{PpoConfig, ValueLoss};
 use crate::nn::graph::{self, GraphParams};
+use crate::nn::head::Head;
 use crate::nn::{Adam, AgentNet, Params};
 use crate::rng::Rng;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -212,6 +213,31 @@ fn gather(
     mb
 }
 
+/// A feed-forward minibatch as `k` chunks of consecutive samples, each laid out as
+/// one step of `samples` rows (no recurrent state).
+fn split_samples(mb: &Minibatch, k: usize) -> Vec<Minibatch> {
+    let n = mb.logp.len();
+    let per = n.div_ceil(k.min(n).max(1));
+    let (xw, aw) = (mb.x.len() / n, mb.act.len() / n);
+    (0..n)
+        .step_by(per)
+        .map(|s| {
+            let e = (s + per).min(n);
+            Minibatch {
+                rows: e - s,
+                x: mb.x[s * xw..e * xw].to_vec(),
+                reset: mb.reset[s..e].to_vec(),
+                h0: Vec::new(),
+                act: mb.act[s * aw..e * aw].to_vec(),
+                logp: mb.logp[s..e].to_vec(),
+                values: mb.values[s..e].to_vec(),
+                adv: mb.adv[s..e].to_vec(),
+                returns: mb.returns[s..e].to_vec(),
+            }
+        })
+        .collect()
+}
+
 fn col(v: &[f32], device: &Device) -> Tensor<2> {
     Tensor::<2>::from_data(TensorData::new(v.to_vec(), [v.len(), 1]), device)
 }
@@ -234,6 +260,9 @@ fn chunk_grad(
     grad: &mut [f32],
     fused: bool,
 ) -> [f64; 5] {
+    if fused {
+        return chunk_grad_host(net, params, mb, steps, cfg, total, grad);
+    }
     let device = Device::flex().autodiff();
     let gp = GraphParams::new(params, &device);
     let (logits, values, pending) = if fused {
@@ -246,8 +275,7 @@ fn chunk_grad(
     };
     let n = steps * mb.rows;
     let act = graph::constant(&mb.act, n, net.num_actions, &device);
-    let (logp, entropy) =
-        crate::nn::head::Head::of(net).log_prob_and_entropy(&gp, logits, act, n, total);
+    let (logp, entropy) = Head::of(net).log_prob_and_entropy(&gp, logits, act, n, total);
     let log_ratio = logp - col(&mb.logp, &device);
     let ratio = log_ratio.clone().exp();
     let adv = col(&mb.adv, &device);
@@ -299,6 +327,90 @@ fn chunk_grad(
     ]
 }
 
+/// [`chunk_grad`]'s loss and gradient computed on the host: the network by
+/// [`AgentNet::forward_host`] / [`AgentNet::backward_host`], the loss's gradient w.r.t.
+/// logits and values written out by hand (tested against the burn graph).
+fn chunk_grad_host(
+    net: &AgentNet,
+    params: &Params,
+    mb: &Minibatch,
+    steps: usize,
+    cfg: &PpoConfig,
+    total: f32,
+    grad: &mut [f32],
+) -> [f64; 5] {
+    let n = steps * mb.rows;
+    let a = net.num_actions;
+    let (logits, values, tape) = net.forward_host(params, &mb.x, &mb.reset, &mb.h0, steps, mb.rows);
+    let c = cfg.clip as f32;
+    let (ec, vc) = (cfg.entropy_coef as f32, cfg.value_coef as f32);
+    let mut dlogits = vec![0.0f32; n * a];
+    let mut dvalues = vec![0.0f32; n];
+    let (mut surr, mut kl, mut clipped, mut vl) = (0.0f64, 0.0f64, 0.0, 0.0f64);
+    // dLoss/dlogp of one sample from the clipped surrogate -min(r A, clip(r) A) / total.
+    let policy_term = |i: usize, logp: f32| {
+        let log_ratio = logp - mb.logp[i];
+        let ratio = log_ratio.exp();
+        let adv = mb.adv[i];
+        let s1 = ratio * adv;
+        let s2 = ratio.clamp(1.0 - c, 1.0 + c) * adv;
+        surr += s1.min(s2) as f64;
+        kl += ((ratio - 1.0) - log_ratio) as f64;
+        if (ratio - 1.0).abs() > c {
+            clipped += 1.0;
+        }
+        let passes = s1 <= s2 || (1.0 - c..=1.0 + c).contains(&ratio);
+        if passes {
+            -adv * ratio / total
+        } else {
+            0.0
+        }
+    };
+    let ent = Head::of(net).log_prob_and_entropy_host(
+        params,
+        &logits,
+        &mb.act,
+        a,
+        total,
+        ec,
+        policy_term,
+        &mut dlogits,
+        grad,
+    );
+    // Value loss 0.5 max(f(v - R), f(v_clip - R)) / total, f = Huber(1) or square.
+    let (f, df): (fn(f32) -> f32, fn(f32) -> f32) = match cfg.value_loss {
+        ValueLoss::Mse => (|d| d * d, |d| 2.0 * d),
+        ValueLoss::Huber => (
+            |d| {
+                let q = d.abs().min(1.0);
+                0.5 * q * q + (d.abs() - q)
+            },
+            |d| d.clamp(-1.0, 1.0),
+        ),
+    };
+    for i in 0..n {
+        let (v, v_old, ret) = (values[i], mb.values[i], mb.returns[i]);
+        let d1 = v - ret;
+        let (loss, dv) = if cfg.clip_value {
+            let step = v - v_old;
+            let d2 = v_old + step.clamp(-c, c) - ret;
+            if f(d1) >= f(d2) {
+                (f(d1), df(d1))
+            } else {
+                let inside = (-c..=c).contains(&step);
+                (f(d2), if inside { df(d2) } else { 0.0 })
+            }
+        } else {
+            (f(d1), df(d1))
+        };
+        vl += loss as f64;
+        dvalues[i] = vc * 0.5 * dv / total;
+    }
+    net.backward_host(params, &tape, &dlogits, &dvalues, grad);
+    let t = total as f64;
+    [-surr / t, 0.5 * vl / t, ent, kl / t, clipped / t]
+}
+
 /// Runs PPO's epochs x minibatches over `buf` (which must have advantages computed).
 #[allow(clippy::too_many_arguments)]
 pub fn update(
@@ -336,12 +448,27 @@ pub fn update(
         rng.shuffle(&mut cols);
         for mb_cols in cols.chunks(per_mb) {
             let mb_total = (mb_cols.len() * buf.steps) as f32;
-            let k = super::CHUNKS.min(mb_cols.len());
-            let per_chunk = mb_cols.len().div_ceil(k);
-            let chunks: Vec<Minibatch> = mb_cols
-                .chunks(per_chunk)
-                .map(|c| gather(buf, c, &adv, net.num_actions, net.log_std.is_none()))
-                .collect();
+            let categorical = net.log_std.is_none();
+            let chunks: Vec<(Minibatch, usize)> = if net.memory.is_some() {
+                // Sequences stay whole: chunks of columns.
+                let k = super::CHUNKS.min(mb_cols.len());
+                let per_chunk = mb_cols.len().div_ceil(k);
+                mb_cols
+                    .chunks(per_chunk)
+                    .map(|c| {
+                        let mb = gather(buf, c, &adv, net.num_actions, categorical);
+                        (mb, buf.steps)
+                    })
+                    .collect()
+            } else {
+                // A feed-forward net's samples are independent: chunks of samples, so
+                // a minibatch of one long column still splits.
+                let mb = gather(buf, mb_cols, &adv, net.num_actions, categorical);
+                split_samples(&mb, super::CHUNKS)
+                    .into_iter()
+                    .map(|c| (c, 1))
+                    .collect()
+            };
             let (st, norm) = super::minibatch_step(
                 &chunks,
                 params,
@@ -350,7 +477,7 @@ pub fn update(
                 lr,
                 threads,
                 &mut grad,
-                |p, mb, g| chunk_grad(net, p, mb, buf.steps, cfg, mb_total, g, true),
+                |p, (mb, steps), g| chunk_grad(net, p, mb, *steps, cfg, mb_total, g, true),
             );
             stats.policy_loss += st[0];
             stats.value_loss += st[1];

@@ -211,6 +211,15 @@ impl BeliefLearner for VaeLearner {
     fn params(&self) -> &Params {
         &self.model.params
     }
+    fn trials(&self) -> &TrialStore {
+        &self.trials
+    }
+    fn trials_mut(&mut self) -> &mut TrialStore {
+        &mut self.trials
+    }
+    fn batch_trials(&self) -> usize {
+        self.settings.batch_trials
+    }
     fn save_state(&self) -> LearnerState {
         LearnerState {
             params: self.model.params.clone(),

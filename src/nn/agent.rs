@@ -11,6 +11,7 @@
 use super::graph::{self, GraphParams};
 use super::gru_op;
 use super::host::{self, Act};
+use super::mlp_op;
 use super::params::{Dense, GruCell, Params, Slot};
 use crate::rng::Rng;
 use burn::tensor::{Device, Gradients, Tensor};
@@ -417,6 +418,162 @@ impl AgentNet {
             }
         }
     }
+
+    /// Training forward entirely on the host ([`super::mlp_op`], [`super::gru_op`]):
+    /// logits `[steps*rows, A]`, values `[steps*rows]` and the tape for
+    /// [`Self::backward_host`]. Computes the same function as [`Self::forward_graph`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_host(
+        &self,
+        p: &Params,
+        x: &[f32],
+        reset: &[f32],
+        h0: &[f32],
+        steps: usize,
+        rows: usize,
+    ) -> (Vec<f32>, Vec<f32>, HostTape) {
+        let n = steps * rows;
+        let (features, memory) = match &self.memory {
+            Some(m) => {
+                let sp = &m.spec;
+                let xi = self.input_dim;
+                let columns = |from: usize, width: usize| -> Vec<f32> {
+                    x.chunks_exact(xi)
+                        .flat_map(|r| r[from..from + width].iter().copied())
+                        .collect()
+                };
+                let ri = sp.obs_dim + sp.action_dim;
+                let (e_obs, obs) = mlp_op::forward(
+                    p,
+                    std::slice::from_ref(&m.obs_embed),
+                    Act::Relu,
+                    Act::Relu,
+                    &columns(0, sp.obs_dim),
+                    n,
+                );
+                let act_in = columns(sp.obs_dim, sp.action_dim);
+                let (e_act, act) = match &m.action_embed {
+                    Some(l) => {
+                        let (e, t) = mlp_op::forward(
+                            p,
+                            std::slice::from_ref(l),
+                            Act::Relu,
+                            Act::Relu,
+                            &act_in,
+                            n,
+                        );
+                        (e, Some(t))
+                    }
+                    None => (act_in, None),
+                };
+                let (e_rew, rew) = mlp_op::forward(
+                    p,
+                    std::slice::from_ref(&m.reward_embed),
+                    Act::Relu,
+                    Act::Relu,
+                    &columns(ri, 1),
+                    n,
+                );
+                let widths = [e_obs.len() / n, e_act.len() / n, e_rew.len() / n];
+                let gi = Memory::gru_input_dim(sp);
+                let mut gin = Vec::with_capacity(n * gi);
+                for i in 0..n {
+                    gin.extend_from_slice(&e_obs[i * widths[0]..(i + 1) * widths[0]]);
+                    gin.extend_from_slice(&e_act[i * widths[1]..(i + 1) * widths[1]]);
+                    gin.extend_from_slice(&e_rew[i * widths[2]..(i + 1) * widths[2]]);
+                    gin.push(x[i * xi + ri + 1]);
+                }
+                let (hs, gru) = gru_op::forward(p, &m.gru, &gin, reset, h0, steps, rows);
+                (
+                    hs,
+                    Some(MemoryTape {
+                        obs,
+                        act,
+                        rew,
+                        gru,
+                        widths,
+                    }),
+                )
+            }
+            None => (x.to_vec(), None),
+        };
+        let (logits, actor) = mlp_op::forward(p, &self.actor, self.act, Act::None, &features, n);
+        let (values, critic) = mlp_op::forward(p, &self.critic, self.act, Act::None, &features, n);
+        (
+            logits,
+            values,
+            HostTape {
+                rows: n,
+                actor,
+                critic,
+                memory,
+            },
+        )
+    }
+
+    /// Adds the parameter gradient of a loss into `grad` from its gradients w.r.t. the
+    /// logits and values of [`Self::forward_host`].
+    pub fn backward_host(
+        &self,
+        p: &Params,
+        tape: &HostTape,
+        dlogits: &[f32],
+        dvalues: &[f32],
+        grad: &mut [f32],
+    ) {
+        let n = tape.rows;
+        let Some((m, mt)) = self.memory.as_ref().zip(tape.memory.as_ref()) else {
+            mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, None);
+            mlp_op::backward(p, &self.critic, &tape.critic, dvalues, grad, None);
+            return;
+        };
+        let hd = m.spec.hidden;
+        let mut dh = vec![0.0f32; n * hd];
+        let mut dh_critic = vec![0.0f32; n * hd];
+        mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, Some(&mut dh));
+        mlp_op::backward(
+            p,
+            &self.critic,
+            &tape.critic,
+            dvalues,
+            grad,
+            Some(&mut dh_critic),
+        );
+        dh.iter_mut().zip(&dh_critic).for_each(|(a, b)| *a += b);
+        let gi = Memory::gru_input_dim(&m.spec);
+        let mut dgin = vec![0.0f32; n * gi];
+        gru_op::backward(p, &m.gru, &mt.gru, &dh, grad, &mut dgin);
+        let [wo, wa, wr] = mt.widths;
+        let part = |from: usize, width: usize| -> Vec<f32> {
+            dgin.chunks_exact(gi)
+                .flat_map(|r| r[from..from + width].iter().copied())
+                .collect()
+        };
+        let obs = std::slice::from_ref(&m.obs_embed);
+        mlp_op::backward(p, obs, &mt.obs, &part(0, wo), grad, None);
+        if let (Some(l), Some(t)) = (&m.action_embed, &mt.act) {
+            mlp_op::backward(p, std::slice::from_ref(l), t, &part(wo, wa), grad, None);
+        }
+        let rew = std::slice::from_ref(&m.reward_embed);
+        mlp_op::backward(p, rew, &mt.rew, &part(wo + wa, wr), grad, None);
+    }
+}
+
+/// What [`AgentNet::backward_host`] needs from [`AgentNet::forward_host`].
+pub struct HostTape {
+    rows: usize,
+    actor: mlp_op::MlpTape,
+    critic: mlp_op::MlpTape,
+    memory: Option<MemoryTape>,
+}
+
+struct MemoryTape {
+    obs: mlp_op::MlpTape,
+    act: Option<mlp_op::MlpTape>,
+    rew: mlp_op::MlpTape,
+    gru: gru_op::GruTape,
+    /// Widths of the embedded observation, action and reward in the GRU input.
+    widths: [usize; 3],
 }
 
 /// The rest of a fused backward pass: hidden-state gradient -> GRU parameters and

@@ -10,6 +10,7 @@
 //! back into burn through the surrogate `sum(dX.detach() * X)`. Tests check it against
 //! burn's autodiff GRU ([`super::graph::GraphParams::gru_sequence`]).
 
+use super::gemm::{mm_a_bt_acc, mm_acc, mm_acc_few_rows, mm_at_b_acc, FEW_ROWS};
 use super::host::{sigmoid, tanh};
 use super::params::{GruCell, Params};
 
@@ -28,49 +29,6 @@ pub struct GruTape {
     /// The hidden projection's n-part (incl. bias), `[steps*rows, H]`.
     ghn: Vec<f32>,
     reset: Vec<f32>,
-}
-
-/// `c[m×n] += a[m×k] · b[k×n]` (row-major).
-fn mm_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    for i in 0..m {
-        let ci = &mut c[i * n..(i + 1) * n];
-        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
-            if aip == 0.0 {
-                continue;
-            }
-            for (cij, &bpj) in ci.iter_mut().zip(&b[p * n..(p + 1) * n]) {
-                *cij += aip * bpj;
-            }
-        }
-    }
-}
-
-/// `c[k×n] += aᵀ · b` for `a[m×k]`, `b[m×n]`.
-fn mm_at_b_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    for i in 0..m {
-        let bi = &b[i * n..(i + 1) * n];
-        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
-            if aip == 0.0 {
-                continue;
-            }
-            for (cpj, &bij) in c[p * n..(p + 1) * n].iter_mut().zip(bi) {
-                *cpj += aip * bij;
-            }
-        }
-    }
-}
-
-/// `bᵀ` of a row-major `[rows×cols]` matrix. Backward multiplies by transposed weights;
-/// transposing once keeps every inner loop an axpy over contiguous memory, which
-/// vectorises (a dot-product inner loop does not, under strict floating-point order).
-fn transpose(b: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = b[r * cols + c];
-        }
-    }
-    t
 }
 
 /// Runs the GRU over `steps` x `rows` time-major inputs `x` (`[steps*rows, I]`) from `h0`
@@ -119,7 +77,11 @@ pub fn forward(
         for row in gh.chunks_mut(g) {
             row.copy_from_slice(bh);
         }
-        mm_acc(&h, wh, &mut gh, rows, hd, g);
+        if rows < FEW_ROWS {
+            mm_acc_few_rows(&h, wh, &mut gh, rows, hd, g);
+        } else {
+            mm_acc(&h, wh, &mut gh, rows, hd, g);
+        }
         let base = t * rows;
         tape.h_prev[base * hd..(base + rows) * hd].copy_from_slice(&h);
         for r in 0..rows {
@@ -164,7 +126,18 @@ pub fn backward(
     let mut dgh_all = vec![0.0f32; nr * g];
     let mut dh = vec![0.0f32; rows * hd];
     let mut dh_prev = vec![0.0f32; rows * hd];
-    let wh_t = transpose(wh, hd, g);
+    // Few rows: the per-step product by Whᵀ as row-times-matrix with Whᵀ stored once.
+    let wh_t = if rows < FEW_ROWS {
+        let mut t = vec![0.0f32; hd * g];
+        for r in 0..hd {
+            for c in 0..g {
+                t[c * hd + r] = wh[r * g + c];
+            }
+        }
+        t
+    } else {
+        Vec::new()
+    };
     for t in (0..steps).rev() {
         let base = t * rows;
         for r in 0..rows {
@@ -191,14 +164,12 @@ pub fn backward(
             }
         }
         // dh_{t-1} = dh_direct + dgh Whᵀ, zero where the state was reset before step t.
-        mm_acc(
-            &dgh_all[base * g..(base + rows) * g],
-            &wh_t,
-            &mut dh_prev,
-            rows,
-            g,
-            hd,
-        );
+        let dgh = &dgh_all[base * g..(base + rows) * g];
+        if rows < FEW_ROWS {
+            mm_acc_few_rows(dgh, &wh_t, &mut dh_prev, rows, g, hd);
+        } else {
+            mm_a_bt_acc(dgh, wh, &mut dh_prev, rows, g, hd);
+        }
         for r in 0..rows {
             let keep = tape.reset[base + r] == 0.0;
             for j in 0..hd {
@@ -224,7 +195,7 @@ pub fn backward(
         }
     }
     dx.iter_mut().for_each(|v| *v = 0.0);
-    mm_acc(&dgx, &transpose(p.get(cell.wx), id, g), dx, nr, g, id);
+    mm_a_bt_acc(&dgx, p.get(cell.wx), dx, nr, g, id);
 }
 
 #[cfg(test)]

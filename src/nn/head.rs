@@ -2,7 +2,8 @@
 //! diagonal Gaussian whose mean is the actor's output and whose log standard
 //! deviations are a state-independent parameter slot. Sampling and log-densities on
 //! the host (acting), log-probabilities, entropies and the cross-entropy to a target
-//! as burn graphs (PPO's and EM's losses).
+//! as burn graphs (PPO's and EM's losses), and PPO's log-probabilities and entropy
+//! with their gradient on the host.
 //!
 //! ```
 //! use bamdp::nn::head::gaussian_log_density;
@@ -134,6 +135,81 @@ impl Head {
                     (z.square() * -0.5 - log_std.clone()).sum_dim(1) - half_log_2pi * na as f32;
                 let per_sample = log_std.sum() + (half_log_2pi + 0.5) * na as f32;
                 (logp, per_sample * (n as f32 / total))
+            }
+        }
+    }
+
+    /// The host twin of [`Head::log_prob_and_entropy`] with its gradient, for the `n`
+    /// samples of actor outputs `out` (`[n, A]`) and actions `act` (one-hot for
+    /// categorical, raw for Gaussian). `dloss_dlogp(i, log pi(a_i))` returns the loss's
+    /// derivative with respect to sample `i`'s log-probability; the gradient of that
+    /// loss minus `entropy_coef` times the entropy (summed, divided by `total`) is
+    /// written to `dout` (w.r.t. the outputs) and added to `grad` (w.r.t. the log
+    /// standard deviations). Returns the entropy term (summed, divided by `total`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn log_prob_and_entropy_host(
+        &self,
+        params: &Params,
+        out: &[f32],
+        act: &[f32],
+        na: usize,
+        total: f32,
+        entropy_coef: f32,
+        mut dloss_dlogp: impl FnMut(usize, f32) -> f32,
+        dout: &mut [f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        let n = out.len() / na;
+        let ec = entropy_coef;
+        match *self {
+            Head::Categorical => {
+                let mut ent = 0.0f64;
+                let mut lp = vec![0.0f32; na];
+                for i in 0..n {
+                    let z = &out[i * na..(i + 1) * na];
+                    let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+                    let mut h = 0.0f32;
+                    let mut logp = 0.0f32;
+                    for j in 0..na {
+                        lp[j] = z[j] - lse;
+                        h -= lp[j].exp() * lp[j];
+                        logp += lp[j] * act[i * na + j];
+                    }
+                    ent += h as f64;
+                    let dlogp = dloss_dlogp(i, logp);
+                    let d = &mut dout[i * na..(i + 1) * na];
+                    for j in 0..na {
+                        let pj = lp[j].exp();
+                        // d(-ec H / total)/dz_j = ec p_j (log p_j + H) / total.
+                        d[j] = dlogp * (act[i * na + j] - pj) + ec * pj * (lp[j] + h) / total;
+                    }
+                }
+                ent / total as f64
+            }
+            Head::Gaussian { log_std: slot } => {
+                let log_std = params.get(slot);
+                let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
+                let mut dls = vec![0.0f32; na];
+                for i in 0..n {
+                    let mut logp = -half_log_2pi * na as f32;
+                    for j in 0..na {
+                        let z = (act[i * na + j] - out[i * na + j]) * (-log_std[j]).exp();
+                        logp += -0.5 * z * z - log_std[j];
+                    }
+                    let dlogp = dloss_dlogp(i, logp);
+                    for j in 0..na {
+                        let z = (act[i * na + j] - out[i * na + j]) * (-log_std[j]).exp();
+                        dout[i * na + j] = dlogp * z * (-log_std[j]).exp();
+                        dls[j] += dlogp * (z * z - 1.0);
+                    }
+                }
+                let per_sample = log_std.iter().sum::<f32>() + (half_log_2pi + 0.5) * na as f32;
+                let scale = n as f32 / total;
+                for (g, d) in grad[slot.range()].iter_mut().zip(&dls) {
+                    *g += d - ec * scale;
+                }
+                (per_sample * scale) as f64
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Host-side inference kernels over row-major slices: no allocation, no framework.
 //! Used for rollouts; [`super::graph`] computes the same functions in burn for training.
 
+use super::gemm;
 use super::params::{Dense, GruCell, Params};
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +27,31 @@ impl Act {
     }
 }
 
+/// Layers with at least this many weights go through [`super::gemm`]; smaller ones
+/// through the hand-written loop below (a library call costs more than their
+/// arithmetic). The choice depends on the layer only, never on the number of rows, so
+/// a row's result does not depend on its batch (both kernels are row-stable).
+const GEMM_MIN_WEIGHTS: usize = 256;
+
 /// `out[r, :] = act(x[r, :] W + b)` for `rows` rows.
 pub fn dense(p: &Params, layer: &Dense, x: &[f32], rows: usize, act: Act, out: &mut [f32]) {
+    let (n_in, n_out) = (layer.fan_in(), layer.fan_out());
+    if n_in * n_out >= GEMM_MIN_WEIGHTS {
+        let b = p.get(layer.b);
+        for o in out.chunks_exact_mut(n_out) {
+            o.copy_from_slice(b);
+        }
+        gemm::matmul(
+            out,
+            gemm::Mat::rows(x, rows, n_in),
+            gemm::Mat::rows(p.get(layer.w), n_in, n_out),
+            true,
+        );
+        if act != Act::None {
+            out.iter_mut().for_each(|v| *v = act.apply(*v));
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -179,6 +203,32 @@ pub fn log_softmax_rows(logits: &mut [f32], n: usize) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn a_rows_output_does_not_depend_on_its_batch() {
+        let mut rng = Rng::new(3);
+        let mut p = Params::new();
+        // One layer below and one above the GEMM threshold.
+        let layers = [
+            Dense::new(&mut p, "small", 3, 5, 1.0, &mut rng),
+            Dense::new(&mut p, "large", 40, 70, 1.0, &mut rng),
+        ];
+        for l in &layers {
+            let (n_in, n_out) = (l.fan_in(), l.fan_out());
+            let rows = 37;
+            let x: Vec<f32> = (0..rows * n_in).map(|_| rng.normal() as f32).collect();
+            let mut all = vec![0.0; rows * n_out];
+            dense(&p, l, &x, rows, Act::Tanh, &mut all);
+            for r in 0..rows {
+                let mut one = vec![0.0; n_out];
+                dense(&p, l, &x[r * n_in..(r + 1) * n_in], 1, Act::Tanh, &mut one);
+                assert_eq!(one, all[r * n_out..(r + 1) * n_out], "row {r}");
+            }
+        }
+    }
+
     #[test]
     fn fast_tanh_is_accurate() {
         for i in -2000..=2000 {

@@ -9,10 +9,12 @@
 
 pub mod adam;
 pub mod agent;
+pub mod gemm;
 pub mod graph;
 pub mod gru_op;
 pub mod head;
 pub mod host;
+pub mod mlp_op;
 pub mod params;
 
 pub use adam::Adam;

@@ -65,7 +65,8 @@ pub struct Trainer {
     pub learner: Option<Box<dyn BeliefLearner>>,
     pub update: u64,
     pub frames: u64,
-    buf: RolloutBuffer,
+    /// The last rollout (read by `bamdp bench --learn-only`, which replays it).
+    pub buf: RolloutBuffer,
     /// The planner's target of every rollout sample (improver "smc").
     targets: Vec<f32>,
     raw_rewards: Vec<f32>,

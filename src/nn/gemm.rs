@@ -1,0 +1,249 @@
+//! Matrix products for training and inference, through the `matrixmultiply` crate
+//! (ndarray's kernel), single-threaded: our own code splits work into a fixed number of
+//! chunks, so the thread count never changes a result.
+//!
+//! Matrices are `f32` slices with explicit row and column strides ([`Mat`]), so
+//! transposed operands are views, never copies. Results are deterministic on one
+//! machine: the library picks one micro-kernel from the CPU's features (AVX-512,
+//! AVX2 + FMA, ...) and uses it for every shape, packing edge tiles with zeros, so each
+//! output element is the same sequence of (fused) multiply-adds over the inner
+//! dimension whatever the number of rows. That makes products *row-stable*: a row of
+//! `a . b` does not depend on the other rows of `a` (tested below), which the planner
+//! relies on (ARCHITECTURE.md, invariants).
+//!
+//! ```
+//! use bamdp::nn::gemm::{matmul, Mat};
+//! // [2 x 3] . [3 x 2], row-major.
+//! let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+//! let mut c = [0.0; 4];
+//! matmul(&mut c, Mat::rows(&a, 2, 3), Mat::rows(&b, 3, 2), false);
+//! assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+//! ```
+
+/// A read-only `rows x cols` view of a slice: element `(i, j)` is
+/// `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major `rows x cols` matrix.
+    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// The transpose of a row-major `rows x cols` matrix (a `cols x rows` view).
+    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, cols, rows, 1, cols)
+    }
+
+    pub fn strided(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * row_stride + (cols - 1) * col_stride;
+            assert!(
+                last < data.len(),
+                "matrix view {rows}x{cols} (strides {row_stride}, {col_stride}) outside a slice of {}",
+                data.len()
+            );
+        }
+        Mat {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+}
+
+/// `c = a . b` (or `c += a . b` with `accumulate`), `c` row-major `[a.rows, b.cols]`.
+pub fn matmul(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(
+        b.rows, k,
+        "inner dimensions differ: {m}x{k} . {}x{n}",
+        b.rows
+    );
+    assert_eq!(
+        c.len(),
+        m * n,
+        "output of {m}x{n} into a slice of {}",
+        c.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.iter_mut().for_each(|v| *v = 0.0);
+        }
+        return;
+    }
+    // SAFETY: every view was bounds-checked when built (its last element lies inside
+    // its slice) and `c` holds exactly m*n elements; `c` is a unique borrow, so it
+    // aliases neither input. With beta = 0 the library does not read `c`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.data.as_ptr(),
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b.data.as_ptr(),
+            b.row_stride as isize,
+            b.col_stride as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// `c[m x n] += a[m x k] . b[k x n]`, all row-major.
+pub fn mm_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    matmul(c, Mat::rows(a, m, k), Mat::rows(b, k, n), true);
+}
+
+/// `c[k x n] += aᵀ . b` for row-major `a[m x k]`, `b[m x n]`.
+pub fn mm_at_b_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    matmul(c, Mat::transposed(a, m, k), Mat::rows(b, m, n), true);
+}
+
+/// `c[m x n] += a . bᵀ` for row-major `a[m x k]`, `b[n x k]`.
+pub fn mm_a_bt_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    matmul(c, Mat::rows(a, m, k), Mat::transposed(b, n, k), true);
+}
+
+/// Products with fewer rows than this go through [`mm_acc_few_rows`].
+pub const FEW_ROWS: usize = 8;
+
+/// `c[m x n] += a[m x k] . b[k x n]` (row-major) for a handful of rows, as in the
+/// per-step recurrent products of a GRU over a few sequences. The library pads rows to
+/// its 8-row micro-tile and repacks `b` on every call, which for one or two rows costs
+/// more than the arithmetic (a quarter of RL2's training instructions); this is a
+/// plain row-times-matrix loop, vectorised over `n`, with fused multiply-adds where
+/// the CPU has them (picked once per machine: deterministic on one machine; training
+/// only, where rows need not be stable across batch sizes).
+pub fn mm_acc_few_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            unsafe { few_rows_fma(a, b, c, m, k, n) };
+            return;
+        }
+    }
+    for i in 0..m {
+        let ci = &mut c[i * n..(i + 1) * n];
+        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
+            for (cij, &bpj) in ci.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cij += aip * bpj;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn few_rows_fma(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    for i in 0..m {
+        let ci = &mut c[i * n..(i + 1) * n];
+        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
+            for (cij, &bpj) in ci.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cij = aip.mul_add(bpj, *cij);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn naive(a: Mat<'_>, b: Mat<'_>) -> Vec<f64> {
+        let mut c = vec![0.0f64; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                for p in 0..a.cols {
+                    c[i * b.cols + j] += a.data[i * a.row_stride + p * a.col_stride] as f64
+                        * b.data[p * b.row_stride + j * b.col_stride] as f64;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn products_and_transposed_views_match_the_definition() {
+        let mut rng = Rng::new(5);
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 7, 5),
+            (17, 33, 9),
+            (64, 8, 192),
+            (1, 64, 192),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.normal() as f32).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.normal() as f32).collect();
+            let check = |got: &[f32], want: &[f64], base: &[f32]| {
+                for ((g, w), c) in got.iter().zip(want).zip(base) {
+                    let w = w + *c as f64;
+                    assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+                }
+            };
+            let want = naive(Mat::rows(&a, m, k), Mat::rows(&b, k, n));
+            let mut c = c0.clone();
+            mm_acc(&a, &b, &mut c, m, k, n);
+            check(&c, &want, &c0);
+            let mut c = vec![7.0; m * n];
+            matmul(&mut c, Mat::rows(&a, m, k), Mat::rows(&b, k, n), false);
+            check(&c, &want, &vec![0.0; m * n]);
+            // aᵀ b with a stored [k x m]: reuse `a` read as [m x k]ᵀ of a [k x m] buffer.
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            let mut c = c0.clone();
+            mm_at_b_acc(&at, &b, &mut c, k, m, n);
+            check(&c, &want, &c0);
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            let mut c = c0.clone();
+            mm_a_bt_acc(&a, &bt, &mut c, m, k, n);
+            check(&c, &want, &c0);
+            let mut c = c0.clone();
+            mm_acc_few_rows(&a, &b, &mut c, m, k, n);
+            check(&c, &want, &c0);
+        }
+    }
+
+    #[test]
+    fn a_row_does_not_depend_on_its_batch() {
+        let mut rng = Rng::new(8);
+        let (k, n) = (37, 70);
+        let b: Vec<f32> = (0..k * n).map(|_| rng.normal() as f32).collect();
+        let all: Vec<f32> = (0..200 * k).map(|_| rng.normal() as f32).collect();
+        let mut full = vec![0.0; 200 * n];
+        mm_acc(&all, &b, &mut full, 200, k, n);
+        for &(start, m) in &[(0, 1), (5, 3), (17, 16), (100, 100), (199, 1)] {
+            let mut part = vec![0.0; m * n];
+            mm_acc(&all[start * k..(start + m) * k], &b, &mut part, m, k, n);
+            assert_eq!(part, full[start * n..(start + m) * n], "rows {start}..+{m}");
+        }
+    }
+}
