@@ -31,6 +31,7 @@ pub struct Config {
     pub ppo: PpoConfig,
     pub policy: PolicyConfig,
     pub rl2: Rl2Config,
+    pub transformer: crate::nn::transformer::TransformerConfig,
     pub varibad: VaribadConfig,
     pub glibrl: GlibrlConfig,
     /// How the policy improves: "ppo" (every method) or "smc" (Belief-SMC planning with
@@ -347,6 +348,7 @@ impl Default for Config {
             ppo: PpoConfig::default(),
             policy: PolicyConfig::default(),
             rl2: Rl2Config::default(),
+            transformer: Default::default(),
             varibad: VaribadConfig::default(),
             glibrl: GlibrlConfig::default(),
             improver: Improver::Ppo,
@@ -706,6 +708,7 @@ impl Config {
                 &format!("at most varibad.buffer_trials = {}", v.buffer_trials),
             );
         }
+        self.transformer.check(&bad)?;
         self.check_glibrl(&bad)?;
         if let Some((key, value, allowed)) = self
             .maml

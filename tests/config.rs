@@ -317,6 +317,13 @@ fn every_constraint_is_checked() {
         ("rl2.gru_hidden=0", "rl2.gru_hidden"),
         ("rl2.obs_embed=0", "rl2.obs_embed"),
         ("rl2.reward_embed=0", "rl2.reward_embed"),
+        ("transformer.layers=0", "transformer.layers"),
+        ("transformer.heads=0", "transformer.heads"),
+        ("transformer.window=0", "transformer.window"),
+        ("transformer.window=100000", "transformer.window"),
+        ("transformer.width=30", "transformer.width"),
+        ("transformer.width=6", "transformer.width"),
+        ("transformer.mlp=0", "transformer.mlp"),
         ("eval.num_tasks=0", "eval.num_tasks"),
     ];
     for (set, key) in cases {

@@ -54,11 +54,40 @@ fn resumed_run_equals_uninterrupted_run() {
     assert_eq!(a, b, "resumed metrics differ from the uninterrupted run");
 }
 
+/// The transformer's per-row key/value caches cross the checkpoint mid-trial (45-step
+/// updates, 60-step trials), and the next update's segments start from them.
+#[test]
+fn resumed_transformer_run_equals_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let per_update = 8 * 45;
+    let with_method = |frames: u64| {
+        let mut o = small(frames);
+        o.push("method=\"transformer\"".into());
+        o
+    };
+    let whole = dir.path().join("whole");
+    run(&whole, with_method(6 * per_update), false);
+    let split = dir.path().join("split");
+    run(&split, with_method(4 * per_update), false);
+    run(
+        &split,
+        vec![format!("run.total_frames={}", 6 * per_update)],
+        true,
+    );
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(a.len(), 6);
+    assert_eq!(
+        a, b,
+        "resumed transformer metrics differ from the uninterrupted run"
+    );
+}
+
 #[test]
 fn thread_count_does_not_change_results() {
     let dir = tempfile::tempdir().unwrap();
     for (method, extra) in [
         ("rl2", vec![]),
+        ("transformer", vec![]),
         ("varibad", vec!["varibad.batch_trials=10".to_string()]),
     ] {
         let one = dir.path().join(format!("{method}-one"));

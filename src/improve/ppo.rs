@@ -560,6 +560,23 @@ mod tests {
 
     #[test]
     fn fused_and_pure_burn_losses_have_equal_gradients() {
+        fused_equals_pure_burn(Default::default());
+    }
+
+    #[test]
+    fn fused_and_pure_burn_losses_have_equal_gradients_transformer() {
+        use crate::nn::transformer::{Positions, TransformerSpec};
+        fused_equals_pure_burn(crate::nn::CoreSpec::Transformer(TransformerSpec {
+            layers: 2,
+            heads: 2,
+            width: 8,
+            window: 4,
+            mlp: 12,
+            positions: Positions::Rotary,
+        }));
+    }
+
+    fn fused_equals_pure_burn(core: crate::nn::CoreSpec) {
         use crate::nn::host::Act;
         use crate::nn::MemorySpec;
         let mut rng = Rng::new(5);
@@ -571,6 +588,7 @@ mod tests {
             action_embed: 3,
             reward_embed: 2,
             hidden: 6,
+            core,
         };
         let net = AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), &mut rng);
         let (steps, rows) = (6, 3);
@@ -586,7 +604,7 @@ mod tests {
             rows,
             x: (0..n * 9).map(|_| rng.normal() as f32).collect(),
             reset,
-            h0: vec![0.0; rows * 6],
+            h0: vec![0.0; rows * net.state_dim()],
             act: onehot,
             logp: (0..n).map(|_| -1.6 + 0.1 * rng.normal() as f32).collect(),
             values: (0..n).map(|_| rng.normal() as f32).collect(),

@@ -1,8 +1,8 @@
 //! Methods: what a config's `method` builds. A method is a small [`Method`] impl that
 //! turns its own config section and the env's [`EnvSpec`] into the parts the run loop
-//! holds: the policy's recurrent memory (RL2), the belief the policy acts on, the
-//! [`BeliefLearner`] that trains that belief from a buffer of trials, and the planner
-//! over the belief (improver `smc`). The run loop (`run/`) only sees these parts, so a
+//! holds: the policy's own memory (RL2's GRU, or a causal transformer), the belief the
+//! policy acts on, the [`BeliefLearner`] that trains that belief from a buffer of
+//! trials, and the planner over the belief (improver `smc`). The run loop (`run/`) only sees these parts, so a
 //! new belief is one folder plus one entry in [`TABLE`] and a preset.
 //!
 //! `method` and `improver` are parsed once into [`MethodId`] and [`Improver`]; the
@@ -20,6 +20,7 @@ pub mod maml;
 pub mod memoryless;
 pub mod oracle;
 pub mod rl2;
+pub mod transformer;
 pub mod varibad;
 
 pub use crate::belief::learner::BeliefLearner;
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum MethodId {
     Rl2,
+    Transformer,
     Oracle,
     Varibad,
     Glibrl,
@@ -59,8 +61,9 @@ pub enum Improver {
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 6] = [
+    pub const ALL: [MethodId; 7] = [
         MethodId::Rl2,
+        MethodId::Transformer,
         MethodId::Oracle,
         MethodId::Varibad,
         MethodId::Glibrl,
@@ -121,8 +124,8 @@ pub trait Method: Send + Sync {
     fn name(&self) -> &'static str;
     /// One line for `bamdp methods`.
     fn about(&self) -> &'static str;
-    /// The policy's own recurrent memory over (s, a_prev, r_prev, done_prev), trained
-    /// by the policy loss (RL2).
+    /// The policy's own memory over (s, a_prev, r_prev, done_prev), trained by the
+    /// policy loss (RL2's GRU, or the transformer method's causal transformer).
     fn memory(&self, _cfg: &Config, _spec: &EnvSpec) -> Option<MemorySpec> {
         None
     }
@@ -160,8 +163,9 @@ pub trait Method: Send + Sync {
 }
 
 /// The built-in methods, one entry each.
-pub static TABLE: [&dyn Method; 6] = [
+pub static TABLE: [&dyn Method; 7] = [
     &rl2::Rl2,
+    &transformer::Transformer,
     &oracle::Oracle,
     &varibad::Varibad,
     &glibrl::Glibrl,
@@ -195,6 +199,12 @@ pub const COMBINATIONS: &[Combination] = &[
         method: MethodId::Rl2,
         improver: Improver::Ppo,
         presets: &["configs/*/rl2.toml"],
+    },
+    Combination {
+        name: "transformer",
+        method: MethodId::Transformer,
+        improver: Improver::Ppo,
+        presets: &["configs/*/transformer.toml"],
     },
     Combination {
         name: "varibad",

@@ -4,7 +4,7 @@
 use super::Method;
 use crate::config::Config;
 use crate::env::EnvSpec;
-use crate::nn::MemorySpec;
+use crate::nn::{CoreSpec, MemorySpec};
 
 pub struct Rl2;
 
@@ -24,6 +24,7 @@ impl Method for Rl2 {
             action_embed: c.action_embed,
             reward_embed: c.reward_embed,
             hidden: c.gru_hidden,
+            core: CoreSpec::Gru,
         })
     }
 }

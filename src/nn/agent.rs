@@ -1,18 +1,21 @@
-//! The actor-critic network every PPO-trained method uses, with an optional recurrent
-//! memory in front (RL2).
+//! The actor-critic network every PPO-trained method uses, with an optional memory in
+//! front: RL2's GRU or a causal transformer over the trial ([`super::transformer`]).
 //!
 //! Input per step is a flat vector `x_t`. Without memory, the actor and critic MLPs read
 //! `x_t` directly (e.g. observation + belief features). With memory (RL2), `x_t` is laid
 //! out as `[obs | previous action (one-hot) | previous reward | episode-done flag]`; each
 //! part is embedded (ReLU), concatenated with the flag, and fed to a GRU whose hidden
 //! state is what the actor and critic read. The hidden state is reset to zero at trial
-//! starts only, so it carries what was learned across the episodes of a trial.
+//! starts only, so it carries what was learned across the episodes of a trial. With a
+//! transformer core the same embedded vector is a token, the row's state is its
+//! key/value cache, and the actor and critic read the newest token's output.
 
 use super::graph::{self, GraphParams};
 use super::gru_op;
 use super::host::{self, Act};
 use super::mlp_op;
 use super::params::{Dense, GruCell, Params, Slot};
+use super::transformer::{self, StepScratch, Transformer, TransformerSpec};
 use crate::rng::Rng;
 use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
@@ -26,7 +29,31 @@ pub struct MemorySpec {
     /// 0 = feed the one-hot action to the GRU without an embedding layer.
     pub action_embed: usize,
     pub reward_embed: usize,
+    /// The GRU's hidden size (unused by a transformer core).
     pub hidden: usize,
+    /// Which sequence model reads the embedded steps.
+    #[serde(default)]
+    pub core: CoreSpec,
+}
+
+/// The memory's sequence model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoreSpec {
+    /// RL2's GRU ([`super::gru_op`]).
+    #[default]
+    Gru,
+    /// A causal transformer over the trial ([`super::transformer`]).
+    Transformer(TransformerSpec),
+}
+
+/// The memory's sequence model with its parameter slots. Serialised flat under the
+/// key `gru` or `transformer`, so checkpoints from before the enum still load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Core {
+    Gru(GruCell),
+    Transformer(Transformer),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,13 +62,28 @@ pub struct Memory {
     pub obs_embed: Dense,
     pub action_embed: Option<Dense>,
     pub reward_embed: Dense,
-    pub gru: GruCell,
+    #[serde(flatten)]
+    pub core: Core,
 }
 
 impl Memory {
     /// Width of the raw per-step input `x_t`.
     pub fn input_dim(&self) -> usize {
         self.spec.obs_dim + self.spec.action_dim + 2
+    }
+    /// Width of what the actor and critic read.
+    pub fn output_dim(&self) -> usize {
+        match &self.core {
+            Core::Gru(cell) => cell.hidden(),
+            Core::Transformer(tf) => tf.spec.width,
+        }
+    }
+    /// Floats of per-row state carried between steps (zeroed at trial starts).
+    pub fn state_dim(&self) -> usize {
+        match &self.core {
+            Core::Gru(cell) => cell.hidden(),
+            Core::Transformer(tf) => tf.state_dim(),
+        }
     }
     fn gru_input_dim(spec: &MemorySpec) -> usize {
         let a = if spec.action_embed == 0 {
@@ -73,6 +115,9 @@ pub struct Scratch {
     gru: Vec<f32>,
     a: Vec<f32>,
     b: Vec<f32>,
+    /// Transformer core: its step buffers and the newest tokens' outputs.
+    tf: Option<StepScratch>,
+    features: Vec<f32>,
 }
 
 impl AgentNet {
@@ -117,10 +162,25 @@ impl AgentNet {
                     relu_gain,
                     rng,
                 ),
-                gru: GruCell::new(p, "mem.gru", Memory::gru_input_dim(&spec), spec.hidden, rng),
+                core: match spec.core {
+                    CoreSpec::Gru => Core::Gru(GruCell::new(
+                        p,
+                        "mem.gru",
+                        Memory::gru_input_dim(&spec),
+                        spec.hidden,
+                        rng,
+                    )),
+                    CoreSpec::Transformer(ts) => Core::Transformer(Transformer::new(
+                        p,
+                        "mem.tf",
+                        Memory::gru_input_dim(&spec),
+                        ts,
+                        rng,
+                    )),
+                },
             }
         });
-        let feat = memory.as_ref().map_or(input_dim, |m| m.spec.hidden);
+        let feat = memory.as_ref().map_or(input_dim, |m| m.output_dim());
         let gain = match act {
             Act::Relu => 2f32.sqrt(),
             _ => 5.0 / 3.0,
@@ -165,7 +225,7 @@ impl AgentNet {
 
     /// Width of the recurrent state per row (0 without memory).
     pub fn state_dim(&self) -> usize {
-        self.memory.as_ref().map_or(0, |m| m.spec.hidden)
+        self.memory.as_ref().map_or(0, |m| m.state_dim())
     }
 
     pub fn scratch(&self, rows: usize) -> Scratch {
@@ -177,20 +237,32 @@ impl AgentNet {
             .max()
             .unwrap_or(1)
             .max(self.input_dim)
-            .max(self.state_dim());
+            .max(self.memory.as_ref().map_or(0, |m| m.output_dim()));
         let (embed, gru) = match &self.memory {
             Some(m) => (
                 rows * Memory::gru_input_dim(&m.spec)
                     .max(m.spec.obs_embed + m.spec.action_embed + m.spec.reward_embed),
-                2 * rows * 3 * m.spec.hidden,
+                match &m.core {
+                    Core::Gru(cell) => 2 * rows * 3 * cell.hidden(),
+                    Core::Transformer(_) => 0,
+                },
             ),
             None => (0, 0),
         };
+        let tf = match self.memory.as_ref().map(|m| &m.core) {
+            Some(Core::Transformer(tf)) => Some(tf.scratch(rows)),
+            _ => None,
+        };
+        let features = tf.as_ref().map_or(0, |_| {
+            rows * self.memory.as_ref().map_or(0, |m| m.output_dim())
+        });
         Scratch {
             embed: vec![0.0; embed.max(rows * 64)],
             gru: vec![0.0; gru],
             a: vec![0.0; rows * widest],
             b: vec![0.0; rows * widest],
+            tf,
+            features: vec![0.0; features],
         }
     }
 
@@ -212,8 +284,19 @@ impl AgentNet {
             Some(m) => {
                 self.memory_input(p, m, x, rows, s);
                 let gi = Memory::gru_input_dim(&m.spec);
-                host::gru_step(p, &m.gru, &s.embed[..rows * gi], state, rows, &mut s.gru);
-                state
+                let tokens = &s.embed[..rows * gi];
+                match &m.core {
+                    Core::Gru(cell) => {
+                        host::gru_step(p, cell, tokens, state, rows, &mut s.gru);
+                        state
+                    }
+                    Core::Transformer(tf) => {
+                        let out = &mut s.features[..rows * tf.spec.width];
+                        let ts = s.tf.as_mut().expect("scratch built for this net");
+                        tf.step(p, tokens, rows, state, ts, out);
+                        out
+                    }
+                }
             }
             None => x,
         };
@@ -368,8 +451,15 @@ impl AgentNet {
         let features = match &self.memory {
             Some(m) => {
                 let gin = self.memory_input_graph(gp, m, xt);
-                let h0 = graph::constant(h0, rows, m.spec.hidden, device);
-                gp.gru_sequence(&m.gru, gin, reset, h0, steps, rows)
+                match &m.core {
+                    Core::Gru(cell) => {
+                        let h0 = graph::constant(h0, rows, cell.hidden(), device);
+                        gp.gru_sequence(cell, gin, reset, h0, steps, rows)
+                    }
+                    Core::Transformer(tf) => {
+                        transformer::graph::sequence(gp, tf, gin, reset, h0, steps, rows)
+                    }
+                }
             }
             None => xt,
         };
@@ -398,19 +488,22 @@ impl AgentNet {
             Some(m) => {
                 let gin = self.memory_input_graph(gp, m, xt);
                 let gin_host = graph::to_vec(gin.clone().detach());
-                let (hs, tape) = gru_op::forward(params, &m.gru, &gin_host, reset, h0, steps, rows);
-                let h_leaf = graph::constant(&hs, n, m.spec.hidden, device).require_grad();
+                let (hs, tape) = match &m.core {
+                    Core::Gru(cell) => {
+                        let (hs, tape) =
+                            gru_op::forward(params, cell, &gin_host, reset, h0, steps, rows);
+                        (hs, CoreTape::Gru(tape, *cell))
+                    }
+                    Core::Transformer(tf) => {
+                        let (hs, tape) = transformer::sequence::forward(
+                            params, tf, &gin_host, reset, h0, steps, rows,
+                        );
+                        (hs, CoreTape::Transformer(Box::new(tape), tf.clone()))
+                    }
+                };
+                let h_leaf = graph::constant(&hs, n, m.output_dim(), device).require_grad();
                 let (l, v) = self.heads_graph(gp, h_leaf.clone());
-                (
-                    l,
-                    v,
-                    Some(FusedPending {
-                        gin,
-                        h_leaf,
-                        tape,
-                        cell: m.gru,
-                    }),
-                )
+                (l, v, Some(FusedPending { gin, h_leaf, tape }))
             }
             None => {
                 let (l, v) = self.heads_graph(gp, xt);
@@ -483,14 +576,24 @@ impl AgentNet {
                     gin.extend_from_slice(&e_rew[i * widths[2]..(i + 1) * widths[2]]);
                     gin.push(x[i * xi + ri + 1]);
                 }
-                let (hs, gru) = gru_op::forward(p, &m.gru, &gin, reset, h0, steps, rows);
+                let (hs, core) = match &m.core {
+                    Core::Gru(cell) => {
+                        let (hs, tape) = gru_op::forward(p, cell, &gin, reset, h0, steps, rows);
+                        (hs, CoreTape::Gru(tape, *cell))
+                    }
+                    Core::Transformer(tf) => {
+                        let (hs, tape) =
+                            transformer::sequence::forward(p, tf, &gin, reset, h0, steps, rows);
+                        (hs, CoreTape::Transformer(Box::new(tape), tf.clone()))
+                    }
+                };
                 (
                     hs,
                     Some(MemoryTape {
                         obs,
                         act,
                         rew,
-                        gru,
+                        core,
                         widths,
                     }),
                 )
@@ -527,7 +630,7 @@ impl AgentNet {
             mlp_op::backward(p, &self.critic, &tape.critic, dvalues, grad, None);
             return;
         };
-        let hd = m.spec.hidden;
+        let hd = m.output_dim();
         let mut dh = vec![0.0f32; n * hd];
         let mut dh_critic = vec![0.0f32; n * hd];
         mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, Some(&mut dh));
@@ -542,7 +645,12 @@ impl AgentNet {
         dh.iter_mut().zip(&dh_critic).for_each(|(a, b)| *a += b);
         let gi = Memory::gru_input_dim(&m.spec);
         let mut dgin = vec![0.0f32; n * gi];
-        gru_op::backward(p, &m.gru, &mt.gru, &dh, grad, &mut dgin);
+        match &mt.core {
+            CoreTape::Gru(tape, cell) => gru_op::backward(p, cell, tape, &dh, grad, &mut dgin),
+            CoreTape::Transformer(tape, tf) => {
+                transformer::sequence::backward(p, tf, tape, &dh, grad, &mut dgin)
+            }
+        }
         let [wo, wa, wr] = mt.widths;
         let part = |from: usize, width: usize| -> Vec<f32> {
             dgin.chunks_exact(gi)
@@ -571,7 +679,7 @@ struct MemoryTape {
     obs: mlp_op::MlpTape,
     act: Option<mlp_op::MlpTape>,
     rew: mlp_op::MlpTape,
-    gru: gru_op::GruTape,
+    core: CoreTape,
     /// Widths of the embedded observation, action and reward in the GRU input.
     widths: [usize; 3],
 }
@@ -581,8 +689,13 @@ struct MemoryTape {
 pub struct FusedPending {
     gin: Tensor<2>,
     h_leaf: Tensor<2>,
-    tape: gru_op::GruTape,
-    cell: GruCell,
+    tape: CoreTape,
+}
+
+/// The host op's tape and its core.
+enum CoreTape {
+    Gru(gru_op::GruTape, GruCell),
+    Transformer(Box<transformer::sequence::SequenceTape>, Transformer),
 }
 
 impl FusedPending {
@@ -594,7 +707,12 @@ impl FusedPending {
         );
         let [n, gi] = self.gin.dims();
         let mut dgin = vec![0.0f32; n * gi];
-        gru_op::backward(params, &self.cell, &self.tape, &dh, grad, &mut dgin);
+        match &self.tape {
+            CoreTape::Gru(tape, cell) => gru_op::backward(params, cell, tape, &dh, grad, &mut dgin),
+            CoreTape::Transformer(tape, tf) => {
+                transformer::sequence::backward(params, tf, tape, &dh, grad, &mut dgin)
+            }
+        }
         let device = self.gin.device();
         let surrogate = (self.gin * graph::constant(&dgin, n, gi, &device)).sum();
         let g2 = surrogate.backward();
@@ -667,6 +785,7 @@ mod tests {
             action_embed: 3,
             reward_embed: 2,
             hidden: 6,
+            core: CoreSpec::Gru,
         };
         check_host_equals_graph(Some(spec), 9, Act::Tanh);
         let spec = MemorySpec {
@@ -674,5 +793,29 @@ mod tests {
             ..spec
         };
         check_host_equals_graph(Some(spec), 9, Act::Relu);
+    }
+
+    #[test]
+    fn host_forward_equals_graph_forward_transformer() {
+        use super::transformer::Positions;
+        for positions in [Positions::Rotary, Positions::None] {
+            let spec = MemorySpec {
+                obs_dim: 2,
+                action_dim: 5,
+                obs_embed: 4,
+                action_embed: 3,
+                reward_embed: 2,
+                hidden: 0,
+                core: CoreSpec::Transformer(TransformerSpec {
+                    layers: 2,
+                    heads: 2,
+                    width: 8,
+                    window: 4,
+                    mlp: 12,
+                    positions,
+                }),
+            };
+            check_host_equals_graph(Some(spec), 9, Act::Tanh);
+        }
     }
 }

@@ -16,7 +16,8 @@ pub mod head;
 pub mod host;
 pub mod mlp_op;
 pub mod params;
+pub mod transformer;
 
 pub use adam::Adam;
-pub use agent::{AgentNet, MemorySpec};
+pub use agent::{AgentNet, CoreSpec, MemorySpec};
 pub use params::{Params, Slot};
