@@ -16,6 +16,7 @@
 //! - [`sweep`]: grids of configs x seeds, locally or on a Ray cluster.
 //! - [`report`]: tables, figures and an HTML page from run folders; [`stats`]: the
 //!   statistics behind them (IQM, stratified bootstrap, probability of improvement).
+//! - [`api`]: the small surface embedders use (the Python package): envs, train, act.
 //!
 //! See ARCHITECTURE.md at the repository root for the data flow and invariants.
 
@@ -23,6 +24,7 @@
 // iterator form clippy suggests would zip three or four slices and read worse.
 #![allow(clippy::needless_range_loop)]
 
+pub mod api;
 pub mod belief;
 pub mod cli;
 pub mod codec;

@@ -6,12 +6,16 @@
 //! adds one figure over a range of episodes: MetaWorld's meta-learning evaluation
 //! (adapt for 10 episodes, evaluate 3) reads the mean success of episodes 11-13.
 
-use super::actor::{install_belief_params, make_plan_hook, Actor, TrialResult};
+use super::actor::{install_belief_params, make_plan_hook, Actor, PlanHook, TrialResult};
 use super::checkpoint;
 use super::train::{load_checkpoint, load_run_config};
-use crate::env::{self, Split};
+use crate::belief::BatchedBelief;
+use crate::config::Config;
+use crate::env::{self, BatchEnv, Split};
 use crate::error::UserError;
+use crate::improve::normalize::RunningMeanStd;
 use crate::method::{self, Method};
+use crate::nn::{AgentNet, Params};
 use crate::rng::streams;
 use serde::Serialize;
 use std::path::Path;
@@ -102,11 +106,98 @@ pub fn evaluate_with(method: &dyn Method, args: &EvalArgs<'_>) -> Result<EvalRep
     evaluate_checkpoint(method, &cfg, ck, args)
 }
 
+/// A checkpoint's agent checked against the run's config, with everything acting needs
+/// besides the environment: shared by `bamdp eval` and the embedding API
+/// ([`crate::api`]), so both act alike.
+pub struct TrainedAgent {
+    policy: Policy,
+    belief: Option<Box<dyn BatchedBelief>>,
+    learner_params: Option<Params>,
+    plan: Option<PlanHook>,
+}
+
+/// The trained network, its weights and the observation normalisation it was trained with.
+pub struct Policy {
+    pub net: AgentNet,
+    pub params: Params,
+    pub obs_rms: Option<RunningMeanStd>,
+}
+
+impl TrainedAgent {
+    /// Checks `ck` (the checkpoint of the run folder `run`, named in errors) against
+    /// `cfg` and builds the belief (with the learner's trained weights) and the planner
+    /// for acting in `env`'s rows.
+    pub fn load(
+        method: &dyn Method,
+        cfg: &Config,
+        ck: checkpoint::Checkpoint,
+        env: &dyn BatchEnv,
+        run: &Path,
+    ) -> Result<TrainedAgent, UserError> {
+        let spec = env.spec();
+        let rows = env.num_envs();
+        let belief = method.belief(cfg, spec, rows)?;
+        let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
+        let (net, fresh) = method::build_agent(method, cfg, spec, bdim);
+        if ck.params.slots != fresh.slots {
+            return Err(UserError::file(
+                checkpoint::meta_path(run),
+                "checkpoint parameters do not match the run's config.toml",
+            ));
+        }
+        // The planner only matters at test time if it acts (its targets train nothing here).
+        let plan = make_plan_hook(method, cfg, env)?.filter(|h| h.act_by_planner);
+        // A learned belief acts with the learner's trained weights.
+        let learner_params = match (method.learner(cfg, spec, rows)?, ck.learner) {
+            (Some(l), Some(saved)) => {
+                crate::belief::learner::check_layout(&saved.params, l.params(), method.name())
+                    .map_err(|e| UserError::file(checkpoint::meta_path(run), e.to_string()))?;
+                Some(saved.params)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(UserError::file(
+                    checkpoint::meta_path(run),
+                    format!("a {} checkpoint without its belief weights", method.name()),
+                ))
+            }
+        };
+        Ok(TrainedAgent {
+            policy: Policy {
+                net,
+                params: ck.params,
+                obs_rms: ck.obs_rms,
+            },
+            belief,
+            learner_params,
+            plan,
+        })
+    }
+
+    /// The actor for `env` (the rows [`load`](TrainedAgent::load) was given), drawing
+    /// actions from the evaluation streams of `seed`.
+    pub fn start(self, env: &mut dyn BatchEnv, seed: u64, greedy: bool) -> (Policy, Actor) {
+        let mut actor = Actor::new(
+            &self.policy.net,
+            env,
+            self.belief,
+            seed,
+            streams::EVAL_ACTIONS,
+        );
+        actor.plan = self.plan;
+        if let Some(p) = &self.learner_params {
+            install_belief_params(&mut actor, p);
+        }
+        actor.greedy = greedy;
+        (self.policy, actor)
+    }
+}
+
 /// Meta-tests the agent in `ck` (a run's checkpoint, or a trainer's current state)
 /// under the run's `cfg`.
 pub fn evaluate_checkpoint(
     method: &dyn Method,
-    cfg: &crate::config::Config,
+    cfg: &Config,
     ck: checkpoint::Checkpoint,
     args: &EvalArgs<'_>,
 ) -> Result<EvalReport, UserError> {
@@ -141,37 +232,10 @@ pub fn evaluate_checkpoint(
             ));
         }
     }
-    let belief = method.belief(cfg, &spec, rows)?;
-    let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
-    let (net, mut params) = method::build_agent(method, cfg, &spec, bdim);
-    if ck.params.slots != params.slots {
-        return Err(UserError::file(
-            checkpoint::meta_path(args.run),
-            "checkpoint parameters do not match the run's config.toml",
-        ));
-    }
-    params = ck.params;
-    let obs_rms = ck.obs_rms;
-    let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::EVAL_ACTIONS);
-    // The planner only matters at test time if it acts (its targets train nothing here).
-    actor.plan = make_plan_hook(method, cfg, env.as_ref())?.filter(|h| h.act_by_planner);
-    // A learned belief acts with the learner's trained weights.
-    let learner = method.learner(cfg, &spec, rows)?;
-    match (learner, &ck.learner) {
-        (Some(l), Some(saved)) => {
-            crate::belief::learner::check_layout(&saved.params, l.params(), method.name())
-                .map_err(|e| UserError::file(checkpoint::meta_path(args.run), e.to_string()))?;
-            install_belief_params(&mut actor, &saved.params);
-        }
-        (None, None) => {}
-        _ => {
-            return Err(UserError::file(
-                checkpoint::meta_path(args.run),
-                format!("a {} checkpoint without its belief weights", method.name()),
-            ))
-        }
-    }
-    actor.greedy = args.greedy;
+    let frames_trained = ck.frames;
+    let agent = TrainedAgent::load(method, cfg, ck, env.as_ref(), args.run)?;
+    let (policy, mut actor) = agent.start(env.as_mut(), cfg.seed, args.greedy);
+    let (net, params, obs_rms) = (policy.net, policy.params, policy.obs_rms);
     let mut finished: Vec<TrialResult> = Vec::with_capacity(num_tasks + rows);
     let (mut x, mut reset, mut logp, mut values) = (
         vec![0.0; rows * net.input_dim],
@@ -251,7 +315,7 @@ pub fn evaluate_checkpoint(
         num_tasks,
         episodes_per_task: k,
         greedy: args.greedy,
-        frames_trained: ck.frames,
+        frames_trained,
         episode_returns,
         episode_returns_ci95,
         success_rate,

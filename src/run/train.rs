@@ -108,7 +108,8 @@ fn metric_row(
     row
 }
 
-pub(crate) fn install_ctrlc() -> Arc<AtomicBool> {
+/// The Ctrl-C flag the training loop polls; installs the handler on the first call.
+pub fn install_ctrlc() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     FLAG.get_or_init(|| {
         let f = Arc::new(AtomicBool::new(false));
