@@ -117,6 +117,9 @@ pub struct RunConfig {
     pub log_every: usize,
     /// Worker threads for gradient computation; results must not depend on it.
     pub threads: usize,
+    /// Free-form name of this variant of the method (e.g. `d24` in an ablation):
+    /// `bamdp report` shows and groups runs as `method [label]`. Not used in training.
+    pub label: String,
 }
 
 /// `[ppo]`: PPO with GAE.
@@ -370,6 +373,7 @@ impl Default for RunConfig {
             checkpoint_every: 100,
             log_every: 10,
             threads: 2,
+            label: String::new(),
         }
     }
 }

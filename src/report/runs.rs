@@ -89,7 +89,8 @@ impl EvalFile {
 pub struct Run {
     pub dir: PathBuf,
     pub env: String,
-    /// `method`, or `method x improver` when the improver is not PPO.
+    /// `method`, or `method x improver` when the improver is not PPO, followed by
+    /// `[run.label]` when the run has one.
     pub label: String,
     pub seed: u64,
     pub metrics: Table,
@@ -145,7 +146,7 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), UserError> {
 }
 
 /// Reads one run folder. The config is read as plain TOML (only `env`, `method`,
-/// `improver`, `seed`), so runs written by older versions still report.
+/// `improver`, `seed`, `run.label`), so runs written by older versions still report.
 pub fn read_run(dir: &Path) -> Result<Run, UserError> {
     let cfg_path = dir.join("config.toml");
     let text = std::fs::read_to_string(&cfg_path)
@@ -162,11 +163,19 @@ pub fn read_run(dir: &Path) -> Result<Run, UserError> {
         .and_then(|v| v.as_integer())
         .unwrap_or(0)
         .max(0) as u64;
-    let label = if improver == "ppo" {
+    let variant = value
+        .get("run")
+        .and_then(|r| r.get("label"))
+        .and_then(|v| v.as_str())
+        .filter(|l| !l.is_empty());
+    let mut label = if improver == "ppo" {
         method
     } else {
         format!("{method} x {improver}")
     };
+    if let Some(variant) = variant {
+        label = format!("{label} [{variant}]");
+    }
     let metrics = Table::read(&dir.join("metrics.csv"))?;
     let eval_path = dir.join("eval.json");
     let eval = if eval_path.is_file() {
