@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Copy what results need from run folders into the repository (docs/results/...).
+
+    python3 scripts/keep_runs.py SWEEP_DIR DEST [--rows 200]
+
+For every run folder under SWEEP_DIR (a folder holding config.toml and metrics.csv),
+writes DEST/<same relative path>/ with:
+  config.toml, run.json, eval.json, eval.csv  copied as they are (when present);
+  metrics.csv                                  thinned to at most --rows rows (evenly
+                                               spaced, always keeping the last one),
+so `bamdp report DEST --out ...` redraws the tables and curves without the
+checkpoints, TensorBoard files and full-resolution metrics (megabytes per run).
+"""
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+
+KEPT = ["config.toml", "run.json", "eval.json", "eval.csv"]
+
+
+def run_dirs(root):
+    for here, dirs, files in os.walk(root):
+        dirs.sort()
+        if "config.toml" in files and "metrics.csv" in files:
+            dirs.clear()
+            yield here
+
+
+def thin(src, dst, rows):
+    with open(src, newline="") as f:
+        table = list(csv.reader(f))
+    if not table:
+        raise SystemExit(f"{src}: empty metrics file")
+    header, body = table[0], table[1:]
+    if len(body) > rows:
+        step = len(body) / rows
+        picked = sorted({int(i * step) for i in range(rows)} | {len(body) - 1})
+        body = [body[i] for i in picked]
+    tmp = dst + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(body)
+    os.replace(tmp, dst)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("src")
+    ap.add_argument("dest")
+    ap.add_argument("--rows", type=int, default=200)
+    a = ap.parse_args()
+    if a.rows < 2:
+        sys.exit("--rows: at least 2")
+    if not os.path.isdir(a.src):
+        sys.exit(f"{a.src}: no such folder")
+    n = 0
+    for d in run_dirs(a.src):
+        out = os.path.join(a.dest, os.path.relpath(d, a.src))
+        os.makedirs(out, exist_ok=True)
+        for name in KEPT:
+            if os.path.isfile(os.path.join(d, name)):
+                shutil.copyfile(os.path.join(d, name), os.path.join(out, name))
+        thin(os.path.join(d, "metrics.csv"), os.path.join(out, "metrics.csv"), a.rows)
+        n += 1
+    print(f"{n} run folders kept in {a.dest}")
+
+
+if __name__ == "__main__":
+    main()
