@@ -349,7 +349,7 @@ fn a_missing_mujoco_library_is_a_user_error_with_the_install_command() {
 /// Plays MetaWorld episodes of `task` (ML1) through the bridge's simulator code and the
 /// native port; the task lists of both splits and every value must be equal.
 fn assert_metaworld_port_equals_bridge(task: &str, env: &'static str, split: Split) {
-    use bamdp::env::mujoco::metaworld::{Class, SawyerFamily};
+    use bamdp::env::mujoco::metaworld::{class, SawyerFamily};
     let available = Command::new(python())
         .args(["-c", "import metaworld"])
         .stderr(Stdio::null())
@@ -360,7 +360,7 @@ fn assert_metaworld_port_equals_bridge(task: &str, env: &'static str, split: Spl
         return;
     }
     let bench_seed = 7u32;
-    let family = SawyerFamily::ml1(env, Class::parse(task).unwrap(), split, bench_seed).unwrap();
+    let family = SawyerFamily::ml1(env, class(task).unwrap(), split, bench_seed).unwrap();
     let mut row = family.new_row().unwrap();
     // 1,000 actions over four episodes on different tasks (three episode ends), two of
     // them steered to the goal so that success is reached.

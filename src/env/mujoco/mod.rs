@@ -158,6 +158,13 @@ pub fn assets_dir(var: &str, package: &str, sub: &str) -> Result<PathBuf, Mujoco
     }
 }
 
+/// The ported env `ml1-<task>` and its MetaWorld class `<task>-v3`.
+fn metaworld_class(name: &str) -> Option<(&'static str, &'static dyn metaworld::TaskClass)> {
+    let env = *PORTED.iter().find(|p| **p == name)?;
+    let class = metaworld::class(&format!("{}-v3", env.strip_prefix("ml1-")?))?;
+    Some((env, class))
+}
+
 /// A native batch of env `name` (one of [`PORTED`]); see [`super::make`].
 pub fn make(
     name: &str,
@@ -182,12 +189,7 @@ pub fn family(
     let family: std::sync::Arc<dyn batch::Family + Send + Sync> =
         if let Some(kind) = locomotion::Kind::parse(name) {
             std::sync::Arc::new(locomotion::LocomotionFamily::new(kind)?)
-        } else if let Some((env, class)) = PORTED.iter().find(|p| **p == name).and_then(|p| {
-            Some((
-                *p,
-                metaworld::Class::parse(&format!("{}-v3", p.strip_prefix("ml1-")?))?,
-            ))
-        }) {
+        } else if let Some((env, class)) = metaworld_class(name) {
             // MetaWorld seeds NumPy's legacy generator: the bridge passes the low 32 bits.
             let bench_seed = (seed & 0xFFFF_FFFF) as u32;
             std::sync::Arc::new(metaworld::SawyerFamily::ml1(env, class, split, bench_seed)?)
