@@ -45,6 +45,13 @@ pub const PORTED: &[&str] = &[
     "ml1-reach",
     "ml1-push",
     "ml1-pick-place",
+    "ml1-door-open",
+    "ml1-drawer-close",
+    "ml1-button-press-topdown",
+    "ml1-peg-insert-side",
+    "ml1-window-open",
+    "ml1-sweep",
+    "ml1-basketball",
 ];
 
 /// Whether `name` has a native port.

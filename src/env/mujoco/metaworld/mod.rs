@@ -16,11 +16,18 @@
 //! assert!(CLASSES.iter().all(|c| c.name().ends_with("-v3")));
 //! ```
 
+pub mod basketball;
+pub mod button_press_topdown;
+pub mod door_open;
+pub mod drawer_close;
+pub mod peg_insert_side;
 pub mod pick_place;
 pub mod push;
 pub mod reach;
 pub mod reward;
 pub mod sawyer;
+pub mod sweep;
+pub mod window_open;
 
 pub use sawyer::{Sawyer, SawyerFamily};
 
@@ -88,7 +95,18 @@ pub trait TaskClass: Sync {
 }
 
 /// The ported classes.
-pub static CLASSES: &[&dyn TaskClass] = &[&reach::Reach, &push::Push, &pick_place::PickPlace];
+pub static CLASSES: &[&dyn TaskClass] = &[
+    &reach::Reach,
+    &push::Push,
+    &pick_place::PickPlace,
+    &door_open::DoorOpen,
+    &drawer_close::DrawerClose,
+    &button_press_topdown::ButtonPressTopdown,
+    &peg_insert_side::PegInsertSide,
+    &window_open::WindowOpen,
+    &sweep::Sweep,
+    &basketball::Basketball,
+];
 
 /// The ported class named `name` (`reach-v3`).
 pub fn class(name: &str) -> Option<&'static dyn TaskClass> {
