@@ -470,6 +470,11 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
     ("window-open-v3", "ml1-window-open", Split::Test, "object"),
     ("sweep-v3", "ml1-sweep", Split::Train, "object"),
     ("basketball-v3", "ml1-basketball", Split::Test, "object"),
+    ("drawer-open-v3", "ml1-drawer-open", Split::Train, "object"),
+    ("door-close-v3", "ml1-door-close", Split::Test, "object"),
+    ("shelf-place-v3", "ml1-shelf-place", Split::Train, "object"),
+    ("sweep-into-v3", "ml1-sweep-into", Split::Test, "object"),
+    ("lever-pull-v3", "ml1-lever-pull", Split::Train, "object"),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

@@ -317,6 +317,10 @@ impl Model {
     pub fn body_pos(&self, b: usize) -> &[f64] {
         &self.array(mof::body_pos, 3 * self.nbody())[3 * b..3 * b + 3]
     }
+    /// `site_pos` of site `s` (its offset from its body).
+    pub fn site_pos(&self, s: usize) -> &[f64] {
+        &self.array(mof::site_pos, 3 * self.nsite())[3 * s..3 * s + 3]
+    }
     /// `site_pos` of site `s`, writable.
     pub fn site_pos_mut(&mut self, s: usize) -> &mut [f64] {
         let n = self.nsite();

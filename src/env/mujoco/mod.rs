@@ -52,6 +52,11 @@ pub const PORTED: &[&str] = &[
     "ml1-window-open",
     "ml1-sweep",
     "ml1-basketball",
+    "ml1-drawer-open",
+    "ml1-door-close",
+    "ml1-shelf-place",
+    "ml1-sweep-into",
+    "ml1-lever-pull",
 ];
 
 /// Whether `name` has a native port.

@@ -18,15 +18,20 @@
 
 pub mod basketball;
 pub mod button_press_topdown;
+pub mod door_close;
 pub mod door_open;
 pub mod drawer_close;
+pub mod drawer_open;
+pub mod lever_pull;
 pub mod peg_insert_side;
 pub mod pick_place;
 pub mod push;
 pub mod reach;
 pub mod reward;
 pub mod sawyer;
+pub mod shelf_place;
 pub mod sweep;
+pub mod sweep_into;
 pub mod window_open;
 
 pub use sawyer::{Sawyer, SawyerFamily};
@@ -106,6 +111,11 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &window_open::WindowOpen,
     &sweep::Sweep,
     &basketball::Basketball,
+    &drawer_open::DrawerOpen,
+    &door_close::DoorClose,
+    &shelf_place::ShelfPlace,
+    &sweep_into::SweepInto,
+    &lever_pull::LeverPull,
 ];
 
 /// The ported class named `name` (`reach-v3`).

@@ -19,13 +19,18 @@ pub(super) fn puck(s: &Sawyer) -> ([f64; 3], [f64; 4]) {
     (s.body(s.named[0]), s.body_quat(s.named[0]))
 }
 
-/// sweep's own `_gripper_caging_reward` (sweep, sweep-into): the mean of the caging
-/// (pads around the object in y, gripper over it in x-z) and, once caged, the pads'
-/// grip; the gripper effort does not enter.
-pub(super) fn caging(s: &Sawyer, obj: [f64; 3], obj_radius: f64) -> f64 {
+/// sweep's own `_gripper_caging_reward` (sweep, sweep-into, with their own grip and
+/// x-z margins): the mean of the caging (pads around the object in y, gripper over it
+/// in x-z) and, once caged, the pads' grip; the gripper effort does not enter.
+pub(super) fn caging(
+    s: &Sawyer,
+    obj: [f64; 3],
+    obj_radius: f64,
+    grip_extra: f64,
+    x_z_success_margin: f64,
+) -> f64 {
     let pad_success_margin = 0.05;
-    let grip_success_margin = obj_radius + 0.01;
-    let x_z_success_margin = 0.005;
+    let grip_success_margin = obj_radius + grip_extra;
     let tcp = s.tcp_center();
     let (left, right) = (s.left_pad(), s.right_pad());
     let delta_left = left[1] - obj[1];
@@ -80,7 +85,7 @@ impl TaskClass for Sweep {
         let obj_to_target = dist(obj, s.target);
         let in_place_margin = dist(s.obj_init_pos, s.target);
         let in_place = tolerance_long_tail(obj_to_target, 0.0, 0.05, in_place_margin);
-        let grasped = caging(s, obj, OBJ_RADIUS);
+        let grasped = caging(s, obj, OBJ_RADIUS, 0.01, 0.005);
         let reward = if obj_to_target < 0.05 {
             10.0
         } else {
