@@ -553,3 +553,51 @@ fn metaworld_classes_are_bit_identical_to_the_bridge() {
     }
     assert!(failed.is_empty(), "differs from metaworld: {failed:?}");
 }
+
+/// `metaworld.ML10(7)`: both splits' task lists (class and vector of each of the 500
+/// and 250 tasks) are bit-identical to metaworld's, and a one-row native ML10 batch
+/// row plays 1,000 steps over five episodes on four classes (returning to two of them)
+/// bit-identically to the bridge's row.
+#[test]
+fn ml10_task_lists_and_class_switching_rows_equal_the_bridge() {
+    use bamdp::env::mujoco::metaworld::ml10::Ml10Family;
+    if !available() || !metaworld_available() {
+        return;
+    }
+    let bench_seed = 7u32;
+    let episodes = serde_json::json!([
+        {"task_index": 10, "steps": 200, "directed": "goal"},
+        {"task_index": 160, "steps": 200, "directed": "object"},
+        {"task_index": 470, "steps": 200, "directed": "object"},
+        {"task_index": 12, "steps": 200, "directed": null},
+        {"task_index": 480, "steps": 200, "directed": "object"},
+    ]);
+    let input = serde_json::json!({
+        "benchmark": "ML10", "split": "train", "bench_seed": bench_seed,
+        "episodes": episodes, "seed": 3,
+    });
+    let out = start_metaworld_reference(&input)
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "reference script failed");
+    let mut r = Reader(&out.stdout);
+    for split in [Split::Train, Split::Test] {
+        let want = read_task_list(&mut r);
+        let family = Ml10Family::new(split, bench_seed).unwrap();
+        assert_eq!(want.len(), family.task_names().len(), "{split:?}: tasks");
+        let vectors: Vec<&Vec<f64>> = family.classes().iter().flat_map(|c| c.tasks()).collect();
+        for (k, (name, v)) in want.iter().enumerate() {
+            assert_eq!(name, family.task_names()[k], "{split:?} task {k}: class");
+            assert_eq!(f64_bits(vectors[k]), f64_bits(v), "{split:?} task {k}");
+        }
+    }
+    let family = Ml10Family::new(Split::Train, bench_seed).unwrap();
+    let mut rows: Vec<Box<dyn RowSim>> = vec![Box::new(family.new_row().unwrap())];
+    let (steps, successes) =
+        assert_episodes_equal("ml10 train", &mut r, &episodes, &mut rows, |ti| {
+            (0, ti as u32)
+        });
+    assert!(r.0.is_empty(), "unread reference output");
+    assert_eq!(steps, 1000);
+    eprintln!("ml10: 750 task vectors and {steps} steps ({successes} successful) bit-identical");
+}

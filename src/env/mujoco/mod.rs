@@ -57,6 +57,7 @@ pub const PORTED: &[&str] = &[
     "ml1-shelf-place",
     "ml1-sweep-into",
     "ml1-lever-pull",
+    "ml10",
 ];
 
 /// Whether `name` has a native port.
@@ -201,6 +202,9 @@ pub fn family(
     let family: std::sync::Arc<dyn batch::Family + Send + Sync> =
         if let Some(kind) = locomotion::Kind::parse(name) {
             std::sync::Arc::new(locomotion::LocomotionFamily::new(kind)?)
+        } else if name == "ml10" {
+            let bench_seed = (seed & 0xFFFF_FFFF) as u32;
+            std::sync::Arc::new(metaworld::ml10::Ml10Family::new(split, bench_seed)?)
         } else if let Some((env, class)) = metaworld_class(name) {
             // MetaWorld seeds NumPy's legacy generator: the bridge passes the low 32 bits.
             let bench_seed = (seed & 0xFFFF_FFFF) as u32;

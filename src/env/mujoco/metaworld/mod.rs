@@ -23,6 +23,7 @@ pub mod door_open;
 pub mod drawer_close;
 pub mod drawer_open;
 pub mod lever_pull;
+pub mod ml10;
 pub mod peg_insert_side;
 pub mod pick_place;
 pub mod push;
