@@ -4,10 +4,9 @@
 //! point 0.3 m up (z weighted twice), plus a bonus once the ball is lifted; 10 and
 //! success within 8 cm.
 //!
-//! MetaWorld keeps the target as a view of the goal site's live position and, at each
-//! reset, writes that position into the site's own offset, so the site drifts by the
-//! hoop's offset with every `reset_model` call; the port repeats both calls of a reset
-//! ([`TaskClass::resets_twice`]) to drift identically.
+//! MetaWorld keeps the target as a view of the goal site's live position (a site of
+//! the world body, so it stays where `reset_model` writes it) and reads it at every
+//! step; the port reads the site's position likewise.
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, norm, tolerance_long_tail};
 use super::{Evaluation, Obj, Sawyer, TaskClass};
@@ -34,9 +33,6 @@ impl TaskClass for Basketball {
     }
     fn accepts(&self, v: &[f64]) -> bool {
         norm(&[v[0] - v[3], v[1] - v[4]]) >= 0.15
-    }
-    fn resets_twice(&self) -> bool {
-        true
     }
     fn names(&self) -> &'static [(Obj, &'static str)] {
         &[
