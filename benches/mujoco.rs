@@ -5,7 +5,8 @@
 //! line with `steps_per_s`; native lines add `mj_step_fraction`, the share of the
 //! batch's time that a bare loop of the same `mj_step` calls takes (same model, same
 //! number of calls: the rest is bamdp's reward, observation, reset and thread work).
-//! Envs without a native port (MetaWorld, until ported) get bridge figures only.
+//! Envs without a native port (`ml45`, MetaWorld classes outside ML10) get bridge
+//! figures only.
 //!
 //!     cargo bench --bench mujoco -- --seconds 5 --rows 8
 //!     cargo bench --bench mujoco -- --envs cheetah-vel,ml1-reach

@@ -601,3 +601,19 @@ fn ml10_task_lists_and_class_switching_rows_equal_the_bridge() {
     assert_eq!(steps, 1000);
     eprintln!("ml10: 750 task vectors and {steps} steps ({successes} successful) bit-identical");
 }
+
+#[test]
+fn every_ported_metaworld_class_is_an_ml1_env() {
+    use bamdp::env::mujoco::{metaworld::CLASSES, PORTED};
+    let classes: Vec<String> = CLASSES
+        .iter()
+        .map(|c| format!("ml1-{}", c.name().strip_suffix("-v3").unwrap()))
+        .collect();
+    let ported: Vec<&str> = PORTED
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("ml1-"))
+        .collect();
+    assert_eq!(classes, ported);
+    assert_eq!(classes.len(), 15);
+}

@@ -1,13 +1,14 @@
 //! Native MuJoCo simulators: the locomotion meta-tasks of [`super::python`]
 //! (`cheetah-vel`, `cheetah-dir`, `ant-dir` on gymnasium's v5 HalfCheetah and Ant) and
-//! MetaWorld v3 ML1 tasks (`ml1-reach`, `ml1-push`, `ml1-pick-place`), stepped through
+//! MetaWorld v3 (ML10's 15 classes as `ml1-<task>` envs, and `ml10`), stepped through
 //! MuJoCo's C library from Rust, with no Python process in the loop (docs/simulators.md).
 //!
 //! - [`lib`]: the library, opened at run time (bamdp builds and runs without it), and
 //!   thin `mjModel` / `mjData` wrappers over the fields bamdp reads ([`offsets`]).
 //! - [`locomotion`]: one row's HalfCheetah or Ant with VariBAD's task rewards.
-//! - [`metaworld`]: the Sawyer base, the ported task classes and their task lists
-//!   ([`mt19937`]: NumPy's legacy generator, from which MetaWorld draws them).
+//! - [`metaworld`]: the Sawyer base, the ported task classes (a table of `TaskClass`
+//!   impls), their task lists and ML10 ([`mt19937`]: NumPy's legacy generator, from
+//!   which MetaWorld draws them).
 //! - [`batch`]: the batch: task and reset-seed streams, episode and trial ends, rows
 //!   stepped on `run.threads` threads.
 //!
