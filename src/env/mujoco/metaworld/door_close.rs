@@ -31,8 +31,10 @@ impl TaskClass for DoorClose {
         s.reset_hand();
         s.obj_init_pos = [v[0], v[1], v[2]];
         s.target = [v[0] + 0.2, v[1] + -0.2, v[2] + 0.0];
-        // The door kept open after the reset.
-        place_door(s, s.obj_init_pos, -1.5708);
+        // The door kept open after the reset, at MetaWorld's literal angle (not -pi/2).
+        #[allow(clippy::approx_constant)]
+        let open = -1.5708;
+        place_door(s, s.obj_init_pos, open);
     }
     fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
         handle(s)
