@@ -290,20 +290,27 @@ fn a_resumed_batch_continues_exactly() {
         return;
     }
     let opts = options(Backend::Native, 2);
-    let mut a = bamdp::env::make("ant-dir", 3, Split::Train, 4, &opts).unwrap();
-    let first = trace(a.as_mut(), 130);
-    let _ = first;
-    let state = a.save_state();
-    let mut b = bamdp::env::make("ant-dir", 3, Split::Train, 99, &opts).unwrap();
-    b.load_state(&state).unwrap();
-    let mut rng = Rng::new(8);
-    let (n, od, ad) = (3, a.spec().obs_dim, 8);
-    for _ in 0..150 {
-        let act: Vec<f32> = (0..n * ad).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect();
-        let (mut x, mut y) = (StepOut::new(n, od), StepOut::new(n, od));
-        a.step(&act, &mut x);
-        b.step(&act, &mut y);
-        assert!(same(&[x], &[y]));
+    // (env, the resumed batch's own seed): a MetaWorld batch's task list comes from the
+    // run's seed, so a resumed run is built with the same seed.
+    let mut cases = vec![("ant-dir", 99)];
+    if metaworld_available() {
+        cases.push(("ml10", 4));
+    }
+    for (env, seed_b) in cases {
+        let mut a = bamdp::env::make(env, 3, Split::Train, 4, &opts).unwrap();
+        let _ = trace(a.as_mut(), 130);
+        let state = a.save_state();
+        let mut b = bamdp::env::make(env, 3, Split::Train, seed_b, &opts).unwrap();
+        b.load_state(&state).unwrap();
+        let mut rng = Rng::new(8);
+        let (n, od, ad) = (3, a.spec().obs_dim, a.spec().action.width());
+        for t in 0..150 {
+            let act: Vec<f32> = (0..n * ad).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect();
+            let (mut x, mut y) = (StepOut::new(n, od), StepOut::new(n, od));
+            a.step(&act, &mut x);
+            b.step(&act, &mut y);
+            assert!(same(&[x], &[y]), "{env}: step {t} after the resume");
+        }
     }
 }
 
