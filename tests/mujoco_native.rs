@@ -403,22 +403,56 @@ fn f64_bits(x: &[f64]) -> Vec<u64> {
     x.iter().map(|v| v.to_bits()).collect()
 }
 
-/// Replays the reference's episodes; episode `e` on task index `i` plays on
-/// `rows[pick(i).0]` reset to its task `pick(i).1` (a row keeps its simulation from
-/// episode to episode, as the bridge's does). Every observation, reward and success
-/// flag must be equal. Returns (steps, successes).
+/// A native MetaWorld row whose last step's `info` can be read.
+trait WithInfo: RowSim {
+    fn evaluation(&self) -> Option<bamdp::env::mujoco::metaworld::Evaluation>;
+    /// The info entries in the reference's order (INFO_KEYS).
+    fn info(&self) -> [f64; 6] {
+        let i = self.evaluation().unwrap().info;
+        [
+            i.near_object,
+            i.grasp_success,
+            i.grasp_reward,
+            i.in_place_reward,
+            i.obj_to_target,
+            i.unscaled_reward,
+        ]
+    }
+}
+impl WithInfo for bamdp::env::mujoco::metaworld::Sawyer {
+    fn evaluation(&self) -> Option<bamdp::env::mujoco::metaworld::Evaluation> {
+        self.last_evaluation()
+    }
+}
+impl WithInfo for bamdp::env::mujoco::metaworld::ml10::Ml10Row {
+    fn evaluation(&self) -> Option<bamdp::env::mujoco::metaworld::Evaluation> {
+        self.last_evaluation()
+    }
+}
+
+const INFO_KEYS: [&str; 6] = [
+    "near_object",
+    "grasp_success",
+    "grasp_reward",
+    "in_place_reward",
+    "obj_to_target",
+    "unscaled_reward",
+];
+
+/// Replays the reference's episodes on one row (which keeps its simulation from
+/// episode to episode, as the bridge's does), resetting to each episode's task index.
+/// Every observation, reward, success flag and `info` entry must be equal. Returns
+/// (steps, successes).
 fn assert_episodes_equal(
     what: &str,
     r: &mut Reader,
     episodes: &serde_json::Value,
-    rows: &mut [Box<dyn RowSim>],
-    pick: impl Fn(usize) -> (usize, u32),
+    row: &mut impl WithInfo,
 ) -> (usize, usize) {
     let mut obs = vec![0f32; 39];
     let (mut successes, mut steps) = (0, 0);
     for (e, ep) in episodes.as_array().unwrap().iter().enumerate() {
-        let (k, task) = pick(ep["task_index"].as_u64().unwrap() as usize);
-        let row = &mut rows[k];
+        let task = ep["task_index"].as_u64().unwrap() as u32;
         let k = r.u32();
         let first = r.f32s(39);
         row.reset(task, 0.0, 0, &mut obs);
@@ -442,6 +476,18 @@ fn assert_episodes_equal(
                 o.reward
             );
             assert_eq!(o.success, want_flags & 2 != 0, "{at}: success");
+            // The info entries are float64 in MetaWorld (the reward is sent as
+            // float32): equal within 4 ulps, as NumPy's float64 paths (BLAS dot,
+            // scalar powers) can differ from the port's in the last bit.
+            let want_info = r.f64s(6);
+            let info = row.info();
+            for (j, key) in INFO_KEYS.iter().enumerate() {
+                let (a, b) = (info[j], want_info[j]);
+                assert!(
+                    (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()),
+                    "{at}: info[{key}] {a} vs {b}"
+                );
+            }
             successes += o.success as usize;
             steps += 1;
         }
@@ -538,10 +584,9 @@ fn metaworld_classes_are_bit_identical_to_the_bridge() {
                 }
             }
             let family = SawyerFamily::ml1(env, c, split, bench_seed).unwrap();
-            let mut rows: Vec<Box<dyn RowSim>> = vec![Box::new(family.new_row().unwrap())];
+            let mut row = family.new_row().unwrap();
             let what = format!("{task} {}", split.as_str());
-            let (steps, successes) =
-                assert_episodes_equal(&what, &mut r, &episodes, &mut rows, |ti| (0, ti as u32));
+            let (steps, successes) = assert_episodes_equal(&what, &mut r, &episodes, &mut row);
             assert!(r.0.is_empty(), "{task}: unread reference output");
             assert_eq!(steps, 1000);
             if task == "reach-v3" {
@@ -551,7 +596,7 @@ fn metaworld_classes_are_bit_identical_to_the_bridge() {
                 );
             }
             eprintln!(
-                "{what}: 2 x 50 task vectors and {steps} steps ({successes} successful) bit-identical"
+                "{what}: 2 x 50 task vectors and {steps} steps ({successes} successful) bit-identical, info within 4 ulps"
             );
         });
         if std::panic::catch_unwind(check).is_err() {
@@ -599,11 +644,8 @@ fn ml10_task_lists_and_class_switching_rows_equal_the_bridge() {
         }
     }
     let family = Ml10Family::new(Split::Train, bench_seed).unwrap();
-    let mut rows: Vec<Box<dyn RowSim>> = vec![Box::new(family.new_row().unwrap())];
-    let (steps, successes) =
-        assert_episodes_equal("ml10 train", &mut r, &episodes, &mut rows, |ti| {
-            (0, ti as u32)
-        });
+    let mut row = family.new_row().unwrap();
+    let (steps, successes) = assert_episodes_equal("ml10 train", &mut r, &episodes, &mut row);
     assert!(r.0.is_empty(), "unread reference output");
     assert_eq!(steps, 1000);
     eprintln!("ml10: 750 task vectors and {steps} steps ({successes} successful) bit-identical");

@@ -16,7 +16,8 @@ grasp branches are exercised. The actions are written out for the port to replay
 Output (stdout, little-endian binary): for the train then the test split: u32 tasks,
 then per task u32 name_len, name, u32 vec_len, f64 vector; then per episode (on
 "split"): u32 steps, f32 first_obs[39], and per step f32 action[4], f32 obs[39], f32
-reward, u8 flags (2 = success).
+reward, u8 flags (2 = success), f64 info[6] (`float()` of MetaWorld's info entries
+INFO_KEYS, taken from the env's own step through a wrapper of its class's `step`).
 """
 import json
 import os
@@ -29,6 +30,26 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
 from bamdp_envs.worker import MetaWorldFamily  # noqa: E402
+
+
+INFO_KEYS = ("near_object", "grasp_success", "grasp_reward", "in_place_reward",
+             "obj_to_target", "unscaled_reward")
+LAST = {}
+
+
+def record_info(cls):
+    """Wraps `cls.step` so that the last step's info dict is kept in LAST."""
+    step = cls.step
+    if getattr(step, "_records", False):
+        return
+
+    def wrapped(self, action):
+        out = step(self, action)
+        LAST["info"] = out[4]
+        return out
+
+    wrapped._records = True
+    cls.step = wrapped
 
 
 def main():
@@ -50,6 +71,8 @@ def main():
             out += struct.pack("<I", len(name)) + name + struct.pack("<I", len(v)) + v.tobytes()
     fam = MetaWorldFamily(spec["benchmark"], spec.get("task"), spec["split"], seed)
     vecs = [pickle.loads(t.data)["rand_vec"] for t in fam.tasks]
+    for cls in fam.classes.values():
+        record_info(cls)
     rng = np.random.default_rng(spec["seed"])
     row = fam.new_row()
     obs = np.zeros((1, fam.obs_dim), dtype="<f4")
@@ -70,6 +93,8 @@ def main():
             a = a.astype("<f4")
             fam.step_rows([row], a[None], obs, rew, flags)
             out += a.tobytes() + obs.tobytes() + rew.tobytes() + flags.tobytes()
+            info = LAST.pop("info")
+            out += np.array([float(info[k]) for k in INFO_KEYS], dtype="<f8").tobytes()
             cur = obs[0].copy()
     sys.stdout.buffer.write(bytes(out))
 

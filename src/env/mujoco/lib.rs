@@ -418,6 +418,37 @@ impl Data {
         // SAFETY: model and data belong together.
         unsafe { (self.model.lib.rne_post_constraint)(self.model.ptr.as_ptr(), self.ptr.as_ptr()) }
     }
+    /// The contacts of the last forward pass, each as its two geoms and the constraint
+    /// force on its first direction (`efc_force[efc_address]`, the normal force).
+    pub fn contacts(&self) -> impl Iterator<Item = ([usize; 2], f64)> + '_ {
+        // SAFETY: `ncon` is an int of mjData; `contact` points to `ncon` mjContact
+        // structs whose `geom` (int[2]) and `efc_address` (int) sit at the offsets of
+        // [`offsets::contact`]; `efc_force` holds every row an `efc_address` names.
+        let n: c_int = unsafe { field(self.ptr, dof::ncon) };
+        let base: *const u8 = unsafe { field(self.ptr, dof::contact) };
+        let force: *const f64 = unsafe { field(self.ptr, dof::efc_force) };
+        (0..n.max(0) as usize).map(move |i| unsafe {
+            let c = base.add(i * offsets::contact::SIZE);
+            let g0 = c
+                .add(offsets::contact::geom)
+                .cast::<c_int>()
+                .read_unaligned();
+            let g1 = c
+                .add(offsets::contact::geom + 4)
+                .cast::<c_int>()
+                .read_unaligned();
+            let adr = c
+                .add(offsets::contact::efc_address)
+                .cast::<c_int>()
+                .read_unaligned();
+            let f = if adr >= 0 {
+                force.add(adr as usize).read()
+            } else {
+                0.0
+            };
+            ([g0.max(0) as usize, g1.max(0) as usize], f)
+        })
+    }
     /// `time`.
     pub fn time(&self) -> f64 {
         // SAFETY: mjData.time is an mjtNum.

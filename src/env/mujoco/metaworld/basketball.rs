@@ -9,7 +9,7 @@
 //! step; the port reads the site's position likewise.
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, norm, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct Basketball;
 
@@ -85,6 +85,14 @@ impl TaskClass for Basketball {
         Evaluation {
             reward,
             success: target_to_obj <= TARGET_RADIUS,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.05),
+                grasp_success: flag(tcp_opened > 0.0 && obj[2] - 0.03 > s.obj_init_pos[2]),
+                grasp_reward: if lifted { 1.0 } else { grasped },
+                in_place_reward: in_place,
+                obj_to_target: target_to_obj,
+                unscaled_reward: reward,
+            },
         }
     }
 }

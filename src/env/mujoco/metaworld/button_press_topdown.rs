@@ -5,7 +5,7 @@
 //! within 2.4 cm of fully pressed.
 
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct ButtonPressTopdown;
 
@@ -62,6 +62,14 @@ impl TaskClass for ButtonPressTopdown {
         Evaluation {
             reward,
             success: obj_to_target <= 0.024,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.05),
+                grasp_success: flag(obs[3] > 0.0),
+                grasp_reward: near_button,
+                in_place_reward: button_pressed,
+                obj_to_target,
+                unscaled_reward: reward,
+            },
         }
     }
 }

@@ -5,7 +5,7 @@
 //! is within 8 cm of the goal in x.
 
 use super::reward::{dist, hamacher_product, norm, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 use std::f64::consts::PI;
 
 pub struct DoorOpen;
@@ -98,6 +98,14 @@ impl TaskClass for DoorOpen {
         Evaluation {
             reward,
             success: at_goal,
+            info: Info {
+                near_object: ready_to_open,
+                grasp_success: flag(grab >= 0.5),
+                grasp_reward: grab,
+                in_place_reward: opened,
+                obj_to_target: 0.0,
+                unscaled_reward: reward,
+            },
         }
     }
 }

@@ -6,7 +6,7 @@
 //! action's own float32 value, and so does the port.
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, tolerance, Sigmoid};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct DrawerClose;
 
@@ -87,14 +87,14 @@ impl TaskClass for DrawerClose {
         let closed = target_to_obj <= TARGET_RADIUS + 0.015;
         // min(max(0, a), 1): the float32 action when 0 < a <= 1, else 0 or 1.
         let a = action[3];
-        let reward = if a > 0.0 && a <= 1.0 {
+        let (grasped, reward) = if a > 0.0 && a <= 1.0 {
             let reach = hamacher_product_f32(reach as f32, a);
             let r = if closed {
                 1.0
             } else {
                 hamacher_product_f32(reach, in_place as f32)
             };
-            (r * 10.0) as f64
+            (reach as f64, (r * 10.0) as f64)
         } else {
             let gripper = if a > 1.0 { 1.0 } else { 0.0 };
             let reach = hamacher_product(reach, gripper);
@@ -103,11 +103,19 @@ impl TaskClass for DrawerClose {
             } else {
                 hamacher_product(reach, in_place)
             };
-            r * 10.0
+            (reach, r * 10.0)
         };
         Evaluation {
             reward,
             success: closed,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.01),
+                grasp_success: 1.0,
+                grasp_reward: grasped,
+                in_place_reward: in_place,
+                obj_to_target: target_to_obj,
+                unscaled_reward: reward,
+            },
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use super::drawer_close::{handle, DRAWER, DRAWER_HAND};
 use super::reward::{dist, norm, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct DrawerOpen;
 
@@ -64,9 +64,18 @@ impl TaskClass for DrawerOpen {
         let gripper_error = norm(&scaled(handle, gripper));
         let gripper_error_init = norm(&scaled(handle_pos_init, s.init_tcp));
         let caging = tolerance_long_tail(gripper_error, 0.0, 0.01, gripper_error_init);
+        let reward = (caging + opening) * 5.0;
         Evaluation {
-            reward: (caging + opening) * 5.0,
+            reward,
             success: handle_error <= 0.03,
+            info: Info {
+                near_object: flag(dist(handle, gripper) <= 0.03),
+                grasp_success: flag(obs[3] > 0.0),
+                grasp_reward: caging,
+                in_place_reward: opening,
+                obj_to_target: handle_error,
+                unscaled_reward: reward,
+            },
         }
     }
 }

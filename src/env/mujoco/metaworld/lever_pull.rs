@@ -8,7 +8,7 @@
 //! a reset put it there, so the port repeats that call ([`TaskClass::resets_twice`]).
 
 use super::reward::{dist, hamacher_product, norm, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 use std::f64::consts::PI;
 
 pub struct LeverPull;
@@ -65,8 +65,9 @@ impl TaskClass for LeverPull {
         let offset = [0.0, 0.055, 0.07];
         let shoulder =
             |p: [f64; 3], to: [f64; 3]| [0, 1, 2].map(|i| (p[i] + offset[i] - to[i]) * scale[i]);
+        let shoulder_to_lever = norm(&shoulder(gripper, lever));
         let ready_to_lift = tolerance_long_tail(
-            norm(&shoulder(gripper, lever)),
+            shoulder_to_lever,
             0.0,
             0.02,
             norm(&shoulder(s.init_tcp, s.reset_point)),
@@ -76,9 +77,20 @@ impl TaskClass for LeverPull {
         let in_place = tolerance_long_tail(obj_to_target, 0.0, 0.04, in_place_margin);
         let q = s.data.qpos()[s.data.model().jnt_qposadr(s.named[4])];
         let lever_error = (-q - PI / 2.0).abs();
+        let lever_engagement =
+            tolerance_long_tail(lever_error, 0.0, PI / 48.0, PI / 2.0 - PI / 12.0);
+        let reward = 10.0 * hamacher_product(ready_to_lift, in_place);
         Evaluation {
-            reward: 10.0 * hamacher_product(ready_to_lift, in_place),
+            reward,
             success: lever_error <= PI / 24.0,
+            info: Info {
+                near_object: flag(shoulder_to_lever < 0.03),
+                grasp_success: flag(ready_to_lift > 0.9),
+                grasp_reward: ready_to_lift,
+                in_place_reward: lever_engagement,
+                obj_to_target: shoulder_to_lever,
+                unscaled_reward: reward,
+            },
         }
     }
 }

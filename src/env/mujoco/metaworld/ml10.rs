@@ -163,6 +163,13 @@ pub struct Ml10Row {
     current: usize,
 }
 
+impl Ml10Row {
+    /// The last step's reward, success and `info` ([`Sawyer::last_evaluation`]).
+    pub fn last_evaluation(&self) -> Option<super::Evaluation> {
+        self.sims[self.current].last_evaluation()
+    }
+}
+
 impl RowSim for Ml10Row {
     fn reset(&mut self, task_index: u32, task_value: f64, seed: u64, obs: &mut [f32]) {
         let (k, i) = (task_index as usize / GOALS, task_index as usize % GOALS);

@@ -53,11 +53,36 @@ pub enum Obj {
     Joint,
 }
 
-/// What a class reports after a step: MetaWorld's reward and `info["success"]`.
+/// What a class reports after a step: MetaWorld's reward, `info["success"]` and the
+/// rest of its `info` dict.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
     pub reward: f64,
     pub success: bool,
+    pub info: Info,
+}
+
+/// MetaWorld's `info` entries besides `success`, each as Python's `float()` of the
+/// value (a float32 value widened exactly; a flag as 0 or 1). Their meaning varies
+/// by class, as in MetaWorld (e.g. door-open's `near_object` is its "ready to open"
+/// reward, reach's its distance to the goal).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Info {
+    pub near_object: f64,
+    pub grasp_success: f64,
+    pub grasp_reward: f64,
+    pub in_place_reward: f64,
+    pub obj_to_target: f64,
+    pub unscaled_reward: f64,
+}
+
+/// A flag as MetaWorld's `float(condition)`.
+pub(crate) fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
 }
 
 /// One MetaWorld task class (`Sawyer...EnvV3`): its constants, reset and reward.

@@ -7,7 +7,7 @@
 
 use super::reward::{dist, tolerance_long_tail};
 use super::reward::{hamacher_product, hamacher_product_f32, norm, rect_prism_tolerance};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct PegInsertSide;
 
@@ -90,6 +90,16 @@ impl TaskClass for PegInsertSide {
         Evaluation {
             reward,
             success: obj_to_target <= TARGET_RADIUS,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.03),
+                grasp_success: flag(
+                    tcp_to_obj < 0.02 && tcp_opened > 0.0 && obj[2] - 0.01 > s.obj_init_pos[2],
+                ),
+                grasp_reward: if lifted { 1.0 } else { grasped },
+                in_place_reward: in_place,
+                obj_to_target,
+                unscaled_reward: reward,
+            },
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::reach::{puck, puck_and_goal_apart, PUCK};
 use super::reward::{dist, hamacher_product, hamacher_product_f32, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct PickPlace;
 
@@ -97,9 +97,18 @@ impl TaskClass for PickPlace {
         if obj_to_target < 0.05 {
             reward = 10.0;
         }
+        let gripping = s.touching(s.named[1]) && tcp_opened > 0.0;
         Evaluation {
             reward,
             success: obj_to_target <= 0.07,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.03),
+                grasp_success: flag(gripping && obj[2] - 0.02 > oi[2]),
+                grasp_reward: grasped,
+                in_place_reward: in_place,
+                obj_to_target,
+                unscaled_reward: reward,
+            },
         }
     }
 }

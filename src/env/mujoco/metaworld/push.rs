@@ -4,7 +4,7 @@
 
 use super::reach::{puck, puck_and_goal_apart, PUCK};
 use super::reward::{dist, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct Push;
 
@@ -58,9 +58,18 @@ impl TaskClass for Push {
         if target_to_obj < 0.05 {
             reward = 10.0;
         }
+        let gripping = s.touching(s.named[1]) && tcp_opened > 0.0;
         Evaluation {
             reward,
             success: target_to_obj <= 0.05,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.03),
+                grasp_success: flag(gripping && obj[2] - 0.02 > s.obj_init_pos[2]),
+                grasp_reward: grasped,
+                in_place_reward: in_place,
+                obj_to_target: target_to_obj,
+                unscaled_reward: reward,
+            },
         }
     }
 }

@@ -3,7 +3,7 @@
 //! long-tail closeness of the gripper to the goal, success within 5 cm.
 
 use super::reward::{dist, norm, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct Reach;
 
@@ -53,9 +53,18 @@ impl TaskClass for Reach {
         let tcp_to_target = dist(s.tcp_center(), s.target);
         let margin = dist(self.hand_init_pos(), s.target);
         let in_place = tolerance_long_tail(tcp_to_target, 0.0, 0.05, margin);
+        let reward = 10.0 * in_place;
         Evaluation {
-            reward: 10.0 * in_place,
+            reward,
             success: tcp_to_target <= 0.05,
+            info: Info {
+                near_object: tcp_to_target,
+                grasp_success: 1.0,
+                grasp_reward: tcp_to_target,
+                in_place_reward: in_place,
+                obj_to_target: tcp_to_target,
+                unscaled_reward: reward,
+            },
         }
     }
 }

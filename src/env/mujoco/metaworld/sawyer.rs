@@ -27,7 +27,7 @@
 //! ```
 
 use super::reward::{dist, hamacher_product, matrix_to_quat_xyzw, norm, tolerance_long_tail};
-use super::{task_vectors, Obj, TaskClass, HORIZON};
+use super::{task_vectors, Evaluation, Obj, TaskClass, HORIZON};
 use crate::env::mujoco::batch::{Family, Outcome, RowSim};
 use crate::env::mujoco::lib::{Data, Model};
 use crate::env::mujoco::offsets::{EQ_WELD, OBJ_BODY, OBJ_GEOM, OBJ_JOINT, OBJ_SITE};
@@ -57,6 +57,8 @@ struct Ids {
     left_ee: usize,
     leftpad: usize,
     rightpad: usize,
+    leftpad_geom: usize,
+    rightpad_geom: usize,
     mocap: usize,
 }
 
@@ -112,6 +114,8 @@ impl SawyerFamily {
             left_ee: need(&model, &path, Obj::Site, "leftEndEffector")?,
             leftpad: need(&model, &path, Obj::Body, "leftpad")?,
             rightpad: need(&model, &path, Obj::Body, "rightpad")?,
+            leftpad_geom: need(&model, &path, Obj::Geom, "leftpad_geom")?,
+            rightpad_geom: need(&model, &path, Obj::Geom, "rightpad_geom")?,
             mocap: {
                 let b = need(&model, &path, Obj::Body, "mocap")?;
                 model.body_mocapid()[b].max(0) as usize
@@ -154,6 +158,7 @@ impl SawyerFamily {
             reset_point: [0.0; 3],
             reset_value: 0.0,
             prev: [0.0; 18],
+            last: None,
         })
     }
 }
@@ -240,9 +245,16 @@ pub struct Sawyer {
     pub(super) reset_value: f64,
     /// The previous frame's 18 observation values.
     prev: [f64; 18],
+    /// The last step's evaluation.
+    last: Option<Evaluation>,
 }
 
 impl Sawyer {
+    /// The last step's reward, success and `info` (`None` before the first step).
+    pub fn last_evaluation(&self) -> Option<Evaluation> {
+        self.last
+    }
+
     /// `do_simulation(ctrl, 5)` as gymnasium runs it.
     fn simulate(&mut self, ctrl: [f64; 2]) {
         self.data.ctrl_mut().copy_from_slice(&ctrl);
@@ -296,6 +308,23 @@ impl Sawyer {
     }
     pub(super) fn right_pad(&self) -> [f64; 3] {
         self.body(self.ids.rightpad)
+    }
+
+    /// `touching_object(geom)`: both finger pads push on the geom (the summed normal
+    /// forces of their contacts with it are positive), summed in contact order.
+    pub(super) fn touching(&self, geom: usize) -> bool {
+        let (mut left, mut right) = (0.0, 0.0);
+        for (g, force) in self.data.contacts() {
+            if g.contains(&geom) {
+                if g.contains(&self.ids.leftpad_geom) {
+                    left += force;
+                }
+                if g.contains(&self.ids.rightpad_geom) {
+                    right += force;
+                }
+            }
+        }
+        0.0 < left && 0.0 < right
     }
 
     /// `_reset_hand`: hold the mocap at the hand's start for 50 steps, gripper open.
@@ -446,6 +475,7 @@ impl RowSim for Sawyer {
             o[k + 3] = o[k + 3].clamp(-1.0, 1.0);
         }
         let e = self.class.evaluate(self, action, &o);
+        self.last = Some(e);
         for (d, s) in obs.iter_mut().zip(&o) {
             *d = *s as f32;
         }

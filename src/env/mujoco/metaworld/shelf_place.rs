@@ -6,7 +6,7 @@
 
 use super::reach::puck;
 use super::reward::{dist, hamacher_product, hamacher_product_f32, norm, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct ShelfPlace;
 
@@ -98,9 +98,18 @@ impl TaskClass for ShelfPlace {
                 (None, false) => reward64,
             }
         };
+        let gripping = s.touching(s.named[1]) && tcp_opened > 0.0;
         Evaluation {
             reward,
             success: obj_to_target <= 0.07,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.03),
+                grasp_success: flag(gripping && obj[2] - 0.02 > s.obj_init_pos[2]),
+                grasp_reward: grasped,
+                in_place_reward: in_place,
+                obj_to_target,
+                unscaled_reward: reward,
+            },
         }
     }
 }

@@ -4,15 +4,19 @@
 //! goal; 10 and success within 5 cm.
 
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct Sweep;
 
 /// `OBJ_RADIUS`.
 const OBJ_RADIUS: f64 = 0.02;
 
-/// The puck body (sweep, sweep-into).
-pub(super) const PUCK_BODY: &[(Obj, &str)] = &[(Obj::Body, "obj"), (Obj::Site, "goal")];
+/// The puck body, the goal site and the puck geom (sweep).
+pub(super) const PUCK_BODY: &[(Obj, &str)] = &[
+    (Obj::Body, "obj"),
+    (Obj::Site, "goal"),
+    (Obj::Geom, "objGeom"),
+];
 
 /// The puck's position and quaternion (`xquat`).
 pub(super) fn puck(s: &Sawyer) -> ([f64; 3], [f64; 4]) {
@@ -91,9 +95,18 @@ impl TaskClass for Sweep {
         } else {
             2.0 * grasped + 6.0 * hamacher_product(grasped, in_place)
         };
+        let tcp_to_obj = dist(obj, s.tcp_center());
         Evaluation {
             reward,
             success: obj_to_target <= 0.05,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.03),
+                grasp_success: flag(s.touching(s.named[2]) && obs[3] > 0.0),
+                grasp_reward: grasped,
+                in_place_reward: in_place,
+                obj_to_target,
+                unscaled_reward: reward,
+            },
         }
     }
 }

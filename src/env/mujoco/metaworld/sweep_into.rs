@@ -6,7 +6,7 @@
 use super::reach::puck;
 use super::reward::{dist, hamacher_product, norm, tolerance_long_tail};
 use super::sweep::caging;
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct SweepInto;
 
@@ -62,9 +62,18 @@ impl TaskClass for SweepInto {
         } else {
             2.0 * grasped + 6.0 * hamacher_product(grasped, in_place)
         };
+        let tcp_to_obj = dist(obj, s.tcp_center());
         Evaluation {
             reward,
             success: obj_to_target <= 0.05,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.03),
+                grasp_success: flag(s.touching(s.named[1]) && obs[3] > 0.0),
+                grasp_reward: grasped,
+                in_place_reward: in_place,
+                obj_to_target,
+                unscaled_reward: reward,
+            },
         }
     }
 }

@@ -8,7 +8,7 @@
 //! there, so the port repeats that call ([`TaskClass::resets_twice`]).
 
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct WindowOpen;
 
@@ -60,7 +60,7 @@ impl TaskClass for WindowOpen {
     fn evaluate(&self, s: &Sawyer, _action: &[f32], _obs: &[f64; 39]) -> Evaluation {
         let obj = s.site(s.named[0]);
         let t = s.target;
-        // np.linalg.norm of a scalar: sqrt(x * x).
+        // np.linalg.norm of a scalar: sqrt(x * x), as `norm` of one value.
         let target_to_obj = ((obj[0] - t[0]) * (obj[0] - t[0])).sqrt();
         let init = s.obj_init_pos[0] - t[0];
         let target_to_obj_init = (init * init).sqrt();
@@ -79,9 +79,18 @@ impl TaskClass for WindowOpen {
             handle_radius,
             (tcp_to_obj_init - handle_radius).abs(),
         );
+        let reward = 10.0 * hamacher_product(reach, in_place);
         Evaluation {
-            reward: 10.0 * hamacher_product(reach, in_place),
+            reward,
             success: target_to_obj <= TARGET_RADIUS,
+            info: Info {
+                near_object: flag(tcp_to_obj <= 0.05),
+                grasp_success: 1.0,
+                grasp_reward: reach,
+                in_place_reward: in_place,
+                obj_to_target: target_to_obj,
+                unscaled_reward: reward,
+            },
         }
     }
 }
