@@ -231,7 +231,7 @@ fn results_do_not_depend_on_the_thread_count_and_trials_end_on_time() {
             assert_eq!(out.trial_end[r], t == 399, "step {t}");
             assert_eq!(
                 out.episode_index[r],
-                (t >= 200 && t < 400) as u32,
+                (200..400).contains(&t) as u32,
                 "step {t}"
             );
         }
