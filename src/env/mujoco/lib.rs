@@ -441,6 +441,9 @@ impl Data {
                 .add(offsets::contact::efc_address)
                 .cast::<c_int>()
                 .read_unaligned();
+            // A contact without a constraint row (address -1) has no force here;
+            // NumPy indexing would read the last row instead (not seen in the
+            // equality tests).
             let f = if adr >= 0 {
                 force.add(adr as usize).read()
             } else {
