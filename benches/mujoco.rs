@@ -5,7 +5,8 @@
 //! line with `steps_per_s`; native lines add `mj_step_fraction`, the share of the
 //! batch's time that a bare loop of the same `mj_step` calls takes (same model, same
 //! number of calls: the rest is bamdp's reward, observation, reset and thread work).
-//! Envs without a native port (MetaWorld, until ported) get bridge figures only.
+//! Envs without a native port (`ml45`, MetaWorld classes outside ML10) get bridge
+//! figures only.
 //!
 //!     cargo bench --bench mujoco -- --seconds 5 --rows 8
 //!     cargo bench --bench mujoco -- --envs cheetah-vel,ml1-reach
@@ -92,22 +93,28 @@ fn steps_per_s(
 }
 
 /// Seconds a bare loop of `steps` env steps' worth of `mj_step` calls (5 per env step,
-/// random controls) takes on one thread, on `env`'s model.
+/// random controls) takes on one thread, on `env`'s model (for a multi-class env such
+/// as `ml10`, cycling through its classes' models every 200 steps).
 fn bare_mj_step_seconds(env: &str, steps: u64) -> f64 {
     let family = bamdp::env::mujoco::family(env, Split::Train, 0).unwrap();
     let mut row = family.row().unwrap();
     let mut obs = vec![0.0f32; family.obs_dim()];
-    row.reset(0, 1.0, 0, &mut obs);
+    // Task indices 50 apart: one per class of a MetaWorld list (0 for locomotion).
+    let n = family.num_tasks() as u64;
+    let task = |chunk: u64| if n == 0 { 0 } else { (chunk * 50 % n) as u32 };
+    row.reset(task(0), 1.0, 0, &mut obs);
     row.bare_steps(1, 0.0); // warm-up
     let mut rng = Rng::new(1);
     let mut left = steps;
     let mut seconds = 0.0;
+    let mut chunk = 0;
     while left > 0 {
         let k = left.min(200);
         let start = Instant::now();
         row.bare_steps(k as usize, 2.0 * rng.uniform() - 1.0);
         seconds += start.elapsed().as_secs_f64();
-        row.reset(0, 1.0, left, &mut obs);
+        chunk += 1;
+        row.reset(task(chunk), 1.0, left, &mut obs);
         left -= k;
     }
     seconds

@@ -231,7 +231,7 @@ fn results_do_not_depend_on_the_thread_count_and_trials_end_on_time() {
             assert_eq!(out.trial_end[r], t == 399, "step {t}");
             assert_eq!(
                 out.episode_index[r],
-                (t >= 200 && t < 400) as u32,
+                (200..400).contains(&t) as u32,
                 "step {t}"
             );
         }
@@ -290,34 +290,41 @@ fn a_resumed_batch_continues_exactly() {
         return;
     }
     let opts = options(Backend::Native, 2);
-    let mut a = bamdp::env::make("ant-dir", 3, Split::Train, 4, &opts).unwrap();
-    let first = trace(a.as_mut(), 130);
-    let _ = first;
-    let state = a.save_state();
-    let mut b = bamdp::env::make("ant-dir", 3, Split::Train, 99, &opts).unwrap();
-    b.load_state(&state).unwrap();
-    let mut rng = Rng::new(8);
-    let (n, od, ad) = (3, a.spec().obs_dim, 8);
-    for _ in 0..150 {
-        let act: Vec<f32> = (0..n * ad).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect();
-        let (mut x, mut y) = (StepOut::new(n, od), StepOut::new(n, od));
-        a.step(&act, &mut x);
-        b.step(&act, &mut y);
-        assert!(same(&[x], &[y]));
+    // (env, the resumed batch's own seed): a MetaWorld batch's task list comes from the
+    // run's seed, so a resumed run is built with the same seed.
+    let mut cases = vec![("ant-dir", 99)];
+    if metaworld_available() {
+        cases.push(("ml10", 4));
+    }
+    for (env, seed_b) in cases {
+        let mut a = bamdp::env::make(env, 3, Split::Train, 4, &opts).unwrap();
+        let _ = trace(a.as_mut(), 130);
+        let state = a.save_state();
+        let mut b = bamdp::env::make(env, 3, Split::Train, seed_b, &opts).unwrap();
+        b.load_state(&state).unwrap();
+        let mut rng = Rng::new(8);
+        let (n, od, ad) = (3, a.spec().obs_dim, a.spec().action.width());
+        for t in 0..150 {
+            let act: Vec<f32> = (0..n * ad).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect();
+            let (mut x, mut y) = (StepOut::new(n, od), StepOut::new(n, od));
+            a.step(&act, &mut x);
+            b.step(&act, &mut y);
+            assert!(same(&[x], &[y]), "{env}: step {t} after the resume");
+        }
     }
 }
 
 #[test]
 fn native_backend_names_the_ported_envs_for_an_unported_one() {
     let err = bamdp::env::make(
-        "ml1-door-open",
+        "ml1-hammer",
         1,
         Split::Train,
         0,
         &options(Backend::Native, 1),
     )
     .err()
-    .expect("ml1-door-open has no native port")
+    .expect("ml1-hammer has no native port")
     .to_string();
     assert!(
         err.contains("cheetah-vel") && err.contains("env_backend = \"python\""),
@@ -346,34 +353,20 @@ fn a_missing_mujoco_library_is_a_user_error_with_the_install_command() {
     );
 }
 
-/// Plays MetaWorld episodes of `task` (ML1) through the bridge's simulator code and the
-/// native port; the task lists of both splits and every value must be equal.
-fn assert_metaworld_port_equals_bridge(task: &str, env: &'static str, split: Split) {
-    use bamdp::env::mujoco::metaworld::{Class, SawyerFamily};
-    let available = Command::new(python())
+fn metaworld_available() -> bool {
+    let ok = Command::new(python())
         .args(["-c", "import metaworld"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !available {
-        eprintln!("NOTICE: metaworld not installed (pip install -r python/requirements.txt); {task} equality skipped");
-        return;
+    if !ok {
+        eprintln!("NOTICE: metaworld not installed (pip install -r python/requirements.txt); MetaWorld equality skipped");
     }
-    let bench_seed = 7u32;
-    let family = SawyerFamily::ml1(env, Class::parse(task).unwrap(), split, bench_seed).unwrap();
-    let mut row = family.new_row().unwrap();
-    // 1,000 actions over four episodes on different tasks (three episode ends), two of
-    // them steered to the goal so that success is reached.
-    let episodes = serde_json::json!([
-        {"task_index": 3, "steps": 300, "directed": false},
-        {"task_index": 41, "steps": 200, "directed": true},
-        {"task_index": 3, "steps": 250, "directed": false},
-        {"task_index": 17, "steps": 250, "directed": true},
-    ]);
-    let input = serde_json::json!({
-        "benchmark": "ML1", "task": task, "split": split.as_str(), "bench_seed": bench_seed,
-        "episodes": episodes, "seed": 5,
-    });
+    ok
+}
+
+/// Starts tests/python/native_metaworld_reference.py on `input`.
+fn start_metaworld_reference(input: &serde_json::Value) -> std::process::Child {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/native_metaworld_reference.py"
@@ -390,31 +383,87 @@ fn assert_metaworld_port_equals_bridge(task: &str, env: &'static str, split: Spl
         .unwrap()
         .write_all(input.to_string().as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "reference script failed");
-    let mut r = Reader(&out.stdout);
-    let (n, len) = (r.u32(), r.u32());
-    assert_eq!(n, family.tasks().len(), "{task}: number of tasks");
-    for i in 0..n {
-        let want = r.f64s(len);
-        let got: Vec<u64> = family.tasks()[i].iter().map(|v| v.to_bits()).collect();
-        let want: Vec<u64> = want.iter().map(|v| v.to_bits()).collect();
-        assert_eq!(got, want, "{task} {}: task vector {i}", split.as_str());
+    child
+}
+
+/// One split's task list as the reference wrote it: (class name, vector).
+fn read_task_list(r: &mut Reader) -> Vec<(String, Vec<f64>)> {
+    let n = r.u32();
+    (0..n)
+        .map(|_| {
+            let len = r.u32();
+            let name = String::from_utf8(r.take(len).to_vec()).unwrap();
+            let len = r.u32();
+            (name, r.f64s(len))
+        })
+        .collect()
+}
+
+fn f64_bits(x: &[f64]) -> Vec<u64> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+/// A native MetaWorld row whose last step's `info` can be read.
+trait WithInfo: RowSim {
+    fn evaluation(&self) -> Option<bamdp::env::mujoco::metaworld::Evaluation>;
+    /// The info entries in the reference's order (INFO_KEYS).
+    fn info(&self) -> [f64; 6] {
+        let i = self.evaluation().unwrap().info;
+        [
+            i.near_object,
+            i.grasp_success,
+            i.grasp_reward,
+            i.in_place_reward,
+            i.obj_to_target,
+            i.unscaled_reward,
+        ]
     }
+}
+impl WithInfo for bamdp::env::mujoco::metaworld::Sawyer {
+    fn evaluation(&self) -> Option<bamdp::env::mujoco::metaworld::Evaluation> {
+        self.last_evaluation()
+    }
+}
+impl WithInfo for bamdp::env::mujoco::metaworld::ml10::Ml10Row {
+    fn evaluation(&self) -> Option<bamdp::env::mujoco::metaworld::Evaluation> {
+        self.last_evaluation()
+    }
+}
+
+const INFO_KEYS: [&str; 6] = [
+    "near_object",
+    "grasp_success",
+    "grasp_reward",
+    "in_place_reward",
+    "obj_to_target",
+    "unscaled_reward",
+];
+
+/// Replays the reference's episodes on one row (which keeps its simulation from
+/// episode to episode, as the bridge's does), resetting to each episode's task index.
+/// Every observation, reward, success flag and `info` entry must be equal. Returns
+/// (steps, successes).
+fn assert_episodes_equal(
+    what: &str,
+    r: &mut Reader,
+    episodes: &serde_json::Value,
+    row: &mut impl WithInfo,
+) -> (usize, usize) {
     let mut obs = vec![0f32; 39];
     let (mut successes, mut steps) = (0, 0);
     for (e, ep) in episodes.as_array().unwrap().iter().enumerate() {
+        let task = ep["task_index"].as_u64().unwrap() as u32;
         let k = r.u32();
         let first = r.f32s(39);
-        row.reset(ep["task_index"].as_u64().unwrap() as u32, 0.0, 0, &mut obs);
-        assert_eq!(bits(&obs), bits(&first), "{task}: first obs of episode {e}");
+        row.reset(task, 0.0, 0, &mut obs);
+        assert_eq!(bits(&obs), bits(&first), "{what}: first obs of episode {e}");
         for t in 0..k {
             let a = r.f32s(4);
             let want_obs = r.f32s(39);
             let want_reward = r.f32s(1)[0];
             let want_flags = r.take(1)[0];
             let o = row.step(&a, &mut obs);
-            let at = format!("{task}: episode {e} step {t}");
+            let at = format!("{what}: episode {e} step {t}");
             assert_eq!(
                 bits(&obs),
                 bits(&want_obs),
@@ -427,45 +476,193 @@ fn assert_metaworld_port_equals_bridge(task: &str, env: &'static str, split: Spl
                 o.reward
             );
             assert_eq!(o.success, want_flags & 2 != 0, "{at}: success");
+            // The info entries are float64 in MetaWorld (the reward is sent as
+            // float32): equal within 4 ulps, as NumPy's float64 paths (BLAS dot,
+            // scalar powers) can differ from the port's in the last bit.
+            let want_info = r.f64s(6);
+            let info = row.info();
+            for (j, key) in INFO_KEYS.iter().enumerate() {
+                let (a, b) = (info[j], want_info[j]);
+                assert!(
+                    (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()),
+                    "{at}: info[{key}] {a} vs {b}"
+                );
+            }
             successes += o.success as usize;
             steps += 1;
         }
     }
-    assert!(r.0.is_empty(), "{task}: unread reference output");
+    (steps, successes)
+}
+
+/// The ported MetaWorld classes under test: (class, ML1 env, split played, where the
+/// steered episodes aim: the goal or the observed object).
+const METAWORLD: &[(&str, &str, Split, &str)] = &[
+    ("reach-v3", "ml1-reach", Split::Train, "goal"),
+    ("push-v3", "ml1-push", Split::Test, "object"),
+    ("pick-place-v3", "ml1-pick-place", Split::Train, "object"),
+    ("door-open-v3", "ml1-door-open", Split::Test, "object"),
+    (
+        "drawer-close-v3",
+        "ml1-drawer-close",
+        Split::Train,
+        "object",
+    ),
+    (
+        "button-press-topdown-v3",
+        "ml1-button-press-topdown",
+        Split::Test,
+        "object",
+    ),
+    (
+        "peg-insert-side-v3",
+        "ml1-peg-insert-side",
+        Split::Train,
+        "object",
+    ),
+    ("window-open-v3", "ml1-window-open", Split::Test, "object"),
+    ("sweep-v3", "ml1-sweep", Split::Train, "object"),
+    ("basketball-v3", "ml1-basketball", Split::Test, "object"),
+    ("drawer-open-v3", "ml1-drawer-open", Split::Train, "object"),
+    ("door-close-v3", "ml1-door-close", Split::Test, "object"),
+    ("shelf-place-v3", "ml1-shelf-place", Split::Train, "object"),
+    ("sweep-into-v3", "ml1-sweep-into", Split::Test, "object"),
+    ("lever-pull-v3", "ml1-lever-pull", Split::Train, "object"),
+];
+
+/// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and
+/// 1,000 steps over four episodes on different tasks (three episode ends), two of
+/// them steered, are bit-identical to the bridge's.
+#[test]
+fn metaworld_classes_are_bit_identical_to_the_bridge() {
+    use bamdp::env::mujoco::metaworld::{class, SawyerFamily};
+    if !available() || !metaworld_available() {
+        return;
+    }
+    let bench_seed = 7u32;
+    // The reference processes run a few at a time while earlier ones are checked.
+    let start = |&(task, _, split, aim): &(&str, &str, Split, &str)| {
+        let episodes = serde_json::json!([
+            {"task_index": 3, "steps": 300, "directed": null},
+            {"task_index": 41, "steps": 200, "directed": aim},
+            {"task_index": 3, "steps": 250, "directed": null},
+            {"task_index": 17, "steps": 250, "directed": aim},
+        ]);
+        let input = serde_json::json!({
+            "benchmark": "ML1", "task": task, "split": split.as_str(),
+            "bench_seed": bench_seed, "episodes": episodes, "seed": 5,
+        });
+        (start_metaworld_reference(&input), episodes)
+    };
+    let mut running: std::collections::VecDeque<_> = METAWORLD.iter().take(3).map(start).collect();
+    let mut failed = Vec::new();
+    for (i, &(task, env, split, _)) in METAWORLD.iter().enumerate() {
+        let (child, episodes) = running.pop_front().unwrap();
+        if let Some(next) = METAWORLD.get(i + 3) {
+            running.push_back(start(next));
+        }
+        let out = child.wait_with_output().unwrap();
+        // Check every class, then report all that differ.
+        let check = std::panic::AssertUnwindSafe(|| {
+            assert!(out.status.success(), "{task}: reference script failed");
+            let mut r = Reader(&out.stdout);
+            let c = class(task).unwrap();
+            for (s, list) in [
+                (Split::Train, read_task_list(&mut r)),
+                (Split::Test, read_task_list(&mut r)),
+            ] {
+                let family = SawyerFamily::ml1(env, c, s, bench_seed).unwrap();
+                assert_eq!(list.len(), family.tasks().len(), "{task}: number of tasks");
+                for (k, (name, v)) in list.iter().enumerate() {
+                    assert_eq!(name, task);
+                    assert_eq!(
+                        f64_bits(&family.tasks()[k]),
+                        f64_bits(v),
+                        "{task} {}: task vector {k}",
+                        s.as_str()
+                    );
+                }
+            }
+            let family = SawyerFamily::ml1(env, c, split, bench_seed).unwrap();
+            let mut row = family.new_row().unwrap();
+            let what = format!("{task} {}", split.as_str());
+            let (steps, successes) = assert_episodes_equal(&what, &mut r, &episodes, &mut row);
+            assert!(r.0.is_empty(), "{task}: unread reference output");
+            assert_eq!(steps, 1000);
+            if task == "reach-v3" {
+                assert!(
+                    successes > 0,
+                    "{task}: the steered episodes never succeeded"
+                );
+            }
+            eprintln!(
+                "{what}: 2 x 50 task vectors and {steps} steps ({successes} successful) bit-identical, info within 4 ulps"
+            );
+        });
+        if std::panic::catch_unwind(check).is_err() {
+            failed.push(task);
+        }
+    }
+    assert!(failed.is_empty(), "differs from metaworld: {failed:?}");
+}
+
+/// `metaworld.ML10(7)`: both splits' task lists (class and vector of each of the 500
+/// and 250 tasks) are bit-identical to metaworld's, and a one-row native ML10 batch
+/// row plays 1,000 steps over five episodes on four classes (returning to two of them)
+/// bit-identically to the bridge's row.
+#[test]
+fn ml10_task_lists_and_class_switching_rows_equal_the_bridge() {
+    use bamdp::env::mujoco::metaworld::ml10::Ml10Family;
+    if !available() || !metaworld_available() {
+        return;
+    }
+    let bench_seed = 7u32;
+    let episodes = serde_json::json!([
+        {"task_index": 10, "steps": 200, "directed": "goal"},
+        {"task_index": 160, "steps": 200, "directed": "object"},
+        {"task_index": 470, "steps": 200, "directed": "object"},
+        {"task_index": 12, "steps": 200, "directed": null},
+        {"task_index": 480, "steps": 200, "directed": "object"},
+    ]);
+    let input = serde_json::json!({
+        "benchmark": "ML10", "split": "train", "bench_seed": bench_seed,
+        "episodes": episodes, "seed": 3,
+    });
+    let out = start_metaworld_reference(&input)
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "reference script failed");
+    let mut r = Reader(&out.stdout);
+    for split in [Split::Train, Split::Test] {
+        let want = read_task_list(&mut r);
+        let family = Ml10Family::new(split, bench_seed).unwrap();
+        assert_eq!(want.len(), family.task_names().len(), "{split:?}: tasks");
+        let vectors: Vec<&Vec<f64>> = family.classes().iter().flat_map(|c| c.tasks()).collect();
+        for (k, (name, v)) in want.iter().enumerate() {
+            assert_eq!(name, family.task_names()[k], "{split:?} task {k}: class");
+            assert_eq!(f64_bits(vectors[k]), f64_bits(v), "{split:?} task {k}");
+        }
+    }
+    let family = Ml10Family::new(Split::Train, bench_seed).unwrap();
+    let mut row = family.new_row().unwrap();
+    let (steps, successes) = assert_episodes_equal("ml10 train", &mut r, &episodes, &mut row);
+    assert!(r.0.is_empty(), "unread reference output");
     assert_eq!(steps, 1000);
-    // Steering the hand to the goal solves reach; push needs the object moved there.
-    if task == "reach-v3" {
-        assert!(
-            successes > 0,
-            "{task}: the steered episodes never succeeded"
-        );
-    }
-    eprintln!(
-        "{task} {}: 50 task vectors and {steps} steps ({successes} successful) bit-identical",
-        split.as_str()
-    );
+    eprintln!("ml10: 750 task vectors and {steps} steps ({successes} successful) bit-identical");
 }
 
 #[test]
-fn reach_is_bit_identical_to_the_bridge_on_both_splits() {
-    if available() {
-        assert_metaworld_port_equals_bridge("reach-v3", "ml1-reach", Split::Train);
-        assert_metaworld_port_equals_bridge("reach-v3", "ml1-reach", Split::Test);
-    }
-}
-
-#[test]
-fn push_is_bit_identical_to_the_bridge_on_both_splits() {
-    if available() {
-        assert_metaworld_port_equals_bridge("push-v3", "ml1-push", Split::Train);
-        assert_metaworld_port_equals_bridge("push-v3", "ml1-push", Split::Test);
-    }
-}
-
-#[test]
-fn pick_place_is_bit_identical_to_the_bridge_on_both_splits() {
-    if available() {
-        assert_metaworld_port_equals_bridge("pick-place-v3", "ml1-pick-place", Split::Train);
-        assert_metaworld_port_equals_bridge("pick-place-v3", "ml1-pick-place", Split::Test);
-    }
+fn every_ported_metaworld_class_is_an_ml1_env() {
+    use bamdp::env::mujoco::{metaworld::CLASSES, PORTED};
+    let classes: Vec<String> = CLASSES
+        .iter()
+        .map(|c| format!("ml1-{}", c.name().strip_suffix("-v3").unwrap()))
+        .collect();
+    let ported: Vec<&str> = PORTED
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("ml1-"))
+        .collect();
+    assert_eq!(classes, ported);
+    assert_eq!(classes.len(), 15);
 }

@@ -29,6 +29,7 @@ type MakeData = unsafe extern "C" fn(*const c_void) -> *mut c_void;
 type ModelData = unsafe extern "C" fn(*const c_void, *mut c_void);
 type Name2Id = unsafe extern "C" fn(*const c_void, c_int, *const c_char) -> c_int;
 type DeleteModel = unsafe extern "C" fn(*mut c_void);
+type CopyModel = unsafe extern "C" fn(*mut c_void, *const c_void) -> *mut c_void;
 type DeleteData = unsafe extern "C" fn(*mut c_void);
 type Version = unsafe extern "C" fn() -> c_int;
 
@@ -45,6 +46,7 @@ pub struct Library {
     name2id: Name2Id,
     delete_model: DeleteModel,
     delete_data: DeleteData,
+    copy_model: CopyModel,
     // Kept open for the life of the process (the function pointers point into it).
     _lib: libloading::Library,
 }
@@ -141,20 +143,23 @@ fn open(path: &Path) -> Result<Library, MujocoError> {
             name2id: sym!("mj_name2id"),
             delete_model: sym!("mj_deleteModel"),
             delete_data: sym!("mj_deleteData"),
+            copy_model: sym!("mj_copyModel"),
             _lib: lib,
         })
     }
 }
 
-/// A compiled model (`mjModel`). Immutable once built, so one model is shared by all
-/// the rows simulating it, on any thread.
+/// A compiled model (`mjModel`). Immutable once shared, so one model can serve all
+/// the rows simulating it, on any thread; a row that moves bodies or sites at reset
+/// (as MetaWorld's task classes do) owns a copy ([`Model::try_clone`]).
 pub struct Model {
     ptr: NonNull<c_void>,
     lib: &'static Library,
 }
 
 // SAFETY: MuJoCo only reads an mjModel while stepping (`const mjModel*`), and bamdp
-// writes to a model only while building it, before it is shared.
+// writes to a model only through `&mut Model` (while building it, or a row's own copy
+// reached through `Data::model_mut`, which requires the only reference).
 unsafe impl Send for Model {}
 unsafe impl Sync for Model {}
 
@@ -202,6 +207,18 @@ impl Model {
                     .into_owned(),
             }),
         }
+    }
+
+    /// A deep copy (`mj_copyModel`), for a row that changes its model.
+    pub fn try_clone(&self) -> Result<Model, MujocoError> {
+        // SAFETY: a NULL destination makes MuJoCo allocate the copy; the source is valid.
+        let ptr = unsafe { (self.lib.copy_model)(std::ptr::null_mut(), self.ptr.as_ptr()) };
+        NonNull::new(ptr)
+            .map(|ptr| Model { ptr, lib: self.lib })
+            .ok_or_else(|| MujocoError::Model {
+                path: PathBuf::new(),
+                message: "mj_copyModel could not allocate the copy".into(),
+            })
     }
 
     fn int(&self, offset: usize) -> usize {
@@ -275,6 +292,49 @@ impl Model {
         }
     }
 
+    /// A writable `len`-long array of an mjModel pointer field at `offset`.
+    fn array_mut<T>(&mut self, offset: usize, len: usize) -> &mut [T] {
+        // SAFETY: the field points to `len` values of T owned by the model, and
+        // `&mut self` is the only reference to it.
+        unsafe {
+            let p: *mut T = field(self.ptr, offset);
+            if len == 0 || p.is_null() {
+                &mut []
+            } else {
+                std::slice::from_raw_parts_mut(p, len)
+            }
+        }
+    }
+    fn njnt(&self) -> usize {
+        self.int(mof::njnt)
+    }
+    /// `body_pos` of body `b` (its frame's offset from its parent), writable.
+    pub fn body_pos_mut(&mut self, b: usize) -> &mut [f64] {
+        let n = self.nbody();
+        &mut self.array_mut(mof::body_pos, 3 * n)[3 * b..3 * b + 3]
+    }
+    /// `body_pos` of body `b`.
+    pub fn body_pos(&self, b: usize) -> &[f64] {
+        &self.array(mof::body_pos, 3 * self.nbody())[3 * b..3 * b + 3]
+    }
+    /// `site_pos` of site `s` (its offset from its body).
+    pub fn site_pos(&self, s: usize) -> &[f64] {
+        &self.array(mof::site_pos, 3 * self.nsite())[3 * s..3 * s + 3]
+    }
+    /// `site_pos` of site `s`, writable.
+    pub fn site_pos_mut(&mut self, s: usize) -> &mut [f64] {
+        let n = self.nsite();
+        &mut self.array_mut(mof::site_pos, 3 * n)[3 * s..3 * s + 3]
+    }
+    /// `jnt_qposadr` of joint `j`: where its coordinates start in `qpos`.
+    pub fn jnt_qposadr(&self, j: usize) -> usize {
+        self.array::<c_int>(mof::jnt_qposadr, self.njnt())[j].max(0) as usize
+    }
+    /// `jnt_dofadr` of joint `j`: where its velocities start in `qvel`.
+    pub fn jnt_dofadr(&self, j: usize) -> usize {
+        self.array::<c_int>(mof::jnt_dofadr, self.njnt())[j].max(0) as usize
+    }
+
     /// The id of the named object of type `obj` (an `OBJ_*` of [`super::offsets`]).
     pub fn id(&self, obj: i32, name: &str) -> Option<usize> {
         let c = CString::new(name).ok()?;
@@ -331,6 +391,11 @@ impl Data {
     pub fn model(&self) -> &Model {
         &self.model
     }
+    /// The model, writable when this data holds the only reference to it (a row's own
+    /// copy); `None` when it is shared.
+    pub fn model_mut(&mut self) -> Option<&mut Model> {
+        Arc::get_mut(&mut self.model)
+    }
     /// `mj_resetData`.
     pub fn reset(&mut self) {
         // SAFETY: model and data belong together.
@@ -352,6 +417,40 @@ impl Data {
     pub fn rne_post_constraint(&mut self) {
         // SAFETY: model and data belong together.
         unsafe { (self.model.lib.rne_post_constraint)(self.model.ptr.as_ptr(), self.ptr.as_ptr()) }
+    }
+    /// The contacts of the last forward pass, each as its two geoms and the constraint
+    /// force on its first direction (`efc_force[efc_address]`, the normal force).
+    pub fn contacts(&self) -> impl Iterator<Item = ([usize; 2], f64)> + '_ {
+        // SAFETY: `ncon` is an int of mjData; `contact` points to `ncon` mjContact
+        // structs whose `geom` (int[2]) and `efc_address` (int) sit at the offsets of
+        // [`offsets::contact`]; `efc_force` holds every row an `efc_address` names.
+        let n: c_int = unsafe { field(self.ptr, dof::ncon) };
+        let base: *const u8 = unsafe { field(self.ptr, dof::contact) };
+        let force: *const f64 = unsafe { field(self.ptr, dof::efc_force) };
+        (0..n.max(0) as usize).map(move |i| unsafe {
+            let c = base.add(i * offsets::contact::SIZE);
+            let g0 = c
+                .add(offsets::contact::geom)
+                .cast::<c_int>()
+                .read_unaligned();
+            let g1 = c
+                .add(offsets::contact::geom + 4)
+                .cast::<c_int>()
+                .read_unaligned();
+            let adr = c
+                .add(offsets::contact::efc_address)
+                .cast::<c_int>()
+                .read_unaligned();
+            // A contact without a constraint row (address -1) has no force here;
+            // NumPy indexing would read the last row instead (not seen in the
+            // equality tests).
+            let f = if adr >= 0 {
+                force.add(adr as usize).read()
+            } else {
+                0.0
+            };
+            ([g0.max(0) as usize, g1.max(0) as usize], f)
+        })
     }
     /// `time`.
     pub fn time(&self) -> f64 {
@@ -398,6 +497,10 @@ impl Data {
     data_array!(
         /// `site_xmat` (nsite x 9).
         site_xmat, site_xmat_mut, site_xmat, |m: &Model| 9 * m.nsite()
+    );
+    data_array!(
+        /// `geom_xpos`: geom positions (ngeom x 3).
+        geom_xpos, geom_xpos_mut, geom_xpos, |m: &Model| 3 * m.ngeom()
     );
     data_array!(
         /// `geom_xmat`: geom orientations as row-major 3x3 matrices (ngeom x 9).

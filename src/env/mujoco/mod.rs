@@ -1,13 +1,14 @@
 //! Native MuJoCo simulators: the locomotion meta-tasks of [`super::python`]
 //! (`cheetah-vel`, `cheetah-dir`, `ant-dir` on gymnasium's v5 HalfCheetah and Ant) and
-//! MetaWorld v3 ML1 tasks (`ml1-reach`, `ml1-push`, `ml1-pick-place`), stepped through
+//! MetaWorld v3 (ML10's 15 classes as `ml1-<task>` envs, and `ml10`), stepped through
 //! MuJoCo's C library from Rust, with no Python process in the loop (docs/simulators.md).
 //!
 //! - [`lib`]: the library, opened at run time (bamdp builds and runs without it), and
 //!   thin `mjModel` / `mjData` wrappers over the fields bamdp reads ([`offsets`]).
 //! - [`locomotion`]: one row's HalfCheetah or Ant with VariBAD's task rewards.
-//! - [`metaworld`]: the Sawyer base, the ported task classes and their task lists
-//!   ([`mt19937`]: NumPy's legacy generator, from which MetaWorld draws them).
+//! - [`metaworld`]: the Sawyer base, the ported task classes (a table of `TaskClass`
+//!   impls), their task lists and ML10 ([`mt19937`]: NumPy's legacy generator, from
+//!   which MetaWorld draws them).
 //! - [`batch`]: the batch: task and reset-seed streams, episode and trial ends, rows
 //!   stepped on `run.threads` threads.
 //!
@@ -45,6 +46,19 @@ pub const PORTED: &[&str] = &[
     "ml1-reach",
     "ml1-push",
     "ml1-pick-place",
+    "ml1-door-open",
+    "ml1-drawer-close",
+    "ml1-button-press-topdown",
+    "ml1-peg-insert-side",
+    "ml1-window-open",
+    "ml1-sweep",
+    "ml1-basketball",
+    "ml1-drawer-open",
+    "ml1-door-close",
+    "ml1-shelf-place",
+    "ml1-sweep-into",
+    "ml1-lever-pull",
+    "ml10",
 ];
 
 /// Whether `name` has a native port.
@@ -158,6 +172,13 @@ pub fn assets_dir(var: &str, package: &str, sub: &str) -> Result<PathBuf, Mujoco
     }
 }
 
+/// The ported env `ml1-<task>` and its MetaWorld class `<task>-v3`.
+fn metaworld_class(name: &str) -> Option<(&'static str, &'static dyn metaworld::TaskClass)> {
+    let env = *PORTED.iter().find(|p| **p == name)?;
+    let class = metaworld::class(&format!("{}-v3", env.strip_prefix("ml1-")?))?;
+    Some((env, class))
+}
+
 /// A native batch of env `name` (one of [`PORTED`]); see [`super::make`].
 pub fn make(
     name: &str,
@@ -182,12 +203,10 @@ pub fn family(
     let family: std::sync::Arc<dyn batch::Family + Send + Sync> =
         if let Some(kind) = locomotion::Kind::parse(name) {
             std::sync::Arc::new(locomotion::LocomotionFamily::new(kind)?)
-        } else if let Some((env, class)) = PORTED.iter().find(|p| **p == name).and_then(|p| {
-            Some((
-                *p,
-                metaworld::Class::parse(&format!("{}-v3", p.strip_prefix("ml1-")?))?,
-            ))
-        }) {
+        } else if name == "ml10" {
+            let bench_seed = (seed & 0xFFFF_FFFF) as u32;
+            std::sync::Arc::new(metaworld::ml10::Ml10Family::new(split, bench_seed)?)
+        } else if let Some((env, class)) = metaworld_class(name) {
             // MetaWorld seeds NumPy's legacy generator: the bridge passes the low 32 bits.
             let bench_seed = (seed & 0xFFFF_FFFF) as u32;
             std::sync::Arc::new(metaworld::SawyerFamily::ml1(env, class, split, bench_seed)?)
