@@ -6,6 +6,7 @@ About a minute on 2 cores (MetaWorld steps in Python at ~2 ms a step)."""
 import json
 import pickle
 import tomllib
+from pathlib import Path
 
 import metaworld
 import metaworld.evaluation
@@ -56,7 +57,7 @@ def test_metalearning_evaluation_agrees_with_the_cli_protocol(reach_run, cli):
     order of its 50 test tasks; we read which ones it played and compare those tasks'
     rows of bamdp's report: equal success, returns equal up to float32 rewards."""
     rounds, adapt, evaluate = 3, 1, 1
-    with open(reach_run / "config.toml", "rb") as f:
+    with open(Path(reach_run) / "config.toml", "rb") as f:
         assert tomllib.load(f)["seed"] == SEED
     envs = bamdp.metaworld.RecordOutcome(
         metaworld.make_ml_envs_test("reach-v3", seed=SEED, meta_batch_size=1)

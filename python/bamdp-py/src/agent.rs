@@ -71,7 +71,7 @@ impl AgentCore {
             num_actions,
             action_dim,
             episodes_per_trial: spec.episodes_per_trial,
-            method: cfg.method.clone(),
+            method: cfg.method.to_string(),
             env: cfg.env.clone(),
             seed: args.seed.unwrap_or(cfg.seed),
             frames_trained: agent.frames_trained(),
