@@ -30,6 +30,9 @@ def reach_run(tmp_path_factory):
             "run.steps_per_update": 500,
             "run.total_frames": 1000,
             "ppo.minibatches": 1,
+            # Small networks: the comparison acts for 50 tasks x 1,000 steps.
+            "policy.hidden": [32, 32],
+            "rl2.gru_hidden": 32,
         },
         quiet=True,
     )
