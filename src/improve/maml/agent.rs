@@ -16,9 +16,11 @@
 //! let rngs = vec![Rng::new(1)];
 //! let mut agent = MamlAgent::new(policy, theta.clone(), MamlSettings::default(), rngs, (-1.0, 1.0));
 //! let mut a = [0.0f32; 2];
-//! agent.act(&[0.1, 0.2], &mut a);
-//! agent.observe(&[1.0], &[false], &[true], &[false]);
-//! agent.adapt();
+//! for (obs, reward) in [([0.1f32, 0.2], 1.0f32), ([0.3, -0.1], 0.0), ([-0.2, 0.4], 0.5)] {
+//!     agent.act(&obs, &mut a);
+//!     agent.observe(&[reward], &[false], &[false], &[false]);
+//! }
+//! agent.adapt(); // three steps with different advantages: the weights move
 //! assert_ne!(agent.theta(0), &theta[..]);
 //! ```
 
@@ -182,6 +184,9 @@ impl MamlAgent {
             // The samples of the last act without its outcome are not a step.
             s.batch.obs.truncate(n * od);
             s.batch.actions.truncate(n * self.action.len());
+            // An episode still running is cut here (GAE needs every sample's episode
+            // to end within the batch; MetaWorld calls adapt after whole episodes).
+            s.ends[n - 1] = true;
             let mut ret = vec![0.0; n];
             returns_to_go(&s.rewards, &s.ends, a.gamma, &mut ret);
             let baseline = LinearBaseline::fit(&s.batch.obs, &s.steps, &ret, od);
