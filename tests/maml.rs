@@ -582,8 +582,8 @@ fn maml_agent_adapts_exactly_as_the_meta_test_collector() {
             env.step(&actions, &mut out);
             agent.observe(&out.reward, &out.terminated, &out.truncated, &out.trial_end);
             if episode >= adapt_eps {
-                for r in 0..rows {
-                    post_return[r] += out.reward[r] as f64;
+                for (total, &reward) in post_return.iter_mut().zip(&out.reward) {
+                    *total += reward as f64;
                 }
             }
             obs.copy_from_slice(&out.obs);
