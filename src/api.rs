@@ -26,9 +26,11 @@
 //! ```
 
 use crate::config::Config;
-use crate::env::{self, BatchEnv, EnvSpec, Split, StepOut};
+use crate::env::{self, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::UserError;
+use crate::improve::maml::agent::MamlAgent;
 use crate::method;
+use crate::rng::{streams, Rng};
 use crate::run::actor::TrialResult;
 use crate::run::eval::TrainedAgent;
 use crate::run::train::{self, load_checkpoint, load_run_config};
@@ -226,6 +228,8 @@ pub struct RunAgent {
     episode_index: Vec<u32>,
     /// An outcome buffer recycled between steps.
     spare: Option<StepOut>,
+    /// A MAML run acts here instead of on the actor thread.
+    maml: Option<MamlAgent>,
 }
 
 impl RunAgent {
@@ -235,7 +239,6 @@ impl RunAgent {
             return Err(UserError::file(run, "no such run folder"));
         }
         let cfg = load_run_config(run)?;
-        let ck = load_checkpoint(run)?;
         let rows = args.rows.unwrap_or(cfg.eval.num_tasks.min(256));
         if rows == 0 {
             return Err(UserError::invalid(
@@ -263,6 +266,24 @@ impl RunAgent {
         };
         let (to_actor, outcome_rx) = sync_channel::<ToActor>(1);
         let (actions_tx, actions_rx) = sync_channel::<Vec<f32>>(1);
+        if cfg.improver == "maml" {
+            let maml = load_maml(run, &cfg, &spec, rows, args)?;
+            return Ok(RunAgent {
+                rows,
+                episode_index: vec![0; rows],
+                spare: None,
+                spec,
+                frames_trained: maml.1,
+                config: cfg,
+                to_actor: None,
+                actions_rx,
+                thread: None,
+                started: true,
+                pending: false,
+                maml: Some(maml.0),
+            });
+        }
+        let ck = load_checkpoint(run)?;
         let mut env = RemoteEnv {
             spec: spec.clone(),
             rows,
@@ -320,7 +341,31 @@ impl RunAgent {
             thread: Some(thread),
             started: false,
             pending: false,
+            maml: None,
         })
+    }
+
+    /// Whether the agent adapts its weights in [`adapt`](RunAgent::adapt) (MAML runs);
+    /// other methods adapt by acting (memory or belief).
+    pub fn adapts_weights(&self) -> bool {
+        self.maml.is_some()
+    }
+
+    /// MAML's inner step on each row's steps since the trial started or the last
+    /// `adapt` (its adaptation episodes); later actions come from the adapted weights
+    /// until the row's trial ends. Nothing to do for other methods. Call it between an
+    /// [`observe`](RunAgent::observe) and the next [`act`](RunAgent::act).
+    pub fn adapt(&mut self) -> Result<(), UserError> {
+        if self.pending {
+            return Err(UserError::Other(
+                "adapt called between act and observe: pass the outcome of the last actions first"
+                    .into(),
+            ));
+        }
+        if let Some(m) = self.maml.as_mut() {
+            m.adapt();
+        }
+        Ok(())
     }
 
     pub fn spec(&self) -> &EnvSpec {
@@ -364,6 +409,11 @@ impl RunAgent {
                 "act called twice without observe: pass the outcome of the last actions first"
                     .into(),
             ));
+        }
+        if let Some(m) = self.maml.as_mut() {
+            m.act(obs, actions);
+            self.pending = true;
+            return Ok(());
         }
         if !self.started {
             self.send(ToActor::Start(obs.to_vec()))?;
@@ -427,6 +477,20 @@ impl RunAgent {
                 ));
             }
         }
+        if let Some(m) = self.maml.as_mut() {
+            m.observe(reward, terminated, truncated, trial_end);
+            for r in 0..n {
+                self.episode_index[r] = if trial_end[r] {
+                    0
+                } else if terminated[r] || truncated[r] {
+                    self.episode_index[r] + 1
+                } else {
+                    self.episode_index[r]
+                };
+            }
+            self.pending = false;
+            return Ok(());
+        }
         let mut out = self.spare.take().unwrap_or_else(|| StepOut::new(n, od));
         out.obs.copy_from_slice(obs);
         out.final_obs.copy_from_slice(final_obs.unwrap_or(obs));
@@ -464,6 +528,50 @@ impl Drop for RunAgent {
             let _ = t.join();
         }
     }
+}
+
+/// The MAML policy of run `run` for `rows` rows acting on `spec`, as `bamdp eval`
+/// meta-tests it (same action streams; greedy once adapted with `args.greedy`), and
+/// the frames it was trained for.
+fn load_maml(
+    run: &Path,
+    cfg: &Config,
+    spec: &EnvSpec,
+    rows: usize,
+    args: &AgentArgs,
+) -> Result<(MamlAgent, u64), UserError> {
+    use crate::improve::maml::{agent::MamlSettings, rollout::AdvantageSettings, train};
+    let ck = train::load_checkpoint(run)?;
+    let policy = train::build_policy(cfg, spec);
+    if ck.theta.len() != policy.len() {
+        return Err(UserError::file(
+            crate::run::train::checkpoint_path(run),
+            "checkpoint parameters do not match the run's config.toml",
+        ));
+    }
+    let m = &cfg.maml;
+    let settings = MamlSettings {
+        inner_lr: m.inner_lr,
+        first_order: m.first_order,
+        advantages: AdvantageSettings {
+            gamma: m.gamma,
+            gae_lambda: m.gae_lambda,
+            normalize: m.normalize_advantages,
+        },
+        greedy_adapted: args.greedy,
+    };
+    let seed = args.seed.unwrap_or(cfg.seed);
+    let rngs = (0..rows)
+        .map(|r| Rng::stream(seed, streams::EVAL_ACTIONS, r as u64))
+        .collect();
+    let bounds = match spec.action {
+        ActionSpace::Continuous { low, high, .. } => (low, high),
+        ActionSpace::Discrete(_) => (f32::NEG_INFINITY, f32::INFINITY),
+    };
+    Ok((
+        MamlAgent::new(policy, ck.theta, settings, rngs, bounds),
+        ck.frames,
+    ))
 }
 
 fn check_len(name: &str, len: usize, rows: usize, width: usize) -> Result<(), UserError> {

@@ -61,6 +61,17 @@ pub enum Command {
         /// e.g. 11-13 for MetaWorld's evaluation after 10 adaptation episodes.
         #[arg(long, value_name = "FIRST-LAST")]
         summary_episodes: Option<String>,
+        /// `trial` (one trial of k full episodes per task) or `metaworld` (MetaWorld's
+        /// meta-learning evaluation: adaptation episodes, then evaluation episodes that
+        /// end at success; per-task success rates).
+        #[arg(long, default_value = "trial")]
+        protocol: String,
+        /// Adaptation episodes per task of --protocol metaworld (default 10).
+        #[arg(long)]
+        adaptation_episodes: Option<usize>,
+        /// Evaluation episodes per task of --protocol metaworld (default 3).
+        #[arg(long)]
+        evaluation_episodes: Option<usize>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -161,9 +172,17 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
             num_tasks,
             greedy,
             summary_episodes,
+            protocol,
+            adaptation_episodes,
+            evaluation_episodes,
             json,
         } => {
             let split = Split::parse(&split)?;
+            let protocol = crate::run::eval_metaworld::Protocol::parse(
+                &protocol,
+                adaptation_episodes,
+                evaluation_episodes,
+            )?;
             let summary_episodes = summary_episodes
                 .as_deref()
                 .map(eval::parse_episode_range)
@@ -176,6 +195,13 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 ));
             }
             if train::load_run_config(&run).is_ok_and(|c| c.improver == "maml") {
+                if protocol != crate::run::eval_metaworld::Protocol::Trial {
+                    return Err(UserError::invalid(
+                        "--protocol",
+                        "metaworld",
+                        "trial for a MAML run (its eval already adapts for maml.eval_adapt_episodes, then evaluates maml.eval_episodes episodes)",
+                    ));
+                }
                 let report = crate::improve::maml::eval::evaluate(
                     &crate::improve::maml::eval::MamlEvalArgs {
                         run: &run,
@@ -201,6 +227,7 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 num_tasks,
                 greedy,
                 summary_episodes,
+                protocol,
             })?;
             if json {
                 println!(

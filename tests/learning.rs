@@ -27,6 +27,7 @@ fn train_and_eval(preset: &str, overrides: &[&str], dir: &Path) -> Vec<f64> {
         num_tasks: Some(500),
         greedy: false,
         summary_episodes: None,
+        protocol: Default::default(),
     })
     .unwrap();
     report.episode_returns

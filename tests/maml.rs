@@ -496,3 +496,114 @@ fn eval_of_a_maml_run_reports_pre_and_post_adaptation() {
         assert!(v[key].as_f64().unwrap().is_finite(), "{key}: {v}");
     }
 }
+
+/// The embedding API's MAML agent (src/improve/maml/agent.rs: the caller steps the env
+/// and calls `adapt`) against the meta-test's own collector on the same tasks, action
+/// streams and parameters: identical adapted weights and post-adaptation returns.
+#[test]
+fn maml_agent_adapts_exactly_as_the_meta_test_collector() {
+    use bamdp::env::{self, EnvOptions, Split, StepOut};
+    use bamdp::improve::maml::agent::{MamlAgent, MamlSettings};
+    use bamdp::improve::maml::rollout::{AdvantageSettings, Collector};
+    use bamdp::rng::streams;
+    let (rows, adapt_eps, post_eps, seed) = (3, 2, 1, 5);
+    let make = || {
+        env::make_with(
+            "point_robot",
+            rows,
+            Split::Test,
+            seed,
+            Some(adapt_eps + post_eps),
+            &EnvOptions::default(),
+        )
+        .unwrap()
+    };
+    let spec = make().spec().clone();
+    let policy = Policy::new(
+        spec.obs_dim,
+        &[16],
+        Activation::Tanh,
+        Head::Gaussian { dim: 2 },
+    );
+    let theta = random_theta(&policy, 3, 0.3);
+    let advantages = AdvantageSettings {
+        gamma: 0.99,
+        gae_lambda: 0.95,
+        normalize: true,
+    };
+    let rngs = || -> Vec<Rng> {
+        (0..rows)
+            .map(|r| Rng::stream(seed, streams::EVAL_ACTIONS, r as u64))
+            .collect()
+    };
+    let maml = Maml {
+        policy: &policy,
+        inner_lr: 0.5,
+        first_order: false,
+        threads: 1,
+    };
+    let mut env = make();
+    let mut collector = Collector::new(
+        policy.clone(),
+        env.as_ref(),
+        vec![adapt_eps, post_eps],
+        vec![false, false],
+        advantages,
+        rngs(),
+    );
+    let (_, results) = collector.collect(env.as_mut(), &theta, &maml);
+
+    let settings = MamlSettings {
+        inner_lr: 0.5,
+        first_order: false,
+        advantages,
+        greedy_adapted: false,
+    };
+    let mut agent = MamlAgent::new(policy.clone(), theta.clone(), settings, rngs(), (-1.0, 1.0));
+    let mut env = make();
+    let mut obs = vec![0.0f32; rows * spec.obs_dim];
+    env.reset(&mut obs);
+    let mut out = StepOut::new(rows, spec.obs_dim);
+    let mut actions = vec![0.0f32; rows * 2];
+    let mut post_return = vec![0.0f64; rows];
+    for episode in 0..adapt_eps + post_eps {
+        if episode == adapt_eps {
+            agent.adapt();
+            for r in 0..rows {
+                assert_eq!(
+                    agent.theta(r),
+                    &collector.thetas[r][1][..],
+                    "row {r}: adapted weights"
+                );
+            }
+        }
+        for _ in 0..spec.episode_len {
+            agent.act(&obs, &mut actions);
+            env.step(&actions, &mut out);
+            agent.observe(&out.reward, &out.terminated, &out.truncated, &out.trial_end);
+            if episode >= adapt_eps {
+                for (total, &reward) in post_return.iter_mut().zip(&out.reward) {
+                    *total += reward as f64;
+                }
+            }
+            obs.copy_from_slice(&out.obs);
+        }
+    }
+    assert!(
+        out.trial_end.iter().all(|&e| e),
+        "the trials ended together"
+    );
+    for r in 0..rows {
+        assert_ne!(
+            collector.thetas[r][1], theta,
+            "row {r}: the inner step changed nothing"
+        );
+        assert_eq!(
+            post_return[r] / post_eps as f64,
+            results[r].block_returns[1],
+            "row {r}"
+        );
+        // The trial's end restores the meta-parameters.
+        assert_eq!(agent.theta(r), &theta[..]);
+    }
+}

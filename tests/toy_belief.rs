@@ -270,6 +270,7 @@ fn a_belief_defined_outside_bamdp_trains_resumes_and_evaluates() {
             num_tasks: Some(8),
             greedy: false,
             summary_episodes: None,
+            protocol: Default::default(),
         },
     )
     .unwrap();

@@ -61,6 +61,7 @@ class AgentCore:
     env: str
     seed: int
     frames_trained: int
+    adapts_weights: bool
     def __init__(
         self,
         run: str | PathLike[str],
@@ -80,6 +81,7 @@ class AgentCore:
         final_obs: npt.ArrayLike | None = None,
         success: npt.NDArray[np.bool_] | None = None,
     ) -> None: ...
+    def adapt(self) -> None: ...
 
 def train(
     config: str | PathLike[str] | None = None,

@@ -73,6 +73,8 @@ class Agent:
         self.env: str = core.env
         self.seed: int = core.seed
         self.frames_trained: int = core.frames_trained
+        #: Whether :meth:`adapt` changes the weights (MAML runs).
+        self.adapts_weights: bool = core.adapts_weights
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Actions for ``obs`` (``(num_envs, obs_dim)`` float32; float64 is converted):
@@ -98,6 +100,14 @@ class Agent:
         self._core.observe(
             obs, reward, terminated, truncated, trial_end, final_obs, success
         )
+
+    def adapt(self) -> None:
+        """MAML runs: the inner policy-gradient step on each row's steps since its trial
+        started or the last ``adapt`` (its adaptation episodes), as ``bamdp eval`` takes
+        it; the row acts with the adapted weights until its trial ends. Other methods
+        adapt by acting (memory or belief): nothing to do. Call it after an
+        :meth:`observe`, before the next :meth:`act`."""
+        self._core.adapt()
 
     def observe_step(self, step: tuple) -> None:
         """:meth:`observe` with the tuple a :class:`bamdp.BamdpVectorEnv` step returned."""

@@ -13,7 +13,9 @@ function itself is untouched::
 One trial of the bamdp agent spans the adaptation episodes and the evaluation episodes
 (default 10 + 3, as ``bamdp eval --episodes-per-task 13``): the memory or belief built
 while adapting carries into evaluation; ``init()`` starts fresh trials. ``adapt()``
-changes nothing (no bamdp method adapts its weights at test time yet). Episode ends are
+takes MAML's inner step on each env's adaptation episodes (MAML runs, as ``bamdp
+eval`` adapts them); the other methods adapt by acting, so it changes nothing for
+them. Episode ends are
 read from the outcome's ``terminated`` / ``truncated``; the last observation of an ended
 episode is not passed to the protocol, so the belief sees the next episode's first one
 in its place.
@@ -87,6 +89,7 @@ class MetaWorldAgent:
         self._episodes = np.zeros(envs.num_envs, dtype=np.int64)
         self._pending: tuple | None = None
         self._acted = False
+        self._observed = False
         self._new_trials = False
 
     # -- the protocol -------------------------------------------------------------
@@ -108,7 +111,15 @@ class MetaWorldAgent:
         )
 
     def adapt(self) -> None:
-        """Nothing to do: the belief or memory adapts while acting."""
+        """MAML: the inner step on the adaptation episodes just played. Other methods:
+        nothing to do (the belief or memory adapts while acting)."""
+        if not self.agent.adapts_weights:
+            return
+        # The last adaptation step's outcome first (its next observation is recorded).
+        if self._acted and not self._observed:
+            self._observe_pending(np.asarray(self.envs.last[0]))
+            self._observed = True
+        self.agent.adapt()
 
     def eval_action(self, observations: np.ndarray) -> np.ndarray:
         self._take_recorded()
@@ -120,7 +131,7 @@ class MetaWorldAgent:
     # -- bookkeeping ---------------------------------------------------------------
     def _take_recorded(self) -> None:
         last = self.envs.last
-        if self._acted and self._pending is None and last is not None:
+        if self._acted and not self._observed and self._pending is None and last is not None:
             _, reward, terminated, truncated, info = last
             success = info.get("success")
             if success is not None:
@@ -129,31 +140,36 @@ class MetaWorldAgent:
 
     def _act(self, observations: np.ndarray) -> np.ndarray:
         obs = np.ascontiguousarray(observations, dtype=np.float32)
-        if self._acted:
-            if self._pending is None:
-                raise ValueError(
-                    "MetaWorldAgent: an action was asked for before the outcome of the last "
-                    "one was recorded (wrap the envs in RecordOutcome and step them)"
-                )
-            reward, terminated, truncated, success = self._pending
-            terminated = np.asarray(terminated, dtype=bool)
-            truncated = np.asarray(truncated, dtype=bool)
-            if self._new_trials:
-                truncated = np.ones_like(truncated)
-            ended = terminated | truncated
-            self._episodes += ended
-            trial_end = ended & ((self._episodes >= self._k) | self._new_trials)
-            self._episodes[trial_end] = 0
-            self.agent.observe(
-                obs,
-                np.asarray(reward, dtype=np.float32),
-                terminated,
-                truncated,
-                trial_end,
-                None,
-                None if success is None else np.asarray(success, dtype=bool),
-            )
-            self._new_trials = False
+        if self._acted and not self._observed:
+            self._observe_pending(obs)
         self._pending = None
         self._acted = True
+        self._observed = False
         return self.agent.act(obs)
+
+    def _observe_pending(self, obs: np.ndarray) -> None:
+        if self._pending is None:
+            raise ValueError(
+                "MetaWorldAgent: an action was asked for before the outcome of the last "
+                "one was recorded (wrap the envs in RecordOutcome and step them)"
+            )
+        reward, terminated, truncated, success = self._pending
+        self._pending = None
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = np.asarray(truncated, dtype=bool)
+        if self._new_trials:
+            truncated = np.ones_like(truncated)
+        ended = terminated | truncated
+        self._episodes += ended
+        trial_end = ended & ((self._episodes >= self._k) | self._new_trials)
+        self._episodes[trial_end] = 0
+        self.agent.observe(
+            np.ascontiguousarray(obs, dtype=np.float32),
+            np.asarray(reward, dtype=np.float32),
+            terminated,
+            truncated,
+            trial_end,
+            None,
+            None if success is None else np.asarray(success, dtype=bool),
+        )
+        self._new_trials = False

@@ -188,6 +188,28 @@ pub trait BatchEnv: Send {
     fn known_dynamics(&self) -> Result<Box<dyn KnownDynamics>, UserError> {
         known_dynamics(self.spec())
     }
+    /// From episode `first` (0-based) of every trial on, ends an episode (`terminated`)
+    /// at its first successful step, as MetaWorld's evaluation episodes do
+    /// (`terminate_on_success`). An error for envs that cannot.
+    fn terminate_on_success_from(&mut self, first: usize) -> Result<(), UserError> {
+        let _ = first;
+        Err(UserError::Other(format!(
+            "env `{}` cannot end episodes at their first success (the natively simulated MetaWorld envs can: {})",
+            self.spec().name,
+            mujoco::PORTED
+                .iter()
+                .filter(|n| n.starts_with("ml1-"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+    /// Row `r`'s current task as an index into the split's task list, where tasks are
+    /// a list (`None` for continuous task spaces and envs that do not say).
+    fn task_index(&self, r: usize) -> Option<u32> {
+        let _ = r;
+        None
+    }
 }
 
 /// The task-independent part of an environment's dynamics, which a planner simulates

@@ -99,6 +99,11 @@ pub fn make_plan_hook(
 pub struct TrialResult {
     pub returns: Vec<f64>,
     pub success: Vec<bool>,
+    /// The row that played it.
+    pub row: usize,
+    /// Its task's index in the split's task list, where the env has one
+    /// ([`BatchEnv::task_index`]).
+    pub task: Option<u32>,
 }
 
 /// Acts in a batch of environments with a network: shared by training and evaluation.
@@ -117,6 +122,8 @@ pub struct Actor {
     pub out: StepOut,
     pub actions: Vec<f32>,
     episode_ends: Vec<bool>,
+    /// Each row's current task (read at trial start, reported with the trial).
+    trial_task: Vec<Option<u32>>,
     pub greedy: bool,
     pub plan: Option<PlanHook>,
 }
@@ -163,6 +170,7 @@ impl Actor {
             out: StepOut::new(rows, spec.obs_dim),
             actions: vec![0.0; rows * spec_width(net)],
             episode_ends: vec![false; rows],
+            trial_task: (0..rows).map(|r| env.task_index(r)).collect(),
             greedy: false,
             plan: None,
             spec,
@@ -352,7 +360,10 @@ impl Actor {
                 finished.push(TrialResult {
                     returns: st.ep_returns[r * k..(r + 1) * k].to_vec(),
                     success: st.ep_success[r * k..(r + 1) * k].to_vec(),
+                    row: r,
+                    task: self.trial_task[r],
                 });
+                self.trial_task[r] = env.task_index(r);
                 st.ep_returns[r * k..(r + 1) * k]
                     .iter_mut()
                     .for_each(|v| *v = 0.0);

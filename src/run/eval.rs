@@ -8,6 +8,7 @@
 
 use super::actor::{install_belief_params, make_plan_hook, Actor, PlanHook, TrialResult};
 use super::checkpoint;
+use super::eval_metaworld::{self, MetaWorldScores, Protocol};
 use super::train::{load_checkpoint, load_run_config};
 use crate::belief::BatchedBelief;
 use crate::config::Config;
@@ -40,6 +41,9 @@ pub struct EvalReport {
     /// Mean over a range of episodes (`--summary-episodes`), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<EpisodeSummary>,
+    /// MetaWorld's protocol's scores (`--protocol metaworld`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metaworld: Option<MetaWorldScores>,
 }
 
 /// Return and success over episodes `first..=last` (1-based) of every trial. The CI is
@@ -88,6 +92,8 @@ pub struct EvalArgs<'a> {
     pub greedy: bool,
     /// Episodes to summarise (1-based, inclusive), from [`parse_episode_range`].
     pub summary_episodes: Option<(usize, usize)>,
+    /// How to meta-test ([`Protocol::Trial`] unless asked).
+    pub protocol: Protocol,
 }
 
 /// Meta-tests the run's latest checkpoint.
@@ -209,17 +215,44 @@ pub fn evaluate_checkpoint(
             "a positive number of tasks",
         ));
     }
-    super::guard::check_eval_memory(num_tasks, args.episodes_per_task)?;
+    let episodes_per_task = match args.protocol {
+        Protocol::Trial => args.episodes_per_task,
+        Protocol::MetaWorld { .. } if args.episodes_per_task.is_some() => {
+            return Err(UserError::invalid(
+                "--episodes-per-task",
+                &args.episodes_per_task.unwrap_or(0).to_string(),
+                "no value with --protocol metaworld (it takes --adaptation-episodes and --evaluation-episodes)",
+            ))
+        }
+        Protocol::MetaWorld {
+            adaptation,
+            evaluation,
+        } => Some(adaptation + evaluation),
+    };
+    super::guard::check_eval_memory(num_tasks, episodes_per_task)?;
     let rows = num_tasks.min(256);
     let mut env = env::make_with(
         &cfg.env,
         rows,
         args.split,
         cfg.seed,
-        args.episodes_per_task,
+        episodes_per_task,
         &cfg.env_options(),
     )?;
     let spec = env.spec().clone();
+    if let Protocol::MetaWorld { adaptation, .. } = args.protocol {
+        if !spec.has_success {
+            return Err(UserError::invalid(
+                "--protocol",
+                "metaworld",
+                &format!(
+                    "trial for env `{}`: it has no success signal (MetaWorld's protocol scores success)",
+                    cfg.env
+                ),
+            ));
+        }
+        env.terminate_on_success_from(adaptation)?;
+    }
     if let Some((first, last)) = args.summary_episodes {
         if last > spec.episodes_per_trial {
             return Err(UserError::invalid(
@@ -243,7 +276,10 @@ pub fn evaluate_checkpoint(
         vec![0.0; rows],
         vec![0.0; rows],
     );
-    while finished.len() < num_tasks {
+    // MetaWorld's protocol counts the trials planned per row (trials ending early at
+    // success must not crowd out slower ones); the trial protocol the first to finish.
+    let (mut new, mut done) = (Vec::with_capacity(rows), vec![0; rows]);
+    loop {
         actor.step(
             &net,
             &params,
@@ -253,12 +289,38 @@ pub fn evaluate_checkpoint(
             &mut reset,
             &mut logp,
             &mut values,
-            &mut finished,
+            &mut new,
         );
+        let all_in = match args.protocol {
+            Protocol::Trial => {
+                finished.append(&mut new);
+                finished.len() >= num_tasks
+            }
+            Protocol::MetaWorld { .. } => {
+                eval_metaworld::keep_planned(&mut new, &mut finished, &mut done, num_tasks)
+            }
+        };
+        if all_in {
+            break;
+        }
     }
     finished.truncate(num_tasks);
     let k = spec.episodes_per_trial;
-    let summary = args.summary_episodes.map(|(first, last)| {
+    let metaworld = match args.protocol {
+        Protocol::Trial => None,
+        Protocol::MetaWorld {
+            adaptation,
+            evaluation,
+        } => Some(eval_metaworld::score(&finished, adaptation, evaluation)),
+    };
+    let summary_episodes = match args.protocol {
+        Protocol::MetaWorld {
+            adaptation,
+            evaluation,
+        } if args.summary_episodes.is_none() => Some((adaptation + 1, adaptation + evaluation)),
+        _ => args.summary_episodes,
+    };
+    let summary = summary_episodes.map(|(first, last)| {
         let per_trial = |f: &dyn Fn(&TrialResult, usize) -> f64| -> Vec<f64> {
             finished
                 .iter()
@@ -323,6 +385,7 @@ pub fn evaluate_checkpoint(
         trial_return,
         trial_return_ci95,
         summary,
+        metaworld,
     })
 }
 
@@ -378,6 +441,9 @@ impl EvalReport {
                 ));
             }
             s.push('\n');
+        }
+        if let Some(m) = &self.metaworld {
+            s.push_str(&m.to_text());
         }
         s.push_str(
             "Means over tasks; ± is the 95% confidence interval of the mean over tasks (normal approximation)",

@@ -94,6 +94,7 @@ impl EvalEvery {
                 num_tasks: None,
                 greedy: false,
                 summary_episodes: None,
+                protocol: Default::default(),
             },
         )?;
         let mut row = vec![trainer.update as f64, trainer.frames as f64, wall_s];

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod eval;
 pub mod eval_every;
+pub mod eval_metaworld;
 pub mod files;
 pub mod guard;
 pub mod metrics;

@@ -135,6 +135,7 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
         num_tasks: None,
         greedy: false,
         summary_episodes: None,
+        protocol: Default::default(),
     })?;
     let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');

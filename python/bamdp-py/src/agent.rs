@@ -35,6 +35,9 @@ pub struct AgentCore {
     seed: u64,
     #[pyo3(get)]
     frames_trained: u64,
+    /// Whether `adapt` changes the weights (MAML runs).
+    #[pyo3(get)]
+    adapts_weights: bool,
 }
 
 #[pymethods]
@@ -68,10 +71,11 @@ impl AgentCore {
             num_actions,
             action_dim,
             episodes_per_trial: spec.episodes_per_trial,
-            method: cfg.method.clone(),
+            method: cfg.method.to_string(),
             env: cfg.env.clone(),
             seed: args.seed.unwrap_or(cfg.seed),
             frames_trained: agent.frames_trained(),
+            adapts_weights: agent.adapts_weights(),
             inner: Mutex::new(agent),
         })
     }
@@ -136,6 +140,14 @@ impl AgentCore {
             )
         })
         .map_err(user)
+    }
+
+    /// MAML's inner step on each row's steps since its trial started or the last
+    /// `adapt`; nothing for methods that adapt by acting (see `bamdp.Agent.adapt`).
+    fn adapt(&self, py: Python<'_>) -> PyResult<()> {
+        let mut agent = self.inner.lock().expect("agent lock");
+        let agent = &mut *agent;
+        py.detach(|| agent.adapt()).map_err(user)
     }
 }
 

@@ -90,6 +90,8 @@ struct Layout {
     k: u32,
     split: Split,
     rows: usize,
+    /// Episodes from this index on end at their first success (`u32::MAX`: never).
+    success_ends_from: u32,
 }
 
 /// A natively simulated batch (see the module doc).
@@ -143,6 +145,7 @@ impl NativeBatch {
             k: k as u32,
             split,
             rows: num_envs,
+            success_ends_from: u32::MAX,
         };
         let mut rows = Vec::with_capacity(num_envs);
         for i in 0..num_envs {
@@ -241,13 +244,14 @@ fn step_chunk(c: Chunk, l: &Layout, draw: Draw) {
         let o = row.sim.step(a, fin);
         row.history.extend_from_slice(a);
         row.ep_t += 1;
+        let terminated = o.terminated || (o.success && row.ep >= l.success_ends_from);
         c.reward[j] = o.reward;
-        c.terminated[j] = o.terminated;
+        c.terminated[j] = terminated;
         c.success[j] = o.success;
         c.episode_index[j] = row.ep;
         let limit = row.ep_t == l.ep_len;
-        c.truncated[j] = !o.terminated && limit;
-        let end = o.terminated || limit;
+        c.truncated[j] = !terminated && limit;
+        let end = terminated || limit;
         c.trial_end[j] = end && row.ep + 1 == l.k;
         let obs = &mut c.obs[j * od..(j + 1) * od];
         if end {
@@ -423,6 +427,21 @@ impl BatchEnv for NativeBatch {
 
     fn versions(&self) -> Vec<(String, String)> {
         self.versions.clone()
+    }
+
+    fn terminate_on_success_from(&mut self, first: usize) -> Result<(), UserError> {
+        if !self.spec.has_success {
+            return Err(UserError::Other(format!(
+                "env `{}` cannot end episodes at success: it has no success signal",
+                self.spec.name
+            )));
+        }
+        self.layout.success_ends_from = u32::try_from(first).unwrap_or(u32::MAX);
+        Ok(())
+    }
+
+    fn task_index(&self, r: usize) -> Option<u32> {
+        (self.num_tasks > 0).then(|| self.rows[r].task_index)
     }
 }
 

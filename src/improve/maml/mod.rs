@@ -9,7 +9,8 @@
 //! - [`trpo`]: conjugate gradient and the KL-constrained backtracking line search;
 //! - [`meta`]: the inner step, the exact or first-order meta-gradient and the outer step;
 //! - [`rollout`]: one meta-batch of tasks on a [`crate::env::BatchEnv`], one task per row;
-//! - [`train`]: the training loop and its run folder; [`eval`]: adaptation at meta-test.
+//! - [`train`]: the training loop and its run folder; [`eval`]: adaptation at meta-test;
+//!   [`agent`]: the same adaptation for a caller that steps the environment.
 //!
 //! ```
 //! use bamdp::improve::maml::policy::{Activation, Head, Policy, Tape};
@@ -27,6 +28,7 @@
 //! assert!(adapted != theta);
 //! ```
 
+pub mod agent;
 pub mod baseline;
 pub mod eval;
 mod gemm;

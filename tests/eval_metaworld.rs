@@ -1,0 +1,299 @@
+//! `bamdp eval --protocol metaworld` (src/run/eval_metaworld.rs): the native MetaWorld
+//! batch ends evaluation episodes at their first success and adaptation episodes
+//! never; the CLI's report has one row per test task; bad input exits 2.
+//! (Agreement with MetaWorld's own `metalearning_evaluation` is tested from Python:
+//! python/tests/test_metaworld.py.)
+//!
+//! Needs `pip install -r python/requirements.txt` (MuJoCo's library and MetaWorld's
+//! models); without it the MetaWorld tests print a notice and return.
+
+use bamdp::env::mujoco::metaworld::{task_vectors, Class};
+use bamdp::env::{self, EnvOptions, Split, StepOut};
+use std::process::{Command, Output, Stdio};
+
+fn metaworld_available() -> bool {
+    let python = std::env::var("BAMDP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(python)
+        .args(["-c", "import metaworld"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("NOTICE: metaworld not installed (pip install -r python/requirements.txt); test skipped");
+    }
+    ok
+}
+
+fn bamdp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bamdp"))
+        .args(args)
+        .output()
+        .expect("bamdp runs")
+}
+
+fn assert_user_error(o: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "expected exit 2: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    for n in needles {
+        assert!(err.contains(n), "message should mention {n:?}: {err}");
+    }
+}
+
+/// A scripted reach: the hand moves straight to the task's goal (MetaWorld's reach
+/// goal is the last three values of the task vector), so every episode succeeds.
+#[test]
+fn evaluation_episodes_end_at_success_and_adaptation_episodes_do_not() {
+    if !metaworld_available() {
+        return;
+    }
+    let (rows, seed) = (2, 7u64);
+    let mut env = env::make_with(
+        "ml1-reach",
+        rows,
+        Split::Test,
+        seed,
+        Some(3),
+        &EnvOptions::default(),
+    )
+    .unwrap();
+    env.terminate_on_success_from(1).unwrap();
+    let goals = task_vectors(Class::Reach, seed as u32 + 1);
+    let spec = env.spec().clone();
+    let mut obs = vec![0.0f32; rows * spec.obs_dim];
+    env.reset(&mut obs);
+    let tasks: Vec<usize> = (0..rows)
+        .map(|r| env.task_index(r).unwrap() as usize)
+        .collect();
+    assert!(
+        tasks[0] != tasks[1] && tasks.iter().all(|&t| t < goals.len()),
+        "{tasks:?}"
+    );
+    let mut out = StepOut::new(rows, spec.obs_dim);
+    let mut actions = vec![0.0f32; rows * 4];
+    // Per row: the steps of each ended episode and how it ended.
+    let mut ends: Vec<Vec<(usize, bool, bool)>> = vec![Vec::new(); rows];
+    let mut steps = vec![0usize; rows];
+    let mut succeeded_in_first = vec![false; rows];
+    while ends.iter().any(|e| e.len() < 3) {
+        for r in 0..rows {
+            let goal = &goals[tasks[r]][3..6];
+            for j in 0..3 {
+                let to_goal = goal[j] as f32 - obs[r * spec.obs_dim + j];
+                actions[r * 4 + j] = (50.0 * to_goal).clamp(-1.0, 1.0);
+            }
+        }
+        env.step(&actions, &mut out);
+        for r in 0..rows {
+            if ends[r].len() >= 3 {
+                continue;
+            }
+            steps[r] += 1;
+            if ends[r].is_empty() && out.success[r] {
+                succeeded_in_first[r] = true;
+            }
+            if out.terminated[r] || out.truncated[r] {
+                ends[r].push((steps[r], out.terminated[r], out.success[r]));
+                steps[r] = 0;
+            }
+        }
+        obs.copy_from_slice(&out.obs);
+    }
+    for r in 0..rows {
+        assert!(
+            succeeded_in_first[r],
+            "row {r}: the scripted reach never succeeded"
+        );
+        let (len, terminated, _) = ends[r][0];
+        assert_eq!(
+            (len, terminated),
+            (500, false),
+            "row {r}: the adaptation episode runs out"
+        );
+        for &(len, terminated, success) in &ends[r][1..] {
+            assert!(len < 500 && terminated && success, "row {r}: {:?}", ends[r]);
+        }
+    }
+}
+
+#[test]
+fn metaworld_protocol_reports_every_test_task_once() {
+    if !metaworld_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run").display().to_string();
+    let preset = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/ml1-reach/rl2.toml");
+    let o = bamdp(&[
+        "train",
+        "--config",
+        preset,
+        "--out",
+        &run,
+        "--set",
+        "run.num_envs=2",
+        "--set",
+        "run.steps_per_update=500",
+        "--set",
+        "run.total_frames=1000",
+        "--set",
+        "ppo.minibatches=1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--run", &run, "--num-tasks", "6"];
+        args.extend_from_slice(extra);
+        bamdp(&args)
+    };
+    let o = eval(&[
+        "--protocol",
+        "metaworld",
+        "--adaptation-episodes",
+        "1",
+        "--evaluation-episodes",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["episodes_per_task"], 2);
+    let m = &v["metaworld"];
+    let per_task = m["per_task"].as_array().unwrap();
+    let tasks: Vec<u64> = per_task
+        .iter()
+        .map(|t| t["task"].as_u64().unwrap())
+        .collect();
+    // Six different held-out tasks (rows take the list in turn), in task order.
+    assert!(
+        tasks.windows(2).all(|w| w[0] < w[1]) && tasks.len() == 6,
+        "{tasks:?}"
+    );
+    let mean = |key: &str| {
+        per_task
+            .iter()
+            .map(|t| t[key].as_f64().unwrap())
+            .sum::<f64>()
+            / per_task.len() as f64
+    };
+    assert!((m["success_rate"].as_f64().unwrap() - mean("success_rate")).abs() < 1e-12);
+    assert!((m["mean_return"].as_f64().unwrap() - mean("mean_return")).abs() < 1e-9);
+    // The summary covers the evaluation episodes: the same figures.
+    assert_eq!(
+        (
+            v["summary"]["first"].as_u64(),
+            v["summary"]["last"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert!((v["summary"]["return_mean"].as_f64().unwrap() - mean("mean_return")).abs() < 1e-9);
+    // Text output: one row per task and the overall line.
+    let o = eval(&[
+        "--protocol",
+        "metaworld",
+        "--adaptation-episodes",
+        "1",
+        "--evaluation-episodes",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("MetaWorld protocol"), "{text}");
+    assert!(text.contains("over 6 tasks"), "{text}");
+    // The trial protocol does not take MetaWorld's flags, nor MetaWorld's --episodes-per-task.
+    assert_user_error(
+        &eval(&["--evaluation-episodes", "2"]),
+        &["--protocol", "trial"],
+    );
+    assert_user_error(
+        &eval(&["--protocol", "metaworld", "--episodes-per-task", "4"]),
+        &["--episodes-per-task", "--adaptation-episodes"],
+    );
+    assert_user_error(
+        &eval(&["--protocol", "metaworld", "--evaluation-episodes", "0"]),
+        &["--evaluation-episodes", "positive"],
+    );
+}
+
+#[test]
+fn unknown_protocols_and_envs_that_cannot_end_at_success_exit_2() {
+    let o = bamdp(&["eval", "--run", "no-such-run", "--protocol", "meta-world"]);
+    assert_user_error(&o, &["--protocol", "meta-world", "trial, metaworld"]);
+    // GridNavi reports success but cannot end episodes at it.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run").display().to_string();
+    let preset = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/gridnavi/rl2.toml");
+    let o = bamdp(&[
+        "train",
+        "--config",
+        preset,
+        "--out",
+        &run,
+        "--set",
+        "run.total_frames=3840",
+        "--set",
+        "run.num_envs=8",
+        "--set",
+        "ppo.minibatches=2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        &run,
+        "--protocol",
+        "metaworld",
+        "--num-tasks",
+        "4",
+    ]);
+    assert_user_error(
+        &o,
+        &[
+            "gridnavi",
+            "cannot end episodes at their first success",
+            "ml1-reach",
+        ],
+    );
+}
+
+#[test]
+fn envs_without_success_are_refused() {
+    if !metaworld_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run").display().to_string();
+    let preset = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/cheetah-vel/rl2.toml");
+    let o = bamdp(&[
+        "train",
+        "--config",
+        preset,
+        "--out",
+        &run,
+        "--set",
+        "run.num_envs=2",
+        "--set",
+        "run.steps_per_update=400",
+        "--set",
+        "run.total_frames=800",
+        "--set",
+        "ppo.minibatches=1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        &run,
+        "--protocol",
+        "metaworld",
+        "--num-tasks",
+        "2",
+    ]);
+    assert_user_error(
+        &o,
+        &[
+            "--protocol",
+            "metaworld",
+            "cheetah-vel",
+            "no success signal",
+        ],
+    );
+}
