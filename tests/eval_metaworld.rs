@@ -7,7 +7,7 @@
 //! Needs `pip install -r python/requirements.txt` (MuJoCo's library and MetaWorld's
 //! models); without it the MetaWorld tests print a notice and return.
 
-use bamdp::env::mujoco::metaworld::{task_vectors, Class};
+use bamdp::env::mujoco::metaworld::{class, task_vectors};
 use bamdp::env::{self, EnvOptions, Split, StepOut};
 use std::process::{Command, Output, Stdio};
 
@@ -58,7 +58,7 @@ fn evaluation_episodes_end_at_success_and_adaptation_episodes_do_not() {
     )
     .unwrap();
     env.terminate_on_success_from(1).unwrap();
-    let goals = task_vectors(Class::Reach, seed as u32 + 1);
+    let goals = task_vectors(class("reach-v3").unwrap(), seed as u32 + 1);
     let spec = env.spec().clone();
     let mut obs = vec![0.0f32; rows * spec.obs_dim];
     env.reset(&mut obs);
