@@ -58,6 +58,11 @@ pub const PORTED: &[&str] = &[
     "ml1-shelf-place",
     "ml1-sweep-into",
     "ml1-lever-pull",
+    "ml1-bin-picking",
+    "ml1-box-close",
+    "ml1-hand-insert",
+    "ml1-door-lock",
+    "ml1-door-unlock",
     "ml10",
 ];
 

@@ -17,11 +17,16 @@
 //! ```
 
 pub mod basketball;
+pub mod bin_picking;
+pub mod box_close;
 pub mod button_press_topdown;
 pub mod door_close;
+pub mod door_lock;
 pub mod door_open;
+pub mod door_unlock;
 pub mod drawer_close;
 pub mod drawer_open;
+pub mod hand_insert;
 pub mod lever_pull;
 pub mod ml10;
 pub mod peg_insert_side;
@@ -142,6 +147,11 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &shelf_place::ShelfPlace,
     &sweep_into::SweepInto,
     &lever_pull::LeverPull,
+    &bin_picking::BinPicking,
+    &box_close::BoxClose,
+    &hand_insert::HandInsert,
+    &door_lock::DoorLock,
+    &door_unlock::DoorUnlock,
 ];
 
 /// The ported class named `name` (`reach-v3`).
