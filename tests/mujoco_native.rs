@@ -533,6 +533,7 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
     ("hand-insert-v3", "ml1-hand-insert", Split::Test, "object"),
     ("door-lock-v3", "ml1-door-lock", Split::Train, "object"),
     ("door-unlock-v3", "ml1-door-unlock", Split::Test, "object"),
+    ("assembly-v3", "ml1-assembly", Split::Train, "object"),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

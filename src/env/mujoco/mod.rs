@@ -63,6 +63,7 @@ pub const PORTED: &[&str] = &[
     "ml1-hand-insert",
     "ml1-door-lock",
     "ml1-door-unlock",
+    "ml1-assembly",
     "ml10",
 ];
 

@@ -9,6 +9,7 @@
 //! step of the episode (MetaWorld sets it lazily): [`Sawyer::first_step_value`].
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, norm, tolerance_long_tail};
+use super::sawyer::{Caging, Density};
 use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
 
 pub struct BinPicking;
@@ -79,7 +80,15 @@ impl TaskClass for BinPicking {
         } else {
             tolerance_long_tail((floor - hand[2]).max(0.0), 0.0, 0.01, 0.05)
         };
-        let (grasped, float32) = s.gripper_caging_effort(action, obj, 0.015, 0.05, 0.01, 0.7, true);
+        let caging = Caging {
+            obj_radius: 0.015,
+            pad_success_thresh: 0.05,
+            object_reach_radius: 0.01,
+            xz_thresh: 0.01,
+            desired_effort: 0.7,
+            density: Density::High,
+        };
+        let (grasped, float32) = s.gripper_caging_with(action, obj, &caging);
         let near_object = dist(obj, hand) < 0.04;
         let pinched_without_obj = obs[3] < 0.43;
         let lifted = obj[2] - 0.02 > oi[2];

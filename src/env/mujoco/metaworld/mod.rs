@@ -16,6 +16,7 @@
 //! assert!(CLASSES.iter().all(|c| c.name().ends_with("-v3")));
 //! ```
 
+pub mod assembly;
 pub mod basketball;
 pub mod bin_picking;
 pub mod box_close;
@@ -152,6 +153,7 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &hand_insert::HandInsert,
     &door_lock::DoorLock,
     &door_unlock::DoorUnlock,
+    &assembly::Assembly,
 ];
 
 /// The ported class named `name` (`reach-v3`).

@@ -385,14 +385,22 @@ impl Sawyer {
         xz_thresh: f64,
         high_density: bool,
     ) -> (f64, bool) {
-        self.gripper_caging_effort(
+        let density = if high_density {
+            Density::High
+        } else {
+            Density::Low
+        };
+        self.gripper_caging_with(
             action,
             obj,
-            obj_radius,
-            pad_success_thresh,
-            xz_thresh,
-            1.0,
-            high_density,
+            &Caging {
+                obj_radius,
+                pad_success_thresh,
+                object_reach_radius: 0.0,
+                xz_thresh,
+                desired_effort: 1.0,
+                density,
+            },
         )
     }
 
@@ -401,17 +409,20 @@ impl Sawyer {
     /// float32 value when `0 < a <= desired`, and a Hamacher product or mean with it
     /// is float32 arithmetic in NumPy. Returns the value, and whether NumPy holds it as
     /// a float32 (which makes the caller's arithmetic float32 too).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn gripper_caging_effort(
+    pub(super) fn gripper_caging_with(
         &self,
         action: &[f32],
         obj: [f64; 3],
-        obj_radius: f64,
-        pad_success_thresh: f64,
-        xz_thresh: f64,
-        desired_effort: f64,
-        high_density: bool,
+        c: &Caging,
     ) -> (f64, bool) {
+        let Caging {
+            obj_radius,
+            pad_success_thresh,
+            object_reach_radius,
+            xz_thresh,
+            desired_effort,
+            density,
+        } = *c;
         let (left, right) = (self.left_pad(), self.right_pad());
         let mut caging_lr = [0.0; 2];
         for (c, pad_y) in caging_lr.iter_mut().zip([left[1], right[1]]) {
@@ -442,7 +453,11 @@ impl Sawyer {
                 let c = caging as f32;
                 let d = c + g - c * g;
                 let cg = if d > 0.0 { (c * g) / d } else { 0.0 };
-                let v = if high_density { (cg + c) / 2.0 } else { cg };
+                let v = match density {
+                    Density::Low => cg,
+                    Density::High => (cg + c) / 2.0,
+                    Density::Medium => (cg + self.reach(obj, object_reach_radius) as f32) / 2.0,
+                };
                 (v as f64, true)
             }
             None => {
@@ -452,15 +467,48 @@ impl Sawyer {
                     0.0
                 };
                 let cg = hamacher_product(caging, g);
-                let v = if high_density {
-                    (cg + caging) / 2.0
-                } else {
-                    cg
+                let v = match density {
+                    Density::Low => cg,
+                    Density::High => (cg + caging) / 2.0,
+                    Density::Medium => (cg + self.reach(obj, object_reach_radius)) / 2.0,
                 };
                 (v, false)
             }
         }
     }
+}
+
+impl Sawyer {
+    /// The medium-density caging reward's reach term: the gripper centre's closeness
+    /// to the object.
+    fn reach(&self, obj: [f64; 3], object_reach_radius: f64) -> f64 {
+        let tcp_to_obj = dist(obj, self.tcp_center());
+        let tcp_to_obj_init = dist(self.obj_init_pos, self.init_tcp);
+        let margin = (tcp_to_obj_init - object_reach_radius).abs();
+        tolerance_long_tail(tcp_to_obj, 0.0, object_reach_radius, margin)
+    }
+}
+
+/// How the caging reward mixes in more terms (`high_density`, `medium_density`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Density {
+    /// Caging and gripping only.
+    Low,
+    /// The mean with the caging term.
+    High,
+    /// The mean with the reach term.
+    Medium,
+}
+
+/// The parameters of the base's `_gripper_caging_reward`.
+#[derive(Clone, Copy, Debug)]
+pub struct Caging {
+    pub obj_radius: f64,
+    pub pad_success_thresh: f64,
+    pub object_reach_radius: f64,
+    pub xz_thresh: f64,
+    pub desired_effort: f64,
+    pub density: Density,
 }
 
 impl RowSim for Sawyer {
