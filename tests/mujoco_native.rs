@@ -534,6 +534,24 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
     ("door-lock-v3", "ml1-door-lock", Split::Train, "object"),
     ("door-unlock-v3", "ml1-door-unlock", Split::Test, "object"),
     ("assembly-v3", "ml1-assembly", Split::Train, "object"),
+    (
+        "button-press-topdown-wall-v3",
+        "ml1-button-press-topdown-wall",
+        Split::Test,
+        "object",
+    ),
+    (
+        "button-press-v3",
+        "ml1-button-press",
+        Split::Train,
+        "object",
+    ),
+    (
+        "button-press-wall-v3",
+        "ml1-button-press-wall",
+        Split::Test,
+        "object",
+    ),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

@@ -64,6 +64,9 @@ pub const PORTED: &[&str] = &[
     "ml1-door-lock",
     "ml1-door-unlock",
     "ml1-assembly",
+    "ml1-button-press-topdown-wall",
+    "ml1-button-press",
+    "ml1-button-press-wall",
     "ml10",
 ];
 

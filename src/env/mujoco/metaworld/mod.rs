@@ -20,7 +20,10 @@ pub mod assembly;
 pub mod basketball;
 pub mod bin_picking;
 pub mod box_close;
+pub mod button_press;
 pub mod button_press_topdown;
+pub mod button_press_topdown_wall;
+pub mod button_press_wall;
 pub mod door_close;
 pub mod door_lock;
 pub mod door_open;
@@ -154,6 +157,9 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &door_lock::DoorLock,
     &door_unlock::DoorUnlock,
     &assembly::Assembly,
+    &button_press_topdown_wall::ButtonPressTopdownWall,
+    &button_press::ButtonPress,
+    &button_press_wall::ButtonPressWall,
 ];
 
 /// The ported class named `name` (`reach-v3`).
