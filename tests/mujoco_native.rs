@@ -552,6 +552,14 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
         Split::Test,
         "object",
     ),
+    (
+        "coffee-button-v3",
+        "ml1-coffee-button",
+        Split::Train,
+        "object",
+    ),
+    ("coffee-pull-v3", "ml1-coffee-pull", Split::Test, "object"),
+    ("coffee-push-v3", "ml1-coffee-push", Split::Train, "object"),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

@@ -67,6 +67,9 @@ pub const PORTED: &[&str] = &[
     "ml1-button-press-topdown-wall",
     "ml1-button-press",
     "ml1-button-press-wall",
+    "ml1-coffee-button",
+    "ml1-coffee-pull",
+    "ml1-coffee-push",
     "ml10",
 ];
 

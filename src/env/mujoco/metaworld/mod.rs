@@ -24,6 +24,9 @@ pub mod button_press;
 pub mod button_press_topdown;
 pub mod button_press_topdown_wall;
 pub mod button_press_wall;
+pub mod coffee_button;
+pub mod coffee_pull;
+pub mod coffee_push;
 pub mod door_close;
 pub mod door_lock;
 pub mod door_open;
@@ -160,6 +163,9 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &button_press_topdown_wall::ButtonPressTopdownWall,
     &button_press::ButtonPress,
     &button_press_wall::ButtonPressWall,
+    &coffee_button::CoffeeButton,
+    &coffee_pull::CoffeePull,
+    &coffee_push::CoffeePush,
 ];
 
 /// The ported class named `name` (`reach-v3`).
