@@ -560,6 +560,9 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
     ),
     ("coffee-pull-v3", "ml1-coffee-pull", Split::Test, "object"),
     ("coffee-push-v3", "ml1-coffee-push", Split::Train, "object"),
+    ("dial-turn-v3", "ml1-dial-turn", Split::Test, "object"),
+    ("faucet-open-v3", "ml1-faucet-open", Split::Train, "object"),
+    ("faucet-close-v3", "ml1-faucet-close", Split::Test, "object"),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

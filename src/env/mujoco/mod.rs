@@ -70,6 +70,9 @@ pub const PORTED: &[&str] = &[
     "ml1-coffee-button",
     "ml1-coffee-pull",
     "ml1-coffee-push",
+    "ml1-dial-turn",
+    "ml1-faucet-open",
+    "ml1-faucet-close",
     "ml10",
 ];
 

@@ -27,12 +27,15 @@ pub mod button_press_wall;
 pub mod coffee_button;
 pub mod coffee_pull;
 pub mod coffee_push;
+pub mod dial_turn;
 pub mod door_close;
 pub mod door_lock;
 pub mod door_open;
 pub mod door_unlock;
 pub mod drawer_close;
 pub mod drawer_open;
+pub mod faucet_close;
+pub mod faucet_open;
 pub mod hand_insert;
 pub mod lever_pull;
 pub mod ml10;
@@ -166,6 +169,9 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &coffee_button::CoffeeButton,
     &coffee_pull::CoffeePull,
     &coffee_push::CoffeePush,
+    &dial_turn::DialTurn,
+    &faucet_open::FaucetOpen,
+    &faucet_close::FaucetClose,
 ];
 
 /// The ported class named `name` (`reach-v3`).
