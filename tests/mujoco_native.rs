@@ -563,6 +563,7 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
     ("dial-turn-v3", "ml1-dial-turn", Split::Test, "object"),
     ("faucet-open-v3", "ml1-faucet-open", Split::Train, "object"),
     ("faucet-close-v3", "ml1-faucet-close", Split::Test, "object"),
+    ("disassemble-v3", "ml1-disassemble", Split::Test, "object"),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

@@ -73,6 +73,7 @@ pub const PORTED: &[&str] = &[
     "ml1-dial-turn",
     "ml1-faucet-open",
     "ml1-faucet-close",
+    "ml1-disassemble",
     "ml10",
 ];
 

@@ -44,7 +44,13 @@ pub(super) fn level(obs: &[f64; 39], scale: f64) -> f64 {
 
 /// The caging reward on the handle, its x moved to the hand's when within half a
 /// handle length of it.
-pub(super) fn handle_caging(s: &Sawyer, action: &[f32], obs: &[f64; 39], pad: f64) -> (f64, bool) {
+pub(super) fn handle_caging(
+    s: &Sawyer,
+    action: &[f32],
+    obs: &[f64; 39],
+    pad: f64,
+    density: Density,
+) -> (f64, bool) {
     let mut wrench = [obs[4], obs[5], obs[6]];
     if (wrench[0] - obs[0]).abs() < HANDLE_LENGTH / 2.0 {
         wrench[0] = obs[0];
@@ -55,9 +61,14 @@ pub(super) fn handle_caging(s: &Sawyer, action: &[f32], obs: &[f64; 39], pad: f6
         object_reach_radius: 0.01,
         xz_thresh: 0.01,
         desired_effort: 1.0,
-        density: Density::Medium,
+        density,
     };
     s.gripper_caging_with(action, wrench, &caging)
+}
+
+/// The rejection test of the nut classes: nut and goal 10 cm apart in x-y.
+pub(super) fn nut_and_peg_apart(v: &[f64]) -> bool {
+    norm(&[v[0] - v[3], v[1] - v[4]]) >= 0.1
 }
 
 /// `_reward_pos`: the nut's placement progress and success.
@@ -95,7 +106,7 @@ impl TaskClass for Assembly {
         )
     }
     fn accepts(&self, v: &[f64]) -> bool {
-        norm(&[v[0] - v[3], v[1] - v[4]]) >= 0.1
+        nut_and_peg_apart(v)
     }
     fn names(&self) -> &'static [(Obj, &'static str)] {
         NUT
@@ -116,7 +127,7 @@ impl TaskClass for Assembly {
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let quat = level(obs, 0.4);
-        let (grab, float32) = handle_caging(s, action, obs, 0.02);
+        let (grab, float32) = handle_caging(s, action, obs, 0.02, Density::Medium);
         let (in_place, success) = placement(s.site(s.named[2]), s.target);
         let mut reward = if float32 {
             ((2.0 * grab as f32 + (6.0 * in_place) as f32) * quat as f32) as f64

@@ -28,6 +28,7 @@ pub mod coffee_button;
 pub mod coffee_pull;
 pub mod coffee_push;
 pub mod dial_turn;
+pub mod disassemble;
 pub mod door_close;
 pub mod door_lock;
 pub mod door_open;
@@ -172,6 +173,7 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &dial_turn::DialTurn,
     &faucet_open::FaucetOpen,
     &faucet_close::FaucetClose,
+    &disassemble::Disassemble,
 ];
 
 /// The ported class named `name` (`reach-v3`).
