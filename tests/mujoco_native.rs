@@ -564,6 +564,13 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
     ("faucet-open-v3", "ml1-faucet-open", Split::Train, "object"),
     ("faucet-close-v3", "ml1-faucet-close", Split::Test, "object"),
     ("disassemble-v3", "ml1-disassemble", Split::Test, "object"),
+    (
+        "handle-press-side-v3",
+        "ml1-handle-press-side",
+        Split::Train,
+        "object",
+    ),
+    ("handle-press-v3", "ml1-handle-press", Split::Test, "object"),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

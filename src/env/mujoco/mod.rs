@@ -1,6 +1,6 @@
 //! Native MuJoCo simulators: the locomotion meta-tasks of [`super::python`]
 //! (`cheetah-vel`, `cheetah-dir`, `ant-dir` on gymnasium's v5 HalfCheetah and Ant) and
-//! MetaWorld v3 (31 of its 50 classes as `ml1-<task>` envs, and `ml10`), stepped through
+//! MetaWorld v3 (33 of its 50 classes as `ml1-<task>` envs, and `ml10`), stepped through
 //! MuJoCo's C library from Rust, with no Python process in the loop (docs/simulators.md).
 //!
 //! - [`lib`]: the library, opened at run time (bamdp builds and runs without it), and
@@ -74,6 +74,8 @@ pub const PORTED: &[&str] = &[
     "ml1-faucet-open",
     "ml1-faucet-close",
     "ml1-disassemble",
+    "ml1-handle-press-side",
+    "ml1-handle-press",
     "ml10",
 ];
 

@@ -38,6 +38,8 @@ pub mod drawer_open;
 pub mod faucet_close;
 pub mod faucet_open;
 pub mod hand_insert;
+pub mod handle_press;
+pub mod handle_press_side;
 pub mod lever_pull;
 pub mod ml10;
 pub mod peg_insert_side;
@@ -174,6 +176,8 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &faucet_open::FaucetOpen,
     &faucet_close::FaucetClose,
     &disassemble::Disassemble,
+    &handle_press_side::HandlePressSide,
+    &handle_press::HandlePress,
 ];
 
 /// The ported class named `name` (`reach-v3`).
