@@ -52,7 +52,10 @@ impl TaskClass for DoorUnlock {
         s.model_mut().body_pos_mut(door).copy_from_slice(&v[..3]);
         s.reset_hand();
         // _set_obj_xyz: the lock joint (qpos[9]) turned, at rest, then a forward pass.
-        s.data.qpos_mut()[9] = 1.5708;
+        // MetaWorld's literal angle, not pi/2.
+        #[allow(clippy::approx_constant)]
+        let turned = 1.5708;
+        s.data.qpos_mut()[9] = turned;
         s.data.qvel_mut()[9] = 0.0;
         s.data.forward();
         let start = s.body(s.named[1]);
