@@ -1,6 +1,6 @@
 //! Native MuJoCo simulators: the locomotion meta-tasks of [`super::python`]
 //! (`cheetah-vel`, `cheetah-dir`, `ant-dir` on gymnasium's v5 HalfCheetah and Ant) and
-//! MetaWorld v3 (ML10's 15 classes as `ml1-<task>` envs, and `ml10`), stepped through
+//! MetaWorld v3 (33 of its 50 classes as `ml1-<task>` envs, and `ml10`), stepped through
 //! MuJoCo's C library from Rust, with no Python process in the loop (docs/simulators.md).
 //!
 //! - [`lib`]: the library, opened at run time (bamdp builds and runs without it), and
@@ -58,6 +58,24 @@ pub const PORTED: &[&str] = &[
     "ml1-shelf-place",
     "ml1-sweep-into",
     "ml1-lever-pull",
+    "ml1-bin-picking",
+    "ml1-box-close",
+    "ml1-hand-insert",
+    "ml1-door-lock",
+    "ml1-door-unlock",
+    "ml1-assembly",
+    "ml1-button-press-topdown-wall",
+    "ml1-button-press",
+    "ml1-button-press-wall",
+    "ml1-coffee-button",
+    "ml1-coffee-pull",
+    "ml1-coffee-push",
+    "ml1-dial-turn",
+    "ml1-faucet-open",
+    "ml1-faucet-close",
+    "ml1-disassemble",
+    "ml1-handle-press-side",
+    "ml1-handle-press",
     "ml10",
 ];
 

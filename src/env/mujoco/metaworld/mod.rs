@@ -16,12 +16,30 @@
 //! assert!(CLASSES.iter().all(|c| c.name().ends_with("-v3")));
 //! ```
 
+pub mod assembly;
 pub mod basketball;
+pub mod bin_picking;
+pub mod box_close;
+pub mod button_press;
 pub mod button_press_topdown;
+pub mod button_press_topdown_wall;
+pub mod button_press_wall;
+pub mod coffee_button;
+pub mod coffee_pull;
+pub mod coffee_push;
+pub mod dial_turn;
+pub mod disassemble;
 pub mod door_close;
+pub mod door_lock;
 pub mod door_open;
+pub mod door_unlock;
 pub mod drawer_close;
 pub mod drawer_open;
+pub mod faucet_close;
+pub mod faucet_open;
+pub mod hand_insert;
+pub mod handle_press;
+pub mod handle_press_side;
 pub mod lever_pull;
 pub mod ml10;
 pub mod peg_insert_side;
@@ -142,6 +160,24 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &shelf_place::ShelfPlace,
     &sweep_into::SweepInto,
     &lever_pull::LeverPull,
+    &bin_picking::BinPicking,
+    &box_close::BoxClose,
+    &hand_insert::HandInsert,
+    &door_lock::DoorLock,
+    &door_unlock::DoorUnlock,
+    &assembly::Assembly,
+    &button_press_topdown_wall::ButtonPressTopdownWall,
+    &button_press::ButtonPress,
+    &button_press_wall::ButtonPressWall,
+    &coffee_button::CoffeeButton,
+    &coffee_pull::CoffeePull,
+    &coffee_push::CoffeePush,
+    &dial_turn::DialTurn,
+    &faucet_open::FaucetOpen,
+    &faucet_close::FaucetClose,
+    &disassemble::Disassemble,
+    &handle_press_side::HandlePressSide,
+    &handle_press::HandlePress,
 ];
 
 /// The ported class named `name` (`reach-v3`).

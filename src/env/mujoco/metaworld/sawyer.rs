@@ -36,6 +36,7 @@ use crate::env::python::METAWORLD_EPISODES_PER_TRIAL;
 use crate::env::Split;
 use crate::error::UserError;
 use crate::rng::Rng;
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -157,6 +158,7 @@ impl SawyerFamily {
             init_tcp: [0.0; 3],
             reset_point: [0.0; 3],
             reset_value: 0.0,
+            first_step_value: Cell::new(None),
             prev: [0.0; 18],
             last: None,
         })
@@ -243,6 +245,9 @@ pub struct Sawyer {
     pub(super) reset_point: [f64; 3],
     /// A value a class records at reset (its file says which).
     pub(super) reset_value: f64,
+    /// A value a class records at its first step after a reset (its file says which);
+    /// `None` after every reset. A `Cell` because the reward reads the row immutably.
+    pub(super) first_step_value: Cell<Option<f64>>,
     /// The previous frame's 18 observation values.
     prev: [f64; 18],
     /// The last step's evaluation.
@@ -368,11 +373,8 @@ impl Sawyer {
         self.prev = cur;
     }
 
-    /// The base's `_gripper_caging_reward` (v2) for an object at `obj`, with its
-    /// float32 turns: the gripper effort is the action's float32 value, and a Hamacher
-    /// product or mean with it is float32 arithmetic in NumPy. Returns the value, and
-    /// whether NumPy holds it as a float32 (which makes the caller's arithmetic
-    /// float32 too).
+    /// The base's `_gripper_caging_reward` (v2) for an object at `obj` with the
+    /// default desired gripper effort 1; see [`Sawyer::gripper_caging_effort`].
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gripper_caging(
         &self,
@@ -383,6 +385,44 @@ impl Sawyer {
         xz_thresh: f64,
         high_density: bool,
     ) -> (f64, bool) {
+        let density = if high_density {
+            Density::High
+        } else {
+            Density::Low
+        };
+        self.gripper_caging_with(
+            action,
+            obj,
+            &Caging {
+                obj_radius,
+                pad_success_thresh,
+                object_reach_radius: 0.0,
+                xz_thresh,
+                desired_effort: 1.0,
+                density,
+            },
+        )
+    }
+
+    /// The base's `_gripper_caging_reward` (v2) for an object at `obj`, with its
+    /// float32 turns: the gripper effort `min(max(0, a), desired) / desired` is a
+    /// float32 value when `0 < a <= desired`, and a Hamacher product or mean with it
+    /// is float32 arithmetic in NumPy. Returns the value, and whether NumPy holds it as
+    /// a float32 (which makes the caller's arithmetic float32 too).
+    pub(super) fn gripper_caging_with(
+        &self,
+        action: &[f32],
+        obj: [f64; 3],
+        c: &Caging,
+    ) -> (f64, bool) {
+        let Caging {
+            obj_radius,
+            pad_success_thresh,
+            object_reach_radius,
+            xz_thresh,
+            desired_effort,
+            density,
+        } = *c;
         let (left, right) = (self.left_pad(), self.right_pad());
         let mut caging_lr = [0.0; 2];
         for (c, pad_y) in caging_lr.iter_mut().zip([left[1], right[1]]) {
@@ -402,9 +442,10 @@ impl Sawyer {
             xz_margin,
         );
         let caging = hamacher_product(caging_y, caging_xz);
-        // min(max(0, a), 1.0) / 1.0: a float32 when 0 < a <= 1, else a Python number.
+        // min(max(0, a), desired) / desired: a float32 when 0 < a <= desired (the
+        // division in float32), else a Python number.
         let a = action[3];
-        let effort32 = (a > 0.0 && a <= 1.0).then_some(a);
+        let effort32 = (a > 0.0 && a as f64 <= desired_effort).then(|| a / desired_effort as f32);
         let gripping = if caging > 0.97 { effort32 } else { None };
         match gripping {
             Some(g) => {
@@ -412,16 +453,24 @@ impl Sawyer {
                 let c = caging as f32;
                 let d = c + g - c * g;
                 let cg = if d > 0.0 { (c * g) / d } else { 0.0 };
-                let v = if high_density { (cg + c) / 2.0 } else { cg };
+                let v = match density {
+                    Density::Low => cg,
+                    Density::High => (cg + c) / 2.0,
+                    Density::Medium => (cg + self.reach(obj, object_reach_radius) as f32) / 2.0,
+                };
                 (v as f64, true)
             }
             None => {
-                let g = if caging > 0.97 && a > 1.0 { 1.0 } else { 0.0 };
-                let cg = hamacher_product(caging, g);
-                let v = if high_density {
-                    (cg + caging) / 2.0
+                let g = if caging > 0.97 && a as f64 > desired_effort {
+                    1.0
                 } else {
-                    cg
+                    0.0
+                };
+                let cg = hamacher_product(caging, g);
+                let v = match density {
+                    Density::Low => cg,
+                    Density::High => (cg + caging) / 2.0,
+                    Density::Medium => (cg + self.reach(obj, object_reach_radius)) / 2.0,
                 };
                 (v, false)
             }
@@ -429,10 +478,44 @@ impl Sawyer {
     }
 }
 
+impl Sawyer {
+    /// The medium-density caging reward's reach term: the gripper centre's closeness
+    /// to the object.
+    fn reach(&self, obj: [f64; 3], object_reach_radius: f64) -> f64 {
+        let tcp_to_obj = dist(obj, self.tcp_center());
+        let tcp_to_obj_init = dist(self.obj_init_pos, self.init_tcp);
+        let margin = (tcp_to_obj_init - object_reach_radius).abs();
+        tolerance_long_tail(tcp_to_obj, 0.0, object_reach_radius, margin)
+    }
+}
+
+/// How the caging reward mixes in more terms (`high_density`, `medium_density`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Density {
+    /// Caging and gripping only.
+    Low,
+    /// The mean with the caging term.
+    High,
+    /// The mean with the reach term.
+    Medium,
+}
+
+/// The parameters of the base's `_gripper_caging_reward`.
+#[derive(Clone, Copy, Debug)]
+pub struct Caging {
+    pub obj_radius: f64,
+    pub pad_success_thresh: f64,
+    pub object_reach_radius: f64,
+    pub xz_thresh: f64,
+    pub desired_effort: f64,
+    pub density: Density,
+}
+
 impl RowSim for Sawyer {
     fn reset(&mut self, task_index: u32, _task_value: f64, _seed: u64, obs: &mut [f32]) {
         // MetaWorld's reset is deterministic given the task (the seed is unused).
         let v = self.tasks[task_index as usize].clone();
+        self.first_step_value.set(None);
         if self.class.resets_twice() {
             self.class.reset_model(self, &v);
         }
