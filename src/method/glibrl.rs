@@ -96,14 +96,7 @@ pub fn glibrl_model(cfg: &Config, spec: &EnvSpec) -> Result<GlibrlModel, UserErr
         obs_dim: spec.obs_dim,
         action_dim,
         discrete_actions,
-        basis_hidden: g.basis_hidden.clone(),
-        features: g.features,
-        reward_head: g.reward_head,
-        transition_dims: g.transition_dims.clone(),
-        init_lambda0: g.init_lambda0,
-        init_psi0: g.init_psi0,
-        init_nu0: g.init_nu0,
-        noise_floor: g.noise_floor,
+        config: g.clone(),
     };
     Ok(GlibrlModel::new(
         gspec,
