@@ -369,7 +369,7 @@ fn smc_batched_rows_equal_one_row_planners_and_thread_chunks() {
     assert_eq!(one.root_actions, three.root_actions);
     // Row r alone, with row r's stream, plans exactly as inside the batch.
     let dynamics = BanditDynamics;
-    let k = st.particles;
+    let k = st.config.particles;
     for r in 0..rows {
         let mut planner = Planner::new(st.clone(), &belief, &policy, &dynamics, 1, 1);
         let state = belief.init(1);

@@ -729,7 +729,7 @@ fn mlp_and_state_decoder_losses_match_f64_reference() {
     let gn = trials(3, 7, 62);
     let mut rng = Rng::new(12);
     let mut gn_state = spec(2, false, true);
-    gn_state.decode_state = true;
+    gn_state.config.decode_state = true;
     let cases: Vec<(VaribadSpec, &Vec<TrialRecord>)> = vec![
         (pr_spec(false, false, false), &pr),
         (pr_spec(true, true, false), &pr),
