@@ -9,7 +9,7 @@
 use bamdp::belief::{Batched, BatchedBelief};
 use bamdp::config::Config;
 use bamdp::env::{self, gridnavi::GridDynamics};
-use bamdp::improve::smc::{NetPlanner, NetPolicy, PlanOut, PlanStep, SmcSettings};
+use bamdp::improve::smc::{NetPlanner, NetPolicy, PlanOut, PlanStep, SmcConfig, SmcSettings};
 use bamdp::rng::Rng;
 use bamdp::run::trainer::{build_agent, glibrl_model, varibad_model};
 use std::path::Path;
@@ -22,13 +22,15 @@ fn config(preset: &str) -> Config {
 
 fn settings(k: usize, nested: usize, depth: usize) -> SmcSettings {
     SmcSettings {
-        particles: k,
-        nested,
-        depth,
-        eta: 0.5,
+        config: SmcConfig {
+            particles: k,
+            nested,
+            depth,
+            eta: 0.5,
+            resample_below: 0.5,
+            ..SmcConfig::default()
+        },
         gamma: 0.95,
-        resample_below: 0.5,
-        advantage_reward: Default::default(),
     }
 }
 

@@ -207,8 +207,10 @@ impl BatchEnv for RemoteEnv {
     fn save_state(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
-    fn load_state(&mut self, _: &serde_json::Value) -> Result<(), String> {
-        Err("an agent's stand-in environment has no state".into())
+    fn load_state(&mut self, _: &serde_json::Value) -> Result<(), crate::error::StateError> {
+        Err(crate::error::StateError::Mismatch(
+            "an agent's stand-in environment has no state".into(),
+        ))
     }
 }
 

@@ -18,6 +18,12 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("state serialises")
 }
 
+/// [`encode`] into a buffer of `capacity` bytes reserved up front (large states:
+/// no regrowth copies).
+pub fn encode_with_capacity<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
+    postcard::to_extend(value, Vec::with_capacity(capacity)).expect("state serialises")
+}
+
 /// Decodes what [`encode`] wrote (all of `bytes`); `what` names the part in errors.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StateError> {
     let fail = |detail: String| StateError::Decode {

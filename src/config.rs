@@ -10,7 +10,9 @@
 use crate::error::UserError;
 use serde::{Deserialize, Serialize};
 
-pub use crate::belief::variational::RewardDecoderKind;
+pub use crate::belief::glibrl::GlibrlConfig;
+pub use crate::belief::variational::{RewardDecoderKind, VaribadConfig};
+pub use crate::improve::smc::SmcConfig;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -32,13 +34,13 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub rl2: Rl2Config,
     pub transformer: crate::nn::transformer::TransformerConfig,
-    pub varibad: VaribadConfig,
-    pub glibrl: GlibrlConfig,
+    pub varibad: crate::belief::variational::VaribadConfig,
+    pub glibrl: crate::belief::glibrl::GlibrlConfig,
     /// How the policy improves: "ppo" (every method) or "smc" (Belief-SMC planning with
     /// EM, for the belief methods oracle, varibad and glibrl; VariBASeD is
     /// `method = "varibad"`, `improver = "smc"`).
     pub improver: Improver,
-    pub smc: SmcConfig,
+    pub smc: crate::improve::smc::SmcConfig,
     /// Who simulates MuJoCo / MetaWorld envs: "auto" (native where ported, else the
     /// Python bridge), "native" or "python" (see [`crate::env::mujoco::Backend`]).
     pub env_backend: String,
@@ -59,47 +61,6 @@ pub const IMPROVERS: &[(&str, &str)] = &[
         "MAML-TRPO for method = \"maml\": inner policy-gradient step(s) per task, TRPO on the post-adaptation episodes",
     ),
 ];
-
-/// `[smc]`: the Belief-SMC planner and the EM update (see [`crate::improve::smc`] and
-/// [`crate::improve::em`]); used when `improver = "smc"`. The optimiser, discount,
-/// lambda, epochs and minibatches are `[ppo]`'s.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct SmcConfig {
-    /// K: particles per environment.
-    pub particles: usize,
-    /// K_Omega: nested task samples per particle and simulated step.
-    pub nested: usize,
-    /// D: simulated steps.
-    pub depth: usize,
-    /// Temperature of the advantage weights exp(A / eta).
-    pub eta: f64,
-    /// Resample when the effective sample size falls below this fraction of K.
-    pub resample_below: f64,
-    /// Reward in the advantage: "sampled" (the drawn reward) or "mean" (the nested
-    /// mixture's mean reward).
-    pub advantage_reward: crate::improve::smc::AdvantageReward,
-    /// Act by sampling the planner's target ("planner") or the amortised policy
-    /// ("policy").
-    pub act: String,
-    /// Weight of the value loss against the policy's cross-entropy.
-    pub value_coef: f64,
-}
-
-impl Default for SmcConfig {
-    fn default() -> Self {
-        SmcConfig {
-            particles: 64,
-            nested: 8,
-            depth: 8,
-            eta: 1.0,
-            resample_below: 0.5,
-            advantage_reward: crate::improve::smc::AdvantageReward::Sampled,
-            act: "planner".to_string(),
-            value_coef: 0.5,
-        }
-    }
-}
 
 /// `[run]`: sizes and cadence of the training loop.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -183,137 +144,6 @@ pub struct Rl2Config {
     /// 0 feeds the one-hot action directly.
     pub action_embed: usize,
     pub reward_embed: usize,
-}
-
-/// `[varibad]`: the VariBAD belief (encoder, reward decoder, ELBO) and its VAE updates.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct VaribadConfig {
-    pub state_embed: usize,
-    /// 0 = the encoder does not see the action (the GridNavi reference preset).
-    pub action_embed: usize,
-    pub reward_embed: usize,
-    pub gru_hidden: usize,
-    pub latent: usize,
-    pub decoder_hidden: Vec<usize>,
-    pub kl_weight: f64,
-    /// KL of every posterior to the prior instead of to the previous posterior.
-    pub kl_to_prior: bool,
-    /// Sum the KL over the trials of a batch (the reference's normalisation) instead of
-    /// averaging it.
-    pub kl_sum_over_trials: bool,
-    pub lr: f64,
-    /// VAE updates per policy update.
-    pub num_updates: usize,
-    /// Trials per VAE batch.
-    pub batch_trials: usize,
-    /// Capacity of the buffer of recent trials.
-    pub buffer_trials: usize,
-    /// ELBO terms sampled per trial (0 = all).
-    pub subsample_elbos: usize,
-    /// Decodes sampled per ELBO term (0 = all).
-    pub subsample_decodes: usize,
-    /// `multihead` (Bernoulli heads over grid cells from the latent; GridNavi only) or
-    /// `mlp` (deterministic reward regression from the latent and embeddings of s'
-    /// [, a] [, s], squared error; any environment).
-    pub reward_decoder: RewardDecoderKind,
-    /// `mlp` reward decoder: also input s (the reference's `input_prev_state`).
-    pub reward_input_state: bool,
-    /// `mlp` reward decoder: also input a (the reference's `input_action`); needs
-    /// `action_embed > 0`.
-    pub reward_input_action: bool,
-    /// Weight of the reward reconstruction (the reference's `rew_loss_coeff`).
-    pub reward_loss_coeff: f64,
-    /// Also train the deterministic state decoder p(s' | s, a, m) (the reference's
-    /// `decode_state` with `state_pred_type = deterministic`).
-    pub decode_state: bool,
-    /// Weight of the state reconstruction (the reference's `state_loss_coeff`).
-    pub state_loss_coeff: f64,
-    /// Hidden layers of the state decoder (the reference's `state_decoder_layers`).
-    pub state_decoder_hidden: Vec<usize>,
-}
-
-impl Default for VaribadConfig {
-    fn default() -> Self {
-        VaribadConfig {
-            state_embed: 8,
-            action_embed: 0,
-            reward_embed: 8,
-            gru_hidden: 64,
-            latent: 5,
-            decoder_hidden: vec![32, 32],
-            kl_weight: 0.01,
-            kl_to_prior: false,
-            kl_sum_over_trials: true,
-            lr: 1e-3,
-            num_updates: 3,
-            batch_trials: 25,
-            buffer_trials: 100_000,
-            subsample_elbos: 0,
-            subsample_decodes: 0,
-            reward_decoder: RewardDecoderKind::Multihead,
-            reward_input_state: false,
-            reward_input_action: false,
-            reward_loss_coeff: 1.0,
-            decode_state: false,
-            state_loss_coeff: 1.0,
-            state_decoder_hidden: vec![64, 32],
-        }
-    }
-}
-
-/// `[glibrl]`: the GLiBRL belief (basis networks, learnable MNIW priors) and its
-/// marginal-likelihood updates (see [`crate::belief::glibrl`]).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct GlibrlConfig {
-    /// Basis functions per GLM head (`d`), the constant feature included.
-    pub features: usize,
-    /// Hidden ReLU layers of the basis networks.
-    pub basis_hidden: Vec<usize>,
-    /// Model rewards `r ~ phi_R(s, a, s')' W_R`.
-    pub reward_head: bool,
-    /// State dimensions whose change `s' - s` the transition head models (empty: no
-    /// transition head; deterministic task-independent dynamics carry no task
-    /// information).
-    pub transition_dims: Vec<usize>,
-    /// Initial prior precision `Lambda0 = init_lambda0 * I`.
-    pub init_lambda0: f64,
-    /// Initial prior scale `Psi0 = init_psi0 * I`.
-    pub init_psi0: f64,
-    /// Initial prior degrees of freedom `nu0` (> m - 1 for every head).
-    pub init_nu0: f64,
-    /// Smallest prior-mean noise standard deviation the prior may learn (0 = none).
-    pub noise_floor: f64,
-    pub lr: f64,
-    /// Marginal-likelihood updates per policy update.
-    pub num_updates: usize,
-    /// Trials per update batch.
-    pub batch_trials: usize,
-    /// Capacity of the buffer of recent trials.
-    pub buffer_trials: usize,
-    /// Random prefixes `log p(Y_{1..n})` per trial added to the full-trial term.
-    pub prefixes: usize,
-}
-
-impl Default for GlibrlConfig {
-    fn default() -> Self {
-        GlibrlConfig {
-            features: 16,
-            basis_hidden: vec![64, 64],
-            reward_head: true,
-            transition_dims: Vec::new(),
-            init_lambda0: 0.01,
-            init_psi0: 0.01,
-            init_nu0: 3.0,
-            noise_floor: 0.01,
-            lr: 1e-3,
-            num_updates: 3,
-            batch_trials: 32,
-            buffer_trials: 10_000,
-            prefixes: 1,
-        }
-    }
 }
 
 /// `[functions]`: horizon of the function-optimisation envs (`functions-*` only). A key
@@ -659,61 +489,14 @@ impl Config {
             ("rl2.obs_embed", q.obs_embed),
             ("rl2.reward_embed", q.reward_embed),
             ("eval.num_tasks", self.eval.num_tasks),
-            ("varibad.state_embed", self.varibad.state_embed),
-            ("varibad.reward_embed", self.varibad.reward_embed),
-            ("varibad.gru_hidden", self.varibad.gru_hidden),
-            ("varibad.latent", self.varibad.latent),
-            ("varibad.num_updates", self.varibad.num_updates),
-            ("varibad.batch_trials", self.varibad.batch_trials),
-            ("varibad.buffer_trials", self.varibad.buffer_trials),
         ] {
             if value == 0 {
                 return bad(key, &value, POSITIVE);
             }
         }
-        let v = &self.varibad;
-        if let Some(width) = v.decoder_hidden.iter().find(|&&w| w == 0) {
-            return bad(
-                "varibad.decoder_hidden",
-                &format!("{:?}", v.decoder_hidden),
-                &format!("a list of integers > 0 (found {width})"),
-            );
-        }
-        if !(v.lr > 0.0 && v.lr.is_finite()) {
-            return bad("varibad.lr", &v.lr, "a finite number > 0");
-        }
-        if let Some(width) = v.state_decoder_hidden.iter().find(|&&w| w == 0) {
-            return bad(
-                "varibad.state_decoder_hidden",
-                &format!("{:?}", v.state_decoder_hidden),
-                &format!("a list of integers > 0 (found {width})"),
-            );
-        }
-        for (key, value) in [
-            ("varibad.kl_weight", v.kl_weight),
-            ("varibad.reward_loss_coeff", v.reward_loss_coeff),
-            ("varibad.state_loss_coeff", v.state_loss_coeff),
-        ] {
-            if !(value >= 0.0 && value.is_finite()) {
-                return bad(key, &value, "a finite number >= 0");
-            }
-        }
-        if v.reward_input_action && v.action_embed == 0 {
-            return bad(
-                "varibad.reward_input_action",
-                &v.reward_input_action,
-                "false while varibad.action_embed = 0 (the decoder embeds the action with the encoder's action_embed width)",
-            );
-        }
-        if v.batch_trials > v.buffer_trials {
-            return bad(
-                "varibad.batch_trials",
-                &v.batch_trials,
-                &format!("at most varibad.buffer_trials = {}", v.buffer_trials),
-            );
-        }
+        self.varibad.check(&bad)?;
         self.transformer.check(&bad)?;
-        self.check_glibrl(&bad)?;
+        self.glibrl.check(&bad)?;
         if let Some((key, value, allowed)) = self
             .maml
             .problem(self.method.as_str(), self.improver.as_str())
@@ -741,36 +524,7 @@ impl Config {
                 ),
             );
         }
-        let c = &self.smc;
-        for (key, value) in [
-            ("smc.particles", c.particles),
-            ("smc.nested", c.nested),
-            ("smc.depth", c.depth),
-        ] {
-            if value == 0 {
-                return bad(key, &value, "an integer > 0");
-            }
-        }
-        if !(c.eta > 0.0 && c.eta.is_finite()) {
-            return bad("smc.eta", &c.eta, "a finite number > 0");
-        }
-        if !(0.0..=1.0).contains(&c.resample_below) {
-            return bad(
-                "smc.resample_below",
-                &c.resample_below,
-                "a number in [0, 1]",
-            );
-        }
-        if !(c.value_coef >= 0.0 && c.value_coef.is_finite()) {
-            return bad("smc.value_coef", &c.value_coef, "a finite number >= 0");
-        }
-        if !matches!(c.act.as_str(), "planner" | "policy") {
-            return bad(
-                "smc.act",
-                &format!("{:?}", c.act),
-                "one of: planner, policy",
-            );
-        }
+        self.smc.check(bad)?;
         if self.ppo.norm_reward {
             return bad(
                 "ppo.norm_reward",
@@ -814,79 +568,6 @@ impl Config {
                     ),
                 );
             }
-        }
-        Ok(())
-    }
-
-    fn check_glibrl(&self, bad: &BadValue) -> Result<(), UserError> {
-        let g = &self.glibrl;
-        for (key, value) in [
-            ("glibrl.num_updates", g.num_updates),
-            ("glibrl.batch_trials", g.batch_trials),
-            ("glibrl.buffer_trials", g.buffer_trials),
-        ] {
-            if value == 0 {
-                return bad(key, &value, "an integer > 0");
-            }
-        }
-        if g.features < 2 {
-            return bad(
-                "glibrl.features",
-                &g.features,
-                "an integer >= 2 (the constant feature plus at least one learned one)",
-            );
-        }
-        if let Some(width) = g.basis_hidden.iter().find(|&&w| w == 0) {
-            return bad(
-                "glibrl.basis_hidden",
-                &format!("{:?}", g.basis_hidden),
-                &format!("a list of integers > 0 (found {width})"),
-            );
-        }
-        if !g.reward_head && g.transition_dims.is_empty() {
-            return bad(
-                "glibrl.reward_head",
-                &g.reward_head,
-                "true, or a non-empty glibrl.transition_dims (the belief needs at least one head)",
-            );
-        }
-        let mut seen = BTreeSet::new();
-        if let Some(dup) = g.transition_dims.iter().find(|&&j| !seen.insert(j)) {
-            return bad(
-                "glibrl.transition_dims",
-                &format!("{:?}", g.transition_dims),
-                &format!("distinct state dimensions ({dup} repeats)"),
-            );
-        }
-        for (key, value) in [
-            ("glibrl.init_lambda0", g.init_lambda0),
-            ("glibrl.init_psi0", g.init_psi0),
-            ("glibrl.lr", g.lr),
-        ] {
-            if !(value > 0.0 && value.is_finite()) {
-                return bad(key, &value, "a finite number > 0");
-            }
-        }
-        let m_max = g.transition_dims.len().max(usize::from(g.reward_head));
-        if !(g.init_nu0.is_finite() && g.init_nu0 > m_max as f64 - 1.0) {
-            return bad(
-                "glibrl.init_nu0",
-                &g.init_nu0,
-                &format!(
-                    "a finite number > m - 1 = {} (m = the widest head's targets)",
-                    m_max as f64 - 1.0
-                ),
-            );
-        }
-        if !(g.noise_floor >= 0.0 && g.noise_floor.is_finite()) {
-            return bad("glibrl.noise_floor", &g.noise_floor, "a finite number >= 0");
-        }
-        if g.batch_trials > g.buffer_trials {
-            return bad(
-                "glibrl.batch_trials",
-                &g.batch_trials,
-                &format!("at most glibrl.buffer_trials = {}", g.buffer_trials),
-            );
         }
         Ok(())
     }
@@ -956,8 +637,9 @@ fn resolve_method(
     Ok(true)
 }
 
-/// Reports a bad value: `(key, value, what is allowed)`.
-type BadValue<'a> = dyn Fn(&str, &dyn std::fmt::Display, &str) -> Result<(), UserError> + 'a;
+/// Reports a bad value: `(key, value, what is allowed)`; each section's config
+/// struct checks its own keys through it.
+pub type BadValue<'a> = dyn Fn(&str, &dyn std::fmt::Display, &str) -> Result<(), UserError> + 'a;
 
 /// A TOML error in `source` (it carries the line, the key and a caret).
 fn toml_error(source: &Path, e: &toml::de::Error) -> UserError {

@@ -67,6 +67,10 @@ pub enum StateError {
     /// The bytes do not decode.
     #[error("{what}: cannot decode: {detail}")]
     Decode { what: String, detail: String },
+    /// The simulator could not be brought back to the saved state (a worker failed
+    /// while replaying it).
+    #[error("{0}")]
+    Replay(String),
 }
 
 impl From<String> for StateError {

@@ -962,7 +962,9 @@ fn load_state_rejects_malformed_input() {
         let err = env.load_state(&state);
         assert!(err.is_err(), "{what}: accepted");
         assert!(
-            err.unwrap_err().contains("functions-2d-slope state"),
+            err.unwrap_err()
+                .to_string()
+                .contains("functions-2d-slope state"),
             "{what}"
         );
         assert_eq!(env.save_state(), before, "{what}: state changed");

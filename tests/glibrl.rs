@@ -3,7 +3,7 @@
 //! prior projection, particle gathering and config errors.
 
 mod run_support;
-use bamdp::belief::glibrl::{GlibrlModel, GlibrlSpec, GlibrlState};
+use bamdp::belief::glibrl::{GlibrlConfig, GlibrlModel, GlibrlSpec, GlibrlState};
 use bamdp::belief::glm::{self, MniwPrior, Stats};
 use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::{Belief, Transition};
@@ -16,14 +16,17 @@ fn spec(discrete: bool) -> GlibrlSpec {
         obs_dim: 2,
         action_dim: if discrete { 5 } else { 2 },
         discrete_actions: discrete,
-        basis_hidden: vec![8, 7],
-        features: 6,
-        reward_head: true,
-        transition_dims: vec![1, 0],
-        init_lambda0: 2.0,
-        init_psi0: 0.5,
-        init_nu0: 3.5,
-        noise_floor: 0.01,
+        config: GlibrlConfig {
+            basis_hidden: vec![8, 7],
+            features: 6,
+            reward_head: true,
+            transition_dims: vec![1, 0],
+            init_lambda0: 2.0,
+            init_psi0: 0.5,
+            init_nu0: 3.5,
+            noise_floor: 0.01,
+            ..GlibrlConfig::default()
+        },
     }
 }
 
@@ -58,7 +61,7 @@ fn random_trial(steps: usize, discrete: bool, rng: &mut Rng) -> TrialRecord {
 }
 
 fn prior_of(m: &GlibrlModel, h: usize) -> MniwPrior {
-    m.heads[h].prior(&m.params, m.spec.features).unwrap()
+    m.heads[h].prior(&m.params, m.spec.config.features).unwrap()
 }
 
 /// Diagonal of the inverse of a small SPD matrix (Gauss-Jordan, f64).
@@ -89,7 +92,7 @@ fn inverse_diag(a: &[f64], n: usize) -> Vec<f64> {
 
 /// The policy features of one row, recomputed from batch posteriors of the prefix.
 fn batch_features(m: &GlibrlModel, trial: &TrialRecord, n: usize) -> Vec<f64> {
-    let d = m.spec.features;
+    let d = m.spec.config.features;
     let mut out = Vec::new();
     for (h, head) in m.heads.iter().enumerate() {
         let (c, y) = m.design(h, trial);
@@ -179,7 +182,7 @@ fn training_loss_equals_the_glm_library_on_the_host_design() {
     let refs: Vec<&TrialRecord> = trials.iter().collect();
     let prefixes = vec![3, 10, 1, 10, 7, 10, 10, 10];
     let (stats, grad) = m.loss_and_grad(&refs, &prefixes, 2).unwrap();
-    let d = m.spec.features;
+    let d = m.spec.config.features;
     let mut want = 0.0;
     for (h, head) in m.heads.iter().enumerate() {
         let prior = prior_of(&m, h);

@@ -394,7 +394,7 @@ fn load_state_rejects_malformed_input() {
         (edit(&|v| v["extra"] = 1.into()), "unknown field"),
     ];
     for (bad, msg) in cases {
-        let err = env.load_state(&bad).unwrap_err();
+        let err = env.load_state(&bad).unwrap_err().to_string();
         assert!(err.contains(msg), "{err:?} should mention {msg:?}");
         assert_eq!(
             env.save_state(),
@@ -407,6 +407,7 @@ fn load_state_rejects_malformed_input() {
     assert!(three
         .load_state(&good)
         .unwrap_err()
+        .to_string()
         .contains("this batch has 3"));
     env.load_state(&good).unwrap();
     assert_eq!(env.save_state(), good);

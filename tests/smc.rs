@@ -7,7 +7,7 @@ use bamdp::belief::oracle::{GridBeliefState, GridNaviBelief};
 use bamdp::belief::{Belief, PlanningBelief, RewardQuery, Transition};
 use bamdp::env::gridnavi::{cell_index, GridDynamics};
 use bamdp::env::{ActionSpace, KnownDynamics};
-use bamdp::improve::smc::{AdvantageReward, PlanOut, Planner, PolicyValue, SmcSettings};
+use bamdp::improve::smc::{AdvantageReward, PlanOut, Planner, PolicyValue, SmcConfig, SmcSettings};
 use bamdp::rng::Rng;
 use std::collections::HashMap;
 
@@ -245,13 +245,16 @@ fn exact_target(depth: usize, eta: f64, memo: &mut HashMap<Key, f64>) -> [f64; 2
 
 fn settings(k: usize, depth: usize, eta: f64) -> SmcSettings {
     SmcSettings {
-        particles: k,
-        nested: 4,
-        depth,
-        eta,
+        config: SmcConfig {
+            particles: k,
+            nested: 4,
+            depth,
+            eta,
+            resample_below: 0.5,
+            advantage_reward: AdvantageReward::Sampled,
+            ..SmcConfig::default()
+        },
         gamma: 1.0,
-        resample_below: 0.5,
-        advantage_reward: AdvantageReward::Sampled,
     }
 }
 
@@ -366,7 +369,7 @@ fn smc_batched_rows_equal_one_row_planners_and_thread_chunks() {
     assert_eq!(one.root_actions, three.root_actions);
     // Row r alone, with row r's stream, plans exactly as inside the batch.
     let dynamics = BanditDynamics;
-    let k = st.particles;
+    let k = st.config.particles;
     for r in 0..rows {
         let mut planner = Planner::new(st.clone(), &belief, &policy, &dynamics, 1, 1);
         let state = belief.init(1);
@@ -403,13 +406,16 @@ fn smc_plans_towards_a_known_goal_on_gridnavi() {
     };
     let rows = 3;
     let st = SmcSettings {
-        particles: 512,
-        nested: 4,
-        depth: 6,
-        eta: 0.1,
+        config: SmcConfig {
+            particles: 512,
+            nested: 4,
+            depth: 6,
+            eta: 0.1,
+            resample_below: 0.5,
+            advantage_reward: AdvantageReward::Sampled,
+            ..SmcConfig::default()
+        },
         gamma: 1.0,
-        resample_below: 0.5,
-        advantage_reward: AdvantageReward::Sampled,
     };
     let mut planner = Planner::new(st, &belief, &policy, &dynamics, rows, 2);
     let state = GridBeliefState {

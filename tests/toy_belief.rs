@@ -1,6 +1,7 @@
-//! A new learned belief needs no edit to `run/`: a toy belief with its own learner,
-//! defined here through the public API only ([`Belief`], [`BeliefLearner`],
-//! [`Method`]), trains through `bamdp::run::train`, names its own metrics columns,
+//! A new learned belief needs no edit to `run/`: a toy belief with its own loss,
+//! defined here through the public API only ([`Belief`], [`TrialModel`] — trained by
+//! the same [`TrialLearner`] as VariBAD and GLiBRL — and [`Method`]), trains through
+//! `bamdp::run::train`, names its own metrics columns,
 //! survives a checkpoint exactly and evaluates.
 //!
 //! The toy belief: per row, the running mean of the trial's rewards so far, scaled by a
@@ -8,14 +9,15 @@
 //! (squared error), from a buffer of complete trials.
 
 mod run_support;
-use bamdp::belief::learner::{check_layout, BeliefLearner, LearnerState, TrialStore};
+use bamdp::belief::learner::{BeliefLearner, TrialStore};
+use bamdp::belief::trial_learner::{TrialLearner, TrialModel, TrialSettings};
+use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::{Batched, BatchedBelief, Belief, Transition};
-use bamdp::codec;
 use bamdp::config::Config;
 use bamdp::env::EnvSpec;
-use bamdp::error::{StateError, UserError};
+use bamdp::error::UserError;
 use bamdp::method::Method;
-use bamdp::nn::{Adam, Params};
+use bamdp::nn::Params;
 use bamdp::rng::Rng;
 use bamdp::run::train::{self, TrainArgs};
 use serde::{Deserialize, Serialize};
@@ -82,33 +84,36 @@ impl Belief for MeanReward {
     }
 }
 
-struct MeanLearner {
+/// The toy's loss for [`TrialLearner`]: squared error of `w * mean(r_{<t})` against
+/// `r_t`.
+struct MeanLoss {
     model: MeanReward,
-    adam: Adam,
-    trials: TrialStore,
     /// Test of the non-finite guard: the update after which `w` becomes NaN.
     diverge_after: Option<usize>,
     updates: usize,
 }
 
-impl BeliefLearner for MeanLearner {
+impl TrialModel for MeanLoss {
     fn columns(&self) -> &'static [&'static str] {
         &["toy_loss", "toy_w"]
     }
-    fn record(&mut self, step: &Transition<'_>, trial_end: &[bool]) {
-        self.trials.record(step, trial_end);
+    fn params(&self) -> &Params {
+        &self.model.params
     }
-    fn update(&mut self, _threads: usize) -> Option<Vec<f64>> {
-        if !self.has_batch() {
-            return None;
-        }
-        let idx = self
-            .trials
-            .buffer
-            .sample(self.batch_trials(), &mut self.trials.rng);
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.model.params
+    }
+    fn loss_and_grad(
+        &self,
+        batch: &[&TrialRecord],
+        _rng: &mut Rng,
+        _threads: usize,
+        stats: &mut [f64],
+        steps: usize,
+    ) -> Vec<f32> {
         let w = self.model.params.data[0] as f64;
         let (mut loss, mut grad, mut n) = (0.0, 0.0, 0.0);
-        for trial in self.trials.buffer.gather(&idx) {
+        for trial in batch {
             let mut sum = 0.0;
             for (t, &r) in trial.rewards.iter().enumerate() {
                 let mean = if t == 0 { 0.0 } else { sum / t as f64 };
@@ -119,39 +124,15 @@ impl BeliefLearner for MeanLearner {
                 sum += r as f64;
             }
         }
-        self.adam
-            .step(&mut self.model.params.data, &[(grad / n) as f32], 1e-2);
+        stats[0] += loss / n / steps as f64;
+        stats[1] = w;
+        vec![(grad / n) as f32]
+    }
+    fn after_step(&mut self) {
         self.updates += 1;
         if self.diverge_after == Some(self.updates) {
             self.model.params.data[0] = f32::NAN;
         }
-        Some(vec![loss / n, self.model.params.data[0] as f64])
-    }
-    fn params(&self) -> &Params {
-        &self.model.params
-    }
-    fn trials(&self) -> &TrialStore {
-        &self.trials
-    }
-    fn trials_mut(&mut self) -> &mut TrialStore {
-        &mut self.trials
-    }
-    fn batch_trials(&self) -> usize {
-        4
-    }
-    fn save_state(&self) -> LearnerState {
-        LearnerState {
-            params: self.model.params.clone(),
-            adam: self.adam.clone(),
-            rest: codec::encode(&self.trials),
-        }
-    }
-    fn load_state(&mut self, state: LearnerState) -> Result<(), StateError> {
-        check_layout(&state.params, &self.model.params, "toy")?;
-        self.trials = codec::decode(&state.rest, "toy trials")?;
-        self.model.params = state.params;
-        self.adam = state.adam;
-        Ok(())
     }
 }
 
@@ -180,19 +161,27 @@ impl Method for Toy {
         spec: &EnvSpec,
         rows: usize,
     ) -> Result<Option<Box<dyn BeliefLearner>>, UserError> {
-        Ok(Some(Box::new(MeanLearner {
+        let settings = TrialSettings {
+            lr: 1e-2,
+            num_updates: 1,
+            batch_trials: 4,
+            buffer_trials: 100,
+        };
+        let trials = TrialStore::new(
+            settings.buffer_trials,
+            rows,
+            spec.obs_dim,
+            spec.action.width(),
+            Rng::stream(cfg.seed, 77, 0),
+        );
+        let loss = MeanLoss {
             model: MeanReward::new(),
-            adam: Adam::new(1, 1e-8),
-            trials: TrialStore::new(
-                100,
-                rows,
-                spec.obs_dim,
-                spec.action.width(),
-                Rng::stream(cfg.seed, 77, 0),
-            ),
             diverge_after: self.diverge_after,
             updates: 0,
-        })))
+        };
+        Ok(Some(Box::new(TrialLearner::new(
+            loss, settings, trials, "toy",
+        ))))
     }
 }
 

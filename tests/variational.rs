@@ -3,7 +3,8 @@
 
 use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::variational::{
-    kl_diag_gaussian, ElboDraw, GruPath, RewardDecoderKind, VaribadModel, VaribadSpec, VaribadState,
+    kl_diag_gaussian, ElboDraw, GruPath, RewardDecoderKind, VaribadConfig, VaribadModel,
+    VaribadSpec, VaribadState,
 };
 use bamdp::belief::{Belief, Transition};
 use bamdp::nn::params::{Dense, GruCell};
@@ -15,16 +16,19 @@ fn spec(action_embed: usize, kl_to_prior: bool, kl_sum: bool) -> VaribadSpec {
     VaribadSpec {
         obs_dim: 2,
         action_dim: 5,
-        state_embed: 4,
-        action_embed,
-        reward_embed: 3,
-        gru_hidden: 6,
-        latent: 3,
-        decoder_hidden: vec![8, 5],
         num_cells: 25,
-        kl_weight: 0.3,
-        kl_to_prior,
-        kl_sum_over_trials: kl_sum,
+        config: VaribadConfig {
+            state_embed: 4,
+            action_embed,
+            reward_embed: 3,
+            gru_hidden: 6,
+            latent: 3,
+            decoder_hidden: vec![8, 5],
+            kl_weight: 0.3,
+            kl_to_prior,
+            kl_sum_over_trials: kl_sum,
+            ..VaribadConfig::default()
+        },
         ..VaribadSpec::gridnavi()
     }
 }
@@ -149,11 +153,11 @@ fn elbo64_full(
 ) -> (f64, f64, f64, f64) {
     let sp = &m.spec;
     let od = sp.obs_dim;
-    let (bn, steps, l) = (trs.len(), trs[0].len(), sp.latent);
+    let (bn, steps, l) = (trs.len(), trs[0].len(), sp.config.latent);
     let (mut recon, mut srecon, mut kl) = (0.0, 0.0, 0.0);
     let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
     for (b, tr) in trs.iter().enumerate() {
-        let mut h = vec![0.0; sp.gru_hidden];
+        let mut h = vec![0.0; sp.config.gru_hidden];
         let mut post = vec![(
             dense64(d, &m.mu, &h, false),
             dense64(d, &m.logvar, &h, false),
@@ -177,7 +181,7 @@ fn elbo64_full(
             let z: Vec<f64> = (0..l)
                 .map(|j| mu[j] + (lv[j] / 2.0).exp() * draw.eps[row * l + j] as f64)
                 .collect();
-            let logits = (sp.reward_decoder == RewardDecoderKind::Multihead)
+            let logits = (sp.config.reward_decoder == RewardDecoderKind::Multihead)
                 .then(|| mlp64(d, &m.decoder, z.clone()));
             for tau in 0..steps {
                 let w = draw.decode_counts[row * steps + tau] as f64;
@@ -203,13 +207,13 @@ fn elbo64_full(
                         if let Some(ae) = &m.reward_action_embed {
                             x.extend(dense64(d, ae, &action64(sp, tr, tau), true));
                         }
-                        if sp.reward_input_state {
+                        if sp.config.reward_input_state {
                             x.extend(dense64(d, se, &s, true));
                         }
                         (mlp64(d, &m.decoder, x)[0] - r).powi(2)
                     }
                 };
-                if sp.decode_state {
+                if sp.config.decode_state {
                     let mut x = z.clone();
                     x.extend(dense64(
                         d,
@@ -226,7 +230,7 @@ fn elbo64_full(
                 }
             }
             let zero = vec![0.0; l];
-            let (pm, pl) = if sp.kl_to_prior || t == 0 {
+            let (pm, pl) = if sp.config.kl_to_prior || t == 0 {
                 (&zero, &zero)
             } else {
                 (&post[t - 1].0, &post[t - 1].1)
@@ -235,10 +239,14 @@ fn elbo64_full(
         }
     }
     let nb = bn as f64;
-    let k = if sp.kl_sum_over_trials { kl } else { kl / nb };
-    let loss = sp.reward_loss_coeff * recon / nb
-        + sp.state_loss_coeff * srecon / nb * if sp.decode_state { 1.0 } else { 0.0 }
-        + sp.kl_weight * k;
+    let k = if sp.config.kl_sum_over_trials {
+        kl
+    } else {
+        kl / nb
+    };
+    let loss = sp.config.reward_loss_coeff * recon / nb
+        + sp.config.state_loss_coeff * srecon / nb * if sp.config.decode_state { 1.0 } else { 0.0 }
+        + sp.config.kl_weight * k;
     (loss, recon / nb, kl / nb, srecon / nb)
 }
 
@@ -314,16 +322,19 @@ fn elbo_terms_match_hand_computation() {
     let s = VaribadSpec {
         obs_dim: 2,
         action_dim: 5,
-        state_embed: 2,
-        action_embed: 0,
-        reward_embed: 2,
-        gru_hidden: 1,
-        latent: 1,
-        decoder_hidden: vec![],
         num_cells: 25,
-        kl_weight: 0.5,
-        kl_to_prior: false,
-        kl_sum_over_trials: false,
+        config: VaribadConfig {
+            state_embed: 2,
+            action_embed: 0,
+            reward_embed: 2,
+            gru_hidden: 1,
+            latent: 1,
+            decoder_hidden: vec![],
+            kl_weight: 0.5,
+            kl_to_prior: false,
+            kl_sum_over_trials: false,
+            ..VaribadConfig::default()
+        },
         ..VaribadSpec::gridnavi()
     };
     let mut m = VaribadModel::new(s, &mut Rng::new(3));
@@ -429,7 +440,7 @@ fn loss_matches_f64_reference_for_all_options() {
             (Some(4), Some(5)),
             (None, Some(2)),
         ] {
-            let draw = ElboDraw::sample(9, 4, m.spec.latent, &mut rng, sub.0, sub.1);
+            let draw = ElboDraw::sample(9, 4, m.spec.config.latent, &mut rng, sub.0, sub.1);
             let (l, r, k) = elbo64(&m, &params64(&m), &refs, &draw);
             for path in [GruPath::Fused, GruPath::Graph] {
                 let (st, _) = m.loss_and_grad_with(&refs, &draw, path);
@@ -452,7 +463,7 @@ fn streaming_features_equal_training_posteriors() {
         let trs = trials(rows, steps, 13);
         let refs: Vec<&TrialRecord> = trs.iter().collect();
         let (mu, lv) = m.posteriors(&refs);
-        let l = m.spec.latent;
+        let l = m.spec.config.latent;
         let mut st = m.init(rows);
         let mut f = vec![0.0f32; rows * 2 * l];
         let check = |f: &[f32], t: usize| {
@@ -529,7 +540,7 @@ fn fused_gradient_equals_burn_autodiff_gradient() {
     let mut rng = Rng::new(2);
     for (ae, to_prior, ksum) in [(0, false, true), (3, true, false)] {
         let m = model(spec(ae, to_prior, ksum), 17);
-        let draw = ElboDraw::sample(10, 3, m.spec.latent, &mut rng, Some(4), Some(3));
+        let draw = ElboDraw::sample(10, 3, m.spec.config.latent, &mut rng, Some(4), Some(3));
         let (sf, gf) = m.loss_and_grad_with(&refs, &draw, GruPath::Fused);
         let (sg, gg) = m.loss_and_grad_with(&refs, &draw, GruPath::Graph);
         assert!((sf.loss - sg.loss).abs() < 1e-5 * (1.0 + sg.loss.abs()));
@@ -555,7 +566,7 @@ fn gradient_matches_finite_differences() {
     let mut rng = Rng::new(3);
     for (ae, to_prior, ksum) in [(0, false, false), (2, true, true)] {
         let m = model(spec(ae, to_prior, ksum), 23 + ae as u64);
-        let draw = ElboDraw::sample(6, 2, m.spec.latent, &mut rng, None, Some(4));
+        let draw = ElboDraw::sample(6, 2, m.spec.config.latent, &mut rng, None, Some(4));
         let (_, g) = m.loss_and_grad_with(&refs, &draw, GruPath::Fused);
         let base = params64(&m);
         let h = 1e-5;
@@ -611,11 +622,21 @@ fn loss_and_grad_draws_reproducibly_and_training_lowers_the_loss() {
 #[test]
 fn gridnavi_preset_matches_the_reference() {
     let s = VaribadSpec::gridnavi();
-    assert_eq!((s.state_embed, s.action_embed, s.reward_embed), (8, 0, 8));
-    assert_eq!((s.gru_hidden, s.latent, s.num_cells), (64, 5, 25));
-    assert_eq!(s.decoder_hidden, vec![32, 32]);
-    assert_eq!(s.kl_weight, 0.01);
-    assert!(!s.kl_to_prior);
+    assert_eq!(
+        (
+            s.config.state_embed,
+            s.config.action_embed,
+            s.config.reward_embed
+        ),
+        (8, 0, 8)
+    );
+    assert_eq!(
+        (s.config.gru_hidden, s.config.latent, s.num_cells),
+        (64, 5, 25)
+    );
+    assert_eq!(s.config.decoder_hidden, vec![32, 32]);
+    assert_eq!(s.config.kl_weight, 0.01);
+    assert!(!s.config.kl_to_prior);
     let m = VaribadModel::new(s.clone(), &mut Rng::new(0));
     assert_eq!(m.feature_dim(), 10);
     let m2 = VaribadModel::new(s, &mut Rng::new(0));
@@ -651,23 +672,26 @@ fn pr_spec(input_state: bool, input_action: bool, decode_state: bool) -> Varibad
         obs_dim: 2,
         action_dim: 2,
         continuous_actions: true,
-        state_embed: 4,
-        action_embed: 3,
-        reward_embed: 2,
-        gru_hidden: 5,
-        latent: 3,
-        decoder_hidden: vec![6, 4],
         num_cells: 0,
-        reward_decoder: RewardDecoderKind::Mlp,
-        reward_input_state: input_state,
-        reward_input_action: input_action,
-        reward_loss_coeff: 0.7,
-        decode_state,
-        state_loss_coeff: 1.3,
-        state_decoder_hidden: vec![5],
-        kl_weight: 0.4,
-        kl_to_prior: false,
-        kl_sum_over_trials: true,
+        config: VaribadConfig {
+            state_embed: 4,
+            action_embed: 3,
+            reward_embed: 2,
+            gru_hidden: 5,
+            latent: 3,
+            decoder_hidden: vec![6, 4],
+            reward_decoder: RewardDecoderKind::Mlp,
+            reward_input_state: input_state,
+            reward_input_action: input_action,
+            reward_loss_coeff: 0.7,
+            decode_state,
+            state_loss_coeff: 1.3,
+            state_decoder_hidden: vec![5],
+            kl_weight: 0.4,
+            kl_to_prior: false,
+            kl_sum_over_trials: true,
+            ..VaribadConfig::default()
+        },
     }
 }
 
@@ -705,7 +729,7 @@ fn mlp_and_state_decoder_losses_match_f64_reference() {
     let gn = trials(3, 7, 62);
     let mut rng = Rng::new(12);
     let mut gn_state = spec(2, false, true);
-    gn_state.decode_state = true;
+    gn_state.config.decode_state = true;
     let cases: Vec<(VaribadSpec, &Vec<TrialRecord>)> = vec![
         (pr_spec(false, false, false), &pr),
         (pr_spec(true, true, false), &pr),
@@ -722,12 +746,12 @@ fn mlp_and_state_decoder_losses_match_f64_reference() {
             (Some(4), Some(6)),
             (None, Some(3)),
         ] {
-            let draw = ElboDraw::sample(7, 3, m.spec.latent, &mut rng, sub.0, sub.1);
+            let draw = ElboDraw::sample(7, 3, m.spec.config.latent, &mut rng, sub.0, sub.1);
             if sub.1.is_some() {
                 assert!(draw.decode_counts.iter().any(|&c| c > 1.0));
             }
             let (l, r, kl, s) = elbo64_full(&m, &params64(&m), &refs, &draw);
-            assert!(r > 0.0 && (s > 0.0) == m.spec.decode_state);
+            assert!(r > 0.0 && (s > 0.0) == m.spec.config.decode_state);
             for path in [GruPath::Fused, GruPath::Graph] {
                 let (st, _) = m.loss_and_grad_with(&refs, &draw, path);
                 let tol = |x: f64| 1e-4 * (1.0 + x.abs());
@@ -755,12 +779,12 @@ fn mlp_and_state_decoder_losses_match_f64_reference() {
 #[test]
 fn mlp_reward_loss_matches_hand_computation() {
     let mut sp = pr_spec(false, false, false);
-    sp.decoder_hidden = vec![];
-    sp.latent = 1;
-    sp.state_embed = 1;
-    sp.gru_hidden = 1;
-    sp.kl_weight = 0.0;
-    sp.reward_loss_coeff = 1.0;
+    sp.config.decoder_hidden = vec![];
+    sp.config.latent = 1;
+    sp.config.state_embed = 1;
+    sp.config.gru_hidden = 1;
+    sp.config.kl_weight = 0.0;
+    sp.config.reward_loss_coeff = 1.0;
     let mut m = VaribadModel::new(sp, &mut Rng::new(4));
     let p = &mut m.params;
     p.data.iter_mut().for_each(|v| *v = 0.0);
@@ -817,7 +841,7 @@ fn continuous_gradients_fused_equal_autodiff_and_finite_differences() {
         .enumerate()
     {
         let m = model(sp, 90 + k as u64);
-        let draw = ElboDraw::sample(6, 2, m.spec.latent, &mut rng, Some(5), Some(4));
+        let draw = ElboDraw::sample(6, 2, m.spec.config.latent, &mut rng, Some(5), Some(4));
         let (sf, gf) = m.loss_and_grad_with(&refs, &draw, GruPath::Fused);
         let (sg, gg) = m.loss_and_grad_with(&refs, &draw, GruPath::Graph);
         assert!((sf.loss - sg.loss).abs() < 1e-5 * (1.0 + sg.loss.abs()));
@@ -861,7 +885,7 @@ fn streaming_features_equal_training_posteriors_for_continuous_actions() {
     let trs = point_trials(rows, steps, 103);
     let refs: Vec<&TrialRecord> = trs.iter().collect();
     let (mu, lv) = m.posteriors(&refs);
-    let l = m.spec.latent;
+    let l = m.spec.config.latent;
     let mut st = m.init(rows);
     let mut f = vec![0.0f32; rows * 2 * l];
     let (mut obs, mut next, mut act, mut rew) = (
@@ -961,7 +985,11 @@ fn point_robot_preset_gradient_timing() {
 /// no KL): every trial decodes all its steps from `q_t`.
 fn recon_of_term(m: &VaribadModel, trs: &[&TrialRecord], t: usize) -> f64 {
     let (steps, rows) = (trs[0].len(), trs.len());
-    let mut draw = ElboDraw::full(steps, rows, vec![0.0; (steps + 1) * rows * m.spec.latent]);
+    let mut draw = ElboDraw::full(
+        steps,
+        rows,
+        vec![0.0; (steps + 1) * rows * m.spec.config.latent],
+    );
     draw.elbo_counts.iter_mut().for_each(|c| *c = 0.0);
     for (row, chunk) in draw.decode_counts.chunks_mut(steps).enumerate() {
         let w = if row / rows == t { 1.0 } else { 0.0 };
@@ -979,11 +1007,11 @@ fn recon_of_term(m: &VaribadModel, trs: &[&TrialRecord], t: usize) -> f64 {
 #[test]
 fn vae_infers_the_goal_on_point_robot_trials() {
     let mut sp = VaribadSpec::point_robot();
-    sp.gru_hidden = 32;
-    sp.state_embed = 16;
-    sp.action_embed = 8;
-    sp.reward_embed = 8;
-    sp.decoder_hidden = vec![32, 32];
+    sp.config.gru_hidden = 32;
+    sp.config.state_embed = 16;
+    sp.config.action_embed = 8;
+    sp.config.reward_embed = 8;
+    sp.config.decoder_hidden = vec![32, 32];
     let mut m = VaribadModel::new(sp, &mut Rng::new(3));
     let (steps, n) = (40, 64);
     let train = point_trials(n, steps, 7);
@@ -1050,10 +1078,23 @@ fn decoder_config_errors_name_the_key() {
     let cfg = load(&[]).unwrap();
     let vm = varibad_model(&cfg, e.spec()).unwrap();
     assert!(vm.spec.continuous_actions && vm.spec.action_dim == 2);
-    assert_eq!(vm.spec.reward_decoder, RewardDecoderKind::Mlp);
+    assert_eq!(vm.spec.config.reward_decoder, RewardDecoderKind::Mlp);
     assert_eq!(vm.spec, {
-        let mut s = VaribadSpec::point_robot();
-        s.decode_state = false;
-        s
+        // The model's part of [varibad] is the reference's; the training settings
+        // (which the model ignores) are the preset's.
+        let s = VaribadSpec::point_robot();
+        let c = &cfg.varibad;
+        VaribadSpec {
+            config: VaribadConfig {
+                lr: c.lr,
+                num_updates: c.num_updates,
+                batch_trials: c.batch_trials,
+                buffer_trials: c.buffer_trials,
+                subsample_elbos: c.subsample_elbos,
+                subsample_decodes: c.subsample_decodes,
+                ..s.config
+            },
+            ..s
+        }
     });
 }

@@ -37,11 +37,14 @@
 use super::glm::{self, GlmError, GlmStream, MniwPrior, PriorGrad};
 use super::trials::TrialRecord;
 use super::{Belief, PlanningBelief, RewardQuery, Transition};
+use crate::config::BadValue;
+use crate::error::UserError;
 use crate::nn::host::{self, Act};
 use crate::nn::mlp_op;
 use crate::nn::params::{Dense, Params, Slot};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// Upper bound of the learnable prior degrees of freedom (see the module doc).
 pub const NU0_MAX: f64 = 1e4;
@@ -55,39 +58,157 @@ pub enum HeadKind {
     Transition { dims: Vec<usize> },
 }
 
-/// Sizes and prior initialisation of a GLiBRL belief.
+/// A GLiBRL belief's shapes (from the env) and its `[glibrl]` settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GlibrlSpec {
     pub obs_dim: usize,
     /// Discrete: number of actions (fed one-hot); continuous: the action's dimension.
     pub action_dim: usize,
     pub discrete_actions: bool,
-    /// Hidden ReLU layers of every basis network.
-    pub basis_hidden: Vec<usize>,
-    /// `d`: basis functions per head, the constant feature included.
+    /// Bases, heads and prior initialisation (the training settings are the learner's).
+    pub config: GlibrlConfig,
+}
+
+/// `[glibrl]`: the GLiBRL belief (basis networks, learnable MNIW priors) and its
+/// marginal-likelihood updates (see [`crate::belief::glibrl`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GlibrlConfig {
+    /// Basis functions per GLM head (`d`), the constant feature included.
     pub features: usize,
+    /// Hidden ReLU layers of the basis networks.
+    pub basis_hidden: Vec<usize>,
+    /// Model rewards `r ~ phi_R(s, a, s')' W_R`.
     pub reward_head: bool,
-    /// State dimensions the transition head predicts (empty: no transition head).
+    /// State dimensions whose change `s' - s` the transition head models (empty: no
+    /// transition head; deterministic task-independent dynamics carry no task
+    /// information).
     pub transition_dims: Vec<usize>,
-    /// Initial `Lambda0 = init_lambda0 * I`.
+    /// Initial prior precision `Lambda0 = init_lambda0 * I`.
     pub init_lambda0: f64,
-    /// Initial `Psi0 = init_psi0 * I`.
+    /// Initial prior scale `Psi0 = init_psi0 * I`.
     pub init_psi0: f64,
-    /// Initial `nu0` (must exceed `m - 1` for every head).
+    /// Initial prior degrees of freedom `nu0` (> m - 1 for every head).
     pub init_nu0: f64,
-    /// Smallest prior-mean noise standard deviation (see the module doc).
+    /// Smallest prior-mean noise standard deviation the prior may learn (0 = none).
     pub noise_floor: f64,
+    pub lr: f64,
+    /// Marginal-likelihood updates per policy update.
+    pub num_updates: usize,
+    /// Trials per update batch.
+    pub batch_trials: usize,
+    /// Capacity of the buffer of recent trials.
+    pub buffer_trials: usize,
+    /// Random prefixes `log p(Y_{1..n})` per trial added to the full-trial term.
+    pub prefixes: usize,
+}
+
+impl Default for GlibrlConfig {
+    fn default() -> Self {
+        GlibrlConfig {
+            features: 16,
+            basis_hidden: vec![64, 64],
+            reward_head: true,
+            transition_dims: Vec::new(),
+            init_lambda0: 0.01,
+            init_psi0: 0.01,
+            init_nu0: 3.0,
+            noise_floor: 0.01,
+            lr: 1e-3,
+            num_updates: 3,
+            batch_trials: 32,
+            buffer_trials: 10_000,
+            prefixes: 1,
+        }
+    }
+}
+
+impl GlibrlConfig {
+    /// Checks every constraint of the section alone, reporting the first violation
+    /// through `bad` (the env-dependent ones are checked where the model is built).
+    pub fn check(&self, bad: &BadValue) -> Result<(), UserError> {
+        let g = self;
+        for (key, value) in [
+            ("glibrl.num_updates", g.num_updates),
+            ("glibrl.batch_trials", g.batch_trials),
+            ("glibrl.buffer_trials", g.buffer_trials),
+        ] {
+            if value == 0 {
+                return bad(key, &value, "an integer > 0");
+            }
+        }
+        if g.features < 2 {
+            return bad(
+                "glibrl.features",
+                &g.features,
+                "an integer >= 2 (the constant feature plus at least one learned one)",
+            );
+        }
+        if let Some(width) = g.basis_hidden.iter().find(|&&w| w == 0) {
+            return bad(
+                "glibrl.basis_hidden",
+                &format!("{:?}", g.basis_hidden),
+                &format!("a list of integers > 0 (found {width})"),
+            );
+        }
+        if !g.reward_head && g.transition_dims.is_empty() {
+            return bad(
+                "glibrl.reward_head",
+                &g.reward_head,
+                "true, or a non-empty glibrl.transition_dims (the belief needs at least one head)",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(dup) = g.transition_dims.iter().find(|&&j| !seen.insert(j)) {
+            return bad(
+                "glibrl.transition_dims",
+                &format!("{:?}", g.transition_dims),
+                &format!("distinct state dimensions ({dup} repeats)"),
+            );
+        }
+        for (key, value) in [
+            ("glibrl.init_lambda0", g.init_lambda0),
+            ("glibrl.init_psi0", g.init_psi0),
+            ("glibrl.lr", g.lr),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                return bad(key, &value, "a finite number > 0");
+            }
+        }
+        let m_max = g.transition_dims.len().max(usize::from(g.reward_head));
+        if !(g.init_nu0.is_finite() && g.init_nu0 > m_max as f64 - 1.0) {
+            return bad(
+                "glibrl.init_nu0",
+                &g.init_nu0,
+                &format!(
+                    "a finite number > m - 1 = {} (m = the widest head's targets)",
+                    m_max as f64 - 1.0
+                ),
+            );
+        }
+        if !(g.noise_floor >= 0.0 && g.noise_floor.is_finite()) {
+            return bad("glibrl.noise_floor", &g.noise_floor, "a finite number >= 0");
+        }
+        if g.batch_trials > g.buffer_trials {
+            return bad(
+                "glibrl.batch_trials",
+                &g.batch_trials,
+                &format!("at most glibrl.buffer_trials = {}", g.buffer_trials),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl GlibrlSpec {
     fn heads(&self) -> Vec<HeadKind> {
         let mut h = Vec::new();
-        if self.reward_head {
+        if self.config.reward_head {
             h.push(HeadKind::Reward);
         }
-        if !self.transition_dims.is_empty() {
+        if !self.config.transition_dims.is_empty() {
             h.push(HeadKind::Transition {
-                dims: self.transition_dims.clone(),
+                dims: self.config.transition_dims.clone(),
             });
         }
         h
@@ -172,7 +293,7 @@ impl GlibrlModel {
     /// Builds the model with fresh basis weights drawn from `rng` and the configured
     /// initial prior.
     pub fn new(spec: GlibrlSpec, rng: &mut Rng) -> Self {
-        let d = spec.features;
+        let d = spec.config.features;
         assert!(d >= 2, "GLiBRL needs at least one learned feature");
         let mut p = Params::new();
         let mut heads = Vec::new();
@@ -183,7 +304,7 @@ impl GlibrlModel {
             };
             let mut net = Vec::new();
             let mut n_in = input;
-            for (i, &h) in spec.basis_hidden.iter().enumerate() {
+            for (i, &h) in spec.config.basis_hidden.iter().enumerate() {
                 net.push(Dense::new(
                     &mut p,
                     &format!("glm.{tag}.basis.{i}"),
@@ -207,19 +328,19 @@ impl GlibrlModel {
                 &format!("glm.{tag}.lambda0_log_diag"),
                 1,
                 d,
-                vec![spec.init_lambda0.ln() as f32; d],
+                vec![spec.config.init_lambda0.ln() as f32; d],
             );
             let psi0_log_diag = p.tensor(
                 &format!("glm.{tag}.psi0_log_diag"),
                 1,
                 m,
-                vec![spec.init_psi0.ln() as f32; m],
+                vec![spec.config.init_psi0.ln() as f32; m],
             );
             let nu0_raw = p.tensor(
                 &format!("glm.{tag}.nu0_raw"),
                 1,
                 1,
-                vec![(spec.init_nu0 - (m as f64 - 1.0)).ln() as f32],
+                vec![(spec.config.init_nu0 - (m as f64 - 1.0)).ln() as f32],
             );
             heads.push(GlmHead {
                 kind,
@@ -300,7 +421,7 @@ impl GlibrlModel {
     /// of head `h` on one trial, computed on the host like the acting path.
     pub fn design(&self, h: usize, trial: &TrialRecord) -> (Vec<f64>, Vec<f64>) {
         let head = &self.heads[h];
-        let (d, od, steps) = (self.spec.features, self.spec.obs_dim, trial.len());
+        let (d, od, steps) = (self.spec.config.features, self.spec.obs_dim, trial.len());
         let aw = trial.actions.len() / steps.max(1);
         let mut sc = Scratch::default();
         self.ensure_scratch(&mut sc, steps);
@@ -348,7 +469,7 @@ impl GlibrlModel {
         let steps = trials[0].len();
         let b = trials.len();
         let n = b * steps;
-        let d = self.spec.features;
+        let d = self.spec.config.features;
         let (od, aw) = (
             self.spec.obs_dim,
             if self.spec.discrete_actions {
@@ -435,7 +556,7 @@ impl GlibrlModel {
     /// Projects the priors onto the bounded region of the module doc (after an
     /// optimiser step).
     pub fn project_prior(&mut self) {
-        let floor = self.spec.noise_floor;
+        let floor = self.spec.config.noise_floor;
         for head in &self.heads {
             let m1 = head.m as f64 - 1.0;
             let raw = &mut self.params.data[head.nu0_raw.range()][0];
@@ -462,7 +583,7 @@ impl GlibrlModel {
         reward_basis: Option<&[f32]>,
     ) {
         let rows = state.rows;
-        let d = self.spec.features;
+        let d = self.spec.config.features;
         let od = self.spec.obs_dim;
         let aw = tr.action.len() / rows;
         self.ensure_scratch(&mut state.scratch, rows);
@@ -519,7 +640,7 @@ impl GlibrlModel {
                 v.resize(rows * widest, 0.0);
             }
         }
-        let d = self.spec.features;
+        let d = self.spec.config.features;
         if sc.c.len() < d {
             sc.c.resize(d, 0.0);
         }
@@ -533,7 +654,7 @@ impl GlibrlModel {
         self.heads
             .iter()
             .map(|h| {
-                h.prior(&self.params, self.spec.features)
+                h.prior(&self.params, self.spec.config.features)
                     .expect("GLiBRL prior parameters stay valid (projected after every update)")
             })
             .collect()
@@ -550,7 +671,7 @@ impl Belief for GlibrlModel {
     fn feature_dim(&self) -> usize {
         self.heads
             .iter()
-            .map(|h| h.feature_dim(self.spec.features))
+            .map(|h| h.feature_dim(self.spec.config.features))
             .sum()
     }
 
@@ -585,7 +706,7 @@ impl Belief for GlibrlModel {
     }
 
     fn features(&self, state: &GlibrlState, out: &mut [f32]) {
-        let d = self.spec.features;
+        let d = self.spec.config.features;
         let fd = self.feature_dim();
         for r in 0..state.rows {
             let mut o = &mut out[r * fd..(r + 1) * fd];
@@ -657,7 +778,7 @@ impl PlanningBelief for GlibrlModel {
         tr: &Transition<'_>,
         ps: &mut GlibrlPredictScratch,
     ) {
-        let n = state.rows * (self.spec.features - 1);
+        let n = state.rows * (self.spec.config.features - 1);
         self.update_with(state, tr, Some(&ps.sc.a[..n]))
     }
 
@@ -685,7 +806,7 @@ impl PlanningBelief for GlibrlModel {
         let head = &self.heads[hi];
         let stream = &state.heads[hi];
         let rows = state.rows;
-        let (d, od) = (self.spec.features, self.spec.obs_dim);
+        let (d, od) = (self.spec.config.features, self.spec.obs_dim);
         let aw = tr.action.len() / rows;
         self.ensure_scratch(&mut ps.sc, rows);
         if ps.f.len() < nested {
@@ -742,14 +863,17 @@ mod tests {
             obs_dim: 2,
             action_dim: if discrete { 5 } else { 2 },
             discrete_actions: discrete,
-            basis_hidden: vec![8],
-            features: 6,
-            reward_head: true,
-            transition_dims: vec![0, 1],
-            init_lambda0: 1.0,
-            init_psi0: 1.0,
-            init_nu0: 3.0,
-            noise_floor: 0.01,
+            config: GlibrlConfig {
+                basis_hidden: vec![8],
+                features: 6,
+                reward_head: true,
+                transition_dims: vec![0, 1],
+                init_lambda0: 1.0,
+                init_psi0: 1.0,
+                init_nu0: 3.0,
+                noise_floor: 0.01,
+                ..GlibrlConfig::default()
+            },
         }
     }
 

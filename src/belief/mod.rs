@@ -16,6 +16,7 @@ pub mod glibrl;
 pub mod glm;
 pub mod learner;
 pub mod oracle;
+pub mod trial_learner;
 pub mod trials;
 pub mod variational;
 

@@ -53,7 +53,7 @@
 //! Here `loss = reward_loss_coeff * mean_b recon_b + state_loss_coeff * mean_b state_b +
 //! kl_weight * K` (the reference's `rew_loss_coeff`, `state_loss_coeff`; the state
 //! reconstruction is averaged over trials like the reward's), with `K = sum_b kl_b` when
-//! [`VaribadSpec::kl_sum_over_trials`] (the reference's normalisation; the GridNavi
+//! [`VaribadConfig::kl_sum_over_trials`] (the reference's normalisation; the GridNavi
 //! preset sets it) and `K = mean_b kl_b` otherwise. [`VaeStats`] reports per-trial
 //! means of the (unweighted) terms.
 //!
@@ -94,7 +94,9 @@
 
 use super::trials::TrialRecord;
 use super::{Belief, PlanningBelief, RewardQuery, Transition};
+use crate::config::BadValue;
 use crate::env::gridnavi::{GOAL_REWARD, STEP_REWARD};
+use crate::error::UserError;
 use crate::nn::gemm::{matmul, mm_a_bt_acc, mm_at_b_acc, Mat};
 use crate::nn::graph::{self, GraphParams};
 use crate::nn::gru_op;
@@ -116,15 +118,7 @@ pub enum RewardDecoderKind {
     Mlp,
 }
 
-fn one() -> f64 {
-    1.0
-}
-
-fn default_state_decoder_hidden() -> Vec<usize> {
-    vec![64, 32]
-}
-
-/// Sizes and loss weights of the VariBAD VAE.
+/// A VariBAD model's shapes (from the env) and its `[varibad]` settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VaribadSpec {
     pub obs_dim: usize,
@@ -132,44 +126,151 @@ pub struct VaribadSpec {
     /// vector's width for continuous ones.
     pub action_dim: usize,
     /// true: actions are raw continuous vectors; false: discrete indices (one-hot).
-    #[serde(default)]
     pub continuous_actions: bool,
+    /// Number of heads of the multi-head reward decoder (cells of the grid; unused by
+    /// the MLP decoder).
+    pub num_cells: usize,
+    /// Encoder, decoders and ELBO (the training settings are the learner's).
+    pub config: VaribadConfig,
+}
+
+/// `[varibad]`: the VariBAD belief (encoder, reward decoder, ELBO) and its VAE updates.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaribadConfig {
     pub state_embed: usize,
-    /// 0 = no action input to the encoder (the GridNavi preset).
+    /// 0 = the encoder does not see the action (the GridNavi reference preset).
     pub action_embed: usize,
     pub reward_embed: usize,
     pub gru_hidden: usize,
     pub latent: usize,
     pub decoder_hidden: Vec<usize>,
-    /// Number of heads of the multi-head reward decoder (cells of the grid; unused by
-    /// the MLP decoder).
-    pub num_cells: usize,
-    #[serde(default)]
-    pub reward_decoder: RewardDecoderKind,
-    /// MLP reward decoder: also feed the embedding of `s` (the reference's
-    /// `input_prev_state`).
-    #[serde(default)]
-    pub reward_input_state: bool,
-    /// MLP reward decoder: also feed the embedding of `a` (the reference's
-    /// `input_action`; needs `action_embed > 0`).
-    #[serde(default)]
-    pub reward_input_action: bool,
-    #[serde(default = "one")]
-    pub reward_loss_coeff: f64,
-    /// Train the deterministic state decoder `s' ~ MLP(m, e(s), e(a))` as well.
-    #[serde(default)]
-    pub decode_state: bool,
-    #[serde(default = "one")]
-    pub state_loss_coeff: f64,
-    #[serde(default = "default_state_decoder_hidden")]
-    pub state_decoder_hidden: Vec<usize>,
     pub kl_weight: f64,
-    /// true: every KL term is to N(0, I); false: to the previous posterior (reference).
+    /// KL of every posterior to the prior instead of to the previous posterior.
     pub kl_to_prior: bool,
-    /// true: the KL is summed over the trials of a batch (the reference's effective
-    /// normalisation); false: averaged like the reconstruction term.
-    #[serde(default)]
+    /// Sum the KL over the trials of a batch (the reference's normalisation) instead of
+    /// averaging it.
     pub kl_sum_over_trials: bool,
+    pub lr: f64,
+    /// VAE updates per policy update.
+    pub num_updates: usize,
+    /// Trials per VAE batch.
+    pub batch_trials: usize,
+    /// Capacity of the buffer of recent trials.
+    pub buffer_trials: usize,
+    /// ELBO terms sampled per trial (0 = all).
+    pub subsample_elbos: usize,
+    /// Decodes sampled per ELBO term (0 = all).
+    pub subsample_decodes: usize,
+    /// `multihead` (Bernoulli heads over grid cells from the latent; GridNavi only) or
+    /// `mlp` (deterministic reward regression from the latent and embeddings of s'
+    /// [, a] [, s], squared error; any environment).
+    pub reward_decoder: RewardDecoderKind,
+    /// `mlp` reward decoder: also input s (the reference's `input_prev_state`).
+    pub reward_input_state: bool,
+    /// `mlp` reward decoder: also input a (the reference's `input_action`); needs
+    /// `action_embed > 0`.
+    pub reward_input_action: bool,
+    /// Weight of the reward reconstruction (the reference's `rew_loss_coeff`).
+    pub reward_loss_coeff: f64,
+    /// Also train the deterministic state decoder p(s' | s, a, m) (the reference's
+    /// `decode_state` with `state_pred_type = deterministic`).
+    pub decode_state: bool,
+    /// Weight of the state reconstruction (the reference's `state_loss_coeff`).
+    pub state_loss_coeff: f64,
+    /// Hidden layers of the state decoder (the reference's `state_decoder_layers`).
+    pub state_decoder_hidden: Vec<usize>,
+}
+
+impl Default for VaribadConfig {
+    fn default() -> Self {
+        VaribadConfig {
+            state_embed: 8,
+            action_embed: 0,
+            reward_embed: 8,
+            gru_hidden: 64,
+            latent: 5,
+            decoder_hidden: vec![32, 32],
+            kl_weight: 0.01,
+            kl_to_prior: false,
+            kl_sum_over_trials: true,
+            lr: 1e-3,
+            num_updates: 3,
+            batch_trials: 25,
+            buffer_trials: 100_000,
+            subsample_elbos: 0,
+            subsample_decodes: 0,
+            reward_decoder: RewardDecoderKind::Multihead,
+            reward_input_state: false,
+            reward_input_action: false,
+            reward_loss_coeff: 1.0,
+            decode_state: false,
+            state_loss_coeff: 1.0,
+            state_decoder_hidden: vec![64, 32],
+        }
+    }
+}
+
+impl VaribadConfig {
+    /// Checks every constraint of the section alone, reporting the first violation
+    /// through `bad` (the env-dependent ones are checked where the model is built).
+    pub fn check(&self, bad: &BadValue) -> Result<(), UserError> {
+        for (key, value) in [
+            ("varibad.state_embed", self.state_embed),
+            ("varibad.reward_embed", self.reward_embed),
+            ("varibad.gru_hidden", self.gru_hidden),
+            ("varibad.latent", self.latent),
+            ("varibad.num_updates", self.num_updates),
+            ("varibad.batch_trials", self.batch_trials),
+            ("varibad.buffer_trials", self.buffer_trials),
+        ] {
+            if value == 0 {
+                return bad(key, &value, "an integer > 0");
+            }
+        }
+        let v = self;
+        if let Some(width) = v.decoder_hidden.iter().find(|&&w| w == 0) {
+            return bad(
+                "varibad.decoder_hidden",
+                &format!("{:?}", v.decoder_hidden),
+                &format!("a list of integers > 0 (found {width})"),
+            );
+        }
+        if !(v.lr > 0.0 && v.lr.is_finite()) {
+            return bad("varibad.lr", &v.lr, "a finite number > 0");
+        }
+        if let Some(width) = v.state_decoder_hidden.iter().find(|&&w| w == 0) {
+            return bad(
+                "varibad.state_decoder_hidden",
+                &format!("{:?}", v.state_decoder_hidden),
+                &format!("a list of integers > 0 (found {width})"),
+            );
+        }
+        for (key, value) in [
+            ("varibad.kl_weight", v.kl_weight),
+            ("varibad.reward_loss_coeff", v.reward_loss_coeff),
+            ("varibad.state_loss_coeff", v.state_loss_coeff),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return bad(key, &value, "a finite number >= 0");
+            }
+        }
+        if v.reward_input_action && v.action_embed == 0 {
+            return bad(
+                "varibad.reward_input_action",
+                &v.reward_input_action,
+                "false while varibad.action_embed = 0 (the decoder embeds the action with the encoder's action_embed width)",
+            );
+        }
+        if v.batch_trials > v.buffer_trials {
+            return bad(
+                "varibad.batch_trials",
+                &v.batch_trials,
+                &format!("at most varibad.buffer_trials = {}", v.buffer_trials),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl VaribadSpec {
@@ -177,20 +278,10 @@ impl VaribadSpec {
     pub fn gridnavi() -> Self {
         VaribadSpec {
             obs_dim: 2,
-            state_embed: 8,
-            action_embed: 0,
-            reward_embed: 8,
-            gru_hidden: 64,
-            latent: 5,
-            decoder_hidden: vec![32, 32],
-            num_cells: 25,
-            reward_decoder: RewardDecoderKind::Multihead,
-            kl_weight: 0.01,
-            kl_to_prior: false,
-            kl_sum_over_trials: true,
-            continuous_actions: false,
             action_dim: 5,
-            ..Self::point_robot()
+            continuous_actions: false,
+            num_cells: 25,
+            config: VaribadConfig::default(),
         }
     }
 
@@ -201,42 +292,39 @@ impl VaribadSpec {
             obs_dim: 2,
             action_dim: 2,
             continuous_actions: true,
-            state_embed: 32,
-            action_embed: 16,
-            reward_embed: 16,
-            gru_hidden: 128,
-            latent: 5,
-            decoder_hidden: vec![64, 32],
             num_cells: 0,
-            reward_decoder: RewardDecoderKind::Mlp,
-            reward_input_state: false,
-            reward_input_action: false,
-            reward_loss_coeff: 1.0,
-            decode_state: false,
-            state_loss_coeff: 1.0,
-            state_decoder_hidden: vec![64, 32],
-            kl_weight: 1.0,
-            kl_to_prior: false,
-            kl_sum_over_trials: true,
+            config: VaribadConfig {
+                state_embed: 32,
+                action_embed: 16,
+                reward_embed: 16,
+                gru_hidden: 128,
+                latent: 5,
+                decoder_hidden: vec![64, 32],
+                reward_decoder: RewardDecoderKind::Mlp,
+                kl_weight: 1.0,
+                ..VaribadConfig::default()
+            },
         }
     }
 
     /// Width of the GRU's input (concatenated embeddings).
     pub fn gru_input(&self) -> usize {
-        self.state_embed + self.action_embed + self.reward_embed
+        let c = &self.config;
+        c.state_embed + c.action_embed + c.reward_embed
     }
 
     /// Width of the MLP reward decoder's first-layer input `[m, e(s'), e(a)?, e(s)?]`.
     pub fn reward_decoder_input(&self) -> usize {
-        self.latent
-            + self.state_embed
-            + if self.reward_input_action {
-                self.action_embed
+        let c = &self.config;
+        c.latent
+            + c.state_embed
+            + if c.reward_input_action {
+                c.action_embed
             } else {
                 0
             }
-            + if self.reward_input_state {
-                self.state_embed
+            + if c.reward_input_state {
+                c.state_embed
             } else {
                 0
             }
@@ -485,14 +573,14 @@ struct Pending {
 impl VaribadModel {
     /// Builds the model with fresh parameters drawn from `rng`.
     pub fn new(spec: VaribadSpec, rng: &mut Rng) -> Self {
-        assert!(spec.latent > 0 && spec.gru_hidden > 0);
-        let multihead = spec.reward_decoder == RewardDecoderKind::Multihead;
+        assert!(spec.config.latent > 0 && spec.config.gru_hidden > 0);
+        let multihead = spec.config.reward_decoder == RewardDecoderKind::Multihead;
         assert!(
             !multihead || spec.num_cells > 0,
             "multi-head decoder without cells"
         );
         assert!(
-            !spec.reward_input_action || spec.action_embed > 0,
+            !spec.config.reward_input_action || spec.config.action_embed > 0,
             "reward_input_action needs action_embed > 0"
         );
         let mut p = Params::new();
@@ -501,44 +589,71 @@ impl VaribadModel {
             &mut p,
             "vae.state_embed",
             spec.obs_dim,
-            spec.state_embed,
+            spec.config.state_embed,
             relu,
             rng,
         );
-        let action_embed = (spec.action_embed > 0).then(|| {
+        let action_embed = (spec.config.action_embed > 0).then(|| {
             Dense::new(
                 &mut p,
                 "vae.action_embed",
                 spec.action_dim,
-                spec.action_embed,
+                spec.config.action_embed,
                 relu,
                 rng,
             )
         });
-        let reward_embed = Dense::new(&mut p, "vae.reward_embed", 1, spec.reward_embed, relu, rng);
-        let gru = GruCell::new(&mut p, "vae.gru", spec.gru_input(), spec.gru_hidden, rng);
-        let mu = Dense::new(&mut p, "vae.mu", spec.gru_hidden, spec.latent, 1.0, rng);
-        let logvar = Dense::new(&mut p, "vae.logvar", spec.gru_hidden, spec.latent, 1.0, rng);
+        let reward_embed = Dense::new(
+            &mut p,
+            "vae.reward_embed",
+            1,
+            spec.config.reward_embed,
+            relu,
+            rng,
+        );
+        let gru = GruCell::new(
+            &mut p,
+            "vae.gru",
+            spec.gru_input(),
+            spec.config.gru_hidden,
+            rng,
+        );
+        let mu = Dense::new(
+            &mut p,
+            "vae.mu",
+            spec.config.gru_hidden,
+            spec.config.latent,
+            1.0,
+            rng,
+        );
+        let logvar = Dense::new(
+            &mut p,
+            "vae.logvar",
+            spec.config.gru_hidden,
+            spec.config.latent,
+            1.0,
+            rng,
+        );
         // Parameters are drawn in the order they were before the MLP and state decoders
         // existed, so a multi-head model is initialised exactly as before.
         let (mut reward_state_embed, mut reward_action_embed) = (None, None);
         let (dec_in, dec_out) = if multihead {
-            (spec.latent, spec.num_cells)
+            (spec.config.latent, spec.num_cells)
         } else {
             reward_state_embed = Some(Dense::new(
                 &mut p,
                 "vae.dec.state_embed",
                 spec.obs_dim,
-                spec.state_embed,
+                spec.config.state_embed,
                 relu,
                 rng,
             ));
-            if spec.reward_input_action {
+            if spec.config.reward_input_action {
                 reward_action_embed = Some(Dense::new(
                     &mut p,
                     "vae.dec.action_embed",
                     spec.action_dim,
-                    spec.action_embed,
+                    spec.config.action_embed,
                     relu,
                     rng,
                 ));
@@ -549,37 +664,37 @@ impl VaribadModel {
             &mut p,
             "vae.dec",
             dec_in,
-            &spec.decoder_hidden,
+            &spec.config.decoder_hidden,
             dec_out,
             rng,
         );
         let (mut transition_state_embed, mut transition_action_embed) = (None, None);
         let mut state_decoder = Vec::new();
-        if spec.decode_state {
+        if spec.config.decode_state {
             transition_state_embed = Some(Dense::new(
                 &mut p,
                 "vae.sdec.state_embed",
                 spec.obs_dim,
-                spec.state_embed,
+                spec.config.state_embed,
                 relu,
                 rng,
             ));
-            if spec.action_embed > 0 {
+            if spec.config.action_embed > 0 {
                 transition_action_embed = Some(Dense::new(
                     &mut p,
                     "vae.sdec.action_embed",
                     spec.action_dim,
-                    spec.action_embed,
+                    spec.config.action_embed,
                     relu,
                     rng,
                 ));
             }
-            let n_in = spec.latent + spec.state_embed + spec.action_embed;
+            let n_in = spec.config.latent + spec.config.state_embed + spec.config.action_embed;
             state_decoder = mlp(
                 &mut p,
                 "vae.sdec",
                 n_in,
-                &spec.state_decoder_hidden,
+                &spec.config.state_decoder_hidden,
                 spec.obs_dim,
                 rng,
             );
@@ -621,9 +736,9 @@ impl VaribadModel {
 
     /// Host forward of the prior `(mu_0, logvar_0)` (the output layers at h = 0).
     pub fn prior(&self) -> (Vec<f32>, Vec<f32>) {
-        let h = vec![0.0; self.spec.gru_hidden];
-        let mut mu = vec![0.0; self.spec.latent];
-        let mut lv = vec![0.0; self.spec.latent];
+        let h = vec![0.0; self.spec.config.gru_hidden];
+        let mut mu = vec![0.0; self.spec.config.latent];
+        let mut lv = vec![0.0; self.spec.config.latent];
         host::dense(&self.params, &self.mu, &h, 1, Act::None, &mut mu);
         host::dense(&self.params, &self.logvar, &h, 1, Act::None, &mut lv);
         (mu, lv)
@@ -738,7 +853,7 @@ impl VaribadModel {
         device: &Device,
     ) -> (Tensor<2>, Tensor<2>, Option<Pending>) {
         let (steps, rows) = (batch.steps, batch.rows);
-        let hd = self.spec.gru_hidden;
+        let hd = self.spec.config.gru_hidden;
         let n = steps * rows;
         let gin = self.embed_graph(gp, batch, device);
         let zeros_h = vec![0.0f32; rows * hd];
@@ -827,7 +942,7 @@ impl VaribadModel {
         let draw = ElboDraw::sample(
             trials[0].len(),
             trials.len(),
-            self.spec.latent,
+            self.spec.config.latent,
             rng,
             subsample_elbos,
             subsample_decodes,
@@ -865,9 +980,9 @@ impl VaribadModel {
             "draw does not fit the batch"
         );
         let terms = (steps + 1) * rows;
-        let l = sp.latent;
+        let l = sp.config.latent;
         assert_eq!(draw.eps.len(), terms * l);
-        if path == GruPath::Fused && !sp.decode_state {
+        if path == GruPath::Fused && !sp.config.decode_state {
             return self.chunk_loss_and_grad_host(trials, &batch, draw, batch_trials);
         }
         let device = Device::flex().autodiff();
@@ -877,9 +992,9 @@ impl VaribadModel {
         // Reconstruction: one latent sample per ELBO term.
         let eps = graph::constant(&draw.eps, terms, l, &device);
         let m = mu.clone() + (lv.clone() * 0.5).exp() * eps;
-        let pairs = (sp.reward_decoder == RewardDecoderKind::Mlp || sp.decode_state)
+        let pairs = (sp.config.reward_decoder == RewardDecoderKind::Mlp || sp.config.decode_state)
             .then(|| Pairs::of(draw));
-        let recon = match sp.reward_decoder {
+        let recon = match sp.config.reward_decoder {
             RewardDecoderKind::Multihead => {
                 let mut x = m.clone();
                 for (i, layer) in self.decoder.iter().enumerate() {
@@ -898,14 +1013,14 @@ impl VaribadModel {
                 self.mlp_reward_recon(&gp, m.clone(), &batch, pairs, &device)
             }
         };
-        let state_recon = sp.decode_state.then(|| {
+        let state_recon = sp.config.decode_state.then(|| {
             let pairs = pairs.as_ref().expect("pairs");
             self.state_recon(&gp, m, &batch, pairs, &device)
         });
 
         // KL to the previous posterior (N(0, I) before the prior) or to N(0, I).
         let zeros = graph::constant(&vec![0.0f32; rows * l], rows, l, &device);
-        let (mu_p, lv_p) = if sp.kl_to_prior {
+        let (mu_p, lv_p) = if sp.config.kl_to_prior {
             let z = graph::constant(&vec![0.0f32; terms * l], terms, l, &device);
             (z.clone(), z)
         } else {
@@ -927,11 +1042,11 @@ impl VaribadModel {
         let kl = (kl_terms * counts).sum();
 
         let inv_b = 1.0 / batch_trials as f32;
-        let kl_norm = if sp.kl_sum_over_trials { 1.0 } else { inv_b };
-        let mut loss = recon.clone() * (sp.reward_loss_coeff as f32 * inv_b)
-            + kl.clone() * (sp.kl_weight as f32 * kl_norm);
+        let kl_norm = if sp.config.kl_sum_over_trials { 1.0 } else { inv_b };
+        let mut loss = recon.clone() * (sp.config.reward_loss_coeff as f32 * inv_b)
+            + kl.clone() * (sp.config.kl_weight as f32 * kl_norm);
         if let Some(sr) = &state_recon {
-            loss = loss + sr.clone() * (sp.state_loss_coeff as f32 * inv_b);
+            loss = loss + sr.clone() * (sp.config.state_loss_coeff as f32 * inv_b);
         }
         let grads = loss.backward();
         let mut grad = vec![0.0f32; self.params.len()];
@@ -962,7 +1077,7 @@ impl VaribadModel {
         let sp = &self.spec;
         let p = &self.params;
         let (steps, rows) = (batch.steps, batch.rows);
-        let (n, terms, l, hd) = (steps * rows, (steps + 1) * rows, sp.latent, sp.gru_hidden);
+        let (n, terms, l, hd) = (steps * rows, (steps + 1) * rows, sp.config.latent, sp.config.gru_hidden);
         let mut grad = vec![0.0f32; p.len()];
         let one = |d: &Dense| std::slice::from_ref(d).to_vec();
         let relu_layer =
@@ -1012,9 +1127,9 @@ impl VaribadModel {
 
         // Reconstruction and dLoss/dm.
         let inv_b = 1.0 / batch_trials as f32;
-        let rc = sp.reward_loss_coeff as f32 * inv_b;
+        let rc = sp.config.reward_loss_coeff as f32 * inv_b;
         let mut dm = vec![0.0f32; terms * l];
-        let recon = match sp.reward_decoder {
+        let recon = match sp.config.reward_decoder {
             RewardDecoderKind::Multihead => {
                 let (x, tape) = mlp_op::forward(p, &self.decoder, Act::Relu, Act::None, &m, terms);
                 let (n1, n0) = self.decode_counts(trials, draw);
@@ -1040,7 +1155,7 @@ impl VaribadModel {
         };
 
         // KL of each term to the previous posterior (N(0, I) before the prior).
-        let kw = sp.kl_weight as f32 * if sp.kl_sum_over_trials { 1.0 } else { inv_b };
+        let kw = sp.config.kl_weight as f32 * if sp.config.kl_sum_over_trials { 1.0 } else { inv_b };
         let mut dmu = dm.clone();
         let mut dlv = vec![0.0f32; terms * l];
         let mut kl = 0.0f64;
@@ -1049,7 +1164,7 @@ impl VaribadModel {
             if c == 0.0 {
                 continue;
             }
-            let prev = (!sp.kl_to_prior && r >= rows).then(|| r - rows);
+            let prev = (!sp.config.kl_to_prior && r >= rows).then(|| r - rows);
             let w = kw * c;
             let mut kl_r = 0.0f32;
             for j in 0..l {
@@ -1133,7 +1248,7 @@ impl VaribadModel {
     ) -> f64 {
         let sp = &self.spec;
         let p = &self.params;
-        let (n, l) = (batch.steps * batch.rows, sp.latent);
+        let (n, l) = (batch.steps * batch.rows, sp.config.latent);
         let terms = m.len() / l;
         let pairs = Pairs::of(draw);
         let np = pairs.len();
@@ -1145,7 +1260,7 @@ impl VaribadModel {
         if let Some(ae) = &self.reward_action_embed {
             parts.push((*ae, relu_layer(ae, &batch.actions)));
         }
-        if sp.reward_input_state {
+        if sp.config.reward_input_state {
             parts.push((se, relu_layer(&se, &batch.obs)));
         }
         let cw: usize = parts.iter().map(|(d, _)| d.fan_out()).sum();
@@ -1267,7 +1382,7 @@ impl VaribadModel {
         pairs: &Pairs,
         device: &Device,
     ) -> Tensor<2> {
-        let l = self.spec.latent;
+        let l = self.spec.config.latent;
         let first = &layers[0];
         let (n_in, h1) = (first.fan_in(), first.fan_out());
         let w = gp.get(first.w);
@@ -1310,7 +1425,7 @@ impl VaribadModel {
                 Act::Relu,
             ));
         }
-        if sp.reward_input_state {
+        if sp.config.reward_input_state {
             ctx.push(gp.dense(
                 se,
                 graph::constant(&batch.obs, n, sp.obs_dim, device),
@@ -1383,7 +1498,7 @@ impl VaribadModel {
         let p = &self.params;
         for r in 0..rows {
             let out = &mut state.embed[r * gi..(r + 1) * gi];
-            let (o_s, rest) = out.split_at_mut(sp.state_embed);
+            let (o_s, rest) = out.split_at_mut(sp.config.state_embed);
             host::dense(
                 p,
                 &self.state_embed,
@@ -1392,7 +1507,7 @@ impl VaribadModel {
                 Act::Relu,
                 o_s,
             );
-            let (o_a, o_r) = rest.split_at_mut(sp.action_embed);
+            let (o_a, o_r) = rest.split_at_mut(sp.config.action_embed);
             if let Some(l) = &self.action_embed {
                 let aw = self.action_width();
                 self.action_input(&tr.action[r * aw..(r + 1) * aw], &mut state.action_in);
@@ -1449,12 +1564,12 @@ impl Belief for VaribadModel {
     }
 
     fn feature_dim(&self) -> usize {
-        2 * self.spec.latent
+        2 * self.spec.config.latent
     }
 
     fn init(&self, rows: usize) -> VaribadState {
         let mut s = VaribadState {
-            h: vec![0.0; rows * self.spec.gru_hidden],
+            h: vec![0.0; rows * self.spec.config.gru_hidden],
             ..Default::default()
         };
         self.ensure_scratch(&mut s, rows);
@@ -1462,7 +1577,7 @@ impl Belief for VaribadModel {
     }
 
     fn reset(&self, state: &mut VaribadState, mask: &[bool]) {
-        let hd = self.spec.gru_hidden;
+        let hd = self.spec.config.gru_hidden;
         for (r, &m) in mask.iter().enumerate() {
             if m {
                 state.h[r * hd..(r + 1) * hd]
@@ -1473,7 +1588,7 @@ impl Belief for VaribadModel {
     }
 
     fn update(&self, state: &mut VaribadState, tr: &Transition<'_>) {
-        let rows = state.rows(self.spec.gru_hidden);
+        let rows = state.rows(self.spec.config.gru_hidden);
         self.ensure_scratch(state, rows);
         self.embed_host(state, tr, rows);
         let gi = self.spec.gru_input();
@@ -1488,7 +1603,7 @@ impl Belief for VaribadModel {
     }
 
     fn features(&self, state: &VaribadState, out: &mut [f32]) {
-        let (hd, l) = (self.spec.gru_hidden, self.spec.latent);
+        let (hd, l) = (self.spec.config.gru_hidden, self.spec.config.latent);
         let rows = state.rows(hd);
         for r in 0..rows {
             let h = &state.h[r * hd..(r + 1) * hd];
@@ -1500,7 +1615,7 @@ impl Belief for VaribadModel {
     }
 
     fn gather(&self, from: &VaribadState, src: &[usize], into: &mut VaribadState) {
-        let hd = self.spec.gru_hidden;
+        let hd = self.spec.config.gru_hidden;
         into.h.resize(src.len() * hd, 0.0);
         for (i, &s) in src.iter().enumerate() {
             into.h[i * hd..(i + 1) * hd].copy_from_slice(&from.h[s * hd..(s + 1) * hd]);
@@ -1518,7 +1633,7 @@ impl VaribadModel {
         if s.action_in.len() != self.spec.action_dim {
             s.action_in.resize(self.spec.action_dim, 0.0);
         }
-        let need_gru = 2 * rows * 3 * self.spec.gru_hidden;
+        let need_gru = 2 * rows * 3 * self.spec.config.gru_hidden;
         if s.gru.len() < need_gru {
             s.gru.resize(need_gru, 0.0);
         }
@@ -1580,7 +1695,11 @@ impl PlanningBelief for VaribadModel {
         mean: &mut [f32],
         s: &mut VaribadPredictScratch,
     ) {
-        let (hd, l, od) = (self.spec.gru_hidden, self.spec.latent, self.spec.obs_dim);
+        let (hd, l, od) = (
+            self.spec.config.gru_hidden,
+            self.spec.config.latent,
+            self.spec.obs_dim,
+        );
         let rows = state.rows(hd);
         let aw = tr.action.len() / rows;
         s.mu.resize(rows * l, 0.0);
@@ -1594,7 +1713,7 @@ impl PlanningBelief for VaribadModel {
             Act::None,
             &mut s.logvar,
         );
-        let multihead = self.spec.reward_decoder == RewardDecoderKind::Multihead;
+        let multihead = self.spec.config.reward_decoder == RewardDecoderKind::Multihead;
         let (last, hidden) = self.decoder.split_last().expect("a decoder output layer");
         // All rows' nested samples go through the decoder as one batch. The random
         // draws happen in the order of a row-by-row loop (pick, noise, then the reward
@@ -1616,7 +1735,7 @@ impl PlanningBelief for VaribadModel {
             } else {
                 // The observation and action parts of the input are the same for every
                 // nested sample: computed once into the first, copied to the others.
-                let se = self.spec.state_embed;
+                let se = self.spec.config.state_embed;
                 let emb = self
                     .reward_state_embed
                     .as_ref()
@@ -1644,7 +1763,7 @@ impl PlanningBelief for VaribadModel {
                     );
                     o += w;
                 }
-                if self.spec.reward_input_state {
+                if self.spec.config.reward_input_state {
                     host::dense(
                         &self.params,
                         emb,
@@ -1733,16 +1852,19 @@ mod tests {
         VaribadSpec {
             obs_dim: 2,
             action_dim: 5,
-            state_embed: 3,
-            action_embed: 2,
-            reward_embed: 2,
-            gru_hidden: 6,
-            latent: 2,
-            decoder_hidden: vec![4],
             num_cells: 25,
-            kl_weight: 0.1,
-            kl_to_prior: false,
-            kl_sum_over_trials: false,
+            config: VaribadConfig {
+                state_embed: 3,
+                action_embed: 2,
+                reward_embed: 2,
+                gru_hidden: 6,
+                latent: 2,
+                decoder_hidden: vec![4],
+                kl_weight: 0.1,
+                kl_to_prior: false,
+                kl_sum_over_trials: false,
+                ..VaribadConfig::default()
+            },
             ..VaribadSpec::gridnavi()
         }
     }

@@ -65,7 +65,7 @@
 //! from a separate stream.
 
 use super::{ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
-use crate::error::UserError;
+use crate::error::{StateError, UserError};
 use crate::rng::{streams, Rng};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
@@ -740,9 +740,12 @@ impl BatchEnv for Functions {
         serde_json::to_value(saved).expect("Functions state serialises")
     }
 
-    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String> {
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), StateError> {
         let name = self.spec.name;
-        let s = Saved::deserialize(state).map_err(|e| format!("{name} state: {e}"))?;
+        let s = Saved::deserialize(state).map_err(|e| StateError::Decode {
+            what: format!("{name} state"),
+            detail: e.to_string(),
+        })?;
         let n = self.num_envs();
         super::check_saved_state(
             name,
@@ -761,20 +764,20 @@ impl BatchEnv for Functions {
         for (i, shape) in s.shape.into_iter().enumerate() {
             if let Some(f) = self.variant.family {
                 if shape.family() != f {
-                    return Err(format!(
+                    return Err(StateError::Mismatch(format!(
                         "{name} state: row {i} is a {} task, this batch draws only {} tasks",
                         shape.family().name(),
                         f.name()
-                    ));
+                    )));
                 }
             }
             let task = Task::new(self.variant.dim, shape)
-                .map_err(|e| format!("{name} state: row {i}: {e}"))?;
+                .map_err(|e| StateError::Mismatch(format!("{name} state: row {i}: {e}")))?;
             if s.t[i] >= trial_len {
-                return Err(format!(
+                return Err(StateError::Mismatch(format!(
                     "{name} state: row {i} step {} is not below the trial length {trial_len}",
                     s.t[i]
-                ));
+                )));
             }
             tasks.push(task);
         }

@@ -22,6 +22,7 @@
 //! reference's `task_to_id`, so the 25-wide belief vector is laid out like VariBAD's.
 
 use super::{ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
+use crate::error::StateError;
 use crate::rng::{streams, Rng};
 use serde::{Deserialize, Serialize};
 
@@ -273,8 +274,11 @@ impl BatchEnv for GridNavi {
         serde_json::to_value(saved).expect("GridNavi state serialises")
     }
 
-    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String> {
-        let s = Saved::deserialize(state).map_err(|e| format!("gridnavi state: {e}"))?;
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), StateError> {
+        let s = Saved::deserialize(state).map_err(|e| StateError::Decode {
+            what: "gridnavi state".to_string(),
+            detail: e.to_string(),
+        })?;
         let n = self.num_envs();
         super::check_saved_state(
             self.spec.name,
@@ -293,21 +297,21 @@ impl BatchEnv for GridNavi {
         for i in 0..n {
             let [gx, gy] = s.goal[i];
             if !is_candidate(gx as usize, gy as usize) {
-                return Err(format!(
+                return Err(StateError::Mismatch(format!(
                     "gridnavi state: row {i} goal ({gx}, {gy}) is not a candidate cell"
-                ));
+                )));
             }
             let [px, py] = s.pos[i];
             if px as usize >= GRID || py as usize >= GRID {
-                return Err(format!(
+                return Err(StateError::Mismatch(format!(
                     "gridnavi state: row {i} position ({px}, {py}) is off the grid"
-                ));
+                )));
             }
             if s.t[i] >= trial_len {
-                return Err(format!(
+                return Err(StateError::Mismatch(format!(
                     "gridnavi state: row {i} step {} is not below the trial length {trial_len}",
                     s.t[i]
-                ));
+                )));
             }
         }
         self.goal = s.goal;

@@ -20,8 +20,9 @@ pub mod gridnavi;
 pub mod mujoco;
 pub mod point_robot;
 pub mod python;
+pub mod replay;
 
-use crate::error::UserError;
+use crate::error::{StateError, UserError};
 
 /// Which task distribution a batch draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -167,7 +168,9 @@ pub trait BatchEnv: Send {
     /// Serialisable state of the batch (tasks, positions, counters, RNG streams), so a
     /// resumed run continues exactly.
     fn save_state(&self) -> serde_json::Value;
-    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String>;
+    /// Restores [`BatchEnv::save_state`]'s output of a batch built from the same config;
+    /// checks every field before changing anything.
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), StateError>;
     /// Failures the batch survived so far (worker crashes and hangs of simulators run in
     /// other processes); in-process envs never fail.
     fn events(&self) -> EnvEvents {
@@ -248,24 +251,24 @@ pub fn check_saved_state(
     saved_env: &str,
     saved_split: Split,
     fields: &[(&str, usize)],
-) -> Result<(), String> {
+) -> Result<(), StateError> {
     if saved_env != env {
-        return Err(format!(
+        return Err(StateError::Mismatch(format!(
             "{env} state: saved by env {saved_env:?}, not {env:?}"
-        ));
+        )));
     }
     if saved_split != split {
-        return Err(format!(
+        return Err(StateError::Mismatch(format!(
             "{env} state: saved for split {}, this batch is split {}",
             saved_split.as_str(),
             split.as_str()
-        ));
+        )));
     }
     for (field, len) in fields {
         if *len != rows {
-            return Err(format!(
+            return Err(StateError::Mismatch(format!(
                 "{env} state: `{field}` has {len} rows, this batch has {rows}"
-            ));
+            )));
         }
     }
     Ok(())

@@ -41,6 +41,7 @@
 //! split of goals: the test split is fresh goals from a separate stream.
 
 use super::{ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
+use crate::error::StateError;
 use crate::rng::{streams, Rng};
 use serde::{Deserialize, Serialize};
 
@@ -306,9 +307,12 @@ impl BatchEnv for PointRobot {
         serde_json::to_value(saved).expect("PointRobot state serialises")
     }
 
-    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String> {
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), StateError> {
         let name = self.spec.name;
-        let s = Saved::deserialize(state).map_err(|e| format!("{name} state: {e}"))?;
+        let s = Saved::deserialize(state).map_err(|e| StateError::Decode {
+            what: format!("{name} state"),
+            detail: e.to_string(),
+        })?;
         let n = self.num_envs();
         super::check_saved_state(
             name,
@@ -328,22 +332,22 @@ impl BatchEnv for PointRobot {
         let trial_len = self.trial_len();
         for i in 0..n {
             if !goal[i].iter().all(|g| g.is_finite()) {
-                return Err(format!(
+                return Err(StateError::Mismatch(format!(
                     "{name} state: row {i} goal {:?} is not finite",
                     goal[i]
-                ));
+                )));
             }
             if !pos[i].iter().all(|p| p.is_finite()) {
-                return Err(format!(
+                return Err(StateError::Mismatch(format!(
                     "{name} state: row {i} position {:?} is not finite",
                     pos[i]
-                ));
+                )));
             }
             if s.t[i] >= trial_len {
-                return Err(format!(
+                return Err(StateError::Mismatch(format!(
                     "{name} state: row {i} step {} is not below the trial length {trial_len}",
                     s.t[i]
-                ));
+                )));
             }
         }
         self.goal = goal;

@@ -40,7 +40,9 @@
 //! with a given shape.
 
 use crate::belief::{Batched, BatchedBelief, PlanningBelief, RewardQuery, Transition};
+use crate::config::BadValue;
 use crate::env::{ActionSpace, KnownDynamics};
+use crate::error::UserError;
 use crate::improve::normalize::RunningMeanStd;
 use crate::nn::agent::Scratch;
 use crate::nn::{AgentNet, Params};
@@ -78,21 +80,91 @@ pub enum AdvantageReward {
     Mean,
 }
 
-/// The planner's budgets and constants.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SmcSettings {
-    /// K: particles per real row.
+/// `[smc]`: the Belief-SMC planner and the EM update (see [`crate::improve::smc`] and
+/// [`crate::improve::em`]); used when `improver = "smc"`. The optimiser, discount,
+/// lambda, epochs and minibatches are `[ppo]`'s.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmcConfig {
+    /// K: particles per environment.
     pub particles: usize,
     /// K_Omega: nested task samples per particle and simulated step.
     pub nested: usize,
     /// D: simulated steps.
     pub depth: usize,
-    /// eta: temperature of the advantage weights.
+    /// Temperature of the advantage weights exp(A / eta).
     pub eta: f64,
-    pub gamma: f64,
-    /// Resample a row when its ESS falls below this fraction of K.
+    /// Resample when the effective sample size falls below this fraction of K.
     pub resample_below: f64,
+    /// Reward in the advantage: "sampled" (the drawn reward) or "mean" (the nested
+    /// mixture's mean reward).
     pub advantage_reward: AdvantageReward,
+    /// Act by sampling the planner's target ("planner") or the amortised policy
+    /// ("policy").
+    pub act: String,
+    /// Weight of the value loss against the policy's cross-entropy.
+    pub value_coef: f64,
+}
+
+impl Default for SmcConfig {
+    fn default() -> Self {
+        SmcConfig {
+            particles: 64,
+            nested: 8,
+            depth: 8,
+            eta: 1.0,
+            resample_below: 0.5,
+            advantage_reward: AdvantageReward::Sampled,
+            act: "planner".to_string(),
+            value_coef: 0.5,
+        }
+    }
+}
+
+impl SmcConfig {
+    /// Checks every constraint of the section alone, reporting the first violation
+    /// through `bad` (whether the method can plan is checked with the whole config).
+    pub fn check(&self, bad: &BadValue) -> Result<(), UserError> {
+        let c = self;
+        for (key, value) in [
+            ("smc.particles", c.particles),
+            ("smc.nested", c.nested),
+            ("smc.depth", c.depth),
+        ] {
+            if value == 0 {
+                return bad(key, &value, "an integer > 0");
+            }
+        }
+        if !(c.eta > 0.0 && c.eta.is_finite()) {
+            return bad("smc.eta", &c.eta, "a finite number > 0");
+        }
+        if !(0.0..=1.0).contains(&c.resample_below) {
+            return bad(
+                "smc.resample_below",
+                &c.resample_below,
+                "a number in [0, 1]",
+            );
+        }
+        if !(c.value_coef >= 0.0 && c.value_coef.is_finite()) {
+            return bad("smc.value_coef", &c.value_coef, "a finite number >= 0");
+        }
+        if !matches!(c.act.as_str(), "planner" | "policy") {
+            return bad(
+                "smc.act",
+                &format!("{:?}", c.act),
+                "one of: planner, policy",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The planner's budgets and constants: the `[smc]` section and the discount.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SmcSettings {
+    pub config: SmcConfig,
+    /// The discount of the returns the planner's advantages estimate (`ppo.gamma`).
+    pub gamma: f64,
 }
 
 /// Effective sample size `(sum w)^2 / sum w^2` of unnormalised log-weights.
@@ -237,10 +309,14 @@ where
         rows: usize,
         threads: usize,
     ) -> Self {
-        assert!(settings.particles >= 1 && settings.depth >= 1 && settings.nested >= 1);
+        assert!(
+            settings.config.particles >= 1
+                && settings.config.depth >= 1
+                && settings.config.nested >= 1
+        );
         let threads = threads.clamp(1, rows.max(1));
         let chunk_rows = rows.div_ceil(threads);
-        let k = settings.particles;
+        let k = settings.config.particles;
         let od = dynamics.obs_dim();
         let aw = dynamics.action().width();
         let no = policy.num_outputs();
@@ -313,7 +389,7 @@ where
     ) {
         let rows: usize = self.chunks.iter().map(|c| c.0.rows).sum();
         assert_eq!(rngs.len(), rows, "one random stream per real row");
-        let k = self.settings.particles;
+        let k = self.settings.config.particles;
         let aw = dynamics.action().width();
         let (od, no) = (dynamics.obs_dim(), policy.num_outputs());
         let discrete = matches!(dynamics.action(), ActionSpace::Discrete(_));
@@ -458,13 +534,13 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
 ) where
     B::State: Send + Sync,
 {
-    let (n, k) = (c.rows, st.particles);
+    let (n, k) = (c.rows, st.config.particles);
     let p = n * k;
     let od = dynamics.obs_dim();
     let aw = dynamics.action().width();
     let (len, eps) = (dynamics.episode_len(), dynamics.episodes_per_trial());
     let trial_len = (len * eps) as u32;
-    let (gamma, eta) = (st.gamma as f32, st.eta);
+    let (gamma, eta) = (st.gamma as f32, st.config.eta);
 
     // Particles start as copies of their real row.
     for i in 0..p {
@@ -501,7 +577,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
         c.values[i] = c.tmp_values[r];
     }
 
-    for d in 0..st.depth {
+    for d in 0..st.config.depth {
         sample_actions(policy, &c.policy, k, rngs, &mut c.probs, &mut c.actions);
         // Simulated queries stay in the box the env clips to: a learned reward model
         // queried far outside its data would reward extrapolation, and root actions
@@ -529,7 +605,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
                 action: &c.actions,
                 next_obs: &c.next_obs,
             },
-            st.nested,
+            st.config.nested,
             rngs,
             k,
             &mut c.rewards,
@@ -564,7 +640,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
             &mut c.next_values,
             ps,
         );
-        let r_adv = match st.advantage_reward {
+        let r_adv = match st.config.advantage_reward {
             AdvantageReward::Sampled => &c.rewards,
             AdvantageReward::Mean => &c.mean_rewards,
         };
@@ -580,14 +656,14 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
             c.done[i] = ends;
         }
         std::mem::swap(&mut c.values, &mut c.next_values);
-        if d + 1 == st.depth {
+        if d + 1 == st.config.depth {
             break;
         }
         // Resample rows whose ESS fell below the threshold.
         let mut any = false;
         for r in 0..n {
             let lw = &c.logw[r * k..(r + 1) * k];
-            if ess(lw) < st.resample_below * k as f64 {
+            if ess(lw) < st.config.resample_below * k as f64 {
                 normalise(lw, &mut c.w);
                 let u = rngs[r].uniform();
                 systematic_resample(&c.w, u, &mut c.idx);
@@ -651,7 +727,7 @@ fn write_targets<B: PlanningBelief>(
 ) where
     B::State: Send + Sync,
 {
-    let k = st.particles;
+    let k = st.config.particles;
     roots.copy_from_slice(&c.roots);
     for r in 0..c.rows {
         normalise(&c.logw[r * k..(r + 1) * k], &mut c.w);

@@ -4,15 +4,16 @@
 //! `improver = "smc"` this is GLiBRL x SMC.
 
 use super::Method;
-use crate::belief::glibrl::{self, GlibrlModel, GlibrlSpec, GlibrlStats};
-use crate::belief::learner::{check_layout, BeliefLearner, LearnerState, TrialStore};
-use crate::belief::{Batched, BatchedBelief, Transition};
-use crate::codec;
-use crate::config::{Config, GlibrlConfig};
+use crate::belief::glibrl::{self, GlibrlModel, GlibrlSpec};
+use crate::belief::learner::{BeliefLearner, TrialStore};
+use crate::belief::trial_learner::{TrialLearner, TrialModel, TrialSettings};
+use crate::belief::trials::TrialRecord;
+use crate::belief::{Batched, BatchedBelief};
+use crate::config::Config;
 use crate::env::{ActionSpace, EnvSpec, KnownDynamics};
-use crate::error::{StateError, UserError};
+use crate::error::UserError;
 use crate::improve::smc::{NetPlanner, PlanStep, SmcSettings};
-use crate::nn::{Adam, Params};
+use crate::nn::Params;
 use crate::rng::{streams, Rng};
 
 pub struct Glibrl;
@@ -38,19 +39,27 @@ impl Method for Glibrl {
         spec: &EnvSpec,
         rows: usize,
     ) -> Result<Option<Box<dyn BeliefLearner>>, UserError> {
-        let model = glibrl_model(cfg, spec)?;
-        Ok(Some(Box::new(GlmLearner {
-            adam: Adam::new(model.params.len(), 1e-8),
-            trials: TrialStore::new(
-                cfg.glibrl.buffer_trials,
-                rows,
-                spec.obs_dim,
-                spec.action.width(),
-                Rng::stream(cfg.seed, streams::VAE, 1),
-            ),
-            model,
-            settings: cfg.glibrl.clone(),
-        })))
+        let g = &cfg.glibrl;
+        let objective = MarginalLikelihood {
+            model: glibrl_model(cfg, spec)?,
+            prefixes: g.prefixes,
+        };
+        let settings = TrialSettings {
+            lr: g.lr,
+            num_updates: g.num_updates,
+            batch_trials: g.batch_trials,
+            buffer_trials: g.buffer_trials,
+        };
+        let trials = TrialStore::new(
+            settings.buffer_trials,
+            rows,
+            spec.obs_dim,
+            spec.action.width(),
+            Rng::stream(cfg.seed, streams::VAE, 1),
+        );
+        Ok(Some(Box::new(GlmLearner::new(
+            objective, settings, trials, "glibrl",
+        ))))
     }
     fn planner(
         &self,
@@ -87,14 +96,7 @@ pub fn glibrl_model(cfg: &Config, spec: &EnvSpec) -> Result<GlibrlModel, UserErr
         obs_dim: spec.obs_dim,
         action_dim,
         discrete_actions,
-        basis_hidden: g.basis_hidden.clone(),
-        features: g.features,
-        reward_head: g.reward_head,
-        transition_dims: g.transition_dims.clone(),
-        init_lambda0: g.init_lambda0,
-        init_psi0: g.init_psi0,
-        init_nu0: g.init_nu0,
-        noise_floor: g.noise_floor,
+        config: g.clone(),
     };
     Ok(GlibrlModel::new(
         gspec,
@@ -102,76 +104,46 @@ pub fn glibrl_model(cfg: &Config, spec: &EnvSpec) -> Result<GlibrlModel, UserErr
     ))
 }
 
-/// The learning side of GLiBRL: the canonical model, its optimiser and its trials.
-pub struct GlmLearner {
+/// GLiBRL's marginal-likelihood objective for [`TrialLearner`]: the model and the
+/// random prefixes per trial.
+pub struct MarginalLikelihood {
     pub model: GlibrlModel,
-    pub adam: Adam,
-    pub trials: TrialStore,
-    pub settings: GlibrlConfig,
+    /// Random prefixes `log p(Y_{1..n})` per trial added to the full-trial term.
+    pub prefixes: usize,
 }
 
-impl GlmLearner {
-    /// The configured number of marginal-likelihood updates (none until the buffer holds
-    /// a full batch). Returns the mean statistics, if any update ran.
-    pub fn train(&mut self) -> Option<GlibrlStats> {
-        let g = &self.settings;
-        if self.trials.buffer.len() < g.batch_trials {
-            return None;
-        }
-        let rng = &mut self.trials.rng;
-        let mut mean = GlibrlStats::default();
-        for _ in 0..g.num_updates {
-            let idx = self.trials.buffer.sample(g.batch_trials, rng);
-            let trials = self.trials.buffer.gather(&idx);
-            let steps = trials[0].len();
-            let prefixes = glibrl::sample_prefixes(trials.len(), steps, g.prefixes, rng);
-            let (stats, grad) = self
-                .model
-                .loss_and_grad(&trials, &prefixes, g.prefixes + 1)
-                .expect("GLiBRL priors stay valid under the projected updates");
-            self.adam.step(&mut self.model.params.data, &grad, g.lr);
-            self.model.project_prior();
-            mean.loss += stats.loss / g.num_updates as f64;
-            mean.reward_noise = stats.reward_noise;
-        }
-        Some(mean)
-    }
-}
+/// The learning side of GLiBRL: the canonical model, its optimiser and its trials.
+pub type GlmLearner = TrialLearner<MarginalLikelihood>;
 
-impl BeliefLearner for GlmLearner {
+impl TrialModel for MarginalLikelihood {
+    /// The mean loss of the update and the reward noise after its last step.
     fn columns(&self) -> &'static [&'static str] {
         &["glm_loss", "glm_reward_noise"]
-    }
-    fn record(&mut self, step: &Transition<'_>, trial_end: &[bool]) {
-        self.trials.record(step, trial_end);
-    }
-    fn update(&mut self, _threads: usize) -> Option<Vec<f64>> {
-        self.train().map(|s| vec![s.loss, s.reward_noise])
     }
     fn params(&self) -> &Params {
         &self.model.params
     }
-    fn trials(&self) -> &TrialStore {
-        &self.trials
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.model.params
     }
-    fn trials_mut(&mut self) -> &mut TrialStore {
-        &mut self.trials
+    fn loss_and_grad(
+        &self,
+        trials: &[&TrialRecord],
+        rng: &mut Rng,
+        _threads: usize,
+        stats: &mut [f64],
+        steps: usize,
+    ) -> Vec<f32> {
+        let prefixes = glibrl::sample_prefixes(trials.len(), trials[0].len(), self.prefixes, rng);
+        let (step, grad) = self
+            .model
+            .loss_and_grad(trials, &prefixes, self.prefixes + 1)
+            .expect("GLiBRL priors stay valid under the projected updates");
+        stats[0] += step.loss / steps as f64;
+        stats[1] = step.reward_noise;
+        grad
     }
-    fn batch_trials(&self) -> usize {
-        self.settings.batch_trials
-    }
-    fn save_state(&self) -> LearnerState {
-        LearnerState {
-            params: self.model.params.clone(),
-            adam: self.adam.clone(),
-            rest: codec::encode(&self.trials),
-        }
-    }
-    fn load_state(&mut self, state: LearnerState) -> Result<(), StateError> {
-        check_layout(&state.params, &self.model.params, "glibrl")?;
-        self.trials = codec::decode(&state.rest, "GLiBRL trials")?;
-        self.model.params = state.params;
-        self.adam = state.adam;
-        Ok(())
+    fn after_step(&mut self) {
+        self.model.project_prior();
     }
 }

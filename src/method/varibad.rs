@@ -4,18 +4,18 @@
 //! gradient into the encoder. With `improver = "smc"` this is VariBASeD.
 
 use super::Method;
-use crate::belief::learner::{check_layout, BeliefLearner, LearnerState, TrialStore};
+use crate::belief::learner::{BeliefLearner, TrialStore};
+use crate::belief::trial_learner::{TrialLearner, TrialModel, TrialSettings};
 use crate::belief::trials::TrialRecord;
 use crate::belief::variational::{
     ElboDraw, GruPath, RewardDecoderKind, VaeStats, VaribadModel, VaribadSpec,
 };
-use crate::belief::{Batched, BatchedBelief, Transition};
-use crate::codec;
-use crate::config::{Config, VaribadConfig};
+use crate::belief::{Batched, BatchedBelief};
+use crate::config::Config;
 use crate::env::{ActionSpace, EnvSpec, KnownDynamics};
-use crate::error::{StateError, UserError};
+use crate::error::UserError;
 use crate::improve::smc::{NetPlanner, PlanStep, SmcSettings};
-use crate::nn::{Adam, Params};
+use crate::nn::Params;
 use crate::rng::{streams, Rng};
 
 pub struct Varibad;
@@ -44,19 +44,29 @@ impl Method for Varibad {
         spec: &EnvSpec,
         rows: usize,
     ) -> Result<Option<Box<dyn BeliefLearner>>, UserError> {
-        let model = varibad_model(cfg, spec)?;
-        Ok(Some(Box::new(VaeLearner {
-            adam: Adam::new(model.params.len(), 1e-8),
-            trials: TrialStore::new(
-                cfg.varibad.buffer_trials,
-                rows,
-                spec.obs_dim,
-                spec.action.width(),
-                Rng::stream(cfg.seed, streams::VAE, 0),
-            ),
-            model,
-            settings: cfg.varibad.clone(),
-        })))
+        let v = &cfg.varibad;
+        let opt = |n: usize| (n > 0).then_some(n);
+        let vae = Vae {
+            model: varibad_model(cfg, spec)?,
+            subsample_elbos: opt(v.subsample_elbos),
+            subsample_decodes: opt(v.subsample_decodes),
+        };
+        let settings = TrialSettings {
+            lr: v.lr,
+            num_updates: v.num_updates,
+            batch_trials: v.batch_trials,
+            buffer_trials: v.buffer_trials,
+        };
+        let trials = TrialStore::new(
+            settings.buffer_trials,
+            rows,
+            spec.obs_dim,
+            spec.action.width(),
+            Rng::stream(cfg.seed, streams::VAE, 0),
+        );
+        Ok(Some(Box::new(VaeLearner::new(
+            vae, settings, trials, "varibad",
+        ))))
     }
     fn planner(
         &self,
@@ -93,23 +103,8 @@ pub fn varibad_model(cfg: &Config, spec: &EnvSpec) -> Result<VaribadModel, UserE
         obs_dim: spec.obs_dim,
         action_dim: spec.action.input_width(),
         continuous_actions: matches!(spec.action, ActionSpace::Continuous { .. }),
-        state_embed: v.state_embed,
-        action_embed: v.action_embed,
-        reward_embed: v.reward_embed,
-        gru_hidden: v.gru_hidden,
-        latent: v.latent,
-        decoder_hidden: v.decoder_hidden.clone(),
         num_cells,
-        reward_decoder: v.reward_decoder,
-        reward_input_state: v.reward_input_state,
-        reward_input_action: v.reward_input_action,
-        reward_loss_coeff: v.reward_loss_coeff,
-        decode_state: v.decode_state,
-        state_loss_coeff: v.state_loss_coeff,
-        state_decoder_hidden: v.state_decoder_hidden.clone(),
-        kl_weight: v.kl_weight,
-        kl_to_prior: v.kl_to_prior,
-        kl_sum_over_trials: v.kl_sum_over_trials,
+        config: v.clone(),
     };
     Ok(VaribadModel::new(
         vspec,
@@ -117,121 +112,87 @@ pub fn varibad_model(cfg: &Config, spec: &EnvSpec) -> Result<VaribadModel, UserE
     ))
 }
 
-/// The VAE side of VariBAD: the canonical model, its optimiser and its trials.
-pub struct VaeLearner {
+/// VariBAD's VAE objective for [`TrialLearner`]: the model and the ELBO's sub-sampling.
+pub struct Vae {
     pub model: VaribadModel,
-    pub adam: Adam,
-    pub trials: TrialStore,
-    pub settings: VaribadConfig,
+    /// ELBO terms sampled per trial (`None`: all).
+    pub subsample_elbos: Option<usize>,
+    /// Decodes sampled per ELBO term (`None`: all).
+    pub subsample_decodes: Option<usize>,
 }
+
+/// The VAE side of VariBAD: the canonical model, its optimiser and its trials.
+pub type VaeLearner = TrialLearner<Vae>;
 
 /// Chunks a VAE batch's gradient is computed in (independent of the thread count).
 const VAE_CHUNKS: usize = 2;
 
-impl VaeLearner {
-    /// The configured number of VAE updates on batches from the buffer (none until it
-    /// holds a full batch). Returns the mean statistics, if any update ran.
-    pub fn train(&mut self, threads: usize) -> Option<VaeStats> {
-        let v = &self.settings;
-        if self.trials.buffer.len() < v.batch_trials {
-            return None;
-        }
-        let opt = |n: usize| (n > 0).then_some(n);
-        let latent = self.model.spec.latent;
-        let rng = &mut self.trials.rng;
-        let mut mean = VaeStats::default();
-        for _ in 0..v.num_updates {
-            let idx = self.trials.buffer.sample(v.batch_trials, rng);
-            let trials = self.trials.buffer.gather(&idx);
-            // The batch's gradient in a fixed number of chunks, noise drawn in order,
-            // computed on up to `threads` threads and summed in order: identical
-            // results for any thread count.
-            let per = trials.len().div_ceil(VAE_CHUNKS.min(trials.len()));
-            let chunks: Vec<(&[&TrialRecord], ElboDraw)> = trials
-                .chunks(per)
-                .map(|c| {
-                    let draw = ElboDraw::sample(
-                        c[0].len(),
-                        c.len(),
-                        latent,
-                        rng,
-                        opt(v.subsample_elbos),
-                        opt(v.subsample_decodes),
-                    );
-                    (c, draw)
-                })
-                .collect();
-            let model = &self.model;
-            let n = trials.len();
-            let results: Vec<(VaeStats, Vec<f32>)> = if threads > 1 && chunks.len() > 1 {
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = chunks
-                        .iter()
-                        .map(|(c, d)| {
-                            s.spawn(move || model.chunk_loss_and_grad(c, d, GruPath::Fused, n))
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("VAE gradient thread"))
-                        .collect()
-                })
-            } else {
-                chunks
-                    .iter()
-                    .map(|(c, d)| model.chunk_loss_and_grad(c, d, GruPath::Fused, n))
-                    .collect()
-            };
-            let mut grad = vec![0.0f32; self.model.params.len()];
-            for ((c, _), (stats, g)) in chunks.iter().zip(&results) {
-                grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
-                let w = c.len() as f64 / n as f64 / v.num_updates as f64;
-                mean.loss += stats.loss / v.num_updates as f64;
-                mean.reconstruction += stats.reconstruction * w;
-                mean.kl += stats.kl * w;
-                mean.state_reconstruction += stats.state_reconstruction * w;
-            }
-            self.adam.step(&mut self.model.params.data, &grad, v.lr);
-        }
-        Some(mean)
-    }
-}
-
-impl BeliefLearner for VaeLearner {
+impl TrialModel for Vae {
     fn columns(&self) -> &'static [&'static str] {
         &["vae_loss", "vae_reconstruction", "vae_kl"]
-    }
-    fn record(&mut self, step: &Transition<'_>, trial_end: &[bool]) {
-        self.trials.record(step, trial_end);
-    }
-    fn update(&mut self, threads: usize) -> Option<Vec<f64>> {
-        self.train(threads)
-            .map(|s| vec![s.loss, s.reconstruction, s.kl])
     }
     fn params(&self) -> &Params {
         &self.model.params
     }
-    fn trials(&self) -> &TrialStore {
-        &self.trials
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.model.params
     }
-    fn trials_mut(&mut self) -> &mut TrialStore {
-        &mut self.trials
-    }
-    fn batch_trials(&self) -> usize {
-        self.settings.batch_trials
-    }
-    fn save_state(&self) -> LearnerState {
-        LearnerState {
-            params: self.model.params.clone(),
-            adam: self.adam.clone(),
-            rest: codec::encode(&self.trials),
+    fn loss_and_grad(
+        &self,
+        trials: &[&TrialRecord],
+        rng: &mut Rng,
+        threads: usize,
+        stats: &mut [f64],
+        steps: usize,
+    ) -> Vec<f32> {
+        // The batch's gradient in a fixed number of chunks, noise drawn in order,
+        // computed on up to `threads` threads and summed in order: identical results
+        // for any thread count.
+        let per = trials.len().div_ceil(VAE_CHUNKS.min(trials.len()));
+        let chunks: Vec<(&[&TrialRecord], ElboDraw)> = trials
+            .chunks(per)
+            .map(|c| {
+                let draw = ElboDraw::sample(
+                    c[0].len(),
+                    c.len(),
+                    self.model.spec.config.latent,
+                    rng,
+                    self.subsample_elbos,
+                    self.subsample_decodes,
+                );
+                (c, draw)
+            })
+            .collect();
+        let model = &self.model;
+        let n = trials.len();
+        let results: Vec<(VaeStats, Vec<f32>)> = if threads > 1 && chunks.len() > 1 {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = chunks
+                    .iter()
+                    .map(|(c, d)| {
+                        s.spawn(move || model.chunk_loss_and_grad(c, d, GruPath::Fused, n))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("VAE gradient thread"))
+                    .collect()
+            })
+        } else {
+            chunks
+                .iter()
+                .map(|(c, d)| model.chunk_loss_and_grad(c, d, GruPath::Fused, n))
+                .collect()
+        };
+        let mut grad = vec![0.0f32; model.params.len()];
+        for ((c, _), (chunk, g)) in chunks.iter().zip(&results) {
+            grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+            // Reconstruction and KL are per-trial means over the chunk.
+            let w = c.len() as f64 / n as f64 / steps as f64;
+            stats[0] += chunk.loss / steps as f64;
+            stats[1] += chunk.reconstruction * w;
+            stats[2] += chunk.kl * w;
         }
-    }
-    fn load_state(&mut self, state: LearnerState) -> Result<(), StateError> {
-        check_layout(&state.params, &self.model.params, "varibad")?;
-        self.trials = codec::decode(&state.rest, "VAE trials")?;
-        self.model.params = state.params;
-        self.adam = state.adam;
-        Ok(())
+        grad
     }
 }

@@ -64,13 +64,8 @@ pub fn make_plan_hook(
     }
     let c = &cfg.smc;
     let settings = SmcSettings {
-        particles: c.particles,
-        nested: c.nested,
-        depth: c.depth,
-        eta: c.eta,
+        config: c.clone(),
         gamma: cfg.ppo.gamma,
-        resample_below: c.resample_below,
-        advantage_reward: c.advantage_reward,
     };
     let dynamics = env.known_dynamics()?;
     let spec = env.spec();

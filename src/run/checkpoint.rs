@@ -154,6 +154,32 @@ struct State {
     learner: Option<(Layout, Blob)>,
 }
 
+/// [`State`] as borrows, for writing: the same fields in the same order, so the same
+/// bytes.
+#[derive(Serialize)]
+struct StateRef<'a> {
+    update: u64,
+    frames: u64,
+    wall_s: f64,
+    policy: Layout,
+    actor: &'a ActorState,
+    belief: Option<Bytes<'a>>,
+    env: String,
+    minibatch_rng: &'a Rng,
+    obs_rms: &'a Option<RunningMeanStd>,
+    reward_scaler: &'a Option<RewardScaler>,
+    learner: Option<(Layout, Bytes<'a>)>,
+}
+
+/// Borrowed bytes encoded like [`Blob`]: one length-prefixed block.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
 /// The checkpoint folder of a run folder.
 pub fn checkpoint_dir(run: &Path) -> PathBuf {
     run.join(files::CHECKPOINT)
@@ -212,23 +238,29 @@ pub fn save(run: &Path, ck: &Checkpoint, trainer: &Trainer) -> Result<(), UserEr
         .collect();
     let tensor_bytes = safetensors::serialize(views, None)
         .map_err(|e| UserError::Other(format!("serialising checkpoint tensors: {e}")))?;
-    let state = State {
+    // Encoded from borrows (same bytes as `State`): the trial buffer is copied once,
+    // into a buffer sized up front, not cloned and regrown.
+    let blobs = ck.belief.as_ref().map_or(0, Vec::len)
+        + ck.learner.as_ref().map_or(0, |l| l.rest.len());
+    let state = StateRef {
         update: ck.update,
         frames: ck.frames,
         wall_s: ck.wall_s,
         policy: Layout::of(&ck.params, &ck.adam),
-        actor: ck.actor.clone(),
-        belief: ck.belief.clone().map(Blob),
+        actor: &ck.actor,
+        belief: ck.belief.as_deref().map(Bytes),
         env: ck.env.to_string(),
-        minibatch_rng: ck.minibatch_rng.clone(),
-        obs_rms: ck.obs_rms.clone(),
-        reward_scaler: ck.reward_scaler.clone(),
+        minibatch_rng: &ck.minibatch_rng,
+        obs_rms: &ck.obs_rms,
+        reward_scaler: &ck.reward_scaler,
         learner: ck
             .learner
             .as_ref()
-            .map(|l| (Layout::of(&l.params, &l.adam), Blob(l.rest.clone()))),
+            .map(|l| (Layout::of(&l.params, &l.adam), Bytes(&l.rest))),
     };
-    let state_bytes = lz4_flex::compress_prepend_size(&codec::encode(&state));
+    let encoded = codec::encode_with_capacity(&state, blobs + (1 << 16));
+    let state_bytes = lz4_flex::compress_prepend_size(&encoded);
+    drop(encoded);
     let mut entries = Vec::new();
     for (name, bytes) in [
         (format!("tensors-{}.safetensors", ck.update), &tensor_bytes),

@@ -9,10 +9,10 @@
 //! actions; a resumed batch resets each row with its saved task and seed and replays
 //! those actions (MuJoCo is deterministic).
 
-use crate::env::{check_saved_state, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
-use crate::error::UserError;
+use crate::env::replay::{episode_seed, ReplayShape, ReplayState};
+use crate::env::{ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
+use crate::error::{StateError, UserError};
 use crate::rng::{streams, Rng};
-use serde::{Deserialize, Serialize};
 
 /// What one step of one row reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -209,7 +209,7 @@ fn reset_row(row: &mut Row, r: usize, new_trial: bool, l: &Layout, draw: Draw, o
         row.trials += 1;
         row.ep = 0;
     }
-    row.episode_seed = row.rng.next_u64() >> 1;
+    row.episode_seed = episode_seed(&mut row.rng);
     row.ep_t = 0;
     row.history.clear();
     row.sim
@@ -353,7 +353,7 @@ impl BatchEnv for NativeBatch {
     }
 
     fn save_state(&self) -> serde_json::Value {
-        let saved = Saved {
+        let saved = ReplayState {
             env: self.spec.name.to_string(),
             split: self.split,
             task_index: self.rows.iter().map(|r| r.task_index).collect(),
@@ -364,48 +364,25 @@ impl BatchEnv for NativeBatch {
             rng: self.rows.iter().map(|r| r.rng.clone()).collect(),
             trials: self.rows.iter().map(|r| r.trials).collect(),
             history: self.rows.iter().map(|r| r.history.clone()).collect(),
+            events: None,
         };
         serde_json::to_value(saved).expect("NativeBatch state serialises")
     }
 
-    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String> {
-        let name = self.spec.name;
-        let s = Saved::deserialize(state).map_err(|e| format!("{name} state: {e}"))?;
-        let n = self.rows.len();
-        check_saved_state(
-            name,
-            self.split,
-            n,
-            &s.env,
-            s.split,
-            &[
-                ("task_index", s.task_index.len()),
-                ("task_value_bits", s.task_value_bits.len()),
-                ("episode_seed", s.episode_seed.len()),
-                ("ep_t", s.ep_t.len()),
-                ("ep", s.ep.len()),
-                ("rng", s.rng.len()),
-                ("trials", s.trials.len()),
-                ("history", s.history.len()),
-            ],
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), StateError> {
+        let s = ReplayState::load(
+            state,
+            &ReplayShape {
+                env: self.spec.name,
+                split: self.split,
+                rows: self.rows.len(),
+                num_tasks: self.num_tasks,
+                episode_len: self.layout.ep_len as usize,
+                episodes_per_trial: self.layout.k as usize,
+                act_dim: self.layout.ad,
+            },
         )?;
         let (od, ad) = (self.layout.od, self.layout.ad);
-        for r in 0..n {
-            if s.task_index[r] as usize >= self.num_tasks.max(1) {
-                return Err(format!(
-                    "{name} state: row {r} task index {} out of range",
-                    s.task_index[r]
-                ));
-            }
-            if s.ep_t[r] >= self.layout.ep_len || s.ep[r] >= self.layout.k {
-                return Err(format!("{name} state: row {r} counters out of range"));
-            }
-            if s.history[r].len() != s.ep_t[r] as usize * ad {
-                return Err(format!(
-                    "{name} state: row {r} action history does not match its step count"
-                ));
-            }
-        }
         let mut obs = vec![0.0f32; od];
         for (r, row) in self.rows.iter_mut().enumerate() {
             row.task_index = s.task_index[r];
@@ -443,19 +420,4 @@ impl BatchEnv for NativeBatch {
     fn task_index(&self, r: usize) -> Option<u32> {
         (self.num_tasks > 0).then(|| self.rows[r].task_index)
     }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Saved {
-    env: String,
-    split: Split,
-    task_index: Vec<u32>,
-    task_value_bits: Vec<u64>,
-    episode_seed: Vec<u64>,
-    ep_t: Vec<u32>,
-    ep: Vec<u32>,
-    rng: Vec<Rng>,
-    trials: Vec<u64>,
-    history: Vec<Vec<f32>>,
 }

@@ -24,6 +24,7 @@ use super::lib::{Data, Model};
 use super::offsets::OBJ_BODY;
 use super::{assets_dir, MujocoError};
 use crate::env::python::{MUJOCO_EPISODES_PER_TRIAL, MUJOCO_EPISODE_LEN};
+use crate::env::replay::TaskDraw;
 use crate::env::Split;
 use crate::error::UserError;
 use crate::rng::{streams, Rng};
@@ -150,15 +151,16 @@ impl Family for LocomotionFamily {
     fn draw_task(
         &self,
         rng: &mut Rng,
-        _split: Split,
-        _row: usize,
-        _trial: u64,
-        _rows: usize,
+        split: Split,
+        row: usize,
+        trial: u64,
+        rows: usize,
     ) -> (u32, f64) {
-        match self.kind {
-            Kind::CheetahVel => (0, 3.0 * rng.uniform()),
-            _ => (0, if rng.uniform() < 0.5 { -1.0 } else { 1.0 }),
-        }
+        let draw = match self.kind {
+            Kind::CheetahVel => TaskDraw::Velocity,
+            _ => TaskDraw::Direction,
+        };
+        draw.draw(rng, split, row, trial, rows)
     }
     fn row(&self) -> Result<Box<dyn RowSim>, UserError> {
         Ok(Box::new(self.new_row()?))

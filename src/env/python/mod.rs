@@ -37,10 +37,11 @@
 
 pub mod worker;
 
+use super::replay::{episode_seed, ReplayShape, ReplayState, TaskDraw};
 use super::{ActionSpace, BatchEnv, EnvEvents, EnvSpec, Split, StepOut};
-use crate::error::UserError;
+use crate::error::{StateError, UserError};
 use crate::rng::{streams, Rng};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::ops::Range;
 use std::time::Duration;
 use worker::{Worker, WorkerError, INSTALL_HINT, PROTOCOL_VERSION};
@@ -453,27 +454,16 @@ impl PyBatchEnv {
     }
 
     fn draw_task(&mut self, r: usize) {
+        let draw = match self.family {
+            Family::Mujoco("cheetah-vel") => TaskDraw::Velocity,
+            Family::Mujoco(_) => TaskDraw::Direction,
+            Family::MetaWorld { .. } => TaskDraw::List(self.hello.num_tasks),
+        };
+        let rows = self.num_envs();
+        let (index, value) = draw.draw(&mut self.rng[r], self.split, r, self.trials[r], rows);
         match self.family {
-            Family::Mujoco("cheetah-vel") => {
-                self.task_value[r] = 3.0 * self.rng[r].uniform();
-            }
-            Family::Mujoco(_) => {
-                self.task_value[r] = if self.rng[r].uniform() < 0.5 {
-                    -1.0
-                } else {
-                    1.0
-                };
-            }
-            Family::MetaWorld { .. } if self.split == Split::Train => {
-                self.task_index[r] = self.rng[r].below(self.hello.num_tasks as u64) as u32;
-            }
-            Family::MetaWorld { .. } => {
-                // Held-out tasks are visited in turn, so a meta-test over as many trials
-                // as there are test tasks plays each task equally often.
-                let n = self.num_envs() as u64;
-                let i = (r as u64 + self.trials[r] * n) % self.hello.num_tasks as u64;
-                self.task_index[r] = i as u32;
-            }
+            Family::Mujoco(_) => self.task_value[r] = value,
+            Family::MetaWorld { .. } => self.task_index[r] = index,
         }
         self.trials[r] += 1;
     }
@@ -484,7 +474,7 @@ impl PyBatchEnv {
             self.draw_task(r);
             self.ep[r] = 0;
         }
-        self.episode_seed[r] = self.rng[r].next_u64() >> 1;
+        self.episode_seed[r] = episode_seed(&mut self.rng[r]);
         self.ep_t[r] = 0;
         self.history[r].clear();
         let local = (r - self.slices[w].start) as u32;
@@ -985,7 +975,7 @@ impl BatchEnv for PyBatchEnv {
             self.in_flight.is_empty(),
             "PyBatchEnv::save_state with parts in flight"
         );
-        let saved = Saved {
+        let saved = ReplayState {
             env: self.spec.name.to_string(),
             split: self.split,
             task_index: self.task_index.clone(),
@@ -996,51 +986,27 @@ impl BatchEnv for PyBatchEnv {
             rng: self.rng.clone(),
             trials: self.trials.clone(),
             history: self.history.clone(),
-            events: self.events,
+            events: Some(self.events),
         };
         serde_json::to_value(saved).expect("PyBatchEnv state serialises")
     }
 
-    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), String> {
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), StateError> {
         let name = self.spec.name;
-        let s = Saved::deserialize(state).map_err(|e| format!("{name} state: {e}"))?;
         let n = self.num_envs();
-        super::check_saved_state(
-            name,
-            self.split,
-            n,
-            &s.env,
-            s.split,
-            &[
-                ("task_index", s.task_index.len()),
-                ("task_value_bits", s.task_value_bits.len()),
-                ("episode_seed", s.episode_seed.len()),
-                ("ep_t", s.ep_t.len()),
-                ("ep", s.ep.len()),
-                ("rng", s.rng.len()),
-                ("trials", s.trials.len()),
-                ("history", s.history.len()),
-            ],
-        )?;
         let ad = self.act_dim();
-        for r in 0..n {
-            if s.task_index[r] as usize >= self.hello.num_tasks.max(1) {
-                return Err(format!(
-                    "{name} state: row {r} task index {} out of range",
-                    s.task_index[r]
-                ));
-            }
-            if s.ep_t[r] as usize >= self.spec.episode_len
-                || s.ep[r] as usize >= self.spec.episodes_per_trial
-            {
-                return Err(format!("{name} state: row {r} counters out of range"));
-            }
-            if s.history[r].len() != s.ep_t[r] as usize * ad {
-                return Err(format!(
-                    "{name} state: row {r} action history does not match its step count"
-                ));
-            }
-        }
+        let s = ReplayState::load(
+            state,
+            &ReplayShape {
+                env: name,
+                split: self.split,
+                rows: n,
+                num_tasks: self.hello.num_tasks,
+                episode_len: self.spec.episode_len,
+                episodes_per_trial: self.spec.episodes_per_trial,
+                act_dim: ad,
+            },
+        )?;
         self.task_index = s.task_index;
         self.task_value = s
             .task_value_bits
@@ -1053,7 +1019,7 @@ impl BatchEnv for PyBatchEnv {
         self.rng = s.rng;
         self.trials = s.trials;
         self.history = s.history;
-        self.events = s.events;
+        self.events = s.events.unwrap_or_default();
         // Bring every simulator to the saved state: reset with the saved task and seed,
         // then replay the episode's actions (MuJoCo is deterministic).
         let od = self.spec.obs_dim;
@@ -1078,7 +1044,9 @@ impl BatchEnv for PyBatchEnv {
                 self.workers[w]
                     .send()
                     .and_then(|_| self.recv_obs(w, std::iter::once(r), &mut obs))
-                    .map_err(|e| format!("{name}: replaying row {r} after resume: {e}"))?;
+                    .map_err(|e| {
+                        StateError::Replay(format!("{name}: replaying row {r} after resume: {e}"))
+                    })?;
             }
         }
         self.last_obs = obs;
@@ -1108,20 +1076,4 @@ impl Drop for PyBatchEnv {
             w.shutdown(Duration::from_secs(2));
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Saved {
-    env: String,
-    split: Split,
-    task_index: Vec<u32>,
-    task_value_bits: Vec<u64>,
-    episode_seed: Vec<u64>,
-    ep_t: Vec<u32>,
-    ep: Vec<u32>,
-    rng: Vec<Rng>,
-    trials: Vec<u64>,
-    history: Vec<Vec<f32>>,
-    events: EnvEvents,
 }

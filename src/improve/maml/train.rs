@@ -194,7 +194,7 @@ impl MamlTrainer {
                 self.collector.rngs.len()
             ));
         }
-        self.env.load_state(&ck.env)?;
+        self.env.load_state(&ck.env).map_err(|e| e.to_string())?;
         self.theta = ck.theta;
         self.update = ck.update;
         self.frames = ck.frames;
