@@ -130,6 +130,15 @@ fn provenance_collects_and_writes_pretty_json() {
     if let Some(rev) = &p.git_revision {
         assert!(rev.len() >= 40 && p.git_dirty.is_some(), "{p:?}");
     }
+    // The revision is the one the binary was built from (build.rs), whatever the
+    // current directory: in a git checkout it is the checkout's HEAD.
+    let head = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    assert_eq!(p.git_revision, head, "{p:?}");
     let dir = tempfile::tempdir().unwrap();
     write_run_json(dir.path(), &p).unwrap();
     let text = fs::read_to_string(dir.path().join("run.json")).unwrap();

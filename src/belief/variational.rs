@@ -1042,7 +1042,11 @@ impl VaribadModel {
         let kl = (kl_terms * counts).sum();
 
         let inv_b = 1.0 / batch_trials as f32;
-        let kl_norm = if sp.config.kl_sum_over_trials { 1.0 } else { inv_b };
+        let kl_norm = if sp.config.kl_sum_over_trials {
+            1.0
+        } else {
+            inv_b
+        };
         let mut loss = recon.clone() * (sp.config.reward_loss_coeff as f32 * inv_b)
             + kl.clone() * (sp.config.kl_weight as f32 * kl_norm);
         if let Some(sr) = &state_recon {
@@ -1077,7 +1081,12 @@ impl VaribadModel {
         let sp = &self.spec;
         let p = &self.params;
         let (steps, rows) = (batch.steps, batch.rows);
-        let (n, terms, l, hd) = (steps * rows, (steps + 1) * rows, sp.config.latent, sp.config.gru_hidden);
+        let (n, terms, l, hd) = (
+            steps * rows,
+            (steps + 1) * rows,
+            sp.config.latent,
+            sp.config.gru_hidden,
+        );
         let mut grad = vec![0.0f32; p.len()];
         let one = |d: &Dense| std::slice::from_ref(d).to_vec();
         let relu_layer =
@@ -1155,7 +1164,12 @@ impl VaribadModel {
         };
 
         // KL of each term to the previous posterior (N(0, I) before the prior).
-        let kw = sp.config.kl_weight as f32 * if sp.config.kl_sum_over_trials { 1.0 } else { inv_b };
+        let kw = sp.config.kl_weight as f32
+            * if sp.config.kl_sum_over_trials {
+                1.0
+            } else {
+                inv_b
+            };
         let mut dmu = dm.clone();
         let mut dlv = vec![0.0f32; terms * l];
         let mut kl = 0.0f64;

@@ -240,8 +240,8 @@ pub fn save(run: &Path, ck: &Checkpoint, trainer: &Trainer) -> Result<(), UserEr
         .map_err(|e| UserError::Other(format!("serialising checkpoint tensors: {e}")))?;
     // Encoded from borrows (same bytes as `State`): the trial buffer is copied once,
     // into a buffer sized up front, not cloned and regrown.
-    let blobs = ck.belief.as_ref().map_or(0, Vec::len)
-        + ck.learner.as_ref().map_or(0, |l| l.rest.len());
+    let blobs =
+        ck.belief.as_ref().map_or(0, Vec::len) + ck.learner.as_ref().map_or(0, |l| l.rest.len());
     let state = StateRef {
         update: ck.update,
         frames: ck.frames,

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -121,9 +120,10 @@ fn create_dir(dir: &Path) -> Result<(), UserError> {
 pub struct Provenance {
     /// bamdp version (`CARGO_PKG_VERSION`).
     pub version: String,
-    /// `git rev-parse HEAD` in the current directory, if git and a repository are there.
+    /// The commit this binary was built from (`git rev-parse HEAD` at build time, see
+    /// build.rs); `None` when it was not built from a git checkout.
     pub git_revision: Option<String>,
-    /// Whether `git status --porcelain` reported changes.
+    /// Whether tracked files differed from that commit when the binary was built.
     pub git_dirty: Option<bool>,
     pub seed: u64,
     /// The command line, arguments lossily converted to UTF-8.
@@ -138,11 +138,9 @@ pub struct Provenance {
 impl Provenance {
     /// Gather provenance for a run now. Never fails: what cannot be found is `None`.
     pub fn collect(seed: u64, threads: usize) -> Provenance {
-        let git_revision = git(&["rev-parse", "HEAD"]).map(|s| s.trim().to_string());
-        let git_dirty = git_revision
-            .as_ref()
-            .and_then(|_| git(&["status", "--porcelain"]))
-            .map(|s| !s.trim().is_empty());
+        let built = |value: &'static str| Some(value).filter(|v| !v.is_empty());
+        let git_revision = built(env!("BAMDP_GIT_REVISION")).map(str::to_string);
+        let git_dirty = built(env!("BAMDP_GIT_DIRTY")).map(|v| v == "true");
         Provenance {
             version: env!("CARGO_PKG_VERSION").to_string(),
             git_revision,
@@ -184,18 +182,4 @@ pub fn hostname() -> Option<String> {
         .or_else(|| std::env::var("COMPUTERNAME").ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-}
-
-/// Stdout of a successful `git <args>`, or `None` (no git, not a repository, ...).
-fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8(out.stdout).ok()
 }
