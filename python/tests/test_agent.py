@@ -134,7 +134,16 @@ except KeyboardInterrupt as e:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     sys.exit(3)
 """
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child starts with SIGINT at its default even when this test runs with SIGINT
+    # ignored (a background job of a shell without job control): only then does Python
+    # install its own Ctrl-C handler, which the test checks is back afterwards.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     metrics = out / "metrics.csv"
     deadline = time.time() + 120
     while time.time() < deadline:
