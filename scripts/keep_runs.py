@@ -5,7 +5,11 @@
 
 For every run folder under SWEEP_DIR (a folder holding config.toml and metrics.csv),
 writes DEST/<same relative path>/ with:
-  config.toml, run.json, eval.json, eval.csv  copied as they are (when present);
+  config.toml, eval.json, eval.csv             copied as they are (when present);
+  run.json                                     copied, with the machine's paths in its
+                                               command line made relative (the binary
+                                               as `bamdp`, the sweep folder as
+                                               `sweeps/<its name>`);
   metrics.csv                                  thinned to at most --rows rows (evenly
                                                spaced, always keeping the last one),
 so `bamdp report DEST --out ...` redraws the tables and curves without the
@@ -14,11 +18,12 @@ checkpoints, TensorBoard files and full-resolution metrics (megabytes per run).
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import sys
 
-KEPT = ["config.toml", "run.json", "eval.json", "eval.csv"]
+KEPT = ["config.toml", "eval.json", "eval.csv"]
 
 
 def run_dirs(root):
@@ -27,6 +32,22 @@ def run_dirs(root):
         if "config.toml" in files and "metrics.csv" in files:
             dirs.clear()
             yield here
+
+
+def keep_provenance(src, dst, sweep):
+    with open(src) as f:
+        run = json.load(f)
+    root = os.path.abspath(sweep)
+    named = "sweeps/" + os.path.basename(root.rstrip("/"))
+    command = run.get("command") or []
+    if command:
+        command[0] = "bamdp"
+    run["command"] = [a.replace(root, named) if isinstance(a, str) else a for a in command]
+    tmp = dst + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(run, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, dst)
 
 
 def thin(src, dst, rows):
@@ -64,6 +85,8 @@ def main():
         for name in KEPT:
             if os.path.isfile(os.path.join(d, name)):
                 shutil.copyfile(os.path.join(d, name), os.path.join(out, name))
+        if os.path.isfile(os.path.join(d, "run.json")):
+            keep_provenance(os.path.join(d, "run.json"), os.path.join(out, "run.json"), a.src)
         thin(os.path.join(d, "metrics.csv"), os.path.join(out, "metrics.csv"), a.rows)
         n += 1
     print(f"{n} run folders kept in {a.dest}")
