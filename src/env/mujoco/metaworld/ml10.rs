@@ -24,6 +24,7 @@ use crate::env::mujoco::batch::{Family, Outcome, RowSim};
 use crate::env::mujoco::mt19937::Mt19937;
 use crate::env::mujoco::MujocoError;
 use crate::env::python::METAWORLD_EPISODES_PER_TRIAL;
+use crate::env::replay::TaskDraw;
 use crate::env::Split;
 use crate::error::UserError;
 use crate::rng::Rng;
@@ -146,11 +147,7 @@ impl Family for Ml10Family {
         trial: u64,
         rows: usize,
     ) -> (u32, f64) {
-        let n = self.names.len() as u64;
-        match split {
-            Split::Train => (rng.below(n) as u32, 0.0),
-            Split::Test => (((row as u64 + trial * rows as u64) % n) as u32, 0.0),
-        }
+        TaskDraw::List(self.names.len()).draw(rng, split, row, trial, rows)
     }
     fn row(&self) -> Result<Box<dyn RowSim>, UserError> {
         Ok(Box::new(self.new_row()?))

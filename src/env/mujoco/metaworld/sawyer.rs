@@ -33,6 +33,7 @@ use crate::env::mujoco::lib::{Data, Model};
 use crate::env::mujoco::offsets::{EQ_WELD, OBJ_BODY, OBJ_GEOM, OBJ_JOINT, OBJ_SITE};
 use crate::env::mujoco::{assets_dir, MujocoError};
 use crate::env::python::METAWORLD_EPISODES_PER_TRIAL;
+use crate::env::replay::TaskDraw;
 use crate::env::Split;
 use crate::error::UserError;
 use crate::rng::Rng;
@@ -213,11 +214,7 @@ impl Family for SawyerFamily {
         trial: u64,
         rows: usize,
     ) -> (u32, f64) {
-        let n = self.tasks.len() as u64;
-        match split {
-            Split::Train => (rng.below(n) as u32, 0.0),
-            Split::Test => (((row as u64 + trial * rows as u64) % n) as u32, 0.0),
-        }
+        TaskDraw::List(self.tasks.len()).draw(rng, split, row, trial, rows)
     }
     fn row(&self) -> Result<Box<dyn RowSim>, UserError> {
         Ok(Box::new(self.new_row()?))
