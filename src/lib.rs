@@ -20,10 +20,6 @@
 //!
 //! See ARCHITECTURE.md at the repository root for the data flow and invariants.
 
-// Numeric kernels index several parallel arrays with one row or column counter; the
-// iterator form clippy suggests would zip three or four slices and read worse.
-#![allow(clippy::needless_range_loop)]
-
 pub mod api;
 pub mod belief;
 pub mod cli;

@@ -199,6 +199,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
     fn em_gaussian_cross_entropy_equals_the_weighted_sum_over_root_actions() {
         let (net, p) = net(true);
         let mut rng = Rng::new(9);

@@ -103,6 +103,7 @@ impl RolloutBuffer {
 /// `values[t+1]` inside a sequence and `last_value` after the rollout's last step.
 /// The advantage recursion A_t = delta_t + gamma * lambda * A_{t+1} is cut after any end.
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::needless_range_loop)] // parallel arrays share one index
 pub fn gae(
     steps: usize,
     rows: usize,

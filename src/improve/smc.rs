@@ -519,6 +519,7 @@ fn sample_actions<P: PolicyValue>(
 }
 
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::needless_range_loop)] // parallel arrays share one index
 fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
     st: &SmcSettings,
     model: &B,

@@ -209,6 +209,7 @@ impl Actor {
     /// the env, advances beliefs and bookkeeping. Returns the log-probabilities and values
     /// through the provided slices. Completed trials are appended to `finished`.
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
     pub fn step(
         &mut self,
         net: &AgentNet,

@@ -582,6 +582,7 @@ impl PyBatchEnv {
     /// only part `g`'s rows are read. Collect the part with [`PyBatchEnv::step_end`];
     /// parts are collected in the order they were begun, and a part is begun again
     /// only after it was collected. `step` = every part's begin, then every end.
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
     pub fn step_begin(&mut self, g: usize, actions: &[f32]) {
         let n = self.num_envs();
         let ad = self.act_dim();
@@ -909,6 +910,7 @@ impl BatchEnv for PyBatchEnv {
         self.task_index.len()
     }
 
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
     fn reset(&mut self, obs: &mut [f32]) {
         let n = self.num_envs();
         assert_eq!(

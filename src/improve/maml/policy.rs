@@ -411,6 +411,7 @@ impl Policy {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
     fn hvp_or_grad(
         &self,
         theta: &[f64],
@@ -493,6 +494,7 @@ impl Policy {
     /// `out = (1/n) sum_t J_t' M_t J_t v`: the Fisher information of the action
     /// distribution over `n` observations times `v` (exactly the Hessian of the mean
     /// KL(pi_theta_old || pi_theta) at theta = theta_old).
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
     pub fn fisher_vp(
         &self,
         theta: &[f64],

@@ -206,6 +206,7 @@ pub(crate) fn rope_apply(v: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32
 /// probabilities into `prob[..n]` and adds `sum_j prob_j v_j` into `out`.
 /// `key(j)`/`value(j)` give the head's slices of context token `j`.
 #[inline]
+#[allow(clippy::needless_range_loop)] // parallel arrays share one index
 pub(crate) fn attend<'a>(
     q: &[f32],
     scale: f32,

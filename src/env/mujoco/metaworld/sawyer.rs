@@ -534,6 +534,7 @@ impl RowSim for Sawyer {
         self.data.step(FRAME_SKIP * env_steps);
     }
 
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
     fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Outcome {
         let m = self.ids.mocap;
         // set_xyz_action: a float32 delta (NumPy: float32 array times a Python float).
