@@ -9,7 +9,7 @@
 //! (squared error), from a buffer of complete trials.
 
 mod run_support;
-use bamdp::belief::learner::{BeliefLearner, TrialStore};
+use bamdp::belief::learner::BeliefLearner;
 use bamdp::belief::trial_learner::{TrialLearner, TrialModel, TrialSettings};
 use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::{Batched, BatchedBelief, Belief, Transition};
@@ -167,20 +167,18 @@ impl Method for Toy {
             batch_trials: 4,
             buffer_trials: 100,
         };
-        let trials = TrialStore::new(
-            settings.buffer_trials,
-            rows,
-            spec.obs_dim,
-            spec.action.width(),
-            Rng::stream(cfg.seed, 77, 0),
-        );
         let loss = MeanLoss {
             model: MeanReward::new(),
             diverge_after: self.diverge_after,
             updates: 0,
         };
-        Ok(Some(Box::new(TrialLearner::new(
-            loss, settings, trials, "toy",
+        Ok(Some(Box::new(TrialLearner::for_env(
+            loss,
+            settings,
+            spec,
+            rows,
+            Rng::stream(cfg.seed, 77, 0),
+            "toy",
         ))))
     }
 }

@@ -128,6 +128,26 @@ impl<M: TrialModel> TrialLearner<M> {
         }
     }
 
+    /// A learner of `model` with an empty buffer of `settings.buffer_trials` trials
+    /// shaped for `rows` rows of `spec`'s env, its sampling stream `rng`.
+    pub fn for_env(
+        model: M,
+        settings: TrialSettings,
+        spec: &crate::env::EnvSpec,
+        rows: usize,
+        rng: Rng,
+        section: &'static str,
+    ) -> Self {
+        let trials = TrialStore::new(
+            settings.buffer_trials,
+            rows,
+            spec.obs_dim,
+            spec.action.width(),
+            rng,
+        );
+        Self::new(model, settings, trials, section)
+    }
+
     /// The configured number of gradient steps on batches drawn from the buffer (none
     /// until it holds a full batch). Returns the update's statistics, if any step ran.
     pub fn train(&mut self, threads: usize) -> Option<Vec<f64>> {

@@ -5,7 +5,7 @@
 
 use super::Method;
 use crate::belief::glibrl::{self, GlibrlModel, GlibrlSpec};
-use crate::belief::learner::{BeliefLearner, TrialStore};
+use crate::belief::learner::BeliefLearner;
 use crate::belief::trial_learner::{TrialLearner, TrialModel, TrialSettings};
 use crate::belief::trials::TrialRecord;
 use crate::belief::{Batched, BatchedBelief};
@@ -50,15 +50,13 @@ impl Method for Glibrl {
             batch_trials: g.batch_trials,
             buffer_trials: g.buffer_trials,
         };
-        let trials = TrialStore::new(
-            settings.buffer_trials,
+        Ok(Some(Box::new(GlmLearner::for_env(
+            objective,
+            settings,
+            spec,
             rows,
-            spec.obs_dim,
-            spec.action.width(),
             Rng::stream(cfg.seed, streams::VAE, 1),
-        );
-        Ok(Some(Box::new(GlmLearner::new(
-            objective, settings, trials, "glibrl",
+            "glibrl",
         ))))
     }
     fn planner(

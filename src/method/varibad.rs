@@ -4,7 +4,7 @@
 //! gradient into the encoder. With `improver = "smc"` this is VariBASeD.
 
 use super::Method;
-use crate::belief::learner::{BeliefLearner, TrialStore};
+use crate::belief::learner::BeliefLearner;
 use crate::belief::trial_learner::{TrialLearner, TrialModel, TrialSettings};
 use crate::belief::trials::TrialRecord;
 use crate::belief::variational::{
@@ -57,15 +57,13 @@ impl Method for Varibad {
             batch_trials: v.batch_trials,
             buffer_trials: v.buffer_trials,
         };
-        let trials = TrialStore::new(
-            settings.buffer_trials,
+        Ok(Some(Box::new(VaeLearner::for_env(
+            vae,
+            settings,
+            spec,
             rows,
-            spec.obs_dim,
-            spec.action.width(),
             Rng::stream(cfg.seed, streams::VAE, 0),
-        );
-        Ok(Some(Box::new(VaeLearner::new(
-            vae, settings, trials, "varibad",
+            "varibad",
         ))))
     }
     fn planner(
