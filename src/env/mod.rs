@@ -213,6 +213,12 @@ pub trait BatchEnv: Send {
         let _ = r;
         None
     }
+    /// The class of task `index` of the split's list, for families of task classes
+    /// (MetaWorld's `reach-v3`, ...), whose success is averaged per class.
+    fn task_class(&self, index: u32) -> Option<&'static str> {
+        let _ = index;
+        None
+    }
 }
 
 /// The task-independent part of an environment's dynamics, which a planner simulates

@@ -325,14 +325,14 @@ pub fn env_figures(
             format!("Performance profile: fraction of runs (x tasks) whose final meta-test {what} exceeds tau; band: 95% stratified-bootstrap interval."),
         )?;
     }
-    // Per-task success (MetaWorld's ML10/ML45 families), when the evaluations list tasks.
-    let per_task: BTreeMap<&String, Vec<&BTreeMap<String, f64>>> = methods
+    // Success per task class (MetaWorld's protocol), when the evaluations list classes.
+    let per_task: BTreeMap<&String, Vec<BTreeMap<String, f64>>> = methods
         .iter()
         .map(|(m, runs)| {
             (
                 m,
                 runs.iter()
-                    .filter_map(|r| r.eval.as_ref()?.per_task_success.as_ref())
+                    .filter_map(|r| r.eval.as_ref()?.class_success())
                     .collect(),
             )
         })
@@ -375,7 +375,7 @@ pub fn env_figures(
             "Meta-test success per task, mean over seeds; whiskers: 95% bootstrap interval.".into(),
         ));
     } else if has_success {
-        notes.push("The evaluations have no per-task success (per_task_success in eval.json): no per-task bars.".into());
+        notes.push("The evaluations have no per-class success (`bamdp eval --protocol metaworld` on a MetaWorld env writes it): no per-task bars.".into());
     }
     Ok((figures, notes))
 }

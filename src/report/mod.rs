@@ -113,8 +113,8 @@ impl Metric {
             }
             Metric::Success => {
                 // Per task when every run lists the same tasks (stratified by task).
-                let tasks: Option<Vec<&BTreeMap<String, f64>>> =
-                    evals.iter().map(|e| e.per_task_success.as_ref()).collect();
+                let tasks: Option<Vec<BTreeMap<String, f64>>> =
+                    evals.iter().map(|e| e.class_success()).collect();
                 if let Some(tasks) = tasks {
                     let names: Vec<&String> = tasks[0].keys().collect();
                     if !names.is_empty() && tasks.iter().all(|t| t.keys().eq(names.iter().copied()))

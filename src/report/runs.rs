@@ -60,9 +60,25 @@ pub struct EvalFile {
     pub trial_return: f64,
     #[serde(default)]
     pub summary: Option<EvalSummary>,
-    /// Success rate per task name (MetaWorld's ML10/ML45 families), when present.
+    /// MetaWorld's protocol's scores (`bamdp eval --protocol metaworld`).
     #[serde(default)]
-    pub per_task_success: Option<BTreeMap<String, f64>>,
+    pub metaworld: Option<MetaWorldFile>,
+}
+
+/// The parts of eval.json's `metaworld` object a report reads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct MetaWorldFile {
+    pub success_rate: f64,
+    #[serde(default)]
+    pub class_success_rate: Option<f64>,
+    #[serde(default)]
+    pub per_class: Vec<ClassFile>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ClassFile {
+    pub class: String,
+    pub success_rate: f64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -74,13 +90,28 @@ pub struct EvalSummary {
 }
 
 impl EvalFile {
-    /// The headline success: the summary range's when evaluated with one (MetaWorld's
-    /// episodes 11-13), else the last episode's.
+    /// The headline success: MetaWorld's protocol's (per class, then over classes)
+    /// when evaluated with it, else the summary range's when evaluated with one, else
+    /// the last episode's.
     pub fn final_success(&self) -> Option<f64> {
+        if let Some(m) = &self.metaworld {
+            return Some(m.class_success_rate.unwrap_or(m.success_rate));
+        }
         self.summary
             .as_ref()
             .and_then(|s| s.success_rate)
             .or_else(|| self.success_rate.as_ref().and_then(|s| s.last().copied()))
+    }
+
+    /// Success per task class (MetaWorld's protocol on a family of classes).
+    pub fn class_success(&self) -> Option<BTreeMap<String, f64>> {
+        let m = self.metaworld.as_ref()?;
+        (!m.per_class.is_empty()).then(|| {
+            m.per_class
+                .iter()
+                .map(|c| (c.class.clone(), c.success_rate))
+                .collect()
+        })
     }
 }
 
@@ -205,4 +236,31 @@ pub fn read_run(dir: &Path) -> Result<Run, UserError> {
         eval,
         eval_curve,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metaworld_protocol_gives_the_class_headline_and_class_bars() {
+        let json = r#"{"split": "test", "num_tasks": 3, "frames_trained": 10,
+            "episode_returns": [1.0], "success_rate": [0.0], "trial_return": 1.0,
+            "summary": {"first": 2, "last": 2, "return_mean": 1.0, "success_rate": 0.1},
+            "metaworld": {"success_rate": 0.6, "class_success_rate": 0.75,
+                "per_class": [{"class": "a", "tasks": 2, "success_rate": 0.5},
+                              {"class": "b", "tasks": 1, "success_rate": 1.0}]}}"#;
+        let e: EvalFile = serde_json::from_str(json).unwrap();
+        assert_eq!(e.final_success(), Some(0.75));
+        let classes = e.class_success().unwrap();
+        assert_eq!(classes.len(), 2);
+        assert_eq!(classes["a"], 0.5);
+        let trial_only: EvalFile = serde_json::from_str(
+            r#"{"split": "test", "num_tasks": 3, "frames_trained": 10,
+            "episode_returns": [1.0], "success_rate": [0.0, 0.25], "trial_return": 1.0}"#,
+        )
+        .unwrap();
+        assert_eq!(trial_only.final_success(), Some(0.25));
+        assert!(trial_only.class_success().is_none());
+    }
 }

@@ -311,7 +311,12 @@ pub fn evaluate_checkpoint(
         Protocol::MetaWorld {
             adaptation,
             evaluation,
-        } => Some(eval_metaworld::score(&finished, adaptation, evaluation)),
+        } => Some(eval_metaworld::score(
+            &finished,
+            adaptation,
+            evaluation,
+            |i| env.task_class(i),
+        )),
     };
     let summary_episodes = match args.protocol {
         Protocol::MetaWorld {

@@ -27,6 +27,7 @@
 
 use super::actor::TrialResult;
 use super::eval::mean_ci95;
+use crate::env::EnvOptions;
 use crate::error::UserError;
 use serde::Serialize;
 
@@ -84,6 +85,24 @@ impl Protocol {
             other => Err(UserError::invalid("--protocol", other, Protocol::NAMES)),
         }
     }
+
+    /// The protocol `bamdp sweep` meta-tests env `name` with: MetaWorld's (10 + 3
+    /// episodes) for MetaWorld envs simulated natively (only they can end episodes at
+    /// success), the trial protocol otherwise.
+    pub fn for_env(name: &str, options: &EnvOptions) -> Protocol {
+        let metaworld = matches!(
+            crate::env::python::Family::parse(name),
+            Some(crate::env::python::Family::MetaWorld { .. })
+        );
+        if metaworld && options.backend.runs_native(name).unwrap_or(false) {
+            Protocol::MetaWorld {
+                adaptation: ADAPTATION_EPISODES,
+                evaluation: EVALUATION_EPISODES,
+            }
+        } else {
+            Protocol::Trial
+        }
+    }
 }
 
 /// One test task's evaluation episodes.
@@ -91,6 +110,9 @@ impl Protocol {
 pub struct TaskScore {
     /// Index in the split's task list (absent for envs without one).
     pub task: Option<u32>,
+    /// The task's class (MetaWorld's env name), for families of classes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<&'static str>,
     /// Share of the evaluation episodes that succeeded.
     pub success_rate: f64,
     /// Mean return of the evaluation episodes.
@@ -108,8 +130,26 @@ pub struct MetaWorldScores {
     /// Mean over tasks of each task's mean evaluation return.
     pub mean_return: f64,
     pub mean_return_ci95: f64,
+    /// Mean over classes of each class's success rate (the mean over its tasks):
+    /// MetaWorld's headline for families of classes (ML10, ML45; for ML1 it equals
+    /// `success_rate`). Absent when the env has no classes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_success_rate: Option<f64>,
+    /// Per class, in name order (empty when the env has no classes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_class: Vec<ClassScore>,
     /// Per task, in task order.
     pub per_task: Vec<TaskScore>,
+}
+
+/// One class's tasks, averaged.
+#[derive(Debug, Serialize)]
+pub struct ClassScore {
+    pub class: &'static str,
+    pub tasks: usize,
+    /// Mean over the class's tasks of their success rates.
+    pub success_rate: f64,
+    pub mean_return: f64,
 }
 
 /// How many trials row `r` of `rows` must finish so that `num_tasks` count: rows
@@ -136,13 +176,20 @@ pub fn keep_planned(
     kept.len() >= num_tasks
 }
 
-/// Scores the trials (each `adaptation + evaluation` episodes long).
-pub fn score(trials: &[TrialResult], adaptation: usize, evaluation: usize) -> MetaWorldScores {
+/// Scores the trials (each `adaptation + evaluation` episodes long); `class_of` names
+/// a task index's class (`BatchEnv::task_class`).
+pub fn score(
+    trials: &[TrialResult],
+    adaptation: usize,
+    evaluation: usize,
+    class_of: impl Fn(u32) -> Option<&'static str>,
+) -> MetaWorldScores {
     let eval = adaptation..adaptation + evaluation;
     let mut per_task: Vec<TaskScore> = trials
         .iter()
         .map(|t| TaskScore {
             task: t.task,
+            class: t.task.and_then(&class_of),
             success_rate: t.success[eval.clone()].iter().filter(|&&s| s).count() as f64
                 / evaluation as f64,
             mean_return: t.returns[eval.clone()].iter().sum::<f64>() / evaluation as f64,
@@ -153,6 +200,9 @@ pub fn score(trials: &[TrialResult], adaptation: usize, evaluation: usize) -> Me
     let returns: Vec<f64> = per_task.iter().map(|s| s.mean_return).collect();
     let (success_rate, success_rate_ci95) = mean_ci95(&success);
     let (mean_return, mean_return_ci95) = mean_ci95(&returns);
+    let per_class = per_class(&per_task);
+    let class_success_rate = (!per_class.is_empty())
+        .then(|| per_class.iter().map(|c| c.success_rate).sum::<f64>() / per_class.len() as f64);
     MetaWorldScores {
         adaptation_episodes: adaptation,
         evaluation_episodes: evaluation,
@@ -160,8 +210,32 @@ pub fn score(trials: &[TrialResult], adaptation: usize, evaluation: usize) -> Me
         success_rate_ci95,
         mean_return,
         mean_return_ci95,
+        class_success_rate,
+        per_class,
         per_task,
     }
+}
+
+/// The tasks grouped by class (tasks without a class are left out).
+fn per_class(per_task: &[TaskScore]) -> Vec<ClassScore> {
+    let mut groups: std::collections::BTreeMap<&'static str, Vec<&TaskScore>> = Default::default();
+    for t in per_task {
+        if let Some(c) = t.class {
+            groups.entry(c).or_default().push(t);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(class, ts)| {
+            let n = ts.len() as f64;
+            ClassScore {
+                class,
+                tasks: ts.len(),
+                success_rate: ts.iter().map(|t| t.success_rate).sum::<f64>() / n,
+                mean_return: ts.iter().map(|t| t.mean_return).sum::<f64>() / n,
+            }
+        })
+        .collect()
 }
 
 impl MetaWorldScores {
@@ -189,6 +263,21 @@ impl MetaWorldScores {
             self.mean_return_ci95,
             self.per_task.len()
         ));
+        if let Some(rate) = self.class_success_rate {
+            for c in &self.per_class {
+                s.push_str(&format!(
+                    "{:>24}  {:>6.1}%  over {} tasks\n",
+                    c.class,
+                    100.0 * c.success_rate,
+                    c.tasks
+                ));
+            }
+            s.push_str(&format!(
+                "success per class, then the mean over {} classes (MetaWorld's headline): {:.1}%\n",
+                self.per_class.len(),
+                100.0 * rate
+            ));
+        }
         s
     }
 }
@@ -238,12 +327,32 @@ mod tests {
             trial(1, 1, &[true, false, true, true], &[5.0, 1.0, 2.0, 4.0]),
             trial(0, 0, &[false, true, false, false], &[9.0, 3.0, 0.0, 1.0]),
         ];
-        let s = score(&trials, 1, 3);
+        let s = score(&trials, 1, 3, |_| None);
+        assert!(s.per_class.is_empty() && s.class_success_rate.is_none());
         assert_eq!(s.per_task[0].task, Some(0));
         assert!((s.per_task[0].success_rate - 1.0 / 3.0).abs() < 1e-12);
         assert!((s.per_task[1].success_rate - 2.0 / 3.0).abs() < 1e-12);
         assert!((s.success_rate - 0.5).abs() < 1e-12);
         assert!((s.per_task[1].mean_return - 7.0 / 3.0).abs() < 1e-12);
         assert!((s.mean_return - (4.0 / 3.0 + 7.0 / 3.0) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn classes_average_their_tasks_then_over_classes() {
+        // Class a: tasks 0 (1/1) and 1 (0/1); class b: task 2 (1/1). Over tasks 2/3,
+        // over classes (1/2 + 1) / 2 = 3/4.
+        let trials = [
+            trial(0, 0, &[true], &[1.0]),
+            trial(1, 1, &[false], &[0.0]),
+            trial(2, 2, &[true], &[2.0]),
+        ];
+        let s = score(&trials, 0, 1, |i| Some(if i < 2 { "a" } else { "b" }));
+        assert!((s.success_rate - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.class_success_rate, Some(0.75));
+        assert_eq!(s.per_class.len(), 2);
+        assert_eq!((s.per_class[0].class, s.per_class[0].tasks), ("a", 2));
+        assert_eq!(s.per_class[0].success_rate, 0.5);
+        assert_eq!(s.per_class[1].mean_return, 2.0);
+        assert_eq!(s.per_task[2].class, Some("b"));
     }
 }

@@ -1,5 +1,6 @@
 //! One run of a sweep, start to finish: train (fresh, or resumed from its checkpoint),
-//! then meta-test on held-out tasks into `eval.json`. This is the hidden
+//! then meta-test on held-out tasks into `eval.json` (with MetaWorld's protocol for
+//! natively simulated MetaWorld envs: per-class and per-task success). This is the hidden
 //! `bamdp sweep-run` command that local sweeps start as child processes and Ray tasks
 //! run on their nodes, so both follow the same rules: a run with an `eval.json` is
 //! finished and never redone; a run with a checkpoint continues from it.
@@ -7,6 +8,7 @@
 use crate::config::Config;
 use crate::env::Split;
 use crate::error::UserError;
+use crate::run::eval_metaworld::Protocol;
 use crate::run::{eval, files, train};
 use serde::Deserialize;
 use std::io::BufReader;
@@ -135,7 +137,7 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
         num_tasks: None,
         greedy: false,
         summary_episodes: None,
-        protocol: Default::default(),
+        protocol: Protocol::for_env(&cfg.env, &cfg.env_options()),
     })?;
     let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');

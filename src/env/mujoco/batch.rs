@@ -55,6 +55,11 @@ pub trait Family {
         rows: usize,
     ) -> (u32, f64);
     fn row(&self) -> Result<Box<dyn RowSim>, UserError>;
+    /// The class of task `index` (MetaWorld's env name), for families of classes.
+    fn task_class(&self, index: u32) -> Option<&'static str> {
+        let _ = index;
+        None
+    }
     /// The simulator versions to record with a run.
     fn versions(&self) -> Vec<(String, String)> {
         vec![
@@ -419,5 +424,9 @@ impl BatchEnv for NativeBatch {
 
     fn task_index(&self, r: usize) -> Option<u32> {
         (self.num_tasks > 0).then(|| self.rows[r].task_index)
+    }
+
+    fn task_class(&self, index: u32) -> Option<&'static str> {
+        self.family.task_class(index)
     }
 }

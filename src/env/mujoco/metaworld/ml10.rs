@@ -138,6 +138,9 @@ impl Family for Ml10Family {
     fn num_tasks(&self) -> usize {
         self.names.len()
     }
+    fn task_class(&self, index: u32) -> Option<&'static str> {
+        self.names.get(index as usize).copied()
+    }
     /// The bridge's draws, as for ML1 ([`SawyerFamily`]'s), over the whole list.
     fn draw_task(
         &self,

@@ -204,6 +204,9 @@ impl Family for SawyerFamily {
     fn num_tasks(&self) -> usize {
         self.tasks.len()
     }
+    fn task_class(&self, index: u32) -> Option<&'static str> {
+        ((index as usize) < self.tasks.len()).then(|| self.class.name())
+    }
     /// The bridge's draws: a uniform task of the list for training; the held-out list
     /// in turn for testing (row `r`'s `j`-th trial plays `(r + j rows) mod N`).
     fn draw_task(
