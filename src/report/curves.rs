@@ -374,7 +374,12 @@ pub fn env_figures(
             stem,
             "Meta-test success per task, mean over seeds; whiskers: 95% bootstrap interval.".into(),
         ));
-    } else if has_success {
+    } else if has_success
+        && matches!(
+            crate::env::python::Family::parse(env),
+            Some(crate::env::python::Family::MetaWorld { .. })
+        )
+    {
         notes.push("The evaluations have no per-class success (`bamdp eval --protocol metaworld` on a MetaWorld env writes it): no per-task bars.".into());
     }
     Ok((figures, notes))
