@@ -3,7 +3,7 @@
 //! prior projection, particle gathering and config errors.
 
 mod run_support;
-use bamdp::belief::glibrl::{GlibrlConfig, GlibrlModel, GlibrlSpec, GlibrlState};
+use bamdp::belief::glibrl::{GlibrlConfig, GlibrlModel, GlibrlSpec, GlibrlState, PolicyInput};
 use bamdp::belief::glm::{self, MniwPrior, Stats};
 use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::{Belief, Transition};
@@ -64,8 +64,8 @@ fn prior_of(m: &GlibrlModel, h: usize) -> MniwPrior {
     m.heads[h].prior(&m.params, m.spec.config.features).unwrap()
 }
 
-/// Diagonal of the inverse of a small SPD matrix (Gauss-Jordan, f64).
-fn inverse_diag(a: &[f64], n: usize) -> Vec<f64> {
+/// The inverse of a small SPD matrix (Gauss-Jordan, f64), row-major.
+fn inverse(a: &[f64], n: usize) -> Vec<f64> {
     let mut m = a.to_vec();
     let mut inv = vec![0.0; n * n];
     for i in 0..n {
@@ -87,7 +87,7 @@ fn inverse_diag(a: &[f64], n: usize) -> Vec<f64> {
             }
         }
     }
-    (0..n).map(|i| inv[i * n + i]).collect()
+    inv
 }
 
 /// The policy features of one row, recomputed from batch posteriors of the prefix.
@@ -99,10 +99,18 @@ fn batch_features(m: &GlibrlModel, trial: &TrialRecord, n: usize) -> Vec<f64> {
         let stats = Stats::from_rows(d, head.m, &c[..n * d], &y[..n * head.m], n).unwrap();
         let post = glm::posterior(&prior_of(m, h), &stats).unwrap();
         out.extend(&post.m_n);
-        out.extend(inverse_diag(&post.lambda_n, d).iter().map(|v| v.ln()));
+        let cov = inverse(&post.lambda_n, d);
+        out.extend((0..d).map(|i| cov[i * d + i].ln()));
         let denom = (post.nu_n - head.m as f64 - 1.0).max(1.0).ln();
         for i in 0..head.m {
             out.push(post.psi_n[i * head.m + i].ln() - denom);
+        }
+        if m.spec.config.policy_input == PolicyInput::Correlations {
+            for i in 0..d {
+                for j in i + 1..d {
+                    out.push(cov[i * d + j] / (cov[i * d + i] * cov[j * d + j]).sqrt());
+                }
+            }
         }
     }
     out
@@ -134,8 +142,13 @@ fn feed(m: &GlibrlModel, state: &mut GlibrlState, trials: &[TrialRecord], t: usi
 
 #[test]
 fn streaming_features_equal_batch_posteriors_after_every_step() {
-    for discrete in [true, false] {
-        let m = model(discrete, 3);
+    for (discrete, input) in [
+        (true, PolicyInput::Diagonal),
+        (false, PolicyInput::Diagonal),
+        (true, PolicyInput::Correlations),
+    ] {
+        let mut m = model(discrete, 3);
+        m.spec.config.policy_input = input;
         let mut rng = Rng::new(9);
         let trials: Vec<TrialRecord> = (0..3)
             .map(|_| random_trial(12, discrete, &mut rng))

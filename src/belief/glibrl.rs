@@ -101,6 +101,20 @@ pub struct GlibrlConfig {
     pub buffer_trials: usize,
     /// Random prefixes `log p(Y_{1..n})` per trial added to the full-trial term.
     pub prefixes: usize,
+    /// What the policy reads of each head's posterior: `"diagonal"` (the paper's:
+    /// vec M_N, log diag Lambda_N^-1, log E[sigma^2]) or `"correlations"` (adds the
+    /// d(d-1)/2 correlations of Lambda_N^-1, which with its diagonal determine the
+    /// full posterior covariance of W, not only its marginal variances).
+    pub policy_input: PolicyInput,
+}
+
+/// The posterior summary the policy reads (`glibrl.policy_input`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyInput {
+    #[default]
+    Diagonal,
+    Correlations,
 }
 
 impl Default for GlibrlConfig {
@@ -119,6 +133,7 @@ impl Default for GlibrlConfig {
             batch_trials: 32,
             buffer_trials: 10_000,
             prefixes: 1,
+            policy_input: PolicyInput::Diagonal,
         }
     }
 }
@@ -247,8 +262,12 @@ impl GlmHead {
     }
 
     /// Width of this head's policy features.
-    pub fn feature_dim(&self, d: usize) -> usize {
-        d * self.m + d + self.m
+    pub fn feature_dim(&self, d: usize, input: PolicyInput) -> usize {
+        let correlations = match input {
+            PolicyInput::Diagonal => 0,
+            PolicyInput::Correlations => d * (d - 1) / 2,
+        };
+        d * self.m + d + self.m + correlations
     }
 }
 
@@ -671,7 +690,7 @@ impl Belief for GlibrlModel {
     fn feature_dim(&self) -> usize {
         self.heads
             .iter()
-            .map(|h| h.feature_dim(self.spec.config.features))
+            .map(|h| h.feature_dim(self.spec.config.features, self.spec.config.policy_input))
             .sum()
     }
 
@@ -727,6 +746,21 @@ impl Belief for GlibrlModel {
                 for (i, v) in noise.iter_mut().enumerate() {
                     *v = (psi[i * m + i].max(1e-300).ln() - denom) as f32;
                 }
+                let rest = match self.spec.config.policy_input {
+                    PolicyInput::Diagonal => rest,
+                    PolicyInput::Correlations => {
+                        let (corr, rest) = rest.split_at_mut(d * (d - 1) / 2);
+                        let mut k = 0;
+                        for i in 0..d {
+                            for j in i + 1..d {
+                                let scale = (p[i * d + i] * p[j * d + j]).max(1e-300).sqrt();
+                                corr[k] = (p[i * d + j] / scale) as f32;
+                                k += 1;
+                            }
+                        }
+                        rest
+                    }
+                };
                 o = rest;
             }
         }
@@ -886,6 +920,10 @@ mod tests {
             assert!((p.nu0 - 3.0).abs() < 1e-6);
         }
         assert_eq!(m.feature_dim(), (6 + 6 + 1) + (12 + 6 + 2));
+        let mut s = spec(true);
+        s.config.policy_input = PolicyInput::Correlations;
+        let m = GlibrlModel::new(s, &mut Rng::new(1));
+        assert_eq!(m.feature_dim(), (6 + 6 + 1) + (12 + 6 + 2) + 2 * 15);
     }
 
     #[test]
