@@ -155,7 +155,7 @@ pub fn plan(args: &SweepArgs) -> Result<Vec<Job>, UserError> {
             if recorded.is_file() {
                 let text = std::fs::read_to_string(&recorded)
                     .map_err(|e| UserError::file(&recorded, format!("cannot read: {e}")))?;
-                if text != j.config.to_toml_string() {
+                if !same_config(&text, &j.config) {
                     return Err(UserError::file(
                         &j.dir,
                         format!(
@@ -451,9 +451,38 @@ fn run_local(args: &SweepArgs, todo: &[&Job], summary: &mut SweepSummary) -> Res
     Ok(())
 }
 
+/// Whether a run folder's recorded `config.toml` is the config `cfg`. Compared as parsed
+/// by this binary, so a run recorded before a config key existed still matches when the
+/// key keeps its default (a sweep started by an older bamdp can be finished by a newer).
+fn same_config(recorded: &str, cfg: &Config) -> bool {
+    let want = cfg.to_toml_string();
+    recorded == want
+        || Config::from_toml_str(recorded, "config.toml").is_ok_and(|c| c.to_toml_string() == want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_configs_match_when_only_defaulted_keys_are_missing() {
+        let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/gridnavi/glibrl.toml");
+        let cfg = Config::load(&preset, &[]).unwrap();
+        let text = cfg.to_toml_string();
+        assert!(same_config(&text, &cfg));
+        // Recorded by a bamdp without `glibrl.policy_input`: its default applies.
+        let older: String = text
+            .lines()
+            .filter(|l| !l.starts_with("policy_input"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(older, text);
+        assert!(same_config(&older, &cfg));
+        let other = text.replace("features = 16", "features = 24");
+        assert_ne!(other, text);
+        assert!(!same_config(&other, &cfg));
+        assert!(!same_config("method = \"rl2\"\n", &cfg));
+    }
 
     #[test]
     fn seeds() {
