@@ -1149,10 +1149,10 @@ impl VaribadModel {
                         continue;
                     }
                     // log sigmoid(v) = min(v, 0) - ln(1 + e^-|v|); log sigmoid(-v) likewise.
-                    let soft = (-v.abs()).exp().ln_1p();
+                    let soft = host::exp(-v.abs()).ln_1p();
                     let (ls_pos, ls_neg) = (v.min(0.0) - soft, (-v).min(0.0) - soft);
                     recon -= (n1[i] * ls_pos + n0[i] * ls_neg) as f64;
-                    let s = 1.0 / (1.0 + (-v).exp());
+                    let s = host::sigmoid(v);
                     dx[i] = rc * ((n1[i] + n0[i]) * s - n1[i]);
                 }
                 mlp_op::backward(p, &self.decoder, &tape, &dx, &mut grad, Some(&mut dm));
