@@ -24,6 +24,7 @@
 #               timed update of 50,000 frames after 2 warm-up updates)
 #   --repeats   measurements per row and binary; the table shows their median (default 1)
 #   --no-planner  skip the planner rows (they build the bench in release mode)
+#   --no-ml10   skip the ML10 learn-only rows
 #
 # The machine's load (`uptime`) is printed before and after: figures taken while other
 # jobs run are lower than a quiet machine's; compare binaries only within one run.
@@ -36,6 +37,7 @@ SECONDS_GN=10
 SECONDS_LEARN=1
 REPEATS=1
 PLANNER=1
+ML10=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) BIN="$2"; shift 2 ;;
@@ -45,7 +47,8 @@ while [ $# -gt 0 ]; do
         --learn-seconds) SECONDS_LEARN="$2"; shift 2 ;;
         --repeats) REPEATS="$2"; shift 2 ;;
         --no-planner) PLANNER=0; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        --no-ml10) ML10=0; shift ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "bench_floors.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -113,7 +116,7 @@ for m in varibad rl2 glibrl; do
     floor=$(case $m in varibad) echo 80000 ;; rl2) echo 120000 ;; glibrl) echo "1.1x VariBAD" ;; esac)
     row "gridnavi/$m frames/s" "$floor" bamdp bench --config "configs/gridnavi/$m.toml" --seconds "$SECONDS_GN"
 done
-for m in rl2 varibad glibrl; do
+for m in $([ "$ML10" = 1 ] && echo rl2 varibad glibrl); do
     row "ml10/$m learn-only frames/s" "4x 58f1247" bamdp bench --learn-only --config "configs/ml10/$m.toml" --seconds "$SECONDS_LEARN"
 done
 if [ "$PLANNER" = 1 ]; then
