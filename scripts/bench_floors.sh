@@ -117,7 +117,7 @@ for m in varibad rl2 glibrl; do
     row "gridnavi/$m frames/s" "$floor" bamdp bench --config "configs/gridnavi/$m.toml" --seconds "$SECONDS_GN"
 done
 for m in $([ "$ML10" = 1 ] && echo rl2 varibad glibrl); do
-    row "ml10/$m learn-only frames/s" "4x 58f1247" bamdp bench --learn-only --config "configs/ml10/$m.toml" --seconds "$SECONDS_LEARN"
+    row "ml10/$m learn-only frames/s" "4x 735c3f7" bamdp bench --learn-only --config "configs/ml10/$m.toml" --seconds "$SECONDS_LEARN"
 done
 if [ "$PLANNER" = 1 ]; then
     for b in oracle varibad glibrl; do
