@@ -10,8 +10,8 @@
 //! back into burn through the surrogate `sum(dX.detach() * X)`. Tests check it against
 //! burn's autodiff GRU ([`super::graph::GraphParams::gru_sequence`]).
 
-use super::gemm::{mm_a_bt_acc, mm_acc, mm_acc_few_rows, mm_at_b_acc, FEW_ROWS};
-use super::host::{sigmoid, tanh};
+use super::gemm::{matmul, mm_a_bt_acc, mm_acc, mm_acc_few_rows, mm_at_b_acc, Mat, FEW_ROWS};
+use super::host::gru_gates;
 use super::params::{GruCell, Params};
 
 /// What the backward pass needs from the forward pass.
@@ -46,10 +46,12 @@ pub fn forward(
     let (hd, id) = (cell.hidden(), cell.input());
     let g = 3 * hd;
     let nr = steps * rows;
-    // Input projection for all steps at once.
-    let mut gx = vec![0.0f32; nr * g];
-    for row in gx.chunks_mut(g) {
-        row.copy_from_slice(p.get(cell.bx));
+    // Input projection for all steps at once. Buffers are built by appending (every
+    // element is written once: no zeroing pass over memory that is overwritten anyway).
+    let bx = p.get(cell.bx);
+    let mut gx = Vec::with_capacity(nr * g);
+    for _ in 0..nr {
+        gx.extend_from_slice(bx);
     }
     mm_acc(x, p.get(cell.wx), &mut gx, nr, id, g);
     let wh = p.get(cell.wh);
@@ -58,14 +60,14 @@ pub fn forward(
         steps,
         rows,
         x: x.to_vec(),
-        h_prev: vec![0.0; nr * hd],
-        r: vec![0.0; nr * hd],
-        z: vec![0.0; nr * hd],
-        n: vec![0.0; nr * hd],
-        ghn: vec![0.0; nr * hd],
+        h_prev: Vec::with_capacity(nr * hd),
+        r: Vec::with_capacity(nr * hd),
+        z: Vec::with_capacity(nr * hd),
+        n: Vec::with_capacity(nr * hd),
+        ghn: Vec::with_capacity(nr * hd),
         reset: reset.to_vec(),
     };
-    let mut hs = vec![0.0f32; nr * hd];
+    let mut hs = Vec::with_capacity(nr * hd);
     let mut h = h0.to_vec();
     let mut gh = vec![0.0f32; rows * g];
     for t in 0..steps {
@@ -82,25 +84,22 @@ pub fn forward(
         } else {
             mm_acc(&h, wh, &mut gh, rows, hd, g);
         }
-        let base = t * rows;
-        tape.h_prev[base * hd..(base + rows) * hd].copy_from_slice(&h);
+        tape.h_prev.extend_from_slice(&h);
         for r in 0..rows {
-            let i = base + r;
-            let gxr = &gx[i * g..(i + 1) * g];
+            let i = t * rows + r;
+            let gxr = &mut gx[i * g..(i + 1) * g];
             let ghr = &gh[r * g..(r + 1) * g];
+            gru_gates(gxr, ghr, hd);
+            let (rg, zg, ng) = (&gxr[..hd], &gxr[hd..2 * hd], &gxr[2 * hd..]);
+            tape.r.extend_from_slice(rg);
+            tape.z.extend_from_slice(zg);
+            tape.n.extend_from_slice(ng);
+            tape.ghn.extend_from_slice(&ghr[2 * hd..]);
+            let hr = &mut h[r * hd..(r + 1) * hd];
             for j in 0..hd {
-                let rg = sigmoid(gxr[j] + ghr[j]);
-                let zg = sigmoid(gxr[hd + j] + ghr[hd + j]);
-                let n = tanh(gxr[2 * hd + j] + rg * ghr[2 * hd + j]);
-                let k = i * hd + j;
-                tape.r[k] = rg;
-                tape.z[k] = zg;
-                tape.n[k] = n;
-                tape.ghn[k] = ghr[2 * hd + j];
-                let hn = (1.0 - zg) * n + zg * h[r * hd + j];
-                h[r * hd + j] = hn;
-                hs[k] = hn;
+                hr[j] = (1.0 - zg[j]) * ng[j] + zg[j] * hr[j];
             }
+            hs.extend_from_slice(hr);
         }
     }
     (hs, tape)
@@ -122,8 +121,11 @@ pub fn backward(
     let (steps, rows) = (tape.steps, tape.rows);
     let nr = steps * rows;
     let wh = p.get(cell.wh);
-    let mut dgx = vec![0.0f32; nr * g];
-    let mut dgh_all = vec![0.0f32; nr * g];
+    // dLoss/d(pre-activations) of every step, for the input (`dgx`) and the hidden
+    // (`dgh_all`) projections. Each step writes its whole block before anything reads
+    // it, so the buffers start uninitialised instead of being zeroed first.
+    let mut dgx: Vec<f32> = Vec::with_capacity(nr * g);
+    let mut dgh_all: Vec<f32> = Vec::with_capacity(nr * g);
     let mut dh = vec![0.0f32; rows * hd];
     let mut dh_prev = vec![0.0f32; rows * hd];
     // Few rows: the per-step product by Whᵀ as row-times-matrix with Whᵀ stored once.
@@ -138,44 +140,58 @@ pub fn backward(
     } else {
         Vec::new()
     };
-    for t in (0..steps).rev() {
-        let base = t * rows;
-        for r in 0..rows {
-            let i = base + r;
-            for j in 0..hd {
-                let k = i * hd + j;
-                let dhk = dh[r * hd + j] + dh_out[k];
-                let (rg, zg, n, ghn, hp) =
-                    (tape.r[k], tape.z[k], tape.n[k], tape.ghn[k], tape.h_prev[k]);
-                let dn = dhk * (1.0 - zg);
-                let dz = dhk * (hp - n);
-                dh_prev[r * hd + j] = dhk * zg;
-                let dan = dn * (1.0 - n * n);
-                let dr = dan * ghn;
-                let dar = dr * rg * (1.0 - rg);
-                let daz = dz * zg * (1.0 - zg);
-                let o = i * g;
-                dgx[o + j] = dar;
-                dgx[o + hd + j] = daz;
-                dgx[o + 2 * hd + j] = dan;
-                dgh_all[o + j] = dar;
-                dgh_all[o + hd + j] = daz;
-                dgh_all[o + 2 * hd + j] = dan * rg;
+    {
+        let dgx_u = &mut dgx.spare_capacity_mut()[..nr * g];
+        let dgh_u = &mut dgh_all.spare_capacity_mut()[..nr * g];
+        for t in (0..steps).rev() {
+            let base = t * rows;
+            for r in 0..rows {
+                let i = base + r;
+                for j in 0..hd {
+                    let k = i * hd + j;
+                    let dhk = dh[r * hd + j] + dh_out[k];
+                    let (rg, zg, n, ghn, hp) =
+                        (tape.r[k], tape.z[k], tape.n[k], tape.ghn[k], tape.h_prev[k]);
+                    let dn = dhk * (1.0 - zg);
+                    let dz = dhk * (hp - n);
+                    dh_prev[r * hd + j] = dhk * zg;
+                    let dan = dn * (1.0 - n * n);
+                    let dr = dan * ghn;
+                    let dar = dr * rg * (1.0 - rg);
+                    let daz = dz * zg * (1.0 - zg);
+                    let o = i * g;
+                    dgx_u[o + j].write(dar);
+                    dgx_u[o + hd + j].write(daz);
+                    dgx_u[o + 2 * hd + j].write(dan);
+                    dgh_u[o + j].write(dar);
+                    dgh_u[o + hd + j].write(daz);
+                    dgh_u[o + 2 * hd + j].write(dan * rg);
+                }
+            }
+            // dh_{t-1} = dh_direct + dgh Whᵀ, zero where the state was reset before step t.
+            let block = &dgh_u[base * g..(base + rows) * g];
+            // SAFETY: the loop above wrote every element of this step's block
+            // (rows x [j, hd + j, 2hd + j] for j < hd covers all of its rows * 3hd).
+            let dgh: &[f32] =
+                unsafe { std::slice::from_raw_parts(block.as_ptr().cast::<f32>(), block.len()) };
+            if rows < FEW_ROWS {
+                mm_acc_few_rows(dgh, &wh_t, &mut dh_prev, rows, g, hd);
+            } else {
+                mm_a_bt_acc(dgh, wh, &mut dh_prev, rows, g, hd);
+            }
+            for r in 0..rows {
+                let keep = tape.reset[base + r] == 0.0;
+                for j in 0..hd {
+                    dh[r * hd + j] = if keep { dh_prev[r * hd + j] } else { 0.0 };
+                }
             }
         }
-        // dh_{t-1} = dh_direct + dgh Whᵀ, zero where the state was reset before step t.
-        let dgh = &dgh_all[base * g..(base + rows) * g];
-        if rows < FEW_ROWS {
-            mm_acc_few_rows(dgh, &wh_t, &mut dh_prev, rows, g, hd);
-        } else {
-            mm_a_bt_acc(dgh, wh, &mut dh_prev, rows, g, hd);
-        }
-        for r in 0..rows {
-            let keep = tape.reset[base + r] == 0.0;
-            for j in 0..hd {
-                dh[r * hd + j] = if keep { dh_prev[r * hd + j] } else { 0.0 };
-            }
-        }
+    }
+    // SAFETY: every step 0..steps wrote its whole block (see above), so all nr * g
+    // elements of both buffers are initialised.
+    unsafe {
+        dgx.set_len(nr * g);
+        dgh_all.set_len(nr * g);
     }
     // Parameter gradients, one pass over all steps.
     mm_at_b_acc(&tape.x, &dgx, &mut grad[cell.wx.range()], nr, id, g);
@@ -194,8 +210,12 @@ pub fn backward(
             grad[bh.start + c] += dgh_all[i * g + c];
         }
     }
-    dx.iter_mut().for_each(|v| *v = 0.0);
-    mm_a_bt_acc(&dgx, p.get(cell.wx), dx, nr, g, id);
+    matmul(
+        dx,
+        Mat::rows(&dgx, nr, g),
+        Mat::transposed(p.get(cell.wx), id, g),
+        false,
+    );
 }
 
 #[cfg(test)]

@@ -51,9 +51,7 @@ pub fn dense(p: &Params, layer: &Dense, x: &[f32], rows: usize, act: Act) -> Vec
         Mat::rows(p.get(layer.w), n_in, n_out),
         true,
     );
-    if act != Act::None {
-        y.iter_mut().for_each(|v| *v = act.apply(*v));
-    }
+    act.apply_slice(&mut y);
     y
 }
 
@@ -127,8 +125,12 @@ pub fn backward(
         }
         if i == 0 {
             if let Some(dx) = dx {
-                dx.iter_mut().for_each(|v| *v = 0.0);
-                mm_a_bt_acc(&d, p.get(l.w), dx, rows, n_out, n_in);
+                matmul(
+                    dx,
+                    Mat::rows(&d, rows, n_out),
+                    Mat::transposed(p.get(l.w), n_in, n_out),
+                    false,
+                );
             }
             break;
         }
