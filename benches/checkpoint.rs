@@ -1,6 +1,7 @@
 //! Checkpoint cost of the VariBAD GridNavi preset with a full VAE buffer (100,000
 //! trials of real GridNavi transitions, random actions): time to take the trainer's
-//! snapshot (`Trainer::checkpoint`), to write and to read the binary checkpoint, its
+//! snapshot (`Trainer::checkpoint`), to write and to read the binary checkpoint
+//! (safetensors with the trial buffer as columns, LZ4-compressed state, meta.json), its
 //! bytes, and the bytes and write time of the same content as JSON (the format bamdp
 //! 0.1 wrote). Plain `Instant` timing, median of 5. Run with
 //! `cargo bench --bench checkpoint`.
