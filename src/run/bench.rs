@@ -1,6 +1,7 @@
 //! `bamdp bench`: frames per second of the full training loop (rollouts and all
-//! updates) after a short warm-up, without writing a run folder; with `--learn-only`,
-//! of the learning half alone ([`bench_learn_only`]).
+//! updates) after a short warm-up, without writing a run folder, for the PPO and SMC
+//! improvers and MAML's meta-updates alike; with `--learn-only`, of the learning half
+//! alone ([`bench_learn_only`], PPO).
 
 use super::trainer::Trainer;
 use crate::belief::trials::TrialRecord;
