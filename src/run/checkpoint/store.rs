@@ -487,11 +487,7 @@ pub fn read_f32(st: &SafeTensors<'_>, name: &str, len: Option<usize>) -> Result<
         Dtype::U8 => 1,
         _ => 0,
     };
-    let n = if width == 0 {
-        0
-    } else {
-        t.data().len() / width
-    };
+    let n = t.data().len().checked_div(width).unwrap_or(0);
     if width == 0 || len.is_some_and(|len| len != n) {
         let expected = len.map_or("F32 or U8 values".into(), |l| format!("{l} F32 values"));
         return Err(wrong(name, &t, &expected));
