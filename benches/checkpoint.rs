@@ -1,13 +1,13 @@
 //! Checkpoint cost of the VariBAD GridNavi preset with a full VAE buffer (100,000
-//! trials of real GridNavi transitions, random actions): time to write and to read the
-//! binary checkpoint (safetensors + LZ4-compressed postcard + meta.json), its bytes, and
-//! the bytes and write time of the same content as JSON (the format bamdp 0.1 wrote).
-//! Plain `Instant` timing, median of 5. Run with `cargo bench --bench checkpoint`.
+//! trials of real GridNavi transitions, random actions): time to take the trainer's
+//! snapshot (`Trainer::checkpoint`), to write and to read the binary checkpoint
+//! (safetensors with the trial buffer as columns, LZ4-compressed state, meta.json), its
+//! bytes, and the bytes and write time of the same content as JSON (the format bamdp
+//! 0.1 wrote). Plain `Instant` timing, median of 5. Run with
+//! `cargo bench --bench checkpoint`.
 
-use bamdp::belief::learner::TrialStore;
 use bamdp::belief::variational::VaribadModel;
 use bamdp::belief::{Batched, Transition};
-use bamdp::codec;
 use bamdp::config::Config;
 use bamdp::env::{self, Split, StepOut};
 use bamdp::rng::Rng;
@@ -63,6 +63,13 @@ fn main() {
         obs.copy_from_slice(&out.obs);
     }
 
+    let mut snapshot_s = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let ck = trainer.checkpoint();
+        snapshot_s.push(t.elapsed().as_secs_f64());
+        drop(ck);
+    }
     let ck = trainer.checkpoint();
     let dir = tempfile::tempdir().unwrap();
     let mut write_s = Vec::new();
@@ -83,7 +90,7 @@ fn main() {
     // The same content in the JSON format of bamdp 0.1 (serde_json of every field,
     // the learner as model weights, Adam, buffer, collector and stream).
     let learner = ck.learner.as_ref().unwrap();
-    let store: TrialStore = codec::decode(&learner.rest, "trials").unwrap();
+    let store = trainer.learner.as_ref().unwrap().trials();
     let belief = trainer.actor.belief.as_ref().unwrap();
     let belief_state = &belief
         .as_any()
@@ -126,8 +133,9 @@ fn main() {
         capacity
     );
     println!(
-        "  binary checkpoint: {:.1} MB, write {:.3} s, read {:.3} s (median of 5)",
+        "  binary checkpoint: {:.1} MB, snapshot {:.3} s, write {:.3} s, read {:.3} s (median of 5)",
         binary as f64 / 1e6,
+        median(snapshot_s),
         median(write_s),
         median(read_s)
     );

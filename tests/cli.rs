@@ -332,7 +332,7 @@ fn corrupt_or_truncated_checkpoints_are_one_line_errors() {
     assert!(o.status.success(), "{}", stderr(&o));
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("checkpoint/meta.json")).unwrap()).unwrap();
-    assert_eq!(meta["version"], 2);
+    assert_eq!(meta["version"], 3);
     assert_eq!(meta["method"], "rl2");
     assert_eq!(meta["env"], "gridnavi");
     let files: Vec<String> = meta["files"]
@@ -369,6 +369,22 @@ fn corrupt_or_truncated_checkpoints_are_one_line_errors() {
     }
     let o = bamdp(&["eval", "--run", &run_s, "--num-tasks", "4"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // A checkpoint of the previous binary format (2: the trial buffer inside the state
+    // file) is refused by its version, in one line.
+    let meta_path = run.join("checkpoint/meta.json");
+    let good = std::fs::read(&meta_path).unwrap();
+    let mut old = meta.clone();
+    old["version"] = 2.into();
+    std::fs::write(&meta_path, serde_json::to_vec(&old).unwrap()).unwrap();
+    for args in [
+        vec!["eval", "--run", &run_s],
+        vec!["train", "--resume", "--out", &run_s],
+    ] {
+        let o = bamdp(&args);
+        assert_user_error(&o, &["meta.json", "format 2", "reads format 3 only"]);
+        assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    }
+    std::fs::write(&meta_path, good).unwrap();
 }
 
 #[test]

@@ -497,6 +497,98 @@ fn eval_of_a_maml_run_reports_pre_and_post_adaptation() {
     }
 }
 
+fn bamdp(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bamdp"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Exit code 2 with a one-line message naming every needle.
+fn assert_one_line_user_error(o: &std::process::Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for n in needles {
+        assert!(err.contains(n), "message should mention {n:?}: {err}");
+    }
+}
+
+#[test]
+fn maml_checkpoints_are_binary_and_corrupt_or_json_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train_run(&run, small(2, &[]), false);
+    let run_s = run.display().to_string();
+    let meta_path = run.join("checkpoint/meta.json");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    assert_eq!(meta["format"], "bamdp-checkpoint");
+    assert_eq!(meta["version"], 3);
+    assert_eq!(meta["method"], "maml");
+    assert_eq!(meta["update"], 2);
+    let total = format!("run.total_frames={}", 3 * 6 * 4 * 100);
+    let resume = ["train", "--resume", "--out", &run_s, "--set", &total];
+    let eval = ["eval", "--run", &run_s, "--num-tasks", "2"];
+    // Every byte counts: a changed or truncated file is named, never decoded.
+    for f in meta["files"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let path = run.join("checkpoint").join(name);
+        let good = std::fs::read(&path).unwrap();
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 0x10;
+        for bad in [flipped, good[..good.len() - 1].to_vec()] {
+            std::fs::write(&path, &bad).unwrap();
+            for args in [&resume[..], &eval[..]] {
+                assert_one_line_user_error(&bamdp(args), &[name, "corrupt checkpoint"]);
+            }
+        }
+        std::fs::write(&path, &good).unwrap();
+    }
+    // A MAML checkpoint of the former JSON format is refused by name.
+    let good_meta = std::fs::read(&meta_path).unwrap();
+    let old = serde_json::json!({
+        "kind": "maml", "theta": [0.5, -0.25], "update": 2, "frames": 4800,
+        "env": {}, "action_rngs": [], "needs_reset": true, "wall_s": 1.0,
+    });
+    std::fs::write(&meta_path, serde_json::to_vec(&old).unwrap()).unwrap();
+    for args in [&resume[..], &eval[..]] {
+        assert_one_line_user_error(
+            &bamdp(args),
+            &["meta.json", "MAML checkpoint of the former JSON format"],
+        );
+    }
+    // The intact checkpoint still resumes.
+    std::fs::write(&meta_path, good_meta).unwrap();
+    let o = bamdp(&resume);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(run_support::metrics(&run).len(), 3);
+}
+
+#[test]
+fn bench_times_maml_updates() {
+    let preset = point_robot_preset().display().to_string();
+    let mut args = vec!["bench", "--config", &preset, "--seconds", "0.2"];
+    let sets = small(1, &[]);
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let o = bamdp(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["method"], "maml");
+    assert_eq!(v["num_envs"], 6);
+    assert_eq!(v["steps_per_update"], 4 * 100);
+    assert_eq!(
+        v["frames"].as_u64().unwrap(),
+        v["updates"].as_u64().unwrap() * 6 * 4 * 100
+    );
+    assert!(v["fps"].as_f64().unwrap() > 0.0, "{v}");
+    let split = v["rollout_fraction"].as_f64().unwrap() + v["learn_fraction"].as_f64().unwrap();
+    assert!(split > 0.5 && split <= 1.0 + 1e-9, "{v}");
+}
+
 /// The embedding API's MAML agent (src/improve/maml/agent.rs: the caller steps the env
 /// and calls `adapt`) against the meta-test's own collector on the same tasks, action
 /// streams and parameters: identical adapted weights and post-adaptation returns.

@@ -203,6 +203,35 @@ fn kill_9_mid_run_then_resume_equals_uninterrupted_run() {
 }
 
 #[test]
+fn checkpoint_tensor_file_is_what_safetensors_serialises() {
+    // The checkpoint writes its tensors file piece by piece (no copy into one buffer):
+    // the bytes must be exactly the library's.
+    use bamdp::run::checkpoint::store::{read_f32, Column, TensorFile};
+    let cells: Vec<f32> = (0..37).map(|i| (i % 5) as f32).collect();
+    let rewards: Vec<f32> = (0..37).map(|i| i as f32 * -0.1).collect();
+    let tensors = [
+        ("z.cells", Column::narrowest(&cells, vec![37])),
+        ("a.rewards", Column::narrowest(&rewards, vec![37, 1])),
+        ("m.lengths", Column::u32(&[3, 1, 4], vec![3])),
+        ("theta", Column::f64(&[0.5, -2.0], vec![2])),
+        ("w", Column::f32(&[1.0, 2.0, 3.0], vec![3])),
+    ];
+    let ours: Vec<u8> = TensorFile::new(&tensors).unwrap().pieces().concat();
+    let theirs = safetensors::serialize(tensors.iter().map(|(n, c)| (*n, c.view())), None).unwrap();
+    assert_eq!(ours, theirs);
+    let st = safetensors::SafeTensors::deserialize(&ours).unwrap();
+    assert_eq!(
+        st.tensor("z.cells").unwrap().dtype(),
+        safetensors::Dtype::U8
+    );
+    assert_eq!(read_f32(&st, "z.cells", Some(37)).unwrap(), cells);
+    assert_eq!(read_f32(&st, "a.rewards", Some(37)).unwrap(), rewards);
+    // -0.0 is not a byte: the column stays F32 and reads back bit for bit.
+    let signed = Column::narrowest(&[1.0, -0.0], vec![2]);
+    assert_eq!(signed.dtype, safetensors::Dtype::F32);
+}
+
+#[test]
 fn checkpoint_round_trips() {
     use bamdp::config::Config;
     use bamdp::run::trainer::Trainer;

@@ -56,6 +56,37 @@ fn trial_buffer_is_a_ring_and_round_trips() {
 }
 
 #[test]
+fn trial_buffer_columns_round_trip_a_wrapped_ring_of_unequal_trials() {
+    let mut buf = TrialBuffer::new(4, 2, 1);
+    for k in 0..6u32 {
+        let mut t = TrialRecord::default();
+        // Trial k has k + 1 steps with values that tell the fields apart.
+        for s in 0..=k {
+            let v = (10 * k + s) as f32;
+            t.push_step(&[v, -v], &[v + 0.5], v * 0.1, &[v + 1.0, 7.0]);
+        }
+        buf.push(t);
+        let c = buf.to_columns();
+        assert_eq!(c.lengths.len(), buf.len());
+        assert_eq!(c.rewards.len(), c.lengths.iter().sum::<u32>() as usize);
+        assert_eq!(TrialBuffer::from_columns(&c).unwrap(), buf, "after {k}");
+    }
+    // Slot order and write position survive: the next push lands in the same slot.
+    let mut back = TrialBuffer::from_columns(&buf.to_columns()).unwrap();
+    back.push(tagged(9));
+    buf.push(tagged(9));
+    assert_eq!(back, buf);
+    // Columns that do not add up are an error, not a panic.
+    let mut c = buf.to_columns();
+    c.obs.pop();
+    let e = TrialBuffer::from_columns(&c).unwrap_err();
+    assert!(e.contains("do not hold"), "{e}");
+    let mut c = buf.to_columns();
+    c.next = c.capacity;
+    assert!(TrialBuffer::from_columns(&c).is_err());
+}
+
+#[test]
 #[should_panic(expected = "trial actions")]
 fn trial_buffer_rejects_a_trial_of_the_wrong_action_width() {
     let mut buf = TrialBuffer::new(3, 2, 2);

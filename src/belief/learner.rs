@@ -4,7 +4,9 @@
 //! once per policy update, copies the trained weights into the belief that acts, writes
 //! the update's statistics under the learner's own column names, and checkpoints it.
 
+use super::trials::TrialColumns;
 use super::Transition;
+use crate::codec;
 use crate::error::StateError;
 use crate::nn::{Adam, Params};
 
@@ -38,12 +40,14 @@ pub trait BeliefLearner: Send {
     fn load_state(&mut self, state: LearnerState) -> Result<(), StateError>;
 }
 
-/// A learner's state: weights and optimiser moments (stored as tensors) and the rest
-/// (buffer, recorder, random stream) encoded by [`crate::codec`].
+/// A learner's state: weights, optimiser moments and the trial buffer (stored as
+/// tensors) and the rest (trials being recorded, random stream) encoded by
+/// [`crate::codec`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct LearnerState {
     pub params: Params,
     pub adam: Adam,
+    pub buffer: TrialColumns,
     pub rest: Vec<u8>,
 }
 
@@ -82,6 +86,35 @@ impl TrialStore {
             rng,
         }
     }
+    /// The store as the buffer's columns and the rest's [`crate::codec`] bytes (what
+    /// [`LearnerState`] holds).
+    pub fn save_parts(&self) -> (TrialColumns, Vec<u8>) {
+        (
+            self.buffer.to_columns(),
+            codec::encode(&(&self.collector, &self.rng)),
+        )
+    }
+
+    /// The store [`TrialStore::save_parts`] saved; `what` names it in errors.
+    pub fn from_parts(
+        buffer: &TrialColumns,
+        rest: &[u8],
+        what: &str,
+    ) -> Result<TrialStore, StateError> {
+        let (collector, rng) = codec::decode(rest, what)?;
+        let buffer = super::trials::TrialBuffer::from_columns(buffer).map_err(|detail| {
+            StateError::Decode {
+                what: what.to_string(),
+                detail,
+            }
+        })?;
+        Ok(TrialStore {
+            buffer,
+            collector,
+            rng,
+        })
+    }
+
     /// Records one batched transition; trials ending here enter the buffer.
     pub fn record(&mut self, step: &Transition<'_>, trial_end: &[bool]) {
         self.collector.record(step);

@@ -53,7 +53,6 @@
 use super::learner::{check_layout, BeliefLearner, LearnerState, TrialStore};
 use super::trials::TrialRecord;
 use super::Transition;
-use crate::codec;
 use crate::error::StateError;
 use crate::nn::{Adam, Params};
 use crate::rng::Rng;
@@ -200,15 +199,18 @@ impl<M: TrialModel> BeliefLearner for TrialLearner<M> {
         self.settings.batch_trials
     }
     fn save_state(&self) -> LearnerState {
+        let (buffer, rest) = self.trials.save_parts();
         LearnerState {
             params: self.model.params().clone(),
             adam: self.adam.clone(),
-            rest: codec::encode(&self.trials),
+            buffer,
+            rest,
         }
     }
     fn load_state(&mut self, state: LearnerState) -> Result<(), StateError> {
         check_layout(&state.params, self.model.params(), self.section)?;
-        self.trials = codec::decode(&state.rest, &format!("[{}] trials", self.section))?;
+        let what = format!("[{}] trials", self.section);
+        self.trials = TrialStore::from_parts(&state.buffer, &state.rest, &what)?;
         *self.model.params_mut() = state.params;
         self.adam = state.adam;
         Ok(())

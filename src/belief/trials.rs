@@ -133,6 +133,97 @@ impl TrialBuffer {
     }
 }
 
+/// A [`TrialBuffer`] as flat columns, slot by slot: the form a checkpoint stores as
+/// tensors (one copy of each field, no per-value encoding).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrialColumns {
+    pub capacity: usize,
+    pub obs_dim: usize,
+    pub action_width: usize,
+    /// The ring's write position.
+    pub next: usize,
+    /// Steps of each filled slot, in slot order.
+    pub lengths: Vec<u32>,
+    /// The slots' fields concatenated in slot order.
+    pub obs: Vec<f32>,
+    pub actions: Vec<f32>,
+    pub rewards: Vec<f32>,
+    pub next_obs: Vec<f32>,
+}
+
+impl TrialBuffer {
+    /// The buffer as columns (see [`TrialColumns`]).
+    pub fn to_columns(&self) -> TrialColumns {
+        let steps: usize = self.trials.iter().map(TrialRecord::len).sum();
+        let mut c = TrialColumns {
+            capacity: self.capacity,
+            obs_dim: self.obs_dim,
+            action_width: self.action_width,
+            next: self.next,
+            lengths: Vec::with_capacity(self.trials.len()),
+            obs: Vec::with_capacity(steps * self.obs_dim),
+            actions: Vec::with_capacity(steps * self.action_width),
+            rewards: Vec::with_capacity(steps),
+            next_obs: Vec::with_capacity(steps * self.obs_dim),
+        };
+        for t in &self.trials {
+            c.lengths.push(t.len() as u32);
+            c.obs.extend_from_slice(&t.obs);
+            c.actions.extend_from_slice(&t.actions);
+            c.rewards.extend_from_slice(&t.rewards);
+            c.next_obs.extend_from_slice(&t.next_obs);
+        }
+        c
+    }
+
+    /// The buffer [`TrialBuffer::to_columns`] was taken from; an error names the first
+    /// inconsistency (columns that do not add up).
+    pub fn from_columns(c: &TrialColumns) -> Result<TrialBuffer, String> {
+        let steps: usize = c.lengths.iter().map(|&n| n as usize).sum();
+        let (od, aw) = (c.obs_dim, c.action_width);
+        if c.capacity == 0 || c.lengths.len() > c.capacity || c.next >= c.capacity {
+            return Err(format!(
+                "trial buffer: {} trials, write position {}, capacity {}",
+                c.lengths.len(),
+                c.next,
+                c.capacity
+            ));
+        }
+        if c.obs.len() != steps * od
+            || c.next_obs.len() != steps * od
+            || c.actions.len() != steps * aw
+            || c.rewards.len() != steps
+        {
+            return Err(format!(
+                "trial buffer: columns of {} / {} / {} / {} values do not hold {steps} steps of observation width {od} and action width {aw}",
+                c.obs.len(),
+                c.actions.len(),
+                c.rewards.len(),
+                c.next_obs.len()
+            ));
+        }
+        let mut trials = Vec::with_capacity(c.lengths.len());
+        let (mut s, mut o, mut a) = (0, 0, 0);
+        for &n in &c.lengths {
+            let n = n as usize;
+            trials.push(TrialRecord {
+                obs: c.obs[o..o + n * od].to_vec(),
+                actions: c.actions[a..a + n * aw].to_vec(),
+                rewards: c.rewards[s..s + n].to_vec(),
+                next_obs: c.next_obs[o..o + n * od].to_vec(),
+            });
+            (s, o, a) = (s + n, o + n * od, a + n * aw);
+        }
+        Ok(TrialBuffer {
+            capacity: c.capacity,
+            obs_dim: od,
+            action_width: aw,
+            trials,
+            next: c.next,
+        })
+    }
+}
+
 /// Assembles the trials of a batch of streaming rows (one per environment) from the
 /// transitions fed to the belief, and hands each complete trial to a [`TrialBuffer`].
 /// Serialisable, so partial trials survive a checkpoint.

@@ -1,12 +1,14 @@
 //! `bamdp bench`: frames per second of the full training loop (rollouts and all
-//! updates) after a short warm-up, without writing a run folder; with `--learn-only`,
-//! of the learning half alone ([`bench_learn_only`]).
+//! updates) after a short warm-up, without writing a run folder, for the PPO and SMC
+//! improvers and MAML's meta-updates alike; with `--learn-only`, of the learning half
+//! alone ([`bench_learn_only`], PPO).
 
 use super::trainer::Trainer;
 use crate::belief::trials::TrialRecord;
 use crate::config::Config;
 use crate::env::{self, ActionSpace};
 use crate::error::UserError;
+use crate::improve::maml::train::MamlTrainer;
 use crate::improve::ppo;
 use crate::nn::head::gaussian_log_density;
 use crate::rng::Rng;
@@ -38,11 +40,7 @@ pub struct BenchReport {
 pub fn bench(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
     check_seconds(seconds)?;
     if cfg.improver == "maml" {
-        return Err(UserError::invalid(
-            "improver",
-            "maml",
-            "a PPO or SMC config: `bamdp bench` does not time MAML yet (metrics.csv of a MAML run has fps, rollout_s and learn_s per update)",
-        ));
+        return bench_maml(cfg, seconds);
     }
     let mut trainer = Trainer::new(cfg)?;
     let warmup = 3;
@@ -65,6 +63,46 @@ pub fn bench(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
         env: cfg.env.clone(),
         num_envs: cfg.run.num_envs,
         steps_per_update: cfg.run.steps_per_update,
+        threads: cfg.run.threads,
+        learn_only: false,
+        warmup_updates: warmup,
+        updates,
+        frames,
+        seconds: elapsed,
+        fps: frames as f64 / elapsed,
+        rollout_fraction: rollout / elapsed,
+        learn_fraction: learn / elapsed,
+        cores: cores(),
+    })
+}
+
+/// [`bench`] of a MAML config: whole meta-updates (every task's adaptation and
+/// post-adaptation rollouts with the inner steps, then the TRPO outer step) after one
+/// warm-up update; `num_envs` is `maml.meta_batch` (one task per row) and
+/// `steps_per_update` each row's steps per update.
+fn bench_maml(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
+    let mut trainer = MamlTrainer::new(cfg)?;
+    let warmup = 1;
+    for _ in 0..warmup {
+        trainer.train_update();
+    }
+    let (mut rollout, mut learn) = (0.0, 0.0);
+    let start = Instant::now();
+    let mut updates = 0;
+    while start.elapsed().as_secs_f64() < seconds || updates == 0 {
+        let r = trainer.train_update();
+        rollout += r.rollout_s;
+        learn += r.learn_s;
+        updates += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let frames = updates * trainer.frames_per_update();
+    let rows = cfg.maml.meta_batch;
+    Ok(BenchReport {
+        method: cfg.method.to_string(),
+        env: cfg.env.clone(),
+        num_envs: rows,
+        steps_per_update: trainer.frames_per_update() as usize / rows,
         threads: cfg.run.threads,
         learn_only: false,
         warmup_updates: warmup,

@@ -1,39 +1,39 @@
 //! Checkpoints: the complete training state of a [`Trainer`], so a resumed run continues
-//! bit-identically, in a run folder's `checkpoint/`:
+//! bit-identically, in a run folder's `checkpoint/` (the files are [`store`]'s, shared
+//! with MAML's checkpoints):
 //!
 //! - `tensors-<update>.safetensors`: the policy's and the learner's weights and Adam
-//!   moments (f32, safetensors);
+//!   moments (`F32`) and the learner's trial buffer as columns (`learner.trials.*`:
+//!   steps per trial `U32`; observations, actions, rewards, next observations each as
+//!   `U8` when that is exact for all values, else `F32`);
 //! - `state-<update>.bin`: everything else (acting state, env and belief state, random
-//!   streams, normalisers, the learner's trial buffer), encoded by [`crate::codec`] and
-//!   compressed with LZ4 (the trial buffer repeats itself a lot);
+//!   streams, normalisers, the trials being recorded), encoded by [`crate::codec`] and
+//!   LZ4-compressed;
 //! - `meta.json`: format version, update, frames, method, env, and the size and CRC-32
 //!   of both files. It is written last, atomically, and is the commit point: a
 //!   checkpoint is the files its `meta.json` names, so a crash mid-write leaves the
 //!   previous checkpoint intact. Files of older checkpoints are removed after it.
 //!
 //! Loading verifies every size and checksum before decoding anything; checkpoints of
-//! the JSON format of bamdp 0.1 (`checkpoint/state.json`) are refused by name.
+//! the JSON format of bamdp 0.1 (`checkpoint/state.json`) and of format 2 (the trial
+//! buffer inside the state file) are refused by name.
+
+pub mod store;
+
+pub use store::{checkpoint_dir, load_meta, meta_path, CheckpointError, Meta, CHECKPOINT_FORMAT};
 
 use super::actor::{plan_streams, ActorState};
-use super::files;
 use super::trainer::Trainer;
 use crate::belief::learner::LearnerState;
+use crate::belief::trials::TrialColumns;
 use crate::codec::{self, Blob};
 use crate::error::{StateError, UserError};
 use crate::improve::normalize::{RewardScaler, RunningMeanStd};
 use crate::nn::{Adam, Params};
 use crate::rng::{streams, Rng};
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use thiserror::Error;
-
-/// Version of the on-disk format written by this bamdp.
-pub const CHECKPOINT_FORMAT: u32 = 2;
-/// `meta.json`'s `format` field.
-const FORMAT_NAME: &str = "bamdp-checkpoint";
-/// The file of the JSON checkpoints of format 1.
-const JSON_FORMAT_FILE: &str = "state.json";
+use std::path::Path;
+use store::{read_f32, read_u32, Column, Header};
 
 /// The full training state.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,49 +52,6 @@ pub struct Checkpoint {
     pub obs_rms: Option<RunningMeanStd>,
     pub reward_scaler: Option<RewardScaler>,
     pub learner: Option<LearnerState>,
-}
-
-/// Why a checkpoint cannot be read.
-#[derive(Debug, Error)]
-pub enum CheckpointError {
-    #[error("{0}: no checkpoint (the run has not written one yet)")]
-    Missing(PathBuf),
-    #[error("{0}: a checkpoint of the JSON format 1 (bamdp 0.1); this bamdp reads format {CHECKPOINT_FORMAT} only: train the run again, or evaluate it with the bamdp that wrote it")]
-    JsonFormat(PathBuf),
-    #[error("{path}: cannot read checkpoint: {message}")]
-    Io { path: PathBuf, message: String },
-    #[error("{path}: corrupt checkpoint: {message}")]
-    Corrupt { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
-    State { path: PathBuf, source: StateError },
-}
-
-impl From<CheckpointError> for UserError {
-    fn from(e: CheckpointError) -> Self {
-        UserError::Other(e.to_string())
-    }
-}
-
-/// `meta.json`: what the checkpoint is, for people and for the loader.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Meta {
-    pub format: String,
-    pub version: u32,
-    pub update: u64,
-    pub frames: u64,
-    pub method: String,
-    pub improver: String,
-    pub env: String,
-    pub seed: u64,
-    pub files: Vec<FileEntry>,
-}
-
-/// One file of a checkpoint with its size and CRC-32.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FileEntry {
-    pub name: String,
-    pub bytes: u64,
-    pub crc32: u32,
 }
 
 /// The parameter layout and optimiser scalars; the vectors live in the tensors file.
@@ -119,6 +76,13 @@ impl Layout {
             t: a.t,
         }
     }
+    fn len(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| s.offset + s.len())
+            .max()
+            .unwrap_or(0)
+    }
     fn with(self, data: Vec<f32>, m: Vec<f32>, v: Vec<f32>) -> (Params, Adam) {
         let params = Params {
             names: self.names,
@@ -137,6 +101,23 @@ impl Layout {
     }
 }
 
+/// The trial buffer's scalars; its columns live in the tensors file.
+#[derive(Serialize, Deserialize)]
+struct BufferShape {
+    capacity: u64,
+    obs_dim: u64,
+    action_width: u64,
+    next: u64,
+}
+
+/// The learner's part of [`State`].
+#[derive(Serialize, Deserialize)]
+struct LearnerRest {
+    layout: Layout,
+    buffer: BufferShape,
+    rest: Blob,
+}
+
 /// Everything but the tensors, as stored in `state-<update>.bin`.
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -151,7 +132,7 @@ struct State {
     minibatch_rng: Rng,
     obs_rms: Option<RunningMeanStd>,
     reward_scaler: Option<RewardScaler>,
-    learner: Option<(Layout, Blob)>,
+    learner: Option<LearnerRest>,
 }
 
 /// [`State`] as borrows, for writing: the same fields in the same order, so the same
@@ -168,7 +149,15 @@ struct StateRef<'a> {
     minibatch_rng: &'a Rng,
     obs_rms: &'a Option<RunningMeanStd>,
     reward_scaler: &'a Option<RewardScaler>,
-    learner: Option<(Layout, Bytes<'a>)>,
+    learner: Option<LearnerRestRef<'a>>,
+}
+
+/// [`LearnerRest`] as borrows.
+#[derive(Serialize)]
+struct LearnerRestRef<'a> {
+    layout: Layout,
+    buffer: BufferShape,
+    rest: Bytes<'a>,
 }
 
 /// Borrowed bytes encoded like [`Blob`]: one length-prefixed block.
@@ -180,66 +169,60 @@ impl Serialize for Bytes<'_> {
     }
 }
 
-/// The checkpoint folder of a run folder.
-pub fn checkpoint_dir(run: &Path) -> PathBuf {
-    run.join(files::CHECKPOINT)
-}
-
-/// The file that names a checkpoint's parts (its commit point).
-pub fn meta_path(run: &Path) -> PathBuf {
-    checkpoint_dir(run).join("meta.json")
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 4);
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
-
-fn tensor_f32(st: &SafeTensors<'_>, name: &str, len: usize) -> Result<Vec<f32>, String> {
-    let t = st.tensor(name).map_err(|e| format!("tensor {name}: {e}"))?;
-    if t.dtype() != Dtype::F32 || t.data().len() != len * 4 {
-        return Err(format!(
-            "tensor {name}: {:?} of {} bytes, expected F32 of {len} values",
-            t.dtype(),
-            t.data().len()
+/// The tensors of a checkpoint, by name.
+/// `threads` > 1 narrows the trial columns on two threads.
+fn tensors(ck: &Checkpoint, threads: usize) -> Vec<(&'static str, Column)> {
+    let vector = |v: &[f32]| Column::f32(v, vec![v.len()]);
+    let mut t = vec![
+        ("policy.weights", vector(&ck.params.data)),
+        ("policy.adam_m", vector(&ck.adam.m)),
+        ("policy.adam_v", vector(&ck.adam.v)),
+    ];
+    if let Some(l) = &ck.learner {
+        let b = &l.buffer;
+        let steps = b.rewards.len();
+        t.push(("learner.weights", vector(&l.params.data)));
+        t.push(("learner.adam_m", vector(&l.adam.m)));
+        t.push(("learner.adam_v", vector(&l.adam.v)));
+        t.push((
+            "learner.trials.lengths",
+            Column::u32(&b.lengths, vec![b.lengths.len()]),
         ));
+        // The columns are independent: the observations on a second thread.
+        let observations = || {
+            [
+                Column::narrowest(&b.obs, vec![steps, b.obs_dim]),
+                Column::narrowest(&b.next_obs, vec![steps, b.obs_dim]),
+            ]
+        };
+        let others = || {
+            [
+                Column::narrowest(&b.actions, vec![steps, b.action_width]),
+                Column::narrowest(&b.rewards, vec![steps]),
+            ]
+        };
+        let (obs, rest) = if threads > 1 {
+            std::thread::scope(|s| {
+                let obs = s.spawn(observations);
+                let rest = others();
+                (obs.join().expect("narrowing does not panic"), rest)
+            })
+        } else {
+            (observations(), others())
+        };
+        let [obs, next_obs] = obs;
+        let [actions, rewards] = rest;
+        t.push(("learner.trials.obs", obs));
+        t.push(("learner.trials.actions", actions));
+        t.push(("learner.trials.rewards", rewards));
+        t.push(("learner.trials.next_obs", next_obs));
     }
-    Ok(t.data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    t
 }
 
 /// Writes `ck` as the checkpoint of the run folder `run` (see the module doc).
 pub fn save(run: &Path, ck: &Checkpoint, trainer: &Trainer) -> Result<(), UserError> {
-    let dir = checkpoint_dir(run);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| UserError::file(&dir, format!("cannot create checkpoint folder: {e}")))?;
-    let mut tensors: Vec<(String, Vec<u8>)> = vec![
-        ("policy.weights".into(), f32_bytes(&ck.params.data)),
-        ("policy.adam_m".into(), f32_bytes(&ck.adam.m)),
-        ("policy.adam_v".into(), f32_bytes(&ck.adam.v)),
-    ];
-    if let Some(l) = &ck.learner {
-        tensors.push(("learner.weights".into(), f32_bytes(&l.params.data)));
-        tensors.push(("learner.adam_m".into(), f32_bytes(&l.adam.m)));
-        tensors.push(("learner.adam_v".into(), f32_bytes(&l.adam.v)));
-    }
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, b)| {
-            let view = TensorView::new(Dtype::F32, vec![b.len() / 4], b)
-                .expect("a tensor of whole f32 values");
-            (n.clone(), view)
-        })
-        .collect();
-    let tensor_bytes = safetensors::serialize(views, None)
-        .map_err(|e| UserError::Other(format!("serialising checkpoint tensors: {e}")))?;
-    // Encoded from borrows (same bytes as `State`): the trial buffer is copied once,
-    // into a buffer sized up front, not cloned and regrown.
+    // Encoded from borrows (same bytes as `State`), into a buffer sized up front.
     let blobs =
         ck.belief.as_ref().map_or(0, Vec::len) + ck.learner.as_ref().map_or(0, |l| l.rest.len());
     let state = StateRef {
@@ -253,162 +236,78 @@ pub fn save(run: &Path, ck: &Checkpoint, trainer: &Trainer) -> Result<(), UserEr
         minibatch_rng: &ck.minibatch_rng,
         obs_rms: &ck.obs_rms,
         reward_scaler: &ck.reward_scaler,
-        learner: ck
-            .learner
-            .as_ref()
-            .map(|l| (Layout::of(&l.params, &l.adam), Bytes(&l.rest))),
+        learner: ck.learner.as_ref().map(|l| LearnerRestRef {
+            layout: Layout::of(&l.params, &l.adam),
+            buffer: BufferShape {
+                capacity: l.buffer.capacity as u64,
+                obs_dim: l.buffer.obs_dim as u64,
+                action_width: l.buffer.action_width as u64,
+                next: l.buffer.next as u64,
+            },
+            rest: Bytes(&l.rest),
+        }),
     };
     let encoded = codec::encode_with_capacity(&state, blobs + (1 << 16));
-    let state_bytes = lz4_flex::compress_prepend_size(&encoded);
-    drop(encoded);
-    let mut entries = Vec::new();
-    for (name, bytes) in [
-        (format!("tensors-{}.safetensors", ck.update), &tensor_bytes),
-        (format!("state-{}.bin", ck.update), &state_bytes),
-    ] {
-        files::atomic_write(&dir.join(&name), bytes)?;
-        entries.push(FileEntry {
-            name,
-            bytes: bytes.len() as u64,
-            crc32: crc32fast::hash(bytes),
-        });
-    }
     let cfg = &trainer.cfg;
-    let meta = Meta {
-        format: FORMAT_NAME.into(),
-        version: CHECKPOINT_FORMAT,
+    let header = Header {
         update: ck.update,
         frames: ck.frames,
         method: trainer.method.name().into(),
         improver: cfg.improver.to_string(),
         env: cfg.env.clone(),
         seed: cfg.seed,
-        files: entries,
     };
-    let text = serde_json::to_vec_pretty(&meta).expect("meta serialises");
-    files::atomic_write(&meta_path(run), &text)?;
-    // The new checkpoint is committed: drop the files no longer named.
-    let keep: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
-    if let Ok(list) = std::fs::read_dir(&dir) {
-        for entry in list.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            // Also temporary files of writes a killed process left behind.
-            let base = name.strip_prefix('.').unwrap_or(&name);
-            let ours = base.starts_with("tensors-") || base.starts_with("state-");
-            if ours && !keep.contains(&name.as_str()) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads `meta.json` of a run's checkpoint.
-pub fn load_meta(run: &Path) -> Result<Meta, CheckpointError> {
-    let path = meta_path(run);
-    let text = match std::fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let json = checkpoint_dir(run).join(JSON_FORMAT_FILE);
-            return Err(if json.exists() {
-                CheckpointError::JsonFormat(json)
-            } else {
-                CheckpointError::Missing(checkpoint_dir(run))
-            });
-        }
-        Err(e) => {
-            return Err(CheckpointError::Io {
-                path,
-                message: e.to_string(),
-            })
-        }
-    };
-    let corrupt = |message: String| CheckpointError::Corrupt {
-        path: path.clone(),
-        message,
-    };
-    let meta: Meta = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
-    if meta.format != FORMAT_NAME || meta.version != CHECKPOINT_FORMAT {
-        return Err(corrupt(format!(
-            "format {:?} version {}, this bamdp reads {FORMAT_NAME:?} version {CHECKPOINT_FORMAT}",
-            meta.format, meta.version
-        )));
-    }
-    if meta.files.len() != 2 {
-        return Err(corrupt(format!(
-            "{} files listed, expected 2",
-            meta.files.len()
-        )));
-    }
-    Ok(meta)
+    store::write(run, header, &tensors(ck, cfg.run.threads), &encoded)
 }
 
 /// Reads and verifies a run's checkpoint.
 pub fn load(run: &Path) -> Result<Checkpoint, CheckpointError> {
-    let meta = load_meta(run)?;
-    let dir = checkpoint_dir(run);
-    let mut contents = Vec::new();
-    for f in &meta.files {
-        let path = dir.join(&f.name);
-        let bytes = std::fs::read(&path).map_err(|e| CheckpointError::Io {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        if bytes.len() as u64 != f.bytes || crc32fast::hash(&bytes) != f.crc32 {
-            return Err(CheckpointError::Corrupt {
-                path,
-                message: format!(
-                    "{} bytes with CRC-32 {:08x}, meta.json says {} bytes with {:08x} (truncated or changed)",
-                    bytes.len(),
-                    crc32fast::hash(&bytes),
-                    f.bytes,
-                    f.crc32
-                ),
-            });
-        }
-        contents.push((path, bytes));
+    let files = store::read(run)?;
+    if files.meta.method == "maml" {
+        return Err(CheckpointError::OtherMethod {
+            path: meta_path(run),
+            method: files.meta.method,
+        });
     }
-    let (tensor_path, tensor_bytes) = &contents[0];
-    let (state_path, state_bytes) = &contents[1];
-    let state_err = |path: &Path, message: String| CheckpointError::Corrupt {
-        path: path.to_path_buf(),
-        message,
-    };
-    let raw = lz4_flex::decompress_size_prepended(state_bytes)
-        .map_err(|e| state_err(state_path, e.to_string()))?;
-    let state: State = codec::decode(&raw, "state").map_err(|e| CheckpointError::State {
-        path: state_path.clone(),
-        source: e,
-    })?;
-    let st = SafeTensors::deserialize(tensor_bytes)
-        .map_err(|e| state_err(tensor_path, e.to_string()))?;
+    let state: State = files.decode_state()?;
+    let st = files.tensors()?;
+    let bad = |m: String| files.tensor_error(m);
     let read = |layout: Layout, prefix: &str| -> Result<(Params, Adam), CheckpointError> {
-        let n = layout
-            .slots
-            .iter()
-            .map(|s| s.offset + s.len())
-            .max()
-            .unwrap_or(0);
-        let get = |name: &str| {
-            tensor_f32(&st, &format!("{prefix}.{name}"), n).map_err(|m| state_err(tensor_path, m))
-        };
+        let n = Some(layout.len());
+        let get = |name: &str| read_f32(&st, &format!("{prefix}.{name}"), n).map_err(bad);
         let (data, m, v) = (get("weights")?, get("adam_m")?, get("adam_v")?);
         Ok(layout.with(data, m, v))
     };
     let (params, adam) = read(state.policy, "policy")?;
     let learner = match state.learner {
-        Some((layout, rest)) => {
-            let (params, adam) = read(layout, "learner")?;
+        Some(l) => {
+            let (params, adam) = read(l.layout, "learner")?;
+            let col = |name: &str| read_f32(&st, &format!("learner.trials.{name}"), None);
+            let columns = (|| -> Result<TrialColumns, String> {
+                Ok(TrialColumns {
+                    capacity: l.buffer.capacity as usize,
+                    obs_dim: l.buffer.obs_dim as usize,
+                    action_width: l.buffer.action_width as usize,
+                    next: l.buffer.next as usize,
+                    lengths: read_u32(&st, "learner.trials.lengths")?,
+                    obs: col("obs")?,
+                    actions: col("actions")?,
+                    rewards: col("rewards")?,
+                    next_obs: col("next_obs")?,
+                })
+            })()
+            .map_err(bad)?;
             Some(LearnerState {
                 params,
                 adam,
-                rest: rest.0,
+                buffer: columns,
+                rest: l.rest.0,
             })
         }
         None => None,
     };
     let env = serde_json::from_str(&state.env)
-        .map_err(|e| state_err(state_path, format!("env state: {e}")))?;
+        .map_err(|e| files.state_error(format!("env state: {e}")))?;
     Ok(Checkpoint {
         update: state.update,
         frames: state.frames,

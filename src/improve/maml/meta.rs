@@ -111,7 +111,25 @@ impl Maml<'_> {
         thetas
     }
 
-    /// `v + alpha H_k v` for the inner step `k` (H the Hessian of its surrogate).
+    /// The forward pass of every inner step's parameters on its batch (`tapes[k]`:
+    /// `theta_k` on `adapt[k]`), which every Hessian-vector product at that step reuses;
+    /// `tapes` ends with one more tape for the post-adaptation batch.
+    fn forward_inner(&self, thetas: &[Vec<f64>], adapt: &[AdaptBatch], tapes: &mut Vec<Tape>) {
+        if tapes.len() < adapt.len() + 1 {
+            tapes.resize_with(adapt.len() + 1, Tape::default);
+        }
+        if self.first_order {
+            return;
+        }
+        for (k, batch) in adapt.iter().enumerate() {
+            let n = self.n(&batch.obs);
+            self.policy
+                .forward(&thetas[k], &batch.obs, n, &mut tapes[k]);
+        }
+    }
+
+    /// `v + alpha H_k v` for the inner step `k` (H the Hessian of its surrogate), on
+    /// the step's tape from [`Maml::forward_inner`].
     fn inner_factor(
         &self,
         theta_k: &[f64],
@@ -121,56 +139,49 @@ impl Maml<'_> {
     ) -> Vec<f64> {
         let n = self.n(&batch.obs);
         let w: Vec<f64> = batch.advantages.iter().map(|a| a / n as f64).collect();
-        let mut grad = vec![0.0; v.len()];
         let mut hv = vec![0.0; v.len()];
-        self.policy.hvp_logp(
-            theta_k,
-            &batch.obs,
-            &batch.actions,
-            &w,
-            v,
-            tape,
-            &mut grad,
-            &mut hv,
-        );
+        self.policy
+            .hvp_logp_on_tape(theta_k, &batch.actions, &w, v, tape, &mut hv);
         v.iter()
             .zip(&hv)
             .map(|(a, b)| a + self.inner_lr * b)
             .collect()
     }
 
-    /// `J' g` (back through the inner steps); `g` itself when first-order.
+    /// `J' g` (back through the inner steps); `g` itself when first-order. `tapes`
+    /// from [`Maml::forward_inner`].
     fn back_through_inner(
         &self,
         thetas: &[Vec<f64>],
         adapt: &[AdaptBatch],
         g: Vec<f64>,
-        tape: &mut Tape,
+        tapes: &mut [Tape],
     ) -> Vec<f64> {
         if self.first_order {
             return g;
         }
         let mut g = g;
         for k in (0..adapt.len()).rev() {
-            g = self.inner_factor(&thetas[k], &adapt[k], &g, tape);
+            g = self.inner_factor(&thetas[k], &adapt[k], &g, &mut tapes[k]);
         }
         g
     }
 
-    /// `J v` (forward through the inner steps); `v` itself when first-order.
+    /// `J v` (forward through the inner steps); `v` itself when first-order. `tapes`
+    /// from [`Maml::forward_inner`].
     fn forward_through_inner(
         &self,
         thetas: &[Vec<f64>],
         adapt: &[AdaptBatch],
         v: &[f64],
-        tape: &mut Tape,
+        tapes: &mut [Tape],
     ) -> Vec<f64> {
         let mut u = v.to_vec();
         if self.first_order {
             return u;
         }
         for k in 0..adapt.len() {
-            u = self.inner_factor(&thetas[k], &adapt[k], &u, tape);
+            u = self.inner_factor(&thetas[k], &adapt[k], &u, &mut tapes[k]);
         }
         u
     }
@@ -222,7 +233,20 @@ impl Maml<'_> {
     /// Mean over tasks of the post-adaptation objective reached from `theta` and of
     /// its KL from the behaviour policies (what the line search evaluates).
     pub fn meta_objective_kl(&self, theta: &[f64], tasks: &[TaskBatch]) -> (f64, f64) {
-        let per_task = par_map(tasks, self.threads, |task, tape| {
+        self.meta_objective_kl_with(theta, tasks, &mut Vec::new())
+    }
+
+    fn meta_objective_kl_with(
+        &self,
+        theta: &[f64],
+        tasks: &[TaskBatch],
+        pool: &mut Vec<Tapes>,
+    ) -> (f64, f64) {
+        let per_task = par_map_with(tasks, self.threads, pool, |task, tapes| {
+            if tapes.is_empty() {
+                tapes.push(Tape::default());
+            }
+            let tape = &mut tapes[0];
             let thetas = self.adapt(theta, &task.adapt, tape);
             self.post_objective_kl(thetas.last().expect("theta_K"), &task.post, tape)
         });
@@ -235,11 +259,25 @@ impl Maml<'_> {
     /// Mean post-adaptation objective and its meta-gradient at `theta`, given each
     /// task's inner trajectory `thetas[i]` from [`Maml::adapt`].
     pub fn meta_gradient(&self, thetas: &[Vec<Vec<f64>>], tasks: &[TaskBatch]) -> (f64, Vec<f64>) {
+        self.meta_gradient_with(thetas, tasks, &mut Vec::new())
+    }
+
+    fn meta_gradient_with(
+        &self,
+        thetas: &[Vec<Vec<f64>>],
+        tasks: &[TaskBatch],
+        pool: &mut Vec<Tapes>,
+    ) -> (f64, Vec<f64>) {
         let items: Vec<_> = thetas.iter().zip(tasks).collect();
-        let per_task = par_map(&items, self.threads, |(th, task), tape| {
-            let (objective, g) =
-                self.post_objective_grad(th.last().expect("theta_K"), &task.post, tape);
-            (objective, self.back_through_inner(th, &task.adapt, g, tape))
+        let per_task = par_map_with(&items, self.threads, pool, |(th, task), tapes| {
+            self.forward_inner(th, &task.adapt, tapes);
+            let (inner, post) = tapes.split_at_mut(task.adapt.len());
+            let theta_k = th.last().expect("theta_K");
+            let (objective, g) = self.post_objective_grad(theta_k, &task.post, &mut post[0]);
+            (
+                objective,
+                self.back_through_inner(th, &task.adapt, g, inner),
+            )
         });
         let m = tasks.len() as f64;
         let mut grad = vec![0.0; self.policy.len()];
@@ -259,15 +297,28 @@ impl Maml<'_> {
         tasks: &[TaskBatch],
         v: &[f64],
     ) -> Vec<f64> {
+        self.meta_fisher_vp_with(thetas, tasks, v, &mut Vec::new())
+    }
+
+    fn meta_fisher_vp_with(
+        &self,
+        thetas: &[Vec<Vec<f64>>],
+        tasks: &[TaskBatch],
+        v: &[f64],
+        pool: &mut Vec<Tapes>,
+    ) -> Vec<f64> {
         let items: Vec<_> = thetas.iter().zip(tasks).collect();
-        let per_task = par_map(&items, self.threads, |(th, task), tape| {
-            let u = self.forward_through_inner(th, &task.adapt, v, tape);
+        let per_task = par_map_with(&items, self.threads, pool, |(th, task), tapes| {
+            // One forward pass per inner step serves both passes through it.
+            self.forward_inner(th, &task.adapt, tapes);
+            let (inner, post) = tapes.split_at_mut(task.adapt.len());
+            let u = self.forward_through_inner(th, &task.adapt, v, inner);
             let mut fu = vec![0.0; u.len()];
             let theta_k = th.last().expect("theta_K");
             let n = self.n(&task.post.obs);
             self.policy
-                .fisher_vp(theta_k, &task.post.obs, n, &u, tape, &mut fu);
-            self.back_through_inner(th, &task.adapt, fu, tape)
+                .fisher_vp(theta_k, &task.post.obs, n, &u, &mut post[0], &mut fu);
+            self.back_through_inner(th, &task.adapt, fu, inner)
         });
         let m = tasks.len() as f64;
         let mut out = vec![0.0; v.len()];
@@ -284,19 +335,24 @@ impl Maml<'_> {
         tasks: &[TaskBatch],
         s: &TrpoSettings,
     ) -> OuterStats {
-        let thetas = par_map(tasks, self.threads, |task, tape| {
-            self.adapt(theta, &task.adapt, tape)
+        // One pool of tapes for every product of this step.
+        let mut pool: Vec<Tapes> = Vec::new();
+        let thetas = par_map_with(tasks, self.threads, &mut pool, |task, tapes| {
+            if tapes.is_empty() {
+                tapes.push(Tape::default());
+            }
+            self.adapt(theta, &task.adapt, &mut tapes[0])
         });
-        let (objective_before, g) = self.meta_gradient(&thetas, tasks);
+        let (objective_before, g) = self.meta_gradient_with(&thetas, tasks, &mut pool);
         let grad_norm = trpo::dot(&g, &g).sqrt();
-        let avp = |v: &[f64]| {
-            let mut out = self.meta_fisher_vp(&thetas, tasks, v);
+        let mut avp = |v: &[f64]| {
+            let mut out = self.meta_fisher_vp_with(&thetas, tasks, v, &mut pool);
             out.iter_mut()
                 .zip(v)
                 .for_each(|(a, b)| *a += s.cg_damping * b);
             out
         };
-        let direction = trpo::conjugate_gradient(avp, &g, s.cg_iters);
+        let direction = trpo::conjugate_gradient(&mut avp, &g, s.cg_iters);
         let shs = trpo::dot(&direction, &avp(&direction));
         let scale = (2.0 * s.max_kl / (shs + 1e-8)).sqrt();
         let full_step: Vec<f64> = direction.iter().map(|d| d * scale).collect();
@@ -313,7 +369,7 @@ impl Maml<'_> {
             s.max_kl,
             s.backtrack_ratio,
             s.line_search_steps,
-            |candidate| self.meta_objective_kl(candidate, tasks),
+            |candidate| self.meta_objective_kl_with(candidate, tasks, &mut pool),
         );
         *theta = new_theta;
         OuterStats {
@@ -331,6 +387,9 @@ impl Maml<'_> {
     }
 }
 
+/// One thread's tapes: one per inner step and one for the post-adaptation batch.
+type Tapes = Vec<Tape>;
+
 /// `f` on every item, in parallel over `threads` contiguous chunks (each with its own
 /// scratch tape); results in item order.
 pub fn par_map<T: Sync, R: Send>(
@@ -338,21 +397,34 @@ pub fn par_map<T: Sync, R: Send>(
     threads: usize,
     f: impl Fn(&T, &mut Tape) -> R + Sync,
 ) -> Vec<R> {
+    par_map_with(items, threads, &mut Vec::new(), f)
+}
+
+/// [`par_map`] with scratch of any type `S`, one per thread, taken from `pool` (grown
+/// to `threads` entries) and left there for the next call: the outer step's many
+/// products reuse their tapes instead of allocating and faulting them in each time.
+pub fn par_map_with<T: Sync, R: Send, S: Default + Send>(
+    items: &[T],
+    threads: usize,
+    pool: &mut Vec<S>,
+    f: impl Fn(&T, &mut S) -> R + Sync,
+) -> Vec<R> {
     let threads = threads.clamp(1, items.len().max(1));
+    if pool.len() < threads {
+        pool.resize_with(threads, S::default);
+    }
     if threads == 1 {
-        let mut tape = Tape::default();
-        return items.iter().map(|x| f(x, &mut tape)).collect();
+        let scratch = &mut pool[0];
+        return items.iter().map(|x| f(x, scratch)).collect();
     }
     let chunk = items.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|s| {
         let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut tape = Tape::default();
-                    part.iter().map(|x| f(x, &mut tape)).collect::<Vec<R>>()
-                })
+            .zip(pool.iter_mut())
+            .map(|(part, scratch)| {
+                s.spawn(move || part.iter().map(|x| f(x, scratch)).collect::<Vec<R>>())
             })
             .collect();
         handles

@@ -287,21 +287,25 @@ impl Policy {
         theta: &[f64],
         v: &[f64],
         tape: &mut Tape,
-        grad: &mut [f64],
+        grad: Option<&mut [f64]>,
         hv: Option<&mut [f64]>,
     ) {
         let n = tape.n;
         let with_r = hv.is_some();
-        let mut hv = hv;
+        let (mut grad, mut hv) = (grad, hv);
         for l in (0..self.layers.len()).rev() {
             let layer = self.layers[l];
             let (fi, fo) = (layer.fan_in, layer.fan_out);
             let x = &tape.x[l][..n * fi];
             let d = &tape.d[l][..n * fo];
-            gemm::at_b(&mut grad[layer.w..layer.w + fi * fo], x, d, n, fi, fo, true);
-            let gb = &mut grad[layer.b..layer.b + fo];
-            for row in d.chunks(fo) {
-                gb.iter_mut().zip(row).for_each(|(g, r)| *g += r);
+            // Without `grad` (a Hessian-vector product alone) the weight gradient's
+            // product is skipped; the deltas below still flow back for `hv`.
+            if let Some(grad) = grad.as_deref_mut() {
+                gemm::at_b(&mut grad[layer.w..layer.w + fi * fo], x, d, n, fi, fo, true);
+                let gb = &mut grad[layer.b..layer.b + fo];
+                for row in d.chunks(fo) {
+                    gb.iter_mut().zip(row).for_each(|(g, r)| *g += r);
+                }
             }
             if let Some(hv) = hv.as_deref_mut() {
                 let rd = &tape.rd[l][..n * fo];
@@ -390,7 +394,7 @@ impl Policy {
         tape: &mut Tape,
         grad: &mut [f64],
     ) -> f64 {
-        self.hvp_or_grad(theta, obs, actions, w, None, tape, grad, None)
+        self.hvp_or_grad(theta, Some(obs), actions, w, None, tape, Some(grad), None)
     }
 
     /// `hv += sum_t w_t Hess_theta log pi(a_t | s_t) v` (and `grad +=` the gradient,
@@ -407,7 +411,36 @@ impl Policy {
         grad: &mut [f64],
         hv: &mut [f64],
     ) {
-        self.hvp_or_grad(theta, obs, actions, w, Some(v), tape, grad, Some(hv));
+        self.hvp_or_grad(
+            theta,
+            Some(obs),
+            actions,
+            w,
+            Some(v),
+            tape,
+            Some(grad),
+            Some(hv),
+        );
+    }
+
+    /// `hv += sum_t w_t Hess_theta log pi(a_t | s_t) v` alone, on a `tape` that holds
+    /// [`Policy::forward`] of `theta` on the batch's observations (left intact, so one
+    /// forward pass serves every product at the same parameters and batch).
+    pub fn hvp_logp_on_tape(
+        &self,
+        theta: &[f64],
+        actions: &[f64],
+        w: &[f64],
+        v: &[f64],
+        tape: &mut Tape,
+        hv: &mut [f64],
+    ) {
+        assert_eq!(
+            tape.n,
+            w.len(),
+            "the tape holds a forward pass of this batch"
+        );
+        self.hvp_or_grad(theta, None, actions, w, Some(v), tape, None, Some(hv));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -415,16 +448,19 @@ impl Policy {
     fn hvp_or_grad(
         &self,
         theta: &[f64],
-        obs: &[f64],
+        obs: Option<&[f64]>,
         actions: &[f64],
         w: &[f64],
         v: Option<&[f64]>,
         tape: &mut Tape,
-        grad: &mut [f64],
+        mut grad: Option<&mut [f64]>,
         mut hv: Option<&mut [f64]>,
     ) -> f64 {
         let n = w.len();
-        self.forward(theta, obs, n, tape);
+        // Without `obs` the tape already holds the forward pass.
+        if let Some(obs) = obs {
+            self.forward(theta, obs, n, tape);
+        }
         if let Some(v) = v {
             self.r_forward(theta, v, tape);
         }
@@ -458,10 +494,12 @@ impl Policy {
                     }
                 }
                 let range = self.log_std..self.len;
-                grad[range.clone()]
-                    .iter_mut()
-                    .zip(&g_ls)
-                    .for_each(|(g, x)| *g += x);
+                if let Some(grad) = grad.as_deref_mut() {
+                    grad[range.clone()]
+                        .iter_mut()
+                        .zip(&g_ls)
+                        .for_each(|(g, x)| *g += x);
+                }
                 if let Some(hv) = hv.as_deref_mut() {
                     hv[range].iter_mut().zip(&h_ls).for_each(|(g, x)| *g += x);
                 }
@@ -534,7 +572,7 @@ impl Policy {
                 }
             }
         }
-        self.backward(theta, &[], tape, out, None);
+        self.backward(theta, &[], tape, Some(out), None);
     }
 
     /// Mean over the last forward pass's rows of KL(old || new), where `old_out` /

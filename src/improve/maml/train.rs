@@ -1,5 +1,7 @@
 //! The MAML training loop and its run folder (the same files as every method:
-//! config.toml, run.json, metrics.csv, tb/, checkpoint/state.json).
+//! config.toml, run.json, metrics.csv, tb/, checkpoint/ in the format of
+//! [`crate::run::checkpoint::store`]: theta as an `F64` tensor, the rest in the codec's
+//! encoding, `meta.json` with sizes and CRC-32s written last).
 //!
 //! One update = one meta-batch: `maml.meta_batch` tasks (one per env row) each play
 //! their adaptation episodes with theta, take the inner step(s), play their
@@ -10,10 +12,12 @@
 use super::meta::{Maml, OuterStats, TrpoSettings};
 use super::policy::{Head, Policy};
 use super::rollout::{AdvantageSettings, Collector, RowResult};
+use crate::codec;
 use crate::config::Config;
 use crate::env::{self, ActionSpace, BatchEnv, Split};
 use crate::error::UserError;
 use crate::rng::{streams, Rng};
+use crate::run::checkpoint::store;
 use crate::run::files::{self, Provenance};
 use crate::run::metrics::MetricsCsv;
 use crate::run::tensorboard::EventWriter;
@@ -23,11 +27,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// Everything a resumed run needs.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// Everything a resumed run needs (the linear baseline is refitted to every batch, so
+/// it has no state to keep).
+#[derive(Clone, Debug, PartialEq)]
 pub struct MamlCheckpoint {
-    /// Marks the file as a MAML checkpoint.
-    pub kind: String,
     pub theta: Vec<f64>,
     pub update: u64,
     pub frames: u64,
@@ -35,6 +38,24 @@ pub struct MamlCheckpoint {
     pub action_rngs: Vec<Rng>,
     pub needs_reset: bool,
     pub wall_s: f64,
+}
+
+/// `meta.json`'s method of a MAML checkpoint.
+const METHOD: &str = "maml";
+/// The tensor that holds theta.
+const THETA: &str = "policy.theta";
+
+/// Everything but theta, as stored in the checkpoint's state file.
+#[derive(Serialize, Deserialize)]
+struct State {
+    update: u64,
+    frames: u64,
+    wall_s: f64,
+    theta_len: u64,
+    /// The env's own (JSON) state, as text.
+    env: String,
+    action_rngs: Vec<Rng>,
+    needs_reset: bool,
 }
 
 /// The policy a config builds for an env's action space.
@@ -165,7 +186,6 @@ impl MamlTrainer {
 
     pub fn checkpoint(&self, wall_s: f64) -> MamlCheckpoint {
         MamlCheckpoint {
-            kind: "maml".into(),
             theta: self.theta.clone(),
             update: self.update,
             frames: self.frames,
@@ -177,9 +197,6 @@ impl MamlTrainer {
     }
 
     pub fn restore(&mut self, ck: MamlCheckpoint) -> Result<(), String> {
-        if ck.kind != "maml" {
-            return Err(format!("not a MAML checkpoint (kind {:?})", ck.kind));
-        }
         if ck.theta.len() != self.theta.len() {
             return Err(format!(
                 "parameters: {} saved, this config's policy has {}",
@@ -204,22 +221,54 @@ impl MamlTrainer {
     }
 }
 
-/// Reads a MAML run's checkpoint.
+/// Reads and verifies a MAML run's checkpoint.
 pub fn load_checkpoint(run: &Path) -> Result<MamlCheckpoint, UserError> {
-    let path = checkpoint_path(run);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| UserError::file(&path, format!("cannot read checkpoint: {e}")))?;
-    serde_json::from_str(&text)
-        .map_err(|e| UserError::file(&path, format!("corrupt MAML checkpoint: {e}")))
+    let files = store::read(run)?;
+    if files.meta.method != METHOD {
+        return Err(store::CheckpointError::OtherMethod {
+            path: store::meta_path(run),
+            method: files.meta.method,
+        }
+        .into());
+    }
+    let state: State = files.decode_state()?;
+    let st = files.tensors()?;
+    let theta =
+        store::read_f64(&st, THETA, state.theta_len as usize).map_err(|m| files.tensor_error(m))?;
+    let env = serde_json::from_str(&state.env)
+        .map_err(|e| files.state_error(format!("env state: {e}")))?;
+    Ok(MamlCheckpoint {
+        theta,
+        update: state.update,
+        frames: state.frames,
+        env,
+        action_rngs: state.action_rngs,
+        needs_reset: state.needs_reset,
+        wall_s: state.wall_s,
+    })
 }
 
-fn save_checkpoint(run: &Path, ck: &MamlCheckpoint) -> Result<(), UserError> {
-    let path = checkpoint_path(run);
-    std::fs::create_dir_all(path.parent().expect("checkpoint has a parent"))
-        .map_err(|e| UserError::file(&path, format!("cannot create checkpoint folder: {e}")))?;
-    let json = serde_json::to_vec(ck)
-        .map_err(|e| UserError::Other(format!("serialising checkpoint: {e}")))?;
-    files::atomic_write(&path, &json)
+/// Writes `ck` as the checkpoint of the run folder `run`.
+pub fn save_checkpoint(run: &Path, cfg: &Config, ck: &MamlCheckpoint) -> Result<(), UserError> {
+    let state = State {
+        update: ck.update,
+        frames: ck.frames,
+        wall_s: ck.wall_s,
+        theta_len: ck.theta.len() as u64,
+        env: ck.env.to_string(),
+        action_rngs: ck.action_rngs.clone(),
+        needs_reset: ck.needs_reset,
+    };
+    let header = store::Header {
+        update: ck.update,
+        frames: ck.frames,
+        method: METHOD.into(),
+        improver: cfg.improver.to_string(),
+        env: cfg.env.clone(),
+        seed: cfg.seed,
+    };
+    let theta = store::Column::f64(&ck.theta, vec![ck.theta.len()]);
+    store::write(run, header, &[(THETA, theta)], &codec::encode(&state))
 }
 
 /// metrics.csv columns of a MAML run.
@@ -367,7 +416,7 @@ pub fn run(cfg: &Config, out: &Path, resume: bool, quiet: bool) -> Result<PathBu
             || interrupted
         {
             tb.flush()?;
-            save_checkpoint(out, &trainer.checkpoint(wall))?;
+            save_checkpoint(out, cfg, &trainer.checkpoint(wall))?;
         }
         if interrupted {
             eprintln!(
