@@ -94,6 +94,49 @@ pub struct Info {
     pub unscaled_reward: f64,
 }
 
+/// An observed object's position and orientation quaternion (in the order the class
+/// gives it: MuJoCo's w first, or scipy's w last).
+pub type Pose = ([f64; 3], [f64; 4]);
+
+/// What a class shows of its objects (`_get_pos_objects`, `_get_quat_objects`): one
+/// pose, or two (hammer and nail, stick and the thing it moves). MetaWorld writes each
+/// object's position then quaternion into the observation's 14 object values, padding
+/// with zeros, so two objects fill them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observed {
+    poses: [Pose; 2],
+    count: usize,
+}
+
+impl Observed {
+    pub fn one(pose: Pose) -> Observed {
+        Observed {
+            poses: [pose, ([0.0; 3], [0.0; 4])],
+            count: 1,
+        }
+    }
+    pub fn two(first: Pose, second: Pose) -> Observed {
+        Observed {
+            poses: [first, second],
+            count: 2,
+        }
+    }
+    /// The observed poses.
+    pub fn poses(&self) -> &[Pose] {
+        &self.poses[..self.count]
+    }
+    /// The observation's 14 object values: each pose's position and quaternion, then
+    /// zeros.
+    pub fn values(&self) -> [f64; 14] {
+        let mut out = [0.0; 14];
+        for (k, (pos, quat)) in self.poses().iter().enumerate() {
+            out[7 * k..7 * k + 3].copy_from_slice(pos);
+            out[7 * k + 3..7 * k + 7].copy_from_slice(quat);
+        }
+        out
+    }
+}
+
 /// A flag as MetaWorld's `float(condition)`.
 pub(crate) fn flag(b: bool) -> f64 {
     if b {
@@ -136,8 +179,8 @@ pub trait TaskClass: Sync {
     fn resets_twice(&self) -> bool {
         false
     }
-    /// `_get_pos_objects` and `_get_quat_objects` (x, y, z, w): the observed object.
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]);
+    /// `_get_pos_objects` and `_get_quat_objects`: the observed objects.
+    fn objects(&self, s: &Sawyer) -> Observed;
     /// `evaluate_state`: reward and success at the current state, `obs` being the
     /// clipped observation.
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation;

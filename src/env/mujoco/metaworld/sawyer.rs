@@ -348,15 +348,13 @@ impl Sawyer {
         self.data.forward();
     }
 
-    /// The 18 current-frame values: hand, gripper opening, object pose padded to 14.
+    /// The 18 current-frame values: hand, gripper opening, object poses padded to 14.
     fn frame(&self) -> [f64; 18] {
         let mut f = [0.0; 18];
         f[..3].copy_from_slice(&self.body(self.ids.hand));
         let (r, l) = (self.body(self.ids.rightclaw), self.body(self.ids.leftclaw));
         f[3] = (dist(r, l) / 0.1).clamp(0.0, 1.0);
-        let (pos, quat) = self.class.object(self);
-        f[4..7].copy_from_slice(&pos);
-        f[7..11].copy_from_slice(&quat);
+        f[4..].copy_from_slice(&self.class.objects(self).values());
         f
     }
 

@@ -8,7 +8,7 @@
 //! there, so the port repeats that call ([`TaskClass::resets_twice`]).
 
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct WindowOpen;
 
@@ -54,8 +54,8 @@ impl TaskClass for WindowOpen {
         let target = s.target;
         s.model_mut().site_pos_mut(goal).copy_from_slice(&target);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.site(s.named[0]), [0.0; 4])
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.site(s.named[0]), [0.0; 4]))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], _obs: &[f64; 39]) -> Evaluation {
         let obj = s.site(s.named[0]);
