@@ -571,6 +571,15 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
         "object",
     ),
     ("handle-press-v3", "ml1-handle-press", Split::Test, "object"),
+    ("window-close-v3", "ml1-window-close", Split::Test, "object"),
+    ("reach-wall-v3", "ml1-reach-wall", Split::Train, "goal"),
+    ("push-wall-v3", "ml1-push-wall", Split::Test, "object"),
+    (
+        "pick-place-wall-v3",
+        "ml1-pick-place-wall",
+        Split::Train,
+        "object",
+    ),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

@@ -76,6 +76,10 @@ pub const PORTED: &[&str] = &[
     "ml1-disassemble",
     "ml1-handle-press-side",
     "ml1-handle-press",
+    "ml1-window-close",
+    "ml1-reach-wall",
+    "ml1-push-wall",
+    "ml1-pick-place-wall",
     "ml10",
 ];
 

@@ -44,13 +44,17 @@ pub mod lever_pull;
 pub mod ml10;
 pub mod peg_insert_side;
 pub mod pick_place;
+pub mod pick_place_wall;
 pub mod push;
+pub mod push_wall;
 pub mod reach;
+pub mod reach_wall;
 pub mod reward;
 pub mod sawyer;
 pub mod shelf_place;
 pub mod sweep;
 pub mod sweep_into;
+pub mod window_close;
 pub mod window_open;
 
 pub use sawyer::{Sawyer, SawyerFamily};
@@ -221,6 +225,10 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &disassemble::Disassemble,
     &handle_press_side::HandlePressSide,
     &handle_press::HandlePress,
+    &window_close::WindowClose,
+    &reach_wall::ReachWall,
+    &push_wall::PushWall,
+    &pick_place_wall::PickPlaceWall,
 ];
 
 /// The ported class named `name` (`reach-v3`).
