@@ -580,6 +580,8 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
         Split::Train,
         "object",
     ),
+    ("push-back-v3", "ml1-push-back", Split::Test, "object"),
+    ("soccer-v3", "ml1-soccer", Split::Train, "object"),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

@@ -80,6 +80,8 @@ pub const PORTED: &[&str] = &[
     "ml1-reach-wall",
     "ml1-push-wall",
     "ml1-pick-place-wall",
+    "ml1-push-back",
+    "ml1-soccer",
     "ml10",
 ];
 

@@ -46,12 +46,14 @@ pub mod peg_insert_side;
 pub mod pick_place;
 pub mod pick_place_wall;
 pub mod push;
+pub mod push_back;
 pub mod push_wall;
 pub mod reach;
 pub mod reach_wall;
 pub mod reward;
 pub mod sawyer;
 pub mod shelf_place;
+pub mod soccer;
 pub mod sweep;
 pub mod sweep_into;
 pub mod window_close;
@@ -229,6 +231,8 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &reach_wall::ReachWall,
     &push_wall::PushWall,
     &pick_place_wall::PickPlaceWall,
+    &push_back::PushBack,
+    &soccer::Soccer,
 ];
 
 /// The ported class named `name` (`reach-v3`).

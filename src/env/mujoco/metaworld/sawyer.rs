@@ -292,6 +292,10 @@ impl Sawyer {
     pub(super) fn geom_quat_xyzw(&self, g: usize) -> [f64; 4] {
         matrix_to_quat_xyzw(&self.data.geom_xmat()[9 * g..9 * g + 9])
     }
+    /// A body's orientation as scipy's (x, y, z, w) quaternion of its `xmat`.
+    pub(super) fn body_quat_xyzw(&self, b: usize) -> [f64; 4] {
+        matrix_to_quat_xyzw(&self.data.xmat()[9 * b..9 * b + 9])
+    }
     /// A site's orientation as scipy's (x, y, z, w) quaternion of its `xmat`.
     pub(super) fn site_quat_xyzw(&self, s: usize) -> [f64; 4] {
         matrix_to_quat_xyzw(&self.data.site_xmat()[9 * s..9 * s + 9])
