@@ -582,6 +582,44 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
     ),
     ("push-back-v3", "ml1-push-back", Split::Test, "object"),
     ("soccer-v3", "ml1-soccer", Split::Train, "object"),
+    ("plate-slide-v3", "ml1-plate-slide", Split::Test, "object"),
+    (
+        "plate-slide-side-v3",
+        "ml1-plate-slide-side",
+        Split::Train,
+        "object",
+    ),
+    (
+        "plate-slide-back-v3",
+        "ml1-plate-slide-back",
+        Split::Test,
+        "object",
+    ),
+    (
+        "plate-slide-back-side-v3",
+        "ml1-plate-slide-back-side",
+        Split::Train,
+        "object",
+    ),
+    ("handle-pull-v3", "ml1-handle-pull", Split::Train, "object"),
+    (
+        "handle-pull-side-v3",
+        "ml1-handle-pull-side",
+        Split::Test,
+        "object",
+    ),
+    (
+        "peg-unplug-side-v3",
+        "ml1-peg-unplug-side",
+        Split::Train,
+        "object",
+    ),
+    (
+        "pick-out-of-hole-v3",
+        "ml1-pick-out-of-hole",
+        Split::Test,
+        "object",
+    ),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and

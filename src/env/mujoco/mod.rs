@@ -82,6 +82,14 @@ pub const PORTED: &[&str] = &[
     "ml1-pick-place-wall",
     "ml1-push-back",
     "ml1-soccer",
+    "ml1-plate-slide",
+    "ml1-plate-slide-side",
+    "ml1-plate-slide-back",
+    "ml1-plate-slide-back-side",
+    "ml1-handle-pull",
+    "ml1-handle-pull-side",
+    "ml1-peg-unplug-side",
+    "ml1-pick-out-of-hole",
     "ml10",
 ];
 

@@ -40,11 +40,15 @@ pub mod faucet_open;
 pub mod hand_insert;
 pub mod handle_press;
 pub mod handle_press_side;
+pub mod handle_pull;
 pub mod lever_pull;
 pub mod ml10;
 pub mod peg_insert_side;
+pub mod peg_unplug_side;
+pub mod pick_out_of_hole;
 pub mod pick_place;
 pub mod pick_place_wall;
+pub mod plate_slide;
 pub mod push;
 pub mod push_back;
 pub mod push_wall;
@@ -233,6 +237,14 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &pick_place_wall::PickPlaceWall,
     &push_back::PushBack,
     &soccer::Soccer,
+    &plate_slide::PLATE_SLIDE,
+    &plate_slide::PLATE_SLIDE_SIDE,
+    &plate_slide::PLATE_SLIDE_BACK,
+    &plate_slide::PLATE_SLIDE_BACK_SIDE,
+    &handle_pull::HANDLE_PULL,
+    &handle_pull::HANDLE_PULL_SIDE,
+    &peg_unplug_side::PegUnplugSide,
+    &pick_out_of_hole::PickOutOfHole,
 ];
 
 /// The ported class named `name` (`reach-v3`).

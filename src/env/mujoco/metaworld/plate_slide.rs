@@ -133,12 +133,8 @@ impl TaskClass for PlateSlide {
         };
         let obj_to_target = dist(obj, s.target);
         let in_place_margin = dist(s.obj_init_pos, s.target);
-        let in_place = tolerance_long_tail(
-            obj_to_target,
-            0.0,
-            TARGET_RADIUS,
-            in_place_margin - less,
-        );
+        let in_place =
+            tolerance_long_tail(obj_to_target, 0.0, TARGET_RADIUS, in_place_margin - less);
         let tcp_to_obj = dist(tcp, obj);
         let grasp_margin = dist(s.init_tcp, s.obj_init_pos);
         let grasped = tolerance_long_tail(tcp_to_obj, 0.0, TARGET_RADIUS, grasp_margin - less);
