@@ -18,6 +18,7 @@
 
 pub mod assembly;
 pub mod basketball;
+pub mod benchmark;
 pub mod bin_picking;
 pub mod box_close;
 pub mod button_press;
@@ -37,12 +38,12 @@ pub mod drawer_close;
 pub mod drawer_open;
 pub mod faucet_close;
 pub mod faucet_open;
+pub mod hammer;
 pub mod hand_insert;
 pub mod handle_press;
 pub mod handle_press_side;
 pub mod handle_pull;
 pub mod lever_pull;
-pub mod ml10;
 pub mod peg_insert_side;
 pub mod peg_unplug_side;
 pub mod pick_out_of_hole;
@@ -58,6 +59,7 @@ pub mod reward;
 pub mod sawyer;
 pub mod shelf_place;
 pub mod soccer;
+pub mod stick;
 pub mod sweep;
 pub mod sweep_into;
 pub mod window_close;
@@ -245,6 +247,9 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &handle_pull::HANDLE_PULL_SIDE,
     &peg_unplug_side::PegUnplugSide,
     &pick_out_of_hole::PickOutOfHole,
+    &hammer::Hammer,
+    &stick::StickPush,
+    &stick::StickPull,
 ];
 
 /// The ported class named `name` (`reach-v3`).
