@@ -134,7 +134,7 @@ impl Backend {
             Backend::Auto => Ok(is_ported(name)),
             Backend::Native if is_ported(name) => Ok(true),
             Backend::Native => Err(UserError::Other(format!(
-                "env `{name}` has no native port yet (ported: {}); set env_backend = \"python\" (or --set env_backend=python) to run it through the Python bridge",
+                "env `{name}` has no native port (ported: {}); env_backend = \"python\" (or --set env_backend=python) hands it to the Python bridge",
                 PORTED.join(", ")
             ))),
         }
