@@ -4,7 +4,7 @@
 //! while the barely open gripper is at the puck and has moved it; 10 within 5 cm,
 //! success within 7 cm.
 
-use super::push_wall::puck_geom;
+use super::push_wall::{puck_geom, reset_puck_on_table};
 use super::reach::{puck_and_goal_apart, PUCK};
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
 use super::sweep::caging;
@@ -40,12 +40,7 @@ impl TaskClass for PushBack {
         PUCK
     }
     fn reset_model(&self, s: &mut Sawyer, v: &[f64]) {
-        s.reset_hand();
-        // adjust_initObjPos keeps the puck geom's resting height.
-        let z = s.geom(s.named[1])[2];
-        s.target = [v[3], v[4], z];
-        s.obj_init_pos = [v[0], v[1], z];
-        s.set_obj_xyz(s.obj_init_pos);
+        reset_puck_on_table(s, v);
     }
     fn objects(&self, s: &Sawyer) -> Observed {
         puck_geom(s)

@@ -18,6 +18,16 @@ pub(super) fn puck_geom(s: &Sawyer) -> Observed {
     Observed::one((s.geom(s.named[1]), s.geom_quat_xyzw(s.named[1])))
 }
 
+/// The reset of push-wall and push-back: the hand, then the puck and the goal at the
+/// task's x-y on the table, at the height the puck geom rests at (`adjust_initObjPos`).
+pub(super) fn reset_puck_on_table(s: &mut Sawyer, v: &[f64]) {
+    s.reset_hand();
+    let z = s.geom(s.named[1])[2];
+    s.target = [v[3], v[4], z];
+    s.obj_init_pos = [v[0], v[1], z];
+    s.set_obj_xyz(s.obj_init_pos);
+}
+
 /// The wall classes' two closeness terms: of the object to `midpoint` with the axes
 /// weighted by `scaling` (`in_place_part1`), and to the goal (`in_place_part2`), each
 /// with the start's distance as margin; and the object's distance to the goal.
@@ -89,12 +99,7 @@ impl TaskClass for PushWall {
         PUCK
     }
     fn reset_model(&self, s: &mut Sawyer, v: &[f64]) {
-        s.reset_hand();
-        // adjust_initObjPos keeps the puck geom's resting height.
-        let z = s.geom(s.named[1])[2];
-        s.target = [v[3], v[4], z];
-        s.obj_init_pos = [v[0], v[1], z];
-        s.set_obj_xyz(s.obj_init_pos);
+        reset_puck_on_table(s, v);
     }
     fn objects(&self, s: &Sawyer) -> Observed {
         puck_geom(s)
