@@ -5,8 +5,7 @@
 //! line with `steps_per_s`; native lines add `mj_step_fraction`, the share of the
 //! batch's time that a bare loop of the same `mj_step` calls takes (same model, same
 //! number of calls: the rest is bamdp's reward, observation, reset and thread work).
-//! Envs without a native port (`ml45`, MetaWorld classes outside ML10) get bridge
-//! figures only.
+//! Envs without a native port get bridge figures only.
 //!
 //!     cargo bench --bench mujoco -- --seconds 5 --rows 8
 //!     cargo bench --bench mujoco -- --envs cheetah-vel,ml1-reach
@@ -27,7 +26,7 @@ fn main() {
     };
     let envs = get(
         "--envs",
-        "cheetah-vel,ant-dir,ml1-reach,ml1-push,ml1-pick-place,ml10",
+        "cheetah-vel,ant-dir,ml1-reach,ml1-push,ml1-pick-place,ml10,ml45",
     );
     let rows: usize = get("--rows", "8").parse().unwrap();
     let seconds: f64 = get("--seconds", "5").parse().unwrap();
@@ -94,7 +93,7 @@ fn steps_per_s(
 
 /// Seconds a bare loop of `steps` env steps' worth of `mj_step` calls (5 per env step,
 /// random controls) takes on one thread, on `env`'s model (for a multi-class env such
-/// as `ml10`, cycling through its classes' models every 200 steps).
+/// as `ml10` or `ml45`, cycling through its classes' models every 200 steps).
 fn bare_mj_step_seconds(env: &str, steps: u64) -> f64 {
     let family = bamdp::env::mujoco::family(env, Split::Train, 0).unwrap();
     let mut row = family.row().unwrap();

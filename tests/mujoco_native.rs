@@ -316,15 +316,16 @@ fn a_resumed_batch_continues_exactly() {
 
 #[test]
 fn native_backend_names_the_ported_envs_for_an_unported_one() {
+    // Every MetaWorld v3 class is ported: an ML1 name that is not one has no port.
     let err = bamdp::env::make(
-        "ml1-hammer",
+        "ml1-hammer-v2",
         1,
         Split::Train,
         0,
         &options(Backend::Native, 1),
     )
     .err()
-    .expect("ml1-hammer has no native port")
+    .expect("ml1-hammer-v2 has no native port")
     .to_string();
     assert!(
         err.contains("cheetah-vel") && err.contains("env_backend = \"python\""),
@@ -424,7 +425,7 @@ impl WithInfo for bamdp::env::mujoco::metaworld::Sawyer {
         self.last_evaluation()
     }
 }
-impl WithInfo for bamdp::env::mujoco::metaworld::ml10::Ml10Row {
+impl WithInfo for bamdp::env::mujoco::metaworld::benchmark::BenchmarkRow {
     fn evaluation(&self) -> Option<bamdp::env::mujoco::metaworld::Evaluation> {
         self.last_evaluation()
     }
@@ -571,6 +572,58 @@ const METAWORLD: &[(&str, &str, Split, &str)] = &[
         "object",
     ),
     ("handle-press-v3", "ml1-handle-press", Split::Test, "object"),
+    ("window-close-v3", "ml1-window-close", Split::Test, "object"),
+    ("reach-wall-v3", "ml1-reach-wall", Split::Train, "goal"),
+    ("push-wall-v3", "ml1-push-wall", Split::Test, "object"),
+    (
+        "pick-place-wall-v3",
+        "ml1-pick-place-wall",
+        Split::Train,
+        "object",
+    ),
+    ("push-back-v3", "ml1-push-back", Split::Test, "object"),
+    ("soccer-v3", "ml1-soccer", Split::Train, "object"),
+    ("plate-slide-v3", "ml1-plate-slide", Split::Test, "object"),
+    (
+        "plate-slide-side-v3",
+        "ml1-plate-slide-side",
+        Split::Train,
+        "object",
+    ),
+    (
+        "plate-slide-back-v3",
+        "ml1-plate-slide-back",
+        Split::Test,
+        "object",
+    ),
+    (
+        "plate-slide-back-side-v3",
+        "ml1-plate-slide-back-side",
+        Split::Train,
+        "object",
+    ),
+    ("handle-pull-v3", "ml1-handle-pull", Split::Train, "object"),
+    (
+        "handle-pull-side-v3",
+        "ml1-handle-pull-side",
+        Split::Test,
+        "object",
+    ),
+    (
+        "peg-unplug-side-v3",
+        "ml1-peg-unplug-side",
+        Split::Train,
+        "object",
+    ),
+    (
+        "pick-out-of-hole-v3",
+        "ml1-pick-out-of-hole",
+        Split::Test,
+        "object",
+    ),
+    ("hammer-v3", "ml1-hammer", Split::Train, "object"),
+    ("stick-push-v3", "ml1-stick-push", Split::Test, "object"),
+    ("stick-pull-v3", "ml1-stick-pull", Split::Train, "object"),
 ];
 
 /// Each ported class, as `metaworld.ML1(class, 7)`: both splits' 50 task vectors and
@@ -659,26 +712,22 @@ fn metaworld_classes_are_bit_identical_to_the_bridge() {
     assert!(failed.is_empty(), "differs from metaworld: {failed:?}");
 }
 
-/// `metaworld.ML10(7)`: both splits' task lists (class and vector of each of the 500
-/// and 250 tasks) are bit-identical to metaworld's, and a one-row native ML10 batch
-/// row plays 1,000 steps over five episodes on four classes (returning to two of them)
-/// bit-identically to the bridge's row.
-#[test]
-fn ml10_task_lists_and_class_switching_rows_equal_the_bridge() {
-    use bamdp::env::mujoco::metaworld::ml10::Ml10Family;
+/// A benchmark's task lists (class and vector of each task of both splits) are
+/// bit-identical to metaworld's for seed 7, and a one-row native batch row of its
+/// training split plays the `episodes` (200 steps each, on several classes, returning
+/// to one) bit-identically to the bridge's row.
+fn assert_benchmark_equals_the_bridge(
+    bench: &'static bamdp::env::mujoco::metaworld::benchmark::Benchmark,
+    python_name: &str,
+    episodes: serde_json::Value,
+) {
+    use bamdp::env::mujoco::metaworld::benchmark::BenchmarkFamily;
     if !available() || !metaworld_available() {
         return;
     }
     let bench_seed = 7u32;
-    let episodes = serde_json::json!([
-        {"task_index": 10, "steps": 200, "directed": "goal"},
-        {"task_index": 160, "steps": 200, "directed": "object"},
-        {"task_index": 470, "steps": 200, "directed": "object"},
-        {"task_index": 12, "steps": 200, "directed": null},
-        {"task_index": 480, "steps": 200, "directed": "object"},
-    ]);
     let input = serde_json::json!({
-        "benchmark": "ML10", "split": "train", "bench_seed": bench_seed,
+        "benchmark": python_name, "split": "train", "bench_seed": bench_seed,
         "episodes": episodes, "seed": 3,
     });
     let out = start_metaworld_reference(&input)
@@ -686,22 +735,62 @@ fn ml10_task_lists_and_class_switching_rows_equal_the_bridge() {
         .unwrap();
     assert!(out.status.success(), "reference script failed");
     let mut r = Reader(&out.stdout);
+    let mut vectors = 0;
     for split in [Split::Train, Split::Test] {
         let want = read_task_list(&mut r);
-        let family = Ml10Family::new(split, bench_seed).unwrap();
+        let family = BenchmarkFamily::new(bench, split, bench_seed).unwrap();
         assert_eq!(want.len(), family.task_names().len(), "{split:?}: tasks");
-        let vectors: Vec<&Vec<f64>> = family.classes().iter().flat_map(|c| c.tasks()).collect();
+        let got: Vec<&Vec<f64>> = family.classes().iter().flat_map(|c| c.tasks()).collect();
         for (k, (name, v)) in want.iter().enumerate() {
             assert_eq!(name, family.task_names()[k], "{split:?} task {k}: class");
-            assert_eq!(f64_bits(vectors[k]), f64_bits(v), "{split:?} task {k}");
+            assert_eq!(f64_bits(got[k]), f64_bits(v), "{split:?} task {k}");
         }
+        vectors += want.len();
     }
-    let family = Ml10Family::new(Split::Train, bench_seed).unwrap();
+    let family = BenchmarkFamily::new(bench, Split::Train, bench_seed).unwrap();
     let mut row = family.new_row().unwrap();
-    let (steps, successes) = assert_episodes_equal("ml10 train", &mut r, &episodes, &mut row);
+    let what = format!("{} train", bench.env);
+    let (steps, successes) = assert_episodes_equal(&what, &mut r, &episodes, &mut row);
     assert!(r.0.is_empty(), "unread reference output");
-    assert_eq!(steps, 1000);
-    eprintln!("ml10: 750 task vectors and {steps} steps ({successes} successful) bit-identical");
+    assert_eq!(steps, 200 * episodes.as_array().unwrap().len());
+    eprintln!(
+        "{}: {vectors} task vectors and {steps} steps ({successes} successful) bit-identical",
+        bench.env
+    );
+}
+
+/// `metaworld.ML10(7)`: 500 + 250 task vectors; 1,000 steps over five episodes on four
+/// classes, returning to two of them.
+#[test]
+fn ml10_task_lists_and_class_switching_rows_equal_the_bridge() {
+    let episodes = serde_json::json!([
+        {"task_index": 10, "steps": 200, "directed": "goal"},
+        {"task_index": 160, "steps": 200, "directed": "object"},
+        {"task_index": 470, "steps": 200, "directed": "object"},
+        {"task_index": 12, "steps": 200, "directed": null},
+        {"task_index": 480, "steps": 200, "directed": "object"},
+    ]);
+    use bamdp::env::mujoco::metaworld::benchmark::ML10;
+    assert_benchmark_equals_the_bridge(&ML10, "ML10", episodes);
+}
+
+/// `metaworld.ML45(7)`: 2,250 + 250 task vectors; 1,000 steps over five episodes on
+/// four classes (hammer, stick-pull, plate-slide-back-side, assembly), returning to
+/// hammer.
+#[test]
+fn ml45_task_lists_and_class_switching_rows_equal_the_bridge() {
+    let episodes = serde_json::json!([
+        {"task_index": 17 * 50 + 3, "steps": 200, "directed": "object"},
+        {"task_index": 35 * 50 + 10, "steps": 200, "directed": "object"},
+        {"task_index": 30 * 50 + 44, "steps": 200, "directed": null},
+        {"task_index": 17 * 50 + 20, "steps": 200, "directed": null},
+        {"task_index": 7, "steps": 200, "directed": "object"},
+    ]);
+    use bamdp::env::mujoco::metaworld::benchmark::ML45;
+    assert_eq!(ML45.train[17], "hammer-v3");
+    assert_eq!(ML45.train[35], "stick-pull-v3");
+    assert_eq!(ML45.train[30], "plate-slide-back-side-v3");
+    assert_benchmark_equals_the_bridge(&ML45, "ML45", episodes);
 }
 
 #[test]

@@ -307,9 +307,9 @@ pub const ENVS: &[(&str, &str)] = &[
     ("cheetah-vel", "MuJoCo HalfCheetah (gymnasium v5; native, or Python worker with env_backend = \"python\"), target velocity ~ U(0,3), 200 steps x 2 episodes (VariBAD)"),
     ("cheetah-dir", "MuJoCo HalfCheetah (gymnasium v5; native, or Python worker with env_backend = \"python\"), direction +-1, 200 steps x 2 episodes (VariBAD)"),
     ("ant-dir", "MuJoCo Ant (gymnasium v5; native, or Python worker with env_backend = \"python\"), direction angle +-1 rad, 200 steps x 2 episodes (VariBAD)"),
-    ("ml1-<task>", "MetaWorld v3 ML1 on one of its 50 tasks (33 native, e.g. ml1-reach, ml1-door-open, ml1-bin-picking; the others through the Python worker), 500 steps x 10 episodes, success"),
+    ("ml1-<task>", "MetaWorld v3 ML1 on one of its 50 tasks, e.g. ml1-reach, ml1-door-open, ml1-hammer (native, or Python worker with env_backend = \"python\"), 500 steps x 10 episodes, success"),
     ("ml10", "MetaWorld v3 ML10 (native, or Python worker with env_backend = \"python\"): 10 train / 5 test task classes, 500 steps x 10 episodes, success"),
-    ("ml45", "MetaWorld v3 ML45 (Python worker): 45 train / 5 test task classes, 500 steps x 10 episodes, success"),
+    ("ml45", "MetaWorld v3 ML45 (native, or Python worker with env_backend = \"python\"): 45 train / 5 test task classes, 500 steps x 10 episodes, success"),
 ];
 
 /// Whether `name` is an env bamdp can build: an entry of [`ENVS`], or a name of a

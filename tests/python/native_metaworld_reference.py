@@ -4,7 +4,7 @@ metaworld 3.1.1's benchmark objects and envs) and writes both splits' task lists
 every step's float32 observation, float32 reward and success flag, as the bridge sends
 them.
 
-Input (stdin, JSON): {"benchmark": "ML1"|"ML10", "task": "reach-v3" (ML1 only),
+Input (stdin, JSON): {"benchmark": "ML1"|"ML10"|"ML45", "task": "reach-v3" (ML1 only),
  "split": "train"|"test", "bench_seed": int,
  "episodes": [{"task_index": int, "steps": int, "directed": "goal"|"object"|null}],
  "seed": int}
@@ -60,8 +60,9 @@ def main():
         bench = metaworld.ML1(spec["task"], seed=seed)
         metaworld.ML1 = type("ML1", (), {"ENV_NAMES": metaworld.ML1.ENV_NAMES, "__new__": lambda *a, **k: bench})
     else:
-        bench = metaworld.ML10(seed=seed)
-        metaworld.ML10 = type("ML10", (), {"__new__": lambda *a, **k: bench})
+        name = spec["benchmark"]
+        bench = getattr(metaworld, name)(seed=seed)
+        setattr(metaworld, name, type(name, (), {"__new__": lambda *a, **k: bench}))
     out = bytearray()
     for tasks in (bench.train_tasks, bench.test_tasks):
         out += struct.pack("<I", len(tasks))

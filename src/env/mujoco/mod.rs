@@ -1,13 +1,13 @@
 //! Native MuJoCo simulators: the locomotion meta-tasks of [`super::python`]
 //! (`cheetah-vel`, `cheetah-dir`, `ant-dir` on gymnasium's v5 HalfCheetah and Ant) and
-//! MetaWorld v3 (33 of its 50 classes as `ml1-<task>` envs, and `ml10`), stepped through
+//! MetaWorld v3 (all 50 classes as `ml1-<task>` envs, `ml10` and `ml45`), stepped through
 //! MuJoCo's C library from Rust, with no Python process in the loop (docs/simulators.md).
 //!
 //! - [`lib`]: the library, opened at run time (bamdp builds and runs without it), and
 //!   thin `mjModel` / `mjData` wrappers over the fields bamdp reads ([`offsets`]).
 //! - [`locomotion`]: one row's HalfCheetah or Ant with VariBAD's task rewards.
 //! - [`metaworld`]: the Sawyer base, the ported task classes (a table of `TaskClass`
-//!   impls), their task lists and ML10 ([`mt19937`]: NumPy's legacy generator, from
+//!   impls), their task lists, ML10 and ML45 ([`mt19937`]: NumPy's legacy generator, from
 //!   which MetaWorld draws them).
 //! - [`batch`]: the batch: task and reset-seed streams, episode and trial ends, rows
 //!   stepped on `run.threads` threads.
@@ -34,6 +34,7 @@ pub mod offsets;
 
 use super::{BatchEnv, Split};
 use crate::error::UserError;
+use metaworld::benchmark;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -76,7 +77,25 @@ pub const PORTED: &[&str] = &[
     "ml1-disassemble",
     "ml1-handle-press-side",
     "ml1-handle-press",
+    "ml1-window-close",
+    "ml1-reach-wall",
+    "ml1-push-wall",
+    "ml1-pick-place-wall",
+    "ml1-push-back",
+    "ml1-soccer",
+    "ml1-plate-slide",
+    "ml1-plate-slide-side",
+    "ml1-plate-slide-back",
+    "ml1-plate-slide-back-side",
+    "ml1-handle-pull",
+    "ml1-handle-pull-side",
+    "ml1-peg-unplug-side",
+    "ml1-pick-out-of-hole",
+    "ml1-hammer",
+    "ml1-stick-push",
+    "ml1-stick-pull",
     "ml10",
+    "ml45",
 ];
 
 /// Whether `name` has a native port.
@@ -115,7 +134,7 @@ impl Backend {
             Backend::Auto => Ok(is_ported(name)),
             Backend::Native if is_ported(name) => Ok(true),
             Backend::Native => Err(UserError::Other(format!(
-                "env `{name}` has no native port yet (ported: {}); set env_backend = \"python\" (or --set env_backend=python) to run it through the Python bridge",
+                "env `{name}` has no native port (ported: {}); env_backend = \"python\" (or --set env_backend=python) hands it to the Python bridge",
                 PORTED.join(", ")
             ))),
         }
@@ -221,9 +240,12 @@ pub fn family(
     let family: std::sync::Arc<dyn batch::Family + Send + Sync> =
         if let Some(kind) = locomotion::Kind::parse(name) {
             std::sync::Arc::new(locomotion::LocomotionFamily::new(kind)?)
-        } else if name == "ml10" {
+        } else if let Some(bench) = [&benchmark::ML10, &benchmark::ML45]
+            .into_iter()
+            .find(|b| b.env == name)
+        {
             let bench_seed = (seed & 0xFFFF_FFFF) as u32;
-            std::sync::Arc::new(metaworld::ml10::Ml10Family::new(split, bench_seed)?)
+            std::sync::Arc::new(benchmark::BenchmarkFamily::new(bench, split, bench_seed)?)
         } else if let Some((env, class)) = metaworld_class(name) {
             // MetaWorld seeds NumPy's legacy generator: the bridge passes the low 32 bits.
             let bench_seed = (seed & 0xFFFF_FFFF) as u32;

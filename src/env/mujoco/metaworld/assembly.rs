@@ -7,7 +7,7 @@
 
 use super::reward::{norm, tolerance_long_tail};
 use super::sawyer::{Caging, Density};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct Assembly;
 
@@ -122,8 +122,8 @@ impl TaskClass for Assembly {
         s.target = [v[3], v[4], v[5]];
         s.set_obj_xyz(s.obj_init_pos);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        nut(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(nut(s))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let quat = level(obs, 0.4);

@@ -9,7 +9,7 @@
 //! step; the port reads the site's position likewise.
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, norm, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct Basketball;
 
@@ -51,8 +51,8 @@ impl TaskClass for Basketball {
         let goal_now = s.site(goal);
         s.model_mut().site_pos_mut(goal).copy_from_slice(&goal_now);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.body(s.named[0]), s.body_quat(s.named[0]))
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.body(s.named[0]), s.body_quat(s.named[0])))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

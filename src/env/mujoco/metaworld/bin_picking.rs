@@ -10,7 +10,7 @@
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, norm, tolerance_long_tail};
 use super::sawyer::{Caging, Density};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct BinPicking;
 
@@ -43,8 +43,8 @@ impl TaskClass for BinPicking {
         // `_target_pos` is a view of the goal body's position, which never moves.
         s.target = s.body(s.named[1]);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.body(s.named[0]), s.body_quat(s.named[0]))
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.body(s.named[0]), s.body_quat(s.named[0])))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let hand = [obs[0], obs[1], obs[2]];

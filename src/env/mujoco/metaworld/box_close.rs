@@ -5,7 +5,7 @@
 //! progress, all scaled by how upright the lid is; 10 (scaled) and success within 8 cm.
 
 use super::reward::{dist, hamacher_product, norm, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct BoxClose;
 
@@ -52,8 +52,8 @@ impl TaskClass for BoxClose {
         s.data.step(5);
         s.set_obj_xyz(s.obj_init_pos);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.body(s.named[0]), s.body_quat(s.named[0]))
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.body(s.named[0]), s.body_quat(s.named[0])))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         // float(clip((clip(a, -1, 1) + 1.0) / 2.0, 0, 1)) on a float32 action.

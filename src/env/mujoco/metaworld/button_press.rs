@@ -7,7 +7,7 @@ use super::button_press_topdown::{
     button_evaluation, button_hand_init, button_object, button_terms, place_button, BUTTON,
 };
 use super::reward::hamacher_product;
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Obj, Observed, Sawyer, TaskClass};
 
 pub struct ButtonPress;
 
@@ -30,8 +30,8 @@ impl TaskClass for ButtonPress {
     fn reset_model(&self, s: &mut Sawyer, v: &[f64]) {
         place_button(s, v, 1, true);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        button_object(s, 1, -0.193)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(button_object(s, 1, -0.193))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let t = button_terms(s, obs, 1, 0.05);

@@ -5,7 +5,7 @@
 //! within 2.4 cm of fully pressed.
 
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct ButtonPressTopdown;
 
@@ -107,8 +107,8 @@ impl TaskClass for ButtonPressTopdown {
     fn reset_model(&self, s: &mut Sawyer, v: &[f64]) {
         place_button(s, v, 2, false);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        button_object(s, 2, 0.193)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(button_object(s, 2, 0.193))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let t = button_terms(s, obs, 2, 0.01);

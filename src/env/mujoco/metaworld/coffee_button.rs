@@ -5,7 +5,7 @@
 //! once the gripper is within 5 cm; success within 2 cm.
 
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct CoffeeButton;
 
@@ -64,8 +64,8 @@ impl TaskClass for CoffeeButton {
         let button = [v[0] + 0.0, v[1] + -0.22, v[2] + 0.3];
         s.target = [button[0] + 0.0, button[1] + MAX_DIST, button[2] + 0.0];
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.site(s.named[3]), [1.0, 0.0, 0.0, 0.0])
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.site(s.named[3]), [1.0, 0.0, 0.0, 0.0]))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

@@ -7,7 +7,7 @@ use super::coffee_button::{place_machine, set_mug, COFFEE, COFFEE_HAND};
 use super::reach::puck_and_goal_apart;
 use super::reward::{dist, hamacher_product, hamacher_product_f32, norm, tolerance_long_tail};
 use super::sawyer::{Caging, Density};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct CoffeePull;
 
@@ -106,8 +106,8 @@ impl TaskClass for CoffeePull {
     fn reset_model(&self, s: &mut Sawyer, v: &[f64]) {
         place_mug(s, v, [v[0] + 0.0, v[1] + 0.22, v[2] + 0.0]);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        mug(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(mug(s))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         mug_evaluation(s, action, obs)

@@ -6,7 +6,7 @@
 use super::coffee_button::{COFFEE, COFFEE_HAND};
 use super::coffee_pull::{mug, mug_evaluation, place_mug};
 use super::reach::puck_and_goal_apart;
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Obj, Observed, Sawyer, TaskClass};
 
 pub struct CoffeePush;
 
@@ -35,8 +35,8 @@ impl TaskClass for CoffeePush {
     fn reset_model(&self, s: &mut Sawyer, v: &[f64]) {
         place_mug(s, v, [v[3] + 0.0, v[4] + 0.22, v[5] + 0.0]);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        mug(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(mug(s))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         mug_evaluation(s, action, obs)

@@ -8,7 +8,7 @@
 //! reset is [`Sawyer::reset_point`].
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, tolerance, Sigmoid};
-use super::{Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct DialTurn;
 
@@ -54,8 +54,8 @@ impl TaskClass for DialTurn {
         s.target = [v[0] + 0.0, v[1] + 0.03, v[2] + 0.03];
         s.reset_point = push_point(rim(s));
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (rim(s), s.body_quat(s.named[0]))
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((rim(s), s.body_quat(s.named[0])))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], _obs: &[f64; 39]) -> Evaluation {
         let obj = rim(s);

@@ -7,7 +7,7 @@
 use super::assembly::{handle_caging, level, nut, nut_and_peg_apart, NUT};
 use super::reward::{norm, tolerance_long_tail};
 use super::sawyer::Density;
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct Disassemble;
 
@@ -45,8 +45,8 @@ impl TaskClass for Disassemble {
         s.data.forward();
         s.set_obj_xyz(s.obj_init_pos);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        nut(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(nut(s))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let quat = level(obs, 0.4);

@@ -5,7 +5,7 @@
 
 use super::door_open::{handle, place_door, DOOR};
 use super::reward::{dist, tolerance, Sigmoid};
-use super::{Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct DoorClose;
 
@@ -36,8 +36,8 @@ impl TaskClass for DoorClose {
         let open = -1.5708;
         place_door(s, s.obj_init_pos, open);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        handle(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(handle(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

@@ -7,7 +7,7 @@
 //! its "initial" left pad is a view of the live body, i.e. the current one.
 
 use super::reward::{hamacher_product, norm, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct DoorLock;
 
@@ -72,8 +72,8 @@ impl TaskClass for DoorLock {
         s.obj_init_pos = lock;
         s.target = [lock[0] + 0.0, lock[1] + -0.04, lock[2] + -0.1];
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        lock(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(lock(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

@@ -5,7 +5,7 @@
 //! is within 8 cm of the goal in x.
 
 use super::reward::{dist, hamacher_product, norm, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 use std::f64::consts::PI;
 
 pub struct DoorOpen;
@@ -59,8 +59,8 @@ impl TaskClass for DoorOpen {
         s.target = [v[0] + -0.3, v[1] + -0.45, v[2] + 0.0];
         place_door(s, s.obj_init_pos, 0.0);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        handle(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(handle(s))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let theta = s.data.qpos()[s.data.model().jnt_qposadr(s.named[1])];

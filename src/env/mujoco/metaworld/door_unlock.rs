@@ -11,7 +11,7 @@ use super::door_lock::{
     lock, lock_hand_init, lock_scene, LOCK_LENGTH, LOCK_MOCAP_BOX, LOCK_RESET_HIGH, LOCK_RESET_LOW,
 };
 use super::reward::{norm, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct DoorUnlock;
 
@@ -61,8 +61,8 @@ impl TaskClass for DoorUnlock {
         let start = s.body(s.named[1]);
         s.target = [start[0] + 0.1, start[1] + -0.04, start[2] + 0.0];
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        lock(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(lock(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let gripper = [obs[0], obs[1], obs[2]];

@@ -6,7 +6,7 @@
 //! action's own float32 value, and so does the port.
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, tolerance, Sigmoid};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct DrawerClose;
 
@@ -60,8 +60,8 @@ impl TaskClass for DrawerClose {
         let target = s.target;
         s.model_mut().site_pos_mut(goal).copy_from_slice(&target);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (handle(s, 0.05), [0.0; 4])
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((handle(s, 0.05), [0.0; 4]))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

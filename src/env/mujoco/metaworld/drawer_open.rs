@@ -9,7 +9,7 @@
 
 use super::drawer_close::{handle, DRAWER, DRAWER_HAND};
 use super::reward::{dist, norm, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct DrawerOpen;
 
@@ -44,8 +44,8 @@ impl TaskClass for DrawerOpen {
         let target = s.target;
         s.model_mut().site_pos_mut(goal).copy_from_slice(&target);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (handle(s, 0.0), s.body_quat(s.named[0]))
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((handle(s, 0.0), s.body_quat(s.named[0])))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let gripper = [obs[0], obs[1], obs[2]];

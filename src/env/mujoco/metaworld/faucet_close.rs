@@ -5,7 +5,7 @@
 use super::faucet_open::{
     faucet_evaluation, faucet_handle, FAUCET_HAND, FAUCET_MOCAP_BOX, HANDLE_LENGTH,
 };
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Obj, Observed, Sawyer, TaskClass};
 
 pub struct FaucetClose;
 
@@ -36,8 +36,8 @@ impl TaskClass for FaucetClose {
         s.target = [v[0] + -HANDLE_LENGTH, v[1] + 0.0, v[2] + 0.125];
         s.data.forward();
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        faucet_handle(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(faucet_handle(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         faucet_evaluation(s, [obs[4], obs[5], obs[6]])

@@ -4,7 +4,7 @@
 //! handle's closeness to the goal); 10 and success within 7 cm.
 
 use super::reward::{dist, tolerance, Sigmoid};
-use super::{Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct FaucetOpen;
 
@@ -95,8 +95,8 @@ impl TaskClass for FaucetOpen {
         s.obj_init_pos = [v[0], v[1], v[2]];
         s.target = [v[0] + HANDLE_LENGTH, v[1] + 0.0, v[2] + 0.125];
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        faucet_handle(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(faucet_handle(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         faucet_evaluation(s, [obs[4] + -0.04, obs[5] + 0.0, obs[6] + 0.03])

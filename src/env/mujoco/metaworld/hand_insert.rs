@@ -5,7 +5,7 @@
 //! within 5 cm.
 
 use super::reward::{dist, hamacher_product, hamacher_product_f32, tolerance_long_tail};
-use super::{flag, reach::puck_and_goal_apart, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, reach::puck_and_goal_apart, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct HandInsert;
 
@@ -43,8 +43,8 @@ impl TaskClass for HandInsert {
         s.target = [v[3], v[4], v[5]];
         s.set_obj_xyz(s.obj_init_pos);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.body(s.named[0]), s.body_quat(s.named[0]))
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.body(s.named[0]), s.body_quat(s.named[0])))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

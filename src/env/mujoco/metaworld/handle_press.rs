@@ -6,7 +6,7 @@
 //! The handle's start after the reset is [`Sawyer::reset_point`].
 
 use super::reward::{dist, hamacher_product, norm, tolerance_long_tail};
-use super::{Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct HandlePress;
 
@@ -98,8 +98,8 @@ impl TaskClass for HandlePress {
     fn reset_model(&self, s: &mut Sawyer, v: &[f64]) {
         place_handle_box(s, v);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        handle_start(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(handle_start(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], _obs: &[f64; 39]) -> Evaluation {
         handle_press_evaluation(s)

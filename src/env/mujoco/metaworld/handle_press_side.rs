@@ -3,7 +3,7 @@
 //! left of the table.
 
 use super::handle_press::{handle_press_evaluation, handle_start, place_handle_box, HANDLE_PRESS};
-use super::{Evaluation, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Obj, Observed, Sawyer, TaskClass};
 
 pub struct HandlePressSide;
 
@@ -23,8 +23,8 @@ impl TaskClass for HandlePressSide {
     fn reset_model(&self, s: &mut Sawyer, v: &[f64]) {
         place_handle_box(s, v);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        handle_start(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(handle_start(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], _obs: &[f64; 39]) -> Evaluation {
         handle_press_evaluation(s)

@@ -8,7 +8,7 @@
 //! a reset put it there, so the port repeats that call ([`TaskClass::resets_twice`]).
 
 use super::reward::{dist, hamacher_product, norm, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 use std::f64::consts::PI;
 
 pub struct LeverPull;
@@ -55,8 +55,8 @@ impl TaskClass for LeverPull {
         let target = s.target;
         s.model_mut().site_pos_mut(goal).copy_from_slice(&target);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.site(s.named[0]), s.geom_quat_xyzw(s.named[1]))
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.site(s.named[0]), s.geom_quat_xyzw(s.named[1])))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let gripper = [obs[0], obs[1], obs[2]];

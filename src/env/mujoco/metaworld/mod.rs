@@ -18,6 +18,7 @@
 
 pub mod assembly;
 pub mod basketball;
+pub mod benchmark;
 pub mod bin_picking;
 pub mod box_close;
 pub mod button_press;
@@ -37,20 +38,31 @@ pub mod drawer_close;
 pub mod drawer_open;
 pub mod faucet_close;
 pub mod faucet_open;
+pub mod hammer;
 pub mod hand_insert;
 pub mod handle_press;
 pub mod handle_press_side;
+pub mod handle_pull;
 pub mod lever_pull;
-pub mod ml10;
 pub mod peg_insert_side;
+pub mod peg_unplug_side;
+pub mod pick_out_of_hole;
 pub mod pick_place;
+pub mod pick_place_wall;
+pub mod plate_slide;
 pub mod push;
+pub mod push_back;
+pub mod push_wall;
 pub mod reach;
+pub mod reach_wall;
 pub mod reward;
 pub mod sawyer;
 pub mod shelf_place;
+pub mod soccer;
+pub mod stick;
 pub mod sweep;
 pub mod sweep_into;
+pub mod window_close;
 pub mod window_open;
 
 pub use sawyer::{Sawyer, SawyerFamily};
@@ -92,6 +104,49 @@ pub struct Info {
     pub in_place_reward: f64,
     pub obj_to_target: f64,
     pub unscaled_reward: f64,
+}
+
+/// An observed object's position and orientation quaternion (in the order the class
+/// gives it: MuJoCo's w first, or scipy's w last).
+pub type Pose = ([f64; 3], [f64; 4]);
+
+/// What a class shows of its objects (`_get_pos_objects`, `_get_quat_objects`): one
+/// pose, or two (hammer and nail, stick and the thing it moves). MetaWorld writes each
+/// object's position then quaternion into the observation's 14 object values, padding
+/// with zeros, so two objects fill them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observed {
+    poses: [Pose; 2],
+    count: usize,
+}
+
+impl Observed {
+    pub fn one(pose: Pose) -> Observed {
+        Observed {
+            poses: [pose, ([0.0; 3], [0.0; 4])],
+            count: 1,
+        }
+    }
+    pub fn two(first: Pose, second: Pose) -> Observed {
+        Observed {
+            poses: [first, second],
+            count: 2,
+        }
+    }
+    /// The observed poses.
+    pub fn poses(&self) -> &[Pose] {
+        &self.poses[..self.count]
+    }
+    /// The observation's 14 object values: each pose's position and quaternion, then
+    /// zeros.
+    pub fn values(&self) -> [f64; 14] {
+        let mut out = [0.0; 14];
+        for (k, (pos, quat)) in self.poses().iter().enumerate() {
+            out[7 * k..7 * k + 3].copy_from_slice(pos);
+            out[7 * k + 3..7 * k + 7].copy_from_slice(quat);
+        }
+        out
+    }
 }
 
 /// A flag as MetaWorld's `float(condition)`.
@@ -136,8 +191,8 @@ pub trait TaskClass: Sync {
     fn resets_twice(&self) -> bool {
         false
     }
-    /// `_get_pos_objects` and `_get_quat_objects` (x, y, z, w): the observed object.
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]);
+    /// `_get_pos_objects` and `_get_quat_objects`: the observed objects.
+    fn objects(&self, s: &Sawyer) -> Observed;
     /// `evaluate_state`: reward and success at the current state, `obs` being the
     /// clipped observation.
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation;
@@ -178,6 +233,23 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &disassemble::Disassemble,
     &handle_press_side::HandlePressSide,
     &handle_press::HandlePress,
+    &window_close::WindowClose,
+    &reach_wall::ReachWall,
+    &push_wall::PushWall,
+    &pick_place_wall::PickPlaceWall,
+    &push_back::PushBack,
+    &soccer::Soccer,
+    &plate_slide::PLATE_SLIDE,
+    &plate_slide::PLATE_SLIDE_SIDE,
+    &plate_slide::PLATE_SLIDE_BACK,
+    &plate_slide::PLATE_SLIDE_BACK_SIDE,
+    &handle_pull::HANDLE_PULL,
+    &handle_pull::HANDLE_PULL_SIDE,
+    &peg_unplug_side::PegUnplugSide,
+    &pick_out_of_hole::PickOutOfHole,
+    &hammer::Hammer,
+    &stick::StickPush,
+    &stick::StickPull,
 ];
 
 /// The ported class named `name` (`reach-v3`).

@@ -7,7 +7,7 @@
 
 use super::reward::{dist, tolerance_long_tail};
 use super::reward::{hamacher_product, hamacher_product_f32, norm, rect_prism_tolerance};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct PegInsertSide;
 
@@ -53,8 +53,8 @@ impl TaskClass for PegInsertSide {
         let target = s.target;
         s.model_mut().site_pos_mut(goal).copy_from_slice(&target);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.site(s.named[0]), s.site_quat_xyzw(s.named[0]))
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.site(s.named[0]), s.site_quat_xyzw(s.named[0])))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

@@ -4,7 +4,7 @@
 
 use super::reach::{puck, puck_and_goal_apart, PUCK};
 use super::reward::{dist, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct Push;
 
@@ -35,8 +35,8 @@ impl TaskClass for Push {
         s.obj_init_pos = [v[0], v[1], z];
         s.set_obj_xyz(s.obj_init_pos);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        puck(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(puck(s))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

@@ -3,7 +3,7 @@
 //! long-tail closeness of the gripper to the goal, success within 5 cm.
 
 use super::reward::{dist, norm, tolerance_long_tail};
-use super::{Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct Reach;
 
@@ -46,8 +46,8 @@ impl TaskClass for Reach {
         s.obj_init_pos = [v[0], v[1], v[2]];
         s.set_obj_xyz(s.obj_init_pos);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        puck(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(puck(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], _obs: &[f64; 39]) -> Evaluation {
         let tcp_to_target = dist(s.tcp_center(), s.target);

@@ -295,6 +295,10 @@ impl Sawyer {
     pub(super) fn geom_quat_xyzw(&self, g: usize) -> [f64; 4] {
         matrix_to_quat_xyzw(&self.data.geom_xmat()[9 * g..9 * g + 9])
     }
+    /// A body's orientation as scipy's (x, y, z, w) quaternion of its `xmat`.
+    pub(super) fn body_quat_xyzw(&self, b: usize) -> [f64; 4] {
+        matrix_to_quat_xyzw(&self.data.xmat()[9 * b..9 * b + 9])
+    }
     /// A site's orientation as scipy's (x, y, z, w) quaternion of its `xmat`.
     pub(super) fn site_quat_xyzw(&self, s: usize) -> [f64; 4] {
         matrix_to_quat_xyzw(&self.data.site_xmat()[9 * s..9 * s + 9])
@@ -351,15 +355,13 @@ impl Sawyer {
         self.data.forward();
     }
 
-    /// The 18 current-frame values: hand, gripper opening, object pose padded to 14.
+    /// The 18 current-frame values: hand, gripper opening, object poses padded to 14.
     fn frame(&self) -> [f64; 18] {
         let mut f = [0.0; 18];
         f[..3].copy_from_slice(&self.body(self.ids.hand));
         let (r, l) = (self.body(self.ids.rightclaw), self.body(self.ids.leftclaw));
         f[3] = (dist(r, l) / 0.1).clamp(0.0, 1.0);
-        let (pos, quat) = self.class.object(self);
-        f[4..7].copy_from_slice(&pos);
-        f[7..11].copy_from_slice(&quat);
+        f[4..].copy_from_slice(&self.class.objects(self).values());
         f
     }
 

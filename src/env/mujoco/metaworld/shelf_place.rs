@@ -6,7 +6,7 @@
 
 use super::reach::puck;
 use super::reward::{dist, hamacher_product, hamacher_product_f32, norm, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct ShelfPlace;
 
@@ -55,8 +55,8 @@ impl TaskClass for ShelfPlace {
         s.target = [site[0] + body[0], site[1] + body[1], site[2] + body[2]];
         s.set_obj_xyz(s.obj_init_pos);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        puck(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(puck(s))
     }
     fn evaluate(&self, s: &Sawyer, action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

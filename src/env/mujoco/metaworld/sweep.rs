@@ -4,7 +4,7 @@
 //! goal; 10 and success within 5 cm.
 
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct Sweep;
 
@@ -81,8 +81,8 @@ impl TaskClass for Sweep {
         let (goal, target) = (s.named[1], s.target);
         s.model_mut().site_pos_mut(goal).copy_from_slice(&target);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        puck(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(puck(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

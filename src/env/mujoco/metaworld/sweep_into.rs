@@ -6,7 +6,7 @@
 use super::reach::puck;
 use super::reward::{dist, hamacher_product, norm, tolerance_long_tail};
 use super::sweep::caging;
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct SweepInto;
 
@@ -47,8 +47,8 @@ impl TaskClass for SweepInto {
         let goal = s.named[2];
         s.model_mut().site_pos_mut(goal).copy_from_slice(&HOLE);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        puck(s)
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one(puck(s))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], obs: &[f64; 39]) -> Evaluation {
         let obj = [obs[4], obs[5], obs[6]];

@@ -7,14 +7,14 @@
 //! model's window was during the hand reset; MetaWorld's first call of a reset put it
 //! there, so the port repeats that call ([`TaskClass::resets_twice`]).
 
-use super::reward::{dist, hamacher_product, tolerance_long_tail};
-use super::{flag, Evaluation, Info, Obj, Sawyer, TaskClass};
+use super::reward::{dist, hamacher_product, tolerance, tolerance_long_tail, Sigmoid};
+use super::{flag, Evaluation, Info, Obj, Observed, Sawyer, TaskClass};
 
 pub struct WindowOpen;
 
 const TARGET_RADIUS: f64 = 0.05;
 
-/// Objects of the window scene (window-open, window-close).
+/// Objects of window-open's scene (window-close observes the other handle site).
 pub(super) const WINDOW: &[(Obj, &str)] = &[
     (Obj::Site, "handleOpenStart"),
     (Obj::Body, "window"),
@@ -54,43 +54,51 @@ impl TaskClass for WindowOpen {
         let target = s.target;
         s.model_mut().site_pos_mut(goal).copy_from_slice(&target);
     }
-    fn object(&self, s: &Sawyer) -> ([f64; 3], [f64; 4]) {
-        (s.site(s.named[0]), [0.0; 4])
+    fn objects(&self, s: &Sawyer) -> Observed {
+        Observed::one((s.site(s.named[0]), [0.0; 4]))
     }
     fn evaluate(&self, s: &Sawyer, _action: &[f32], _obs: &[f64; 39]) -> Evaluation {
-        let obj = s.site(s.named[0]);
-        let t = s.target;
-        // np.linalg.norm of a scalar: sqrt(x * x), as `norm` of one value.
-        let target_to_obj = ((obj[0] - t[0]) * (obj[0] - t[0])).sqrt();
-        let init = s.obj_init_pos[0] - t[0];
-        let target_to_obj_init = (init * init).sqrt();
-        let in_place = tolerance_long_tail(
-            target_to_obj,
-            0.0,
-            TARGET_RADIUS,
-            (target_to_obj_init - TARGET_RADIUS).abs(),
-        );
-        let handle_radius = 0.02;
-        let tcp_to_obj = dist(obj, s.tcp_center());
-        let tcp_to_obj_init = dist(s.reset_point, s.init_tcp);
-        let reach = tolerance_long_tail(
-            tcp_to_obj,
-            0.0,
-            handle_radius,
-            (tcp_to_obj_init - handle_radius).abs(),
-        );
-        let reward = 10.0 * hamacher_product(reach, in_place);
-        Evaluation {
-            reward,
-            success: target_to_obj <= TARGET_RADIUS,
-            info: Info {
-                near_object: flag(tcp_to_obj <= 0.05),
-                grasp_success: 1.0,
-                grasp_reward: reach,
-                in_place_reward: in_place,
-                obj_to_target: target_to_obj,
-                unscaled_reward: reward,
-            },
-        }
+        window_evaluation(s, s.obj_init_pos[0], Sigmoid::LongTail)
+    }
+}
+
+/// The window classes' reward: the handle (observed object 0) to the goal in x, from
+/// `init_x` at the start, and the gripper's closeness to the handle, whose start is
+/// [`Sawyer::reset_point`] (`reach` with the `reach_sigmoid`).
+pub(super) fn window_evaluation(s: &Sawyer, init_x: f64, reach_sigmoid: Sigmoid) -> Evaluation {
+    let obj = s.site(s.named[0]);
+    let t = s.target;
+    // np.linalg.norm of a scalar: sqrt(x * x), as `norm` of one value.
+    let target_to_obj = ((obj[0] - t[0]) * (obj[0] - t[0])).sqrt();
+    let init = init_x - t[0];
+    let target_to_obj_init = (init * init).sqrt();
+    let in_place = tolerance_long_tail(
+        target_to_obj,
+        0.0,
+        TARGET_RADIUS,
+        (target_to_obj_init - TARGET_RADIUS).abs(),
+    );
+    let handle_radius = 0.02;
+    let tcp_to_obj = dist(obj, s.tcp_center());
+    let tcp_to_obj_init = dist(s.reset_point, s.init_tcp);
+    let reach = tolerance(
+        tcp_to_obj,
+        0.0,
+        handle_radius,
+        (tcp_to_obj_init - handle_radius).abs(),
+        reach_sigmoid,
+    );
+    let reward = 10.0 * hamacher_product(reach, in_place);
+    Evaluation {
+        reward,
+        success: target_to_obj <= TARGET_RADIUS,
+        info: Info {
+            near_object: flag(tcp_to_obj <= 0.05),
+            grasp_success: 1.0,
+            grasp_reward: reach,
+            in_place_reward: in_place,
+            obj_to_target: target_to_obj,
+            unscaled_reward: reward,
+        },
     }
 }

@@ -1,0 +1,274 @@
+//! MetaWorld's multi-class benchmarks ML10 and ML45 (`metaworld.ML10(seed)`,
+//! `metaworld.ML45(seed)`), native: training classes and held-out test classes, 50
+//! tasks each, with the task lists metaworld builds. One [`Benchmark`] value per
+//! benchmark ([`ML10`], [`ML45`]) names its classes; [`BenchmarkFamily`] plays either.
+//!
+//! metaworld seeds NumPy's legacy generator once per split (with the same seed for
+//! both) and then, class after class in the split's order, resets an env 50 times,
+//! so one [`Mt19937`] stream runs through all the classes of a split: the order of
+//! the class lists matters. The split's task list is class-major (class 0's 50 tasks,
+//! then class 1's, ...), as the bridge's.
+//!
+//! A row keeps one simulator per class of its split and switches between them as its
+//! trials change class, as a bridge worker keeps one env per class.
+//!
+//! ```no_run
+//! use bamdp::env::mujoco::metaworld::benchmark::{BenchmarkFamily, ML10, ML45};
+//! use bamdp::env::Split;
+//! let family = BenchmarkFamily::new(&ML10, Split::Test, 0)?;
+//! assert_eq!(family.task_names().len(), 5 * 50);
+//! assert_eq!((ML45.train.len(), ML45.test.len()), (45, 5));
+//! # Ok::<(), bamdp::env::mujoco::MujocoError>(())
+//! ```
+
+use super::sawyer::{Sawyer, SawyerFamily};
+use super::{class, draw_reset_vector, TaskClass, GOALS, HORIZON};
+use crate::env::mujoco::batch::{Family, Outcome, RowSim};
+use crate::env::mujoco::mt19937::Mt19937;
+use crate::env::mujoco::MujocoError;
+use crate::env::python::METAWORLD_EPISODES_PER_TRIAL;
+use crate::env::replay::TaskDraw;
+use crate::env::Split;
+use crate::error::UserError;
+use crate::rng::Rng;
+
+/// A multi-class benchmark: its env name and its classes per split, in metaworld's
+/// order.
+pub struct Benchmark {
+    pub env: &'static str,
+    pub train: &'static [&'static str],
+    pub test: &'static [&'static str],
+}
+
+impl Benchmark {
+    /// The classes of a split, from the class table.
+    fn classes(&self, split: Split) -> Vec<&'static dyn TaskClass> {
+        let names = match split {
+            Split::Train => self.train,
+            Split::Test => self.test,
+        };
+        names
+            .iter()
+            .map(|n| class(n).expect("every class of a benchmark is ported"))
+            .collect()
+    }
+}
+
+/// `ML10_V3`.
+pub static ML10: Benchmark = Benchmark {
+    env: "ml10",
+    train: &[
+        "reach-v3",
+        "push-v3",
+        "pick-place-v3",
+        "door-open-v3",
+        "drawer-close-v3",
+        "button-press-topdown-v3",
+        "peg-insert-side-v3",
+        "window-open-v3",
+        "sweep-v3",
+        "basketball-v3",
+    ],
+    test: &[
+        "drawer-open-v3",
+        "door-close-v3",
+        "shelf-place-v3",
+        "sweep-into-v3",
+        "lever-pull-v3",
+    ],
+};
+
+/// `ML45_V3`.
+pub static ML45: Benchmark = Benchmark {
+    env: "ml45",
+    train: &[
+        "assembly-v3",
+        "basketball-v3",
+        "button-press-topdown-v3",
+        "button-press-topdown-wall-v3",
+        "button-press-v3",
+        "button-press-wall-v3",
+        "coffee-button-v3",
+        "coffee-pull-v3",
+        "coffee-push-v3",
+        "dial-turn-v3",
+        "disassemble-v3",
+        "door-close-v3",
+        "door-open-v3",
+        "drawer-close-v3",
+        "drawer-open-v3",
+        "faucet-open-v3",
+        "faucet-close-v3",
+        "hammer-v3",
+        "handle-press-side-v3",
+        "handle-press-v3",
+        "handle-pull-side-v3",
+        "handle-pull-v3",
+        "lever-pull-v3",
+        "pick-place-wall-v3",
+        "pick-out-of-hole-v3",
+        "push-back-v3",
+        "pick-place-v3",
+        "plate-slide-v3",
+        "plate-slide-side-v3",
+        "plate-slide-back-v3",
+        "plate-slide-back-side-v3",
+        "peg-insert-side-v3",
+        "peg-unplug-side-v3",
+        "soccer-v3",
+        "stick-push-v3",
+        "stick-pull-v3",
+        "push-wall-v3",
+        "push-v3",
+        "reach-wall-v3",
+        "reach-v3",
+        "shelf-place-v3",
+        "sweep-into-v3",
+        "sweep-v3",
+        "window-open-v3",
+        "window-close-v3",
+    ],
+    test: &[
+        "bin-picking-v3",
+        "box-close-v3",
+        "hand-insert-v3",
+        "door-lock-v3",
+        "door-unlock-v3",
+    ],
+};
+
+/// The task vectors of a split of `bench` built with `seed` (`metaworld.ML10(seed)`
+/// for [`ML10`]), per class in the split's order (see the module doc).
+pub fn task_vectors(
+    bench: &Benchmark,
+    split: Split,
+    seed: u32,
+) -> Vec<(&'static str, Vec<Vec<f64>>)> {
+    let mut mt = Mt19937::new(seed);
+    bench
+        .classes(split)
+        .into_iter()
+        .map(|c| {
+            let tasks = (0..GOALS).map(|_| draw_reset_vector(c, &mut mt)).collect();
+            (c.name(), tasks)
+        })
+        .collect()
+}
+
+/// One split of a benchmark: a [`SawyerFamily`] per class and the class-major task
+/// list.
+pub struct BenchmarkFamily {
+    env: &'static str,
+    classes: Vec<SawyerFamily>,
+    names: Vec<&'static str>,
+}
+
+impl BenchmarkFamily {
+    /// `bench_seed`: the seed of the benchmark (the bridge's, the low 32 bits of the
+    /// run seed).
+    pub fn new(
+        bench: &'static Benchmark,
+        split: Split,
+        bench_seed: u32,
+    ) -> Result<BenchmarkFamily, MujocoError> {
+        let mut classes = Vec::new();
+        let mut names = Vec::new();
+        for (name, tasks) in task_vectors(bench, split, bench_seed) {
+            names.extend(std::iter::repeat_n(name, tasks.len()));
+            let c = class(name).expect("every class of a benchmark is ported");
+            classes.push(SawyerFamily::with_tasks(bench.env, c, tasks)?);
+        }
+        Ok(BenchmarkFamily {
+            env: bench.env,
+            classes,
+            names,
+        })
+    }
+    /// The class of each task of the split's list.
+    pub fn task_names(&self) -> &[&'static str] {
+        &self.names
+    }
+    /// The class families, in the split's order.
+    pub fn classes(&self) -> &[SawyerFamily] {
+        &self.classes
+    }
+    pub fn new_row(&self) -> Result<BenchmarkRow, MujocoError> {
+        let sims = self
+            .classes
+            .iter()
+            .map(|f| f.new_row())
+            .collect::<Result<_, _>>()?;
+        Ok(BenchmarkRow { sims, current: 0 })
+    }
+}
+
+impl Family for BenchmarkFamily {
+    fn name(&self) -> &'static str {
+        self.env
+    }
+    fn obs_dim(&self) -> usize {
+        39
+    }
+    fn act_dim(&self) -> usize {
+        4
+    }
+    fn act_bounds(&self) -> (f32, f32) {
+        (-1.0, 1.0)
+    }
+    fn episode_len(&self) -> usize {
+        HORIZON
+    }
+    fn episodes_per_trial(&self) -> usize {
+        METAWORLD_EPISODES_PER_TRIAL
+    }
+    fn has_success(&self) -> bool {
+        true
+    }
+    fn num_tasks(&self) -> usize {
+        self.names.len()
+    }
+    fn task_class(&self, index: u32) -> Option<&'static str> {
+        self.names.get(index as usize).copied()
+    }
+    /// The bridge's draws, as for ML1 ([`SawyerFamily`]'s), over the whole list.
+    fn draw_task(
+        &self,
+        rng: &mut Rng,
+        split: Split,
+        row: usize,
+        trial: u64,
+        rows: usize,
+    ) -> (u32, f64) {
+        TaskDraw::List(self.names.len()).draw(rng, split, row, trial, rows)
+    }
+    fn row(&self) -> Result<Box<dyn RowSim>, UserError> {
+        Ok(Box::new(self.new_row()?))
+    }
+}
+
+/// One row of a benchmark: a simulator per class, the current one stepping.
+pub struct BenchmarkRow {
+    sims: Vec<Sawyer>,
+    current: usize,
+}
+
+impl BenchmarkRow {
+    /// The last step's reward, success and `info` ([`Sawyer::last_evaluation`]).
+    pub fn last_evaluation(&self) -> Option<super::Evaluation> {
+        self.sims[self.current].last_evaluation()
+    }
+}
+
+impl RowSim for BenchmarkRow {
+    fn reset(&mut self, task_index: u32, task_value: f64, seed: u64, obs: &mut [f32]) {
+        let (k, i) = (task_index as usize / GOALS, task_index as usize % GOALS);
+        self.current = k;
+        self.sims[k].reset(i as u32, task_value, seed, obs);
+    }
+    fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Outcome {
+        self.sims[self.current].step(action, obs)
+    }
+    fn bare_steps(&mut self, env_steps: usize, ctrl: f64) {
+        self.sims[self.current].bare_steps(env_steps, ctrl);
+    }
+}
