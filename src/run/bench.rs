@@ -47,16 +47,15 @@ pub fn bench(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
     for _ in 0..warmup {
         trainer.train_update();
     }
-    let (mut rollout, mut learn) = (0.0, 0.0);
-    let start = Instant::now();
-    let mut updates = 0;
-    while start.elapsed().as_secs_f64() < seconds || updates == 0 {
+    let Timed {
+        updates,
+        elapsed,
+        rollout,
+        learn,
+    } = time_updates(seconds, || {
         let r = trainer.train_update();
-        rollout += r.rollout_s;
-        learn += r.learn_s;
-        updates += 1;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+        (r.rollout_s, r.learn_s)
+    });
     let frames = updates * trainer.frames_per_update();
     Ok(BenchReport {
         method: cfg.method.to_string(),
@@ -76,6 +75,33 @@ pub fn bench(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
     })
 }
 
+/// Whole updates timed for at least `seconds` (and at least one), with the rollout and
+/// learning seconds each reports.
+struct Timed {
+    updates: u64,
+    elapsed: f64,
+    rollout: f64,
+    learn: f64,
+}
+
+fn time_updates(seconds: f64, mut update: impl FnMut() -> (f64, f64)) -> Timed {
+    let (mut rollout, mut learn) = (0.0, 0.0);
+    let start = Instant::now();
+    let mut updates = 0;
+    while start.elapsed().as_secs_f64() < seconds || updates == 0 {
+        let (r, l) = update();
+        rollout += r;
+        learn += l;
+        updates += 1;
+    }
+    Timed {
+        updates,
+        elapsed: start.elapsed().as_secs_f64(),
+        rollout,
+        learn,
+    }
+}
+
 /// [`bench`] of a MAML config: whole meta-updates (every task's adaptation and
 /// post-adaptation rollouts with the inner steps, then the TRPO outer step) after one
 /// warm-up update; `num_envs` is `maml.meta_batch` (one task per row) and
@@ -86,16 +112,15 @@ fn bench_maml(cfg: &Config, seconds: f64) -> Result<BenchReport, UserError> {
     for _ in 0..warmup {
         trainer.train_update();
     }
-    let (mut rollout, mut learn) = (0.0, 0.0);
-    let start = Instant::now();
-    let mut updates = 0;
-    while start.elapsed().as_secs_f64() < seconds || updates == 0 {
+    let Timed {
+        updates,
+        elapsed,
+        rollout,
+        learn,
+    } = time_updates(seconds, || {
         let r = trainer.train_update();
-        rollout += r.rollout_s;
-        learn += r.learn_s;
-        updates += 1;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+        (r.rollout_s, r.learn_s)
+    });
     let frames = updates * trainer.frames_per_update();
     let rows = cfg.maml.meta_batch;
     Ok(BenchReport {
