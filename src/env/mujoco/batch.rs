@@ -187,8 +187,11 @@ impl NativeBatch {
             versions: family.versions(),
             family,
         };
-        let mut obs = vec![0.0; num_envs * env.layout.od];
-        env.reset(&mut obs);
+        // The first trials' tasks and seeds (`reset` keeps them: no trial has begun).
+        let mut obs = vec![0.0; env.layout.od];
+        for (r, row) in env.rows.iter_mut().enumerate() {
+            reset_row(row, r, true, &env.layout, &*env.family, &mut obs);
+        }
         Ok(env)
     }
 
@@ -288,7 +291,15 @@ impl BatchEnv for NativeBatch {
             "NativeBatch::reset: obs buffer size"
         );
         for (r, (row, o)) in self.rows.iter_mut().zip(obs.chunks_mut(od)).enumerate() {
-            reset_row(row, r, true, &self.layout, &*self.family, o);
+            if row.ep == 0 && row.ep_t == 0 {
+                // The trial has not begun: its task and first episode stay (MuJoCo is
+                // deterministic, so resetting again with the same seed gives the same
+                // first observation).
+                row.sim
+                    .reset(row.task_index, row.task_value, row.episode_seed, o);
+            } else {
+                reset_row(row, r, true, &self.layout, &*self.family, o);
+            }
         }
     }
 
