@@ -97,7 +97,7 @@ fn steps_per_s(
 fn bare_mj_step_seconds(env: &str, steps: u64) -> f64 {
     let family = bamdp::env::mujoco::family(env, Split::Train, 0).unwrap();
     let mut row = family.row().unwrap();
-    let mut obs = vec![0.0f32; family.obs_dim()];
+    let mut obs = vec![0.0f32; family.shape().obs_dim];
     // Task indices 50 apart: one per class of a MetaWorld list (0 for locomotion).
     let n = family.num_tasks() as u64;
     let task = |chunk: u64| if n == 0 { 0 } else { (chunk * 50 % n) as u32 };

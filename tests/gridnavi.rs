@@ -193,11 +193,11 @@ fn trial_ends_exactly_at_step_60_with_a_new_task() {
     let seed = 42;
     let mut env = GridNavi::new(n, Split::Train, seed);
     let mut obs = vec![0.0; 2 * n];
-    env.reset(&mut obs); // second draw of every row's stream
+    env.reset(&mut obs); // the trials have not begun: construction's draws stay
     for i in 0..n {
         assert_eq!(
             env.goal(i),
-            nth_goal(seed, streams::TRAIN_TASKS, i as u64, 1)
+            nth_goal(seed, streams::TRAIN_TASKS, i as u64, 0)
         );
     }
     let first: Vec<_> = (0..n).map(|i| env.goal(i)).collect();
@@ -218,7 +218,7 @@ fn trial_ends_exactly_at_step_60_with_a_new_task() {
     for i in 0..n {
         assert_eq!(
             env.goal(i),
-            nth_goal(seed, streams::TRAIN_TASKS, i as u64, 2)
+            nth_goal(seed, streams::TRAIN_TASKS, i as u64, 1)
         );
         assert_eq!(env.position(i), (0, 0));
         assert_eq!(env.trial_step(i), 0);
@@ -245,10 +245,39 @@ fn reset_starts_fresh_trials() {
     for i in 0..n {
         assert_eq!(env.trial_step(i), 0);
         assert_eq!(env.position(i), (0, 0));
-        assert_eq!(env.goal(i), nth_goal(7, streams::TEST_TASKS, i as u64, 2));
+        assert_eq!(env.goal(i), nth_goal(7, streams::TEST_TASKS, i as u64, 1));
     }
     env.step(acts.next(), &mut out);
     assert!(out.episode_index.iter().all(|&e| e == 0));
+}
+
+/// `reset` never throws away a task nobody played: not right after construction (the
+/// actor resets the batch it is given), not twice in a row, not right after a trial
+/// ended; only a trial that has begun is replaced.
+#[test]
+fn reset_keeps_tasks_whose_trial_has_not_begun() {
+    let n = 2;
+    let mut env = GridNavi::new(n, Split::Test, 3);
+    let goal = |env: &GridNavi, k| {
+        (0..n)
+            .map(|i| (env.goal(i), nth_goal(3, streams::TEST_TASKS, i as u64, k)))
+            .collect::<Vec<_>>()
+    };
+    let same = |pairs: Vec<((usize, usize), (usize, usize))>| pairs.iter().all(|(a, b)| a == b);
+    let mut obs = vec![0.0; 2 * n];
+    env.reset(&mut obs);
+    env.reset(&mut obs);
+    assert!(same(goal(&env, 0)));
+    let mut out = StepOut::new(n, 2);
+    for _ in 0..60 {
+        env.step(&[NOOP, NOOP], &mut out);
+    }
+    assert!(out.trial_end.iter().all(|&e| e));
+    env.reset(&mut obs);
+    assert!(same(goal(&env, 1)), "the task drawn at the trial end stays");
+    env.step(&[NOOP, NOOP], &mut out);
+    env.reset(&mut obs);
+    assert!(same(goal(&env, 2)), "a begun trial is replaced");
 }
 
 #[test]
@@ -295,8 +324,9 @@ fn tasks_are_deterministic_and_independent_of_batch_size() {
     assert_ne!(b, goal_sequences(8, Split::Train, 12, 4), "seed matters");
     for (i, s) in b.iter().enumerate() {
         for (k, &g) in s.iter().enumerate() {
-            // Construction draws goal 0, `reset` goal 1, each trial end the next one.
-            assert_eq!(g, nth_goal(11, streams::TRAIN_TASKS, i as u64, k + 1));
+            // Construction draws goal 0 (`reset` keeps it: no trial has begun), each
+            // trial end the next one.
+            assert_eq!(g, nth_goal(11, streams::TRAIN_TASKS, i as u64, k));
         }
     }
 }

@@ -699,3 +699,35 @@ fn maml_agent_adapts_exactly_as_the_meta_test_collector() {
         assert_eq!(agent.theta(r), &theta[..]);
     }
 }
+
+/// The memory guard counts MAML's samples, parameters and per-thread tapes
+/// (src/improve/maml/memory.rs): episodes, or a meta-batch and network, too large for
+/// any machine are refused with exit 2, naming the keys behind the estimate, before
+/// theta or any sample buffer exists.
+#[test]
+fn maml_updates_that_cannot_fit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r").display().to_string();
+    let preset = point_robot_preset().display().to_string();
+    for sets in [
+        &["maml.episodes_per_task=1000000"][..],
+        &["maml.meta_batch=4096", "maml.hidden=[4096, 4096]"][..],
+    ] {
+        let mut args = vec!["train", "--config", &preset, "--out", &out, "--force"];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        assert_one_line_user_error(
+            &bamdp(&args),
+            &[
+                "maml.meta_batch",
+                "maml.episodes_per_task",
+                "maml.post_episodes",
+                "maml.hidden",
+                "run.threads",
+                "scratch tapes",
+                "/proc/meminfo",
+            ],
+        );
+    }
+}

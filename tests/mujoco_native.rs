@@ -16,20 +16,12 @@ use bamdp::env::{BatchEnv, EnvOptions, Split, StepOut};
 use bamdp::rng::Rng;
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-fn python() -> String {
-    std::env::var("BAMDP_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+mod python_support;
+use python_support::{can_import, python};
 
 /// Whether the Python packages and the MuJoCo library are there; prints why not.
 fn available() -> bool {
-    let ok = Command::new(python())
-        .args(["-c", "import mujoco, gymnasium"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("NOTICE: mujoco/gymnasium not installed (pip install -r python/requirements.txt); native MuJoCo test skipped");
+    if !can_import("mujoco, gymnasium", "native MuJoCo test") {
         return false;
     }
     if let Err(e) = bamdp::env::mujoco::lib::library() {
@@ -355,15 +347,7 @@ fn a_missing_mujoco_library_is_a_user_error_with_the_install_command() {
 }
 
 fn metaworld_available() -> bool {
-    let ok = Command::new(python())
-        .args(["-c", "import metaworld"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("NOTICE: metaworld not installed (pip install -r python/requirements.txt); MetaWorld equality skipped");
-    }
-    ok
+    can_import("metaworld", "MetaWorld equality")
 }
 
 /// Starts tests/python/native_metaworld_reference.py on `input`.

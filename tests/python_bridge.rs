@@ -13,9 +13,8 @@ use bamdp::env::{BatchEnv, Split, StepOut};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn python() -> String {
-    std::env::var("BAMDP_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+mod python_support;
+use python_support::python;
 
 fn opts(workers: usize) -> Options {
     Options {

@@ -80,9 +80,11 @@ class BamdpVectorEnv(gym.vector.VectorEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Starts a fresh trial (new task) on every row. With ``seed`` the batch is
-        rebuilt from that seed, so everything after equals ``make_vec_env(..., seed=seed)``;
-        without, the rows continue their own random streams."""
+        """Starts a fresh trial on every row: a row whose trial has begun gets a new
+        task, a row whose trial has not keeps the task it drew (no task is skipped
+        unplayed). With ``seed`` the batch is rebuilt from that seed, so everything
+        after equals ``make_vec_env(..., seed=seed)``; without, the rows continue their
+        own random streams."""
         if options:
             raise ValueError(
                 f"invalid value {sorted(options)!r} for `options`: expected no options "

@@ -48,10 +48,14 @@ def test_seeded_reset_and_step_are_deterministic(name):
     assert data_equivalence(runs[0][0], runs[1][0], exact=True)
     assert data_equivalence(runs[0][1], runs[1][1], exact=True)
     assert runs[0][2] == runs[1][2]
-    # Another seed draws other tasks; an unseeded reset continues the streams.
+    # Another seed draws other tasks; an unseeded reset continues the streams (once
+    # the trials have begun: a reset keeps tasks nobody has played yet).
     env.reset(seed=124)
     other = json.dumps(env.state())
     assert other != runs[1][2]
+    env.reset()
+    assert json.dumps(env.state()) == other
+    env.step(env.action_space.sample())
     env.reset()
     assert json.dumps(env.state()) != other
     # make_vec_env(seed=s) equals reset(seed=s).

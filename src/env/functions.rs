@@ -687,7 +687,10 @@ impl BatchEnv for Functions {
         let n = self.num_envs();
         assert_eq!(obs.len(), n, "Functions::reset: obs buffer size");
         for i in 0..n {
-            self.new_trial(i);
+            // A trial that has not begun is fresh already: its task stays.
+            if self.t[i] != 0 {
+                self.new_trial(i);
+            }
         }
         obs.fill(0.0);
     }

@@ -12,6 +12,9 @@
 //!   starts a fresh trial on a newly sampled task.
 //!
 //! `new` leaves a batch ready to step (first tasks drawn); `reset` starts fresh trials.
+//! A task, once drawn, is played: `reset` draws a new task only for rows whose current
+//! trial has begun, so resetting a batch that was just built (as the actor does) keeps
+//! its first tasks, and a test split's task list is played in turn without gaps.
 //! After any episode end the row is reset automatically: `obs` holds the first
 //! observation of the next episode and `final_obs` the last one of the ended episode.
 
@@ -159,7 +162,10 @@ impl StepOut {
 pub trait BatchEnv: Send {
     fn spec(&self) -> &EnvSpec;
     fn num_envs(&self) -> usize;
-    /// Start a fresh trial (new task) on every row; writes the first observations.
+    /// Start a fresh trial on every row; writes the first observations. A row whose
+    /// trial has begun (taken a step) draws its next task; a row whose trial has not
+    /// (the batch was just built or reset, or the row's last trial just ended) keeps
+    /// the task it drew, which nobody has played yet: no task is drawn and skipped.
     fn reset(&mut self, obs: &mut [f32]);
     /// Apply one action per row. `actions` has `num_envs * spec().action.width()`
     /// values (discrete actions as their index in f32). Actions come from the agent,

@@ -252,7 +252,10 @@ impl BatchEnv for PointRobot {
         let n = self.num_envs();
         assert_eq!(obs.len(), n * 2, "PointRobot::reset: obs buffer size");
         for i in 0..n {
-            self.new_trial(i);
+            // A trial that has not begun is fresh already: its task stays.
+            if self.t[i] != 0 {
+                self.new_trial(i);
+            }
         }
         obs.fill(0.0);
     }

@@ -1,9 +1,9 @@
 //! Guards that stop a run cleanly instead of crashing it:
 //!
 //! - memory: sizes whose buffers cannot fit in the machine's memory (`run.num_envs`,
-//!   `run.steps_per_update`, `eval --num-tasks`, planner particles) are refused before
-//!   anything is allocated, with the estimate and the memory available
-//!   (`/proc/meminfo`);
+//!   `run.steps_per_update`, `eval --num-tasks`, planner particles, MAML's meta-batch,
+//!   episodes and network with its per-thread tapes) are refused before anything is
+//!   allocated, with the estimate and the memory available (`/proc/meminfo`);
 //! - non-finite values: a NaN or infinite loss, gradient norm or parameter after an
 //!   update stops training before that update is checkpointed.
 //!
@@ -16,7 +16,9 @@
 
 use super::trainer::{Trainer, UpdateReport};
 use crate::config::Config;
+use crate::env::EnvSpec;
 use crate::error::UserError;
+use crate::improve::maml::memory::{Phase, UpdateMemory};
 use crate::method::Improver;
 
 /// `bytes` for people: `12.3 GiB`, `45.0 MiB`.
@@ -109,6 +111,45 @@ pub fn check_training_memory(cfg: &Config, obs_dim: usize) -> Result<(), UserErr
             ))?;
     }
     Ok(())
+}
+
+/// Refuses a MAML run whose buffers cannot fit (see [`crate::improve::maml::memory`]:
+/// samples, parameters and the per-thread tapes), before theta or any sample buffer
+/// exists: `rows` tasks at once playing `block_episodes` per trial (a training
+/// update's `maml.meta_batch` and blocks, or a meta-test's).
+pub fn check_maml_memory(
+    cfg: &Config,
+    spec: &EnvSpec,
+    phase: Phase,
+    rows: usize,
+    block_episodes: &[usize],
+) -> Result<(), UserError> {
+    let m = &cfg.maml;
+    let policy = crate::improve::maml::train::build_policy(cfg, spec);
+    let need = UpdateMemory::new(
+        phase,
+        &policy,
+        rows,
+        block_episodes,
+        spec.episode_len,
+        cfg.run.threads.max(1),
+    );
+    let blocks = match phase {
+        Phase::Training => format!(
+            "maml.meta_batch = {rows} x (maml.inner_steps = {} x maml.episodes_per_task = {} + maml.post_episodes = {})",
+            m.inner_steps, m.episodes_per_task, m.post_episodes
+        ),
+        Phase::Evaluation => format!(
+            "--num-tasks ({rows} at once) x (maml.inner_steps = {} x --episodes-per-task = {} + maml.eval_episodes = {})",
+            m.inner_steps, block_episodes[0], m.eval_episodes
+        ),
+    };
+    MemoryNeed::new("MAML's samples, parameters and scratch tapes")
+        .add(need.total(), 1)
+        .check(&format!(
+            "{blocks} episodes of {} steps, maml.hidden = {:?}, run.threads = {}",
+            spec.episode_len, m.hidden, cfg.run.threads
+        ))
 }
 
 /// Refuses an evaluation whose per-task results cannot fit: each task keeps one return

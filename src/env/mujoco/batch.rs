@@ -34,15 +34,22 @@ pub trait RowSim: Send {
     fn bare_steps(&mut self, env_steps: usize, ctrl: f64);
 }
 
+/// A family's spaces and time layout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shape {
+    pub obs_dim: usize,
+    pub act_dim: usize,
+    /// Every action dimension's box.
+    pub act_bounds: (f32, f32),
+    pub episode_len: usize,
+    pub episodes_per_trial: usize,
+    pub has_success: bool,
+}
+
 /// A task family: its spaces, time layout, task distribution, and row simulators.
 pub trait Family {
     fn name(&self) -> &'static str;
-    fn obs_dim(&self) -> usize;
-    fn act_dim(&self) -> usize;
-    fn act_bounds(&self) -> (f32, f32);
-    fn episode_len(&self) -> usize;
-    fn episodes_per_trial(&self) -> usize;
-    fn has_success(&self) -> bool;
+    fn shape(&self) -> Shape;
     /// Size of the split's task list; 0 for a continuous task space.
     fn num_tasks(&self) -> usize;
     /// The task of `row`'s `trial`-th trial (0-based) in a batch of `rows` rows.
@@ -128,7 +135,8 @@ impl NativeBatch {
                 "a positive number of rows",
             ));
         }
-        let k = episodes_per_trial.unwrap_or(family.episodes_per_trial());
+        let shape = family.shape();
+        let k = episodes_per_trial.unwrap_or(shape.episodes_per_trial);
         if k == 0 {
             return Err(UserError::invalid(
                 "episodes per trial",
@@ -140,13 +148,13 @@ impl NativeBatch {
             Split::Train => streams::TRAIN_TASKS,
             Split::Test => streams::TEST_TASKS,
         };
-        let (low, high) = family.act_bounds();
+        let (low, high) = shape.act_bounds;
         let layout = Layout {
-            od: family.obs_dim(),
-            ad: family.act_dim(),
+            od: shape.obs_dim,
+            ad: shape.act_dim,
             low,
             high,
-            ep_len: family.episode_len() as u32,
+            ep_len: shape.episode_len as u32,
             k: k as u32,
             split,
             rows: num_envs,
@@ -163,7 +171,7 @@ impl NativeBatch {
                 ep_t: 0,
                 ep: 0,
                 trials: 0,
-                history: Vec::with_capacity(family.episode_len() * layout.ad),
+                history: Vec::with_capacity(shape.episode_len * layout.ad),
             });
         }
         let mut env = NativeBatch {
@@ -175,9 +183,9 @@ impl NativeBatch {
                     low,
                     high,
                 },
-                episode_len: family.episode_len(),
+                episode_len: shape.episode_len,
                 episodes_per_trial: k,
-                has_success: family.has_success(),
+                has_success: shape.has_success,
             },
             split,
             layout,
@@ -187,8 +195,11 @@ impl NativeBatch {
             versions: family.versions(),
             family,
         };
-        let mut obs = vec![0.0; num_envs * env.layout.od];
-        env.reset(&mut obs);
+        // The first trials' tasks and seeds (`reset` keeps them: no trial has begun).
+        let mut obs = vec![0.0; env.layout.od];
+        for (r, row) in env.rows.iter_mut().enumerate() {
+            reset_row(row, r, true, &env.layout, &*env.family, &mut obs);
+        }
         Ok(env)
     }
 
@@ -288,7 +299,15 @@ impl BatchEnv for NativeBatch {
             "NativeBatch::reset: obs buffer size"
         );
         for (r, (row, o)) in self.rows.iter_mut().zip(obs.chunks_mut(od)).enumerate() {
-            reset_row(row, r, true, &self.layout, &*self.family, o);
+            if row.ep == 0 && row.ep_t == 0 {
+                // The trial has not begun: its task and first episode stay (MuJoCo is
+                // deterministic, so resetting again with the same seed gives the same
+                // first observation).
+                row.sim
+                    .reset(row.task_index, row.task_value, row.episode_seed, o);
+            } else {
+                reset_row(row, r, true, &self.layout, &*self.family, o);
+            }
         }
     }
 

@@ -19,7 +19,7 @@
 //!   samples (the equality tests pass the reset state explicitly, see
 //!   docs/simulators.md).
 
-use super::batch::{Family, Outcome, RowSim};
+use super::batch::{Family, Outcome, RowSim, Shape};
 use super::lib::{Data, Model};
 use super::offsets::OBJ_BODY;
 use super::{assets_dir, MujocoError};
@@ -125,23 +125,15 @@ impl Family for LocomotionFamily {
     fn name(&self) -> &'static str {
         self.kind.name()
     }
-    fn obs_dim(&self) -> usize {
-        self.model.nq() - self.kind.skip_qpos() + self.model.nv()
-    }
-    fn act_dim(&self) -> usize {
-        self.model.nu()
-    }
-    fn act_bounds(&self) -> (f32, f32) {
-        (-1.0, 1.0)
-    }
-    fn episode_len(&self) -> usize {
-        MUJOCO_EPISODE_LEN
-    }
-    fn episodes_per_trial(&self) -> usize {
-        MUJOCO_EPISODES_PER_TRIAL
-    }
-    fn has_success(&self) -> bool {
-        false
+    fn shape(&self) -> Shape {
+        Shape {
+            obs_dim: self.model.nq() - self.kind.skip_qpos() + self.model.nv(),
+            act_dim: self.model.nu(),
+            act_bounds: (-1.0, 1.0),
+            episode_len: MUJOCO_EPISODE_LEN,
+            episodes_per_trial: MUJOCO_EPISODES_PER_TRIAL,
+            has_success: false,
+        }
     }
     fn num_tasks(&self) -> usize {
         0

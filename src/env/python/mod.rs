@@ -922,26 +922,47 @@ impl BatchEnv for PyBatchEnv {
             self.in_flight.is_empty(),
             "PyBatchEnv::reset with parts in flight (collect them with step_end first)"
         );
+        let od = self.spec.obs_dim;
         let mut errs = std::mem::take(&mut self.step_errs);
         errs.resize_with(self.workers.len(), || None);
+        // Rows whose trial has not begun keep their task and first observation (see
+        // `BatchEnv::reset`); the others start a new trial. A row without a task yet
+        // (the batch being built) draws its first.
+        let redraw: Vec<bool> = (0..n)
+            .map(|r| self.trials[r] == 0 || self.ep[r] > 0 || self.ep_t[r] > 0)
+            .collect();
+        let mut sent = vec![false; self.workers.len()];
         for w in 0..self.workers.len() {
             let rows = self.slices[w].clone();
+            for r in rows.clone().filter(|&r| !redraw[r]) {
+                obs[r * od..(r + 1) * od].copy_from_slice(&self.last_obs[r * od..(r + 1) * od]);
+            }
+            let count = rows.clone().filter(|&r| redraw[r]).count();
+            if count == 0 {
+                continue;
+            }
             self.workers[w].frame().push(b'R');
             self.workers[w]
                 .frame_mut()
-                .extend_from_slice(&(rows.len() as u32).to_le_bytes());
-            for r in rows {
+                .extend_from_slice(&(count as u32).to_le_bytes());
+            for r in rows.filter(|&r| redraw[r]) {
                 self.push_reset(w, r, true);
             }
+            sent[w] = true;
             if let Err(e) = self.workers[w].send() {
                 errs[w] = Some(e);
             }
         }
         for w in 0..self.workers.len() {
+            if !sent[w] {
+                continue;
+            }
             let rows = self.slices[w].clone();
             let e = match errs[w].take() {
                 Some(e) => Some(e),
-                None => self.recv_obs(w, rows.clone(), obs).err(),
+                None => self
+                    .recv_obs(w, rows.clone().filter(|&r| redraw[r]), obs)
+                    .err(),
             };
             if let Some(e) = e {
                 self.restart(w, &e);

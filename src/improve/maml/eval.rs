@@ -7,6 +7,7 @@
 //! evaluates the mode); without it both phases sample, so pre and post compare like
 //! for like.
 
+use super::memory::Phase;
 use super::meta::Maml;
 use super::rollout::{AdvantageSettings, Collector};
 use super::train::{build_policy, load_checkpoint};
@@ -14,6 +15,7 @@ use crate::env::{self, Split};
 use crate::error::UserError;
 use crate::rng::{streams, Rng};
 use crate::run::eval::mean_ci95;
+use crate::run::guard::check_maml_memory;
 use crate::run::train::{checkpoint_path, load_run_config};
 use serde::Serialize;
 use std::path::Path;
@@ -86,6 +88,9 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         &cfg.env_options(),
     )?;
     let spec = env.spec().clone();
+    let mut blocks = vec![adapt; m.inner_steps];
+    blocks.push(m.eval_episodes);
+    check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks)?;
     let policy = build_policy(&cfg, &spec);
     if ck.theta.len() != policy.len() {
         return Err(UserError::file(
@@ -93,8 +98,6 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
             "checkpoint parameters do not match the run's config.toml",
         ));
     }
-    let mut blocks = vec![adapt; m.inner_steps];
-    blocks.push(m.eval_episodes);
     let mut greedy = vec![false; m.inner_steps];
     greedy.push(args.greedy);
     let rngs = (0..rows)

@@ -32,6 +32,7 @@ pub mod agent;
 pub mod baseline;
 pub mod eval;
 mod gemm;
+pub mod memory;
 pub mod meta;
 pub mod policy;
 pub mod rollout;
@@ -177,6 +178,14 @@ impl MamlConfig {
     /// Episodes in one training trial: every inner step's adaptation episodes, then
     /// the post-adaptation episodes.
     pub fn train_episodes_per_trial(&self) -> usize {
-        self.inner_steps * self.episodes_per_task + self.post_episodes
+        self.train_blocks().iter().sum()
+    }
+
+    /// Episodes of each block of a training trial: `episodes_per_task` per inner
+    /// step, then `post_episodes`.
+    pub fn train_blocks(&self) -> Vec<usize> {
+        let mut blocks = vec![self.episodes_per_task; self.inner_steps];
+        blocks.push(self.post_episodes);
+        blocks
     }
 }

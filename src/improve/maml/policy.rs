@@ -202,6 +202,17 @@ impl Policy {
         theta
     }
 
+    /// Bytes a tape holds once sized for `n` rows (what `alloc` gives it): inputs,
+    /// pre-activations, their tangents, the backward scratch and two rows of the
+    /// widest input.
+    pub fn tape_bytes(&self, n: usize) -> u128 {
+        let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
+        let fan_out: usize = self.layers.iter().map(|l| l.fan_out).sum();
+        let widest = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
+        let per_row = 2 * fan_in + 4 * fan_out + 2 * widest;
+        8 * n as u128 * per_row as u128
+    }
+
     fn alloc(&self, tape: &mut Tape, n: usize) {
         let layers = self.layers.len();
         if tape.x.len() != layers || tape.capacity < n {

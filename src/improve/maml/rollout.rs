@@ -33,6 +33,21 @@ struct Block {
 }
 
 impl Block {
+    fn reserve_exact(&mut self, steps: usize, episodes: usize) {
+        self.rewards.reserve_exact(steps);
+        self.steps.reserve_exact(steps);
+        self.ends.reserve_exact(steps);
+        self.episode_returns.reserve_exact(episodes);
+        self.episode_success.reserve_exact(episodes);
+    }
+
+    /// Bytes of a block's buffers for `steps` steps and `episodes` episodes.
+    fn bytes(steps: usize, episodes: usize) -> u128 {
+        let per_step = size_of::<f64>() + size_of::<usize>() + size_of::<bool>();
+        let per_episode = size_of::<f64>() + size_of::<bool>();
+        (steps * per_step + episodes * per_episode) as u128
+    }
+
     fn clear(&mut self) {
         self.rewards.clear();
         self.steps.clear();
@@ -126,13 +141,20 @@ impl Collector {
         if self.needs_reset {
             env.reset(&mut self.obs);
         }
+        let aw = self.policy.action_width();
+        let o = self.policy.out_dim();
+        // A block plays at most `episodes x episode_len` steps: its buffers are sized
+        // for that once, exactly (growing by doubling could hold twice the samples).
+        let steps = |b: usize| self.block_episodes[b] * spec.episode_len;
         for r in 0..rows {
             let task = &mut self.tasks[r];
             task.adapt.resize_with(post, Default::default);
-            for b in task.adapt.iter_mut() {
-                b.obs.clear();
-                b.actions.clear();
-                b.advantages.clear();
+            for (b, a) in task.adapt.iter_mut().enumerate() {
+                a.obs.clear();
+                a.actions.clear();
+                a.advantages.clear();
+                a.obs.reserve_exact(steps(b) * od);
+                a.actions.reserve_exact(steps(b) * aw);
             }
             let p = &mut task.post;
             for v in [
@@ -144,7 +166,14 @@ impl Collector {
             ] {
                 v.clear();
             }
-            self.blocks[r].iter_mut().for_each(Block::clear);
+            p.obs.reserve_exact(steps(post) * od);
+            p.actions.reserve_exact(steps(post) * aw);
+            p.old_log_probs.reserve_exact(steps(post));
+            p.old_out.reserve_exact(steps(post) * o);
+            for (b, bl) in self.blocks[r].iter_mut().enumerate() {
+                bl.clear();
+                bl.reserve_exact(steps(b), self.block_episodes[b]);
+            }
             self.thetas[r].clear();
             self.thetas[r].push(theta.to_vec());
         }
@@ -160,8 +189,6 @@ impl Collector {
             ActionSpace::Continuous { low, high, .. } => (low, high),
             ActionSpace::Discrete(_) => (f32::NEG_INFINITY, f32::INFINITY),
         };
-        let aw = self.policy.action_width();
-        let o = self.policy.out_dim();
         while done.iter().any(|d| !d) {
             for r in 0..rows {
                 if done[r] {
@@ -341,6 +368,30 @@ impl Collector {
             }
         }
     }
+}
+
+/// Bytes of one row's samples of a meta-batch with `block_episodes` episodes per block
+/// (adaptation blocks, then post-adaptation) of at most `episode_len` steps: what
+/// [`Collector::collect`] reserves.
+pub fn row_sample_bytes(policy: &Policy, block_episodes: &[usize], episode_len: usize) -> u128 {
+    let (od, aw, o) = (policy.obs_dim, policy.action_width(), policy.out_dim());
+    let f64s = |n: usize| 8 * n as u128;
+    let post = block_episodes.len() - 1;
+    block_episodes
+        .iter()
+        .enumerate()
+        .map(|(b, &episodes)| {
+            let n = episodes * episode_len;
+            // Observations, actions, advantages; the post-adaptation block also keeps
+            // the behaviour policy's log-probabilities and head outputs.
+            let samples = if b < post {
+                f64s(n * (od + aw + 1))
+            } else {
+                f64s(n * (od + aw + 2 + o))
+            };
+            samples + Block::bytes(n, episodes)
+        })
+        .sum()
 }
 
 fn mean(xs: &[f64]) -> f64 {

@@ -9,6 +9,7 @@
 //! A checkpoint holds theta, the env state, the per-row action streams and the
 //! counters, all at an update boundary, so a resumed run repeats an uninterrupted one.
 
+use super::memory::Phase;
 use super::meta::{Maml, OuterStats, TrpoSettings};
 use super::policy::{Head, Policy};
 use super::rollout::{AdvantageSettings, Collector, RowResult};
@@ -19,6 +20,7 @@ use crate::error::UserError;
 use crate::rng::{streams, Rng};
 use crate::run::checkpoint::store;
 use crate::run::files::{self, Provenance};
+use crate::run::guard::check_maml_memory;
 use crate::run::metrics::MetricsCsv;
 use crate::run::tensorboard::EventWriter;
 use crate::run::train::{checkpoint_path, install_ctrlc};
@@ -97,13 +99,14 @@ impl MamlTrainer {
             Some(m.train_episodes_per_trial()),
             &cfg.env_options(),
         )?;
+        // Before theta or any sample buffer exists.
+        let blocks = m.train_blocks();
+        check_maml_memory(cfg, env.spec(), Phase::Training, m.meta_batch, &blocks)?;
         let policy = build_policy(cfg, env.spec());
         let theta = policy.init(&mut Rng::stream(cfg.seed, streams::INIT, 0));
         let rngs = (0..m.meta_batch)
             .map(|r| Rng::stream(cfg.seed, streams::ACTIONS, r as u64))
             .collect();
-        let mut blocks = vec![m.episodes_per_task; m.inner_steps];
-        blocks.push(m.post_episodes);
         let collector = Collector::new(
             policy,
             env.as_ref(),

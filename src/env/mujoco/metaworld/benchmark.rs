@@ -21,12 +21,11 @@
 //! # Ok::<(), bamdp::env::mujoco::MujocoError>(())
 //! ```
 
-use super::sawyer::{Sawyer, SawyerFamily};
-use super::{class, draw_reset_vector, TaskClass, GOALS, HORIZON};
-use crate::env::mujoco::batch::{Family, Outcome, RowSim};
+use super::sawyer::{Sawyer, SawyerFamily, SAWYER_SHAPE};
+use super::{class, draw_reset_vector, TaskClass, GOALS};
+use crate::env::mujoco::batch::{Family, Outcome, RowSim, Shape};
 use crate::env::mujoco::mt19937::Mt19937;
 use crate::env::mujoco::MujocoError;
-use crate::env::python::METAWORLD_EPISODES_PER_TRIAL;
 use crate::env::replay::TaskDraw;
 use crate::env::Split;
 use crate::error::UserError;
@@ -206,23 +205,8 @@ impl Family for BenchmarkFamily {
     fn name(&self) -> &'static str {
         self.env
     }
-    fn obs_dim(&self) -> usize {
-        39
-    }
-    fn act_dim(&self) -> usize {
-        4
-    }
-    fn act_bounds(&self) -> (f32, f32) {
-        (-1.0, 1.0)
-    }
-    fn episode_len(&self) -> usize {
-        HORIZON
-    }
-    fn episodes_per_trial(&self) -> usize {
-        METAWORLD_EPISODES_PER_TRIAL
-    }
-    fn has_success(&self) -> bool {
-        true
+    fn shape(&self) -> Shape {
+        SAWYER_SHAPE
     }
     fn num_tasks(&self) -> usize {
         self.names.len()

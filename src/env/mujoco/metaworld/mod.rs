@@ -48,11 +48,9 @@ pub mod peg_insert_side;
 pub mod peg_unplug_side;
 pub mod pick_out_of_hole;
 pub mod pick_place;
-pub mod pick_place_wall;
 pub mod plate_slide;
 pub mod push;
 pub mod push_back;
-pub mod push_wall;
 pub mod reach;
 pub mod reach_wall;
 pub mod reward;
@@ -201,8 +199,8 @@ pub trait TaskClass: Sync {
 /// The ported classes.
 pub static CLASSES: &[&dyn TaskClass] = &[
     &reach::Reach,
-    &push::Push,
-    &pick_place::PickPlace,
+    &push::PUSH,
+    &pick_place::PICK_PLACE,
     &door_open::DoorOpen,
     &drawer_close::DrawerClose,
     &button_press_topdown::ButtonPressTopdown,
@@ -235,8 +233,8 @@ pub static CLASSES: &[&dyn TaskClass] = &[
     &handle_press::HandlePress,
     &window_close::WindowClose,
     &reach_wall::ReachWall,
-    &push_wall::PushWall,
-    &pick_place_wall::PickPlaceWall,
+    &push::PUSH_WALL,
+    &pick_place::PICK_PLACE_WALL,
     &push_back::PushBack,
     &soccer::Soccer,
     &plate_slide::PLATE_SLIDE,

@@ -4,7 +4,7 @@
 //! while the barely open gripper is at the puck and has moved it; 10 within 5 cm,
 //! success within 7 cm.
 
-use super::push_wall::{puck_geom, reset_puck_on_table};
+use super::push::{puck_geom, reset_puck_on_table};
 use super::reach::{puck_and_goal_apart, PUCK};
 use super::reward::{dist, hamacher_product, tolerance_long_tail};
 use super::sweep::caging;

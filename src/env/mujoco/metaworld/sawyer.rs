@@ -28,7 +28,7 @@
 
 use super::reward::{dist, hamacher_product, matrix_to_quat_xyzw, norm, tolerance_long_tail};
 use super::{task_vectors, Evaluation, Obj, TaskClass, HORIZON};
-use crate::env::mujoco::batch::{Family, Outcome, RowSim};
+use crate::env::mujoco::batch::{Family, Outcome, RowSim, Shape};
 use crate::env::mujoco::lib::{Data, Model};
 use crate::env::mujoco::offsets::{EQ_WELD, OBJ_BODY, OBJ_GEOM, OBJ_JOINT, OBJ_SITE};
 use crate::env::mujoco::{assets_dir, MujocoError};
@@ -166,6 +166,17 @@ impl SawyerFamily {
     }
 }
 
+/// Every MetaWorld family's spaces and time layout (ML1's classes and the ML10 / ML45
+/// benchmarks alike): a 39-value observation, 4 actions in [-1, 1], 500-step episodes.
+pub const SAWYER_SHAPE: Shape = Shape {
+    obs_dim: 39,
+    act_dim: 4,
+    act_bounds: (-1.0, 1.0),
+    episode_len: HORIZON,
+    episodes_per_trial: METAWORLD_EPISODES_PER_TRIAL,
+    has_success: true,
+};
+
 fn need(model: &Model, path: &Path, kind: Obj, name: &str) -> Result<usize, MujocoError> {
     let obj = match kind {
         Obj::Body => OBJ_BODY,
@@ -183,23 +194,8 @@ impl Family for SawyerFamily {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn obs_dim(&self) -> usize {
-        39
-    }
-    fn act_dim(&self) -> usize {
-        4
-    }
-    fn act_bounds(&self) -> (f32, f32) {
-        (-1.0, 1.0)
-    }
-    fn episode_len(&self) -> usize {
-        HORIZON
-    }
-    fn episodes_per_trial(&self) -> usize {
-        METAWORLD_EPISODES_PER_TRIAL
-    }
-    fn has_success(&self) -> bool {
-        true
+    fn shape(&self) -> Shape {
+        SAWYER_SHAPE
     }
     fn num_tasks(&self) -> usize {
         self.tasks.len()
