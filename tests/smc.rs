@@ -540,7 +540,13 @@ fn fold_plan(out: &PlanOut, h: &mut u64) {
             *h = (*h ^ b as u64).wrapping_mul(0x100_0000_01b3);
         }
     };
-    for v in [&out.target, &out.root_actions, &out.weights, &out.root_mean, &out.root_var] {
+    for v in [
+        &out.target,
+        &out.root_actions,
+        &out.weights,
+        &out.root_mean,
+        &out.root_var,
+    ] {
         eat(v.len() as u64);
         v.iter().for_each(|x| eat(x.to_bits() as u64));
     }
@@ -564,8 +570,14 @@ fn gridnavi_plan_checksum(method: &str, threads: usize) -> u64 {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(preset);
     let cfg = Config::load(&path, &[]).unwrap();
     let rows = 5;
-    let mut env = bamdp::env::make("gridnavi", rows, bamdp::env::Split::Train, 3, &Default::default())
-        .unwrap();
+    let mut env = bamdp::env::make(
+        "gridnavi",
+        rows,
+        bamdp::env::Split::Train,
+        3,
+        &Default::default(),
+    )
+    .unwrap();
     let spec = env.spec().clone();
     let st = SmcSettings {
         config: SmcConfig {
@@ -578,11 +590,20 @@ fn gridnavi_plan_checksum(method: &str, threads: usize) -> u64 {
         },
         gamma: 0.95,
     };
-    let dynamics = || Box::new(GridDynamics { episodes_per_trial: 4 });
+    let dynamics = || {
+        Box::new(GridDynamics {
+            episodes_per_trial: 4,
+        })
+    };
     let (mut belief, mut planner): (Box<dyn BatchedBelief>, Box<dyn PlanStep>) = match method {
         "oracle" => (
             Box::new(Batched::new(GridNaviBelief, rows)),
-            Box::new(NetPlanner::<GridNaviBelief>::new(st, dynamics(), rows, threads)),
+            Box::new(NetPlanner::<GridNaviBelief>::new(
+                st,
+                dynamics(),
+                rows,
+                threads,
+            )),
         ),
         "varibad" => (
             Box::new(Batched::new(varibad_model(&cfg, &spec).unwrap(), rows)),
@@ -670,7 +691,10 @@ fn smc_gridnavi_plans_equal_the_recorded_plans_for_any_thread_count() {
         let three = gridnavi_plan_checksum(method, 3);
         assert_eq!(one, three, "{method}: 1 vs 3 threads");
         if fma {
-            assert_eq!(one, recorded, "{method}: plans differ from the recorded ones");
+            assert_eq!(
+                one, recorded,
+                "{method}: plans differ from the recorded ones"
+            );
         }
     }
 }

@@ -446,7 +446,11 @@ mod tests {
                             want += xi * wi;
                         }
                     }
-                    assert_eq!(out[r].to_bits(), act.apply(want).to_bits(), "n_in {n_in} row {r}");
+                    assert_eq!(
+                        out[r].to_bits(),
+                        act.apply(want).to_bits(),
+                        "n_in {n_in} row {r}"
+                    );
                 }
             }
         }
