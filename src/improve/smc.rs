@@ -37,7 +37,10 @@
 //! phase by phase, so the result does not depend on how rows are split into chunks
 //! (threads) or batched with other rows: a batch of rows plans exactly as a loop of
 //! one-row planners with the same streams. Nothing allocates after the first call
-//! with a given shape.
+//! with a given shape. The policy is evaluated once per distinct particle state
+//! (`[obs | features]` bit for bit: all K particles of a row at the root, and any
+//! particles with the same history later) and copied, which gives the same outputs
+//! because a row's output does not depend on its batch.
 
 use crate::belief::{Batched, BatchedBelief, PlanningBelief, RewardQuery, Transition};
 use crate::config::BadValue;
