@@ -4,7 +4,10 @@
 //! K x K_Omega x D (the cost should scale linearly). Networks are freshly initialised
 //! with the presets' sizes: the cost does not depend on the weights. Plain `Instant`
 //! timing, median of repeats. Run with `cargo bench --bench smc` (append a belief name
-//! — oracle, varibad, glibrl — to run only that one).
+//! — oracle, varibad, glibrl — to run only that one). `SMC_BENCH_REPEATS=N` sets the
+//! repeats (fewer than 5: at most 20 calls each, for profiling);
+//! `SMC_BENCH_DISTINCT_ROWS=1` starts the 16 rows from 16 different cells instead of
+//! all from the start cell.
 
 use bamdp::belief::{Batched, BatchedBelief};
 use bamdp::config::Config;
@@ -90,7 +93,16 @@ fn bench(name: &str, k: usize, nested: usize, depth: usize, threads: usize) -> f
         obs_rms: None,
         obs_clip: 10.0,
     };
-    let obs = vec![0.0f32; rows * 2];
+    // All rows at the start cell (0, 0) by default; `SMC_BENCH_DISTINCT_ROWS=1` puts
+    // row r at cell (r mod 5, r div 5 mod 5), so no two rows plan from the same state
+    // (the planner evaluates identical particles once, also across rows).
+    let distinct = std::env::var("SMC_BENCH_DISTINCT_ROWS").is_ok_and(|v| v == "1");
+    let obs: Vec<f32> = (0..rows)
+        .flat_map(|r| {
+            let (x, y) = if distinct { (r % 5, r / 5 % 5) } else { (0, 0) };
+            [x as f32, y as f32]
+        })
+        .collect();
     let steps = vec![0u32; rows];
     let mut rngs: Vec<Rng> = (0..rows).map(|r| Rng::stream(1, 2, r as u64)).collect();
     let mut out = PlanOut::default();

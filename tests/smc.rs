@@ -532,3 +532,169 @@ fn smc_glibrl_update_after_sampling_equals_plain_update() {
         "draws {avg} vs mixture means {avg_mean} (sd {sd})"
     );
 }
+
+/// FNV-1a over the bits of everything a planning call returns.
+fn fold_plan(out: &PlanOut, h: &mut u64) {
+    let mut eat = |bits: u64| {
+        for b in bits.to_le_bytes() {
+            *h = (*h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    for v in [
+        &out.target,
+        &out.root_actions,
+        &out.weights,
+        &out.root_mean,
+        &out.root_var,
+    ] {
+        eat(v.len() as u64);
+        v.iter().for_each(|x| eat(x.to_bits() as u64));
+    }
+    eat(out.resamples);
+}
+
+/// Plans along a real GridNavi rollout (acting by the plan's argmax, the belief updated
+/// on the real transitions) with a preset's freshly initialised policy and belief, and
+/// returns the checksum of every call's output.
+fn gridnavi_plan_checksum(method: &str, threads: usize) -> u64 {
+    use bamdp::belief::{Batched, BatchedBelief};
+    use bamdp::config::Config;
+    use bamdp::env::StepOut;
+    use bamdp::improve::smc::{NetPlanner, NetPolicy, PlanStep};
+    use bamdp::run::trainer::{build_agent, glibrl_model, varibad_model};
+    let preset = match method {
+        "oracle" => "configs/gridnavi/oracle.toml",
+        "varibad" => "configs/gridnavi/varibased.toml",
+        _ => "configs/gridnavi/glibrl.toml",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(preset);
+    let cfg = Config::load(&path, &[]).unwrap();
+    let rows = 5;
+    let mut env = bamdp::env::make(
+        "gridnavi",
+        rows,
+        bamdp::env::Split::Train,
+        3,
+        &Default::default(),
+    )
+    .unwrap();
+    let spec = env.spec().clone();
+    let st = SmcSettings {
+        config: SmcConfig {
+            particles: 24,
+            nested: 4,
+            depth: 6,
+            eta: 0.3,
+            resample_below: 0.5,
+            ..SmcConfig::default()
+        },
+        gamma: 0.95,
+    };
+    let dynamics = || {
+        Box::new(GridDynamics {
+            episodes_per_trial: 4,
+        })
+    };
+    let (mut belief, mut planner): (Box<dyn BatchedBelief>, Box<dyn PlanStep>) = match method {
+        "oracle" => (
+            Box::new(Batched::new(GridNaviBelief, rows)),
+            Box::new(NetPlanner::<GridNaviBelief>::new(
+                st,
+                dynamics(),
+                rows,
+                threads,
+            )),
+        ),
+        "varibad" => (
+            Box::new(Batched::new(varibad_model(&cfg, &spec).unwrap(), rows)),
+            Box::new(NetPlanner::<bamdp::belief::variational::VaribadModel>::new(
+                st,
+                dynamics(),
+                rows,
+                threads,
+            )),
+        ),
+        _ => (
+            Box::new(Batched::new(glibrl_model(&cfg, &spec).unwrap(), rows)),
+            Box::new(NetPlanner::<bamdp::belief::glibrl::GlibrlModel>::new(
+                st,
+                dynamics(),
+                rows,
+                threads,
+            )),
+        ),
+    };
+    let (net, params) = build_agent(&cfg, &spec, belief.feature_dim()).unwrap();
+    let policy = NetPolicy {
+        net: &net,
+        params: &params,
+        obs_rms: None,
+        obs_clip: 10.0,
+    };
+    let mut obs = vec![0.0f32; rows * 2];
+    env.reset(&mut obs);
+    let mut step_out = StepOut::new(rows, 2);
+    let mut rngs: Vec<Rng> = (0..rows).map(|r| Rng::stream(7, 2, r as u64)).collect();
+    let mut out = PlanOut::default();
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    // Rows start at different points of the trial, some near its end (particles that
+    // finish the trial within the depth).
+    let start = [0u32, 17, 52, 56, 30];
+    for t in 0..8u32 {
+        let steps: Vec<u32> = start.iter().map(|s| (s + t) % 60).collect();
+        planner.plan(belief.as_ref(), &policy, &obs, &steps, &mut rngs, &mut out);
+        fold_plan(&out, &mut h);
+        let actions: Vec<f32> = out
+            .target
+            .chunks(5)
+            .map(|q| {
+                (0..5)
+                    .max_by(|&a, &b| q[a].total_cmp(&q[b]).then(b.cmp(&a)))
+                    .unwrap() as f32
+            })
+            .collect();
+        env.step(&actions, &mut step_out);
+        let ends: Vec<bool> = (0..rows)
+            .map(|r| step_out.terminated[r] || step_out.truncated[r])
+            .collect();
+        belief.update(&Transition {
+            obs: &obs,
+            action: &actions,
+            reward: &step_out.reward,
+            next_obs: &step_out.final_obs,
+            episode_end: &ends,
+        });
+        obs.copy_from_slice(&step_out.obs);
+    }
+    h
+}
+
+/// Checksums of [`gridnavi_plan_checksum`] recorded with the planner before its speed
+/// work (commit df8a9be): every later change must keep plans bit-identical. Matrix
+/// products round the same with AVX2 + FMA and AVX-512 (both fuse each multiply-add
+/// in the order of the inner dimension); a machine without FMA rounds differently and
+/// checks only the thread invariance.
+const RECORDED_PLANS: [(&str, u64); 3] = [
+    ("oracle", 0x8d46_26e5_4192_113f),
+    ("varibad", 0xfc95_2a5f_4901_14e9),
+    ("glibrl", 0x8ff7_979c_09b8_eb66),
+];
+
+#[test]
+fn smc_gridnavi_plans_equal_the_recorded_plans_for_any_thread_count() {
+    #[cfg(target_arch = "x86_64")]
+    let fma = std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let fma = false;
+    for (method, recorded) in RECORDED_PLANS {
+        let one = gridnavi_plan_checksum(method, 1);
+        let three = gridnavi_plan_checksum(method, 3);
+        assert_eq!(one, three, "{method}: 1 vs 3 threads");
+        if fma {
+            assert_eq!(
+                one, recorded,
+                "{method}: plans differ from the recorded ones"
+            );
+        }
+    }
+}

@@ -1792,11 +1792,15 @@ impl PlanningBelief for VaribadModel {
                 0
             };
             s.picks[r] = rng.below(nested as u64) as usize;
+            // The row's standard deviations once, not once per nested sample.
+            for v in &mut s.logvar[r * l..(r + 1) * l] {
+                *v = (0.5 * *v).exp();
+            }
+            let (mu, std) = (&s.mu[r * l..(r + 1) * l], &s.logvar[r * l..(r + 1) * l]);
             for j in 0..nested {
                 let x = &mut s.x[base + j * n_in..base + j * n_in + l];
-                for (i, xi) in x.iter_mut().enumerate() {
-                    let std = (0.5 * s.logvar[r * l + i]).exp();
-                    *xi = s.mu[r * l + i] + std * rng.normal() as f32;
+                for ((xi, &m), &sd) in x.iter_mut().zip(mu).zip(std) {
+                    *xi = m + sd * rng.normal() as f32;
                 }
             }
             if multihead {

@@ -37,7 +37,10 @@
 //! phase by phase, so the result does not depend on how rows are split into chunks
 //! (threads) or batched with other rows: a batch of rows plans exactly as a loop of
 //! one-row planners with the same streams. Nothing allocates after the first call
-//! with a given shape.
+//! with a given shape. The policy is evaluated once per distinct particle state
+//! (`[obs | features]` bit for bit: all K particles of a row at the root, and any
+//! particles with the same history later) and copied, which gives the same outputs
+//! because a row's output does not depend on its batch.
 
 use crate::belief::{Batched, BatchedBelief, PlanningBelief, RewardQuery, Transition};
 use crate::config::BadValue;
@@ -69,6 +72,19 @@ pub trait PolicyValue: Sync {
         values: &mut [f32],
         scratch: &mut Self::Scratch,
     );
+    /// Only the values of [`PolicyValue::evaluate`] (the planner's last step needs no
+    /// policy); `policy` is scratch of the same size. By default the full evaluation.
+    fn evaluate_values(
+        &self,
+        obs: &[f32],
+        features: &[f32],
+        rows: usize,
+        policy: &mut [f32],
+        values: &mut [f32],
+        scratch: &mut Self::Scratch,
+    ) {
+        self.evaluate(obs, features, rows, policy, values, scratch)
+    }
 }
 
 /// Which reward enters the advantage (see the module doc).
@@ -253,8 +269,9 @@ where
     tmp_roots: Vec<f32>,
     logw: Vec<f64>,
     features: Vec<f32>,
-    /// Features of each real row's first particle (the root evaluation).
-    root_features: Vec<f32>,
+    /// Features of the distinct particles (see [`Distinct`]).
+    tmp_features: Vec<f32>,
+    distinct: Distinct,
     policy: Vec<f32>,
     tmp_policy: Vec<f32>,
     values: Vec<f32>,
@@ -348,7 +365,8 @@ where
                     tmp_roots: vec![0.0; p * aw],
                     logw: vec![0.0; p],
                     features: vec![0.0; p * fd],
-                    root_features: vec![0.0; n * fd],
+                    tmp_features: vec![0.0; p * fd],
+                    distinct: Distinct::new(p),
                     policy: vec![0.0; p * no],
                     tmp_policy: vec![0.0; p * no],
                     values: vec![0.0; p],
@@ -555,28 +573,11 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
     let mut belief = c.belief.take().expect("particle belief");
     model.gather(state, &c.src, &mut belief);
     model.features(&belief, &mut c.features);
-    // At the root a row's K particles are identical: evaluate the policy once per real
-    // row and copy it to the particles (a policy's output for a row does not depend on
-    // the other rows of its batch), which saves K - 1 of every K root evaluations.
-    let (fd, no) = (c.features.len() / p, c.policy.len() / p);
-    for r in 0..n {
-        let i = r * k;
-        c.tmp_obs[r * od..(r + 1) * od].copy_from_slice(&c.obs[i * od..(i + 1) * od]);
-        c.root_features[r * fd..(r + 1) * fd].copy_from_slice(&c.features[i * fd..(i + 1) * fd]);
-    }
-    policy.evaluate(
-        &c.tmp_obs[..n * od],
-        &c.root_features,
-        n,
-        &mut c.tmp_policy[..n * no],
-        &mut c.tmp_values[..n],
-        ps,
-    );
-    for i in 0..p {
-        let r = i / k;
-        c.policy[i * no..(i + 1) * no].copy_from_slice(&c.tmp_policy[r * no..(r + 1) * no]);
-        c.values[i] = c.tmp_values[r];
-    }
+    // At the root a row's K particles are identical: the policy is evaluated once per
+    // distinct particle (here once per real row, or less) and copied.
+    let fd = c.features.len() / p;
+    evaluate_distinct(policy, c, od, fd, p, false, ps);
+    std::mem::swap(&mut c.values, &mut c.next_values);
 
     for d in 0..st.config.depth {
         sample_actions(policy, &c.policy, k, rngs, &mut c.probs, &mut c.actions);
@@ -633,14 +634,9 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
             }
         }
         model.features(&belief, &mut c.features);
-        policy.evaluate(
-            &c.obs,
-            &c.features,
-            p,
-            &mut c.policy,
-            &mut c.next_values,
-            ps,
-        );
+        // After the last step only the values are needed.
+        let values_only = d + 1 == st.config.depth;
+        evaluate_distinct(policy, c, od, fd, p, values_only, ps);
         let r_adv = match st.config.advantage_reward {
             AdvantageReward::Sampled => &c.rewards,
             AdvantageReward::Mean => &c.mean_rewards,
@@ -703,6 +699,121 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
         }
     }
     c.belief = Some(belief);
+}
+
+/// The distinct rows of a particle batch: particles with the same history have the
+/// same observation and belief features (all K of a row at the root; in discrete
+/// worlds many more), and a policy's output for a row does not depend on the other
+/// rows of its batch (ARCHITECTURE.md, invariants), so each distinct row is evaluated
+/// once and its output copied: the same results as evaluating every particle.
+struct Distinct {
+    /// Open-addressing table of representative particles (`u32::MAX`: empty), a power
+    /// of two at least twice the number of particles.
+    table: Vec<u32>,
+    /// The representative particle of each distinct row, in order of first appearance.
+    first: Vec<usize>,
+    /// The distinct row of each particle.
+    of: Vec<usize>,
+}
+
+impl Distinct {
+    fn new(particles: usize) -> Self {
+        Distinct {
+            table: vec![u32::MAX; (2 * particles).next_power_of_two().max(2)],
+            first: Vec::with_capacity(particles),
+            of: vec![0; particles],
+        }
+    }
+
+    /// Groups the `rows` rows `(a[i], b[i])` (widths `wa`, `wb`) by their bits.
+    fn find(&mut self, a: &[f32], wa: usize, b: &[f32], wb: usize, rows: usize) {
+        let row = |i: usize| (&a[i * wa..(i + 1) * wa], &b[i * wb..(i + 1) * wb]);
+        let same = |i: usize, j: usize| {
+            let ((ai, bi), (aj, bj)) = (row(i), row(j));
+            ai.iter().zip(aj).all(|(x, y)| x.to_bits() == y.to_bits())
+                && bi.iter().zip(bj).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        self.table.fill(u32::MAX);
+        self.first.clear();
+        let mask = self.table.len() - 1;
+        for i in 0..rows {
+            let (ra, rb) = row(i);
+            let mut h = 0u64;
+            for v in ra.iter().chain(rb) {
+                h = (h.rotate_left(5) ^ v.to_bits() as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+            }
+            let mut slot = (h >> 32) as usize & mask;
+            loop {
+                let e = self.table[slot];
+                if e == u32::MAX {
+                    self.table[slot] = i as u32;
+                    self.of[i] = self.first.len();
+                    self.first.push(i);
+                    break;
+                }
+                if same(e as usize, i) {
+                    self.of[i] = self.of[e as usize];
+                    break;
+                }
+                slot = (slot + 1) & mask;
+            }
+        }
+    }
+}
+
+/// The policy outputs (`c.policy`, unless `values_only`) and values (`c.next_values`)
+/// at every particle's `c.obs` and `c.features`, evaluated once per distinct row.
+fn evaluate_distinct<B: PlanningBelief, P: PolicyValue>(
+    policy: &P,
+    c: &mut Chunk<B>,
+    od: usize,
+    fd: usize,
+    p: usize,
+    values_only: bool,
+    ps: &mut P::Scratch,
+) where
+    B::State: Send + Sync,
+{
+    let no = policy.num_outputs();
+    let dist = &mut c.distinct;
+    dist.find(&c.obs, od, &c.features, fd, p);
+    let u = dist.first.len();
+    let eval = |obs: &[f32], f: &[f32], rows, pol: &mut [f32], val: &mut [f32], ps| {
+        if values_only {
+            policy.evaluate_values(obs, f, rows, pol, val, ps)
+        } else {
+            policy.evaluate(obs, f, rows, pol, val, ps)
+        }
+    };
+    if u == p {
+        eval(
+            &c.obs,
+            &c.features,
+            p,
+            &mut c.policy,
+            &mut c.next_values,
+            ps,
+        );
+        return;
+    }
+    for (j, &i) in dist.first.iter().enumerate() {
+        c.tmp_obs[j * od..(j + 1) * od].copy_from_slice(&c.obs[i * od..(i + 1) * od]);
+        c.tmp_features[j * fd..(j + 1) * fd].copy_from_slice(&c.features[i * fd..(i + 1) * fd]);
+    }
+    eval(
+        &c.tmp_obs[..u * od],
+        &c.tmp_features[..u * fd],
+        u,
+        &mut c.tmp_policy[..u * no],
+        &mut c.tmp_values[..u],
+        ps,
+    );
+    for (i, &j) in dist.of[..p].iter().enumerate() {
+        if !values_only {
+            c.policy[i * no..(i + 1) * no].copy_from_slice(&c.tmp_policy[j * no..(j + 1) * no]);
+        }
+        c.next_values[i] = c.tmp_values[j];
+    }
 }
 
 /// `out[i] = x[src[i]]` for rows of width `w`.
@@ -802,6 +913,43 @@ impl PolicyValue for NetPolicy<'_> {
         values: &mut [f32],
         s: &mut NetScratch,
     ) {
+        self.input(obs, features, rows, s);
+        let id = self.net.input_dim;
+        self.net.step(
+            self.params,
+            &s.x[..rows * id],
+            rows,
+            &mut [],
+            &mut s.net,
+            &mut policy[..rows * self.net.num_actions],
+            &mut values[..rows],
+        );
+    }
+
+    fn evaluate_values(
+        &self,
+        obs: &[f32],
+        features: &[f32],
+        rows: usize,
+        _: &mut [f32],
+        values: &mut [f32],
+        s: &mut NetScratch,
+    ) {
+        self.input(obs, features, rows, s);
+        let id = self.net.input_dim;
+        self.net.values(
+            self.params,
+            &s.x[..rows * id],
+            rows,
+            &mut s.net,
+            &mut values[..rows],
+        );
+    }
+}
+
+impl NetPolicy<'_> {
+    /// The network input `[obs (normalised) | features]` of `rows` rows into `s.x`.
+    fn input(&self, obs: &[f32], features: &[f32], rows: usize, s: &mut NetScratch) {
         let id = self.net.input_dim;
         let od = obs.len() / rows;
         let fd = id - od;
@@ -813,15 +961,6 @@ impl PolicyValue for NetPolicy<'_> {
             }
             x[od..].copy_from_slice(&features[r * fd..(r + 1) * fd]);
         }
-        self.net.step(
-            self.params,
-            &s.x[..rows * id],
-            rows,
-            &mut [],
-            &mut s.net,
-            &mut policy[..rows * self.net.num_actions],
-            &mut values[..rows],
-        );
     }
 }
 

@@ -322,6 +322,24 @@ impl AgentNet {
         );
     }
 
+    /// The values of [`Self::step`] alone (the critic), for a net without memory.
+    pub fn values(&self, p: &Params, x: &[f32], rows: usize, s: &mut Scratch, values: &mut [f32]) {
+        assert!(
+            self.memory.is_none(),
+            "values alone need a net without memory"
+        );
+        Self::mlp_host(
+            p,
+            &self.critic,
+            self.act,
+            x,
+            rows,
+            &mut s.a,
+            &mut s.b,
+            values,
+        );
+    }
+
     fn memory_input(&self, p: &Params, m: &Memory, x: &[f32], rows: usize, s: &mut Scratch) {
         let spec = &m.spec;
         let gi = Memory::gru_input_dim(spec);

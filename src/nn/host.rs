@@ -115,6 +115,10 @@ fn dense_body(p: &Params, layer: &Dense, x: &[f32], rows: usize, act: Act, out: 
     debug_assert_eq!(out.len(), rows * n_out);
     let w = p.get(layer.w);
     let b = p.get(layer.b);
+    if n_out == 1 {
+        single_output_body(w, b[0], x, rows, act, out);
+        return;
+    }
     // Blocks of 4 rows share each loaded weight row (read once from L2, reused from
     // L1). Every output is still `b + sum_i x_i w_ij` in the order of i, skipping zero
     // inputs, so results are bit-identical to the one-row loop below.
@@ -158,6 +162,50 @@ fn dense_body(p: &Params, layer: &Dense, x: &[f32], rows: usize, act: Act, out: 
             }
         }
         act.apply_slice(o);
+    }
+}
+
+/// [`dense_body`] for a layer with one output (a critic's value head): the loop above
+/// would do one scalar multiply-add per loop trip. Here 8 rows are computed side by
+/// side, one vector lane per row, over a transposed tile of their inputs. Each output
+/// is still `b + sum_i x_i w_i` in the order of i, skipping zero inputs (a lane keeps
+/// its sum where its input is zero), so results are bit-identical to the one-row loop.
+#[inline(always)]
+fn single_output_body(w: &[f32], b: f32, x: &[f32], rows: usize, act: Act, out: &mut [f32]) {
+    const LANES: usize = 8;
+    const TILE: usize = 16;
+    let n_in = w.len();
+    let blocked = rows / LANES * LANES;
+    for r0 in (0..blocked).step_by(LANES) {
+        let xr = &x[r0 * n_in..(r0 + LANES) * n_in];
+        let mut acc = [b; LANES];
+        let mut tile = [[0.0f32; LANES]; TILE];
+        for i0 in (0..n_in).step_by(TILE) {
+            let t = TILE.min(n_in - i0);
+            for (l, row) in xr.chunks_exact(n_in).enumerate() {
+                for (k, &v) in row[i0..i0 + t].iter().enumerate() {
+                    tile[k][l] = v;
+                }
+            }
+            for (xk, &wk) in tile[..t].iter().zip(&w[i0..i0 + t]) {
+                for (a, &xv) in acc.iter_mut().zip(xk) {
+                    let s = *a + xv * wk;
+                    *a = if xv != 0.0 { s } else { *a };
+                }
+            }
+        }
+        for (o, a) in out[r0..r0 + LANES].iter_mut().zip(acc) {
+            *o = act.apply(a);
+        }
+    }
+    for r in blocked..rows {
+        let mut a = b;
+        for (&xi, &wi) in x[r * n_in..(r + 1) * n_in].iter().zip(w) {
+            if xi != 0.0 {
+                a += xi * wi;
+            }
+        }
+        out[r] = act.apply(a);
     }
 }
 
@@ -230,6 +278,11 @@ enum Curve {
 fn map_slice(v: &mut [f32], curve: Curve) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { map_slice_avx512(v, curve) };
+            return;
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             unsafe { map_slice_avx2(v, curve) };
@@ -242,6 +295,14 @@ fn map_slice(v: &mut [f32], curve: Curve) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn map_slice_avx2(v: &mut [f32], curve: Curve) {
+    map_slice_body(v, curve);
+}
+
+/// 16 lanes: the same element-wise operations (no FMA contraction), so bit-identical
+/// to the AVX2 and baseline builds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn map_slice_avx512(v: &mut [f32], curve: Curve) {
     map_slice_body(v, curve);
 }
 
@@ -334,10 +395,13 @@ mod tests {
     fn a_rows_output_does_not_depend_on_its_batch() {
         let mut rng = Rng::new(3);
         let mut p = Params::new();
-        // One layer below and one above the GEMM threshold.
+        // One layer below and one above the GEMM threshold, and single-output layers
+        // (a value head) narrower and wider than one input tile.
         let layers = [
             Dense::new(&mut p, "small", 3, 5, 1.0, &mut rng),
             Dense::new(&mut p, "large", 40, 70, 1.0, &mut rng),
+            Dense::new(&mut p, "value", 128, 1, 1.0, &mut rng),
+            Dense::new(&mut p, "value_narrow", 5, 1, 1.0, &mut rng),
         ];
         for l in &layers {
             let (n_in, n_out) = (l.fan_in(), l.fan_out());
@@ -349,6 +413,45 @@ mod tests {
                 let mut one = vec![0.0; n_out];
                 dense(&p, l, &x[r * n_in..(r + 1) * n_in], 1, Act::Tanh, &mut one);
                 assert_eq!(one, all[r * n_out..(r + 1) * n_out], "row {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_single_output_layer_equals_the_plain_loop_bit_for_bit() {
+        let mut rng = Rng::new(9);
+        let mut p = Params::new();
+        for n_in in [1, 5, 16, 17, 128] {
+            let l = Dense::new(&mut p, &format!("v{n_in}"), n_in, 1, 1.0, &mut rng);
+            let (w, b) = (p.get(l.w).to_vec(), p.get(l.b)[0]);
+            let rows = 21;
+            // A third of the inputs zero, as after a ReLU (zero inputs are skipped).
+            let x: Vec<f32> = (0..rows * n_in)
+                .map(|_| {
+                    let v = rng.normal() as f32;
+                    if v < -0.4 {
+                        0.0
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            for act in [Act::None, Act::Tanh, Act::Relu] {
+                let mut out = vec![0.0; rows];
+                dense(&p, &l, &x, rows, act, &mut out);
+                for r in 0..rows {
+                    let mut want = b;
+                    for (&xi, &wi) in x[r * n_in..(r + 1) * n_in].iter().zip(&w) {
+                        if xi != 0.0 {
+                            want += xi * wi;
+                        }
+                    }
+                    assert_eq!(
+                        out[r].to_bits(),
+                        act.apply(want).to_bits(),
+                        "n_in {n_in} row {r}"
+                    );
+                }
             }
         }
     }
