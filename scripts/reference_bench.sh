@@ -76,7 +76,7 @@ while [ $# -gt 0 ]; do
         --ref-threads) REF_THREADS="$2"; shift 2 ;;
         --ref-dir) REF_DIR="$2"; shift 2 ;;
         --venv) VENV="$2"; shift 2 ;;
-        -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
         *) echo "reference_bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
