@@ -11,6 +11,7 @@
 # Usage (from the repository root):
 #   scripts/bench_floors.sh [--bin BAMDP] [--old OLD_BAMDP] [--old-smc OLD_SMC_BENCH]
 #                           [--seconds S] [--learn-seconds S] [--repeats N] [--no-planner]
+#                           [--no-ml10] [--no-gridnavi]
 #
 #   --bin       the bamdp binary to measure (default: target/release/bamdp, built first
 #               with `cargo build --release` when it is the default)
@@ -25,6 +26,7 @@
 #   --repeats   measurements per row and binary; the table shows their median (default 1)
 #   --no-planner  skip the planner rows (they build the bench in release mode)
 #   --no-ml10   skip the ML10 learn-only rows
+#   --no-gridnavi  skip the GridNavi rows
 #
 # The machine's load (`uptime`) is printed before and after: figures taken while other
 # jobs run are lower than a quiet machine's; compare binaries only within one run.
@@ -38,6 +40,7 @@ SECONDS_LEARN=1
 REPEATS=1
 PLANNER=1
 ML10=1
+GRIDNAVI=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) BIN="$2"; shift 2 ;;
@@ -48,7 +51,8 @@ while [ $# -gt 0 ]; do
         --repeats) REPEATS="$2"; shift 2 ;;
         --no-planner) PLANNER=0; shift ;;
         --no-ml10) ML10=0; shift ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        --no-gridnavi) GRIDNAVI=0; shift ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "bench_floors.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -112,7 +116,7 @@ row() {
 }
 
 echo "load before: $(uptime)" >&2
-for m in varibad rl2 glibrl; do
+for m in $([ "$GRIDNAVI" = 1 ] && echo varibad rl2 glibrl); do
     floor=$(case $m in varibad) echo 80000 ;; rl2) echo 120000 ;; glibrl) echo "1.1x VariBAD" ;; esac)
     row "gridnavi/$m frames/s" "$floor" bamdp bench --config "configs/gridnavi/$m.toml" --seconds "$SECONDS_GN"
 done
@@ -138,7 +142,7 @@ print("|" + "---|" * (head.count("|") - 1))
 fps = {r[0]: num(r[3]) for r in rows}
 for name, floor, old, new in rows:
     o, n = num(old), num(new)
-    if name == "gridnavi/glibrl frames/s":
+    if name == "gridnavi/glibrl frames/s" and "gridnavi/varibad frames/s" in fps:
         floor += f" (now {n / fps['gridnavi/varibad frames/s']:.2f}x)"
     cells = [name, floor] + ([f"{o:,.0f}", f"{n:,.0f}", f"{n / o:.2f}x"] if old_bin else [f"{n:,.0f}"])
     print("| " + " | ".join(cells) + " |")
