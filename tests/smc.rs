@@ -557,11 +557,10 @@ fn fold_plan(out: &PlanOut, h: &mut u64) {
 /// on the real transitions) with a preset's freshly initialised policy and belief, and
 /// returns the checksum of every call's output.
 fn gridnavi_plan_checksum(method: &str, threads: usize) -> u64 {
-    use bamdp::belief::{Batched, BatchedBelief};
     use bamdp::config::Config;
     use bamdp::env::StepOut;
-    use bamdp::improve::smc::{NetPlanner, NetPolicy, PlanStep};
-    use bamdp::run::trainer::{build_agent, glibrl_model, varibad_model};
+    use bamdp::improve::smc::NetPolicy;
+    use bamdp::run::trainer::build_agent;
     let preset = match method {
         "oracle" => "configs/gridnavi/oracle.toml",
         "varibad" => "configs/gridnavi/varibased.toml",
@@ -590,40 +589,16 @@ fn gridnavi_plan_checksum(method: &str, threads: usize) -> u64 {
         },
         gamma: 0.95,
     };
-    let dynamics = || {
-        Box::new(GridDynamics {
-            episodes_per_trial: 4,
-        })
-    };
-    let (mut belief, mut planner): (Box<dyn BatchedBelief>, Box<dyn PlanStep>) = match method {
-        "oracle" => (
-            Box::new(Batched::new(GridNaviBelief, rows)),
-            Box::new(NetPlanner::<GridNaviBelief>::new(
-                st,
-                dynamics(),
-                rows,
-                threads,
-            )),
-        ),
-        "varibad" => (
-            Box::new(Batched::new(varibad_model(&cfg, &spec).unwrap(), rows)),
-            Box::new(NetPlanner::<bamdp::belief::variational::VaribadModel>::new(
-                st,
-                dynamics(),
-                rows,
-                threads,
-            )),
-        ),
-        _ => (
-            Box::new(Batched::new(glibrl_model(&cfg, &spec).unwrap(), rows)),
-            Box::new(NetPlanner::<bamdp::belief::glibrl::GlibrlModel>::new(
-                st,
-                dynamics(),
-                rows,
-                threads,
-            )),
-        ),
-    };
+    // The method registry builds the belief and planner exactly as training does.
+    let mut belief = bamdp::run::trainer::make_belief(&cfg, &spec, rows)
+        .unwrap()
+        .expect("a belief method");
+    let dynamics = Box::new(GridDynamics {
+        episodes_per_trial: 4,
+    });
+    let mut planner = bamdp::method::lookup(cfg.method)
+        .planner(&spec, st, dynamics, rows, threads)
+        .expect("a belief the planner can simulate");
     let (net, params) = build_agent(&cfg, &spec, belief.feature_dim()).unwrap();
     let policy = NetPolicy {
         net: &net,
