@@ -9,12 +9,11 @@
 //! `SMC_BENCH_DISTINCT_ROWS=1` starts the 16 rows from 16 different cells instead of
 //! all from the start cell.
 
-use bamdp::belief::{Batched, BatchedBelief};
 use bamdp::config::Config;
 use bamdp::env::{self, gridnavi::GridDynamics};
-use bamdp::improve::smc::{NetPlanner, NetPolicy, PlanOut, PlanStep, SmcConfig, SmcSettings};
+use bamdp::improve::smc::{NetPolicy, PlanOut, SmcConfig, SmcSettings};
 use bamdp::rng::Rng;
-use bamdp::run::trainer::{build_agent, glibrl_model, varibad_model};
+use bamdp::run::trainer::{build_agent, make_belief};
 use std::path::Path;
 use std::time::Instant;
 
@@ -49,43 +48,16 @@ fn bench(name: &str, k: usize, nested: usize, depth: usize, threads: usize) -> f
         .unwrap()
         .spec()
         .clone();
-    let (belief, mut planner): (Box<dyn BatchedBelief>, Box<dyn PlanStep>) = {
-        let dynamics = || {
-            Box::new(GridDynamics {
-                episodes_per_trial: 4,
-            })
-        };
-        let st = settings(k, nested, depth);
-        match name {
-            "oracle" => (
-                Box::new(Batched::new(bamdp::belief::oracle::GridNaviBelief, rows)),
-                Box::new(NetPlanner::<bamdp::belief::oracle::GridNaviBelief>::new(
-                    st,
-                    dynamics(),
-                    rows,
-                    threads,
-                )),
-            ),
-            "varibad" => (
-                Box::new(Batched::new(varibad_model(&cfg, &spec).unwrap(), rows)),
-                Box::new(NetPlanner::<bamdp::belief::variational::VaribadModel>::new(
-                    st,
-                    dynamics(),
-                    rows,
-                    threads,
-                )),
-            ),
-            _ => (
-                Box::new(Batched::new(glibrl_model(&cfg, &spec).unwrap(), rows)),
-                Box::new(NetPlanner::<bamdp::belief::glibrl::GlibrlModel>::new(
-                    st,
-                    dynamics(),
-                    rows,
-                    threads,
-                )),
-            ),
-        }
-    };
+    // The method registry builds the belief and planner exactly as training does.
+    let belief = make_belief(&cfg, &spec, rows)
+        .unwrap()
+        .expect("a belief method");
+    let dynamics = Box::new(GridDynamics {
+        episodes_per_trial: 4,
+    });
+    let mut planner = bamdp::method::lookup(cfg.method)
+        .planner(&spec, settings(k, nested, depth), dynamics, rows, threads)
+        .expect("a belief the planner can simulate");
     let (net, params) = build_agent(&cfg, &spec, belief.feature_dim()).unwrap();
     let policy = NetPolicy {
         net: &net,
