@@ -444,6 +444,10 @@ fn bad_maml_configs_are_user_errors_with_exit_code_2() {
             vec!["`improver`", "ppo", "\"maml\" for method \"maml\""],
         ),
         (vec!["maml.max_kl=0"], vec!["`maml.max_kl`", "> 0"]),
+        (
+            vec!["maml.inner_steps=1000000000000000"],
+            vec!["`maml.inner_steps`", "1..=64"],
+        ),
     ] {
         let mut args = vec!["train", "--config", &preset];
         for s in &set {
@@ -711,6 +715,8 @@ fn maml_updates_that_cannot_fit_are_refused() {
     let preset = point_robot_preset().display().to_string();
     for sets in [
         &["maml.episodes_per_task=1000000"][..],
+        // Sizes whose products overflow 64 bits: refused, not wrapped.
+        &["maml.episodes_per_task=1000000000000000000"][..],
         &["maml.meta_batch=4096", "maml.hidden=[4096, 4096]"][..],
     ] {
         let mut args = vec!["train", "--config", &preset, "--out", &out, "--force"];

@@ -54,7 +54,11 @@ impl UpdateMemory {
         let blocks = block_episodes.len() as u128;
         let theta = 8 * policy.len() as u128;
         let threads = threads.clamp(1, rows.max(1)) as u128;
-        let steps: Vec<usize> = block_episodes.iter().map(|e| e * episode_len).collect();
+        // Saturating: absurd sizes must give a huge estimate (and a refusal), not wrap.
+        let steps: Vec<usize> = block_episodes
+            .iter()
+            .map(|e| e.saturating_mul(episode_len))
+            .collect();
         let samples = rows as u128 * row_sample_bytes(policy, block_episodes, episode_len);
         let (parameters, per_thread) = match phase {
             Phase::Training => {

@@ -147,6 +147,11 @@ impl MamlConfig {
                 return p(key, &value, "an integer > 0");
             }
         }
+        // Each inner step keeps its own block of episodes and parameters in memory
+        // and is differentiated through; far more than a handful never fits.
+        if c.inner_steps > 64 {
+            return p("maml.inner_steps", &c.inner_steps, "an integer in 1..=64");
+        }
         if c.meta_batch > 4096 {
             return p("maml.meta_batch", &c.meta_batch, "an integer in 1..=4096");
         }

@@ -45,7 +45,7 @@ impl Block {
     fn bytes(steps: usize, episodes: usize) -> u128 {
         let per_step = size_of::<f64>() + size_of::<usize>() + size_of::<bool>();
         let per_episode = size_of::<f64>() + size_of::<bool>();
-        (steps * per_step + episodes * per_episode) as u128
+        steps as u128 * per_step as u128 + episodes as u128 * per_episode as u128
     }
 
     fn clear(&mut self) {
@@ -381,13 +381,13 @@ pub fn row_sample_bytes(policy: &Policy, block_episodes: &[usize], episode_len: 
         .iter()
         .enumerate()
         .map(|(b, &episodes)| {
-            let n = episodes * episode_len;
+            let n = episodes.saturating_mul(episode_len);
             // Observations, actions, advantages; the post-adaptation block also keeps
             // the behaviour policy's log-probabilities and head outputs.
             let samples = if b < post {
-                f64s(n * (od + aw + 1))
+                f64s(n.saturating_mul(od + aw + 1))
             } else {
-                f64s(n * (od + aw + 2 + o))
+                f64s(n.saturating_mul(od + aw + 2 + o))
             };
             samples + Block::bytes(n, episodes)
         })
