@@ -3,9 +3,11 @@
 //! `Rng::stream(seed, TRAIN_TASKS|TEST_TASKS, i)` in the same order: the task at the
 //! start of a trial, then `next_u64() >> 1` as the seed of every episode's reset.
 //!
-//! Rows are split into `threads` contiguous chunks stepped in parallel; a row's
-//! simulation depends only on its own stream and actions, so results do not depend on
-//! the thread count. Checkpoints store the streams, counters and the current episode's
+//! A step runs on `threads` threads of a [`Pool`] made with the batch; they take rows
+//! one at a time from a shared counter, so rows of costly classes spread over all of
+//! them. A row's simulation depends only on its own stream and actions and writes only
+//! its own outputs, so results depend neither on the thread count nor on which thread
+//! stepped which row. Checkpoints store the streams, counters and the current episode's
 //! actions; a resumed batch resets each row with its saved task and seed and replays
 //! those actions (MuJoCo is deterministic).
 
@@ -13,6 +15,10 @@ use crate::env::replay::{episode_seed, ReplayShape, ReplayState};
 use crate::env::{ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::{StateError, UserError};
 use crate::rng::{streams, Rng};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::pool::Pool;
 
 /// What one step of one row reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -89,6 +95,25 @@ struct Row {
     trials: u64,
     /// The current episode's clipped actions (replayed after a resume).
     history: Vec<f32>,
+    /// The last step's outputs, copied into the batch's `StepOut` after the step.
+    out: RowOut,
+}
+
+/// One row's outputs of one step.
+struct RowOut {
+    obs: Vec<f32>,
+    final_obs: Vec<f32>,
+    reward: f32,
+    terminated: bool,
+    truncated: bool,
+    trial_end: bool,
+    success: bool,
+    episode_index: u32,
+}
+
+/// The row inside `m`, also after a panic in an earlier step (it was re-raised there).
+fn row_mut(m: &mut Mutex<Row>) -> &mut Row {
+    m.get_mut().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Per-batch constants every row needs while stepping.
@@ -111,10 +136,13 @@ pub struct NativeBatch {
     spec: EnvSpec,
     split: Split,
     layout: Layout,
-    rows: Vec<Row>,
+    /// Each row behind a lock: the pool's threads claim rows from a counter, each row
+    /// once per step, so the lock is never contended; it makes the sharing safe.
+    rows: Vec<Mutex<Row>>,
     /// The family: task draws for every row.
     family: std::sync::Arc<dyn Family + Send + Sync>,
-    threads: usize,
+    /// The threads a step runs on, made once with the batch.
+    pool: Pool,
     num_tasks: usize,
     versions: Vec<(String, String)>,
 }
@@ -162,7 +190,7 @@ impl NativeBatch {
         };
         let mut rows = Vec::with_capacity(num_envs);
         for i in 0..num_envs {
-            rows.push(Row {
+            rows.push(Mutex::new(Row {
                 sim: family.row()?,
                 rng: Rng::stream(seed, label, i as u64),
                 task_index: 0,
@@ -172,7 +200,17 @@ impl NativeBatch {
                 ep: 0,
                 trials: 0,
                 history: Vec::with_capacity(shape.episode_len * layout.ad),
-            });
+                out: RowOut {
+                    obs: vec![0.0; layout.od],
+                    final_obs: vec![0.0; layout.od],
+                    reward: 0.0,
+                    terminated: false,
+                    truncated: false,
+                    trial_end: false,
+                    success: false,
+                    episode_index: 0,
+                },
+            }));
         }
         let mut env = NativeBatch {
             spec: EnvSpec {
@@ -190,7 +228,7 @@ impl NativeBatch {
             split,
             layout,
             rows,
-            threads: threads.max(1),
+            pool: Pool::new(threads.clamp(1, num_envs)),
             num_tasks: family.num_tasks(),
             versions: family.versions(),
             family,
@@ -198,18 +236,23 @@ impl NativeBatch {
         // The first trials' tasks and seeds (`reset` keeps them: no trial has begun).
         let mut obs = vec![0.0; env.layout.od];
         for (r, row) in env.rows.iter_mut().enumerate() {
-            reset_row(row, r, true, &env.layout, &*env.family, &mut obs);
+            reset_row(row_mut(row), r, true, &env.layout, &*env.family, &mut obs);
         }
         Ok(env)
     }
 
     /// Row `r`'s task: (index into the split's task list, task value).
     pub fn task(&self, r: usize) -> (u32, f64) {
-        (self.rows[r].task_index, self.rows[r].task_value)
+        let row = self.row(r);
+        (row.task_index, row.task_value)
     }
     /// The seed row `r`'s current episode was reset with.
     pub fn episode_seed(&self, r: usize) -> u64 {
-        self.rows[r].episode_seed
+        self.row(r).episode_seed
+    }
+
+    fn row(&self, r: usize) -> std::sync::MutexGuard<'_, Row> {
+        self.rows[r].lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -232,53 +275,35 @@ fn reset_row(row: &mut Row, r: usize, new_trial: bool, l: &Layout, draw: Draw, o
         .reset(row.task_index, row.task_value, row.episode_seed, obs);
 }
 
-/// The rows `first..` of a chunk and their slices of a step's outputs.
-struct Chunk<'a> {
-    first: usize,
-    rows: &'a mut [Row],
-    actions: &'a [f32],
-    obs: &'a mut [f32],
-    final_obs: &'a mut [f32],
-    reward: &'a mut [f32],
-    terminated: &'a mut [bool],
-    truncated: &'a mut [bool],
-    trial_end: &'a mut [bool],
-    success: &'a mut [bool],
-    episode_index: &'a mut [u32],
-}
-
-fn step_chunk(c: Chunk, l: &Layout, draw: Draw) {
-    let (od, ad) = (l.od, l.ad);
+/// Steps row `r` with its (unclipped) `action`; writes the row's outputs into `row.out`.
+fn step_row(row: &mut Row, r: usize, action: &[f32], l: &Layout, draw: Draw) {
     let mut clipped = [0f32; 64];
-    for (j, row) in c.rows.iter_mut().enumerate() {
-        let a = &mut clipped[..ad];
-        for (x, y) in a.iter_mut().zip(&c.actions[j * ad..(j + 1) * ad]) {
-            assert!(!y.is_nan(), "NativeBatch::step: NaN action");
-            *x = y.clamp(l.low, l.high);
+    let a = &mut clipped[..l.ad];
+    for (x, y) in a.iter_mut().zip(action) {
+        *x = y.clamp(l.low, l.high);
+    }
+    let o = row.sim.step(a, &mut row.out.final_obs);
+    row.history.extend_from_slice(a);
+    row.ep_t += 1;
+    let terminated = o.terminated || (o.success && row.ep >= l.success_ends_from);
+    let limit = row.ep_t == l.ep_len;
+    let end = terminated || limit;
+    let trial_end = end && row.ep + 1 == l.k;
+    row.out.reward = o.reward;
+    row.out.terminated = terminated;
+    row.out.success = o.success;
+    row.out.episode_index = row.ep;
+    row.out.truncated = !terminated && limit;
+    row.out.trial_end = trial_end;
+    if end {
+        if !trial_end {
+            row.ep += 1;
         }
-        let fin = &mut c.final_obs[j * od..(j + 1) * od];
-        let o = row.sim.step(a, fin);
-        row.history.extend_from_slice(a);
-        row.ep_t += 1;
-        let terminated = o.terminated || (o.success && row.ep >= l.success_ends_from);
-        c.reward[j] = o.reward;
-        c.terminated[j] = terminated;
-        c.success[j] = o.success;
-        c.episode_index[j] = row.ep;
-        let limit = row.ep_t == l.ep_len;
-        c.truncated[j] = !terminated && limit;
-        let end = terminated || limit;
-        c.trial_end[j] = end && row.ep + 1 == l.k;
-        let obs = &mut c.obs[j * od..(j + 1) * od];
-        if end {
-            let new_trial = c.trial_end[j];
-            if !new_trial {
-                row.ep += 1;
-            }
-            reset_row(row, c.first + j, new_trial, l, draw, obs);
-        } else {
-            obs.copy_from_slice(fin);
-        }
+        let mut obs = std::mem::take(&mut row.out.obs);
+        reset_row(row, r, trial_end, l, draw, &mut obs);
+        row.out.obs = obs;
+    } else {
+        row.out.obs.copy_from_slice(&row.out.final_obs);
     }
 }
 
@@ -299,6 +324,7 @@ impl BatchEnv for NativeBatch {
             "NativeBatch::reset: obs buffer size"
         );
         for (r, (row, o)) in self.rows.iter_mut().zip(obs.chunks_mut(od)).enumerate() {
+            let row = row_mut(row);
             if row.ep == 0 && row.ep_t == 0 {
                 // The trial has not begun: its task and first episode stay (MuJoCo is
                 // deterministic, so resetting again with the same seed gives the same
@@ -317,77 +343,44 @@ impl BatchEnv for NativeBatch {
         out.assert_sized(n, od, "NativeBatch::step");
         assert_eq!(actions.len(), n * ad, "NativeBatch::step: actions length");
         assert!(ad <= 64, "NativeBatch: action width {ad} above 64");
-        let per = n.div_ceil(self.threads.min(n));
-        let chunks = self
-            .rows
-            .chunks_mut(per)
-            .zip(actions.chunks(per * ad))
-            .zip(out.obs.chunks_mut(per * od))
-            .zip(out.final_obs.chunks_mut(per * od))
-            .zip(out.reward.chunks_mut(per))
-            .zip(out.terminated.chunks_mut(per))
-            .zip(out.truncated.chunks_mut(per))
-            .zip(out.trial_end.chunks_mut(per))
-            .zip(out.success.chunks_mut(per))
-            .zip(out.episode_index.chunks_mut(per))
-            .enumerate()
-            .map(
-                |(
-                    ci,
-                    (
-                        (
-                            (
-                                (
-                                    (((((rows, actions), obs), final_obs), reward), terminated),
-                                    truncated,
-                                ),
-                                trial_end,
-                            ),
-                            success,
-                        ),
-                        episode_index,
-                    ),
-                )| Chunk {
-                    first: ci * per,
-                    rows,
-                    actions,
-                    obs,
-                    final_obs,
-                    reward,
-                    terminated,
-                    truncated,
-                    trial_end,
-                    success,
-                    episode_index,
-                },
-            );
-        let (layout, draw) = (&self.layout, &*self.family);
-        if per == n {
-            chunks.for_each(|c| step_chunk(c, layout, draw));
-        } else {
-            std::thread::scope(|s| {
-                let mut chunks: Vec<Chunk> = chunks.collect();
-                let mine = chunks.remove(0);
-                for c in chunks {
-                    s.spawn(move || step_chunk(c, layout, draw));
-                }
-                step_chunk(mine, layout, draw);
-            });
+        assert!(
+            !actions.iter().any(|a| a.is_nan()),
+            "NativeBatch::step: NaN action"
+        );
+        let next = AtomicUsize::new(0);
+        let (rows, layout, draw) = (&self.rows, &self.layout, &*self.family);
+        self.pool.run(&|| loop {
+            let r = next.fetch_add(1, Ordering::Relaxed);
+            let Some(row) = rows.get(r) else { break };
+            let mut row = row.lock().unwrap_or_else(|e| e.into_inner());
+            step_row(&mut row, r, &actions[r * ad..(r + 1) * ad], layout, draw);
+        });
+        for (r, row) in self.rows.iter_mut().enumerate() {
+            let o = &row_mut(row).out;
+            out.obs[r * od..(r + 1) * od].copy_from_slice(&o.obs);
+            out.final_obs[r * od..(r + 1) * od].copy_from_slice(&o.final_obs);
+            out.reward[r] = o.reward;
+            out.terminated[r] = o.terminated;
+            out.truncated[r] = o.truncated;
+            out.trial_end[r] = o.trial_end;
+            out.success[r] = o.success;
+            out.episode_index[r] = o.episode_index;
         }
     }
 
     fn save_state(&self) -> serde_json::Value {
+        let rows: Vec<_> = (0..self.rows.len()).map(|r| self.row(r)).collect();
         let saved = ReplayState {
             env: self.spec.name.to_string(),
             split: self.split,
-            task_index: self.rows.iter().map(|r| r.task_index).collect(),
-            task_value_bits: self.rows.iter().map(|r| r.task_value.to_bits()).collect(),
-            episode_seed: self.rows.iter().map(|r| r.episode_seed).collect(),
-            ep_t: self.rows.iter().map(|r| r.ep_t).collect(),
-            ep: self.rows.iter().map(|r| r.ep).collect(),
-            rng: self.rows.iter().map(|r| r.rng.clone()).collect(),
-            trials: self.rows.iter().map(|r| r.trials).collect(),
-            history: self.rows.iter().map(|r| r.history.clone()).collect(),
+            task_index: rows.iter().map(|r| r.task_index).collect(),
+            task_value_bits: rows.iter().map(|r| r.task_value.to_bits()).collect(),
+            episode_seed: rows.iter().map(|r| r.episode_seed).collect(),
+            ep_t: rows.iter().map(|r| r.ep_t).collect(),
+            ep: rows.iter().map(|r| r.ep).collect(),
+            rng: rows.iter().map(|r| r.rng.clone()).collect(),
+            trials: rows.iter().map(|r| r.trials).collect(),
+            history: rows.iter().map(|r| r.history.clone()).collect(),
             events: None,
         };
         serde_json::to_value(saved).expect("NativeBatch state serialises")
@@ -409,6 +402,7 @@ impl BatchEnv for NativeBatch {
         let (od, ad) = (self.layout.od, self.layout.ad);
         let mut obs = vec![0.0f32; od];
         for (r, row) in self.rows.iter_mut().enumerate() {
+            let row = row_mut(row);
             row.task_index = s.task_index[r];
             row.task_value = f64::from_bits(s.task_value_bits[r]);
             row.episode_seed = s.episode_seed[r];
@@ -442,7 +436,7 @@ impl BatchEnv for NativeBatch {
     }
 
     fn task_index(&self, r: usize) -> Option<u32> {
-        (self.num_tasks > 0).then(|| self.rows[r].task_index)
+        (self.num_tasks > 0).then(|| self.row(r).task_index)
     }
 
     fn task_class(&self, index: u32) -> Option<&'static str> {
