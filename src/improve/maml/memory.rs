@@ -2,10 +2,10 @@
 //! for the run's memory guard ([`crate::run::guard::check_maml_memory`]). The peak is
 //! the TRPO step's Fisher-vector products: every task's samples (kept by the
 //! collector), every task's inner-step parameters (the collector's and the outer
-//! step's copies, and one gradient per task), and one tape per inner step and one for
-//! the post-adaptation batch on each thread, each holding every layer's activations,
-//! tangents and backward scratch for a whole block of samples — on the MetaWorld
-//! presets (5,000-step blocks, 512-unit layers) over a gigabyte.
+//! step's copies, and one gradient per task), every task's forward passes and backward
+//! deltas, which the outer step keeps for all its products, and each thread's scratch
+//! of tangents and deltas for a whole block of samples — on the MetaWorld presets
+//! (5,000-step blocks, 512-unit layers) over a gigabyte.
 //!
 //! ```
 //! use bamdp::improve::maml::memory::{Phase, UpdateMemory};
@@ -26,7 +26,8 @@ pub struct UpdateMemory {
     pub samples: u128,
     /// Parameter vectors: each task's inner-step parameters and gradients.
     pub parameters: u128,
-    /// The per-thread tapes of the policy's forward and backward passes.
+    /// The policy's forward and backward passes: every task's kept during the outer
+    /// step and each thread's scratch (a tape per thread at meta-test).
     pub tapes: u128,
 }
 
@@ -60,34 +61,41 @@ impl UpdateMemory {
             .map(|e| e.saturating_mul(episode_len))
             .collect();
         let samples = rows as u128 * row_sample_bytes(policy, block_episodes, episode_len);
-        let (parameters, per_thread) = match phase {
+        let (parameters, tapes) = match phase {
             Phase::Training => {
-                // One tape per block; the first also serves the post-adaptation batch
-                // in the line search, so it grows to the larger of the two.
+                // The conjugate gradient's peak: every task's passes (each inner step's
+                // forward pass, backward deltas and weights, the post-adaptation forward
+                // pass; a first-order run keeps less) and each thread's scratch, sized
+                // for the largest block.
                 let post = *steps.last().expect("a post-adaptation block");
-                let tapes = steps
+                let adapt = &steps[..steps.len() - 1];
+                let per_task: u128 = adapt
                     .iter()
-                    .enumerate()
-                    .map(|(b, &n)| policy.tape_bytes(if b == 0 { n.max(post) } else { n }))
-                    .sum();
+                    .map(|&n| policy.frozen_bytes(n, true) + 8 * n as u128)
+                    .sum::<u128>()
+                    + policy.frozen_bytes(post, false);
+                let widest = steps.iter().copied().max().unwrap_or(0);
                 // The collector's and the outer step's parameters per block and one
                 // product per task; the gradient, the conjugate gradient's and the
                 // line search's vectors; each thread's vectors through the inner steps.
                 (
                     theta * (rows as u128 * (2 * blocks + 1) + 4 + 3 * threads),
-                    tapes,
+                    rows as u128 * per_task + threads * policy.scratch_bytes(widest),
                 )
             }
             Phase::Evaluation => {
                 // The inner step's tape on an adaptation block.
                 let adapt = steps[..steps.len() - 1].iter().max().copied().unwrap_or(0);
-                (theta * rows as u128 * blocks, policy.tape_bytes(adapt))
+                (
+                    theta * rows as u128 * blocks,
+                    threads * policy.tape_bytes(adapt),
+                )
             }
         };
         UpdateMemory {
             samples,
             parameters,
-            tapes: threads * per_thread,
+            tapes,
         }
     }
 

@@ -19,7 +19,7 @@
 //! The tasks are independent: every per-task quantity is computed in parallel and the
 //! results summed in task order, so the thread count never changes results.
 
-use super::policy::{Policy, Tape};
+use super::policy::{Frozen, Policy, Scratch, Tape};
 use super::trpo::{self, LineSearch};
 
 /// Adaptation samples of one task: observations, stored actions and advantages.
@@ -50,6 +50,18 @@ pub struct TaskBatch {
     /// One batch per inner step.
     pub adapt: Vec<AdaptBatch>,
     pub post: PostBatch,
+}
+
+/// One task's passes at the outer step's parameters, which every product of the step
+/// reuses: the inner trajectory `theta_0 .. theta_K`, each inner step's forward pass and
+/// backward deltas on its batch with its weights `A_t / |D|` (empty when first-order),
+/// and the post-adaptation batch's forward pass at `theta_K`.
+#[derive(Clone, Debug, Default)]
+pub struct TaskPasses {
+    pub thetas: Vec<Vec<f64>>,
+    adapt: Vec<Frozen>,
+    weights: Vec<Vec<f64>>,
+    post: Frozen,
 }
 
 /// Settings of the TRPO outer step.
@@ -111,77 +123,109 @@ impl Maml<'_> {
         thetas
     }
 
-    /// The forward pass of every inner step's parameters on its batch (`tapes[k]`:
-    /// `theta_k` on `adapt[k]`), which every Hessian-vector product at that step reuses;
-    /// `tapes` ends with one more tape for the post-adaptation batch.
-    fn forward_inner(&self, thetas: &[Vec<f64>], adapt: &[AdaptBatch], tapes: &mut Vec<Tape>) {
-        if tapes.len() < adapt.len() + 1 {
-            tapes.resize_with(adapt.len() + 1, Tape::default);
-        }
-        if self.first_order {
-            return;
-        }
-        for (k, batch) in adapt.iter().enumerate() {
-            let n = self.n(&batch.obs);
-            self.policy
-                .forward(&thetas[k], &batch.obs, n, &mut tapes[k]);
-        }
+    /// The weights of the inner surrogate's log-likelihood terms, `A_t / |D|`.
+    fn inner_weights(&self, batch: &AdaptBatch) -> Vec<f64> {
+        let n = self.n(&batch.obs);
+        batch.advantages.iter().map(|a| a / n as f64).collect()
     }
 
-    /// `v + alpha H_k v` for the inner step `k` (H the Hessian of its surrogate), on
-    /// the step's tape from [`Maml::forward_inner`].
+    /// Task `task`'s passes from `theta`: the inner steps (exactly
+    /// [`Maml::inner_step`]'s arithmetic), each keeping its forward pass and backward
+    /// deltas for the Hessian-vector products (not when first-order), and the
+    /// post-adaptation batch's forward pass at `theta_K`.
+    pub fn task_passes(&self, theta: &[f64], task: &TaskBatch, s: &mut Scratch) -> TaskPasses {
+        let mut passes = TaskPasses {
+            thetas: vec![theta.to_vec()],
+            ..TaskPasses::default()
+        };
+        for batch in &task.adapt {
+            let th = passes.thetas.last().expect("theta_k");
+            let n = self.n(&batch.obs);
+            let w = self.inner_weights(batch);
+            let mut f = Frozen::default();
+            self.policy.freeze(th, &batch.obs, n, &mut f);
+            let mut grad = vec![0.0; th.len()];
+            if self.first_order {
+                self.policy
+                    .grad_frozen(th, &f, &batch.actions, &w, s, &mut grad);
+                f = Frozen::default();
+            } else {
+                self.policy
+                    .backward_deltas(th, &mut f, &batch.actions, &w, s, Some(&mut grad));
+            }
+            let next = th
+                .iter()
+                .zip(&grad)
+                .map(|(t, g)| t + self.inner_lr * g)
+                .collect();
+            passes.thetas.push(next);
+            passes.adapt.push(f);
+            passes.weights.push(w);
+        }
+        let n = self.n(&task.post.obs);
+        let theta_k = passes.thetas.last().expect("theta_K");
+        self.policy
+            .freeze(theta_k, &task.post.obs, n, &mut passes.post);
+        passes
+    }
+
+    /// `v + alpha H_k v` for the inner step `k` (H the Hessian of its surrogate).
     fn inner_factor(
         &self,
-        theta_k: &[f64],
+        p: &TaskPasses,
+        k: usize,
         batch: &AdaptBatch,
         v: &[f64],
-        tape: &mut Tape,
+        s: &mut Scratch,
     ) -> Vec<f64> {
-        let n = self.n(&batch.obs);
-        let w: Vec<f64> = batch.advantages.iter().map(|a| a / n as f64).collect();
         let mut hv = vec![0.0; v.len()];
-        self.policy
-            .hvp_logp_on_tape(theta_k, &batch.actions, &w, v, tape, &mut hv);
+        self.policy.hvp_frozen(
+            &p.thetas[k],
+            &p.adapt[k],
+            &batch.actions,
+            &p.weights[k],
+            v,
+            s,
+            &mut hv,
+        );
         v.iter()
             .zip(&hv)
             .map(|(a, b)| a + self.inner_lr * b)
             .collect()
     }
 
-    /// `J' g` (back through the inner steps); `g` itself when first-order. `tapes`
-    /// from [`Maml::forward_inner`].
+    /// `J' g` (back through the inner steps); `g` itself when first-order.
     fn back_through_inner(
         &self,
-        thetas: &[Vec<f64>],
+        p: &TaskPasses,
         adapt: &[AdaptBatch],
         g: Vec<f64>,
-        tapes: &mut [Tape],
+        s: &mut Scratch,
     ) -> Vec<f64> {
         if self.first_order {
             return g;
         }
         let mut g = g;
         for k in (0..adapt.len()).rev() {
-            g = self.inner_factor(&thetas[k], &adapt[k], &g, &mut tapes[k]);
+            g = self.inner_factor(p, k, &adapt[k], &g, s);
         }
         g
     }
 
-    /// `J v` (forward through the inner steps); `v` itself when first-order. `tapes`
-    /// from [`Maml::forward_inner`].
+    /// `J v` (forward through the inner steps); `v` itself when first-order.
     fn forward_through_inner(
         &self,
-        thetas: &[Vec<f64>],
+        p: &TaskPasses,
         adapt: &[AdaptBatch],
         v: &[f64],
-        tapes: &mut [Tape],
+        s: &mut Scratch,
     ) -> Vec<f64> {
         let mut u = v.to_vec();
         if self.first_order {
             return u;
         }
         for k in 0..adapt.len() {
-            u = self.inner_factor(&thetas[k], &adapt[k], &u, &mut tapes[k]);
+            u = self.inner_factor(p, k, &adapt[k], &u, s);
         }
         u
     }
@@ -208,25 +252,26 @@ impl Maml<'_> {
         (objective, kl)
     }
 
-    /// `L_out(theta_K)` and its gradient with respect to `theta_K`.
+    /// `L_out(theta_K)` and its gradient with respect to `theta_K`, on the task's
+    /// frozen post-adaptation forward pass.
     fn post_objective_grad(
         &self,
-        theta_k: &[f64],
+        p: &TaskPasses,
         post: &PostBatch,
-        tape: &mut Tape,
+        s: &mut Scratch,
     ) -> (f64, Vec<f64>) {
+        let theta_k = p.thetas.last().expect("theta_K");
         let n = self.n(&post.obs);
-        self.policy.forward(theta_k, &post.obs, n, tape);
         let mut logp = vec![0.0; n];
         self.policy
-            .log_probs(theta_k, tape, &post.actions, &mut logp);
+            .frozen_log_probs(theta_k, &p.post, &post.actions, &mut logp);
         let w: Vec<f64> = (0..n)
             .map(|t| (logp[t] - post.old_log_probs[t]).exp() * post.advantages[t] / n as f64)
             .collect();
         let objective = w.iter().sum();
         let mut grad = vec![0.0; theta_k.len()];
         self.policy
-            .grad_logp(theta_k, &post.obs, &post.actions, &w, tape, &mut grad);
+            .grad_frozen(theta_k, &p.post, &post.actions, &w, s, &mut grad);
         (objective, grad)
     }
 
@@ -240,13 +285,9 @@ impl Maml<'_> {
         &self,
         theta: &[f64],
         tasks: &[TaskBatch],
-        pool: &mut Vec<Tapes>,
+        pool: &mut Vec<Tape>,
     ) -> (f64, f64) {
-        let per_task = par_map_with(tasks, self.threads, pool, |task, tapes| {
-            if tapes.is_empty() {
-                tapes.push(Tape::default());
-            }
-            let tape = &mut tapes[0];
+        let per_task = par_map_with(tasks, self.threads, pool, |task, tape| {
             let thetas = self.adapt(theta, &task.adapt, tape);
             self.post_objective_kl(thetas.last().expect("theta_K"), &task.post, tape)
         });
@@ -256,28 +297,38 @@ impl Maml<'_> {
             .fold((0.0, 0.0), |acc, r| (acc.0 + r.0 / m, acc.1 + r.1 / m))
     }
 
+    /// Every task's [`TaskPasses`] from `theta` (in parallel).
+    fn all_passes(
+        &self,
+        theta: &[f64],
+        tasks: &[TaskBatch],
+        pool: &mut Vec<Tape>,
+    ) -> Vec<TaskPasses> {
+        par_map_with(tasks, self.threads, pool, |task, tape| {
+            self.task_passes(theta, task, &mut tape.scratch)
+        })
+    }
+
     /// Mean post-adaptation objective and its meta-gradient at `theta`, given each
     /// task's inner trajectory `thetas[i]` from [`Maml::adapt`].
     pub fn meta_gradient(&self, thetas: &[Vec<Vec<f64>>], tasks: &[TaskBatch]) -> (f64, Vec<f64>) {
-        self.meta_gradient_with(thetas, tasks, &mut Vec::new())
+        let mut pool = Vec::new();
+        let passes = self.all_passes(&thetas[0][0], tasks, &mut pool);
+        debug_assert!(passes.iter().zip(thetas).all(|(p, th)| &p.thetas == th));
+        self.meta_gradient_with(&passes, tasks, &mut pool)
     }
 
     fn meta_gradient_with(
         &self,
-        thetas: &[Vec<Vec<f64>>],
+        passes: &[TaskPasses],
         tasks: &[TaskBatch],
-        pool: &mut Vec<Tapes>,
+        pool: &mut Vec<Tape>,
     ) -> (f64, Vec<f64>) {
-        let items: Vec<_> = thetas.iter().zip(tasks).collect();
-        let per_task = par_map_with(&items, self.threads, pool, |(th, task), tapes| {
-            self.forward_inner(th, &task.adapt, tapes);
-            let (inner, post) = tapes.split_at_mut(task.adapt.len());
-            let theta_k = th.last().expect("theta_K");
-            let (objective, g) = self.post_objective_grad(theta_k, &task.post, &mut post[0]);
-            (
-                objective,
-                self.back_through_inner(th, &task.adapt, g, inner),
-            )
+        let items: Vec<_> = passes.iter().zip(tasks).collect();
+        let per_task = par_map_with(&items, self.threads, pool, |(p, task), tape| {
+            let s = &mut tape.scratch;
+            let (objective, g) = self.post_objective_grad(p, &task.post, s);
+            (objective, self.back_through_inner(p, &task.adapt, g, s))
         });
         let m = tasks.len() as f64;
         let mut grad = vec![0.0; self.policy.len()];
@@ -297,28 +348,28 @@ impl Maml<'_> {
         tasks: &[TaskBatch],
         v: &[f64],
     ) -> Vec<f64> {
-        self.meta_fisher_vp_with(thetas, tasks, v, &mut Vec::new())
+        let mut pool = Vec::new();
+        let passes = self.all_passes(&thetas[0][0], tasks, &mut pool);
+        debug_assert!(passes.iter().zip(thetas).all(|(p, th)| &p.thetas == th));
+        self.meta_fisher_vp_with(&passes, tasks, v, &mut pool)
     }
 
     fn meta_fisher_vp_with(
         &self,
-        thetas: &[Vec<Vec<f64>>],
+        passes: &[TaskPasses],
         tasks: &[TaskBatch],
         v: &[f64],
-        pool: &mut Vec<Tapes>,
+        pool: &mut Vec<Tape>,
     ) -> Vec<f64> {
-        let items: Vec<_> = thetas.iter().zip(tasks).collect();
-        let per_task = par_map_with(&items, self.threads, pool, |(th, task), tapes| {
-            // One forward pass per inner step serves both passes through it.
-            self.forward_inner(th, &task.adapt, tapes);
-            let (inner, post) = tapes.split_at_mut(task.adapt.len());
-            let u = self.forward_through_inner(th, &task.adapt, v, inner);
+        let items: Vec<_> = passes.iter().zip(tasks).collect();
+        let per_task = par_map_with(&items, self.threads, pool, |(p, task), tape| {
+            let s = &mut tape.scratch;
+            let u = self.forward_through_inner(p, &task.adapt, v, s);
             let mut fu = vec![0.0; u.len()];
-            let theta_k = th.last().expect("theta_K");
-            let n = self.n(&task.post.obs);
+            let theta_k = p.thetas.last().expect("theta_K");
             self.policy
-                .fisher_vp(theta_k, &task.post.obs, n, &u, &mut post[0], &mut fu);
-            self.back_through_inner(th, &task.adapt, fu, inner)
+                .fisher_vp_frozen(theta_k, &p.post, &u, s, &mut fu);
+            self.back_through_inner(p, &task.adapt, fu, s)
         });
         let m = tasks.len() as f64;
         let mut out = vec![0.0; v.len()];
@@ -335,18 +386,14 @@ impl Maml<'_> {
         tasks: &[TaskBatch],
         s: &TrpoSettings,
     ) -> OuterStats {
-        // One pool of tapes for every product of this step.
-        let mut pool: Vec<Tapes> = Vec::new();
-        let thetas = par_map_with(tasks, self.threads, &mut pool, |task, tapes| {
-            if tapes.is_empty() {
-                tapes.push(Tape::default());
-            }
-            self.adapt(theta, &task.adapt, &mut tapes[0])
-        });
-        let (objective_before, g) = self.meta_gradient_with(&thetas, tasks, &mut pool);
+        // One pool of per-thread scratch for every product of this step, and every
+        // task's passes at theta, which all of the conjugate gradient's products reuse.
+        let mut pool: Vec<Tape> = Vec::new();
+        let passes = self.all_passes(theta, tasks, &mut pool);
+        let (objective_before, g) = self.meta_gradient_with(&passes, tasks, &mut pool);
         let grad_norm = trpo::dot(&g, &g).sqrt();
         let mut avp = |v: &[f64]| {
-            let mut out = self.meta_fisher_vp_with(&thetas, tasks, v, &mut pool);
+            let mut out = self.meta_fisher_vp_with(&passes, tasks, v, &mut pool);
             out.iter_mut()
                 .zip(v)
                 .for_each(|(a, b)| *a += s.cg_damping * b);
@@ -354,6 +401,8 @@ impl Maml<'_> {
         };
         let direction = trpo::conjugate_gradient(&mut avp, &g, s.cg_iters);
         let shs = trpo::dot(&direction, &avp(&direction));
+        // The line search needs none of them: free them before its own tapes grow.
+        drop(passes);
         let scale = (2.0 * s.max_kl / (shs + 1e-8)).sqrt();
         let full_step: Vec<f64> = direction.iter().map(|d| d * scale).collect();
         let LineSearch {
@@ -386,9 +435,6 @@ impl Maml<'_> {
         }
     }
 }
-
-/// One thread's tapes: one per inner step and one for the post-adaptation batch.
-type Tapes = Vec<Tape>;
 
 /// `f` on every item, in parallel over `threads` contiguous chunks (each with its own
 /// scratch tape); results in item order.

@@ -12,6 +12,11 @@
 //!   `J_t` the Jacobian of the head's outputs and `M_t` the Fisher of the head
 //!   (`1/sigma^2` for Gaussian means, `2` per log-std, `diag p - p p'` for logits).
 //!
+//! Each has a `_frozen` form on a [`Frozen`] forward (and backward) pass that the
+//! caller keeps across products at the same parameters and batch, as TRPO's conjugate
+//! gradient does: a Hessian-vector product is then one R-forward and one R-backward
+//! pass, a Fisher-vector product one R-forward and one backward pass.
+//!
 //! Layout: per layer a weight `[fan_in, fan_out]` row-major (`y = x W + b`) then its
 //! bias, and for the Gaussian head the `dim` log-stds last.
 
@@ -28,20 +33,12 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// `y = act(z)` elementwise, in a branch-free loop the compiler vectorises (libm's
+    /// `z = act(z)` elementwise, in a branch-free loop the compiler vectorises (libm's
     /// `tanh` / `exp` calls were most of the outer step's time).
-    fn apply(self, z: &[f64], y: &mut [f64]) {
+    fn apply_in_place(self, z: &mut [f64]) {
         match self {
-            Activation::Tanh => {
-                for (y, &z) in y.iter_mut().zip(z) {
-                    *y = tanh(z);
-                }
-            }
-            Activation::Relu => {
-                for (y, &z) in y.iter_mut().zip(z) {
-                    *y = z.max(0.0);
-                }
-            }
+            Activation::Tanh => z.iter_mut().for_each(|z| *z = tanh(*z)),
+            Activation::Relu => z.iter_mut().for_each(|z| *z = z.max(0.0)),
         }
     }
 
@@ -105,24 +102,58 @@ pub struct Policy {
     len: usize,
 }
 
-/// Forward values kept for the backward pass: per layer its input and pre-activation.
+/// One batch's passes at fixed parameters, kept so that every product at those
+/// parameters reuses them: the forward pass (each layer's input and the head's
+/// outputs) and, after [`Policy::backward_deltas`], the backward deltas of a weighted
+/// log-likelihood (`e[l] = d[l] W_l'` for `l >= 1`). The outer
+/// step keeps one per task and block, so the conjugate gradient's products repeat none
+/// of these passes.
 #[derive(Clone, Debug, Default)]
-pub struct Tape {
+pub struct Frozen {
     n: usize,
-    /// Rows the buffers hold.
-    capacity: usize,
-    /// `x[l]`: input of layer `l` (`x[0]` is the observation batch).
+    /// `x[l]`: input of layer `l` (`x[0]` is the observation batch, `x[l + 1]` the
+    /// activation of layer `l`'s pre-activation).
     x: Vec<Vec<f64>>,
-    /// `z[l]`: pre-activation of layer `l`; the last is the head's output.
-    z: Vec<Vec<f64>>,
-    /// R-operator tangents of `x` and `z`.
+    /// The head's outputs (means or logits), `n * out_dim`.
+    out: Vec<f64>,
+    /// `e[l] = d[l] W_l'` (`n * fan_in`) for `l >= 1`; empty for `l = 0`.
+    e: Vec<Vec<f64>>,
+}
+
+/// Per-thread scratch of the products: R-operator tangents and backward deltas.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    /// R-operator tangents of each layer's input and pre-activation.
     rx: Vec<Vec<f64>>,
     rz: Vec<Vec<f64>>,
-    /// Backward scratch: `d loss / d z[l]` and its tangent, per layer.
+    /// `d loss / d z[l]` and its tangent, per layer.
     d: Vec<Vec<f64>>,
     rd: Vec<Vec<f64>>,
+    /// One layer's `d W'` (when not kept in a [`Frozen`]) and its tangent.
     e: Vec<f64>,
     re: Vec<f64>,
+}
+
+/// A forward pass and the scratch of the products on it: what the single-batch calls
+/// ([`Policy::grad_logp`], [`Policy::hvp_logp`], [`Policy::fisher_vp`]) use.
+#[derive(Clone, Debug, Default)]
+pub struct Tape {
+    pub frozen: Frozen,
+    pub scratch: Scratch,
+}
+
+impl Frozen {
+    /// Rows of the last forward pass.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+}
+
+/// `v` resized to `len` without shrinking its allocation.
+fn sized(v: &mut Vec<f64>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
 }
 
 impl Policy {
@@ -202,165 +233,438 @@ impl Policy {
         theta
     }
 
-    /// Bytes a tape holds once sized for `n` rows (what `alloc` gives it): inputs,
-    /// pre-activations, their tangents, the backward scratch and two rows of the
-    /// widest input.
-    pub fn tape_bytes(&self, n: usize) -> u128 {
+    /// Bytes of a [`Frozen`] of `n` rows: the forward pass alone, or with the backward
+    /// deltas (`with_backward`).
+    pub fn frozen_bytes(&self, n: usize, with_backward: bool) -> u128 {
         let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
-        let fan_out: usize = self.layers.iter().map(|l| l.fan_out).sum();
-        let widest = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
-        let per_row = 2 * fan_in + 4 * fan_out + 2 * widest;
+        let o = self.out_dim();
+        let mut per_row = fan_in + o;
+        if with_backward {
+            per_row += fan_in - self.obs_dim;
+        }
         8 * n as u128 * per_row as u128
     }
 
-    fn alloc(&self, tape: &mut Tape, n: usize) {
+    /// Bytes of a [`Scratch`] once sized for `n` rows: tangents, deltas and their
+    /// tangents of every layer, and two rows of the widest input.
+    pub fn scratch_bytes(&self, n: usize) -> u128 {
+        let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
+        let fan_out: usize = self.layers.iter().map(|l| l.fan_out).sum();
+        let widest = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
+        let per_row = fan_in + 3 * fan_out + 2 * widest;
+        8 * n as u128 * per_row as u128
+    }
+
+    /// Bytes a [`Tape`] holds once sized for `n` rows (a forward pass and a gradient).
+    pub fn tape_bytes(&self, n: usize) -> u128 {
+        self.frozen_bytes(n, false) + self.scratch_bytes(n)
+    }
+
+    fn alloc_scratch(&self, s: &mut Scratch, n: usize) {
         let layers = self.layers.len();
-        if tape.x.len() != layers || tape.capacity < n {
-            tape.x = self
-                .layers
-                .iter()
-                .map(|l| vec![0.0; n * l.fan_in])
-                .collect();
-            tape.z = self
-                .layers
-                .iter()
-                .map(|l| vec![0.0; n * l.fan_out])
-                .collect();
-            tape.rx = tape.x.clone();
-            tape.rz = tape.z.clone();
-            tape.d = tape.z.clone();
-            tape.rd = tape.z.clone();
-            let widest = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
-            tape.e = vec![0.0; n * widest];
-            tape.re = vec![0.0; n * widest];
-            tape.capacity = n;
+        for v in [&mut s.rx, &mut s.rz, &mut s.d, &mut s.rd] {
+            v.resize_with(layers, Vec::new);
         }
-        tape.n = n;
+        for (l, layer) in self.layers.iter().enumerate() {
+            sized(&mut s.rx[l], n * layer.fan_in);
+            sized(&mut s.rz[l], n * layer.fan_out);
+            sized(&mut s.d[l], n * layer.fan_out);
+            sized(&mut s.rd[l], n * layer.fan_out);
+        }
+        let widest = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
+        sized(&mut s.e, n * widest);
+        sized(&mut s.re, n * widest);
     }
 
     /// Forward pass of `n` observations; the head's outputs are [`Tape::out`].
     pub fn forward(&self, theta: &[f64], obs: &[f64], n: usize, tape: &mut Tape) {
-        self.alloc(tape, n);
-        tape.x[0][..n * self.obs_dim].copy_from_slice(&obs[..n * self.obs_dim]);
+        self.freeze(theta, obs, n, &mut tape.frozen);
+    }
+
+    /// Forward pass of `n` observations into `f` (its backward deltas are dropped).
+    pub fn freeze(&self, theta: &[f64], obs: &[f64], n: usize, f: &mut Frozen) {
+        let layers = self.layers.len();
+        f.n = n;
+        f.x.resize_with(layers, Vec::new);
+        f.e.clear();
+        for (l, layer) in self.layers.iter().enumerate() {
+            sized(&mut f.x[l], n * layer.fan_in);
+        }
+        sized(&mut f.out, n * self.out_dim());
+        f.x[0][..n * self.obs_dim].copy_from_slice(&obs[..n * self.obs_dim]);
         for (l, layer) in self.layers.iter().enumerate() {
             let (fi, fo) = (layer.fan_in, layer.fan_out);
             let w = &theta[layer.w..layer.w + fi * fo];
             let b = &theta[layer.b..layer.b + fo];
-            let z = &mut tape.z[l][..n * fo];
+            let (inputs, rest) = f.x.split_at_mut(l + 1);
+            let z = if l + 1 < layers {
+                &mut rest[0][..n * fo]
+            } else {
+                &mut f.out[..n * fo]
+            };
             for row in z.chunks_mut(fo) {
                 row.copy_from_slice(b);
             }
-            gemm::a_b(z, &tape.x[l][..n * fi], w, n, fi, fo, true);
-            if l + 1 < self.layers.len() {
-                self.activation.apply(z, &mut tape.x[l + 1][..n * fo]);
+            gemm::a_b(z, &inputs[l][..n * fi], w, n, fi, fo, true);
+            if l + 1 < layers {
+                self.activation.apply_in_place(z);
             }
         }
     }
 
     /// The head's outputs of the last forward pass, `n * out_dim`.
     pub fn out<'a>(&self, tape: &'a Tape) -> &'a [f64] {
-        let last = self.layers.len() - 1;
-        &tape.z[last][..tape.n * self.out_dim()]
+        self.frozen_out(&tape.frozen)
     }
 
-    /// R-forward: tangents of every layer along `v` (needs a forward pass on `tape`).
-    fn r_forward(&self, theta: &[f64], v: &[f64], tape: &mut Tape) {
-        let n = tape.n;
-        tape.rx[0][..n * self.obs_dim]
-            .iter_mut()
-            .for_each(|x| *x = 0.0);
+    /// The head's outputs of a frozen forward pass, `n * out_dim`.
+    pub fn frozen_out<'a>(&self, f: &'a Frozen) -> &'a [f64] {
+        &f.out[..f.n * self.out_dim()]
+    }
+
+    /// R-forward: tangents of every layer along `v` on the frozen forward pass.
+    fn r_forward(&self, theta: &[f64], v: &[f64], f: &Frozen, s: &mut Scratch) {
+        let n = f.n;
         for (l, layer) in self.layers.iter().enumerate() {
             let (fi, fo) = (layer.fan_in, layer.fan_out);
             let w = &theta[layer.w..layer.w + fi * fo];
             let vw = &v[layer.w..layer.w + fi * fo];
             let vb = &v[layer.b..layer.b + fo];
-            let rz = &mut tape.rz[l][..n * fo];
+            let rz = &mut s.rz[l][..n * fo];
             for row in rz.chunks_mut(fo) {
                 row.copy_from_slice(vb);
             }
-            gemm::a_b(rz, &tape.x[l][..n * fi], vw, n, fi, fo, true);
+            gemm::a_b(rz, &f.x[l][..n * fi], vw, n, fi, fo, true);
+            // The observations have no tangent.
             if l > 0 {
-                gemm::a_b(rz, &tape.rx[l][..n * fi], w, n, fi, fo, true);
+                gemm::a_b(rz, &s.rx[l][..n * fi], w, n, fi, fo, true);
             }
             if l + 1 < self.layers.len() {
-                let y = &tape.x[l + 1][..n * fo];
-                for ((rx, &rzv), &yv) in tape.rx[l + 1][..n * fo].iter_mut().zip(rz.iter()).zip(y) {
+                let y = &f.x[l + 1][..n * fo];
+                for ((rx, &rzv), &yv) in s.rx[l + 1][..n * fo].iter_mut().zip(rz.iter()).zip(y) {
                     *rx = self.activation.derivs(yv).0 * rzv;
                 }
             }
         }
     }
 
-    /// Backward from `tape.d[last]` (and `tape.rd[last]` when `with_r`): accumulates
-    /// the gradient into `grad` and, with `with_r`, its tangent along `v` into `hv`.
+    /// Plain backward from `s.d[last]` on the frozen forward pass: accumulates the
+    /// gradient into `grad`; keeps every `e[l]` in `keep` when given.
     fn backward(
         &self,
         theta: &[f64],
-        v: &[f64],
-        tape: &mut Tape,
-        grad: Option<&mut [f64]>,
-        hv: Option<&mut [f64]>,
+        x: &[Vec<f64>],
+        n: usize,
+        s: &mut Scratch,
+        mut keep: Option<&mut Vec<Vec<f64>>>,
+        mut grad: Option<&mut [f64]>,
     ) {
-        let n = tape.n;
-        let with_r = hv.is_some();
-        let (mut grad, mut hv) = (grad, hv);
         for l in (0..self.layers.len()).rev() {
             let layer = self.layers[l];
             let (fi, fo) = (layer.fan_in, layer.fan_out);
-            let x = &tape.x[l][..n * fi];
-            let d = &tape.d[l][..n * fo];
-            // Without `grad` (a Hessian-vector product alone) the weight gradient's
-            // product is skipped; the deltas below still flow back for `hv`.
+            let (dl, dh) = s.d.split_at_mut(l);
+            let d = &dh[0][..n * fo];
             if let Some(grad) = grad.as_deref_mut() {
-                gemm::at_b(&mut grad[layer.w..layer.w + fi * fo], x, d, n, fi, fo, true);
+                gemm::at_b(
+                    &mut grad[layer.w..layer.w + fi * fo],
+                    &x[l][..n * fi],
+                    d,
+                    n,
+                    fi,
+                    fo,
+                    true,
+                );
                 let gb = &mut grad[layer.b..layer.b + fo];
                 for row in d.chunks(fo) {
                     gb.iter_mut().zip(row).for_each(|(g, r)| *g += r);
-                }
-            }
-            if let Some(hv) = hv.as_deref_mut() {
-                let rd = &tape.rd[l][..n * fo];
-                let hw = &mut hv[layer.w..layer.w + fi * fo];
-                gemm::at_b(hw, x, rd, n, fi, fo, true);
-                if l > 0 {
-                    gemm::at_b(hw, &tape.rx[l][..n * fi], d, n, fi, fo, true);
-                }
-                let hb = &mut hv[layer.b..layer.b + fo];
-                for row in rd.chunks(fo) {
-                    hb.iter_mut().zip(row).for_each(|(g, r)| *g += r);
                 }
             }
             if l == 0 {
                 break;
             }
             let w = &theta[layer.w..layer.w + fi * fo];
-            let e = &mut tape.e[..n * fi];
+            let e = match keep.as_deref_mut() {
+                Some(keep) => {
+                    keep.resize_with(self.layers.len(), Vec::new);
+                    sized(&mut keep[l], n * fi);
+                    &mut keep[l][..n * fi]
+                }
+                None => &mut s.e[..n * fi],
+            };
             gemm::a_bt(e, d, w, n, fo, fi, false);
-            if with_r {
-                let re = &mut tape.re[..n * fi];
-                gemm::a_bt(re, &tape.rd[l][..n * fo], w, n, fo, fi, false);
-                gemm::a_bt(re, d, &v[layer.w..layer.w + fi * fo], n, fo, fi, true);
-            }
-            let yp = &tape.x[l][..n * fi];
-            let (dl, _) = tape.d.split_at_mut(l);
+            let yp = &x[l][..n * fi];
             let dp = &mut dl[l - 1][..n * fi];
-            if with_r {
-                let (rdl, _) = tape.rd.split_at_mut(l);
-                let rdp = &mut rdl[l - 1][..n * fi];
-                let rzp = &tape.rz[l - 1][..n * fi];
-                for i in 0..n * fi {
-                    let (d1, d2) = self.activation.derivs(yp[i]);
-                    dp[i] = e[i] * d1;
-                    rdp[i] = tape.re[i] * d1 + e[i] * d2 * rzp[i];
-                }
-            } else {
-                for i in 0..n * fi {
-                    dp[i] = e[i] * self.activation.derivs(yp[i]).0;
-                }
+            for i in 0..n * fi {
+                dp[i] = e[i] * self.activation.derivs(yp[i]).0;
             }
         }
     }
 
+    /// The head's delta of `sum_t w_t log pi(a_t | s_t)` into `d_out` (and, with
+    /// `rd_out`, its tangent along `v`); accumulates the log-std parts of the gradient
+    /// and of the Hessian-vector product; returns `sum_t w_t log pi(a_t | s_t)`.
+    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
+    fn head_deltas(
+        &self,
+        theta: &[f64],
+        out: &[f64],
+        actions: &[f64],
+        w: &[f64],
+        d_out: &mut [f64],
+        tangent: Option<(&[f64], &[f64], &mut [f64])>,
+        grad: Option<&mut [f64]>,
+        hv: Option<&mut [f64]>,
+    ) -> f64 {
+        let n = w.len();
+        let o = self.out_dim();
+        let aw = self.action_width();
+        let mut total = 0.0;
+        let (v, rz, mut rd) = match tangent {
+            Some((v, rz, rd)) => (Some(v), Some(rz), Some(rd)),
+            None => (None, None, None),
+        };
+        match self.head {
+            Head::Gaussian { dim } => {
+                let ls = self.log_std(theta);
+                let vs = v.map(|v| &v[self.log_std..self.len]);
+                let mut g_ls = vec![0.0; dim];
+                let mut h_ls = vec![0.0; dim];
+                for t in 0..n {
+                    let out = &out[t * o..(t + 1) * o];
+                    let a = &actions[t * aw..(t + 1) * aw];
+                    total += w[t] * self.log_prob(theta, out, a);
+                    for j in 0..dim {
+                        let inv_var = (-2.0 * ls[j]).exp();
+                        let diff = a[j] - out[j];
+                        d_out[t * o + j] = w[t] * diff * inv_var;
+                        g_ls[j] += w[t] * (diff * diff * inv_var - 1.0);
+                        if let (Some(vs), Some(rz), Some(rd)) = (vs, rz, rd.as_deref_mut()) {
+                            let rmu = rz[t * o + j];
+                            rd[t * o + j] = w[t] * (-rmu * inv_var - 2.0 * diff * inv_var * vs[j]);
+                            h_ls[j] += w[t]
+                                * (-2.0 * diff * inv_var * rmu
+                                    - 2.0 * diff * diff * inv_var * vs[j]);
+                        }
+                    }
+                }
+                let range = self.log_std..self.len;
+                if let Some(grad) = grad {
+                    grad[range.clone()]
+                        .iter_mut()
+                        .zip(&g_ls)
+                        .for_each(|(g, x)| *g += x);
+                }
+                if let Some(hv) = hv {
+                    hv[range].iter_mut().zip(&h_ls).for_each(|(g, x)| *g += x);
+                }
+            }
+            Head::Categorical { n: k } => {
+                let mut p = vec![0.0; k];
+                for t in 0..n {
+                    let out = &out[t * o..(t + 1) * o];
+                    softmax(out, &mut p);
+                    let a = actions[t] as usize;
+                    total += w[t] * self.log_prob(theta, out, &actions[t..t + 1]);
+                    for j in 0..k {
+                        let onehot = if j == a { 1.0 } else { 0.0 };
+                        d_out[t * o + j] = w[t] * (onehot - p[j]);
+                    }
+                    if let (Some(rz), Some(rd)) = (rz, rd.as_deref_mut()) {
+                        let rz = &rz[t * o..(t + 1) * o];
+                        let prz: f64 = p.iter().zip(rz).map(|(a, b)| a * b).sum();
+                        for j in 0..k {
+                            rd[t * o + j] = -w[t] * p[j] * (rz[j] - prz);
+                        }
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    /// The backward deltas of `sum_t w_t log pi(a_t | s_t)` on a frozen forward pass at
+    /// `theta`, kept in `f` for [`Policy::hvp_frozen`]; `grad +=` the gradient when
+    /// given. Returns `sum_t w_t log pi(a_t | s_t)`.
+    pub fn backward_deltas(
+        &self,
+        theta: &[f64],
+        f: &mut Frozen,
+        actions: &[f64],
+        w: &[f64],
+        s: &mut Scratch,
+        grad: Option<&mut [f64]>,
+    ) -> f64 {
+        let mut e = std::mem::take(&mut f.e);
+        let total = self.weighted_backward(theta, f, actions, w, s, Some(&mut e), grad);
+        f.e = e;
+        total
+    }
+
+    /// `grad += sum_t w_t grad log pi(a_t | s_t)` on a frozen forward pass, keeping
+    /// nothing in it. Returns `sum_t w_t log pi(a_t | s_t)`.
+    pub fn grad_frozen(
+        &self,
+        theta: &[f64],
+        f: &Frozen,
+        actions: &[f64],
+        w: &[f64],
+        s: &mut Scratch,
+        grad: &mut [f64],
+    ) -> f64 {
+        self.weighted_backward(theta, f, actions, w, s, None, Some(grad))
+    }
+
+    /// [`Policy::backward_deltas`] (keeping `e` in `keep`) or, without `keep`,
+    /// [`Policy::grad_frozen`].
+    #[allow(clippy::too_many_arguments)]
+    fn weighted_backward(
+        &self,
+        theta: &[f64],
+        f: &Frozen,
+        actions: &[f64],
+        w: &[f64],
+        s: &mut Scratch,
+        keep: Option<&mut Vec<Vec<f64>>>,
+        mut grad: Option<&mut [f64]>,
+    ) -> f64 {
+        let n = w.len();
+        assert_eq!(f.n, n, "the frozen pass is of this batch");
+        self.alloc_scratch(s, n);
+        let last = self.layers.len() - 1;
+        let o = self.out_dim();
+        let total = self.head_deltas(
+            theta,
+            &f.out[..n * o],
+            actions,
+            w,
+            &mut s.d[last][..n * o],
+            None,
+            grad.as_deref_mut(),
+            None,
+        );
+        self.backward(theta, &f.x, n, s, keep, grad);
+        total
+    }
+
+    /// `hv += sum_t w_t Hess_theta log pi(a_t | s_t) v` on `f`, which holds the forward
+    /// pass at `theta` and its [`Policy::backward_deltas`] with the same `actions` and
+    /// `w`: one R-forward and one R-backward pass, nothing else.
+    #[allow(clippy::too_many_arguments)]
+    pub fn hvp_frozen(
+        &self,
+        theta: &[f64],
+        f: &Frozen,
+        actions: &[f64],
+        w: &[f64],
+        v: &[f64],
+        s: &mut Scratch,
+        hv: &mut [f64],
+    ) {
+        let n = w.len();
+        assert_eq!(f.n, n, "the frozen pass is of this batch");
+        let last = self.layers.len() - 1;
+        assert!(
+            last == 0 || f.e.len() == self.layers.len(),
+            "hvp_frozen needs backward_deltas first"
+        );
+        self.alloc_scratch(s, n);
+        self.r_forward(theta, v, f, s);
+        let o = self.out_dim();
+        {
+            let (d, rd, rz) = (&mut s.d, &mut s.rd, &s.rz);
+            self.head_deltas(
+                theta,
+                &f.out[..n * o],
+                actions,
+                w,
+                &mut d[last][..n * o],
+                Some((v, &rz[last][..n * o], &mut rd[last][..n * o])),
+                None,
+                Some(hv),
+            );
+        }
+        for l in (0..self.layers.len()).rev() {
+            let layer = self.layers[l];
+            let (fi, fo) = (layer.fan_in, layer.fan_out);
+            let x = &f.x[l][..n * fi];
+            let (dl, dh) = s.d.split_at_mut(l);
+            let d = &dh[0][..n * fo];
+            let (rdl, rdh) = s.rd.split_at_mut(l);
+            let rd = &rdh[0][..n * fo];
+            let hw = &mut hv[layer.w..layer.w + fi * fo];
+            gemm::at_b(hw, x, rd, n, fi, fo, true);
+            if l > 0 {
+                gemm::at_b(hw, &s.rx[l][..n * fi], d, n, fi, fo, true);
+            }
+            let hb = &mut hv[layer.b..layer.b + fo];
+            for row in rd.chunks(fo) {
+                hb.iter_mut().zip(row).for_each(|(g, r)| *g += r);
+            }
+            if l == 0 {
+                break;
+            }
+            let w = &theta[layer.w..layer.w + fi * fo];
+            let e = &f.e[l][..n * fi];
+            let re = &mut s.re[..n * fi];
+            gemm::a_bt(re, rd, w, n, fo, fi, false);
+            gemm::a_bt(re, d, &v[layer.w..layer.w + fi * fo], n, fo, fi, true);
+            let dp = &mut dl[l - 1][..n * fi];
+            let rdp = &mut rdl[l - 1][..n * fi];
+            let rzp = &s.rz[l - 1][..n * fi];
+            for i in 0..n * fi {
+                let (d1, d2) = self.activation.derivs(x[i]);
+                dp[i] = e[i] * d1;
+                rdp[i] = re[i] * d1 + e[i] * d2 * rzp[i];
+            }
+        }
+    }
+
+    /// `out += (1/n) sum_t J_t' M_t J_t v` on the frozen forward pass `f` at `theta`:
+    /// the Fisher information of the action distribution times `v` (exactly the
+    /// Hessian of the mean KL(pi_theta_old || pi_theta) at theta = theta_old).
+    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
+    pub fn fisher_vp_frozen(
+        &self,
+        theta: &[f64],
+        f: &Frozen,
+        v: &[f64],
+        s: &mut Scratch,
+        out: &mut [f64],
+    ) {
+        let n = f.n;
+        self.alloc_scratch(s, n);
+        self.r_forward(theta, v, f, s);
+        let last = self.layers.len() - 1;
+        let o = self.out_dim();
+        let inv_n = 1.0 / n as f64;
+        let (d, rz) = (&mut s.d[last], &s.rz[last]);
+        match self.head {
+            Head::Gaussian { dim } => {
+                let ls = self.log_std(theta);
+                for t in 0..n {
+                    for j in 0..dim {
+                        d[t * o + j] = inv_n * rz[t * o + j] * (-2.0 * ls[j]).exp();
+                    }
+                }
+                for j in 0..dim {
+                    out[self.log_std + j] += 2.0 * v[self.log_std + j];
+                }
+            }
+            Head::Categorical { n: k } => {
+                let mut p = vec![0.0; k];
+                for t in 0..n {
+                    softmax(&f.out[t * o..(t + 1) * o], &mut p);
+                    let rz = &rz[t * o..(t + 1) * o];
+                    let prz: f64 = p.iter().zip(rz).map(|(a, b)| a * b).sum();
+                    for j in 0..k {
+                        d[t * o + j] = inv_n * p[j] * (rz[j] - prz);
+                    }
+                }
+            }
+        }
+        self.backward(theta, &f.x, n, s, None, Some(out));
+    }
     /// Log-probability of `action` given one row of head outputs.
     pub fn log_prob(&self, theta: &[f64], out: &[f64], action: &[f64]) -> f64 {
         match self.head {
@@ -383,9 +687,14 @@ impl Policy {
 
     /// `log pi(a_t | s_t)` for every row of the last forward pass.
     pub fn log_probs(&self, theta: &[f64], tape: &Tape, actions: &[f64], out: &mut [f64]) {
+        self.frozen_log_probs(theta, &tape.frozen, actions, out);
+    }
+
+    /// `log pi(a_t | s_t)` for every row of a frozen forward pass.
+    pub fn frozen_log_probs(&self, theta: &[f64], f: &Frozen, actions: &[f64], out: &mut [f64]) {
         let (o, aw) = (self.out_dim(), self.action_width());
-        let outs = self.out(tape);
-        for t in 0..tape.n {
+        let outs = self.frozen_out(f);
+        for t in 0..f.n {
             out[t] = self.log_prob(
                 theta,
                 &outs[t * o..(t + 1) * o],
@@ -405,7 +714,8 @@ impl Policy {
         tape: &mut Tape,
         grad: &mut [f64],
     ) -> f64 {
-        self.hvp_or_grad(theta, Some(obs), actions, w, None, tape, Some(grad), None)
+        self.freeze(theta, obs, w.len(), &mut tape.frozen);
+        self.grad_frozen(theta, &tape.frozen, actions, w, &mut tape.scratch, grad)
     }
 
     /// `hv += sum_t w_t Hess_theta log pi(a_t | s_t) v` (and `grad +=` the gradient,
@@ -422,128 +732,15 @@ impl Policy {
         grad: &mut [f64],
         hv: &mut [f64],
     ) {
-        self.hvp_or_grad(
-            theta,
-            Some(obs),
-            actions,
-            w,
-            Some(v),
-            tape,
-            Some(grad),
-            Some(hv),
-        );
+        let Tape { frozen, scratch } = tape;
+        self.freeze(theta, obs, w.len(), frozen);
+        self.backward_deltas(theta, frozen, actions, w, scratch, Some(grad));
+        self.hvp_frozen(theta, frozen, actions, w, v, scratch, hv);
     }
 
-    /// `hv += sum_t w_t Hess_theta log pi(a_t | s_t) v` alone, on a `tape` that holds
-    /// [`Policy::forward`] of `theta` on the batch's observations (left intact, so one
-    /// forward pass serves every product at the same parameters and batch).
-    pub fn hvp_logp_on_tape(
-        &self,
-        theta: &[f64],
-        actions: &[f64],
-        w: &[f64],
-        v: &[f64],
-        tape: &mut Tape,
-        hv: &mut [f64],
-    ) {
-        assert_eq!(
-            tape.n,
-            w.len(),
-            "the tape holds a forward pass of this batch"
-        );
-        self.hvp_or_grad(theta, None, actions, w, Some(v), tape, None, Some(hv));
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
-    fn hvp_or_grad(
-        &self,
-        theta: &[f64],
-        obs: Option<&[f64]>,
-        actions: &[f64],
-        w: &[f64],
-        v: Option<&[f64]>,
-        tape: &mut Tape,
-        mut grad: Option<&mut [f64]>,
-        mut hv: Option<&mut [f64]>,
-    ) -> f64 {
-        let n = w.len();
-        // Without `obs` the tape already holds the forward pass.
-        if let Some(obs) = obs {
-            self.forward(theta, obs, n, tape);
-        }
-        if let Some(v) = v {
-            self.r_forward(theta, v, tape);
-        }
-        let last = self.layers.len() - 1;
-        let o = self.out_dim();
-        let aw = self.action_width();
-        let mut total = 0.0;
-        match self.head {
-            Head::Gaussian { dim } => {
-                let ls = self.log_std(theta);
-                let vs = v.map(|v| &v[self.log_std..self.len]);
-                let mut g_ls = vec![0.0; dim];
-                let mut h_ls = vec![0.0; dim];
-                for t in 0..n {
-                    let out = &tape.z[last][t * o..(t + 1) * o];
-                    let a = &actions[t * aw..(t + 1) * aw];
-                    total += w[t] * self.log_prob(theta, out, a);
-                    for j in 0..dim {
-                        let inv_var = (-2.0 * ls[j]).exp();
-                        let diff = a[j] - out[j];
-                        tape.d[last][t * o + j] = w[t] * diff * inv_var;
-                        g_ls[j] += w[t] * (diff * diff * inv_var - 1.0);
-                        if let Some(vs) = vs {
-                            let rmu = tape.rz[last][t * o + j];
-                            tape.rd[last][t * o + j] =
-                                w[t] * (-rmu * inv_var - 2.0 * diff * inv_var * vs[j]);
-                            h_ls[j] += w[t]
-                                * (-2.0 * diff * inv_var * rmu
-                                    - 2.0 * diff * diff * inv_var * vs[j]);
-                        }
-                    }
-                }
-                let range = self.log_std..self.len;
-                if let Some(grad) = grad.as_deref_mut() {
-                    grad[range.clone()]
-                        .iter_mut()
-                        .zip(&g_ls)
-                        .for_each(|(g, x)| *g += x);
-                }
-                if let Some(hv) = hv.as_deref_mut() {
-                    hv[range].iter_mut().zip(&h_ls).for_each(|(g, x)| *g += x);
-                }
-            }
-            Head::Categorical { n: k } => {
-                let mut p = vec![0.0; k];
-                for t in 0..n {
-                    let out = &tape.z[last][t * o..(t + 1) * o];
-                    softmax(out, &mut p);
-                    let a = actions[t] as usize;
-                    total += w[t] * self.log_prob(theta, out, &actions[t..t + 1]);
-                    for j in 0..k {
-                        let onehot = if j == a { 1.0 } else { 0.0 };
-                        tape.d[last][t * o + j] = w[t] * (onehot - p[j]);
-                    }
-                    if v.is_some() {
-                        let rz = &tape.rz[last][t * o..(t + 1) * o];
-                        let prz: f64 = p.iter().zip(rz).map(|(a, b)| a * b).sum();
-                        for j in 0..k {
-                            tape.rd[last][t * o + j] = -w[t] * p[j] * (rz[j] - prz);
-                        }
-                    }
-                }
-            }
-        }
-        self.backward(theta, v.unwrap_or(&[]), tape, grad, hv);
-        total
-    }
-
-    /// `out = (1/n) sum_t J_t' M_t J_t v`: the Fisher information of the action
+    /// `out += (1/n) sum_t J_t' M_t J_t v`: the Fisher information of the action
     /// distribution over `n` observations times `v` (exactly the Hessian of the mean
     /// KL(pi_theta_old || pi_theta) at theta = theta_old).
-    #[allow(clippy::needless_range_loop)] // parallel arrays share one index
     pub fn fisher_vp(
         &self,
         theta: &[f64],
@@ -553,45 +750,27 @@ impl Policy {
         tape: &mut Tape,
         out: &mut [f64],
     ) {
-        self.forward(theta, obs, n, tape);
-        self.r_forward(theta, v, tape);
-        let last = self.layers.len() - 1;
-        let o = self.out_dim();
-        let inv_n = 1.0 / n as f64;
-        match self.head {
-            Head::Gaussian { dim } => {
-                let ls = self.log_std(theta);
-                for t in 0..n {
-                    for j in 0..dim {
-                        tape.d[last][t * o + j] =
-                            inv_n * tape.rz[last][t * o + j] * (-2.0 * ls[j]).exp();
-                    }
-                }
-                for j in 0..dim {
-                    out[self.log_std + j] += 2.0 * v[self.log_std + j];
-                }
-            }
-            Head::Categorical { n: k } => {
-                let mut p = vec![0.0; k];
-                for t in 0..n {
-                    softmax(&tape.z[last][t * o..(t + 1) * o], &mut p);
-                    let rz = &tape.rz[last][t * o..(t + 1) * o];
-                    let prz: f64 = p.iter().zip(rz).map(|(a, b)| a * b).sum();
-                    for j in 0..k {
-                        tape.d[last][t * o + j] = inv_n * p[j] * (rz[j] - prz);
-                    }
-                }
-            }
-        }
-        self.backward(theta, &[], tape, Some(out), None);
+        self.freeze(theta, obs, n, &mut tape.frozen);
+        self.fisher_vp_frozen(theta, &tape.frozen, v, &mut tape.scratch, out);
     }
 
     /// Mean over the last forward pass's rows of KL(old || new), where `old_out` /
     /// `old_log_std` are the stored head outputs of the behaviour policy.
     pub fn mean_kl(&self, theta: &[f64], tape: &Tape, old_out: &[f64], old_log_std: &[f64]) -> f64 {
-        let n = tape.n;
+        self.frozen_mean_kl(theta, &tape.frozen, old_out, old_log_std)
+    }
+
+    /// [`Policy::mean_kl`] over a frozen forward pass.
+    pub fn frozen_mean_kl(
+        &self,
+        theta: &[f64],
+        f: &Frozen,
+        old_out: &[f64],
+        old_log_std: &[f64],
+    ) -> f64 {
+        let n = f.n;
         let o = self.out_dim();
-        let new_out = self.out(tape);
+        let new_out = self.frozen_out(f);
         let mut total = 0.0;
         match self.head {
             Head::Gaussian { dim } => {
@@ -672,17 +851,28 @@ pub fn softmax(logits: &[f64], p: &mut [f64]) {
     p.iter_mut().for_each(|x| *x /= s);
 }
 
-/// Acting one observation at a time without allocating: the scratch holds one row of
-/// every layer.
+/// Acting without allocating: the scratch holds every layer of up to `rows` rows.
+/// Rows that share parameters are computed together ([`Actor::forward_rows`]), so each
+/// weight is read once per step for all of them instead of once per row (the policy's
+/// weights do not fit in a core's cache); every row's arithmetic is the same sequence
+/// of operations whatever the rows beside it.
 #[derive(Clone, Debug)]
 pub struct Actor {
     a: Vec<f64>,
     b: Vec<f64>,
     probs: Vec<f64>,
+    /// Rows of the current group, reused across steps.
+    pub group: Vec<usize>,
 }
 
 impl Actor {
+    /// An actor for one row at a time.
     pub fn new(policy: &Policy) -> Actor {
+        Actor::with_rows(policy, 1)
+    }
+
+    /// An actor for up to `rows` rows at a time.
+    pub fn with_rows(policy: &Policy, rows: usize) -> Actor {
         let widest = policy
             .layers
             .iter()
@@ -690,37 +880,51 @@ impl Actor {
             .max()
             .unwrap_or(0);
         Actor {
-            a: vec![0.0; widest],
-            b: vec![0.0; widest],
+            a: vec![0.0; rows * widest],
+            b: vec![0.0; rows * widest],
             probs: vec![0.0; policy.out_dim()],
+            group: Vec::with_capacity(rows),
         }
     }
 
-    /// Samples an action for `obs` (or takes the mode when `greedy`), writing its
-    /// stored form into `action` and the head's outputs into `out`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn act(
+    /// The head's outputs (`rows.len() * out_dim`, into `out`) for the observations of
+    /// `rows` (row `r` is `obs[r * obs_dim..]`), all with the parameters `theta`.
+    pub fn forward_rows(
         &mut self,
         policy: &Policy,
         theta: &[f64],
         obs: &[f32],
-        greedy: bool,
-        rng: &mut Rng,
-        action: &mut [f64],
+        rows: &[usize],
         out: &mut [f64],
     ) {
-        for (x, &o) in self.a.iter_mut().zip(obs) {
-            *x = o as f64;
+        let k = rows.len();
+        let od = policy.obs_dim;
+        for (i, &r) in rows.iter().enumerate() {
+            for (x, &o) in self.a[i * od..(i + 1) * od]
+                .iter_mut()
+                .zip(&obs[r * od..(r + 1) * od])
+            {
+                *x = o as f64;
+            }
         }
         let last = policy.layers.len() - 1;
         for (l, layer) in policy.layers.iter().enumerate() {
             let (fi, fo) = (layer.fan_in, layer.fan_out);
             let w = &theta[layer.w..layer.w + fi * fo];
-            let y = &mut self.b[..fo];
-            y.copy_from_slice(&theta[layer.b..layer.b + fo]);
-            for (i, &xi) in self.a[..fi].iter().enumerate() {
-                for (yj, &wij) in y.iter_mut().zip(&w[i * fo..(i + 1) * fo]) {
-                    *yj += xi * wij;
+            let bias = &theta[layer.b..layer.b + fo];
+            let y = &mut self.b[..k * fo];
+            for row in y.chunks_mut(fo) {
+                row.copy_from_slice(bias);
+            }
+            // y_r += x_r[i] W[i] for i in order: per row the single-row sequence, with
+            // weight row i read once for all rows.
+            for i in 0..fi {
+                let wi = &w[i * fo..(i + 1) * fo];
+                for (yr, xr) in y.chunks_mut(fo).zip(self.a.chunks(fi)) {
+                    let xi = xr[i];
+                    for (yj, &wij) in yr.iter_mut().zip(wi) {
+                        *yj += xi * wij;
+                    }
                 }
             }
             if l < last {
@@ -729,7 +933,20 @@ impl Actor {
             std::mem::swap(&mut self.a, &mut self.b);
         }
         let o = policy.out_dim();
-        out[..o].copy_from_slice(&self.a[..o]);
+        out[..k * o].copy_from_slice(&self.a[..k * o]);
+    }
+
+    /// Samples an action from one row of head outputs `out` (or takes the mode when
+    /// `greedy`), writing its stored form into `action`.
+    pub fn sample(
+        &mut self,
+        policy: &Policy,
+        theta: &[f64],
+        out: &[f64],
+        greedy: bool,
+        rng: &mut Rng,
+        action: &mut [f64],
+    ) {
         match policy.head {
             Head::Gaussian { dim } => {
                 let ls = policy.log_std(theta);
@@ -766,6 +983,23 @@ impl Actor {
                 };
             }
         }
+    }
+
+    /// Samples an action for `obs` (or takes the mode when `greedy`), writing its
+    /// stored form into `action` and the head's outputs into `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn act(
+        &mut self,
+        policy: &Policy,
+        theta: &[f64],
+        obs: &[f32],
+        greedy: bool,
+        rng: &mut Rng,
+        action: &mut [f64],
+        out: &mut [f64],
+    ) {
+        self.forward_rows(policy, theta, obs, &[0], out);
+        self.sample(policy, theta, out, greedy, rng, action);
     }
 }
 
