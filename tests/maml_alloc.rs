@@ -10,7 +10,7 @@ use bamdp::improve::maml::rollout::{AdvantageSettings, Collector};
 use bamdp::rng::Rng;
 use common::allocs;
 
-fn allocations_of_second_meta_batch(episodes: usize) -> usize {
+fn allocations_of_second_meta_batch(episodes: usize, threads: usize) -> usize {
     let mut env = env::make_with(
         "point_robot",
         3,
@@ -38,7 +38,7 @@ fn allocations_of_second_meta_batch(episodes: usize) -> usize {
         policy: &policy,
         inner_lr: 0.1,
         first_order: false,
-        threads: 1,
+        threads,
     };
     collector.collect(env.as_mut(), &theta, &maml);
     let before = allocs();
@@ -49,11 +49,14 @@ fn allocations_of_second_meta_batch(episodes: usize) -> usize {
 
 #[test]
 fn rollouts_do_not_allocate_per_step() {
-    let short = allocations_of_second_meta_batch(2);
-    let long = allocations_of_second_meta_batch(4);
-    // 1,200 more env steps; a per-step allocation would add at least that many.
-    assert!(
-        long <= short + 20,
-        "{short} allocations for 2+2 episodes, {long} for 4+4"
-    );
+    // With 2 threads acting is shared with a parked worker thread (no spawn per step).
+    for threads in [1, 2] {
+        let short = allocations_of_second_meta_batch(2, threads);
+        let long = allocations_of_second_meta_batch(4, threads);
+        // 1,200 more env steps; a per-step allocation would add at least that many.
+        assert!(
+            long <= short + 20,
+            "threads {threads}: {short} allocations for 2+2 episodes, {long} for 4+4"
+        );
+    }
 }

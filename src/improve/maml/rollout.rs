@@ -11,8 +11,11 @@
 use super::baseline::{gae, returns_to_go, standardize, LinearBaseline};
 use super::meta::{par_map, Maml, TaskBatch};
 use super::policy::{Actor, Policy};
+use crate::env::mujoco::pool::Pool;
 use crate::env::{ActionSpace, BatchEnv, StepOut};
 use crate::rng::Rng;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// How advantages are estimated.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,9 +90,22 @@ pub struct Collector {
     obs: Vec<f32>,
     out: StepOut,
     env_actions: Vec<f32>,
-    action: Vec<f64>,
-    head: Vec<f64>,
+    /// Every row's sampled action and head outputs of the current step.
+    actions: Vec<f64>,
+    heads: Vec<f64>,
+    /// Acting's contiguous chunks of rows, one per thread of `pool`.
+    chunks: Vec<Mutex<ActChunk>>,
+    pool: Option<Pool>,
+}
+
+/// One thread's share of acting: rows `first..first + rngs.len()`, with their random
+/// streams (moved here for the meta-batch) and this step's actions and head outputs.
+struct ActChunk {
+    first: usize,
     actor: Actor,
+    rngs: Vec<Rng>,
+    actions: Vec<f64>,
+    heads: Vec<f64>,
 }
 
 impl Collector {
@@ -104,7 +120,6 @@ impl Collector {
         let rows = env.num_envs();
         let spec = env.spec();
         let blocks = block_episodes.len();
-        let actor = Actor::new(&policy);
         Collector {
             block_episodes,
             block_greedy,
@@ -117,9 +132,10 @@ impl Collector {
             obs: vec![0.0; rows * spec.obs_dim],
             out: StepOut::new(rows, spec.obs_dim),
             env_actions: vec![0.0; rows * spec.action.width()],
-            action: vec![0.0; policy.action_width()],
-            head: vec![0.0; policy.out_dim()],
-            actor,
+            actions: vec![0.0; rows * policy.action_width()],
+            heads: vec![0.0; rows * policy.out_dim()],
+            chunks: Vec::new(),
+            pool: None,
             policy,
         }
     }
@@ -189,7 +205,16 @@ impl Collector {
             ActionSpace::Continuous { low, high, .. } => (low, high),
             ActionSpace::Discrete(_) => (f32::NEG_INFINITY, f32::INFINITY),
         };
+        // Acting is split over the threads by contiguous chunks of rows; each row's
+        // action depends only on its own parameters, observation and random stream.
+        self.prepare_chunks(rows, maml.threads);
+        for c in &self.chunks {
+            let c = &mut *c.lock().expect("acting chunk");
+            let rows = c.first..c.first + c.rngs.len();
+            c.rngs.clone_from_slice(&self.rngs[rows]);
+        }
         while done.iter().any(|d| !d) {
+            self.act_all(theta, &block, &done);
             for r in 0..rows {
                 if done[r] {
                     // Waiting for other rows: a valid action whose samples are dropped.
@@ -201,30 +226,22 @@ impl Collector {
                 let b = block[r];
                 let th = &self.thetas[r][b];
                 let obs = &self.obs[r * od..(r + 1) * od];
-                self.actor.act(
-                    &self.policy,
-                    th,
-                    obs,
-                    self.block_greedy[b],
-                    &mut self.rngs[r],
-                    &mut self.action,
-                    &mut self.head,
-                );
+                let action = &self.actions[r * aw..(r + 1) * aw];
+                let head = &self.heads[r * o..(r + 1) * o];
                 for j in 0..aw {
-                    self.env_actions[r * aw + j] = (self.action[j] as f32).clamp(low, high);
+                    self.env_actions[r * aw + j] = (action[j] as f32).clamp(low, high);
                 }
                 let task = &mut self.tasks[r];
                 if b < post {
                     let a = &mut task.adapt[b];
                     a.obs.extend(obs.iter().map(|&x| x as f64));
-                    a.actions.extend_from_slice(&self.action);
+                    a.actions.extend_from_slice(action);
                 } else {
                     let p = &mut task.post;
                     p.obs.extend(obs.iter().map(|&x| x as f64));
-                    p.actions.extend_from_slice(&self.action);
-                    p.old_out.extend_from_slice(&self.head[..o]);
-                    p.old_log_probs
-                        .push(self.policy.log_prob(th, &self.head, &self.action));
+                    p.actions.extend_from_slice(action);
+                    p.old_out.extend_from_slice(head);
+                    p.old_log_probs.push(self.policy.log_prob(th, head, action));
                 }
             }
             env.step(&self.env_actions, &mut self.out);
@@ -269,6 +286,10 @@ impl Collector {
                 self.adapt_rows(&adapt_now, &block, maml, od);
             }
         }
+        for c in &self.chunks {
+            let c = c.lock().expect("acting chunk");
+            self.rngs[c.first..c.first + c.rngs.len()].clone_from_slice(&c.rngs);
+        }
         // Post-adaptation advantages and the behaviour policy's log-stds.
         let all: Vec<usize> = (0..rows).collect();
         self.advantages_of(&all, post, od, maml.threads);
@@ -295,6 +316,100 @@ impl Collector {
             })
             .collect();
         (frames, results)
+    }
+
+    /// Sizes acting's chunks and pool for `rows` rows on `threads` threads (once).
+    fn prepare_chunks(&mut self, rows: usize, threads: usize) {
+        let threads = threads.clamp(1, rows.max(1));
+        if self.chunks.len() == threads && self.pool.is_some() {
+            return;
+        }
+        let chunk = rows.div_ceil(threads);
+        let (aw, o) = (self.policy.action_width(), self.policy.out_dim());
+        self.chunks = (0..threads)
+            .map(|i| {
+                let first = (i * chunk).min(rows);
+                let len = chunk.min(rows - first);
+                Mutex::new(ActChunk {
+                    first,
+                    actor: Actor::with_rows(&self.policy, len),
+                    rngs: self.rngs[first..first + len].to_vec(),
+                    actions: vec![0.0; len * aw],
+                    heads: vec![0.0; len * o],
+                })
+            })
+            .collect();
+        self.pool = Some(Pool::new(threads));
+    }
+
+    /// Every running row's action and head outputs for the current observations, in
+    /// `self.actions` / `self.heads`: rows still in the first block share `theta` and
+    /// are computed together; the others each with their adapted parameters.
+    fn act_all(&mut self, theta: &[f64], block: &[usize], done: &[bool]) {
+        let (policy, thetas, obs) = (&self.policy, &self.thetas, &self.obs);
+        let (greedy, aw, o) = (&self.block_greedy, policy.action_width(), policy.out_dim());
+        let work = |c: &mut ActChunk| {
+            let ActChunk {
+                first,
+                actor,
+                rngs,
+                actions,
+                heads,
+            } = c;
+            let first = *first;
+            let rows = first..first + rngs.len();
+            actor.group.clear();
+            actor
+                .group
+                .extend(rows.clone().filter(|&r| !done[r] && block[r] == 0));
+            if !actor.group.is_empty() {
+                let group = std::mem::take(&mut actor.group);
+                let k = group.len();
+                // The group's outputs go to its first rows' slots, then move out
+                // (backwards, so no slot is overwritten before it is read).
+                actor.forward_rows(policy, theta, obs, &group, &mut heads[..k * o]);
+                for (i, &r) in group.iter().enumerate().rev() {
+                    let local = r - first;
+                    if local != i {
+                        heads.copy_within(i * o..(i + 1) * o, local * o);
+                    }
+                }
+                actor.group = group;
+            }
+            for r in rows {
+                let local = r - first;
+                if done[r] {
+                    continue;
+                }
+                let th = &thetas[r][block[r]];
+                let head = &mut heads[local * o..(local + 1) * o];
+                if block[r] != 0 {
+                    actor.forward_rows(policy, th, obs, &[r], head);
+                }
+                actor.sample(
+                    policy,
+                    th,
+                    head,
+                    greedy[block[r]],
+                    &mut rngs[local],
+                    &mut actions[local * aw..(local + 1) * aw],
+                );
+            }
+        };
+        let next = AtomicUsize::new(0);
+        let chunks = &self.chunks;
+        let job = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(c) = chunks.get(i) else { break };
+            work(&mut c.lock().expect("acting chunk"));
+        };
+        self.pool.as_ref().expect("prepared").run(&job);
+        for c in &self.chunks {
+            let c = c.lock().expect("acting chunk");
+            let n = c.rngs.len();
+            self.actions[c.first * aw..(c.first + n) * aw].copy_from_slice(&c.actions);
+            self.heads[c.first * o..(c.first + n) * o].copy_from_slice(&c.heads);
+        }
     }
 
     /// Computes the advantages of block `b` on `rows` (in parallel).
