@@ -132,6 +132,8 @@ pub struct Scratch {
     /// One layer's `d W'` (when not kept in a [`Frozen`]) and its tangent.
     e: Vec<f64>,
     re: Vec<f64>,
+    /// A transposed layer input for the weight-gradient products.
+    t: Vec<f64>,
 }
 
 /// A forward pass and the scratch of the products on it: what the single-batch calls
@@ -246,12 +248,12 @@ impl Policy {
     }
 
     /// Bytes of a [`Scratch`] once sized for `n` rows: tangents, deltas and their
-    /// tangents of every layer, and two rows of the widest input.
+    /// tangents of every layer, and three rows of the widest input.
     pub fn scratch_bytes(&self, n: usize) -> u128 {
         let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
         let fan_out: usize = self.layers.iter().map(|l| l.fan_out).sum();
         let widest = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
-        let per_row = fan_in + 3 * fan_out + 2 * widest;
+        let per_row = fan_in + 3 * fan_out + 3 * widest;
         8 * n as u128 * per_row as u128
     }
 
@@ -274,6 +276,7 @@ impl Policy {
         let widest = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
         sized(&mut s.e, n * widest);
         sized(&mut s.re, n * widest);
+        sized(&mut s.t, n * widest);
     }
 
     /// Forward pass of `n` observations; the head's outputs are [`Tape::out`].
@@ -373,6 +376,7 @@ impl Policy {
                     fi,
                     fo,
                     true,
+                    &mut s.t,
                 );
                 let gb = &mut grad[layer.b..layer.b + fo];
                 for row in d.chunks(fo) {
@@ -593,9 +597,9 @@ impl Policy {
             let (rdl, rdh) = s.rd.split_at_mut(l);
             let rd = &rdh[0][..n * fo];
             let hw = &mut hv[layer.w..layer.w + fi * fo];
-            gemm::at_b(hw, x, rd, n, fi, fo, true);
+            gemm::at_b(hw, x, rd, n, fi, fo, true, &mut s.t);
             if l > 0 {
-                gemm::at_b(hw, &s.rx[l][..n * fi], d, n, fi, fo, true);
+                gemm::at_b(hw, &s.rx[l][..n * fi], d, n, fi, fo, true, &mut s.t);
             }
             let hb = &mut hv[layer.b..layer.b + fo];
             for row in rd.chunks(fo) {
