@@ -17,10 +17,13 @@
 //!   the update, whose Hessian at the current theta is `J' F(theta_K) J`.
 //!
 //! The tasks are independent: every per-task quantity is computed in parallel and the
-//! results summed in task order, so the thread count never changes results.
+//! results summed in task order, so the thread count never changes results. Every
+//! product of one outer step reuses each task's [`TaskPasses`] (forward passes and
+//! backward deltas at the current parameters), computed once with the inner step.
 
 use super::policy::{Frozen, Policy, Scratch, Tape};
 use super::trpo::{self, LineSearch};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Adaptation samples of one task: observations, stored actions and advantages.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -436,8 +439,8 @@ impl Maml<'_> {
     }
 }
 
-/// `f` on every item, in parallel over `threads` contiguous chunks (each with its own
-/// scratch tape); results in item order.
+/// `f` on every item, in parallel on `threads` threads (each with its own scratch
+/// tape); results in item order.
 pub fn par_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
@@ -449,6 +452,9 @@ pub fn par_map<T: Sync, R: Send>(
 /// [`par_map`] with scratch of any type `S`, one per thread, taken from `pool` (grown
 /// to `threads` entries) and left there for the next call: the outer step's many
 /// products reuse their tapes instead of allocating and faulting them in each time.
+/// Threads take the next item as they finish one, so a thread the OS runs less (the
+/// machine is shared) holds up the others by at most one item; an item's result never
+/// depends on which thread or scratch computed it.
 pub fn par_map_with<T: Sync, R: Send, S: Default + Send>(
     items: &[T],
     threads: usize,
@@ -463,19 +469,29 @@ pub fn par_map_with<T: Sync, R: Send, S: Default + Send>(
         let scratch = &mut pool[0];
         return items.iter().map(|x| f(x, scratch)).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .zip(pool.iter_mut())
-            .map(|(part, scratch)| {
-                s.spawn(move || part.iter().map(|x| f(x, scratch)).collect::<Vec<R>>())
+    let next = AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = pool[..threads]
+            .iter_mut()
+            .map(|scratch| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return out;
+                        };
+                        out.push((i, f(item, scratch)));
+                    }
+                })
             })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("MAML worker thread panicked"))
             .collect()
-    })
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
