@@ -227,8 +227,8 @@ impl Maml<'_> {
         if self.first_order {
             return u;
         }
-        for k in 0..adapt.len() {
-            u = self.inner_factor(p, k, &adapt[k], &u, s);
+        for (k, batch) in adapt.iter().enumerate() {
+            u = self.inner_factor(p, k, batch, &u, s);
         }
         u
     }

@@ -279,7 +279,7 @@ impl Policy {
         sized(&mut s.t, n * widest);
     }
 
-    /// Forward pass of `n` observations; the head's outputs are [`Tape::out`].
+    /// Forward pass of `n` observations; the head's outputs are [`Policy::out`].
     pub fn forward(&self, theta: &[f64], obs: &[f64], n: usize, tape: &mut Tape) {
         self.freeze(theta, obs, n, &mut tape.frozen);
     }

@@ -228,8 +228,11 @@ impl Collector {
                 let obs = &self.obs[r * od..(r + 1) * od];
                 let action = &self.actions[r * aw..(r + 1) * aw];
                 let head = &self.heads[r * o..(r + 1) * o];
-                for j in 0..aw {
-                    self.env_actions[r * aw + j] = (action[j] as f32).clamp(low, high);
+                for (e, &a) in self.env_actions[r * aw..(r + 1) * aw]
+                    .iter_mut()
+                    .zip(action)
+                {
+                    *e = (a as f32).clamp(low, high);
                 }
                 let task = &mut self.tasks[r];
                 if b < post {
