@@ -218,6 +218,24 @@ fn training_loss_equals_the_glm_library_on_the_host_design() {
     assert!(grad.iter().any(|&g| g != 0.0));
 }
 
+/// The basis networks run in fixed chunks of trials: the loss and gradient are the same
+/// bits on one thread or several.
+#[test]
+fn training_gradient_does_not_depend_on_the_thread_count() {
+    let m = model(true, 4);
+    let mut rng = Rng::new(11);
+    let trials: Vec<TrialRecord> = (0..5).map(|_| random_trial(9, true, &mut rng)).collect();
+    let refs: Vec<&TrialRecord> = trials.iter().collect();
+    let prefixes = vec![9, 4, 9, 9, 2, 9, 9, 7, 1, 9];
+    let (s1, g1) = m.loss_and_grad_on(&refs, &prefixes, 2, 1).unwrap();
+    for threads in [2, 3] {
+        let (s, g) = m.loss_and_grad_on(&refs, &prefixes, 2, threads).unwrap();
+        assert_eq!(s.loss.to_bits(), s1.loss.to_bits(), "{threads} threads");
+        assert_eq!(g, g1, "{threads} threads");
+    }
+    assert!(g1.iter().any(|&g| g != 0.0));
+}
+
 /// The surrogate gradient of the basis weights and the chained prior gradients equal
 /// central finite differences of the loss.
 #[test]

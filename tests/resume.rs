@@ -87,11 +87,17 @@ fn thread_count_does_not_change_results() {
     let dir = tempfile::tempdir().unwrap();
     for (method, extra) in [
         ("rl2", vec![]),
+        // One sequence per minibatch (as the ML10 presets): one chunk, whose actor,
+        // critic and GRU parameter gradients run side by side on the idle thread.
+        ("rl2", vec!["ppo.minibatches=8".to_string()]),
         ("transformer", vec![]),
         ("varibad", vec!["varibad.batch_trials=10".to_string()]),
+        // The basis networks in two chunks of trials on the run's threads.
+        ("glibrl", vec!["glibrl.batch_trials=5".to_string()]),
     ] {
-        let one = dir.path().join(format!("{method}-one"));
-        let two = dir.path().join(format!("{method}-two"));
+        let tag = format!("{method}{}", extra.len());
+        let one = dir.path().join(format!("{tag}-one"));
+        let two = dir.path().join(format!("{tag}-two"));
         let mut o = small(7 * 360);
         o.push(format!("method=\"{method}\""));
         o.extend(extra);

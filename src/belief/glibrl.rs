@@ -40,14 +40,18 @@ use super::{Belief, PlanningBelief, RewardQuery, Transition};
 use crate::config::BadValue;
 use crate::error::UserError;
 use crate::nn::host::{self, Act};
-use crate::nn::mlp_op;
 use crate::nn::params::{Dense, Params, Slot};
+use crate::nn::{mlp_op, par};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// Upper bound of the learnable prior degrees of freedom (see the module doc).
 pub const NU0_MAX: f64 = 1e4;
+
+/// Chunks of trials the basis networks are trained in (fixed, so results do not depend
+/// on the thread count; two, for the two cores the presets use).
+pub const BASIS_CHUNKS: usize = 2;
 
 /// What a GLM head models.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,6 +488,19 @@ impl GlibrlModel {
         prefixes: &[usize],
         per_trial: usize,
     ) -> Result<(GlibrlStats, Vec<f32>), GlmError> {
+        self.loss_and_grad_on(trials, prefixes, per_trial, 1)
+    }
+
+    /// [`Self::loss_and_grad`] with the basis networks run on up to `threads` threads.
+    /// They run in [`BASIS_CHUNKS`] fixed chunks of trials whose weight gradients are
+    /// summed in chunk order, so the result does not depend on `threads`.
+    pub fn loss_and_grad_on(
+        &self,
+        trials: &[&TrialRecord],
+        prefixes: &[usize],
+        per_trial: usize,
+        threads: usize,
+    ) -> Result<(GlibrlStats, Vec<f32>), GlmError> {
         assert!(!trials.is_empty(), "empty GLiBRL batch");
         let steps = trials[0].len();
         let b = trials.len();
@@ -534,11 +551,21 @@ impl GlibrlModel {
                     );
                 }
             }
-            // The basis network on the host (GEMM forward, exact backward below).
-            let (learned, tape) =
-                mlp_op::forward(&self.params, &head.net, Act::Relu, Act::None, &x, n);
+            // The basis network on the host (GEMM forward, exact backward below), in
+            // fixed chunks of whole trials (rows are independent in the forward pass).
+            let chunks: Vec<_> = par::ranges(b, BASIS_CHUNKS)
+                .into_iter()
+                .map(|r| r.start * steps..r.end * steps)
+                .collect();
+            let (xi, net) = (head.input, &head.net);
+            let forwards = par::map(threads, chunks.len(), |k| {
+                let rows = chunks[k].clone();
+                let x = &x[rows.start * xi..rows.end * xi];
+                mlp_op::forward(&self.params, net, Act::Relu, Act::None, x, rows.len())
+            });
             let mut c = vec![1.0f32; n * d];
-            for (row, f) in learned.chunks_exact(d - 1).enumerate() {
+            let learned = forwards.iter().flat_map(|(out, _)| out.chunks_exact(d - 1));
+            for (row, f) in learned.enumerate() {
                 c[row * d..row * d + d - 1].copy_from_slice(f);
             }
             let prior = head.prior(&self.params, d)?;
@@ -556,7 +583,16 @@ impl GlibrlModel {
                 .chunks_exact(d)
                 .flat_map(|r| r[..d - 1].iter().copied())
                 .collect();
-            mlp_op::backward(&self.params, &head.net, &tape, &g, &mut grad, None);
+            let chunk_grads = par::map(threads, chunks.len(), |k| {
+                let rows = chunks[k].clone();
+                let mut gk = vec![0.0f32; grad.len()];
+                let gr = &g[rows.start * (d - 1)..rows.end * (d - 1)];
+                mlp_op::backward(&self.params, net, &forwards[k].1, gr, &mut gk, None);
+                gk
+            });
+            for gk in &chunk_grads {
+                grad.iter_mut().zip(gk).for_each(|(a, v)| *a += v);
+            }
             // Prior parameters: the host gradient, chained through the parametrisation.
             let add = |grad: &mut [f32], slot: Slot, v: &[f64]| {
                 for (o, &gi) in grad[slot.range()].iter_mut().zip(v) {

@@ -260,9 +260,10 @@ fn chunk_grad(
     total: f32,
     grad: &mut [f32],
     fused: bool,
+    threads: usize,
 ) -> [f64; 5] {
     if fused {
-        return chunk_grad_host(net, params, mb, steps, cfg, total, grad);
+        return chunk_grad_host(net, params, mb, steps, cfg, total, grad, threads);
     }
     let device = Device::flex().autodiff();
     let gp = GraphParams::new(params, &device);
@@ -330,7 +331,9 @@ fn chunk_grad(
 
 /// [`chunk_grad`]'s loss and gradient computed on the host: the network by
 /// [`AgentNet::forward_host`] / [`AgentNet::backward_host`], the loss's gradient w.r.t.
-/// logits and values written out by hand (tested against the burn graph).
+/// logits and values written out by hand (tested against the burn graph). Runs on up
+/// to `threads` threads with a result that does not depend on them.
+#[allow(clippy::too_many_arguments)]
 fn chunk_grad_host(
     net: &AgentNet,
     params: &Params,
@@ -339,10 +342,12 @@ fn chunk_grad_host(
     cfg: &PpoConfig,
     total: f32,
     grad: &mut [f32],
+    threads: usize,
 ) -> [f64; 5] {
     let n = steps * mb.rows;
     let a = net.num_actions;
-    let (logits, values, tape) = net.forward_host(params, &mb.x, &mb.reset, &mb.h0, steps, mb.rows);
+    let (logits, values, tape) =
+        net.forward_host(params, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, threads);
     let c = cfg.clip as f32;
     let (ec, vc) = (cfg.entropy_coef as f32, cfg.value_coef as f32);
     let mut dlogits = vec![0.0f32; n * a];
@@ -407,7 +412,7 @@ fn chunk_grad_host(
         vl += loss as f64;
         dvalues[i] = vc * 0.5 * dv / total;
     }
-    net.backward_host(params, &tape, &dlogits, &dvalues, grad);
+    net.backward_host(params, &tape, &dlogits, &dvalues, grad, threads);
     let t = total as f64;
     [-surr / t, 0.5 * vl / t, ent, kl / t, clipped / t]
 }
@@ -470,6 +475,9 @@ pub fn update(
                     .map(|c| (c, 1))
                     .collect()
             };
+            // Threads the chunks leave idle work inside each chunk (a minibatch of one
+            // sequence is one chunk); chunk results do not depend on them.
+            let inner_threads = (threads / chunks.len()).max(1);
             let (st, norm) = super::minibatch_step(
                 &chunks,
                 params,
@@ -478,7 +486,9 @@ pub fn update(
                 lr,
                 threads,
                 &mut grad,
-                |p, (mb, steps), g| chunk_grad(net, p, mb, *steps, cfg, mb_total, g, true),
+                |p, (mb, steps), g| {
+                    chunk_grad(net, p, mb, *steps, cfg, mb_total, g, true, inner_threads)
+                },
             );
             stats.policy_loss += st[0];
             stats.value_loss += st[1];
@@ -615,8 +625,8 @@ mod tests {
         let cfg = crate::config::Config::default().ppo;
         let mut g1 = vec![0.0; params.len()];
         let mut g2 = vec![0.0; params.len()];
-        let s1 = chunk_grad(&net, &params, &mb, steps, &cfg, n as f32, &mut g1, true);
-        let s2 = chunk_grad(&net, &params, &mb, steps, &cfg, n as f32, &mut g2, false);
+        let s1 = chunk_grad(&net, &params, &mb, steps, &cfg, n as f32, &mut g1, true, 1);
+        let s2 = chunk_grad(&net, &params, &mb, steps, &cfg, n as f32, &mut g2, false, 1);
         assert!(g1.iter().any(|&g| g != 0.0));
         for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
             assert!(
@@ -661,7 +671,7 @@ mod tests {
         cfg.value_coef = 0.0;
         cfg.entropy_coef = 0.0;
         let mut g = vec![0.0; params.len()];
-        let stats = chunk_grad(&net, &params, &mb, 1, &cfg, 1.0, &mut g, true);
+        let stats = chunk_grad(&net, &params, &mb, 1, &cfg, 1.0, &mut g, true, 1);
         (stats[0], g)
     }
 
@@ -711,7 +721,7 @@ mod tests {
         };
         let cfg = crate::config::Config::default().ppo;
         let mut g = vec![0.0; params.len()];
-        let st = chunk_grad(&net, &params, &mb, 1, &cfg, rows as f32, &mut g, true);
+        let st = chunk_grad(&net, &params, &mb, 1, &cfg, rows as f32, &mut g, true, 1);
         // Same density in the graph: ratio 1 everywhere, so no KL and nothing clipped.
         assert!(st[3].abs() < 1e-6, "approx KL {}", st[3]);
         assert_eq!(st[4], 0.0);

@@ -128,14 +128,14 @@ impl TrialModel for MarginalLikelihood {
         &self,
         trials: &[&TrialRecord],
         rng: &mut Rng,
-        _threads: usize,
+        threads: usize,
         stats: &mut [f64],
         steps: usize,
     ) -> Vec<f32> {
         let prefixes = glibrl::sample_prefixes(trials.len(), trials[0].len(), self.prefixes, rng);
         let (step, grad) = self
             .model
-            .loss_and_grad(trials, &prefixes, self.prefixes + 1)
+            .loss_and_grad_on(trials, &prefixes, self.prefixes + 1, threads)
             .expect("GLiBRL priors stay valid under the projected updates");
         stats[0] += step.loss / steps as f64;
         stats[1] = step.reward_noise;

@@ -533,6 +533,8 @@ impl AgentNet {
     /// Training forward entirely on the host ([`super::mlp_op`], [`super::gru_op`]):
     /// logits `[steps*rows, A]`, values `[steps*rows]` and the tape for
     /// [`Self::backward_host`]. Computes the same function as [`Self::forward_graph`].
+    /// Runs on up to `threads` threads (actor and critic side by side) with a result
+    /// that does not depend on `threads`.
     #[allow(clippy::too_many_arguments)]
     pub fn forward_host(
         &self,
@@ -542,6 +544,7 @@ impl AgentNet {
         h0: &[f32],
         steps: usize,
         rows: usize,
+        threads: usize,
     ) -> (Vec<f32>, Vec<f32>, HostTape) {
         let n = steps * rows;
         let (features, memory) = match &self.memory {
@@ -618,8 +621,16 @@ impl AgentNet {
             }
             None => (x.to_vec(), None),
         };
-        let (logits, actor) = mlp_op::forward(p, &self.actor, self.act, Act::None, &features, n);
-        let (values, critic) = mlp_op::forward(p, &self.critic, self.act, Act::None, &features, n);
+        let actor = || mlp_op::forward(p, &self.actor, self.act, Act::None, &features, n);
+        let critic = || mlp_op::forward(p, &self.critic, self.act, Act::None, &features, n);
+        let ((logits, actor), (values, critic)) = if threads > 1 {
+            std::thread::scope(|s| {
+                let c = s.spawn(critic);
+                (actor(), c.join().expect("critic thread panicked"))
+            })
+        } else {
+            (actor(), critic())
+        };
         (
             logits,
             values,
@@ -633,7 +644,8 @@ impl AgentNet {
     }
 
     /// Adds the parameter gradient of a loss into `grad` from its gradients w.r.t. the
-    /// logits and values of [`Self::forward_host`].
+    /// logits and values of [`Self::forward_host`], on up to `threads` threads with a
+    /// result that does not depend on `threads`.
     pub fn backward_host(
         &self,
         p: &Params,
@@ -641,6 +653,7 @@ impl AgentNet {
         dlogits: &[f32],
         dvalues: &[f32],
         grad: &mut [f32],
+        threads: usize,
     ) {
         let n = tape.rows;
         let Some((m, mt)) = self.memory.as_ref().zip(tape.memory.as_ref()) else {
@@ -650,21 +663,34 @@ impl AgentNet {
         };
         let hd = m.output_dim();
         let mut dh = vec![0.0f32; n * hd];
-        let mut dh_critic = vec![0.0f32; n * hd];
-        mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, Some(&mut dh));
-        mlp_op::backward(
-            p,
-            &self.critic,
-            &tape.critic,
-            dvalues,
-            grad,
-            Some(&mut dh_critic),
-        );
+        // The critic's weight gradient goes to a buffer of its own (added below), so
+        // that actor and critic can run side by side; they own disjoint parameters.
+        let len = grad.len();
+        let critic = || {
+            let mut g = vec![0.0f32; len];
+            let mut dh_critic = vec![0.0f32; n * hd];
+            let (c, t) = (&self.critic, &tape.critic);
+            mlp_op::backward(p, c, t, dvalues, &mut g, Some(&mut dh_critic));
+            (g, dh_critic)
+        };
+        let (g_critic, dh_critic) = if threads > 1 {
+            std::thread::scope(|s| {
+                let c = s.spawn(critic);
+                mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, Some(&mut dh));
+                c.join().expect("critic thread panicked")
+            })
+        } else {
+            mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, Some(&mut dh));
+            critic()
+        };
+        grad.iter_mut().zip(&g_critic).for_each(|(a, b)| *a += b);
         dh.iter_mut().zip(&dh_critic).for_each(|(a, b)| *a += b);
         let gi = Memory::gru_input_dim(&m.spec);
         let mut dgin = vec![0.0f32; n * gi];
         match &mt.core {
-            CoreTape::Gru(tape, cell) => gru_op::backward(p, cell, tape, &dh, grad, &mut dgin),
+            CoreTape::Gru(tape, cell) => {
+                gru_op::backward_on(p, cell, tape, &dh, grad, &mut dgin, threads)
+            }
             CoreTape::Transformer(tape, tf) => {
                 transformer::sequence::backward(p, tf, tape, &dh, grad, &mut dgin)
             }

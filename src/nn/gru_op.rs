@@ -13,6 +13,7 @@
 use super::gemm::{matmul, mm_a_bt_acc, mm_acc, mm_acc_few_rows, mm_at_b_acc, Mat, FEW_ROWS};
 use super::host::gru_gates;
 use super::params::{GruCell, Params};
+use std::ops::Range;
 
 /// What the backward pass needs from the forward pass.
 pub struct GruTape {
@@ -116,7 +117,22 @@ pub fn backward(
     grad: &mut [f32],
     dx: &mut [f32],
 ) {
-    let (hd, id) = (cell.hidden(), cell.input());
+    backward_on(p, cell, tape, dh_out, grad, dx, 1)
+}
+
+/// [`backward`] on up to `threads` threads: the recurrence runs on one (each step needs
+/// the previous one), the parameter gradients after it as two fixed independent
+/// products side by side, so the result does not depend on `threads`.
+pub fn backward_on(
+    p: &Params,
+    cell: &GruCell,
+    tape: &GruTape,
+    dh_out: &[f32],
+    grad: &mut [f32],
+    dx: &mut [f32],
+    threads: usize,
+) {
+    let hd = cell.hidden();
     let g = 3 * hd;
     let (steps, rows) = (tape.steps, tape.rows);
     let nr = steps * rows;
@@ -193,29 +209,75 @@ pub fn backward(
         dgx.set_len(nr * g);
         dgh_all.set_len(nr * g);
     }
-    // Parameter gradients, one pass over all steps.
-    mm_at_b_acc(&tape.x, &dgx, &mut grad[cell.wx.range()], nr, id, g);
-    mm_at_b_acc(
-        &tape.h_prev,
-        &dgh_all,
-        &mut grad[cell.wh.range()],
-        nr,
-        hd,
-        g,
-    );
-    let (bx, bh) = (cell.bx.range(), cell.bh.range());
-    for i in 0..nr {
-        for c in 0..g {
-            grad[bx.start + c] += dgx[i * g + c];
-            grad[bh.start + c] += dgh_all[i * g + c];
+    parameter_gradients(p, cell, tape, &dgx, &dgh_all, grad, dx, threads);
+}
+
+/// Adds the parameter gradients (one pass over all steps) and writes dLoss/dx, as two
+/// independent items that run side by side when `threads > 1`: the recurrent weights'
+/// product, and the input weights', the biases and dx. Each writes only its own
+/// outputs with the same operations either way, so the result does not depend on
+/// `threads`.
+#[allow(clippy::too_many_arguments)]
+fn parameter_gradients(
+    p: &Params,
+    cell: &GruCell,
+    tape: &GruTape,
+    dgx: &[f32],
+    dgh_all: &[f32],
+    grad: &mut [f32],
+    dx: &mut [f32],
+    threads: usize,
+) {
+    let (hd, id) = (cell.hidden(), cell.input());
+    let g = 3 * hd;
+    let nr = tape.steps * tape.rows;
+    let slots = [
+        cell.wx.range(),
+        cell.wh.range(),
+        cell.bx.range(),
+        cell.bh.range(),
+    ];
+    let [wx, wh, bx, bh] = disjoint_mut(grad, slots);
+    let mut recurrent = move || mm_at_b_acc(&tape.h_prev, dgh_all, wh, nr, hd, g);
+    let mut input = move || {
+        mm_at_b_acc(&tape.x, dgx, wx, nr, id, g);
+        for i in 0..nr {
+            for c in 0..g {
+                bx[c] += dgx[i * g + c];
+                bh[c] += dgh_all[i * g + c];
+            }
         }
+        let wx_t = Mat::transposed(p.get(cell.wx), id, g);
+        matmul(dx, Mat::rows(dgx, nr, g), wx_t, false);
+    };
+    if threads > 1 {
+        std::thread::scope(|s| {
+            s.spawn(recurrent);
+            input();
+        });
+    } else {
+        recurrent();
+        input();
     }
-    matmul(
-        dx,
-        Mat::rows(&dgx, nr, g),
-        Mat::transposed(p.get(cell.wx), id, g),
-        false,
-    );
+}
+
+/// Mutable views of non-overlapping ranges of `data`, in the order given.
+fn disjoint_mut<const N: usize>(data: &mut [f32], ranges: [Range<usize>; N]) -> [&mut [f32]; N] {
+    let mut order: Vec<usize> = (0..N).collect();
+    order.sort_by_key(|&i| ranges[i].start);
+    for w in order.windows(2) {
+        assert!(
+            ranges[w[0]].end <= ranges[w[1]].start,
+            "overlapping parameter slots"
+        );
+    }
+    assert!(ranges
+        .iter()
+        .all(|r| r.start <= r.end && r.end <= data.len()));
+    let base = data.as_mut_ptr();
+    // SAFETY: the ranges lie inside `data` and do not overlap (asserted above), so the
+    // views alias nothing, and they borrow `data` mutably for their whole lifetime.
+    ranges.map(|r| unsafe { std::slice::from_raw_parts_mut(base.add(r.start), r.len()) })
 }
 
 #[cfg(test)]
