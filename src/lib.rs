@@ -30,6 +30,7 @@ pub mod error;
 pub mod improve;
 pub mod method;
 pub mod nn;
+pub mod par;
 pub mod report;
 pub mod rng;
 pub mod run;

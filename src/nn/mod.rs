@@ -15,7 +15,6 @@ pub mod gru_op;
 pub mod head;
 pub mod host;
 pub mod mlp_op;
-pub mod par;
 pub mod params;
 pub mod transformer;
 

@@ -18,7 +18,7 @@ use crate::rng::{streams, Rng};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::pool::Pool;
+use crate::par::Pool;
 
 /// What one step of one row reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

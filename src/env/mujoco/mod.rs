@@ -31,7 +31,6 @@ pub mod metaworld;
 pub mod mt19937;
 #[allow(non_upper_case_globals, dead_code)]
 pub mod offsets;
-pub mod pool;
 
 use super::{BatchEnv, Split};
 use crate::error::UserError;

@@ -23,7 +23,7 @@
 
 use super::policy::{Frozen, Policy, Scratch, Tape};
 use super::trpo::{self, LineSearch};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::par;
 
 /// Adaptation samples of one task: observations, stored actions and advantages.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -290,7 +290,7 @@ impl Maml<'_> {
         tasks: &[TaskBatch],
         pool: &mut Vec<Tape>,
     ) -> (f64, f64) {
-        let per_task = par_map_with(tasks, self.threads, pool, |task, tape| {
+        let per_task = par::map_with(tasks, self.threads, pool, |task, tape| {
             let thetas = self.adapt(theta, &task.adapt, tape);
             self.post_objective_kl(thetas.last().expect("theta_K"), &task.post, tape)
         });
@@ -307,7 +307,7 @@ impl Maml<'_> {
         tasks: &[TaskBatch],
         pool: &mut Vec<Tape>,
     ) -> Vec<TaskPasses> {
-        par_map_with(tasks, self.threads, pool, |task, tape| {
+        par::map_with(tasks, self.threads, pool, |task, tape| {
             self.task_passes(theta, task, &mut tape.scratch)
         })
     }
@@ -328,7 +328,7 @@ impl Maml<'_> {
         pool: &mut Vec<Tape>,
     ) -> (f64, Vec<f64>) {
         let items: Vec<_> = passes.iter().zip(tasks).collect();
-        let per_task = par_map_with(&items, self.threads, pool, |(p, task), tape| {
+        let per_task = par::map_with(&items, self.threads, pool, |(p, task), tape| {
             let s = &mut tape.scratch;
             let (objective, g) = self.post_objective_grad(p, &task.post, s);
             (objective, self.back_through_inner(p, &task.adapt, g, s))
@@ -365,7 +365,7 @@ impl Maml<'_> {
         pool: &mut Vec<Tape>,
     ) -> Vec<f64> {
         let items: Vec<_> = passes.iter().zip(tasks).collect();
-        let per_task = par_map_with(&items, self.threads, pool, |(p, task), tape| {
+        let per_task = par::map_with(&items, self.threads, pool, |(p, task), tape| {
             let s = &mut tape.scratch;
             let u = self.forward_through_inner(p, &task.adapt, v, s);
             let mut fu = vec![0.0; u.len()];
@@ -446,52 +446,5 @@ pub fn par_map<T: Sync, R: Send>(
     threads: usize,
     f: impl Fn(&T, &mut Tape) -> R + Sync,
 ) -> Vec<R> {
-    par_map_with(items, threads, &mut Vec::new(), f)
-}
-
-/// [`par_map`] with scratch of any type `S`, one per thread, taken from `pool` (grown
-/// to `threads` entries) and left there for the next call: the outer step's many
-/// products reuse their tapes instead of allocating and faulting them in each time.
-/// Threads take the next item as they finish one, so a thread the OS runs less (the
-/// machine is shared) holds up the others by at most one item; an item's result never
-/// depends on which thread or scratch computed it.
-pub fn par_map_with<T: Sync, R: Send, S: Default + Send>(
-    items: &[T],
-    threads: usize,
-    pool: &mut Vec<S>,
-    f: impl Fn(&T, &mut S) -> R + Sync,
-) -> Vec<R> {
-    let threads = threads.clamp(1, items.len().max(1));
-    if pool.len() < threads {
-        pool.resize_with(threads, S::default);
-    }
-    if threads == 1 {
-        let scratch = &mut pool[0];
-        return items.iter().map(|x| f(x, scratch)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let (f, next) = (&f, &next);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = pool[..threads]
-            .iter_mut()
-            .map(|scratch| {
-                s.spawn(move || {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else {
-                            return out;
-                        };
-                        out.push((i, f(item, scratch)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("MAML worker thread panicked"))
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
+    par::map_with(items, threads, &mut Vec::new(), f)
 }

@@ -11,8 +11,8 @@
 use super::baseline::{gae, returns_to_go, standardize, LinearBaseline};
 use super::meta::{par_map, Maml, TaskBatch};
 use super::policy::{Actor, Policy};
-use crate::env::mujoco::pool::Pool;
 use crate::env::{ActionSpace, BatchEnv, StepOut};
+use crate::par::Pool;
 use crate::rng::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

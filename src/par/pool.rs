@@ -9,7 +9,7 @@
 //! joins its workers.
 //!
 //! ```
-//! use bamdp::env::mujoco::pool::Pool;
+//! use bamdp::par::Pool;
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //!
 //! let pool = Pool::new(2); // the caller and one worker

@@ -6,11 +6,13 @@
 //! never a result.
 //!
 //! ```
-//! use bamdp::nn::par;
+//! use bamdp::par;
 //! let squares = par::map(2, 5, |i| i * i);
 //! assert_eq!(squares, vec![0, 1, 4, 9, 16]);
 //! assert_eq!(par::map(1, 5, |i| i * i), squares);
 //! ```
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `f(0), ..., f(items - 1)`, in item order, computed on `min(threads, items)` threads
 /// (the calling thread is one of them).
@@ -55,6 +57,53 @@ pub fn ranges(total: usize, items: usize) -> Vec<std::ops::Range<usize>> {
             r
         })
         .collect()
+}
+
+/// `f` on every item with scratch of any type `S`, one per thread, taken from `pool` (grown
+/// to `threads` entries) and left there for the next call: repeated calls (e.g. MAML's many
+/// products) reuse their tapes instead of allocating and faulting them in each time.
+/// Threads take the next item as they finish one, so a thread the OS runs less (the
+/// machine is shared) holds up the others by at most one item; an item's result never
+/// depends on which thread or scratch computed it.
+pub fn map_with<T: Sync, R: Send, S: Default + Send>(
+    items: &[T],
+    threads: usize,
+    pool: &mut Vec<S>,
+    f: impl Fn(&T, &mut S) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if pool.len() < threads {
+        pool.resize_with(threads, S::default);
+    }
+    if threads == 1 {
+        let scratch = &mut pool[0];
+        return items.iter().map(|x| f(x, scratch)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = pool[..threads]
+            .iter_mut()
+            .map(|scratch| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return out;
+                        };
+                        out.push((i, f(item, scratch)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
