@@ -201,6 +201,9 @@ fn sweep_kill_rerun_report_and_browser() {
         "| oracle |",
         "IQM [95% CI]",
         "P(row > column)",
+        "### meta-test return per episode",
+        "| method | runs | episode 1 | episode 2 | episode 3 | episode 4 | success ep 1 / 4 |",
+        "### training return at fractions of the frame budget",
     ] {
         assert!(
             summary.contains(needle),

@@ -1,10 +1,11 @@
 //! `bamdp report DIR [DIR ...] --out REPORT`: reads run folders in any layout, groups
 //! them by env and method, and writes per-env tables (final meta-test score: mean and
 //! IQM with 95% stratified-bootstrap intervals over seeds, probability of improvement,
-//! frames, wall-clock), figures as SVG and PNG (learning curves against frames and
-//! wall-clock, held-out curves from `eval.csv`, adaptation curves, performance
-//! profiles, per-task success when the evaluation has it), `index.html` (no network:
-//! the figures sit beside it) and `summary.md` with the same tables.
+//! frames, wall-clock; the return of each episode of the trial; training return and
+//! seconds at fractions of the frame budget), figures as SVG and PNG (learning curves
+//! against frames and wall-clock, held-out curves from `eval.csv`, adaptation curves,
+//! performance profiles, per-task success when the evaluation has it), `index.html`
+//! (no network: the figures sit beside it) and `summary.md` with the same tables.
 //!
 //! ```no_run
 //! let summary = bamdp::report::report(&bamdp::report::ReportArgs {
@@ -16,9 +17,11 @@
 //! println!("{} runs, {} figures", summary.runs, summary.figures);
 //! ```
 
+mod adaptation;
 mod curves;
 mod page;
 pub mod plots;
+mod progress;
 pub mod runs;
 
 use crate::error::UserError;
@@ -81,6 +84,10 @@ pub struct ScoreTable {
 pub struct EnvSection {
     pub env: String,
     pub tables: Vec<ScoreTable>,
+    /// Meta-test return per episode of the trial (evaluated methods).
+    pub adaptation: Option<adaptation::AdaptationTable>,
+    /// Training return and seconds at fractions of the frame budget.
+    pub progress: Vec<progress::ProgressRow>,
     /// (file stem, caption).
     pub figures: Vec<(String, String)>,
     pub notes: Vec<String>,
@@ -254,6 +261,8 @@ pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
         sections.push(EnvSection {
             env: env.clone(),
             tables,
+            adaptation: adaptation::table(methods, &boot),
+            progress: progress::table(methods),
             figures,
             notes,
         });

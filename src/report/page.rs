@@ -2,6 +2,8 @@
 //! network: the figures are files beside it, and a small script marks on the page
 //! whether every figure loaded, for browsers and tests).
 
+use super::adaptation::AdaptationTable;
+use super::progress::{ProgressRow, FRACTIONS};
 use super::{EnvSection, Estimate, ScoreTable};
 use crate::error::UserError;
 use crate::run::files::atomic_write;
@@ -91,6 +93,57 @@ fn poi_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
+/// Return per episode (mean [95% CI] over runs) and first / last episode success.
+fn adaptation_cells(t: &AdaptationTable) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = vec!["method".to_string(), "runs".into()];
+    header.extend((1..=t.episodes).map(|e| format!("episode {e}")));
+    header.push(format!("success ep 1 / {}", t.episodes));
+    let rows = t
+        .rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.method.clone(), r.runs.to_string()];
+            row.extend((0..t.episodes).map(|e| est(r.returns.get(e).unwrap_or(&None))));
+            row.push(match &r.success {
+                Some((first, last)) => format!("{:.3} / {:.3}", first.value, last.value),
+                None => "-".into(),
+            });
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Training trial return / seconds at fractions of the frame budget.
+fn progress_cells(rows: &[ProgressRow]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = vec!["method".to_string(), "runs".into()];
+    header.extend(
+        FRACTIONS
+            .iter()
+            .map(|f| format!("{:.0}% of frames: return / s", f * 100.0)),
+    );
+    let rows = rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.method.clone(), r.runs.to_string()];
+            row.extend(r.cells.iter().map(|c| match c {
+                Some((y, w)) => format!("{y:.2} / {w:.0}"),
+                None => "-".into(),
+            }));
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+const ADAPTATION_HEADING: &str = "meta-test return per episode";
+const ADAPTATION_NOTE: &str = "Mean over runs with a 95% bootstrap interval; success is \
+the mean success rate of the trial's first and last episode.";
+const PROGRESS_HEADING: &str = "training return at fractions of the frame budget";
+const PROGRESS_NOTE: &str = "Training trial return (mean over the metrics rows within 5% \
+of the budget of that point, then over runs) and wall-clock seconds at that point; the \
+budget is the shortest run's frames.";
+
 fn md_table(out: &mut String, (header, rows): (Vec<String>, Vec<Vec<String>>)) {
     let esc = |s: &String| s.replace('|', "\\|");
     let _ = writeln!(
@@ -137,6 +190,14 @@ pub fn write_summary_md(
             if t.rows.len() > 1 {
                 md_table(&mut s, poi_cells(t));
             }
+        }
+        if let Some(t) = &sec.adaptation {
+            let _ = writeln!(s, "### {ADAPTATION_HEADING}\n\n{ADAPTATION_NOTE}\n");
+            md_table(&mut s, adaptation_cells(t));
+        }
+        if !sec.progress.is_empty() {
+            let _ = writeln!(s, "### {PROGRESS_HEADING}\n\n{PROGRESS_NOTE}\n");
+            md_table(&mut s, progress_cells(&sec.progress));
         }
         for n in &sec.notes {
             let _ = writeln!(s, "_{n}_\n");
@@ -219,6 +280,22 @@ pub fn write_index_html(
             if t.rows.len() > 1 {
                 html_table(&mut s, poi_cells(t));
             }
+        }
+        if let Some(t) = &sec.adaptation {
+            let _ = writeln!(
+                s,
+                "<h3>{ADAPTATION_HEADING}</h3>\n<p>{}</p>",
+                html_escape(ADAPTATION_NOTE)
+            );
+            html_table(&mut s, adaptation_cells(t));
+        }
+        if !sec.progress.is_empty() {
+            let _ = writeln!(
+                s,
+                "<h3>{PROGRESS_HEADING}</h3>\n<p>{}</p>",
+                html_escape(PROGRESS_NOTE)
+            );
+            html_table(&mut s, progress_cells(&sec.progress));
         }
         for n in &sec.notes {
             let _ = writeln!(s, "<p class=\"note\">{}</p>", html_escape(n));
