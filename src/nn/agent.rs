@@ -16,6 +16,7 @@ use super::host::{self, Act};
 use super::mlp_op;
 use super::params::{Dense, GruCell, Params, Slot};
 use super::transformer::{self, StepScratch, Transformer, TransformerSpec};
+use crate::par;
 use crate::rng::Rng;
 use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
@@ -623,14 +624,7 @@ impl AgentNet {
         };
         let actor = || mlp_op::forward(p, &self.actor, self.act, Act::None, &features, n);
         let critic = || mlp_op::forward(p, &self.critic, self.act, Act::None, &features, n);
-        let ((logits, actor), (values, critic)) = if threads > 1 {
-            std::thread::scope(|s| {
-                let c = s.spawn(critic);
-                (actor(), c.join().expect("critic thread panicked"))
-            })
-        } else {
-            (actor(), critic())
-        };
+        let ((logits, actor), (values, critic)) = par::join(threads, actor, critic);
         (
             logits,
             values,
@@ -673,16 +667,8 @@ impl AgentNet {
             mlp_op::backward(p, c, t, dvalues, &mut g, Some(&mut dh_critic));
             (g, dh_critic)
         };
-        let (g_critic, dh_critic) = if threads > 1 {
-            std::thread::scope(|s| {
-                let c = s.spawn(critic);
-                mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, Some(&mut dh));
-                c.join().expect("critic thread panicked")
-            })
-        } else {
-            mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, Some(&mut dh));
-            critic()
-        };
+        let actor = || mlp_op::backward(p, &self.actor, &tape.actor, dlogits, grad, Some(&mut dh));
+        let ((), (g_critic, dh_critic)) = par::join(threads, actor, critic);
         grad.iter_mut().zip(&g_critic).for_each(|(a, b)| *a += b);
         dh.iter_mut().zip(&dh_critic).for_each(|(a, b)| *a += b);
         let gi = Memory::gru_input_dim(&m.spec);

@@ -13,6 +13,7 @@
 use super::gemm::{matmul, mm_a_bt_acc, mm_acc, mm_acc_few_rows, mm_at_b_acc, Mat, FEW_ROWS};
 use super::host::gru_gates;
 use super::params::{GruCell, Params};
+use crate::par;
 use std::ops::Range;
 
 /// What the backward pass needs from the forward pass.
@@ -238,8 +239,8 @@ fn parameter_gradients(
         cell.bh.range(),
     ];
     let [wx, wh, bx, bh] = disjoint_mut(grad, slots);
-    let mut recurrent = move || mm_at_b_acc(&tape.h_prev, dgh_all, wh, nr, hd, g);
-    let mut input = move || {
+    let recurrent = move || mm_at_b_acc(&tape.h_prev, dgh_all, wh, nr, hd, g);
+    let input = move || {
         mm_at_b_acc(&tape.x, dgx, wx, nr, id, g);
         for i in 0..nr {
             for c in 0..g {
@@ -250,15 +251,7 @@ fn parameter_gradients(
         let wx_t = Mat::transposed(p.get(cell.wx), id, g);
         matmul(dx, Mat::rows(dgx, nr, g), wx_t, false);
     };
-    if threads > 1 {
-        std::thread::scope(|s| {
-            s.spawn(recurrent);
-            input();
-        });
-    } else {
-        recurrent();
-        input();
-    }
+    par::join(threads, input, recurrent);
 }
 
 /// Mutable views of non-overlapping ranges of `data`, in the order given.

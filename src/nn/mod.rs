@@ -10,6 +10,7 @@
 pub mod adam;
 pub mod agent;
 pub mod gemm;
+pub mod gemm64;
 pub mod graph;
 pub mod gru_op;
 pub mod head;

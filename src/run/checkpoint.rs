@@ -30,6 +30,7 @@ use crate::codec::{self, Blob};
 use crate::error::{StateError, UserError};
 use crate::improve::normalize::{RewardScaler, RunningMeanStd};
 use crate::nn::{Adam, Params};
+use crate::par;
 use crate::rng::{streams, Rng};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -201,15 +202,7 @@ fn tensors(ck: &Checkpoint, threads: usize) -> Vec<(&'static str, Column)> {
                 Column::narrowest(&b.rewards, vec![steps]),
             ]
         };
-        let (obs, rest) = if threads > 1 {
-            std::thread::scope(|s| {
-                let obs = s.spawn(observations);
-                let rest = others();
-                (obs.join().expect("narrowing does not panic"), rest)
-            })
-        } else {
-            (observations(), others())
-        };
+        let (rest, obs) = par::join(threads, others, observations);
         let [obs, next_obs] = obs;
         let [actions, rewards] = rest;
         t.push(("learner.trials.obs", obs));

@@ -5,6 +5,7 @@
 //! so they vectorise.
 
 use super::GlmError;
+use crate::nn::gemm64;
 
 /// In place: the lower triangle of `a` becomes L with L L' = A; the strict upper
 /// triangle is zeroed. Reads only the lower triangle of `a`.
@@ -130,10 +131,14 @@ pub(crate) fn inverse_from_chol(l: &[f64], n: usize, out: &mut [f64], scratch: &
         }
     }
     // A^{-1} = (L^{-1})' L^{-1}: the d³/3 part goes to the SIMD GEMM.
-    gemm_at_b(out, linv, linv, n, n, n, false);
+    gemm64::at_b(out, linv, linv, n, n, n, false);
 }
 
-/// `out (r x c) = A' B` with A `n x r`, B `n x c`.
+/// `out (r x c) = A' B` with A `n x r`, B `n x c`, by hand rather than through
+/// [`gemm64::at_b`]: its callers form `m x m` products (the prior's `M0' Λ0 M0`, an
+/// MNIW draw's `Σ = T T'`, `m` the output width, usually 1 to 3), where a GEMM call
+/// costs more than the arithmetic. faer also rounds them differently (fused
+/// multiply-adds, another summation order), so switching would change GLiBRL's results.
 pub(crate) fn at_b(a: &[f64], b: &[f64], n: usize, r: usize, c: usize, out: &mut [f64]) {
     let out = &mut out[..r * c];
     out.fill(0.0);
@@ -146,44 +151,6 @@ pub(crate) fn at_b(a: &[f64], b: &[f64], n: usize, r: usize, c: usize, out: &mut
             }
         }
     }
-}
-
-/// `out (r x c) = A' B` (or `+=` when `add`), A `n x r`, B `n x c`, through faer's
-/// GEMM: it picks AVX2 / AVX-512 kernels at run time, which the baseline x86-64 build
-/// of this crate cannot use, and that is most of the batched loss's arithmetic.
-pub(crate) fn gemm_at_b(
-    out: &mut [f64],
-    a: &[f64],
-    b: &[f64],
-    n: usize,
-    r: usize,
-    c: usize,
-    add: bool,
-) {
-    use faer::{Accum, MatMut, MatRef, Par};
-    let lhs = MatRef::from_row_major_slice(&a[..n * r], n, r).transpose();
-    let rhs = MatRef::from_row_major_slice(&b[..n * c], n, c);
-    let dst = MatMut::from_row_major_slice_mut(&mut out[..r * c], r, c);
-    let acc = if add { Accum::Add } else { Accum::Replace };
-    faer::linalg::matmul::matmul(dst, acc, lhs, rhs, 1.0, Par::Seq);
-}
-
-/// `out (n x c) = A B` (or `+=` when `add`), A `n x k`, B `k x c`, through faer.
-pub(crate) fn gemm_a_b(
-    out: &mut [f64],
-    a: &[f64],
-    b: &[f64],
-    n: usize,
-    k: usize,
-    c: usize,
-    add: bool,
-) {
-    use faer::{Accum, MatMut, MatRef, Par};
-    let lhs = MatRef::from_row_major_slice(&a[..n * k], n, k);
-    let rhs = MatRef::from_row_major_slice(&b[..k * c], k, c);
-    let dst = MatMut::from_row_major_slice_mut(&mut out[..n * c], n, c);
-    let acc = if add { Accum::Add } else { Accum::Replace };
-    faer::linalg::matmul::matmul(dst, acc, lhs, rhs, 1.0, Par::Seq);
 }
 
 #[cfg(test)]
@@ -225,28 +192,6 @@ mod tests {
                     assert!((v - x[i * 2 + c]).abs() < 1e-9 * v.abs().max(1.0));
                 }
             }
-        }
-    }
-
-    #[test]
-    fn gemm_wrappers_match_loops() {
-        let (n, r, c) = (7, 5, 3);
-        let a: Vec<f64> = (0..n * r).map(|i| (i as f64 * 0.37).sin()).collect();
-        let b: Vec<f64> = (0..n * c).map(|i| (i as f64 * 0.71).cos()).collect();
-        let mut want = vec![0.0; r * c];
-        at_b(&a, &b, n, r, c, &mut want);
-        let mut got = vec![1.0; r * c];
-        gemm_at_b(&mut got, &a, &b, n, r, c, false);
-        gemm_at_b(&mut got, &a, &b, n, r, c, true);
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - 2.0 * w).abs() < 1e-12);
-        }
-        // (A' B)' computed as B' A through gemm_a_b on the transposes.
-        let at: Vec<f64> = (0..r * n).map(|i| a[(i % n) * r + i / n]).collect();
-        let mut got = vec![0.0; r * c];
-        gemm_a_b(&mut got, &at, &b, r, n, c, false);
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() < 1e-12);
         }
     }
 

@@ -6,9 +6,10 @@
 
 use super::error::check_len;
 use super::eval::Eval;
-use super::linalg::{axpy, gemm_a_b, gemm_at_b};
+use super::linalg::axpy;
 use super::prior::PriorCache;
 use super::{GlmError, MniwPrior, PriorGrad};
+use crate::nn::gemm64;
 
 /// Element types the batched loss reads and writes (networks produce f32; the maths is
 /// always f64).
@@ -196,7 +197,7 @@ impl TrialBatchLoss {
                 // by GEMM; the thin C'Y (kept transposed, so rows are long axpys) and
                 // the tiny Y'Y by hand, where a GEMM call costs more than it saves.
                 let (c_blk, y_blk) = (&self.c64[rows * d..n * d], &self.y64[rows * m..n * m]);
-                gemm_at_b(&mut self.ctc, c_blk, c_blk, n - rows, d, d, true);
+                gemm64::at_b(&mut self.ctc, c_blk, c_blk, n - rows, d, d, true);
                 for (ct, yt) in c_blk.chunks_exact(d).zip(y_blk.chunks_exact(m)) {
                     for (a, &ya) in yt.iter().enumerate() {
                         axpy(ya, ct, &mut self.ytc[a * d..a * d + d]);
@@ -249,7 +250,7 @@ impl TrialBatchLoss {
             if hi > lo {
                 // Rows lo..hi: G = C H (GEMM; H symmetric) + Y J' (thin: axpys).
                 let g64 = &mut self.g64[lo * d..hi * d];
-                gemm_a_b(
+                gemm64::a_b(
                     g64,
                     &self.c64[lo * d..hi * d],
                     &self.h,
@@ -258,7 +259,7 @@ impl TrialBatchLoss {
                     d,
                     false,
                 );
-                gemm_a_b(
+                gemm64::a_b(
                     g64,
                     &self.y64[lo * m..hi * m],
                     &self.jt,

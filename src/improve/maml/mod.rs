@@ -31,7 +31,6 @@
 pub mod agent;
 pub mod baseline;
 pub mod eval;
-mod gemm;
 pub mod memory;
 pub mod meta;
 pub mod policy;

@@ -20,7 +20,7 @@
 //! Layout: per layer a weight `[fan_in, fan_out]` row-major (`y = x W + b`) then its
 //! bias, and for the Gaussian head the `dim` log-stds last.
 
-use super::gemm;
+use crate::nn::gemm64;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -308,7 +308,7 @@ impl Policy {
             for row in z.chunks_mut(fo) {
                 row.copy_from_slice(b);
             }
-            gemm::a_b(z, &inputs[l][..n * fi], w, n, fi, fo, true);
+            gemm64::a_b(z, &inputs[l][..n * fi], w, n, fi, fo, true);
             if l + 1 < layers {
                 self.activation.apply_in_place(z);
             }
@@ -337,10 +337,10 @@ impl Policy {
             for row in rz.chunks_mut(fo) {
                 row.copy_from_slice(vb);
             }
-            gemm::a_b(rz, &f.x[l][..n * fi], vw, n, fi, fo, true);
+            gemm64::a_b(rz, &f.x[l][..n * fi], vw, n, fi, fo, true);
             // The observations have no tangent.
             if l > 0 {
-                gemm::a_b(rz, &s.rx[l][..n * fi], w, n, fi, fo, true);
+                gemm64::a_b(rz, &s.rx[l][..n * fi], w, n, fi, fo, true);
             }
             if l + 1 < self.layers.len() {
                 let y = &f.x[l + 1][..n * fo];
@@ -368,7 +368,7 @@ impl Policy {
             let (dl, dh) = s.d.split_at_mut(l);
             let d = &dh[0][..n * fo];
             if let Some(grad) = grad.as_deref_mut() {
-                gemm::at_b(
+                gemm64::at_b_wide(
                     &mut grad[layer.w..layer.w + fi * fo],
                     &x[l][..n * fi],
                     d,
@@ -378,10 +378,7 @@ impl Policy {
                     true,
                     &mut s.t,
                 );
-                let gb = &mut grad[layer.b..layer.b + fo];
-                for row in d.chunks(fo) {
-                    gb.iter_mut().zip(row).for_each(|(g, r)| *g += r);
-                }
+                gemm64::add_row_sums(&mut grad[layer.b..layer.b + fo], d, n, fo);
             }
             if l == 0 {
                 break;
@@ -395,7 +392,7 @@ impl Policy {
                 }
                 None => &mut s.e[..n * fi],
             };
-            gemm::a_bt(e, d, w, n, fo, fi, false);
+            gemm64::a_bt(e, d, w, n, fo, fi, false);
             let yp = &x[l][..n * fi];
             let dp = &mut dl[l - 1][..n * fi];
             for i in 0..n * fi {
@@ -597,22 +594,19 @@ impl Policy {
             let (rdl, rdh) = s.rd.split_at_mut(l);
             let rd = &rdh[0][..n * fo];
             let hw = &mut hv[layer.w..layer.w + fi * fo];
-            gemm::at_b(hw, x, rd, n, fi, fo, true, &mut s.t);
+            gemm64::at_b_wide(hw, x, rd, n, fi, fo, true, &mut s.t);
             if l > 0 {
-                gemm::at_b(hw, &s.rx[l][..n * fi], d, n, fi, fo, true, &mut s.t);
+                gemm64::at_b_wide(hw, &s.rx[l][..n * fi], d, n, fi, fo, true, &mut s.t);
             }
-            let hb = &mut hv[layer.b..layer.b + fo];
-            for row in rd.chunks(fo) {
-                hb.iter_mut().zip(row).for_each(|(g, r)| *g += r);
-            }
+            gemm64::add_row_sums(&mut hv[layer.b..layer.b + fo], rd, n, fo);
             if l == 0 {
                 break;
             }
             let w = &theta[layer.w..layer.w + fi * fo];
             let e = &f.e[l][..n * fi];
             let re = &mut s.re[..n * fi];
-            gemm::a_bt(re, rd, w, n, fo, fi, false);
-            gemm::a_bt(re, d, &v[layer.w..layer.w + fi * fo], n, fo, fi, true);
+            gemm64::a_bt(re, rd, w, n, fo, fi, false);
+            gemm64::a_bt(re, d, &v[layer.w..layer.w + fi * fo], n, fo, fi, true);
             let dp = &mut dl[l - 1][..n * fi];
             let rdp = &mut rdl[l - 1][..n * fi];
             let rzp = &s.rz[l - 1][..n * fi];
