@@ -14,6 +14,7 @@ use super::graph::{self, GraphParams};
 use super::gru_op;
 use super::host::{self, Act};
 use super::mlp_op;
+use super::overlap;
 use super::params::{Dense, GruCell, Params, Slot};
 use super::transformer::{self, StepScratch, Transformer, TransformerSpec};
 use crate::par;
@@ -600,8 +601,36 @@ impl AgentNet {
                 }
                 let (hs, core) = match &m.core {
                     Core::Gru(cell) => {
-                        let (hs, tape) = gru_op::forward(p, cell, &gin, reset, h0, steps, rows);
-                        (hs, CoreTape::Gru(tape, *cell))
+                        // The GRU and the heads overlapped in blocks of time steps.
+                        let tapes = overlap::forward(
+                            p,
+                            cell,
+                            &self.heads(),
+                            &gin,
+                            reset,
+                            h0,
+                            steps,
+                            rows,
+                            threads,
+                        );
+                        let overlap::Tapes { gru, actor, critic } = tapes;
+                        let memory = MemoryTape {
+                            obs,
+                            act,
+                            rew,
+                            core: CoreTape::Gru(gru, *cell),
+                            widths,
+                        };
+                        return (
+                            actor.output().to_vec(),
+                            critic.output().to_vec(),
+                            HostTape {
+                                rows: n,
+                                actor,
+                                critic,
+                                memory: Some(memory),
+                            },
+                        );
                     }
                     Core::Transformer(tf) => {
                         let (hs, tape) =
@@ -655,7 +684,53 @@ impl AgentNet {
             mlp_op::backward(p, &self.critic, &tape.critic, dvalues, grad, None);
             return;
         };
-        let hd = m.output_dim();
+        let gi = Memory::gru_input_dim(&m.spec);
+        let mut dgin = vec![0.0f32; n * gi];
+        match &mt.core {
+            CoreTape::Gru(gru, cell) => {
+                let tapes = overlap::TapesRef {
+                    gru,
+                    actor: &tape.actor,
+                    critic: &tape.critic,
+                };
+                let heads = self.heads();
+                overlap::backward(
+                    p, cell, &heads, tapes, dlogits, dvalues, grad, &mut dgin, threads,
+                );
+            }
+            CoreTape::Transformer(core, tf) => {
+                self.heads_backward_then(p, tape, dlogits, dvalues, grad, threads, |dh, grad| {
+                    transformer::sequence::backward(p, tf, core, dh, grad, &mut dgin)
+                })
+            }
+        }
+        self.embeddings_backward(p, m, mt, &dgin, grad);
+    }
+
+    /// The actor and critic layers, for [`overlap`].
+    fn heads(&self) -> overlap::Heads<'_> {
+        overlap::Heads {
+            actor: &self.actor,
+            critic: &self.critic,
+            act: self.act,
+        }
+    }
+
+    /// The heads' backward over all rows (actor and critic side by side), then `core`
+    /// on the summed gradient w.r.t. the features.
+    #[allow(clippy::too_many_arguments)]
+    fn heads_backward_then(
+        &self,
+        p: &Params,
+        tape: &HostTape,
+        dlogits: &[f32],
+        dvalues: &[f32],
+        grad: &mut [f32],
+        threads: usize,
+        core: impl FnOnce(&[f32], &mut [f32]),
+    ) {
+        let n = tape.rows;
+        let hd = tape.actor.input_width();
         let mut dh = vec![0.0f32; n * hd];
         // The critic's weight gradient goes to a buffer of its own (added below), so
         // that actor and critic can run side by side; they own disjoint parameters.
@@ -671,16 +746,19 @@ impl AgentNet {
         let ((), (g_critic, dh_critic)) = par::join(threads, actor, critic);
         grad.iter_mut().zip(&g_critic).for_each(|(a, b)| *a += b);
         dh.iter_mut().zip(&dh_critic).for_each(|(a, b)| *a += b);
+        core(&dh, grad);
+    }
+
+    /// The embeddings' backward from dLoss/d(GRU or transformer input).
+    fn embeddings_backward(
+        &self,
+        p: &Params,
+        m: &Memory,
+        mt: &MemoryTape,
+        dgin: &[f32],
+        grad: &mut [f32],
+    ) {
         let gi = Memory::gru_input_dim(&m.spec);
-        let mut dgin = vec![0.0f32; n * gi];
-        match &mt.core {
-            CoreTape::Gru(tape, cell) => {
-                gru_op::backward_on(p, cell, tape, &dh, grad, &mut dgin, threads)
-            }
-            CoreTape::Transformer(tape, tf) => {
-                transformer::sequence::backward(p, tf, tape, &dh, grad, &mut dgin)
-            }
-        }
         let [wo, wa, wr] = mt.widths;
         let part = |from: usize, width: usize| -> Vec<f32> {
             dgin.chunks_exact(gi)

@@ -186,57 +186,66 @@ pub fn mm_acc_few_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, 
     }
 }
 
-/// The few-row product with AVX2 + FMA: blocks of up to 2 rows x 32 columns kept in 8
+/// The few-row product with AVX2 + FMA: blocks of 2 rows x 32 columns kept in 8
 /// vector registers over the whole inner dimension (the plain loop loads and stores
-/// `c` for every multiply-add). Each element is still `c = fma(a_ip, b_pj, c)` for
-/// `p` in order, so results are bit-identical to the plain loop with `mul_add`.
+/// `c` for every multiply-add); a single row (RL2's one-sequence minibatches) takes
+/// 64 columns at a time, or 128 in AVX-512 registers, so that it too has 8 independent
+/// chains of multiply-adds to hide their latency behind. Each element is still
+/// `c = fma(a_ip, b_pj, c)` for `p` in order, so results are bit-identical to the plain
+/// loop with `mul_add`, whatever the block or the vector width.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn few_rows_fma(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
     let mut i = 0;
     while i < m {
         if i + 1 < m {
-            few_rows_block::<2>(a, b, c, i, k, n);
+            let j = few_rows_block::<2, 4>(a, b, c, i, k, n, 0);
+            few_rows_tail(a, b, c, i..i + 2, k, n, j);
             i += 2;
         } else {
-            few_rows_block::<1>(a, b, c, i, k, n);
+            let mut j = 0;
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                j = one_row_avx512(a, b, c, i, k, n);
+            }
+            j = few_rows_block::<1, 8>(a, b, c, i, k, n, j);
+            j = few_rows_block::<1, 4>(a, b, c, i, k, n, j);
+            few_rows_tail(a, b, c, i..i + 1, k, n, j);
             i += 1;
         }
     }
 }
 
-/// Rows `i..i + R` of [`few_rows_fma`].
+/// Rows `i..i + R` of [`few_rows_fma`], columns from `j` in blocks of `8 V` while
+/// whole blocks fit; returns the first column not done.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn few_rows_block<const R: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn few_rows_block<const R: usize, const V: usize>(
     a: &[f32],
     b: &[f32],
     c: &mut [f32],
     i: usize,
     k: usize,
     n: usize,
-) {
+    mut j: usize,
+) -> usize {
     use std::arch::x86_64::*;
-    const W: usize = 32;
-    let n_blocked = n / W * W;
+    let w = 8 * V;
     let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-    let mut j = 0;
-    while j < n_blocked {
+    while j + w <= n {
         // SAFETY (all pointer reads and writes below): the caller checked
-        // a.len() >= m*k, b.len() >= k*n, c.len() >= m*n, and i + R <= m, j + W <= n.
-        let mut acc = [[_mm256_setzero_ps(); 4]; R];
+        // a.len() >= m*k, b.len() >= k*n, c.len() >= m*n, and i + R <= m, j + w <= n.
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
         for (r, acc_r) in acc.iter_mut().enumerate() {
             for (v, x) in acc_r.iter_mut().enumerate() {
                 *x = _mm256_loadu_ps(cp.add((i + r) * n + j + 8 * v));
             }
         }
         for p in 0..k {
-            let bv = [
-                _mm256_loadu_ps(bp.add(p * n + j)),
-                _mm256_loadu_ps(bp.add(p * n + j + 8)),
-                _mm256_loadu_ps(bp.add(p * n + j + 16)),
-                _mm256_loadu_ps(bp.add(p * n + j + 24)),
-            ];
+            let mut bv = [_mm256_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(bp.add(p * n + j + 8 * v));
+            }
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let av = _mm256_set1_ps(*ap.add((i + r) * k + p));
                 for (x, &bj) in acc_r.iter_mut().zip(&bv) {
@@ -249,15 +258,69 @@ unsafe fn few_rows_block<const R: usize>(
                 _mm256_storeu_ps(cp.add((i + r) * n + j + 8 * v), *x);
             }
         }
-        j += W;
+        j += w;
     }
-    if n_blocked < n {
-        for r in i..i + R {
-            let ci = &mut c[r * n + n_blocked..(r + 1) * n];
-            for (p, &aip) in a[r * k..(r + 1) * k].iter().enumerate() {
-                for (cij, &bpj) in ci.iter_mut().zip(&b[p * n + n_blocked..(p + 1) * n]) {
-                    *cij = aip.mul_add(bpj, *cij);
-                }
+    j
+}
+
+/// Row `i` of [`few_rows_fma`] in blocks of 128 columns (8 AVX-512 registers) while
+/// whole blocks fit; returns the first column not done.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn one_row_avx512(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    i: usize,
+    k: usize,
+    n: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    const V: usize = 8;
+    let w = 16 * V;
+    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let mut j = 0;
+    while j + w <= n {
+        // SAFETY: as in `few_rows_block` (i < m, j + w <= n).
+        let mut acc = [_mm512_setzero_ps(); V];
+        for (v, x) in acc.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(cp.add(i * n + j + 16 * v));
+        }
+        for p in 0..k {
+            let av = _mm512_set1_ps(*ap.add(i * k + p));
+            for (v, x) in acc.iter_mut().enumerate() {
+                let bj = _mm512_loadu_ps(bp.add(p * n + j + 16 * v));
+                *x = _mm512_fmadd_ps(av, bj, *x);
+            }
+        }
+        for (v, x) in acc.iter().enumerate() {
+            _mm512_storeu_ps(cp.add(i * n + j + 16 * v), *x);
+        }
+        j += w;
+    }
+    j
+}
+
+/// Columns `from..n` of `rows` of [`few_rows_fma`], one element at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn few_rows_tail(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    rows: std::ops::Range<usize>,
+    k: usize,
+    n: usize,
+    from: usize,
+) {
+    if from >= n {
+        return;
+    }
+    for r in rows {
+        let ci = &mut c[r * n + from..(r + 1) * n];
+        for (p, &aip) in a[r * k..(r + 1) * k].iter().enumerate() {
+            for (cij, &bpj) in ci.iter_mut().zip(&b[p * n + from..(p + 1) * n]) {
+                *cij = aip.mul_add(bpj, *cij);
             }
         }
     }
@@ -327,6 +390,9 @@ mod tests {
         let mut rng = Rng::new(11);
         for &(m, k, n) in &[
             (1, 64, 192),
+            (1, 256, 768),
+            (1, 768, 256),
+            (1, 9, 200),
             (2, 192, 64),
             (3, 5, 70),
             (7, 33, 31),

@@ -13,7 +13,6 @@
 use super::gemm::{matmul, mm_a_bt_acc, mm_acc, mm_acc_few_rows, mm_at_b_acc, Mat, FEW_ROWS};
 use super::host::gru_gates;
 use super::params::{GruCell, Params};
-use crate::par;
 use std::ops::Range;
 
 /// What the backward pass needs from the forward pass.
@@ -33,6 +32,15 @@ pub struct GruTape {
     reset: Vec<f32>,
 }
 
+impl GruTape {
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
 /// Runs the GRU over `steps` x `rows` time-major inputs `x` (`[steps*rows, I]`) from `h0`
 /// (`[rows, H]`), zeroing the state before steps flagged in `reset`. Returns all hidden
 /// states (`[steps*rows, H]`) and the tape for [`backward`].
@@ -45,66 +53,124 @@ pub fn forward(
     steps: usize,
     rows: usize,
 ) -> (Vec<f32>, GruTape) {
-    let (hd, id) = (cell.hidden(), cell.input());
-    let g = 3 * hd;
-    let nr = steps * rows;
-    // Input projection for all steps at once. Buffers are built by appending (every
-    // element is written once: no zeroing pass over memory that is overwritten anyway).
-    let bx = p.get(cell.bx);
-    let mut gx = Vec::with_capacity(nr * g);
-    for _ in 0..nr {
-        gx.extend_from_slice(bx);
+    let mut pass = Forward::new(p, cell, x, reset, h0, steps, rows);
+    let mut hs = vec![0.0f32; steps * rows * cell.hidden()];
+    pass.run(&mut hs);
+    (hs, pass.finish())
+}
+
+/// A forward pass that advances a block of steps at a time ([`Forward::run`]), so that
+/// the hidden states of finished blocks can be used while the next block runs. Blocks
+/// change nothing: every step is computed as in one pass.
+pub struct Forward<'a> {
+    wh: &'a [f32],
+    bh: &'a [f32],
+    hd: usize,
+    /// The input projection of every step, turned into gates step by step.
+    gx: Vec<f32>,
+    h: Vec<f32>,
+    gh: Vec<f32>,
+    tape: GruTape,
+    /// Steps done.
+    t: usize,
+}
+
+impl<'a> Forward<'a> {
+    /// Starts a pass: the input projection of all steps at once.
+    pub fn new(
+        p: &'a Params,
+        cell: &GruCell,
+        x: &[f32],
+        reset: &[f32],
+        h0: &[f32],
+        steps: usize,
+        rows: usize,
+    ) -> Self {
+        let (hd, id) = (cell.hidden(), cell.input());
+        let g = 3 * hd;
+        let nr = steps * rows;
+        // Buffers are built by appending (every element is written once: no zeroing pass
+        // over memory that is overwritten anyway).
+        let bx = p.get(cell.bx);
+        let mut gx = Vec::with_capacity(nr * g);
+        for _ in 0..nr {
+            gx.extend_from_slice(bx);
+        }
+        mm_acc(x, p.get(cell.wx), &mut gx, nr, id, g);
+        Forward {
+            wh: p.get(cell.wh),
+            bh: p.get(cell.bh),
+            hd,
+            gx,
+            h: h0.to_vec(),
+            gh: vec![0.0f32; rows * g],
+            tape: GruTape {
+                steps,
+                rows,
+                x: x.to_vec(),
+                h_prev: Vec::with_capacity(nr * hd),
+                r: Vec::with_capacity(nr * hd),
+                z: Vec::with_capacity(nr * hd),
+                n: Vec::with_capacity(nr * hd),
+                ghn: Vec::with_capacity(nr * hd),
+                reset: reset.to_vec(),
+            },
+            t: 0,
+        }
     }
-    mm_acc(x, p.get(cell.wx), &mut gx, nr, id, g);
-    let wh = p.get(cell.wh);
-    let bh = p.get(cell.bh);
-    let mut tape = GruTape {
-        steps,
-        rows,
-        x: x.to_vec(),
-        h_prev: Vec::with_capacity(nr * hd),
-        r: Vec::with_capacity(nr * hd),
-        z: Vec::with_capacity(nr * hd),
-        n: Vec::with_capacity(nr * hd),
-        ghn: Vec::with_capacity(nr * hd),
-        reset: reset.to_vec(),
-    };
-    let mut hs = Vec::with_capacity(nr * hd);
-    let mut h = h0.to_vec();
-    let mut gh = vec![0.0f32; rows * g];
-    for t in 0..steps {
-        for r in 0..rows {
-            if reset[t * rows + r] != 0.0 {
-                h[r * hd..(r + 1) * hd].iter_mut().for_each(|v| *v = 0.0);
+
+    /// Runs the next `hs.len() / (rows * H)` steps, writing their hidden states into
+    /// `hs` (`[steps*rows, H]`).
+    pub fn run(&mut self, hs: &mut [f32]) {
+        let (hd, rows) = (self.hd, self.tape.rows);
+        let g = 3 * hd;
+        let steps = hs.len() / (rows * hd);
+        assert!(
+            steps * rows * hd == hs.len() && self.t + steps <= self.tape.steps,
+            "a block of whole steps inside the sequence"
+        );
+        let (h, gh, tape) = (&mut self.h, &mut self.gh, &mut self.tape);
+        for (k, t) in (self.t..self.t + steps).enumerate() {
+            for r in 0..rows {
+                if tape.reset[t * rows + r] != 0.0 {
+                    h[r * hd..(r + 1) * hd].iter_mut().for_each(|v| *v = 0.0);
+                }
+            }
+            for row in gh.chunks_mut(g) {
+                row.copy_from_slice(self.bh);
+            }
+            if rows < FEW_ROWS {
+                mm_acc_few_rows(h, self.wh, gh, rows, hd, g);
+            } else {
+                mm_acc(h, self.wh, gh, rows, hd, g);
+            }
+            tape.h_prev.extend_from_slice(h);
+            for r in 0..rows {
+                let i = t * rows + r;
+                let gxr = &mut self.gx[i * g..(i + 1) * g];
+                let ghr = &gh[r * g..(r + 1) * g];
+                gru_gates(gxr, ghr, hd);
+                let (rg, zg, ng) = (&gxr[..hd], &gxr[hd..2 * hd], &gxr[2 * hd..]);
+                tape.r.extend_from_slice(rg);
+                tape.z.extend_from_slice(zg);
+                tape.n.extend_from_slice(ng);
+                tape.ghn.extend_from_slice(&ghr[2 * hd..]);
+                let hr = &mut h[r * hd..(r + 1) * hd];
+                for j in 0..hd {
+                    hr[j] = (1.0 - zg[j]) * ng[j] + zg[j] * hr[j];
+                }
+                let o = (k * rows + r) * hd;
+                hs[o..o + hd].copy_from_slice(hr);
             }
         }
-        for row in gh.chunks_mut(g) {
-            row.copy_from_slice(bh);
-        }
-        if rows < FEW_ROWS {
-            mm_acc_few_rows(&h, wh, &mut gh, rows, hd, g);
-        } else {
-            mm_acc(&h, wh, &mut gh, rows, hd, g);
-        }
-        tape.h_prev.extend_from_slice(&h);
-        for r in 0..rows {
-            let i = t * rows + r;
-            let gxr = &mut gx[i * g..(i + 1) * g];
-            let ghr = &gh[r * g..(r + 1) * g];
-            gru_gates(gxr, ghr, hd);
-            let (rg, zg, ng) = (&gxr[..hd], &gxr[hd..2 * hd], &gxr[2 * hd..]);
-            tape.r.extend_from_slice(rg);
-            tape.z.extend_from_slice(zg);
-            tape.n.extend_from_slice(ng);
-            tape.ghn.extend_from_slice(&ghr[2 * hd..]);
-            let hr = &mut h[r * hd..(r + 1) * hd];
-            for j in 0..hd {
-                hr[j] = (1.0 - zg[j]) * ng[j] + zg[j] * hr[j];
-            }
-            hs.extend_from_slice(hr);
-        }
+        self.t += steps;
     }
-    (hs, tape)
+
+    /// The tape of the whole pass (every step must have run).
+    pub fn finish(self) -> GruTape {
+        assert_eq!(self.t, self.tape.steps, "every step ran");
+        self.tape
+    }
 }
 
 /// Back-propagates `dh_out` (`[steps*rows, H]`, dLoss/dh_t of every output) through the
@@ -133,40 +199,98 @@ pub fn backward_on(
     dx: &mut [f32],
     threads: usize,
 ) {
-    let hd = cell.hidden();
-    let g = 3 * hd;
-    let (steps, rows) = (tape.steps, tape.rows);
-    let nr = steps * rows;
-    let wh = p.get(cell.wh);
-    // dLoss/d(pre-activations) of every step, for the input (`dgx`) and the hidden
-    // (`dgh_all`) projections. Each step writes its whole block before anything reads
-    // it, so the buffers start uninitialised instead of being zeroed first.
-    let mut dgx: Vec<f32> = Vec::with_capacity(nr * g);
-    let mut dgh_all: Vec<f32> = Vec::with_capacity(nr * g);
-    let mut dh = vec![0.0f32; rows * hd];
-    let mut dh_prev = vec![0.0f32; rows * hd];
-    // Few rows: the per-step product by Whᵀ as row-times-matrix with Whᵀ stored once.
-    let wh_t = if rows < FEW_ROWS {
-        let mut t = vec![0.0f32; hd * g];
-        for r in 0..hd {
-            for c in 0..g {
-                t[c * hd + r] = wh[r * g + c];
+    let mut pass = Backward::new(p, cell, tape);
+    pass.run(dh_out);
+    let sums = pass.finish();
+    let slots = [
+        cell.wx.range(),
+        cell.wh.range(),
+        cell.bx.range(),
+        cell.bh.range(),
+    ];
+    let [wx, wh, bx, bh] = disjoint_mut(grad, slots);
+    let sums = &sums;
+    let recurrent = move || sums.recurrent_weights(wh);
+    let input = move || sums.input_side(p, cell, wx, bx, bh, dx);
+    crate::par::join(threads, input, recurrent);
+}
+
+/// The recurrence of a backward pass, a block of steps at a time from the end
+/// ([`Backward::run`]), so that the gradient w.r.t. the hidden states of earlier blocks
+/// can still be in the making. Blocks change nothing: every step is computed as in one
+/// pass.
+pub struct Backward<'a> {
+    tape: &'a GruTape,
+    wh: &'a [f32],
+    /// Few rows: the per-step product by Whᵀ as row-times-matrix with Whᵀ stored once.
+    wh_t: Vec<f32>,
+    hd: usize,
+    /// dLoss/d(pre-activations) of every step, for the input (`dgx`) and the hidden
+    /// (`dgh`) projections. Each step writes its whole block before anything reads it,
+    /// so the buffers start uninitialised instead of being zeroed first.
+    dgx: Vec<f32>,
+    dgh: Vec<f32>,
+    dh: Vec<f32>,
+    dh_prev: Vec<f32>,
+    /// Steps not yet back-propagated (`0..t`).
+    t: usize,
+}
+
+impl<'a> Backward<'a> {
+    pub fn new(p: &'a Params, cell: &GruCell, tape: &'a GruTape) -> Self {
+        let hd = cell.hidden();
+        let g = 3 * hd;
+        let (steps, rows) = (tape.steps, tape.rows);
+        let nr = steps * rows;
+        let wh = p.get(cell.wh);
+        let wh_t = if rows < FEW_ROWS {
+            let mut t = vec![0.0f32; hd * g];
+            for r in 0..hd {
+                for c in 0..g {
+                    t[c * hd + r] = wh[r * g + c];
+                }
             }
+            t
+        } else {
+            Vec::new()
+        };
+        Backward {
+            tape,
+            wh,
+            wh_t,
+            hd,
+            dgx: Vec::with_capacity(nr * g),
+            dgh: Vec::with_capacity(nr * g),
+            dh: vec![0.0f32; rows * hd],
+            dh_prev: vec![0.0f32; rows * hd],
+            t: steps,
         }
-        t
-    } else {
-        Vec::new()
-    };
-    {
-        let dgx_u = &mut dgx.spare_capacity_mut()[..nr * g];
-        let dgh_u = &mut dgh_all.spare_capacity_mut()[..nr * g];
-        for t in (0..steps).rev() {
+    }
+
+    /// Back-propagates through the last `dh_out.len() / (rows * H)` steps not yet done,
+    /// `dh_out` holding those steps' dLoss/dh_t (`[steps*rows, H]`).
+    pub fn run(&mut self, dh_out: &[f32]) {
+        let (hd, rows) = (self.hd, self.tape.rows);
+        let g = 3 * hd;
+        let steps = dh_out.len() / (rows * hd);
+        assert!(
+            steps * rows * hd == dh_out.len() && steps <= self.t,
+            "a block of whole steps inside the sequence"
+        );
+        let first = self.t - steps;
+        let nr = self.tape.steps * rows;
+        let tape = self.tape;
+        let (dh, dh_prev) = (&mut self.dh, &mut self.dh_prev);
+        let dgx_u = &mut self.dgx.spare_capacity_mut()[..nr * g];
+        let dgh_u = &mut self.dgh.spare_capacity_mut()[..nr * g];
+        for t in (first..self.t).rev() {
             let base = t * rows;
             for r in 0..rows {
                 let i = base + r;
+                let local = (i - first * rows) * hd;
                 for j in 0..hd {
                     let k = i * hd + j;
-                    let dhk = dh[r * hd + j] + dh_out[k];
+                    let dhk = dh[r * hd + j] + dh_out[local + j];
                     let (rg, zg, n, ghn, hp) =
                         (tape.r[k], tape.z[k], tape.n[k], tape.ghn[k], tape.h_prev[k]);
                     let dn = dhk * (1.0 - zg);
@@ -192,9 +316,9 @@ pub fn backward_on(
             let dgh: &[f32] =
                 unsafe { std::slice::from_raw_parts(block.as_ptr().cast::<f32>(), block.len()) };
             if rows < FEW_ROWS {
-                mm_acc_few_rows(dgh, &wh_t, &mut dh_prev, rows, g, hd);
+                mm_acc_few_rows(dgh, &self.wh_t, dh_prev, rows, g, hd);
             } else {
-                mm_a_bt_acc(dgh, wh, &mut dh_prev, rows, g, hd);
+                mm_a_bt_acc(dgh, self.wh, dh_prev, rows, g, hd);
             }
             for r in 0..rows {
                 let keep = tape.reset[base + r] == 0.0;
@@ -203,59 +327,77 @@ pub fn backward_on(
                 }
             }
         }
+        self.t = first;
     }
-    // SAFETY: every step 0..steps wrote its whole block (see above), so all nr * g
-    // elements of both buffers are initialised.
-    unsafe {
-        dgx.set_len(nr * g);
-        dgh_all.set_len(nr * g);
+
+    /// The per-step sums the parameter gradients need (every step must have run).
+    pub fn finish(mut self) -> StepGradients<'a> {
+        assert_eq!(self.t, 0, "every step ran");
+        let n = self.tape.steps * self.tape.rows * 3 * self.hd;
+        // SAFETY: every step 0..steps wrote its whole block of both buffers (see
+        // `run`), so all n elements are initialised.
+        unsafe {
+            self.dgx.set_len(n);
+            self.dgh.set_len(n);
+        }
+        StepGradients {
+            tape: self.tape,
+            dgx: self.dgx,
+            dgh: self.dgh,
+        }
     }
-    parameter_gradients(p, cell, tape, &dgx, &dgh_all, grad, dx, threads);
 }
 
-/// Adds the parameter gradients (one pass over all steps) and writes dLoss/dx, as two
-/// independent items that run side by side when `threads > 1`: the recurrent weights'
-/// product, and the input weights', the biases and dx. Each writes only its own
-/// outputs with the same operations either way, so the result does not depend on
-/// `threads`.
-#[allow(clippy::too_many_arguments)]
-fn parameter_gradients(
-    p: &Params,
-    cell: &GruCell,
-    tape: &GruTape,
-    dgx: &[f32],
-    dgh_all: &[f32],
-    grad: &mut [f32],
-    dx: &mut [f32],
-    threads: usize,
-) {
-    let (hd, id) = (cell.hidden(), cell.input());
-    let g = 3 * hd;
-    let nr = tape.steps * tape.rows;
-    let slots = [
-        cell.wx.range(),
-        cell.wh.range(),
-        cell.bx.range(),
-        cell.bh.range(),
-    ];
-    let [wx, wh, bx, bh] = disjoint_mut(grad, slots);
-    let recurrent = move || mm_at_b_acc(&tape.h_prev, dgh_all, wh, nr, hd, g);
-    let input = move || {
-        mm_at_b_acc(&tape.x, dgx, wx, nr, id, g);
+/// dLoss/d(pre-activations) of every step of a finished [`Backward`] pass: the
+/// parameter gradients and dLoss/dx follow as two independent items
+/// ([`Self::recurrent_weights`], [`Self::input_side`]) that write disjoint outputs,
+/// so they may run side by side.
+pub struct StepGradients<'a> {
+    tape: &'a GruTape,
+    dgx: Vec<f32>,
+    dgh: Vec<f32>,
+}
+
+impl StepGradients<'_> {
+    /// Adds `H_prevᵀ dG_h` into `wh` (the gradient of the recurrent weights).
+    pub fn recurrent_weights(&self, wh: &mut [f32]) {
+        let (steps, rows) = (self.tape.steps, self.tape.rows);
+        let hd = self.tape.h_prev.len() / (steps * rows).max(1);
+        mm_at_b_acc(&self.tape.h_prev, &self.dgh, wh, steps * rows, hd, 3 * hd);
+    }
+
+    /// Adds `Xᵀ dG_x` into `wx` and the biases' gradients into `bx` and `bh`; writes
+    /// dLoss/dx into `dx`.
+    pub fn input_side(
+        &self,
+        p: &Params,
+        cell: &GruCell,
+        wx: &mut [f32],
+        bx: &mut [f32],
+        bh: &mut [f32],
+        dx: &mut [f32],
+    ) {
+        let (hd, id) = (cell.hidden(), cell.input());
+        let g = 3 * hd;
+        let nr = self.tape.steps * self.tape.rows;
+        let (dgx, dgh) = (&self.dgx, &self.dgh);
+        mm_at_b_acc(&self.tape.x, dgx, wx, nr, id, g);
         for i in 0..nr {
             for c in 0..g {
                 bx[c] += dgx[i * g + c];
-                bh[c] += dgh_all[i * g + c];
+                bh[c] += dgh[i * g + c];
             }
         }
         let wx_t = Mat::transposed(p.get(cell.wx), id, g);
         matmul(dx, Mat::rows(dgx, nr, g), wx_t, false);
-    };
-    par::join(threads, input, recurrent);
+    }
 }
 
 /// Mutable views of non-overlapping ranges of `data`, in the order given.
-fn disjoint_mut<const N: usize>(data: &mut [f32], ranges: [Range<usize>; N]) -> [&mut [f32]; N] {
+pub(crate) fn disjoint_mut<const N: usize>(
+    data: &mut [f32],
+    ranges: [Range<usize>; N],
+) -> [&mut [f32]; N] {
     let mut order: Vec<usize> = (0..N).collect();
     order.sort_by_key(|&i| ranges[i].start);
     for w in order.windows(2) {

@@ -16,6 +16,7 @@ pub mod gru_op;
 pub mod head;
 pub mod host;
 pub mod mlp_op;
+pub mod overlap;
 pub mod params;
 pub mod transformer;
 
