@@ -27,8 +27,8 @@ pub struct AdaptationTable {
     pub rows: Vec<AdaptationRow>,
 }
 
-/// Mean over runs with its interval; `None` without values.
-fn mean_estimate(values: Vec<f64>, boot: &Bootstrap) -> Option<Estimate> {
+/// Mean over runs with its bootstrap interval; `None` without values.
+pub(super) fn mean_estimate(values: Vec<f64>, boot: &Bootstrap) -> Option<Estimate> {
     let s = Scores::single_task(values).ok()?;
     Some(Estimate {
         value: stats::mean(s.values()),

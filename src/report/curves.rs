@@ -16,14 +16,13 @@ const BAND_REPS: usize = 400;
 
 /// Mean over seeds with its bootstrap interval; `None` without values.
 fn mean_band(values: &[f64]) -> Option<(f64, f64, f64)> {
-    let s = Scores::single_task(values.to_vec()).ok()?;
     let boot = Bootstrap {
         reps: BAND_REPS,
         level: 0.95,
         seed: 0,
     };
-    let ci = boot.interval(&s, |s| stats::mean(s.values()));
-    Some((stats::mean(values), ci.lo, ci.hi))
+    let e = super::adaptation::mean_estimate(values.to_vec(), &boot)?;
+    Some((e.value, e.ci.lo, e.ci.hi))
 }
 
 fn finite_mean(xs: &[f64]) -> f64 {
