@@ -22,10 +22,16 @@ int main(void) {
   M(nq); M(nv); M(nu); M(na); M(nbody); M(nmocap); M(neq); M(ngeom); M(nsite); M(njnt);
   printf("    pub const opt_timestep: usize = %zu;\n", offsetof(mjModel, opt) + offsetof(mjOption, timestep));
   M(qpos0); M(body_mocapid); M(body_pos); M(body_quat); M(eq_type); M(eq_data);
-  M(jnt_qposadr); M(jnt_dofadr); M(site_pos); M(geom_size);
+  M(jnt_qposadr); M(jnt_dofadr); M(site_pos); M(geom_size); M(narena); M(nbuffer);
+  printf("    pub const SIZE: usize = %zu;\n", sizeof(mjModel));
   printf("}\n\npub mod data {\n");
   D(qpos); D(qvel); D(act); D(ctrl); D(mocap_pos); D(mocap_quat); D(xpos); D(xquat); D(xmat);
   D(site_xpos); D(site_xmat); D(geom_xpos); D(geom_xmat); D(cfrc_ext); D(time); D(ncon); D(contact); D(efc_force); D(qacc_warmstart);
+  D(narena); D(nbuffer); D(maxuse_stack); D(maxuse_arena); D(solver);
+  printf("    pub const SOLVER_STAT: usize = %zu;\n", sizeof(mjSolverStat));
+  printf("    pub const NISLAND: usize = %d;\n", mjNISLAND);
+  printf("    pub const NSOLVER: usize = %d;\n", mjNSOLVER);
+  printf("    pub const SIZE: usize = %zu;\n", sizeof(mjData));
   printf("}\n\npub mod contact {\n");
   printf("    pub const SIZE: usize = %zu;\n", sizeof(mjContact));
   C(geom); C(efc_address);

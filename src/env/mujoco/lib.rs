@@ -132,6 +132,7 @@ fn open(path: &Path) -> Result<Library, MujocoError> {
                 found: v,
             });
         }
+        install_handlers(&lib).map_err(|e| fail(&e))?;
         Ok(Library {
             path: path.to_path_buf(),
             load_xml: sym!("mj_loadXML"),
@@ -147,6 +148,67 @@ fn open(path: &Path) -> Result<Library, MujocoError> {
             _lib: lib,
         })
     }
+}
+
+/// The exit code after a MuJoCo error (not 2: the input was accepted, the simulator
+/// failed, e.g. to allocate memory).
+pub const MUJOCO_ERROR_EXIT: i32 = 1;
+
+/// MuJoCo's error handler. MuJoCo's default one prints the message, waits for Enter
+/// ("Press Enter to exit ...") and exits, which hangs a run with a terminal attached;
+/// MuJoCo does not expect a handler to return (the caller's state is broken), so this
+/// one prints the message and exits too, at once.
+unsafe extern "C" fn on_error(msg: *const c_char) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "MuJoCo error: {}", message(msg));
+    std::process::exit(MUJOCO_ERROR_EXIT);
+}
+
+/// MuJoCo's warning handler: the message on stderr (the default one prints it on
+/// stdout, which `--json` output owns, and appends it to MUJOCO_LOG.TXT in the current
+/// folder).
+unsafe extern "C" fn on_warning(msg: *const c_char) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "MuJoCo warning: {}", message(msg));
+}
+
+fn message(msg: *const c_char) -> String {
+    if msg.is_null() {
+        return String::new();
+    }
+    // SAFETY: MuJoCo passes a NUL-terminated message.
+    unsafe { CStr::from_ptr(msg) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+type Handler = Option<unsafe extern "C" fn(*const c_char)>;
+
+/// Points MuJoCo's global `mju_user_error` / `mju_user_warning` at [`on_error`] /
+/// [`on_warning`], unless a handler is set already (a host program's, e.g. when bamdp
+/// runs inside a Python process; MuJoCo's Python bindings use per-thread handlers,
+/// which take precedence over these).
+///
+/// # Safety
+/// Called once, while the library is being opened: bamdp makes no MuJoCo call before
+/// [`library`] returns, so nothing reads the variables while they are written.
+unsafe fn install_handlers(lib: &libloading::Library) -> Result<(), libloading::Error> {
+    for (name, handler) in [
+        (
+            &b"mju_user_error\0"[..],
+            on_error as unsafe extern "C" fn(*const c_char),
+        ),
+        (&b"mju_user_warning\0"[..], on_warning),
+    ] {
+        // SAFETY: both are `void (*)(const char*)` variables of mujoco.h.
+        unsafe {
+            let slot: *mut Handler = *lib.get::<*mut Handler>(name)?;
+            if (*slot).is_none() {
+                *slot = Some(handler);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A compiled model (`mjModel`). Immutable once shared, so one model can serve all
@@ -219,6 +281,15 @@ impl Model {
                 path: PathBuf::new(),
                 message: "mj_copyModel could not allocate the copy".into(),
             })
+    }
+
+    /// The bytes this model holds: the `mjModel` struct and its buffer (`nbuffer`,
+    /// every array of the model: meshes, textures, BVHs, ...), which `mj_copyModel`
+    /// allocates again for every copy.
+    pub fn bytes(&self) -> usize {
+        // SAFETY: mjModel.nbuffer is a size_t.
+        let buffer: usize = unsafe { field(self.ptr, mof::nbuffer) };
+        mof::SIZE + buffer
     }
 
     fn int(&self, offset: usize) -> usize {
@@ -390,6 +461,26 @@ impl Data {
     }
     pub fn model(&self) -> &Model {
         &self.model
+    }
+    /// The bytes this data holds in memory (not counting its model): the `mjData`
+    /// struct, its main buffer (`nbuffer`), and of its arena (`narena` bytes reserved
+    /// for contacts, constraints and the solver's stack) only the part used so far
+    /// (`maxuse_arena` + `maxuse_stack`). Memory allocated but never written takes no
+    /// room, so two reserves are left out: the rest of the arena (a MetaWorld model
+    /// reserves 14 MiB and uses well under 1 MiB), and the struct's solver statistics
+    /// of islands past the first (`mjNISLAND` x `mjNSOLVER` slots, ~156 KiB of the
+    /// struct's ~159 KiB; a step writes one slot per solver iteration and island).
+    pub fn bytes(&self) -> usize {
+        // SAFETY: nbuffer, maxuse_arena and maxuse_stack are size_t fields of mjData.
+        let (buffer, arena, stack): (usize, usize, usize) = unsafe {
+            (
+                field(self.ptr, dof::nbuffer),
+                field(self.ptr, dof::maxuse_arena),
+                field(self.ptr, dof::maxuse_stack),
+            )
+        };
+        let unused_islands = (dof::NISLAND - 1) * dof::NSOLVER * dof::SOLVER_STAT;
+        dof::SIZE - unused_islands + buffer + arena + stack
     }
     /// The model, writable when this data holds the only reference to it (a row's own
     /// copy); `None` when it is shared.

@@ -26,6 +26,9 @@ pub mod model {
     pub const jnt_dofadr: usize = 1648;
     pub const site_pos: usize = 2120;
     pub const geom_size: usize = 1984;
+    pub const narena: usize = 336;
+    pub const nbuffer: usize = 344;
+    pub const SIZE: usize = 4536;
 }
 
 pub mod data {
@@ -48,6 +51,15 @@ pub mod data {
     pub const contact: usize = 162464;
     pub const efc_force: usize = 162760;
     pub const qacc_warmstart: usize = 161680;
+    pub const narena: usize = 0;
+    pub const nbuffer: usize = 8;
+    pub const maxuse_stack: usize = 48;
+    pub const maxuse_arena: usize = 1080;
+    pub const solver: usize = 1096;
+    pub const SOLVER_STAT: usize = 40;
+    pub const NISLAND: usize = 20;
+    pub const NSOLVER: usize = 200;
+    pub const SIZE: usize = 162784;
 }
 
 pub mod contact {
