@@ -213,6 +213,14 @@ pub trait BatchEnv: Send {
                 .join(", ")
         )))
     }
+    /// The bytes one row of the batch holds in this process (its simulator's state and
+    /// buffers), which the memory guards (`crate::run::guard`) multiply by the rows a
+    /// config asks for. 0 by default: the envs implemented in bamdp keep a few numbers
+    /// per row, which the guards' per-sample terms dwarf, and the Python bridge's rows
+    /// live in worker processes. The native MuJoCo batch reports its simulators' sizes.
+    fn row_bytes(&self) -> usize {
+        0
+    }
     /// Row `r`'s current task as an index into the split's task list, where tasks are
     /// a list (`None` for continuous task spaces and envs that do not say).
     fn task_index(&self, r: usize) -> Option<u32> {
@@ -393,6 +401,44 @@ pub fn make_with(
         }
         (_, Some(_)) => make(name, num_envs, split, seed, options),
     }
+}
+
+/// What the memory guards need to know of an env before its full batch exists, from a
+/// one-row batch: the spec and the bytes a row holds ([`BatchEnv::row_bytes`]).
+pub struct Probe {
+    pub spec: EnvSpec,
+    pub row_bytes: usize,
+    /// A native MuJoCo family, kept while the probe lives so that the full batch built
+    /// next shares its compiled models ([`mujoco::family`]) instead of compiling them
+    /// again.
+    _family: Option<std::sync::Arc<dyn mujoco::batch::Family + Send + Sync>>,
+}
+
+/// Builds a one-row batch of env `name` (as [`make_with`] would build the full one) and
+/// returns its [`Probe`]; `None` for envs simulated by the Python bridge, where the
+/// probe would start a worker process only to learn sizes that live in that process.
+pub fn probe(
+    name: &str,
+    split: Split,
+    seed: u64,
+    episodes_per_trial: Option<usize>,
+    options: &EnvOptions,
+) -> Result<Option<Probe>, UserError> {
+    let mujoco_env = python::Family::parse(name).is_some();
+    if mujoco_env && !options.backend.runs_native(name)? {
+        return Ok(None);
+    }
+    let family = if mujoco_env {
+        Some(mujoco::family(name, split, seed)?)
+    } else {
+        None
+    };
+    let env = make_with(name, 1, split, seed, episodes_per_trial, options)?;
+    Ok(Some(Probe {
+        spec: env.spec().clone(),
+        row_bytes: env.row_bytes(),
+        _family: family,
+    }))
 }
 
 /// The task-independent dynamics of `spec`'s environment, for planners; an error for

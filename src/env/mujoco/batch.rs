@@ -38,6 +38,10 @@ pub trait RowSim: Send {
     /// `env_steps` env steps' worth of bare `mj_step` calls with every control at
     /// `ctrl` and nothing else: the physics share of a step, for benchmarks.
     fn bare_steps(&mut self, env_steps: usize, ctrl: f64);
+    /// The bytes this row holds in memory, from MuJoCo's own sizes (its `mjData`, and
+    /// its model when the row owns a copy), for the memory guards
+    /// ([`crate::env::BatchEnv::row_bytes`]).
+    fn bytes(&self) -> usize;
 }
 
 /// A family's spaces and time layout.
@@ -314,6 +318,14 @@ impl BatchEnv for NativeBatch {
 
     fn num_envs(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Row 0's simulator (every row of a family holds the same models) and the row's
+    /// own buffers: observations and the episode's action history.
+    fn row_bytes(&self) -> usize {
+        let row = self.row(0);
+        let buffers = 4 * (2 * row.out.obs.capacity() + row.history.capacity());
+        std::mem::size_of::<Mutex<Row>>() + buffers + row.sim.bytes()
     }
 
     fn reset(&mut self, obs: &mut [f32]) {

@@ -251,6 +251,10 @@ fn numpy_pairwise<T: Copy + std::ops::Add<Output = T> + Default>(
 }
 
 impl RowSim for Locomotion {
+    /// The row's data; the model is shared by all rows (the family's).
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + 8 * (self.qpos.len() + self.qvel.len()) + self.data.bytes()
+    }
     fn reset(&mut self, _task_index: u32, task_value: f64, seed: u64, obs: &mut [f32]) {
         self.task = task_value;
         let mut rng = Rng::stream(seed, streams::ENV_NOISE, 0);

@@ -230,32 +230,56 @@ pub fn make(
     Ok(Box::new(env))
 }
 
+type SharedFamily = std::sync::Arc<dyn batch::Family + Send + Sync>;
+
 /// The native task family of env `name` (one of [`PORTED`]) for `split` of the run
-/// seeded with `seed`.
-pub fn family(
-    name: &str,
-    split: Split,
-    seed: u64,
-) -> Result<std::sync::Arc<dyn batch::Family + Send + Sync>, UserError> {
-    let family: std::sync::Arc<dyn batch::Family + Send + Sync> =
-        if let Some(kind) = locomotion::Kind::parse(name) {
-            std::sync::Arc::new(locomotion::LocomotionFamily::new(kind)?)
-        } else if let Some(bench) = [&benchmark::ML10, &benchmark::ML45]
-            .into_iter()
-            .find(|b| b.env == name)
+/// seeded with `seed`. A family still alive elsewhere for the same arguments is shared
+/// rather than compiled again (a family is immutable and its models take ~0.3 s each
+/// to compile): the memory guards build a one-row batch to size a row and keep its
+/// family ([`crate::env::probe`]) while the full batch is built.
+pub fn family(name: &str, split: Split, seed: u64) -> Result<SharedFamily, UserError> {
+    type Key = (String, Split, u64);
+    static ALIVE: Mutex<Vec<(Key, std::sync::Weak<dyn batch::Family + Send + Sync>)>> =
+        Mutex::new(Vec::new());
+    let key = (name.to_string(), split, seed);
+    {
+        let mut alive = ALIVE.lock().unwrap_or_else(|e| e.into_inner());
+        alive.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(f) = alive
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
         {
-            let bench_seed = (seed & 0xFFFF_FFFF) as u32;
-            std::sync::Arc::new(benchmark::BenchmarkFamily::new(bench, split, bench_seed)?)
-        } else if let Some((env, class)) = metaworld_class(name) {
-            // MetaWorld seeds NumPy's legacy generator: the bridge passes the low 32 bits.
-            let bench_seed = (seed & 0xFFFF_FFFF) as u32;
-            std::sync::Arc::new(metaworld::SawyerFamily::ml1(env, class, split, bench_seed)?)
-        } else {
-            return Err(UserError::invalid(
-                "env",
-                name,
-                &format!("one of: {}", PORTED.join(", ")),
-            ));
-        };
+            return Ok(f);
+        }
+    }
+    let family = new_family(name, split, seed)?;
+    ALIVE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((key, std::sync::Arc::downgrade(&family)));
+    Ok(family)
+}
+
+fn new_family(name: &str, split: Split, seed: u64) -> Result<SharedFamily, UserError> {
+    let family: SharedFamily = if let Some(kind) = locomotion::Kind::parse(name) {
+        std::sync::Arc::new(locomotion::LocomotionFamily::new(kind)?)
+    } else if let Some(bench) = [&benchmark::ML10, &benchmark::ML45]
+        .into_iter()
+        .find(|b| b.env == name)
+    {
+        let bench_seed = (seed & 0xFFFF_FFFF) as u32;
+        std::sync::Arc::new(benchmark::BenchmarkFamily::new(bench, split, bench_seed)?)
+    } else if let Some((env, class)) = metaworld_class(name) {
+        // MetaWorld seeds NumPy's legacy generator: the bridge passes the low 32 bits.
+        let bench_seed = (seed & 0xFFFF_FFFF) as u32;
+        std::sync::Arc::new(metaworld::SawyerFamily::ml1(env, class, split, bench_seed)?)
+    } else {
+        return Err(UserError::invalid(
+            "env",
+            name,
+            &format!("one of: {}", PORTED.join(", ")),
+        ));
+    };
     Ok(family)
 }

@@ -244,6 +244,10 @@ impl BenchmarkRow {
 }
 
 impl RowSim for BenchmarkRow {
+    /// A simulator (with its own model copy) per class of the benchmark.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.sims.iter().map(RowSim::bytes).sum::<usize>()
+    }
     fn reset(&mut self, task_index: u32, task_value: f64, seed: u64, obs: &mut [f32]) {
         let (k, i) = (task_index as usize / GOALS, task_index as usize % GOALS);
         self.current = k;

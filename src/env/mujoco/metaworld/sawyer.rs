@@ -510,6 +510,20 @@ pub struct Caging {
 }
 
 impl RowSim for Sawyer {
+    /// The row's own copy of the model (meshes and textures included: ~21 MB) and its
+    /// data, with its task list.
+    fn bytes(&self) -> usize {
+        let tasks: usize = self
+            .tasks
+            .iter()
+            .map(|t| std::mem::size_of::<Vec<f64>>() + 8 * t.len())
+            .sum();
+        std::mem::size_of::<Self>()
+            + 8 * self.named.len()
+            + tasks
+            + self.data.bytes()
+            + self.data.model().bytes()
+    }
     fn reset(&mut self, task_index: u32, _task_value: f64, _seed: u64, obs: &mut [f32]) {
         // MetaWorld's reset is deterministic given the task (the seed is unused).
         let v = self.tasks[task_index as usize].clone();
