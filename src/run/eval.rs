@@ -229,16 +229,23 @@ pub fn evaluate_checkpoint(
             evaluation,
         } => Some(adaptation + evaluation),
     };
-    super::guard::check_eval_memory(num_tasks, episodes_per_task)?;
     let rows = num_tasks.min(256);
+    super::guard::check_eval_memory(num_tasks, episodes_per_task, &cfg.env, rows, 0)?;
+    // Before the env exists: a one-row batch sizes a row.
+    let options = cfg.env_options();
+    let probe = env::probe(&cfg.env, args.split, cfg.seed, episodes_per_task, &options)?;
+    if let Some(p) = &probe {
+        super::guard::check_eval_memory(num_tasks, episodes_per_task, &cfg.env, rows, p.row_bytes)?;
+    }
     let mut env = env::make_with(
         &cfg.env,
         rows,
         args.split,
         cfg.seed,
         episodes_per_task,
-        &cfg.env_options(),
+        &options,
     )?;
+    drop(probe);
     let spec = env.spec().clone();
     if let Protocol::MetaWorld { adaptation, .. } = args.protocol {
         if !spec.has_success {

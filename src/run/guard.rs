@@ -2,8 +2,11 @@
 //!
 //! - memory: sizes whose buffers cannot fit in the machine's memory (`run.num_envs`,
 //!   `run.steps_per_update`, `eval --num-tasks`, planner particles, MAML's meta-batch,
-//!   episodes and network with its per-thread tapes) are refused before anything is
-//!   allocated, with the estimate and the memory available (`/proc/meminfo`);
+//!   episodes and network with its per-thread tapes, and the env's rows themselves:
+//!   a native MetaWorld row holds its own copies of MuJoCo models, ~21 MB per class)
+//!   are refused before the env or any buffer is built, with the estimate and the
+//!   memory available (`/proc/meminfo`); the bytes of an env row come from a one-row
+//!   batch ([`crate::env::probe`]);
 //! - non-finite values: a NaN or infinite loss, gradient norm or parameter after an
 //!   update stops training before that update is checkpointed.
 //!
@@ -85,18 +88,44 @@ impl MemoryNeed {
 /// Bytes per float in every buffer.
 const F32: u128 = 4;
 
-/// Refuses a training config whose per-row buffers cannot fit, before the env or any
-/// buffer is built. Per env row and step the rollout keeps at least the observation,
-/// the network input, the action and a dozen scalars; the planner keeps
-/// `particles x nested` simulated rows per env row.
-pub fn check_training_memory(cfg: &Config, obs_dim: usize) -> Result<(), UserError> {
+/// ` (21.0 MiB per row of env ml1-reach)` after a key sizing env rows, when a row
+/// holds memory of its own ([`crate::env::BatchEnv::row_bytes`]).
+fn per_row(env: &str, row_bytes: usize) -> String {
+    if row_bytes == 0 {
+        return String::new();
+    }
+    format!(
+        " ({} per row of env {env})",
+        format_bytes(row_bytes as u128)
+    )
+}
+
+/// Refuses a training config whose env rows and per-row buffers cannot fit, before
+/// the env or any buffer is built: `row_bytes` per env row (from a one-row batch, 0
+/// when unknown), and per env row and step the rollout's observation, network input,
+/// action and a dozen scalars; the planner keeps `particles x nested` simulated rows
+/// per env row.
+pub fn check_training_memory(
+    cfg: &Config,
+    obs_dim: usize,
+    row_bytes: usize,
+) -> Result<(), UserError> {
     let rows = cfg.run.num_envs as u128;
     let steps = cfg.run.steps_per_update as u128;
     let per_sample = (2 * obs_dim as u128 + 16) * F32;
-    let need = MemoryNeed::new("rollout buffers").add(rows.saturating_mul(steps), per_sample);
+    let what = if row_bytes > 0 {
+        "env's rows and rollout buffers"
+    } else {
+        "rollout buffers"
+    };
+    let need = MemoryNeed::new(what)
+        .add(rows.saturating_mul(steps), per_sample)
+        .add(rows, row_bytes as u128);
     need.check(&format!(
-        "run.num_envs = {} x run.steps_per_update = {}",
-        cfg.run.num_envs, cfg.run.steps_per_update
+        "run.num_envs = {}{} x run.steps_per_update = {}",
+        cfg.run.num_envs,
+        per_row(&cfg.env, row_bytes),
+        cfg.run.steps_per_update
     ))?;
     if cfg.improver == Improver::Smc {
         let c = &cfg.smc;
@@ -113,16 +142,18 @@ pub fn check_training_memory(cfg: &Config, obs_dim: usize) -> Result<(), UserErr
     Ok(())
 }
 
-/// Refuses a MAML run whose buffers cannot fit (see [`crate::improve::maml::memory`]:
-/// samples, parameters and the per-thread tapes), before theta or any sample buffer
-/// exists: `rows` tasks at once playing `block_episodes` per trial (a training
-/// update's `maml.meta_batch` and blocks, or a meta-test's).
+/// Refuses a MAML run whose env rows and buffers cannot fit (see
+/// [`crate::improve::maml::memory`]: samples, parameters and the per-thread tapes),
+/// before the env, theta or any sample buffer exists: `rows` tasks at once (each env
+/// row holding `row_bytes`) playing `block_episodes` per trial (a training update's
+/// `maml.meta_batch` and blocks, or a meta-test's).
 pub fn check_maml_memory(
     cfg: &Config,
     spec: &EnvSpec,
     phase: Phase,
     rows: usize,
     block_episodes: &[usize],
+    row_bytes: usize,
 ) -> Result<(), UserError> {
     let m = &cfg.maml;
     let policy = crate::improve::maml::train::build_policy(cfg, spec);
@@ -134,33 +165,58 @@ pub fn check_maml_memory(
         spec.episode_len,
         cfg.run.threads.max(1),
     );
+    let env_rows = per_row(&cfg.env, row_bytes);
     let blocks = match phase {
         Phase::Training => format!(
-            "maml.meta_batch = {rows} x (maml.inner_steps = {} x maml.episodes_per_task = {} + maml.post_episodes = {})",
+            "maml.meta_batch = {rows}{env_rows} x (maml.inner_steps = {} x maml.episodes_per_task = {} + maml.post_episodes = {})",
             m.inner_steps, m.episodes_per_task, m.post_episodes
         ),
         Phase::Evaluation => format!(
-            "--num-tasks ({rows} at once) x (maml.inner_steps = {} x --episodes-per-task = {} + maml.eval_episodes = {})",
+            "--num-tasks ({rows} at once{env_rows}) x (maml.inner_steps = {} x --episodes-per-task = {} + maml.eval_episodes = {})",
             m.inner_steps, block_episodes[0], m.eval_episodes
         ),
     };
-    MemoryNeed::new("MAML's samples, parameters and scratch tapes")
+    let what = if row_bytes > 0 {
+        "env's rows and MAML's samples, parameters and scratch tapes"
+    } else {
+        "MAML's samples, parameters and scratch tapes"
+    };
+    MemoryNeed::new(what)
         .add(need.total(), 1)
+        .add(rows as u128, row_bytes as u128)
         .check(&format!(
             "{blocks} episodes of {} steps, maml.hidden = {:?}, run.threads = {}",
             spec.episode_len, m.hidden, cfg.run.threads
         ))
 }
 
-/// Refuses an evaluation whose per-task results cannot fit: each task keeps one return
-/// and one success flag per episode.
-pub fn check_eval_memory(num_tasks: usize, episodes: Option<usize>) -> Result<(), UserError> {
-    let sizes = match episodes {
-        Some(k) => format!("--num-tasks {num_tasks} x --episodes-per-task {k}"),
-        None => format!("--num-tasks {num_tasks}"),
+/// Refuses an evaluation whose env rows and per-task results cannot fit: `rows` env
+/// rows at once of `row_bytes` each (env `env`), and per task one return and one
+/// success flag per episode.
+pub fn check_eval_memory(
+    num_tasks: usize,
+    episodes: Option<usize>,
+    env: &str,
+    rows: usize,
+    row_bytes: usize,
+) -> Result<(), UserError> {
+    let at_once = if row_bytes > 0 {
+        format!(" ({rows} at once{})", per_row(env, row_bytes))
+    } else {
+        String::new()
     };
-    MemoryNeed::new("per-task results")
+    let sizes = match episodes {
+        Some(k) => format!("--num-tasks {num_tasks}{at_once} x --episodes-per-task {k}"),
+        None => format!("--num-tasks {num_tasks}{at_once}"),
+    };
+    let what = if row_bytes > 0 {
+        "env's rows and per-task results"
+    } else {
+        "per-task results"
+    };
+    MemoryNeed::new(what)
         .add(num_tasks as u128, 64 + 9 * episodes.unwrap_or(1) as u128)
+        .add(rows as u128, row_bytes as u128)
         .check(&sizes)
 }
 

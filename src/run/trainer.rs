@@ -97,11 +97,18 @@ impl Trainer {
     /// of the config.
     pub fn with_method(cfg: &Config, method: &'static dyn Method) -> Result<Self, UserError> {
         let rows = cfg.run.num_envs;
-        // Before the env or any buffer exists (the env's rows are allocated too).
-        super::guard::check_training_memory(cfg, 0)?;
-        let mut env = env::make(&cfg.env, rows, Split::Train, cfg.seed, &cfg.env_options())?;
+        // Before the env or any buffer exists: a one-row batch sizes a row.
+        super::guard::check_training_memory(cfg, 0, 0)?;
+        let options = cfg.env_options();
+        let probe = env::probe(&cfg.env, Split::Train, cfg.seed, None, &options)?;
+        let row_bytes = probe.as_ref().map_or(0, |p| p.row_bytes);
+        if let Some(p) = &probe {
+            super::guard::check_training_memory(cfg, p.spec.obs_dim, row_bytes)?;
+        }
+        let mut env = env::make(&cfg.env, rows, Split::Train, cfg.seed, &options)?;
+        drop(probe);
         let spec = env.spec().clone();
-        super::guard::check_training_memory(cfg, spec.obs_dim)?;
+        super::guard::check_training_memory(cfg, spec.obs_dim, row_bytes)?;
         let belief = method.belief(cfg, &spec, rows)?;
         let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
         let (net, params) = method::build_agent(method, cfg, &spec, bdim);

@@ -79,18 +79,20 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         ));
     }
     let rows = num_tasks.min(256);
-    let mut env = env::make_with(
-        &cfg.env,
-        rows,
-        args.split,
-        cfg.seed,
-        Some(m.inner_steps * adapt + m.eval_episodes),
-        &cfg.env_options(),
-    )?;
-    let spec = env.spec().clone();
     let mut blocks = vec![adapt; m.inner_steps];
     blocks.push(m.eval_episodes);
-    check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks)?;
+    let episodes = Some(m.inner_steps * adapt + m.eval_episodes);
+    let options = cfg.env_options();
+    // Before the env, the policy or any sample buffer exists: a one-row batch sizes a row.
+    let probe = env::probe(&cfg.env, args.split, cfg.seed, episodes, &options)?;
+    let row_bytes = probe.as_ref().map_or(0, |p| p.row_bytes);
+    if let Some(p) = &probe {
+        check_maml_memory(&cfg, &p.spec, Phase::Evaluation, rows, &blocks, row_bytes)?;
+    }
+    let mut env = env::make_with(&cfg.env, rows, args.split, cfg.seed, episodes, &options)?;
+    drop(probe);
+    let spec = env.spec().clone();
+    check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks, row_bytes)?;
     let policy = build_policy(&cfg, &spec);
     if ck.theta.len() != policy.len() {
         return Err(UserError::file(

@@ -91,17 +91,39 @@ pub struct MamlUpdate {
 impl MamlTrainer {
     pub fn new(cfg: &Config) -> Result<MamlTrainer, UserError> {
         let m = &cfg.maml;
+        let blocks = m.train_blocks();
+        let episodes = Some(m.train_episodes_per_trial());
+        let options = cfg.env_options();
+        // Before the env, theta or any sample buffer exists: a one-row batch sizes a row.
+        let probe = env::probe(&cfg.env, Split::Train, cfg.seed, episodes, &options)?;
+        let row_bytes = probe.as_ref().map_or(0, |p| p.row_bytes);
+        if let Some(p) = &probe {
+            check_maml_memory(
+                cfg,
+                &p.spec,
+                Phase::Training,
+                m.meta_batch,
+                &blocks,
+                row_bytes,
+            )?;
+        }
         let env = env::make_with(
             &cfg.env,
             m.meta_batch,
             Split::Train,
             cfg.seed,
-            Some(m.train_episodes_per_trial()),
-            &cfg.env_options(),
+            episodes,
+            &options,
         )?;
-        // Before theta or any sample buffer exists.
-        let blocks = m.train_blocks();
-        check_maml_memory(cfg, env.spec(), Phase::Training, m.meta_batch, &blocks)?;
+        drop(probe);
+        check_maml_memory(
+            cfg,
+            env.spec(),
+            Phase::Training,
+            m.meta_batch,
+            &blocks,
+            row_bytes,
+        )?;
         let policy = build_policy(cfg, env.spec());
         let theta = policy.init(&mut Rng::stream(cfg.seed, streams::INIT, 0));
         let rngs = (0..m.meta_batch)
