@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+mod python_support;
 
 fn bamdp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bamdp"))
@@ -447,4 +448,166 @@ fn sizes_that_cannot_fit_are_refused_before_allocation() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = bamdp(&["eval", "--run", &run_s, "--num-tasks", "1000000000000"]);
     assert_user_error(&o, &["--num-tasks", "GiB", "/proc/meminfo"]);
+}
+
+/// `bytes` of the machine's `/proc/meminfo` field `name` (`MemAvailable:`).
+fn meminfo(name: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// Runs `bamdp args` with its address space limited to `limit` bytes (so that a
+/// regression allocates at most that much, never the machine's memory), stdin closed;
+/// returns its output and peak resident bytes (`wait4`).
+fn bamdp_limited(args: &[&str], limit: u64) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::Stdio;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bamdp"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("bamdp runs");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        stdout.read_to_end(&mut v).unwrap();
+        v
+    });
+    child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+    out.extend(reader.join().unwrap());
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; the pid is our unwaited child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out,
+        stderr: err,
+    };
+    (output, usage.ru_maxrss as u64 * 1024)
+}
+
+/// A MAML meta-batch of native MetaWorld rows whose env rows alone exceed the memory
+/// available is refused with exit code 2 before the rows exist: the process stays
+/// small (the rows are sized on a one-row batch), instead of building rows until the
+/// OOM killer stops it (or, under the limit here, MuJoCo fails to allocate).
+#[test]
+fn a_meta_batch_of_metaworld_rows_that_cannot_fit_is_refused_before_the_rows_exist() {
+    if !python_support::can_import("mujoco, metaworld", "MetaWorld memory guard test") {
+        return;
+    }
+    // An ML10 row holds 10 Sawyer models of ~21 MB each (tests/env_memory.rs): at
+    // 100 MiB a row or more, this many rows need twice the memory available.
+    let available = meminfo("MemAvailable:");
+    let rows = (2 * available).div_ceil(100 << 20) + 1;
+    if rows > 4096 {
+        eprintln!("NOTICE: {available} bytes available: 4096 ML10 rows fit; test skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r").display().to_string();
+    let preset = format!("{}/configs/ml10/maml.toml", env!("CARGO_MANIFEST_DIR"));
+    let batch = format!("maml.meta_batch={rows}");
+    let limit: u64 = 4 << 30;
+    let (o, peak) = bamdp_limited(
+        &[
+            "train",
+            "--config",
+            &preset,
+            "--out",
+            &out,
+            "--set",
+            &batch,
+            "--set",
+            "maml.episodes_per_task=1",
+            "--set",
+            "maml.post_episodes=1",
+        ],
+        limit,
+    );
+    assert_user_error(
+        &o,
+        &[
+            &batch.replace('=', " = "),
+            "per row of env ml10",
+            "/proc/meminfo",
+        ],
+    );
+    // The probe: one row and the family's models (~450 MB); building the rows before
+    // refusing would fill the 4 GiB limit.
+    assert!(
+        peak < 1 << 30,
+        "peak resident memory {peak} bytes before refusing {rows} rows"
+    );
+    assert!(!Path::new(&out).join("checkpoint").exists());
+}
+
+/// When MuJoCo itself cannot allocate (here: an address-space limit below what rows
+/// the guard lets through need), the run stops with MuJoCo's message on stderr and
+/// exit code 1, instead of MuJoCo's default "Press Enter to exit ..." prompt.
+#[test]
+fn a_mujoco_allocation_failure_exits_with_its_message() {
+    if !python_support::can_import("mujoco, metaworld", "MuJoCo error handler test") {
+        return;
+    }
+    // 150 ML1 rows of ~21 MB each: ~3.2 GB, which the guard lets through with 6 GiB
+    // available, under a 1 GiB limit.
+    if meminfo("MemAvailable:") < 6 << 30 {
+        eprintln!("NOTICE: less than 6 GiB available; MuJoCo error handler test skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r").display().to_string();
+    let preset = format!("{}/configs/ml10/maml.toml", env!("CARGO_MANIFEST_DIR"));
+    let (o, _) = bamdp_limited(
+        &[
+            "train",
+            "--config",
+            &preset,
+            "--out",
+            &out,
+            "--set",
+            "env=ml1-reach",
+            "--set",
+            "maml.meta_batch=150",
+            "--set",
+            "maml.episodes_per_task=1",
+            "--set",
+            "maml.post_episodes=1",
+            "--set",
+            "run.threads=1",
+        ],
+        1 << 30,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains("MuJoCo error: Could not allocate memory"),
+        "stderr: {err}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(!stdout.contains("Press Enter"), "stdout: {stdout}");
 }
