@@ -258,3 +258,54 @@ pub fn non_finite(trainer: &Trainer, report: &UpdateReport) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of `row_bytes` each: a third more rows than fit in the memory available.
+    fn too_many_rows(row_bytes: usize) -> Option<usize> {
+        let (available, _) = machine_memory()?;
+        Some((available / row_bytes as u128 + available / row_bytes as u128 / 3 + 1) as usize)
+    }
+
+    #[test]
+    fn training_counts_the_env_rows() {
+        let row_bytes = 200 << 20;
+        let Some(rows) = too_many_rows(row_bytes) else {
+            return;
+        };
+        let mut cfg = Config {
+            env: "ml10".into(),
+            ..Config::default()
+        };
+        cfg.run.num_envs = rows;
+        cfg.run.steps_per_update = 1;
+        // The rollout buffers alone fit; the rows do not.
+        check_training_memory(&cfg, 39, 0).unwrap();
+        let err = check_training_memory(&cfg, 39, row_bytes)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            &format!("run.num_envs = {rows} (200.0 MiB per row of env ml10)"),
+            "env's rows",
+            "/proc/meminfo",
+        ] {
+            assert!(err.contains(needle), "{needle:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn evaluation_counts_the_env_rows_it_builds_at_once() {
+        let row_bytes = 1 << 30;
+        let Some(rows) = too_many_rows(row_bytes) else {
+            return;
+        };
+        check_eval_memory(rows, Some(3), "ml45", rows, 0).unwrap();
+        let err = check_eval_memory(rows, Some(3), "ml45", rows, row_bytes)
+            .unwrap_err()
+            .to_string();
+        let needle = format!("--num-tasks {rows} ({rows} at once (1.0 GiB per row of env ml45))");
+        assert!(err.contains(&needle), "{needle:?} not in {err}");
+    }
+}
