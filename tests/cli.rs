@@ -487,6 +487,8 @@ fn bamdp_limited(args: &[&str], limit: u64) -> (Output, u64) {
             Ok(())
         });
     }
+    // Reaped by `wait4` below, which also reports its peak memory.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("bamdp runs");
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut stdout = child.stdout.take().unwrap();

@@ -6,7 +6,7 @@
 //! Needs `pip install -r python/requirements.txt`; without the packages it prints a
 //! notice and returns.
 
-use bamdp::env::{self, BatchEnv, EnvOptions, Split, StepOut};
+use bamdp::env::{self, EnvOptions, Split, StepOut};
 mod python_support;
 
 /// Resident bytes of this process.
