@@ -1668,6 +1668,8 @@ pub struct VaribadPredictScratch {
     heads: Vec<usize>,
     picks: Vec<usize>,
     draws: Vec<f32>,
+    /// One row's standard normals of its nested samples.
+    noise: Vec<f32>,
 }
 
 impl PlanningBelief for VaribadModel {
@@ -1690,6 +1692,7 @@ impl PlanningBelief for VaribadModel {
             heads: Vec::new(),
             picks: Vec::new(),
             draws: Vec::new(),
+            noise: Vec::new(),
         }
     }
 
@@ -1740,6 +1743,7 @@ impl PlanningBelief for VaribadModel {
         s.heads.resize(rows, 0);
         s.picks.resize(rows, 0);
         s.draws.resize(rows, 0.0);
+        s.noise.resize(nested * l, 0.0);
         for r in 0..rows {
             let rng = &mut rngs[r / rows_per_rng];
             let base = r * nested * n_in;
@@ -1797,10 +1801,12 @@ impl PlanningBelief for VaribadModel {
                 *v = (0.5 * *v).exp();
             }
             let (mu, std) = (&s.mu[r * l..(r + 1) * l], &s.logvar[r * l..(r + 1) * l]);
-            for j in 0..nested {
+            // The row's nested-sample noise as one vectorised block.
+            rng.fill_normals(&mut s.noise[..nested * l]);
+            for (j, eps) in s.noise[..nested * l].chunks_exact(l).enumerate() {
                 let x = &mut s.x[base + j * n_in..base + j * n_in + l];
-                for ((xi, &m), &sd) in x.iter_mut().zip(mu).zip(std) {
-                    *xi = m + sd * rng.normal() as f32;
+                for (((xi, &m), &sd), &e) in x.iter_mut().zip(mu).zip(std).zip(eps) {
+                    *xi = m + sd * e;
                 }
             }
             if multihead {
