@@ -276,6 +276,9 @@ where
     /// since the root, so the same belief state.
     hist: Vec<u32>,
     tmp_hist: Vec<u32>,
+    /// Every particle's history differs from every other's (then so do their keys
+    /// below, until resampling duplicates histories again).
+    all_distinct: bool,
     /// Particles' `[history | s | a | r | s' | episode end]`, whose distinct rows get
     /// the same belief update (see [`update_distinct`]).
     keys: Vec<f32>,
@@ -379,6 +382,7 @@ where
                     distinct: Distinct::new(p),
                     hist: vec![0; p],
                     tmp_hist: vec![0; p],
+                    all_distinct: false,
                     keys: vec![0.0; p * (1 + 2 * od + aw + 2)],
                     compact: Some(model.init(p)),
                     compact_tr: CompactTransitions {
@@ -592,6 +596,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
         c.logw[i] = 0.0;
         c.hist[i] = r as u32;
     }
+    c.all_distinct = false;
     let mut belief = c.belief.take().expect("particle belief");
     model.gather(state, &c.src, &mut belief);
     model.features(&belief, &mut c.features);
@@ -707,6 +712,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
             std::mem::swap(&mut c.step, &mut c.tmp_step);
             std::mem::swap(&mut c.done, &mut c.tmp_done);
             std::mem::swap(&mut c.hist, &mut c.tmp_hist);
+            c.all_distinct = false;
             // The policy outputs of the resampled particles: re-gathered, not recomputed.
             gather_rows(&c.src, &c.policy, policy.num_outputs(), &mut c.tmp_policy);
             std::mem::swap(&mut c.policy, &mut c.tmp_policy);
@@ -793,7 +799,9 @@ struct CompactTransitions {
 /// particles are distinct, the distinct ones are gathered, updated as one smaller
 /// batch and scattered back; otherwise all are updated in place as before. Either way
 /// the states are those of updating every particle, bit for bit. Then every
-/// particle's history id becomes its distinct row's index.
+/// particle's history id becomes its distinct row's index. Once all particles are
+/// distinct they stay so until resampling copies some (continuous rewards, e.g.
+/// GLiBRL's, make them so after one step): the keys are then not even built.
 fn update_distinct<B: PlanningBelief>(
     model: &B,
     belief: &mut B::State,
@@ -804,6 +812,18 @@ fn update_distinct<B: PlanningBelief>(
 ) where
     B::State: Send + Sync,
 {
+    let tr = Transition {
+        obs: &c.obs,
+        action: &c.actions,
+        reward: &c.rewards,
+        next_obs: &c.next_obs,
+        episode_end: &c.episode_end,
+    };
+    if c.all_distinct {
+        // Distinct histories stay distinct: nothing to share, no keys to hash.
+        model.update_sampled(belief, &tr, &mut c.pred);
+        return;
+    }
     let kw = 1 + 2 * od + aw + 2;
     for i in 0..p {
         let key = &mut c.keys[i * kw..(i + 1) * kw];
@@ -843,21 +863,12 @@ fn update_distinct<B: PlanningBelief>(
         model.gather(&compact, &dist.of[..p], belief);
         c.compact = Some(compact);
     } else {
-        model.update_sampled(
-            belief,
-            &Transition {
-                obs: &c.obs,
-                action: &c.actions,
-                reward: &c.rewards,
-                next_obs: &c.next_obs,
-                episode_end: &c.episode_end,
-            },
-            &mut c.pred,
-        );
+        model.update_sampled(belief, &tr, &mut c.pred);
     }
     for (h, &j) in c.hist.iter_mut().zip(&dist.of[..p]) {
         *h = j as u32;
     }
+    c.all_distinct = u == p;
 }
 
 /// The policy outputs (`c.policy`, unless `values_only`) and values (`c.next_values`)
