@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+mod normals;
+
 /// xoshiro256++ generator: small state, fast, good statistical quality.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rng {
@@ -98,6 +100,7 @@ impl Rng {
     }
 
     /// Standard normal sample (Box-Muller; one value per call for simplicity of state).
+    /// Blocks of normals are cheaper through [`Rng::fill_normals`].
     #[inline]
     pub fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.uniform(); // (0, 1]

@@ -651,10 +651,17 @@ fn gridnavi_plan_checksum(method: &str, threads: usize) -> u64 {
 /// products round the same with AVX2 + FMA and AVX-512 (both fuse each multiply-add
 /// in the order of the inner dimension); a machine without FMA rounds differently and
 /// checks only the thread invariance.
+///
+/// VariBAD's and GLiBRL's checksums were re-recorded (planner, fourth pass) when their
+/// nested samples' normals moved from the scalar Box-Muller of `Rng::normal` (f64 libm
+/// `ln` / `cos`, two stream draws per normal) to the vectorised `Rng::fill_normals`
+/// (one draw per pair): a deliberate change of every random draw, so of the plans
+/// (before: varibad 0xfc95_2a5f_4901_14e9, glibrl 0x8ff7_979c_09b8_eb66). The oracle's
+/// draws are not normals: its checksum is the original one.
 const RECORDED_PLANS: [(&str, u64); 3] = [
     ("oracle", 0x6d3b_7718_669b_354e),
-    ("varibad", 0xfc95_2a5f_4901_14e9),
-    ("glibrl", 0x8ff7_979c_09b8_eb66),
+    ("varibad", 0xdb60_5caa_9eea_e4e3),
+    ("glibrl", 0x84c4_102c_3a9d_29c1),
 ];
 
 #[test]
@@ -663,15 +670,17 @@ fn smc_gridnavi_plans_equal_the_recorded_plans_for_any_thread_count() {
     let fma = std::arch::is_x86_feature_detected!("fma");
     #[cfg(not(target_arch = "x86_64"))]
     let fma = false;
+    let mut differ = Vec::new();
     for (method, recorded) in RECORDED_PLANS {
         let one = gridnavi_plan_checksum(method, 1);
         let three = gridnavi_plan_checksum(method, 3);
         assert_eq!(one, three, "{method}: 1 vs 3 threads");
-        if fma {
-            assert_eq!(
-                one, recorded,
-                "{method}: plans differ from the recorded ones"
-            );
+        if fma && one != recorded {
+            differ.push(format!("{method}: {one:#018x}, recorded {recorded:#018x}"));
         }
     }
+    assert!(
+        differ.is_empty(),
+        "plans differ from the recorded ones: {differ:?}"
+    );
 }

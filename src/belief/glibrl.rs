@@ -833,6 +833,9 @@ pub fn sample_prefixes(trials: usize, steps: usize, extra: usize, rng: &mut Rng)
 pub struct GlibrlPredictScratch {
     sc: Scratch,
     f: Vec<f64>,
+    /// A row's standard normals: the gammas' first proposals, the nested weights',
+    /// the reward noise.
+    z: Vec<f32>,
 }
 
 impl PlanningBelief for GlibrlModel {
@@ -883,6 +886,7 @@ impl PlanningBelief for GlibrlModel {
         if ps.f.len() < nested {
             ps.f.resize(nested, 0.0);
         }
+        ps.z.resize(2 * nested + 1, 0.0);
         let w = head.input;
         for r in 0..rows {
             let x = &mut ps.sc.x[r * w..(r + 1) * w];
@@ -911,15 +915,19 @@ impl PlanningBelief for GlibrlModel {
             let mut sum = 0.0;
             let mut pick_sigma2 = 0.0;
             let pick = rng.below(nested as u64) as usize;
+            // The row's normals as one vectorised block (the gammas' rare rejections
+            // draw further ones from the stream).
+            rng.fill_normals(&mut ps.z);
+            let (z_gamma, z_weight) = ps.z.split_at(nested);
             for (j, f) in ps.f[..nested].iter_mut().enumerate() {
-                let sigma2 = 0.5 * psi / glm::gamma(rng, 0.5 * nu);
-                *f = mu[0] + (q * sigma2).sqrt() * rng.normal();
+                let sigma2 = 0.5 * psi / glm::gamma_from(rng, 0.5 * nu, z_gamma[j] as f64);
+                *f = mu[0] + (q * sigma2).sqrt() * z_weight[j] as f64;
                 sum += *f;
                 if j == pick {
                     pick_sigma2 = sigma2;
                 }
             }
-            sampled[r] = (ps.f[pick] + pick_sigma2.sqrt() * rng.normal()) as f32;
+            sampled[r] = (ps.f[pick] + pick_sigma2.sqrt() * z_weight[nested] as f64) as f32;
             mean[r] = (sum / nested as f64) as f32;
         }
     }

@@ -272,6 +272,19 @@ where
     /// Features of the distinct particles (see [`Distinct`]).
     tmp_features: Vec<f32>,
     distinct: Distinct,
+    /// History of each particle: particles with the same id have the same history
+    /// since the root, so the same belief state.
+    hist: Vec<u32>,
+    tmp_hist: Vec<u32>,
+    /// Every particle's history differs from every other's (then so do their keys
+    /// below, until resampling duplicates histories again).
+    all_distinct: bool,
+    /// Particles' `[history | s | a | r | s' | episode end]`, whose distinct rows get
+    /// the same belief update (see [`update_distinct`]).
+    keys: Vec<f32>,
+    /// The distinct rows' belief states and transitions.
+    compact: Option<B::State>,
+    compact_tr: CompactTransitions,
     policy: Vec<f32>,
     tmp_policy: Vec<f32>,
     values: Vec<f32>,
@@ -367,6 +380,18 @@ where
                     features: vec![0.0; p * fd],
                     tmp_features: vec![0.0; p * fd],
                     distinct: Distinct::new(p),
+                    hist: vec![0; p],
+                    tmp_hist: vec![0; p],
+                    all_distinct: false,
+                    keys: vec![0.0; p * (1 + 2 * od + aw + 2)],
+                    compact: Some(model.init(p)),
+                    compact_tr: CompactTransitions {
+                        obs: vec![0.0; p * od],
+                        action: vec![0.0; p * aw],
+                        reward: vec![0.0; p],
+                        next_obs: vec![0.0; p * od],
+                        episode_end: vec![false; p],
+                    },
                     policy: vec![0.0; p * no],
                     tmp_policy: vec![0.0; p * no],
                     values: vec![0.0; p],
@@ -569,7 +594,9 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
         c.step[i] = trial_step[r];
         c.done[i] = false;
         c.logw[i] = 0.0;
+        c.hist[i] = r as u32;
     }
+    c.all_distinct = false;
     let mut belief = c.belief.take().expect("particle belief");
     model.gather(state, &c.src, &mut belief);
     model.features(&belief, &mut c.features);
@@ -614,17 +641,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
             &mut c.mean_rewards,
             &mut c.pred,
         );
-        model.update_sampled(
-            &mut belief,
-            &Transition {
-                obs: &c.obs,
-                action: &c.actions,
-                reward: &c.rewards,
-                next_obs: &c.next_obs,
-                episode_end: &c.episode_end,
-            },
-            &mut c.pred,
-        );
+        update_distinct(model, &mut belief, c, od, aw, p);
         for i in 0..p {
             let o = &mut c.obs[i * od..(i + 1) * od];
             if c.episode_end[i] {
@@ -691,8 +708,11 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
                 c.tmp_step[i] = c.step[c.src[i]];
                 c.tmp_done[i] = c.done[c.src[i]];
             }
+            gather_rows(&c.src, &c.hist, 1, &mut c.tmp_hist);
             std::mem::swap(&mut c.step, &mut c.tmp_step);
             std::mem::swap(&mut c.done, &mut c.tmp_done);
+            std::mem::swap(&mut c.hist, &mut c.tmp_hist);
+            c.all_distinct = false;
             // The policy outputs of the resampled particles: re-gathered, not recomputed.
             gather_rows(&c.src, &c.policy, policy.num_outputs(), &mut c.tmp_policy);
             std::mem::swap(&mut c.policy, &mut c.tmp_policy);
@@ -759,6 +779,96 @@ impl Distinct {
             }
         }
     }
+}
+
+/// Transitions of the distinct particles (see [`update_distinct`]).
+struct CompactTransitions {
+    obs: Vec<f32>,
+    action: Vec<f32>,
+    reward: Vec<f32>,
+    next_obs: Vec<f32>,
+    episode_end: Vec<bool>,
+}
+
+/// The belief update of every particle on its simulated transition, computed once per
+/// distinct `(history, transition)`: particles with the same history since the root
+/// have the same belief state, and the same transition gives them the same updated
+/// state (a row's update does not depend on its batch: ARCHITECTURE.md, invariants).
+/// Duplicates are common in the first steps (all K particles of a row start with one
+/// history; discrete actions and rewards branch into few). When fewer than 3/4 of the
+/// particles are distinct, the distinct ones are gathered, updated as one smaller
+/// batch and scattered back; otherwise all are updated in place as before. Either way
+/// the states are those of updating every particle, bit for bit. Then every
+/// particle's history id becomes its distinct row's index. Once all particles are
+/// distinct they stay so until resampling copies some (continuous rewards, e.g.
+/// GLiBRL's, make them so after one step): the keys are then not even built.
+fn update_distinct<B: PlanningBelief>(
+    model: &B,
+    belief: &mut B::State,
+    c: &mut Chunk<B>,
+    od: usize,
+    aw: usize,
+    p: usize,
+) where
+    B::State: Send + Sync,
+{
+    let tr = Transition {
+        obs: &c.obs,
+        action: &c.actions,
+        reward: &c.rewards,
+        next_obs: &c.next_obs,
+        episode_end: &c.episode_end,
+    };
+    if c.all_distinct {
+        // Distinct histories stay distinct: nothing to share, no keys to hash.
+        model.update_sampled(belief, &tr, &mut c.pred);
+        return;
+    }
+    let kw = 1 + 2 * od + aw + 2;
+    for i in 0..p {
+        let key = &mut c.keys[i * kw..(i + 1) * kw];
+        key[0] = c.hist[i] as f32; // exact: ids are below the particle count
+        let (o, rest) = key[1..].split_at_mut(od);
+        o.copy_from_slice(&c.obs[i * od..(i + 1) * od]);
+        let (a, rest) = rest.split_at_mut(aw);
+        a.copy_from_slice(&c.actions[i * aw..(i + 1) * aw]);
+        rest[0] = c.rewards[i];
+        rest[1..1 + od].copy_from_slice(&c.next_obs[i * od..(i + 1) * od]);
+        rest[1 + od] = if c.episode_end[i] { 1.0 } else { 0.0 };
+    }
+    let dist = &mut c.distinct;
+    dist.find(&c.keys, kw, &[], 0, p);
+    let u = dist.first.len();
+    if 4 * u < 3 * p {
+        let t = &mut c.compact_tr;
+        for (j, &i) in dist.first.iter().enumerate() {
+            t.obs[j * od..(j + 1) * od].copy_from_slice(&c.obs[i * od..(i + 1) * od]);
+            t.action[j * aw..(j + 1) * aw].copy_from_slice(&c.actions[i * aw..(i + 1) * aw]);
+            t.reward[j] = c.rewards[i];
+            t.next_obs[j * od..(j + 1) * od].copy_from_slice(&c.next_obs[i * od..(i + 1) * od]);
+            t.episode_end[j] = c.episode_end[i];
+        }
+        let mut compact = c.compact.take().expect("compact belief");
+        model.gather(belief, &dist.first, &mut compact);
+        model.update(
+            &mut compact,
+            &Transition {
+                obs: &t.obs[..u * od],
+                action: &t.action[..u * aw],
+                reward: &t.reward[..u],
+                next_obs: &t.next_obs[..u * od],
+                episode_end: &t.episode_end[..u],
+            },
+        );
+        model.gather(&compact, &dist.of[..p], belief);
+        c.compact = Some(compact);
+    } else {
+        model.update_sampled(belief, &tr, &mut c.pred);
+    }
+    for (h, &j) in c.hist.iter_mut().zip(&dist.of[..p]) {
+        *h = j as u32;
+    }
+    c.all_distinct = u == p;
 }
 
 /// The policy outputs (`c.policy`, unless `values_only`) and values (`c.next_values`)

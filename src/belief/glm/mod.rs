@@ -63,7 +63,7 @@ pub use marginal::{
 };
 pub use posterior::{posterior, Posterior, StudentT};
 pub use prior::MniwPrior;
-pub use sample::{chi_square, gamma, SampleScratch};
+pub use sample::{chi_square, gamma, gamma_from, SampleScratch};
 pub use stats::Stats;
 pub use stream::{GlmStream, StreamSampleScratch};
 pub use trials::{trials_loss_and_grad, GlmScalar, TrialBatchLoss};

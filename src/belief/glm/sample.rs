@@ -6,29 +6,40 @@ use crate::rng::Rng;
 /// Gamma(shape, 1) for shape > 0 (Marsaglia & Tsang 2000; shapes below 1 are boosted
 /// with Gamma(a) = Gamma(a + 1) U^{1/a}).
 pub fn gamma(rng: &mut Rng, shape: f64) -> f64 {
+    marsaglia_tsang(rng, shape, None)
+}
+
+/// [`gamma`] whose first proposal uses the standard normal `x` given by the caller
+/// (e.g. one of a block from [`Rng::fill_normals`]); further proposals, after a
+/// rejection (a few percent at shapes >= 1), draw their normals from `rng`.
+pub fn gamma_from(rng: &mut Rng, shape: f64, x: f64) -> f64 {
+    marsaglia_tsang(rng, shape, Some(x))
+}
+
+fn marsaglia_tsang(rng: &mut Rng, shape: f64, first: Option<f64>) -> f64 {
     debug_assert!(shape > 0.0);
     if shape < 1.0 {
         let u = 1.0 - rng.uniform(); // (0, 1]: avoids 0^(1/a) edge cases.
-        return gamma(rng, shape + 1.0) * u.powf(1.0 / shape);
+        return marsaglia_tsang(rng, shape + 1.0, first) * u.powf(1.0 / shape);
     }
     let d = shape - 1.0 / 3.0;
     let c = 1.0 / (9.0 * d).sqrt();
+    let mut x = first.unwrap_or_else(|| rng.normal());
     loop {
-        let x = rng.normal();
         let v = 1.0 + c * x;
-        if v <= 0.0 {
-            continue;
+        if v > 0.0 {
+            let v = v * v * v;
+            let u = rng.uniform();
+            let x2 = x * x;
+            // Cheap squeeze first; the log test is exact.
+            if u < 1.0 - 0.0331 * x2 * x2 {
+                return d * v;
+            }
+            if u > 0.0 && u.ln() < 0.5 * x2 + d * (1.0 - v + v.ln()) {
+                return d * v;
+            }
         }
-        let v = v * v * v;
-        let u = rng.uniform();
-        let x2 = x * x;
-        // Cheap squeeze first; the log test is exact.
-        if u < 1.0 - 0.0331 * x2 * x2 {
-            return d * v;
-        }
-        if u > 0.0 && u.ln() < 0.5 * x2 + d * (1.0 - v + v.ln()) {
-            return d * v;
-        }
+        x = rng.normal();
     }
 }
 
