@@ -281,7 +281,7 @@ fn envs_without_success_are_refused() {
 
 /// The ML10 presets' meta-test (`eval.num_tasks = 250`, all 250 test tasks' rows at
 /// once) passes the memory guard now that a row holds one Sawyer model (~27 MB): 250
-/// rows of a one-row probe's bytes need ~7 GB (one model per class made it ~26 GB,
+/// rows of a one-row probe's bytes need ~6 GB (one model per class made it ~26 GB,
 /// refused on a 24 GiB machine). The guard's arithmetic only: the rows are not built.
 #[test]
 fn the_ml10_meta_test_rows_pass_the_memory_guard() {
