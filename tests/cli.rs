@@ -521,10 +521,11 @@ fn a_meta_batch_of_metaworld_rows_that_cannot_fit_is_refused_before_the_rows_exi
     if !python_support::can_import("mujoco, metaworld", "MetaWorld memory guard test") {
         return;
     }
-    // An ML10 row holds 10 Sawyer models of ~21 MB each (tests/env_memory.rs): at
-    // 100 MiB a row or more, this many rows need twice the memory available.
+    // An ML10 row holds the largest of its split's Sawyer models, ~27 MB
+    // (tests/env_memory.rs): at 25 MiB a row or more, this many rows need twice the
+    // memory available.
     let available = meminfo("MemAvailable:");
-    let rows = (2 * available).div_ceil(100 << 20) + 1;
+    let rows = (2 * available).div_ceil(25 << 20) + 1;
     if rows > 4096 {
         eprintln!("NOTICE: {available} bytes available: 4096 ML10 rows fit; test skipped");
         return;
@@ -558,7 +559,7 @@ fn a_meta_batch_of_metaworld_rows_that_cannot_fit_is_refused_before_the_rows_exi
             "/proc/meminfo",
         ],
     );
-    // The probe: one row and the family's models (~450 MB); building the rows before
+    // The probe: one row and the family's models (~250 MB); building the rows before
     // refusing would fill the 4 GiB limit.
     assert!(
         peak < 1 << 30,

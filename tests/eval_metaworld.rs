@@ -278,3 +278,35 @@ fn envs_without_success_are_refused() {
         ],
     );
 }
+
+/// The ML10 presets' meta-test (`eval.num_tasks = 250`, all 250 test tasks' rows at
+/// once) passes the memory guard now that a row holds one Sawyer model (~27 MB): 250
+/// rows of a one-row probe's bytes need ~6 GB (one model per class made it ~26 GB,
+/// refused on a 24 GiB machine). The guard's arithmetic only: the rows are not built.
+#[test]
+fn the_ml10_meta_test_rows_pass_the_memory_guard() {
+    use bamdp::run::guard::{check_eval_memory, machine_memory};
+    if !metaworld_available() {
+        return;
+    }
+    let probe = env::probe("ml10", Split::Test, 0, None, &EnvOptions::default())
+        .unwrap()
+        .expect("ml10 runs natively by default");
+    let rows = 250;
+    let need = rows as u128 * probe.row_bytes as u128;
+    eprintln!(
+        "ml10 test: row_bytes {}, {rows} rows {need} bytes",
+        probe.row_bytes
+    );
+    assert!(
+        (16 << 20..32 << 20).contains(&probe.row_bytes),
+        "an ML10 test row holds one model: {} bytes",
+        probe.row_bytes
+    );
+    match machine_memory() {
+        Some((available, _)) if available >= need + (1 << 30) => {
+            check_eval_memory(rows, Some(10), "ml10", rows, probe.row_bytes).unwrap()
+        }
+        other => eprintln!("NOTICE: {other:?} bytes (available, total): guard check skipped"),
+    }
+}

@@ -822,3 +822,78 @@ fn every_ported_metaworld_class_is_an_ml1_env() {
     let names: Vec<&str> = CLASSES.iter().map(|c| c.name()).collect();
     assert_eq!(tested, names);
 }
+
+/// One episode of `steps` fixed actions on `row` from a reset to task `task`: its
+/// observations, rewards and successes, as bits.
+fn play(row: &mut dyn RowSim, task: u32, steps: usize) -> Vec<u32> {
+    let mut obs = vec![0.0f32; 39];
+    row.reset(task, 0.0, 0, &mut obs);
+    let mut trace = bits(&obs);
+    for t in 0..steps {
+        // Sweeps every action in [-1, 1], the gripper opening and closing.
+        let action: Vec<f32> = (0..4)
+            .map(|d| ((t * 7 + d * 3) as f32 * 0.37 + task as f32).sin())
+            .collect();
+        let out = row.step(&action, &mut obs);
+        trace.extend(bits(&obs));
+        trace.extend([out.reward.to_bits(), out.success as u32]);
+    }
+    trace
+}
+
+/// A Sawyer row keeps nothing of a task into the next (so a benchmark row may drop a
+/// class's simulator and build a fresh one when it comes back to the class): in every
+/// class, a row playing tasks 3, 41, 3 plays the second as a fresh row and the third
+/// as it played the first.
+#[test]
+fn a_metaworld_row_keeps_no_state_across_tasks() {
+    use bamdp::env::mujoco::metaworld::{SawyerFamily, CLASSES};
+    if !metaworld_available() {
+        return;
+    }
+    for &class in CLASSES {
+        let family = SawyerFamily::ml1("state", class, Split::Train, 7).unwrap();
+        let mut row = family.new_row().unwrap();
+        let first = play(&mut row, 3, 40);
+        let second = play(&mut row, 41, 40);
+        let third = play(&mut row, 3, 40);
+        let fresh = play(&mut family.new_row().unwrap(), 41, 40);
+        let name = class.name();
+        assert!(
+            second == fresh,
+            "{name}: task 41 after task 3 differs from a fresh row"
+        );
+        assert!(
+            third == first,
+            "{name}: task 3 after task 41 differs from its first play"
+        );
+    }
+}
+
+/// A benchmark row switching classes and coming back (A, B, A, A, C, A, including
+/// classes that reset twice) plays each task exactly as a fresh row does.
+#[test]
+fn a_benchmark_row_switching_classes_plays_each_task_as_a_fresh_row() {
+    use bamdp::env::mujoco::metaworld::benchmark::{BenchmarkFamily, ML10};
+    if !metaworld_available() {
+        return;
+    }
+    // Train: window-open (resets twice), reach, window-open twice, door-open,
+    // window-open. Test: drawer-open (resets twice), lever-pull (resets twice),
+    // drawer-open twice.
+    for (split, tasks) in [
+        (Split::Train, &[360, 10, 375, 380, 160, 360][..]),
+        (Split::Test, &[0, 200, 30, 31][..]),
+    ] {
+        let family = BenchmarkFamily::new(&ML10, split, 7).unwrap();
+        let mut row = family.new_row().unwrap();
+        for (e, &task) in tasks.iter().enumerate() {
+            let switched = play(&mut row, task, 100);
+            let fresh = play(&mut family.new_row().unwrap(), task, 100);
+            assert!(
+                switched == fresh,
+                "ML10 {split:?} episode {e} (task {task}): the switching row differs from a fresh row"
+            );
+        }
+    }
+}

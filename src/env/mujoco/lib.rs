@@ -465,11 +465,10 @@ impl Data {
     /// The bytes this data holds in memory (not counting its model): the `mjData`
     /// struct, its main buffer (`nbuffer`), and of its arena (`narena` bytes reserved
     /// for contacts, constraints and the solver's stack) only the part used so far
-    /// (`maxuse_arena` + `maxuse_stack`). Memory allocated but never written takes no
-    /// room, so two reserves are left out: the rest of the arena (a MetaWorld model
-    /// reserves 14 MiB and uses well under 1 MiB), and the struct's solver statistics
-    /// of islands past the first (`mjNISLAND` x `mjNSOLVER` slots, ~156 KiB of the
-    /// struct's ~159 KiB; a step writes one slot per solver iteration and island).
+    /// (`maxuse_arena` + `maxuse_stack`): memory allocated but never written takes no
+    /// room, and a MetaWorld model reserves 14 MiB of arena and uses well under 1 MiB.
+    /// The whole struct counts (~159 KiB, mostly the solver statistics of `mjNISLAND`
+    /// islands): `mj_resetData`, also run by `mj_makeData`, zeroes all of it.
     pub fn bytes(&self) -> usize {
         // SAFETY: nbuffer, maxuse_arena and maxuse_stack are size_t fields of mjData.
         let (buffer, arena, stack): (usize, usize, usize) = unsafe {
@@ -479,8 +478,7 @@ impl Data {
                 field(self.ptr, dof::maxuse_stack),
             )
         };
-        let unused_islands = (dof::NISLAND - 1) * dof::NSOLVER * dof::SOLVER_STAT;
-        dof::SIZE - unused_islands + buffer + arena + stack
+        dof::SIZE + buffer + arena + stack
     }
     /// The model, writable when this data holds the only reference to it (a row's own
     /// copy); `None` when it is shared.

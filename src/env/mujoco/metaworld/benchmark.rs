@@ -9,8 +9,9 @@
 //! the class lists matters. The split's task list is class-major (class 0's 50 tasks,
 //! then class 1's, ...), as the bridge's.
 //!
-//! A row keeps one simulator per class of its split and switches between them as its
-//! trials change class, as a bridge worker keeps one env per class.
+//! A row holds the simulator of its current task's class only, and builds another
+//! class's simulator from the family when a reset switches class (a bridge worker
+//! keeps one env per class instead: ~21 MB each, see [`BenchmarkRow`]).
 //!
 //! ```no_run
 //! use bamdp::env::mujoco::metaworld::benchmark::{BenchmarkFamily, ML10, ML45};
@@ -30,6 +31,7 @@ use crate::env::replay::TaskDraw;
 use crate::env::Split;
 use crate::error::UserError;
 use crate::rng::Rng;
+use std::sync::Arc;
 
 /// A multi-class benchmark: its env name and its classes per split, in metaworld's
 /// order.
@@ -158,7 +160,8 @@ pub fn task_vectors(
 /// list.
 pub struct BenchmarkFamily {
     env: &'static str,
-    classes: Vec<SawyerFamily>,
+    /// Shared with the rows, which build their simulators from it.
+    classes: Arc<[SawyerFamily]>,
     names: Vec<&'static str>,
 }
 
@@ -179,7 +182,7 @@ impl BenchmarkFamily {
         }
         Ok(BenchmarkFamily {
             env: bench.env,
-            classes,
+            classes: classes.into(),
             names,
         })
     }
@@ -191,13 +194,20 @@ impl BenchmarkFamily {
     pub fn classes(&self) -> &[SawyerFamily] {
         &self.classes
     }
+    /// A row holding the first class's simulator until its first reset.
     pub fn new_row(&self) -> Result<BenchmarkRow, MujocoError> {
-        let sims = self
+        let largest_model = self
             .classes
             .iter()
-            .map(|f| f.new_row())
-            .collect::<Result<_, _>>()?;
-        Ok(BenchmarkRow { sims, current: 0 })
+            .map(SawyerFamily::model_bytes)
+            .max()
+            .unwrap_or(0);
+        Ok(BenchmarkRow {
+            sim: self.classes[0].new_row()?,
+            current: 0,
+            classes: Arc::clone(&self.classes),
+            largest_model,
+        })
     }
 }
 
@@ -230,33 +240,79 @@ impl Family for BenchmarkFamily {
     }
 }
 
-/// One row of a benchmark: a simulator per class, the current one stepping.
+/// One row of a benchmark: the simulator of the current task's class, with its own
+/// model copy (~21 MB).
+///
+/// A reset to a task of another class replaces the simulator with a fresh one of that
+/// class ([`SawyerFamily::new_row`]: a model copy and its data). That allocates once
+/// per class switch, at a trial's first reset (every few thousand steps), never in a
+/// step. Nothing is lost by dropping the old simulator: a Sawyer reset re-initialises
+/// all the state a task reads (`mj_resetData`, then the class's `reset_model`, which
+/// writes every model field it reads before reading it), so a fresh simulator plays a
+/// task exactly as one that played other tasks of its class before
+/// (`tests/mujoco_native.rs` checks this for every class and for rows switching
+/// classes). Different classes' models differ in size, so a model copy cannot be
+/// written into the old one.
 pub struct BenchmarkRow {
-    sims: Vec<Sawyer>,
+    sim: Sawyer,
+    /// The index of `sim`'s class in `classes`.
     current: usize,
+    classes: Arc<[SawyerFamily]>,
+    /// The bytes of the split's largest model, which the row may come to hold.
+    largest_model: usize,
 }
 
 impl BenchmarkRow {
     /// The last step's reward, success and `info` ([`Sawyer::last_evaluation`]).
     pub fn last_evaluation(&self) -> Option<super::Evaluation> {
-        self.sims[self.current].last_evaluation()
+        self.sim.last_evaluation()
     }
 }
 
 impl RowSim for BenchmarkRow {
-    /// A simulator (with its own model copy) per class of the benchmark.
+    /// The current simulator with the split's largest model in place of its own: the
+    /// most the row holds whichever class it plays (models of a split differ by a few
+    /// percent; their data by less than a model's share of it).
     fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.sims.iter().map(RowSim::bytes).sum::<usize>()
+        let own_model = self.sim.data.model().bytes();
+        std::mem::size_of::<Self>() + self.sim.bytes() - own_model + self.largest_model
     }
     fn reset(&mut self, task_index: u32, task_value: f64, seed: u64, obs: &mut [f32]) {
         let (k, i) = (task_index as usize / GOALS, task_index as usize % GOALS);
-        self.current = k;
-        self.sims[k].reset(i as u32, task_value, seed, obs);
+        if k != self.current {
+            // Once per class switch, not per step (see the struct's doc). The new
+            // simulator is built before the old one is dropped, so a switching row
+            // briefly holds two.
+            self.sim = self.classes[k].new_row().unwrap_or_else(|e| {
+                // As MuJoCo's error handler does (`lib::on_error`): reset cannot
+                // return an error, and MuJoCo's allocation failures exit there.
+                eprintln!("MuJoCo error: {e}");
+                std::process::exit(crate::env::mujoco::lib::MUJOCO_ERROR_EXIT)
+            });
+            self.current = k;
+            release_freed_memory();
+        }
+        self.sim.reset(i as u32, task_value, seed, obs);
     }
     fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Outcome {
-        self.sims[self.current].step(action, obs)
+        self.sim.step(action, obs)
     }
     fn bare_steps(&mut self, env_steps: usize, ctrl: f64) {
-        self.sims[self.current].bare_steps(env_steps, ctrl);
+        self.sim.bare_steps(env_steps, ctrl);
+    }
+}
+
+/// Returns the pages of freed heap blocks to the OS (`malloc_trim`). The dropped
+/// simulator's ~21 MB model stays resident otherwise: glibc serves blocks of that size
+/// from its heap once one was freed (and the `bamdp` binary keeps freed memory, see
+/// `src/main.rs`), and the next class's model, of another size, does not always fit in
+/// the hole, so rows switching class would grow the process (8 ML10 rows switching
+/// five times: 44 MB resident per row instead of 27 MB, `tests/env_memory.rs`). Once
+/// per class switch, like the switch itself.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -143,6 +143,11 @@ impl SawyerFamily {
         &self.tasks
     }
 
+    /// The bytes of the compiled model, as of each row's copy.
+    pub fn model_bytes(&self) -> usize {
+        self.model.bytes()
+    }
+
     pub fn new_row(&self) -> Result<Sawyer, MujocoError> {
         let data = Data::new(Arc::new(self.model.try_clone()?))?;
         let (mocap_low, mocap_high) = self.class.mocap_box();
