@@ -35,8 +35,12 @@ pub struct JobArgs {
 pub enum JobState {
     /// Nothing trained yet (no checkpoint).
     New,
-    /// Trained up to this update of `total` (checkpoint).
-    Partial { update: u64, total: u64 },
+    /// Trained up to `frames` of the config's `total` frames (checkpoint at `update`).
+    Partial {
+        update: u64,
+        frames: u64,
+        total: u64,
+    },
     /// Trained, not yet evaluated.
     Trained,
     /// Evaluated (`eval.json`): nothing to do.
@@ -57,18 +61,15 @@ pub fn resolve(config: &Path, overrides: &[String], seed: u64) -> Result<Config,
     Config::load(config, &all)
 }
 
-/// Updates a run of `cfg` trains for (as the trainer counts them).
-pub fn total_updates(cfg: &Config) -> u64 {
-    let per_update = (cfg.run.num_envs * cfg.run.steps_per_update) as u64;
-    cfg.run.total_frames.div_ceil(per_update.max(1))
+/// How far a run's checkpoint got: its update and the frames trained by then.
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct Progress {
+    pub update: u64,
+    pub frames: u64,
 }
 
-/// The update of the run's checkpoint, if it has one.
-pub fn checkpoint_update(run: &Path) -> Result<Option<u64>, UserError> {
-    #[derive(Deserialize)]
-    struct Progress {
-        update: u64,
-    }
+/// The progress of the run's checkpoint, if it has one.
+pub fn checkpoint_progress(run: &Path) -> Result<Option<Progress>, UserError> {
     let path = train::checkpoint_path(run);
     if !path.is_file() {
         return Ok(None);
@@ -77,7 +78,7 @@ pub fn checkpoint_update(run: &Path) -> Result<Option<u64>, UserError> {
         .map_err(|e| UserError::file(&path, format!("cannot read checkpoint: {e}")))?;
     let p: Progress = serde_json::from_reader(BufReader::new(file))
         .map_err(|e| UserError::file(&path, format!("corrupt checkpoint: {e}")))?;
-    Ok(Some(p.update))
+    Ok(Some(p))
 }
 
 /// Where the run folder of `cfg` stands.
@@ -85,11 +86,18 @@ pub fn state(run: &Path, cfg: &Config) -> Result<JobState, UserError> {
     if run.join(EVAL_JSON).is_file() {
         return Ok(JobState::Done);
     }
-    let total = total_updates(cfg);
-    Ok(match checkpoint_update(run)? {
+    // Frames, not updates: every improver trains until its frames reach
+    // `run.total_frames`, and an update's frames depend on the improver (PPO's
+    // num_envs x steps_per_update, MAML's meta-batch x episodes x episode length).
+    let total = cfg.run.total_frames;
+    Ok(match checkpoint_progress(run)? {
         None => JobState::New,
-        Some(u) if u >= total => JobState::Trained,
-        Some(update) => JobState::Partial { update, total },
+        Some(p) if p.frames >= total => JobState::Trained,
+        Some(p) => JobState::Partial {
+            update: p.update,
+            frames: p.frames,
+            total,
+        },
     })
 }
 
@@ -100,8 +108,15 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
     match state(run, &cfg)? {
         JobState::Done => return Ok(Outcome::Finished),
         JobState::Trained => {}
-        JobState::Partial { update, total } => {
-            eprintln!("resuming {} at update {update} of {total}", run.display());
+        JobState::Partial {
+            update,
+            frames,
+            total,
+        } => {
+            eprintln!(
+                "resuming {} at update {update} ({frames} of {total} frames)",
+                run.display()
+            );
             train::train(&train::TrainArgs {
                 config: None,
                 overrides: vec![],
@@ -150,4 +165,39 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
         run.join(EVAL_JSON).display()
     );
     Ok(Outcome::Finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with_checkpoint(update: u64, frames: u64) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = train::checkpoint_path(dir.path());
+        std::fs::create_dir_all(meta.parent().unwrap()).unwrap();
+        let json =
+            format!(r#"{{"format": "bamdp-checkpoint", "update": {update}, "frames": {frames}}}"#);
+        std::fs::write(&meta, json).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_run_is_trained_when_its_checkpoint_reaches_the_frames_whatever_an_update_holds() {
+        let mut cfg = Config::default();
+        cfg.run.total_frames = 6_400_000;
+        // MAML's 20 updates of 320,000 frames (PPO's formula would want thousands).
+        let done = run_with_checkpoint(20, 6_400_000);
+        assert_eq!(state(done.path(), &cfg).unwrap(), JobState::Trained);
+        let half = run_with_checkpoint(10, 3_200_000);
+        assert_eq!(
+            state(half.path(), &cfg).unwrap(),
+            JobState::Partial {
+                update: 10,
+                frames: 3_200_000,
+                total: 6_400_000
+            }
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(state(empty.path(), &cfg).unwrap(), JobState::New);
+    }
 }

@@ -195,7 +195,11 @@ fn describe(state: JobState) -> String {
     match state {
         JobState::Done => "done (skipped)".into(),
         JobState::Trained => "trained: evaluate".into(),
-        JobState::Partial { update, total } => format!("resume at update {update}/{total}"),
+        JobState::Partial {
+            update,
+            frames,
+            total,
+        } => format!("resume at update {update} ({frames}/{total} frames)"),
         JobState::New => "start".into(),
     }
 }
