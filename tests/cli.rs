@@ -512,6 +512,21 @@ fn bamdp_limited(args: &[&str], limit: u64) -> (Output, u64) {
     (output, usage.ru_maxrss as u64 * 1024)
 }
 
+/// `bamdp train` of configs/ml10/maml.toml into `out` with one adaptation and one
+/// post-adaptation episode per task and the `sets` overrides, under an address-space
+/// `limit` (see [`bamdp_limited`]).
+fn train_ml10_maml_limited(out: &str, sets: &[&str], limit: u64) -> (Output, u64) {
+    let preset = format!("{}/configs/ml10/maml.toml", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["train", "--config", &preset, "--out", out];
+    for set in ["maml.episodes_per_task=1", "maml.post_episodes=1"]
+        .iter()
+        .chain(sets)
+    {
+        args.extend(["--set", set]);
+    }
+    bamdp_limited(&args, limit)
+}
+
 /// A MAML meta-batch of native MetaWorld rows whose env rows alone exceed the memory
 /// available is refused with exit code 2 before the rows exist: the process stays
 /// small (the rows are sized on a one-row batch), instead of building rows until the
@@ -532,25 +547,8 @@ fn a_meta_batch_of_metaworld_rows_that_cannot_fit_is_refused_before_the_rows_exi
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r").display().to_string();
-    let preset = format!("{}/configs/ml10/maml.toml", env!("CARGO_MANIFEST_DIR"));
     let batch = format!("maml.meta_batch={rows}");
-    let limit: u64 = 4 << 30;
-    let (o, peak) = bamdp_limited(
-        &[
-            "train",
-            "--config",
-            &preset,
-            "--out",
-            &out,
-            "--set",
-            &batch,
-            "--set",
-            "maml.episodes_per_task=1",
-            "--set",
-            "maml.post_episodes=1",
-        ],
-        limit,
-    );
+    let (o, peak) = train_ml10_maml_limited(&out, &[&batch], 4 << 30);
     assert_user_error(
         &o,
         &[
@@ -584,25 +582,9 @@ fn a_mujoco_allocation_failure_exits_with_its_message() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r").display().to_string();
-    let preset = format!("{}/configs/ml10/maml.toml", env!("CARGO_MANIFEST_DIR"));
-    let (o, _) = bamdp_limited(
-        &[
-            "train",
-            "--config",
-            &preset,
-            "--out",
-            &out,
-            "--set",
-            "env=ml1-reach",
-            "--set",
-            "maml.meta_batch=150",
-            "--set",
-            "maml.episodes_per_task=1",
-            "--set",
-            "maml.post_episodes=1",
-            "--set",
-            "run.threads=1",
-        ],
+    let (o, _) = train_ml10_maml_limited(
+        &out,
+        &["env=ml1-reach", "maml.meta_batch=150", "run.threads=1"],
         1 << 30,
     );
     let err = stderr(&o);
