@@ -48,7 +48,8 @@ pub enum Command {
         /// held out where the env has a held-out set) or train.
         #[arg(long, default_value = "test")]
         split: String,
-        /// Episodes per trial (default: the env's).
+        /// Episodes per trial (default: the env's); for a MAML run, adaptation episodes
+        /// per inner step (default: its maml.eval_adapt_episodes).
         #[arg(long)]
         episodes_per_task: Option<usize>,
         /// Number of tasks (default: the config's eval.num_tasks).
@@ -66,10 +67,12 @@ pub enum Command {
         /// end at success; per-task success rates).
         #[arg(long, default_value = "trial")]
         protocol: String,
-        /// Adaptation episodes per task of --protocol metaworld (default 10).
+        /// Adaptation episodes per task of --protocol metaworld (default 10; for a MAML
+        /// run, per inner step, default its maml.eval_adapt_episodes).
         #[arg(long)]
         adaptation_episodes: Option<usize>,
-        /// Evaluation episodes per task of --protocol metaworld (default 3).
+        /// Evaluation episodes per task of --protocol metaworld (default 3; for a MAML
+        /// run, the adapted episodes, default its maml.eval_episodes).
         #[arg(long)]
         evaluation_episodes: Option<usize>,
         /// Print one JSON object.
@@ -195,11 +198,11 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 ));
             }
             if train::load_run_config(&run).is_ok_and(|c| c.improver == "maml") {
-                if protocol != crate::run::eval_metaworld::Protocol::Trial {
+                if adaptation_episodes.is_some() && episodes_per_task.is_some() {
                     return Err(UserError::invalid(
-                        "--protocol",
-                        "metaworld",
-                        "trial for a MAML run (its eval already adapts for maml.eval_adapt_episodes, then evaluates maml.eval_episodes episodes)",
+                        "--adaptation-episodes",
+                        &adaptation_episodes.unwrap_or(0).to_string(),
+                        "no value with --episodes-per-task (both set a MAML run's adaptation episodes per inner step)",
                     ));
                 }
                 let report = crate::improve::maml::eval::evaluate(
@@ -207,8 +210,10 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                         run: &run,
                         split,
                         num_tasks,
-                        adapt_episodes: episodes_per_task,
+                        adapt_episodes: adaptation_episodes.or(episodes_per_task),
+                        eval_episodes: evaluation_episodes,
                         greedy,
+                        metaworld: protocol != crate::run::eval_metaworld::Protocol::Trial,
                     },
                 )?;
                 match json {

@@ -209,6 +209,105 @@ fn metaworld_protocol_reports_every_test_task_once() {
     );
 }
 
+/// A MAML run takes MetaWorld's protocol: its adapted episodes are the protocol's
+/// evaluation episodes, its JSON carries the keys every method's evaluation has (so
+/// `bamdp sweep` and `bamdp report` treat it as any other run), and its own pre/post
+/// figures agree with them.
+#[test]
+fn maml_runs_take_metaworlds_protocol_and_report_beside_the_others() {
+    if !metaworld_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("runs").join("maml");
+    let run = run.to_str().unwrap();
+    let preset = format!("{}/configs/ml1-reach/maml.toml", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["train", "--config", &preset, "--out", run];
+    for set in [
+        "maml.meta_batch=2",
+        "maml.episodes_per_task=1",
+        "maml.post_episodes=1",
+        "maml.hidden=[16]",
+        "run.total_frames=2000",
+        "run.threads=1",
+    ] {
+        args.extend(["--set", set]);
+    }
+    let o = bamdp(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        run,
+        "--num-tasks",
+        "4",
+        "--protocol",
+        "metaworld",
+        "--adaptation-episodes",
+        "1",
+        "--evaluation-episodes",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = |x: &serde_json::Value| x.as_f64().unwrap();
+    assert_eq!(
+        (
+            v["adaptation_episodes"].as_u64(),
+            v["evaluation_episodes"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(v["episode_returns"].as_array().unwrap().len(), 3);
+    let m = &v["metaworld"];
+    let tasks: Vec<u64> = m["per_task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tasks, [0, 1, 2, 3]);
+    assert_eq!(
+        (
+            m["adaptation_episodes"].as_u64(),
+            m["evaluation_episodes"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    // The protocol's evaluation episodes are the adapted ones, and the first is the
+    // unadapted policy's.
+    assert!(
+        (f(&m["success_rate"]) - f(&v["success_post"])).abs() < 1e-12,
+        "{v}"
+    );
+    assert!(
+        (f(&v["summary"]["return_mean"]) - f(&v["return_post"])).abs() < 1e-9,
+        "{v}"
+    );
+    assert!(
+        (f(&v["episode_returns"][0]) - f(&v["return_pre"])).abs() < 1e-9,
+        "{v}"
+    );
+    // `bamdp report` reads it as it reads every method's eval.json.
+    std::fs::write(format!("{run}/eval.json"), &o.stdout).unwrap();
+    let out = dir.path().join("report");
+    let o = bamdp(&[
+        "report",
+        dir.path().join("runs").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("maml"), "{summary}");
+    // The trial protocol's flags stay refused for MAML runs, as for the others.
+    assert_user_error(
+        &bamdp(&["eval", "--run", run, "--evaluation-episodes", "2"]),
+        &["--protocol", "trial"],
+    );
+}
+
 #[test]
 fn unknown_protocols_and_envs_that_cannot_end_at_success_exit_2() {
     let o = bamdp(&["eval", "--run", "no-such-run", "--protocol", "meta-world"]);

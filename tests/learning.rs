@@ -30,7 +30,7 @@ fn train_and_eval(preset: &str, overrides: &[&str], dir: &Path) -> Vec<f64> {
         protocol: Default::default(),
     })
     .unwrap();
-    report.episode_returns
+    report.scores.episode_returns
 }
 
 /// Best memoryless agent measured: see docs/results.md. An agent that cannot remember

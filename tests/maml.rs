@@ -501,6 +501,48 @@ fn eval_of_a_maml_run_reports_pre_and_post_adaptation() {
     }
 }
 
+/// `bamdp sweep` trains and meta-tests MAML runs like any other: their eval.json has
+/// MAML's pre/post figures and the keys every method's evaluation has. (It once handed
+/// them to the belief methods' evaluation, which cannot load a MAML checkpoint.)
+#[test]
+fn sweeps_train_and_meta_test_maml_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let preset = point_robot_preset();
+    let mut args = vec![
+        "sweep".to_string(),
+        "--config".into(),
+        preset.display().to_string(),
+        "--seeds".into(),
+        "1".into(),
+        "--jobs".into(),
+        "1".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    for set in small(1, &["eval.num_tasks=4", "maml.eval_adapt_episodes=2"]) {
+        args.extend(["--set".into(), set]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = bamdp(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json = std::fs::read(out.join("point_robot/maml/seed-1/eval.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["method"], "maml");
+    assert_eq!(v["num_tasks"], 4);
+    // 2 adaptation episodes, then the preset's 3 with the adapted weights.
+    let returns = v["episode_returns"].as_array().unwrap();
+    assert_eq!(returns.len(), 5);
+    let f = |x: &serde_json::Value| x.as_f64().unwrap();
+    let post = returns[2..].iter().map(f).sum::<f64>() / 3.0;
+    assert!((post - f(&v["return_post"])).abs() < 1e-9, "{v}");
+    assert!((f(&v["trial_return"]) - returns.iter().map(f).sum::<f64>()).abs() < 1e-9);
+    // Rerunning finds it done.
+    let o = bamdp(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("done (skipped)"));
+}
+
 fn bamdp(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_bamdp"))
         .args(args)

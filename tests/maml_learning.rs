@@ -58,7 +58,9 @@ fn maml_adapts_on_the_point_robot() {
         split: Split::Test,
         num_tasks: Some(100),
         adapt_episodes: Some(10),
+        eval_episodes: None,
         greedy: false,
+        metaworld: false,
     })
     .unwrap();
     let gap = report.return_post - report.return_pre;

@@ -262,7 +262,7 @@ fn a_belief_defined_outside_bamdp_trains_resumes_and_evaluates() {
     )
     .unwrap();
     assert_eq!(report.method, "toy-mean-reward");
-    assert_eq!(report.episode_returns.len(), 4);
+    assert_eq!(report.scores.episode_returns.len(), 4);
 }
 
 /// The non-finite guard: a learner whose weight turns NaN after its 3rd update stops

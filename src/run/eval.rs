@@ -30,6 +30,15 @@ pub struct EvalReport {
     pub episodes_per_task: usize,
     pub greedy: bool,
     pub frames_trained: u64,
+    #[serde(flatten)]
+    pub scores: TrialScores,
+}
+
+/// What a meta-test's trials score. Every method's evaluation (MAML's too) reports
+/// these, under the same JSON keys, so `bamdp report` reads them alike.
+#[derive(Debug, Serialize)]
+pub struct TrialScores {
+    /// Mean return of episode 1..k over tasks, and its 95% CI.
     pub episode_returns: Vec<f64>,
     pub episode_returns_ci95: Vec<f64>,
     pub success_rate: Option<Vec<f64>>,
@@ -312,93 +321,114 @@ pub fn evaluate_checkpoint(
         }
     }
     finished.truncate(num_tasks);
-    let k = spec.episodes_per_trial;
-    let metaworld = match args.protocol {
-        Protocol::Trial => None,
-        Protocol::MetaWorld {
-            adaptation,
-            evaluation,
-        } => Some(eval_metaworld::score(
-            &finished,
-            adaptation,
-            evaluation,
-            |i| env.task_class(i),
-        )),
-    };
-    let summary_episodes = match args.protocol {
-        Protocol::MetaWorld {
-            adaptation,
-            evaluation,
-        } if args.summary_episodes.is_none() => Some((adaptation + 1, adaptation + evaluation)),
-        _ => args.summary_episodes,
-    };
-    let summary = summary_episodes.map(|(first, last)| {
-        let per_trial = |f: &dyn Fn(&TrialResult, usize) -> f64| -> Vec<f64> {
-            finished
-                .iter()
-                .map(|t| {
-                    (first - 1..last).map(|e| f(t, e)).sum::<f64>() / (last - first + 1) as f64
-                })
-                .collect()
-        };
-        let (return_mean, return_ci95) = mean_ci95(&per_trial(&|t, e| t.returns[e]));
-        let success = spec
-            .has_success
-            .then(|| mean_ci95(&per_trial(&|t, e| if t.success[e] { 1.0 } else { 0.0 })));
-        EpisodeSummary {
-            first,
-            last,
-            return_mean,
-            return_ci95,
-            success_rate: success.map(|s| s.0),
-            success_rate_ci95: success.map(|s| s.1),
-        }
-    });
-    let mut episode_returns = Vec::with_capacity(k);
-    let mut episode_returns_ci95 = Vec::with_capacity(k);
-    for e in 0..k {
-        let xs: Vec<f64> = finished.iter().map(|t| t.returns[e]).collect();
-        let (m, ci) = mean_ci95(&xs);
-        episode_returns.push(m);
-        episode_returns_ci95.push(ci);
-    }
-    let success_rate = spec.has_success.then(|| {
-        (0..k)
-            .map(|e| {
-                finished.iter().filter(|t| t.success[e]).count() as f64 / finished.len() as f64
-            })
-            .collect()
-    });
-    let success_rate_ci95 = spec.has_success.then(|| {
-        (0..k)
-            .map(|e| {
-                let xs: Vec<f64> = finished
-                    .iter()
-                    .map(|t| if t.success[e] { 1.0 } else { 0.0 })
-                    .collect();
-                mean_ci95(&xs).1
-            })
-            .collect()
-    });
-    let trial: Vec<f64> = finished.iter().map(|t| t.returns.iter().sum()).collect();
-    let (trial_return, trial_return_ci95) = mean_ci95(&trial);
+    let scores = TrialScores::of(
+        &finished,
+        spec.episodes_per_trial,
+        spec.has_success,
+        args.protocol,
+        args.summary_episodes,
+        |i| env.task_class(i),
+    );
     Ok(EvalReport {
         method: method.name().to_string(),
         env: cfg.env.clone(),
         split: args.split.as_str().into(),
         num_tasks,
-        episodes_per_task: k,
+        episodes_per_task: spec.episodes_per_trial,
         greedy: args.greedy,
         frames_trained,
-        episode_returns,
-        episode_returns_ci95,
-        success_rate,
-        success_rate_ci95,
-        trial_return,
-        trial_return_ci95,
-        summary,
-        metaworld,
+        scores,
     })
+}
+
+impl TrialScores {
+    /// Scores trials of `k` episodes each: per-episode means, the trial return, the
+    /// summary range (MetaWorld's protocol's evaluation episodes unless `summary_episodes`
+    /// names one) and, under MetaWorld's protocol, its per-task and per-class scores.
+    pub fn of(
+        finished: &[TrialResult],
+        k: usize,
+        has_success: bool,
+        protocol: Protocol,
+        summary_episodes: Option<(usize, usize)>,
+        class_of: impl Fn(u32) -> Option<&'static str>,
+    ) -> TrialScores {
+        let metaworld = match protocol {
+            Protocol::Trial => None,
+            Protocol::MetaWorld {
+                adaptation,
+                evaluation,
+            } => Some(eval_metaworld::score(
+                &finished, adaptation, evaluation, class_of,
+            )),
+        };
+        let summary_episodes = match protocol {
+            Protocol::MetaWorld {
+                adaptation,
+                evaluation,
+            } if summary_episodes.is_none() => Some((adaptation + 1, adaptation + evaluation)),
+            _ => summary_episodes,
+        };
+        let summary = summary_episodes.map(|(first, last)| {
+            let per_trial = |f: &dyn Fn(&TrialResult, usize) -> f64| -> Vec<f64> {
+                finished
+                    .iter()
+                    .map(|t| {
+                        (first - 1..last).map(|e| f(t, e)).sum::<f64>() / (last - first + 1) as f64
+                    })
+                    .collect()
+            };
+            let (return_mean, return_ci95) = mean_ci95(&per_trial(&|t, e| t.returns[e]));
+            let success = has_success
+                .then(|| mean_ci95(&per_trial(&|t, e| if t.success[e] { 1.0 } else { 0.0 })));
+            EpisodeSummary {
+                first,
+                last,
+                return_mean,
+                return_ci95,
+                success_rate: success.map(|s| s.0),
+                success_rate_ci95: success.map(|s| s.1),
+            }
+        });
+        let mut episode_returns = Vec::with_capacity(k);
+        let mut episode_returns_ci95 = Vec::with_capacity(k);
+        for e in 0..k {
+            let xs: Vec<f64> = finished.iter().map(|t| t.returns[e]).collect();
+            let (m, ci) = mean_ci95(&xs);
+            episode_returns.push(m);
+            episode_returns_ci95.push(ci);
+        }
+        let success_rate = has_success.then(|| {
+            (0..k)
+                .map(|e| {
+                    finished.iter().filter(|t| t.success[e]).count() as f64 / finished.len() as f64
+                })
+                .collect()
+        });
+        let success_rate_ci95 = has_success.then(|| {
+            (0..k)
+                .map(|e| {
+                    let xs: Vec<f64> = finished
+                        .iter()
+                        .map(|t| if t.success[e] { 1.0 } else { 0.0 })
+                        .collect();
+                    mean_ci95(&xs).1
+                })
+                .collect()
+        });
+        let trial: Vec<f64> = finished.iter().map(|t| t.returns.iter().sum()).collect();
+        let (trial_return, trial_return_ci95) = mean_ci95(&trial);
+        TrialScores {
+            episode_returns,
+            episode_returns_ci95,
+            success_rate,
+            success_rate_ci95,
+            trial_return,
+            trial_return_ci95,
+            summary,
+            metaworld,
+        }
+    }
 }
 
 impl EvalReport {
@@ -414,12 +444,20 @@ impl EvalReport {
             self.frames_trained,
             if self.greedy { "; greedy actions" } else { "" }
         );
-        s.push_str("episode  return ± 95% CI");
+        s.push_str(&self.scores.to_text());
+        s
+    }
+}
+
+impl TrialScores {
+    /// The per-episode table, the trial return, the summary and MetaWorld's scores.
+    pub fn to_text(&self) -> String {
+        let mut s = String::from("episode  return ± 95% CI");
         if self.success_rate.is_some() {
             s.push_str("    success ± 95% CI");
         }
         s.push('\n');
-        for e in 0..self.episodes_per_task {
+        for e in 0..self.episode_returns.len() {
             s.push_str(&format!(
                 "{:>7}  {:>7.3} ± {:<7.3}",
                 e + 1,

@@ -98,10 +98,11 @@ impl EvalEvery {
             },
         )?;
         let mut row = vec![trainer.update as f64, trainer.frames as f64, wall_s];
-        row.extend(&report.episode_returns[..self.k]);
-        row.push(report.trial_return);
+        row.extend(&report.scores.episode_returns[..self.k]);
+        row.push(report.scores.trial_return);
         if self.has_success {
             let s = report
+                .scores
                 .success_rate
                 .clone()
                 .unwrap_or_else(|| vec![f64::NAN; self.k]);

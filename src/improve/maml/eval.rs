@@ -6,6 +6,12 @@
 //! tasks. Post-adaptation episodes act by the policy's mode with `--greedy` (Meta-World
 //! evaluates the mode); without it both phases sample, so pre and post compare like
 //! for like.
+//!
+//! With MetaWorld's protocol (`--protocol metaworld`; what `bamdp sweep` uses on
+//! natively simulated MetaWorld envs) the adapted episodes end at their first success,
+//! as MetaWorld's `metalearning_evaluation` has them, and the JSON carries the same
+//! per-episode, trial and `metaworld` scores as every other method's evaluation, so
+//! `bamdp report` puts MAML beside them.
 
 use super::memory::Phase;
 use super::meta::Maml;
@@ -14,7 +20,9 @@ use super::train::{build_policy, load_checkpoint};
 use crate::env::{self, Split};
 use crate::error::UserError;
 use crate::rng::{streams, Rng};
-use crate::run::eval::mean_ci95;
+use crate::run::actor::TrialResult;
+use crate::run::eval::{mean_ci95, TrialScores};
+use crate::run::eval_metaworld::Protocol;
 use crate::run::guard::check_maml_memory;
 use crate::run::train::{checkpoint_path, load_run_config};
 use serde::Serialize;
@@ -42,6 +50,10 @@ pub struct MamlEvalReport {
     pub success_pre_ci95: Option<f64>,
     pub success_post: Option<f64>,
     pub success_post_ci95: Option<f64>,
+    /// Per-episode scores of the trials (adaptation episodes, then the adapted ones),
+    /// under the keys every method's evaluation uses.
+    #[serde(flatten)]
+    pub scores: TrialScores,
 }
 
 /// Options of a MAML meta-test.
@@ -51,7 +63,12 @@ pub struct MamlEvalArgs<'a> {
     pub num_tasks: Option<usize>,
     /// Adaptation episodes per inner step (default `maml.eval_adapt_episodes`).
     pub adapt_episodes: Option<usize>,
+    /// Episodes with the adapted weights (default `maml.eval_episodes`).
+    pub eval_episodes: Option<usize>,
     pub greedy: bool,
+    /// MetaWorld's protocol: adapted episodes end at their first success, and the
+    /// report carries its per-task and per-class scores.
+    pub metaworld: bool,
 }
 
 /// Meta-tests the run's latest checkpoint.
@@ -78,10 +95,19 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
             "a positive number of adaptation episodes",
         ));
     }
+    let eval_episodes = args.eval_episodes.unwrap_or(m.eval_episodes);
+    if eval_episodes == 0 {
+        return Err(UserError::invalid(
+            "--evaluation-episodes",
+            "0",
+            "a positive number of episodes with the adapted weights",
+        ));
+    }
     let rows = num_tasks.min(256);
     let mut blocks = vec![adapt; m.inner_steps];
-    blocks.push(m.eval_episodes);
-    let episodes = Some(m.inner_steps * adapt + m.eval_episodes);
+    blocks.push(eval_episodes);
+    let adaptation = m.inner_steps * adapt;
+    let episodes = Some(adaptation + eval_episodes);
     let options = cfg.env_options();
     // Before the env, the policy or any sample buffer exists: a one-row batch sizes a row.
     let probe = env::probe(&cfg.env, args.split, cfg.seed, episodes, &options)?;
@@ -92,6 +118,19 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     let mut env = env::make_with(&cfg.env, rows, args.split, cfg.seed, episodes, &options)?;
     drop(probe);
     let spec = env.spec().clone();
+    if args.metaworld {
+        if !spec.has_success {
+            return Err(UserError::invalid(
+                "--protocol",
+                "metaworld",
+                &format!(
+                    "trial for env `{}`: it has no success signal (MetaWorld's protocol scores success)",
+                    cfg.env
+                ),
+            ));
+        }
+        env.terminate_on_success_from(adaptation)?;
+    }
     check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks, row_bytes)?;
     let policy = build_policy(&cfg, &spec);
     if ck.theta.len() != policy.len() {
@@ -155,6 +194,33 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         })
     };
     let (sp, sq) = (success(false), success(true));
+    let trials: Vec<TrialResult> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| TrialResult {
+            returns: r.episode_returns.clone(),
+            success: r.episode_success.clone(),
+            row: i % rows,
+            task: r.task,
+        })
+        .collect();
+    let protocol = match args.metaworld {
+        true => Protocol::MetaWorld {
+            adaptation,
+            evaluation: eval_episodes,
+        },
+        false => Protocol::Trial,
+    };
+    // Without MetaWorld's protocol the summary is the adapted episodes all the same.
+    let summary = Some((adaptation + 1, adaptation + eval_episodes));
+    let scores = TrialScores::of(
+        &trials,
+        adaptation + eval_episodes,
+        spec.has_success,
+        protocol,
+        summary,
+        |i| env.task_class(i),
+    );
     Ok(MamlEvalReport {
         method: cfg.method.to_string(),
         env: cfg.env.clone(),
@@ -162,7 +228,7 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         num_tasks,
         inner_steps: m.inner_steps,
         adaptation_episodes: adapt,
-        evaluation_episodes: m.eval_episodes,
+        evaluation_episodes: eval_episodes,
         greedy: args.greedy,
         frames_trained: ck.frames,
         return_pre,
@@ -173,6 +239,7 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         success_pre_ci95: sp.map(|s| s.1),
         success_post: sq.map(|s| s.0),
         success_post_ci95: sq.map(|s| s.1),
+        scores,
     })
 }
 
@@ -216,6 +283,9 @@ impl MamlEvalReport {
             self.success_post,
             self.success_post_ci95,
         ));
+        if let Some(m) = &self.scores.metaworld {
+            s.push_str(&m.to_text());
+        }
         s
     }
 }

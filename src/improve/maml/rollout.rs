@@ -67,6 +67,11 @@ pub struct RowResult {
     pub block_returns: Vec<f64>,
     /// Success rate of every block's episodes (0 where the env has no success signal).
     pub block_success: Vec<f64>,
+    /// Every episode's return and success, in the order played.
+    pub episode_returns: Vec<f64>,
+    pub episode_success: Vec<bool>,
+    /// The row's task: its index in the split's task list, where the env has one.
+    pub task: Option<u32>,
 }
 
 /// Collects meta-batches from a batch of `meta_batch` rows.
@@ -157,6 +162,8 @@ impl Collector {
         if self.needs_reset {
             env.reset(&mut self.obs);
         }
+        // Every row starts a trial here (reset, or the previous one ended with the batch).
+        let task_of: Vec<Option<u32>> = (0..rows).map(|r| env.task_index(r)).collect();
         let aw = self.policy.action_width();
         let o = self.policy.out_dim();
         // A block plays at most `episodes x episode_len` steps: its buffers are sized
@@ -316,6 +323,15 @@ impl Collector {
                         mean(&s)
                     })
                     .collect(),
+                episode_returns: self.blocks[r]
+                    .iter()
+                    .flat_map(|b| b.episode_returns.iter().copied())
+                    .collect(),
+                episode_success: self.blocks[r]
+                    .iter()
+                    .flat_map(|b| b.episode_success.iter().copied())
+                    .collect(),
+                task: task_of[r],
             })
             .collect();
         (frames, results)
