@@ -108,6 +108,9 @@ pub struct PpoConfig {
     pub norm_obs: bool,
     /// Normalise rewards by a running estimate of the return's scale.
     pub norm_reward: bool,
+    /// Standardise the advantages over each rollout before the policy loss (off:
+    /// Meta-World+'s RL2).
+    pub normalize_advantages: bool,
 }
 
 /// Loss of the value head.
@@ -226,6 +229,7 @@ impl Default for PpoConfig {
             adam_eps: 1e-8,
             norm_obs: false,
             norm_reward: true,
+            normalize_advantages: true,
         }
     }
 }

@@ -417,6 +417,27 @@ fn chunk_grad_host(
     [-surr / t, 0.5 * vl / t, ent, kl / t, clipped / t]
 }
 
+/// The advantages the policy loss weighs: standardised over the whole rollout (mean 0,
+/// standard deviation 1, as VariBAD's reference and CleanRL do) or as GAE gave them
+/// (`ppo.normalize_advantages = false`, as Meta-World+'s RL2).
+pub fn policy_advantages(advantages: &[f32], normalize: bool) -> Vec<f32> {
+    if !normalize {
+        return advantages.to_vec();
+    }
+    let n = advantages.len() as f64;
+    let mean = advantages.iter().map(|&a| a as f64).sum::<f64>() / n;
+    let var = advantages
+        .iter()
+        .map(|&a| (a as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let std = var.sqrt();
+    advantages
+        .iter()
+        .map(|&a| ((a as f64 - mean) / (std + 1e-5)) as f32)
+        .collect()
+}
+
 /// Runs PPO's epochs x minibatches over `buf` (which must have advantages computed).
 #[allow(clippy::too_many_arguments)]
 pub fn update(
@@ -429,21 +450,7 @@ pub fn update(
     rng: &mut Rng,
     threads: usize,
 ) -> UpdateStats {
-    // Advantages normalised over the whole rollout.
-    let n = buf.advantages.len() as f64;
-    let mean = buf.advantages.iter().map(|&a| a as f64).sum::<f64>() / n;
-    let var = buf
-        .advantages
-        .iter()
-        .map(|&a| (a as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    let std = var.sqrt();
-    let adv: Vec<f32> = buf
-        .advantages
-        .iter()
-        .map(|&a| ((a as f64 - mean) / (std + 1e-5)) as f32)
-        .collect();
+    let adv = policy_advantages(&buf.advantages, cfg.normalize_advantages);
 
     let mut cols: Vec<usize> = (0..buf.rows).collect();
     let per_mb = buf.rows / cfg.minibatches;
@@ -760,6 +767,26 @@ mod tests {
         let (loss, g) = clip_case(1.5, -1.0);
         assert!((loss - 1.5).abs() < 1e-5, "{loss}");
         assert!(g.iter().any(|&v| v.abs() > 1e-6));
+    }
+
+    #[test]
+    fn advantages_are_standardised_only_when_asked() {
+        let raw: Vec<f32> = (0..40)
+            .map(|i| (i as f32 * 0.37).sin() * 5.0 + 2.0)
+            .collect();
+        let norm = policy_advantages(&raw, true);
+        let mean = norm.iter().map(|&a| a as f64).sum::<f64>() / 40.0;
+        let var = norm.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / 40.0;
+        assert!(
+            mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-4,
+            "{mean} {var}"
+        );
+        // Standardising forgets the advantages' scale and offset; the raw ones keep it.
+        let scaled: Vec<f32> = raw.iter().map(|&a| 10.0 * a - 3.0).collect();
+        for (a, b) in policy_advantages(&scaled, true).iter().zip(&norm) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        assert_eq!(policy_advantages(&raw, false), raw);
     }
 
     #[test]
