@@ -300,7 +300,7 @@ fn maml_runs_take_metaworlds_protocol_and_report_beside_the_others() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(summary.contains("maml"), "{summary}");
+    assert!(summary.contains("| maml | 1 (1) |"), "{summary}");
     // The trial protocol's flags stay refused for MAML runs, as for the others.
     assert_user_error(
         &bamdp(&["eval", "--run", run, "--evaluation-episodes", "2"]),

@@ -199,7 +199,8 @@ pub fn read_run(dir: &Path) -> Result<Run, UserError> {
         .and_then(|r| r.get("label"))
         .and_then(|v| v.as_str())
         .filter(|l| !l.is_empty());
-    let mut label = if improver == "ppo" {
+    // MAML is its own improver (`method = improver = "maml"`): one name says it.
+    let mut label = if improver == "ppo" || improver == method {
         method
     } else {
         format!("{method} x {improver}")
