@@ -257,17 +257,7 @@ pub fn evaluate_checkpoint(
     drop(probe);
     let spec = env.spec().clone();
     if let Protocol::MetaWorld { adaptation, .. } = args.protocol {
-        if !spec.has_success {
-            return Err(UserError::invalid(
-                "--protocol",
-                "metaworld",
-                &format!(
-                    "trial for env `{}`: it has no success signal (MetaWorld's protocol scores success)",
-                    cfg.env
-                ),
-            ));
-        }
-        env.terminate_on_success_from(adaptation)?;
+        eval_metaworld::end_evaluation_at_success(env.as_mut(), &cfg.env, adaptation)?;
     }
     if let Some((first, last)) = args.summary_episodes {
         if last > spec.episodes_per_trial {

@@ -27,7 +27,7 @@
 
 use super::actor::TrialResult;
 use super::eval::mean_ci95;
-use crate::env::EnvOptions;
+use crate::env::{BatchEnv, EnvOptions};
 use crate::error::UserError;
 use serde::Serialize;
 
@@ -103,6 +103,26 @@ impl Protocol {
             Protocol::Trial
         }
     }
+}
+
+/// Sets up `env` for the protocol: its episodes from number `adaptation` (0-based) on
+/// end at their first success. Envs without a success signal are refused (the
+/// protocol scores success), as are envs that cannot end episodes early.
+pub fn end_evaluation_at_success(
+    env: &mut dyn BatchEnv,
+    env_name: &str,
+    adaptation: usize,
+) -> Result<(), UserError> {
+    if !env.spec().has_success {
+        return Err(UserError::invalid(
+            "--protocol",
+            "metaworld",
+            &format!(
+                "trial for env `{env_name}`: it has no success signal (MetaWorld's protocol scores success)"
+            ),
+        ));
+    }
+    env.terminate_on_success_from(adaptation)
 }
 
 /// One test task's evaluation episodes.

@@ -22,7 +22,7 @@ use crate::error::UserError;
 use crate::rng::{streams, Rng};
 use crate::run::actor::TrialResult;
 use crate::run::eval::{mean_ci95, TrialScores};
-use crate::run::eval_metaworld::Protocol;
+use crate::run::eval_metaworld::{end_evaluation_at_success, Protocol};
 use crate::run::guard::check_maml_memory;
 use crate::run::train::{checkpoint_path, load_run_config};
 use serde::Serialize;
@@ -119,17 +119,7 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     drop(probe);
     let spec = env.spec().clone();
     if args.metaworld {
-        if !spec.has_success {
-            return Err(UserError::invalid(
-                "--protocol",
-                "metaworld",
-                &format!(
-                    "trial for env `{}`: it has no success signal (MetaWorld's protocol scores success)",
-                    cfg.env
-                ),
-            ));
-        }
-        env.terminate_on_success_from(adaptation)?;
+        end_evaluation_at_success(env.as_mut(), &cfg.env, adaptation)?;
     }
     check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks, row_bytes)?;
     let policy = build_policy(&cfg, &spec);
