@@ -68,11 +68,11 @@ pub enum Command {
         #[arg(long, default_value = "trial")]
         protocol: String,
         /// Adaptation episodes per task of --protocol metaworld (default 10; for a MAML
-        /// run, per inner step, default its maml.eval_adapt_episodes).
+        /// run, per inner step, as MetaWorld counts them).
         #[arg(long)]
         adaptation_episodes: Option<usize>,
         /// Evaluation episodes per task of --protocol metaworld (default 3; for a MAML
-        /// run, the adapted episodes, default its maml.eval_episodes).
+        /// run, the episodes with the adapted weights).
         #[arg(long)]
         evaluation_episodes: Option<usize>,
         /// Print one JSON object.
@@ -197,35 +197,7 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                     "a positive number of episodes",
                 ));
             }
-            if train::load_run_config(&run).is_ok_and(|c| c.improver == "maml") {
-                if adaptation_episodes.is_some() && episodes_per_task.is_some() {
-                    return Err(UserError::invalid(
-                        "--adaptation-episodes",
-                        &adaptation_episodes.unwrap_or(0).to_string(),
-                        "no value with --episodes-per-task (both set a MAML run's adaptation episodes per inner step)",
-                    ));
-                }
-                let report = crate::improve::maml::eval::evaluate(
-                    &crate::improve::maml::eval::MamlEvalArgs {
-                        run: &run,
-                        split,
-                        num_tasks,
-                        adapt_episodes: adaptation_episodes.or(episodes_per_task),
-                        eval_episodes: evaluation_episodes,
-                        greedy,
-                        metaworld: protocol != crate::run::eval_metaworld::Protocol::Trial,
-                    },
-                )?;
-                match json {
-                    true => println!(
-                        "{}",
-                        serde_json::to_string(&report).expect("report serialises")
-                    ),
-                    false => print!("{}", report.to_text()),
-                }
-                return Ok(());
-            }
-            let report = eval::evaluate(&eval::EvalArgs {
+            let report = eval::meta_test(&eval::EvalArgs {
                 run: &run,
                 split,
                 episodes_per_task,

@@ -499,6 +499,22 @@ fn eval_of_a_maml_run_reports_pre_and_post_adaptation() {
     for key in ["return_pre", "return_post", "success_pre", "success_post"] {
         assert!(v[key].as_f64().unwrap().is_finite(), "{key}: {v}");
     }
+    // Options MAML's meta-test cannot honour are refused, not ignored: its summary is
+    // always the adapted episodes; 0 adaptation episodes leave the inner step no data;
+    // the trial protocol's episode count is not MetaWorld's.
+    let run = run.to_str().unwrap();
+    for (extra, needles) in [
+        (
+            &["--summary-episodes", "1-2"][..],
+            &["--summary-episodes", "1-2", "MAML"][..],
+        ),
+        (&["--episodes-per-task", "0"], &["--episodes-per-task", "0"]),
+        (&["--evaluation-episodes", "2"], &["--protocol", "trial"]),
+    ] {
+        let mut args = vec!["eval", "--run", run, "--num-tasks", "2"];
+        args.extend(extra);
+        assert_one_line_user_error(&bamdp(&args), needles);
+    }
 }
 
 /// `bamdp sweep` trains and meta-tests MAML runs like any other: their eval.json has

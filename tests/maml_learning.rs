@@ -14,7 +14,9 @@
 //! MAML-TRPO).
 
 use bamdp::env::Split;
-use bamdp::improve::maml::eval::{evaluate, MamlEvalArgs};
+use bamdp::improve::maml::eval::evaluate;
+use bamdp::run::eval::EvalArgs;
+use bamdp::run::eval_metaworld::Protocol;
 use bamdp::run::train::{self, TrainArgs};
 use std::path::Path;
 
@@ -53,14 +55,14 @@ fn maml_adapts_on_the_point_robot() {
         .map(|c| c.parse().unwrap())
         .collect();
     let untrained_gap = first[col("return_post")] - first[col("return_pre")];
-    let report = evaluate(&MamlEvalArgs {
+    let report = evaluate(&EvalArgs {
         run: &out,
         split: Split::Test,
         num_tasks: Some(100),
-        adapt_episodes: Some(10),
-        eval_episodes: None,
+        episodes_per_task: Some(10),
         greedy: false,
-        metaworld: false,
+        summary_episodes: None,
+        protocol: Protocol::Trial,
     })
     .unwrap();
     let gap = report.return_post - report.return_pre;

@@ -14,8 +14,9 @@ use crate::belief::BatchedBelief;
 use crate::config::Config;
 use crate::env::{self, BatchEnv, Split};
 use crate::error::UserError;
+use crate::improve::maml::eval::MamlEvalReport;
 use crate::improve::normalize::RunningMeanStd;
-use crate::method::{self, Method};
+use crate::method::{self, Improver, Method};
 use crate::nn::{AgentNet, Params};
 use crate::rng::streams;
 use serde::Serialize;
@@ -105,7 +106,53 @@ pub struct EvalArgs<'a> {
     pub protocol: Protocol,
 }
 
-/// Meta-tests the run's latest checkpoint.
+/// What [`meta_test`] reports: the trial evaluation of the methods that adapt by
+/// acting, or MAML's adapt-then-evaluate. Both carry [`TrialScores`] under the same JSON
+/// keys.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum MetaTestReport {
+    Trial(EvalReport),
+    Maml(MamlEvalReport),
+}
+
+impl MetaTestReport {
+    pub fn scores(&self) -> &TrialScores {
+        match self {
+            MetaTestReport::Trial(r) => &r.scores,
+            MetaTestReport::Maml(r) => &r.scores,
+        }
+    }
+    pub fn num_tasks(&self) -> usize {
+        match self {
+            MetaTestReport::Trial(r) => r.num_tasks,
+            MetaTestReport::Maml(r) => r.num_tasks,
+        }
+    }
+    /// Human-readable summary.
+    pub fn to_text(&self) -> String {
+        match self {
+            MetaTestReport::Trial(r) => r.to_text(),
+            MetaTestReport::Maml(r) => r.to_text(),
+        }
+    }
+}
+
+/// Meta-tests any run's latest checkpoint, by the evaluation its improver needs: the
+/// one entry point of `bamdp eval`, `bamdp sweep` and embedders.
+pub fn meta_test(args: &EvalArgs<'_>) -> Result<MetaTestReport, UserError> {
+    if !args.run.is_dir() {
+        return Err(UserError::file(args.run, "no such run folder"));
+    }
+    let cfg = load_run_config(args.run)?;
+    Ok(match cfg.improver {
+        Improver::Maml => MetaTestReport::Maml(crate::improve::maml::eval::evaluate(args)?),
+        Improver::Ppo | Improver::Smc => MetaTestReport::Trial(evaluate(args)?),
+    })
+}
+
+/// Meta-tests the run's latest checkpoint (of a method that adapts by acting; MAML runs
+/// go through [`meta_test`]).
 pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     if !args.run.is_dir() {
         return Err(UserError::file(args.run, "no such run folder"));
@@ -224,15 +271,10 @@ pub fn evaluate_checkpoint(
             "a positive number of tasks",
         ));
     }
+    args.protocol
+        .check_episodes_per_task(args.episodes_per_task)?;
     let episodes_per_task = match args.protocol {
         Protocol::Trial => args.episodes_per_task,
-        Protocol::MetaWorld { .. } if args.episodes_per_task.is_some() => {
-            return Err(UserError::invalid(
-                "--episodes-per-task",
-                &args.episodes_per_task.unwrap_or(0).to_string(),
-                "no value with --protocol metaworld (it takes --adaptation-episodes and --evaluation-episodes)",
-            ))
-        }
         Protocol::MetaWorld {
             adaptation,
             evaluation,

@@ -86,6 +86,22 @@ impl Protocol {
         }
     }
 
+    /// Refuses `--episodes-per-task` under MetaWorld's protocol, whose episode counts are
+    /// `--adaptation-episodes` and `--evaluation-episodes`.
+    pub fn check_episodes_per_task(
+        self,
+        episodes_per_task: Option<usize>,
+    ) -> Result<(), UserError> {
+        match (self, episodes_per_task) {
+            (Protocol::MetaWorld { .. }, Some(n)) => Err(UserError::invalid(
+                "--episodes-per-task",
+                &n.to_string(),
+                "no value with --protocol metaworld (it takes --adaptation-episodes and --evaluation-episodes)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The protocol `bamdp sweep` meta-tests env `name` with: MetaWorld's (10 + 3
     /// episodes) for MetaWorld envs simulated natively (only they can end episodes at
     /// success), the trial protocol otherwise.

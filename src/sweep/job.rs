@@ -146,34 +146,21 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
     }
     eprintln!("meta-testing {} on held-out tasks", run.display());
     let protocol = Protocol::for_env(&cfg.env, &cfg.env_options());
-    // MAML adapts its weights on the task before the evaluation episodes; its JSON
-    // carries the same per-episode and protocol scores as the other methods'.
-    let (json, scores, num_tasks) = if cfg.improver == "maml" {
-        let r = crate::improve::maml::eval::evaluate(&crate::improve::maml::eval::MamlEvalArgs {
-            run,
-            split: Split::Test,
-            num_tasks: None,
-            adapt_episodes: None,
-            eval_episodes: None,
-            greedy: false,
-            metaworld: protocol != Protocol::Trial,
-        })?;
-        let s = (r.scores.trial_return, r.scores.trial_return_ci95);
-        (serde_json::to_string_pretty(&r), s, r.num_tasks)
-    } else {
-        let r = eval::evaluate(&eval::EvalArgs {
-            run,
-            split: Split::Test,
-            episodes_per_task: None,
-            num_tasks: None,
-            greedy: false,
-            summary_episodes: None,
-            protocol,
-        })?;
-        let s = (r.scores.trial_return, r.scores.trial_return_ci95);
-        (serde_json::to_string_pretty(&r), s, r.num_tasks)
-    };
-    let mut json = json.expect("report serialises");
+    let report = eval::meta_test(&eval::EvalArgs {
+        run,
+        split: Split::Test,
+        episodes_per_task: None,
+        num_tasks: None,
+        greedy: false,
+        summary_episodes: None,
+        protocol,
+    })?;
+    let scores = (
+        report.scores().trial_return,
+        report.scores().trial_return_ci95,
+    );
+    let num_tasks = report.num_tasks();
+    let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');
     files::atomic_write(&run.join(EVAL_JSON), json.as_bytes())?;
     eprintln!(

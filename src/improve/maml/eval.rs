@@ -17,16 +17,15 @@ use super::memory::Phase;
 use super::meta::Maml;
 use super::rollout::{AdvantageSettings, Collector};
 use super::train::{build_policy, load_checkpoint};
-use crate::env::{self, Split};
+use crate::env;
 use crate::error::UserError;
 use crate::rng::{streams, Rng};
 use crate::run::actor::TrialResult;
-use crate::run::eval::{mean_ci95, TrialScores};
+use crate::run::eval::{mean_ci95, EvalArgs, TrialScores};
 use crate::run::eval_metaworld::{end_evaluation_at_success, Protocol};
 use crate::run::guard::check_maml_memory;
 use crate::run::train::{checkpoint_path, load_run_config};
 use serde::Serialize;
-use std::path::Path;
 
 /// What `bamdp eval` prints for a MAML run.
 #[derive(Debug, Serialize)]
@@ -56,23 +55,14 @@ pub struct MamlEvalReport {
     pub scores: TrialScores,
 }
 
-/// Options of a MAML meta-test.
-pub struct MamlEvalArgs<'a> {
-    pub run: &'a Path,
-    pub split: Split,
-    pub num_tasks: Option<usize>,
-    /// Adaptation episodes per inner step (default `maml.eval_adapt_episodes`).
-    pub adapt_episodes: Option<usize>,
-    /// Episodes with the adapted weights (default `maml.eval_episodes`).
-    pub eval_episodes: Option<usize>,
-    pub greedy: bool,
-    /// MetaWorld's protocol: adapted episodes end at their first success, and the
-    /// report carries its per-task and per-class scores.
-    pub metaworld: bool,
-}
-
-/// Meta-tests the run's latest checkpoint.
-pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
+/// Meta-tests the run's latest checkpoint; [`crate::run::eval::meta_test`] calls this
+/// for MAML runs. The options are every method's: `episodes_per_task` (the trial
+/// protocol) or the protocol's adaptation episodes are the adaptation episodes *per
+/// inner step* (default `maml.eval_adapt_episodes`; MetaWorld's `metalearning_evaluation`
+/// counts them per step too), and the protocol's evaluation episodes are the episodes
+/// with the adapted weights (default `maml.eval_episodes`). The summary is always the
+/// adapted episodes, so `summary_episodes` is refused.
+pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     if !args.run.is_dir() {
         return Err(UserError::file(args.run, "no such run folder"));
     }
@@ -87,15 +77,33 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
             "a positive number of tasks",
         ));
     }
-    let adapt = args.adapt_episodes.unwrap_or(m.eval_adapt_episodes);
-    if adapt == 0 {
+    if let Some((first, last)) = args.summary_episodes {
         return Err(UserError::invalid(
-            "--episodes-per-task",
-            "0",
-            "a positive number of adaptation episodes",
+            "--summary-episodes",
+            &format!("{first}-{last}"),
+            "no value for a MAML run (its summary is the episodes with the adapted weights)",
         ));
     }
-    let eval_episodes = args.eval_episodes.unwrap_or(m.eval_episodes);
+    args.protocol
+        .check_episodes_per_task(args.episodes_per_task)?;
+    let (adapt, adapt_flag, eval_episodes) = match args.protocol {
+        Protocol::Trial => (
+            args.episodes_per_task.unwrap_or(m.eval_adapt_episodes),
+            "--episodes-per-task",
+            m.eval_episodes,
+        ),
+        Protocol::MetaWorld {
+            adaptation,
+            evaluation,
+        } => (adaptation, "--adaptation-episodes", evaluation),
+    };
+    if adapt == 0 {
+        return Err(UserError::invalid(
+            adapt_flag,
+            "0",
+            "a positive number of adaptation episodes (MAML's inner step needs samples)",
+        ));
+    }
     if eval_episodes == 0 {
         return Err(UserError::invalid(
             "--evaluation-episodes",
@@ -103,6 +111,7 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
             "a positive number of episodes with the adapted weights",
         ));
     }
+    let metaworld = args.protocol != Protocol::Trial;
     let rows = num_tasks.min(256);
     let mut blocks = vec![adapt; m.inner_steps];
     blocks.push(eval_episodes);
@@ -118,7 +127,7 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     let mut env = env::make_with(&cfg.env, rows, args.split, cfg.seed, episodes, &options)?;
     drop(probe);
     let spec = env.spec().clone();
-    if args.metaworld {
+    if metaworld {
         end_evaluation_at_success(env.as_mut(), &cfg.env, adaptation)?;
     }
     check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks, row_bytes)?;
@@ -194,7 +203,7 @@ pub fn evaluate(args: &MamlEvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
             task: r.task,
         })
         .collect();
-    let protocol = match args.metaworld {
+    let protocol = match metaworld {
         true => Protocol::MetaWorld {
             adaptation,
             evaluation: eval_episodes,
