@@ -95,8 +95,13 @@ pub struct PpoConfig {
     /// Ratio clip range.
     pub clip: f64,
     pub epochs: usize,
-    /// Minibatches per epoch; groups of whole env sequences, so it divides `run.num_envs`.
+    /// Minibatches per epoch: groups of whole training sequences, so it divides their
+    /// number, `run.num_envs` x `run.steps_per_update / bptt_steps`.
     pub minibatches: usize,
+    /// Truncated back-propagation through time: train on sequences of this many steps,
+    /// each starting from the recurrent state the actor had there (0: each env's whole
+    /// rollout is one sequence). Divides `run.steps_per_update`.
+    pub bptt_steps: usize,
     pub value_coef: f64,
     pub entropy_coef: f64,
     pub max_grad_norm: f64,
@@ -211,6 +216,16 @@ impl Default for RunConfig {
     }
 }
 
+impl PpoConfig {
+    /// Steps per training sequence of a rollout of `steps_per_update` steps.
+    pub fn sequence_steps(&self, steps_per_update: usize) -> usize {
+        match self.bptt_steps {
+            0 => steps_per_update,
+            n => n,
+        }
+    }
+}
+
 impl Default for PpoConfig {
     fn default() -> Self {
         PpoConfig {
@@ -221,6 +236,7 @@ impl Default for PpoConfig {
             clip: 0.05,
             epochs: 2,
             minibatches: 4,
+            bptt_steps: 0,
             value_coef: 0.5,
             entropy_coef: 0.01,
             max_grad_norm: 0.5,
@@ -460,11 +476,30 @@ impl Config {
         if p.epochs == 0 {
             return bad("ppo.epochs", &p.epochs, POSITIVE);
         }
-        if p.minibatches == 0 || !r.num_envs.is_multiple_of(p.minibatches) {
-            let allowed = format!(
-                "an integer > 0 that must divide run.num_envs = {} (minibatches are groups of whole env sequences)",
-                r.num_envs
+        if p.bptt_steps > 0 && !r.steps_per_update.is_multiple_of(p.bptt_steps) {
+            return bad(
+                "ppo.bptt_steps",
+                &p.bptt_steps,
+                &format!(
+                    "0 (whole rollouts) or a divisor of run.steps_per_update = {}",
+                    r.steps_per_update
+                ),
             );
+        }
+        let sequences = r.num_envs * (r.steps_per_update / p.sequence_steps(r.steps_per_update));
+        if p.minibatches == 0 || !sequences.is_multiple_of(p.minibatches) {
+            let allowed = if p.bptt_steps == 0 {
+                format!(
+                    "an integer > 0 that must divide run.num_envs = {} (minibatches are groups of whole env sequences)",
+                    r.num_envs
+                )
+            } else {
+                format!(
+                    "an integer > 0 that must divide the {sequences} training sequences (run.num_envs = {} x run.steps_per_update / ppo.bptt_steps = {})",
+                    r.num_envs,
+                    r.steps_per_update / p.bptt_steps
+                )
+            };
             // Blame an override of either key on `--set`.
             let key = if source_of("run.num_envs") == "--set" {
                 "run.num_envs"

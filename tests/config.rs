@@ -279,6 +279,20 @@ fn validation_errors_name_source_key_value_and_allowed() {
         "{msg}"
     );
 
+    // Truncated BPTT: the sequence length divides the rollout, and the minibatches
+    // divide the sequences (16 envs x 60 / 20 = 48 of them), not just the envs.
+    let msg = load_err(FULL, &["ppo.bptt_steps=7"]);
+    assert!(
+        msg.contains("ppo.bptt_steps") && msg.contains("\"7\"") && msg.contains("60"),
+        "{msg}"
+    );
+    let msg = load_err(FULL, &["ppo.bptt_steps=20", "ppo.minibatches=32"]);
+    assert!(
+        msg.contains("ppo.minibatches") && msg.contains("48 training sequences"),
+        "{msg}"
+    );
+    load_ok(FULL, &["ppo.bptt_steps=20", "ppo.minibatches=12"]);
+
     // A file value is blamed on the file even when other keys were overridden.
     let msg = load_err("[ppo]\nclip = 0\n", &["ppo.epochs=3"]);
     assert!(

@@ -91,6 +91,15 @@ fn thread_count_does_not_change_results() {
         // critic and GRU parameter gradients run side by side on the idle thread.
         ("rl2", vec!["ppo.minibatches=8".to_string()]),
         ("transformer", vec![]),
+        // Truncated BPTT: 15-step sequences, 24 of them in 4 minibatches.
+        (
+            "rl2",
+            vec![
+                "ppo.bptt_steps=15".to_string(),
+                "ppo.minibatches=4".to_string(),
+            ],
+        ),
+        ("transformer", vec!["ppo.bptt_steps=15".to_string()]),
         ("varibad", vec!["varibad.batch_trials=10".to_string()]),
         // The basis networks in two chunks of trials on the run's threads.
         ("glibrl", vec!["glibrl.batch_trials=5".to_string()]),

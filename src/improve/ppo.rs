@@ -3,7 +3,12 @@
 //!
 //! Reads top to bottom: the rollout buffer, advantage estimation, the clipped loss, and
 //! the update (epochs x minibatches, gradient-norm clipping, Adam). Minibatches are
-//! groups of whole env columns of the rollout; each minibatch's gradient is computed in
+//! groups of training sequences: whole env columns of the rollout, or, with
+//! `ppo.bptt_steps` (truncated back-propagation through time, as Meta-World+'s RL2),
+//! pieces of `bptt_steps` consecutive steps of a column, each starting from the
+//! recurrent state the actor had there (held fixed: no gradient flows into it).
+//! Advantages are computed over the whole columns first, so truncation changes only
+//! where gradients stop and how minibatches mix. Each minibatch's gradient is computed in
 //! a fixed number of chunks (optionally on several threads) and summed in a fixed order,
 //! so results do not depend on the thread count.
 
@@ -25,7 +30,11 @@ pub struct RolloutBuffer {
     pub x: Vec<f32>,
     /// 1.0 where the recurrent state is reset before the step (trial start).
     pub reset: Vec<f32>,
-    /// Recurrent state of each row before the rollout's first step, `rows * state_dim`.
+    /// Steps per training sequence: `steps`, or `ppo.bptt_steps` (which divides it).
+    pub seq_steps: usize,
+    /// Recurrent state before the first step of every training sequence, sequence `q`
+    /// (start step `(q / rows) * seq_steps`, row `q % rows`) at `q * state_dim`:
+    /// `sequences() * state_dim` values.
     pub h0: Vec<f32>,
     /// Values per action: 1 (the index of a discrete action) or the continuous vector.
     pub action_width: usize,
@@ -62,6 +71,7 @@ impl RolloutBuffer {
             state_dim,
             x: vec![0.0; n * input_dim],
             reset: vec![0.0; n],
+            seq_steps: steps,
             h0: vec![0.0; rows * state_dim],
             action_width,
             actions: vec![0.0; n * action_width],
@@ -75,6 +85,38 @@ impl RolloutBuffer {
             advantages: vec![0.0; n],
             returns: vec![0.0; n],
         }
+    }
+
+    /// Cuts every env's column into training sequences of `seq_steps` steps (a divisor
+    /// of `steps`; `steps` keeps columns whole).
+    pub fn with_sequence_steps(mut self, seq_steps: usize) -> Self {
+        assert!(
+            seq_steps > 0 && self.steps.is_multiple_of(seq_steps),
+            "sequence length {seq_steps} must divide the rollout's {} steps (checked with the config)",
+            self.steps
+        );
+        self.seq_steps = seq_steps;
+        self.h0 = vec![0.0; self.sequences() * self.state_dim];
+        self
+    }
+
+    /// Number of training sequences: rows x sequences per column.
+    pub fn sequences(&self) -> usize {
+        self.steps / self.seq_steps * self.rows
+    }
+
+    /// Whether a training sequence starts at step `t`: the actor's recurrent state
+    /// before it is to be kept (in `h0`).
+    pub fn sequence_starts_at(&self, t: usize) -> bool {
+        t.is_multiple_of(self.seq_steps)
+    }
+
+    /// Where the states before step `t` (a sequence start) go in `h0`: `rows * state_dim`
+    /// values.
+    pub fn h0_at(&mut self, t: usize) -> &mut [f32] {
+        let sd = self.rows * self.state_dim;
+        let k = t / self.seq_steps;
+        &mut self.h0[k * sd..(k + 1) * sd]
     }
 
     /// Fills `advantages` and `returns` with GAE(lambda).
@@ -169,16 +211,17 @@ struct Minibatch {
     returns: Vec<f32>,
 }
 
+/// Training sequences `seqs` (see [`RolloutBuffer::h0`]) as one minibatch.
 /// `num_actions`: the width of the policy's output; `categorical`: actions are stored
 /// as indices (one-hot encoded here) rather than as vectors.
 fn gather(
     buf: &RolloutBuffer,
-    cols: &[usize],
+    seqs: &[usize],
     adv: &[f32],
     num_actions: usize,
     categorical: bool,
 ) -> Minibatch {
-    let (t_len, m) = (buf.steps, cols.len());
+    let (t_len, m) = (buf.seq_steps, seqs.len());
     let (id, sd) = (buf.input_dim, buf.state_dim);
     let mut mb = Minibatch {
         rows: m,
@@ -191,12 +234,13 @@ fn gather(
         adv: Vec::with_capacity(t_len * m),
         returns: Vec::with_capacity(t_len * m),
     };
-    for &c in cols {
-        mb.h0.extend_from_slice(&buf.h0[c * sd..(c + 1) * sd]);
+    for &q in seqs {
+        mb.h0.extend_from_slice(&buf.h0[q * sd..(q + 1) * sd]);
     }
     for t in 0..t_len {
-        for (j, &c) in cols.iter().enumerate() {
-            let i = t * buf.rows + c;
+        for (j, &q) in seqs.iter().enumerate() {
+            let (start, row) = ((q / buf.rows) * t_len, q % buf.rows);
+            let i = (start + t) * buf.rows + row;
             mb.x.extend_from_slice(&buf.x[i * id..(i + 1) * id]);
             mb.reset.push(buf.reset[i]);
             let dst = &mut mb.act[(t * m + j) * num_actions..(t * m + j + 1) * num_actions];
@@ -452,15 +496,15 @@ pub fn update(
 ) -> UpdateStats {
     let adv = policy_advantages(&buf.advantages, cfg.normalize_advantages);
 
-    let mut cols: Vec<usize> = (0..buf.rows).collect();
-    let per_mb = buf.rows / cfg.minibatches;
+    let mut cols: Vec<usize> = (0..buf.sequences()).collect();
+    let per_mb = buf.sequences() / cfg.minibatches;
     let mut stats = UpdateStats::default();
     let mut count = 0.0;
     let mut grad = vec![0.0f32; params.len()];
     for _ in 0..cfg.epochs {
         rng.shuffle(&mut cols);
         for mb_cols in cols.chunks(per_mb) {
-            let mb_total = (mb_cols.len() * buf.steps) as f32;
+            let mb_total = (mb_cols.len() * buf.seq_steps) as f32;
             let categorical = net.log_std.is_none();
             let chunks: Vec<(Minibatch, usize)> = if net.memory.is_some() {
                 // Sequences stay whole: chunks of columns.
@@ -470,7 +514,7 @@ pub fn update(
                     .chunks(per_chunk)
                     .map(|c| {
                         let mb = gather(buf, c, &adv, net.num_actions, categorical);
-                        (mb, buf.steps)
+                        (mb, buf.seq_steps)
                     })
                     .collect()
             } else {
@@ -645,6 +689,154 @@ mod tests {
         for (a, b) in s1.iter().zip(&s2) {
             assert!((a - b).abs() < 1e-5);
         }
+    }
+
+    /// Truncated BPTT: every training sequence starts from the state the actor had
+    /// before its first step, so a forward pass over the gathered sequences reproduces
+    /// the actor's outputs at every step (cutting changes where gradients stop, not what
+    /// the net computes), while the gradient differs from the whole columns' (it stops).
+    #[test]
+    fn truncated_gru_sequences_start_from_the_actors_states() {
+        truncated_sequences_start_from_the_actors_states(crate::nn::CoreSpec::Gru);
+    }
+
+    #[test]
+    fn truncated_transformer_sequences_start_from_the_actors_states() {
+        use crate::nn::transformer::{Positions, TransformerSpec};
+        truncated_sequences_start_from_the_actors_states(crate::nn::CoreSpec::Transformer(
+            TransformerSpec {
+                layers: 2,
+                heads: 2,
+                width: 8,
+                window: 3,
+                mlp: 12,
+                positions: Positions::Rotary,
+            },
+        ));
+    }
+
+    fn truncated_sequences_start_from_the_actors_states(core: crate::nn::CoreSpec) {
+        use crate::nn::host::Act;
+        use crate::nn::MemorySpec;
+        let mut rng = Rng::new(11);
+        let mut params = Params::new();
+        let spec = MemorySpec {
+            obs_dim: 2,
+            action_dim: 5,
+            obs_embed: 4,
+            action_embed: 3,
+            reward_embed: 2,
+            hidden: 6,
+            core,
+        };
+        let (id, na) = (9, 5);
+        let net = AgentNet::new(&mut params, id, na, &[8], Act::Tanh, Some(spec), &mut rng);
+        let (steps, rows, len) = (8, 3, 4);
+        let sd = net.state_dim();
+        let whole = |rng: &mut Rng| {
+            let mut b = RolloutBuffer::new(steps, rows, id, sd, 1);
+            b.x = (0..steps * rows * id)
+                .map(|_| rng.normal() as f32)
+                .collect();
+            b.actions = (0..steps * rows)
+                .map(|_| rng.below(na as u64) as f32)
+                .collect();
+            b.logp = (0..steps * rows)
+                .map(|_| -1.6 + 0.1 * rng.normal() as f32)
+                .collect();
+            b.returns = (0..steps * rows).map(|_| rng.normal() as f32).collect();
+            b.values = b.returns.iter().map(|r| r + 0.3).collect();
+            // Trial starts: every row at step 0, row 1 inside a sequence, row 2 at the
+            // second sequence's first step.
+            for i in [0, 1, 2, 5 * rows + 1, 4 * rows + 2] {
+                b.reset[i] = 1.0;
+            }
+            b
+        };
+        let mut cut = whole(&mut Rng::new(3)).with_sequence_steps(len);
+        assert_eq!(cut.sequences(), 6);
+        // The actor: steps every row, zeroing the state at trial starts; keeps the
+        // state at each sequence start as the trainer does.
+        let mut h = vec![0.0f32; rows * sd];
+        let mut scratch = net.scratch(rows);
+        let (mut want_logits, mut want_values) = (Vec::new(), Vec::new());
+        for t in 0..steps {
+            if cut.sequence_starts_at(t) {
+                cut.h0_at(t).copy_from_slice(&h);
+            }
+            for r in 0..rows {
+                if cut.reset[t * rows + r] == 1.0 {
+                    h[r * sd..(r + 1) * sd].fill(0.0);
+                }
+            }
+            let (mut lg, mut v) = (vec![0.0; rows * na], vec![0.0; rows]);
+            let xt = &cut.x[t * rows * id..(t + 1) * rows * id];
+            net.step(&params, xt, rows, &mut h, &mut scratch, &mut lg, &mut v);
+            want_logits.extend(lg);
+            want_values.extend(v);
+        }
+        assert!(
+            cut.h0[rows * sd..].iter().any(|&v| v != 0.0),
+            "a state is kept mid-column"
+        );
+        let adv: Vec<f32> = (0..steps * rows).map(|_| rng.normal() as f32).collect();
+        let seqs: Vec<usize> = (0..cut.sequences()).collect();
+        let mb = gather(&cut, &seqs, &adv, na, true);
+        let (logits, values, _) =
+            net.forward_host(&params, &mb.x, &mb.reset, &mb.h0, len, mb.rows, 1);
+        for t in 0..len {
+            for q in 0..cut.sequences() {
+                let (start, row) = ((q / rows) * len, q % rows);
+                let i = (start + t) * rows + row;
+                let j = t * mb.rows + q;
+                assert!(
+                    (values[j] - want_values[i]).abs() < 1e-5,
+                    "value at step {} row {row}",
+                    start + t
+                );
+                for a in 0..na {
+                    let (got, want) = (logits[j * na + a], want_logits[i * na + a]);
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "logit at step {} row {row}: {got} vs {want}",
+                        start + t
+                    );
+                }
+                assert_eq!(mb.adv[j], adv[i]);
+            }
+        }
+        // The same data as whole columns: the loss is the same function of the
+        // parameters at this point, but its gradient also flows across the cut.
+        let full = whole(&mut Rng::new(3));
+        let cols: Vec<usize> = (0..rows).collect();
+        let mb_full = gather(&full, &cols, &adv, na, true);
+        let cfg = crate::config::Config::default().ppo;
+        let n = (steps * rows) as f32;
+        let (mut g_cut, mut g_full) = (vec![0.0; params.len()], vec![0.0; params.len()]);
+        let s_cut = chunk_grad(&net, &params, &mb, len, &cfg, n, &mut g_cut, true, 1);
+        let s_full = chunk_grad(
+            &net,
+            &params,
+            &mb_full,
+            steps,
+            &cfg,
+            n,
+            &mut g_full,
+            true,
+            1,
+        );
+        for (a, b) in s_cut.iter().zip(&s_full) {
+            assert!((a - b).abs() < 1e-5, "losses {s_cut:?} vs {s_full:?}");
+        }
+        let diff = g_cut
+            .iter()
+            .zip(&g_full)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff > 1e-4,
+            "truncation left the gradient unchanged (max diff {diff})"
+        );
     }
 
     /// A feedforward net and a one-step minibatch whose old log-probabilities put the

@@ -121,7 +121,8 @@ impl Trainer {
             net.input_dim,
             net.state_dim(),
             spec_width(&net),
-        );
+        )
+        .with_sequence_steps(cfg.ppo.sequence_steps(cfg.run.steps_per_update));
         let targets = if actor.plan.is_some() {
             vec![0.0; cfg.run.steps_per_update * rows * em::target_width(&net)]
         } else {
@@ -205,8 +206,8 @@ impl Trainer {
     fn rollout_step(&mut self, t: usize, finished: &mut Vec<TrialResult>) {
         let (steps, rows) = (self.cfg.run.steps_per_update, self.cfg.run.num_envs);
         let id = self.net.input_dim;
-        if t == 0 {
-            self.buf.h0.copy_from_slice(&self.actor.state.h);
+        if self.buf.sequence_starts_at(t) {
+            self.buf.h0_at(t).copy_from_slice(&self.actor.state.h);
         }
         let span = t * rows..(t + 1) * rows;
         self.prev_obs.copy_from_slice(&self.actor.state.obs);
