@@ -142,6 +142,23 @@ pub fn check_training_memory(
     Ok(())
 }
 
+/// Refuses a truncated-BPTT run whose kept recurrent states cannot fit: one state of
+/// `state_dim` values per training sequence (`ppo.bptt_steps`), which for a
+/// transformer's key/value window is large.
+pub fn check_sequence_states(cfg: &Config, state_dim: usize) -> Result<(), UserError> {
+    if cfg.ppo.bptt_steps == 0 {
+        return Ok(());
+    }
+    let pieces = (cfg.run.steps_per_update / cfg.ppo.bptt_steps) as u128;
+    let sequences = (cfg.run.num_envs as u128).saturating_mul(pieces);
+    MemoryNeed::new("recurrent states kept at the training sequences' starts")
+        .add(sequences, state_dim as u128 * F32)
+        .check(&format!(
+            "run.num_envs = {} x run.steps_per_update / ppo.bptt_steps = {pieces} states of {state_dim} values",
+            cfg.run.num_envs
+        ))
+}
+
 /// Refuses a MAML run whose env rows and buffers cannot fit (see
 /// [`crate::improve::maml::memory`]: samples, parameters and the per-thread tapes),
 /// before the env, theta or any sample buffer exists: `rows` tasks at once (each env
@@ -267,6 +284,29 @@ mod tests {
     fn too_many_rows(row_bytes: usize) -> Option<usize> {
         let (available, _) = machine_memory()?;
         Some((available / row_bytes as u128 + available / row_bytes as u128 / 3 + 1) as usize)
+    }
+
+    #[test]
+    fn truncated_bptt_counts_the_kept_states() {
+        let Some((available, _)) = machine_memory() else {
+            return;
+        };
+        let mut cfg = Config::default();
+        cfg.run.num_envs = 16;
+        cfg.run.steps_per_update = 600;
+        // Off (whole columns: the states are the trainer's own), nothing is asked;
+        // 40 pieces per column keep 640 states of a quarter of the memory each:
+        // refused; one piece per column with small states fits.
+        let state_dim = (available / 4 / 4) as usize;
+        assert!(check_sequence_states(&cfg, state_dim).is_ok());
+        cfg.ppo.bptt_steps = 15;
+        let e = check_sequence_states(&cfg, state_dim)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ppo.bptt_steps = 40"), "{e}");
+        cfg.ppo.bptt_steps = 600;
+        let small = (available / 16 / 8) as usize;
+        assert!(check_sequence_states(&cfg, small).is_ok());
     }
 
     #[test]

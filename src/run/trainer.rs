@@ -112,6 +112,7 @@ impl Trainer {
         let belief = method.belief(cfg, &spec, rows)?;
         let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
         let (net, params) = method::build_agent(method, cfg, &spec, bdim);
+        super::guard::check_sequence_states(cfg, net.state_dim())?;
         let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
         actor.plan = make_plan_hook(method, cfg, env.as_ref())?;
         let learner = method.learner(cfg, &spec, rows)?;
