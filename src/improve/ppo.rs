@@ -627,21 +627,13 @@ mod tests {
 
     #[test]
     fn fused_and_pure_burn_losses_have_equal_gradients_transformer() {
-        use crate::nn::transformer::{Positions, TransformerSpec};
-        fused_equals_pure_burn(crate::nn::CoreSpec::Transformer(TransformerSpec {
-            layers: 2,
-            heads: 2,
-            width: 8,
-            window: 4,
-            mlp: 12,
-            positions: Positions::Rotary,
-        }));
+        fused_equals_pure_burn(small_transformer(4));
     }
 
-    fn fused_equals_pure_burn(core: crate::nn::CoreSpec) {
+    /// A small recurrent net (9 inputs, 5 actions) with memory `core`.
+    fn small_memory_net(core: crate::nn::CoreSpec, rng: &mut Rng) -> (AgentNet, Params) {
         use crate::nn::host::Act;
         use crate::nn::MemorySpec;
-        let mut rng = Rng::new(5);
         let mut params = Params::new();
         let spec = MemorySpec {
             obs_dim: 2,
@@ -652,7 +644,26 @@ mod tests {
             hidden: 6,
             core,
         };
-        let net = AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), &mut rng);
+        let net = AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), rng);
+        (net, params)
+    }
+
+    /// A small transformer memory with a `window`-step context.
+    fn small_transformer(window: usize) -> crate::nn::CoreSpec {
+        use crate::nn::transformer::{Positions, TransformerSpec};
+        crate::nn::CoreSpec::Transformer(TransformerSpec {
+            layers: 2,
+            heads: 2,
+            width: 8,
+            window,
+            mlp: 12,
+            positions: Positions::Rotary,
+        })
+    }
+
+    fn fused_equals_pure_burn(core: crate::nn::CoreSpec) {
+        let mut rng = Rng::new(5);
+        let (net, params) = small_memory_net(core, &mut rng);
         let (steps, rows) = (6, 3);
         let n = steps * rows;
         let mut onehot = vec![0.0; n * 5];
@@ -702,35 +713,13 @@ mod tests {
 
     #[test]
     fn truncated_transformer_sequences_start_from_the_actors_states() {
-        use crate::nn::transformer::{Positions, TransformerSpec};
-        truncated_sequences_start_from_the_actors_states(crate::nn::CoreSpec::Transformer(
-            TransformerSpec {
-                layers: 2,
-                heads: 2,
-                width: 8,
-                window: 3,
-                mlp: 12,
-                positions: Positions::Rotary,
-            },
-        ));
+        truncated_sequences_start_from_the_actors_states(small_transformer(3));
     }
 
     fn truncated_sequences_start_from_the_actors_states(core: crate::nn::CoreSpec) {
-        use crate::nn::host::Act;
-        use crate::nn::MemorySpec;
         let mut rng = Rng::new(11);
-        let mut params = Params::new();
-        let spec = MemorySpec {
-            obs_dim: 2,
-            action_dim: 5,
-            obs_embed: 4,
-            action_embed: 3,
-            reward_embed: 2,
-            hidden: 6,
-            core,
-        };
+        let (net, params) = small_memory_net(core, &mut rng);
         let (id, na) = (9, 5);
-        let net = AgentNet::new(&mut params, id, na, &[8], Act::Tanh, Some(spec), &mut rng);
         let (steps, rows, len) = (8, 3, 4);
         let sd = net.state_dim();
         let whole = |rng: &mut Rng| {

@@ -111,11 +111,18 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
             "a positive number of episodes with the adapted weights",
         ));
     }
-    let metaworld = args.protocol != Protocol::Trial;
     let rows = num_tasks.min(256);
     let mut blocks = vec![adapt; m.inner_steps];
     blocks.push(eval_episodes);
     let adaptation = m.inner_steps * adapt;
+    // The protocol over the whole trial: all inner steps' adaptation episodes first.
+    let protocol = match args.protocol {
+        Protocol::Trial => Protocol::Trial,
+        Protocol::MetaWorld { .. } => Protocol::MetaWorld {
+            adaptation,
+            evaluation: eval_episodes,
+        },
+    };
     let episodes = Some(adaptation + eval_episodes);
     let options = cfg.env_options();
     // Before the env, the policy or any sample buffer exists: a one-row batch sizes a row.
@@ -127,7 +134,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     let mut env = env::make_with(&cfg.env, rows, args.split, cfg.seed, episodes, &options)?;
     drop(probe);
     let spec = env.spec().clone();
-    if metaworld {
+    if protocol != Protocol::Trial {
         end_evaluation_at_success(env.as_mut(), &cfg.env, adaptation)?;
     }
     check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks, row_bytes)?;
@@ -203,13 +210,6 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
             task: r.task,
         })
         .collect();
-    let protocol = match metaworld {
-        true => Protocol::MetaWorld {
-            adaptation,
-            evaluation: eval_episodes,
-        },
-        false => Protocol::Trial,
-    };
     // Without MetaWorld's protocol the summary is the adapted episodes all the same.
     let summary = Some((adaptation + 1, adaptation + eval_episodes));
     let scores = TrialScores::of(
