@@ -486,19 +486,19 @@ impl Config {
                 ),
             );
         }
-        let sequences = r.num_envs * (r.steps_per_update / p.sequence_steps(r.steps_per_update));
+        // Training sequences per env column: 1 without truncation.
+        let pieces = r.steps_per_update.checked_div(p.bptt_steps);
+        let sequences = r.num_envs * pieces.unwrap_or(1);
         if p.minibatches == 0 || !sequences.is_multiple_of(p.minibatches) {
-            let allowed = if p.bptt_steps == 0 {
-                format!(
+            let allowed = match pieces {
+                None => format!(
                     "an integer > 0 that must divide run.num_envs = {} (minibatches are groups of whole env sequences)",
                     r.num_envs
-                )
-            } else {
-                format!(
-                    "an integer > 0 that must divide the {sequences} training sequences (run.num_envs = {} x run.steps_per_update / ppo.bptt_steps = {})",
-                    r.num_envs,
-                    r.steps_per_update / p.bptt_steps
-                )
+                ),
+                Some(pieces) => format!(
+                    "an integer > 0 that must divide the {sequences} training sequences (run.num_envs = {} x run.steps_per_update / ppo.bptt_steps = {pieces})",
+                    r.num_envs
+                ),
             };
             // Blame an override of either key on `--set`.
             let key = if source_of("run.num_envs") == "--set" {
