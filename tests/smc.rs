@@ -475,10 +475,13 @@ fn smc_glibrl_update_after_sampling_equals_plain_update() {
         let act: Vec<f32> = (0..2 * rows).map(|_| rng.normal() as f32).collect();
         let next: Vec<f32> = (0..2 * rows).map(|_| rng.normal() as f32).collect();
         let (mut r, mut m) = (vec![0.0; rows], vec![0.0; rows]);
+        let mut features = vec![0.0; rows * model.feature_dim()];
+        model.features(&b, &mut features);
         let q = RewardQuery {
             obs: &obs,
             action: &act,
             next_obs: &next,
+            features: &features,
         };
         model.sample_rewards(&b, &q, 4, &mut rngs, 1, &mut r, &mut m, &mut scratch);
         let ends = vec![false; rows];
@@ -509,10 +512,13 @@ fn smc_glibrl_update_after_sampling_equals_plain_update() {
         model.gather(&b, &[2], &mut s);
         s
     };
+    let mut features = vec![0.0; model.feature_dim()];
+    model.features(&one, &mut features);
     let q = RewardQuery {
         obs: &obs,
         action: &act,
         next_obs: &next,
+        features: &features,
     };
     let (mut r, mut m) = (vec![0.0; 1], vec![0.0; 1]);
     let (mut sum, mut sum2, mut sum_mean) = (0.0f64, 0.0f64, 0.0f64);

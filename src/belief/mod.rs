@@ -103,6 +103,10 @@ pub struct RewardQuery<'a> {
     pub obs: &'a [f32],
     pub action: &'a [f32],
     pub next_obs: &'a [f32],
+    /// The belief's features of these rows ([`Belief::features`] of the state the
+    /// query is made under), which the planner has at hand: a belief may read its
+    /// posterior summary from them instead of recomputing it.
+    pub features: &'a [f32],
 }
 
 /// A belief together with its batched state, behind an object-safe interface, so the

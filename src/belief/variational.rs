@@ -1686,8 +1686,12 @@ impl VaribadModel {
 /// Buffers of VariBAD's reward predictive (see [`PlanningBelief`]).
 #[derive(Clone, Debug, Default)]
 pub struct VaribadPredictScratch {
-    mu: Vec<f32>,
-    logvar: Vec<f32>,
+    /// A row's posterior standard deviations.
+    std: Vec<f32>,
+    /// The decoder output layer's weights head by head (`n_out x width`), so the one
+    /// head a query needs reads contiguous weights.
+    head_w: Vec<f32>,
+
     /// Decoder input `[m, e(s'), e(a)?, e(s)?]` (multi-head: `m` only).
     x: Vec<f32>,
     a: Vec<f32>,
@@ -1713,8 +1717,8 @@ impl PlanningBelief for VaribadModel {
             .max()
             .unwrap_or(1);
         VaribadPredictScratch {
-            mu: Vec::new(),
-            logvar: Vec::new(),
+            std: Vec::new(),
+            head_w: Vec::new(),
             x: vec![0.0; widest],
             a: vec![0.0; widest],
             b: vec![0.0; widest],
@@ -1748,17 +1752,10 @@ impl PlanningBelief for VaribadModel {
         );
         let rows = state.rows(hd);
         let aw = tr.action.len() / rows;
-        s.mu.resize(rows * l, 0.0);
-        s.logvar.resize(rows * l, 0.0);
-        host::dense(&self.params, &self.mu, &state.h, rows, Act::None, &mut s.mu);
-        host::dense(
-            &self.params,
-            &self.logvar,
-            &state.h,
-            rows,
-            Act::None,
-            &mut s.logvar,
-        );
+        // The posterior's mean and log-variance are the belief's features `[mu |
+        // logvar]`, which the caller computed from this state already.
+        debug_assert_eq!(tr.features.len(), rows * 2 * l);
+        s.std.resize(l, 0.0);
         let multihead = self.spec.config.reward_decoder == RewardDecoderKind::Multihead;
         let (last, hidden) = self.decoder.split_last().expect("a decoder output layer");
         // All rows' nested samples go through the decoder as one batch. The random
@@ -1826,11 +1823,12 @@ impl PlanningBelief for VaribadModel {
                 0
             };
             s.picks[r] = rng.below(nested as u64) as usize;
+            let (mu, logvar) = tr.features[r * 2 * l..(r + 1) * 2 * l].split_at(l);
             // The row's standard deviations once, not once per nested sample.
-            for v in &mut s.logvar[r * l..(r + 1) * l] {
-                *v = (0.5 * *v).exp();
+            for (sd, &lv) in s.std.iter_mut().zip(logvar) {
+                *sd = (0.5 * lv).exp();
             }
-            let (mu, std) = (&s.mu[r * l..(r + 1) * l], &s.logvar[r * l..(r + 1) * l]);
+            let std = &s.std[..];
             // The row's nested-sample noise as one vectorised block.
             rng.fill_normals(&mut s.noise[..nested * l]);
             for (j, eps) in s.noise[..nested * l].chunks_exact(l).enumerate() {
@@ -1866,14 +1864,21 @@ impl PlanningBelief for VaribadModel {
         };
         let (w, b) = (self.params.get(last.w), self.params.get(last.b));
         let n_out = last.fan_out();
+        s.head_w.resize(n_out * width, 0.0);
+        for (i, wi) in w.chunks_exact(n_out).enumerate() {
+            for (o, &v) in wi.iter().enumerate() {
+                s.head_w[o * width + i] = v;
+            }
+        }
         for r in 0..rows {
             let head = s.heads[r];
+            let wh = &s.head_w[head * width..(head + 1) * width];
+            let hr = &h[r * nested * width..(r + 1) * nested * width];
             let (mut sum, mut picked) = (0.0f32, 0.0f32);
-            for j in 0..nested {
-                let hj = &h[(r * nested + j) * width..(r * nested + j + 1) * width];
+            for (j, hj) in hr.chunks_exact(width).enumerate() {
                 let mut out = b[head];
-                for (i, &hi) in hj.iter().enumerate() {
-                    out += hi * w[i * n_out + head];
+                for (&hi, &wi) in hj.iter().zip(wh) {
+                    out += hi * wi;
                 }
                 let value = if multihead { host::sigmoid(out) } else { out };
                 sum += value;

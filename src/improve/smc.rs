@@ -633,6 +633,7 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
                 obs: &c.obs,
                 action: &c.actions,
                 next_obs: &c.next_obs,
+                features: &c.features,
             },
             st.config.nested,
             rngs,
@@ -704,6 +705,9 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
             std::mem::swap(&mut c.roots, &mut c.tmp_roots);
             gather_rows(&c.src, &c.values, 1, &mut c.tmp_values);
             std::mem::swap(&mut c.values, &mut c.tmp_values);
+            // The next step's reward queries read the features of the resampled beliefs.
+            gather_rows(&c.src, &c.features, fd, &mut c.tmp_features);
+            std::mem::swap(&mut c.features, &mut c.tmp_features);
             for i in 0..p {
                 c.tmp_step[i] = c.step[c.src[i]];
                 c.tmp_done[i] = c.done[c.src[i]];
