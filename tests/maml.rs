@@ -473,6 +473,45 @@ fn bad_maml_configs_are_user_errors_with_exit_code_2() {
 }
 
 #[test]
+fn report_draws_maml_learning_curve_before_and_after_adaptation() {
+    // MAML's metrics have no trial return; its curve is the pre- and post-adaptation
+    // return, drawn on a chart of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("runs/maml");
+    train_run(&run, small(3, &[]), false);
+    let eval = bamdp(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--num-tasks",
+        "3",
+        "--json",
+    ]);
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    std::fs::write(run.join("eval.json"), &eval.stdout).unwrap();
+    let out = dir.path().join("report");
+    let o = bamdp(&[
+        "report",
+        dir.path().join("runs").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg =
+        std::fs::read_to_string(out.join("figures/point_robot-train-adaptation-return-frames.svg"))
+            .expect("the MAML learning curve");
+    for series in ["maml, before adaptation", "maml, after adaptation"] {
+        assert!(svg.contains(series), "no series {series:?} in the figure");
+    }
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(page.contains("figures/point_robot-train-adaptation-return-frames.svg"));
+}
+
+#[test]
 fn eval_of_a_maml_run_reports_pre_and_post_adaptation() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");

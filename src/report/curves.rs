@@ -192,6 +192,31 @@ pub fn env_figures(
         ),
         "Training: the same return against wall-clock seconds.".into(),
     )?;
+    // MAML logs no trial return (its rollouts are pre- and post-adaptation blocks, not
+    // one trial), so its learning curve is drawn here, on a chart of its own units.
+    let adaptation_series: Vec<Series> = methods
+        .iter()
+        .flat_map(|(m, runs)| {
+            [
+                ("return_pre", "before adaptation"),
+                ("return_post", "after adaptation"),
+            ]
+            .into_iter()
+            .filter_map(move |(column, when)| {
+                curve(&format!("{m}, {when}"), runs, metrics, "frames", column)
+            })
+        })
+        .collect();
+    line(
+        "train-adaptation-return-frames",
+        chart(
+            "training return before and after adaptation",
+            "environment frames",
+            "return per episode",
+            adaptation_series,
+        ),
+        "Training (MAML): mean episode return of the rollouts before adaptation (the first block) and with the adapted weights (the last block) against environment frames; band: 95% bootstrap interval of the mean over seeds.".into(),
+    )?;
     if k > 0 && has_success {
         line(
             "train-success-frames",
