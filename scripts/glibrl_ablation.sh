@@ -27,6 +27,9 @@ FRAMES=20000000
 LANES=2
 ONLY=""
 while [ $# -gt 0 ]; do
+  if [ "${1#--}" != "$1" ] && [ $# -lt 2 ]; then
+    echo "$1 needs a value (see the header of $0)" >&2; exit 2
+  fi
   case "$1" in
     --bin) BIN=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
