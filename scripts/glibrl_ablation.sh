@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The GLiBRL fidelity study of docs/results.md on GridNavi at the reference budget
 # (2e7 frames): the preset (configs/gridnavi/glibrl.toml) with one setting changed per
-# variant, 5 seeds each, one run per core. Every run is a `bamdp sweep` of one seed, so
-# stopping the script and starting it again resumes the interrupted run from its
-# checkpoint and skips the finished ones; the seeds go in the outer loop, so a study cut
-# short has the same seeds for every variant.
+# variant, 5 seeds each, one run per core. It is one `bamdp sweep` with a `--variant`
+# per row of VARIANTS: runs go seed by seed (a study cut short has the same seeds for
+# every variant), and running the script again resumes interrupted runs from their
+# checkpoints and skips finished ones.
 #
 # Usage (from the repository root):
-#   scripts/glibrl_ablation.sh [--bin BAMDP] [--out DIR] [--seeds "1 2 3 4 5"]
+#   scripts/glibrl_ablation.sh [--bin BAMDP] [--out DIR] [--seeds 1-5]
 #                              [--frames N] [--lanes N] [--only "NAME ..."]
 #
 #   --bin     the bamdp binary (default: target/release/bamdp)
 #   --out     the study's folder; variant NAME goes to DIR/NAME (default: sweeps/glibrl-ablation)
-#   --seeds   seeds, in the order they are run (default: 1 2 3 4 5)
+#   --seeds   seeds, as `bamdp sweep --seeds` takes them (default: 1-5)
 #   --frames  frames per run (default: 20000000)
 #   --lanes   runs at a time, each on one thread (default: 2)
 #   --only    the variants to run (default: all, in the order of VARIANTS below)
@@ -22,7 +22,7 @@ set -euo pipefail
 
 BIN=target/release/bamdp
 OUT=sweeps/glibrl-ablation
-SEEDS="1 2 3 4 5"
+SEEDS=1-5
 FRAMES=20000000
 LANES=2
 ONLY=""
@@ -41,48 +41,36 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# NAME|overrides (space-separated --set values). The preset has d = 16, basis [64, 64],
-# Lambda0 = Psi0 = 0.01 I, no transition head and the diagonal policy input.
+# `bamdp sweep --variant` values: "NAME: KEY=VALUE ...". The preset has d = 16, basis
+# [64, 64], Lambda0 = Psi0 = 0.01 I, no transition head and the diagonal policy input.
 VARIANTS=(
-  "d16|glibrl.features=16"
-  "d24|glibrl.features=24"
-  "d32|glibrl.features=32"
-  "d48|glibrl.features=48"
-  "prior0.001|glibrl.init_lambda0=0.001 glibrl.init_psi0=0.001"
-  "prior0.1|glibrl.init_lambda0=0.1 glibrl.init_psi0=0.1"
-  "prior1|glibrl.init_lambda0=1.0 glibrl.init_psi0=1.0"
-  "basis32|glibrl.basis_hidden=[32,32]"
-  "basis128|glibrl.basis_hidden=[128,128]"
-  "transition|glibrl.transition_dims=[0,1]"
-  "correlations|glibrl.policy_input=correlations"
+  "d16: glibrl.features=16"
+  "d24: glibrl.features=24"
+  "d32: glibrl.features=32"
+  "d48: glibrl.features=48"
+  "prior0.001: glibrl.init_lambda0=0.001 glibrl.init_psi0=0.001"
+  "prior0.1: glibrl.init_lambda0=0.1 glibrl.init_psi0=0.1"
+  "prior1: glibrl.init_lambda0=1.0 glibrl.init_psi0=1.0"
+  "basis32: glibrl.basis_hidden=[32,32]"
+  "basis128: glibrl.basis_hidden=[128,128]"
+  "transition: glibrl.transition_dims=[0,1]"
+  "correlations: glibrl.policy_input=correlations"
 )
 
 if [ "$BIN" = target/release/bamdp ] && [ ! -x "$BIN" ]; then
   cargo build --release
 fi
 
-jobs_file=$(mktemp)
-trap 'rm -f "$jobs_file"' EXIT
-for seed in $SEEDS; do
-  for v in "${VARIANTS[@]}"; do
-    name=${v%%|*}
-    if [ -n "$ONLY" ] && ! [[ " $ONLY " == *" $name "* ]]; then
-      continue
-    fi
-    echo "$name|$seed|${v#*|}" >> "$jobs_file"
-  done
+args=()
+for v in "${VARIANTS[@]}"; do
+  name=${v%%:*}
+  if [ -z "$ONLY" ] || [[ " $ONLY " == *" $name "* ]]; then
+    args+=(--variant "$v")
+  fi
 done
-
-run_one() {
-  local name=${1%%|*} rest=${1#*|}
-  local seed=${rest%%|*} sets=${rest#*|}
-  local args=()
-  for s in $sets; do args+=(--set "$s"); done
-  "$BIN" sweep --config configs/gridnavi/glibrl.toml --seeds "$seed" \
-    --set run.total_frames="$FRAMES" --set run.threads=1 --set run.label="$name" \
-    "${args[@]}" --jobs 1 --out "$OUT/$name"
-}
-export -f run_one
-export BIN OUT FRAMES
-# One queue, LANES workers: a worker takes the next run when its last one ends.
-xargs -d '\n' -P "$LANES" -I{} bash -c 'run_one "$1"' _ {} < "$jobs_file"
+if [ ${#args[@]} -eq 0 ]; then
+  echo "--only \"$ONLY\" names no variant of $0" >&2; exit 2
+fi
+exec "$BIN" sweep --config configs/gridnavi/glibrl.toml --seeds "$SEEDS" \
+  --set run.total_frames="$FRAMES" --set run.threads=1 "${args[@]}" \
+  --jobs "$LANES" --out "$OUT"

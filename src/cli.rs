@@ -91,7 +91,12 @@ pub enum Command {
         /// Override a config key in every run: --set run.total_frames=1e6 (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
-        /// Sweep folder: runs go to OUT/<env>/<method>/seed-<s>/.
+        /// A named cell of the grid, "NAME: KEY=VALUE KEY=VALUE ..." (repeatable; "NAME:"
+        /// alone for the config as it is): its runs go to OUT/NAME/... with run.label NAME,
+        /// its overrides applied after every --set.
+        #[arg(long = "variant", value_name = "NAME: KEY=VALUE ...")]
+        variants: Vec<String>,
+        /// Sweep folder: runs go to OUT/[<variant>/]<env>/<method>/seed-<s>/, seed by seed.
         #[arg(long)]
         out: PathBuf,
         /// Runs at a time (default: cores / run.threads).
@@ -219,6 +224,7 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
             configs,
             seeds,
             overrides,
+            variants,
             out,
             jobs,
             ray,
@@ -234,6 +240,10 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 configs,
                 seeds: crate::sweep::parse_seeds(&seeds)?,
                 overrides,
+                variants: variants
+                    .iter()
+                    .map(|v| crate::sweep::Variant::parse(v))
+                    .collect::<Result<_, _>>()?,
                 out,
                 jobs,
                 ray,

@@ -13,7 +13,7 @@
 //! - [`method`]: the method registry: what each `method` builds (memory, belief,
 //!   learner, planner).
 //! - [`config`]: the TOML schema, overrides and validation.
-//! - [`sweep`]: grids of configs x seeds, locally or on a Ray cluster.
+//! - [`sweep`]: grids of configs x seeds (x named variants), locally or on a Ray cluster.
 //! - [`report`]: tables, figures and an HTML page from run folders; [`stats`]: the
 //!   statistics behind them (IQM, stratified bootstrap, probability of improvement).
 //! - [`api`]: the small surface embedders use (the Python package): envs, train, act.

@@ -3,33 +3,9 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+mod cli_support;
 mod python_support;
-
-fn bamdp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bamdp"))
-        .args(args)
-        .output()
-        .expect("bamdp runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts a clean user error: exit code 2, no panic, and every `needle` in the message.
-fn assert_user_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "expected exit 2, got {:?}; stderr: {err}",
-        o.status
-    );
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    for n in needles {
-        assert!(err.contains(n), "message should mention {n:?}: {err}");
-    }
-}
+use cli_support::{assert_user_error, bamdp, stderr};
 
 fn preset() -> String {
     format!("{}/configs/gridnavi/rl2.toml", env!("CARGO_MANIFEST_DIR"))

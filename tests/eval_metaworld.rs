@@ -9,18 +9,12 @@
 
 use bamdp::env::mujoco::metaworld::{class, task_vectors};
 use bamdp::env::{self, EnvOptions, Split, StepOut};
-use std::process::{Command, Output};
+mod cli_support;
 mod python_support;
+use cli_support::{assert_user_error, bamdp};
 
 fn metaworld_available() -> bool {
     python_support::can_import("metaworld", "test")
-}
-
-fn bamdp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bamdp"))
-        .args(args)
-        .output()
-        .expect("bamdp runs")
 }
 
 /// Trains `configs/<env>/rl2.toml` with the `sets` overrides into a run folder in
@@ -35,15 +29,6 @@ fn train_rl2(dir: &tempfile::TempDir, env: &str, sets: &[&str]) -> String {
     let o = bamdp(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     run
-}
-
-fn assert_user_error(o: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "expected exit 2: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    for n in needles {
-        assert!(err.contains(n), "message should mention {n:?}: {err}");
-    }
 }
 
 /// A scripted reach: the hand moves straight to the task's goal (MetaWorld's reach

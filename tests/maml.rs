@@ -456,10 +456,7 @@ fn bad_maml_configs_are_user_errors_with_exit_code_2() {
         let out = dir.path().join("run");
         let out = out.display().to_string();
         args.extend(["--out", &out]);
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bamdp"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let o = bamdp(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{set:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
@@ -516,19 +513,16 @@ fn eval_of_a_maml_run_reports_pre_and_post_adaptation() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     train_run(&run, small(1, &[]), false);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bamdp"))
-        .args([
-            "eval",
-            "--run",
-            run.to_str().unwrap(),
-            "--num-tasks",
-            "5",
-            "--episodes-per-task",
-            "2",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--num-tasks",
+        "5",
+        "--episodes-per-task",
+        "2",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["method"], "maml");
@@ -598,23 +592,8 @@ fn sweeps_train_and_meta_test_maml_runs() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("done (skipped)"));
 }
 
-fn bamdp(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_bamdp"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Exit code 2 with a one-line message naming every needle.
-fn assert_one_line_user_error(o: &std::process::Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "message should mention {n:?}: {err}");
-    }
-}
+mod cli_support;
+use cli_support::{assert_one_line_user_error, bamdp};
 
 #[test]
 fn maml_checkpoints_are_binary_and_corrupt_or_json_ones_are_refused() {

@@ -78,6 +78,35 @@ fn bad_seeds_and_overrides() {
 }
 
 #[test]
+fn bad_variants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s");
+    for (variants, needles) in [
+        (
+            &["d24 glibrl.features=24"][..],
+            &["--variant", "NAME: KEY=VALUE"][..],
+        ),
+        (
+            &["a: ppo.lr=1e-4", "a: ppo.lr=1e-5"],
+            &["--variant", "\"a\""],
+        ),
+        (&["fast: ppo.lr=-1"], &["--variant fast", "ppo.lr"]),
+        (&["typo: ppo.nope=1"], &["--variant typo", "nope"]),
+    ] {
+        let mut args = vec!["sweep", "--config", "", "--seeds", "1"];
+        let config = rl2();
+        args[2] = &config;
+        for v in variants {
+            args.extend(["--variant", v]);
+        }
+        args.push("--out");
+        let o = bamdp(&args).arg(&out).output().unwrap();
+        assert_user_error(o, needles);
+        assert!(!out.exists(), "nothing is written for a bad sweep");
+    }
+}
+
+#[test]
 fn overlapping_output_folders() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");

@@ -1,5 +1,8 @@
-//! `bamdp sweep`: the grid configs x seeds, each a normal run folder
-//! `OUT/<env>/<method>/seed-<s>/` trained and then meta-tested into `eval.json`.
+//! `bamdp sweep`: the grid configs x seeds (x named variants, each a set of config
+//! overrides), each a normal run folder `OUT/[<variant>/]<env>/<method>/seed-<s>/`
+//! trained and then meta-tested into `eval.json`. Runs go seed by seed (every variant
+//! and config of seed 1, then of seed 2, ...), so a sweep cut short has the same seeds
+//! for every cell of the grid.
 //! Re-running the same command finishes what is missing: evaluated runs are skipped,
 //! runs with a checkpoint resume from it, the rest start. Locally `--jobs` runs go at
 //! once, each a child process of this binary (`bamdp sweep-run`) with its output in
@@ -25,6 +28,8 @@ pub struct SweepArgs {
     pub configs: Vec<PathBuf>,
     pub seeds: Vec<u64>,
     pub overrides: Vec<String>,
+    /// Named sets of overrides, applied after `overrides`; none: one unnamed cell.
+    pub variants: Vec<Variant>,
     pub out: PathBuf,
     /// Runs at a time (local); `None`: cores / run.threads.
     pub jobs: Option<usize>,
@@ -34,22 +39,93 @@ pub struct SweepArgs {
     pub quiet: bool,
 }
 
+/// A named set of config overrides swept like a config (`--variant "NAME: KEY=VALUE
+/// ..."`): its runs go to `OUT/NAME/...` and carry `run.label = NAME`, so `bamdp
+/// report` shows them as `<method> [NAME]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub name: String,
+    pub overrides: Vec<String>,
+}
+
+impl Variant {
+    /// Parses `NAME: KEY=VALUE KEY=VALUE ...` (`NAME:` alone: no overrides, e.g. the
+    /// preset as the baseline). A space inside a value is allowed where the next word
+    /// does not look like `KEY=` (`policy.hidden=[256, 256]`).
+    ///
+    /// ```
+    /// use bamdp::sweep::Variant;
+    /// let v = Variant::parse("wide: policy.hidden=[256, 256] ppo.lr=1e-3").unwrap();
+    /// assert_eq!(v.name, "wide");
+    /// assert_eq!(v.overrides, ["policy.hidden=[256, 256]", "ppo.lr=1e-3"]);
+    /// assert!(Variant::parse("no colon").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, UserError> {
+        let bad = |why: &str| {
+            UserError::invalid(
+                "--variant",
+                s,
+                &format!("{why}; write NAME: KEY=VALUE KEY=VALUE ... (NAME of letters, digits, '.', '_', '-')"),
+            )
+        };
+        let (name, rest) = s
+            .split_once(':')
+            .ok_or_else(|| bad("no ':' after the name"))?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            || name.starts_with('.')
+        {
+            return Err(bad("the name is empty or has other characters"));
+        }
+        let mut overrides: Vec<String> = Vec::new();
+        for word in rest.split_whitespace() {
+            let starts_key = word.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_'))
+            });
+            match overrides.last_mut() {
+                Some(last) if !starts_key => {
+                    last.push(' ');
+                    last.push_str(word);
+                }
+                None if !starts_key => return Err(bad(&format!("{word:?} is not KEY=VALUE"))),
+                _ => overrides.push(word.to_string()),
+            }
+        }
+        Ok(Variant {
+            name: name.to_string(),
+            overrides,
+        })
+    }
+}
+
 /// One cell of the grid.
 #[derive(Clone, Debug)]
 pub struct Job {
     pub config_path: PathBuf,
+    /// The variant's name, if the sweep has variants.
+    pub variant: Option<String>,
+    /// Every `--set` of this run: the sweep's, then its variant's (and its label).
+    pub overrides: Vec<String>,
     pub config: Config,
     pub seed: u64,
-    /// `OUT/<env>/<method>/seed-<s>`.
+    /// `OUT/[<variant>/]<env>/<method>/seed-<s>`.
     pub dir: PathBuf,
     pub state: JobState,
 }
 
 impl Job {
-    /// `<env>/<method>/seed-<s>` below the sweep folder.
+    /// `[<variant>/]<env>/<method>/seed-<s>` below the sweep folder.
     pub fn relative(&self) -> String {
         format!(
-            "{}/{}/seed-{}",
+            "{}{}/{}/seed-{}",
+            self.variant
+                .as_ref()
+                .map_or(String::new(), |v| format!("{v}/")),
             self.config.env,
             method_folder(&self.config),
             self.seed
@@ -126,69 +202,111 @@ pub fn plan(args: &SweepArgs) -> Result<Vec<Job>, UserError> {
             "is a run folder; give sweep a folder of its own (runs go to OUT/<env>/<method>/seed-<s>)",
         ));
     }
-    let mut jobs: Vec<Job> = Vec::new();
     for path in &args.configs {
         if !path.is_file() {
             return Err(UserError::file(path, "no such config file"));
         }
-        for &seed in &args.seeds {
-            let config = job::resolve(path, &args.overrides, seed)?;
-            let mut j = Job {
-                config_path: path.clone(),
-                config,
-                seed,
-                dir: PathBuf::new(),
-                state: JobState::New,
-            };
-            j.dir = args.out.join(j.relative());
-            if let Some(other) = jobs.iter().find(|o| o.dir == j.dir) {
-                return Err(UserError::file(
-                    &j.dir,
-                    format!(
-                        "both {} and {} write this run folder (same env and method): sweep them into different --out folders",
-                        other.config_path.display(),
-                        path.display()
-                    ),
-                ));
+    }
+    for (i, v) in args.variants.iter().enumerate() {
+        if args.variants[..i].iter().any(|w| w.name == v.name) {
+            return Err(UserError::invalid(
+                "--variant",
+                &v.name,
+                "a name no other --variant of the sweep has",
+            ));
+        }
+    }
+    // (name, overrides) per cell: the variants, or the sweep's overrides alone.
+    let cells: Vec<(Option<&str>, Vec<String>)> = if args.variants.is_empty() {
+        vec![(None, args.overrides.clone())]
+    } else {
+        args.variants
+            .iter()
+            .map(|v| {
+                let mut o = args.overrides.clone();
+                o.push(format!("run.label={}", v.name));
+                o.extend(v.overrides.iter().cloned());
+                (Some(v.name.as_str()), o)
+            })
+            .collect()
+    };
+    let mut jobs: Vec<Job> = Vec::new();
+    for &seed in &args.seeds {
+        for (variant, overrides) in &cells {
+            for path in &args.configs {
+                let config = job::resolve(path, overrides, seed).map_err(|e| match variant {
+                    Some(v) => UserError::Other(format!("--variant {v}: {e}")),
+                    None => e,
+                })?;
+                let mut j = Job {
+                    config_path: path.clone(),
+                    variant: variant.map(str::to_string),
+                    overrides: overrides.clone(),
+                    config,
+                    seed,
+                    dir: PathBuf::new(),
+                    state: JobState::New,
+                };
+                j.dir = args.out.join(j.relative());
+                check_folder(&j, &jobs)?;
+                j.state = job::state(&j.dir, &j.config)?;
+                jobs.push(j);
             }
-            let recorded = j.dir.join("config.toml");
-            if recorded.is_file() {
-                let text = std::fs::read_to_string(&recorded)
-                    .map_err(|e| UserError::file(&recorded, format!("cannot read: {e}")))?;
-                if !same_config(&text, &j.config) {
-                    return Err(UserError::file(
-                        &j.dir,
-                        format!(
-                            "holds a run of a different config than {} with --set {} and seed {}: use another --out, or remove the folder",
-                            path.display(),
-                            if args.overrides.is_empty() { "(none)".to_string() } else { args.overrides.join(" ") },
-                            seed
-                        ),
-                    ));
-                }
-            } else if j.dir.exists()
-                && std::fs::read_dir(&j.dir)
-                    .map(|mut d| {
-                        d.any(|e| {
-                            e.map(|e| {
-                                !LEFT_BEFORE_CONFIG
-                                    .contains(&e.file_name().to_string_lossy().as_ref())
-                            })
-                            .unwrap_or(true)
-                        })
-                    })
-                    .unwrap_or(true)
-            {
-                return Err(UserError::file(
-                    &j.dir,
-                    "exists but holds no run (no config.toml): use another --out, or remove the folder",
-                ));
-            }
-            j.state = job::state(&j.dir, &j.config)?;
-            jobs.push(j);
         }
     }
     Ok(jobs)
+}
+
+/// A run folder may be written by one cell of the grid only, and may only hold a run
+/// of that cell's config (or what a run killed before its config.toml leaves).
+fn check_folder(j: &Job, planned: &[Job]) -> Result<(), UserError> {
+    if let Some(other) = planned.iter().find(|o| o.dir == j.dir) {
+        return Err(UserError::file(
+            &j.dir,
+            format!(
+                "both {} and {} write this run folder (same env and method): sweep them into different --out folders",
+                other.config_path.display(),
+                j.config_path.display()
+            ),
+        ));
+    }
+    let recorded = j.dir.join("config.toml");
+    if recorded.is_file() {
+        let text = std::fs::read_to_string(&recorded)
+            .map_err(|e| UserError::file(&recorded, format!("cannot read: {e}")))?;
+        if !same_config(&text, &j.config) {
+            let sets = if j.overrides.is_empty() {
+                "(none)".to_string()
+            } else {
+                j.overrides.join(" ")
+            };
+            return Err(UserError::file(
+                &j.dir,
+                format!(
+                    "holds a run of a different config than {} with --set {sets} and seed {}: use another --out, or remove the folder",
+                    j.config_path.display(),
+                    j.seed
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    let only_left_before_config = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|d| {
+            d.into_iter().all(|e| {
+                e.is_ok_and(|e| {
+                    LEFT_BEFORE_CONFIG.contains(&e.file_name().to_string_lossy().as_ref())
+                })
+            })
+        })
+    };
+    if j.dir.exists() && !only_left_before_config(&j.dir) {
+        return Err(UserError::file(
+            &j.dir,
+            "exists but holds no run (no config.toml): use another --out, or remove the folder",
+        ));
+    }
+    Ok(())
 }
 
 fn describe(state: JobState) -> String {
@@ -305,7 +423,7 @@ struct Running {
     copiers: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn spawn(job: &Job, args: &SweepArgs) -> Result<Running, UserError> {
+fn spawn(job: &Job) -> Result<Running, UserError> {
     let exe = std::env::current_exe()
         .map_err(|e| UserError::Other(format!("cannot find the bamdp executable: {e}")))?;
     let mut cmd = Command::new(exe);
@@ -316,7 +434,7 @@ fn spawn(job: &Job, args: &SweepArgs) -> Result<Running, UserError> {
         .arg(job.seed.to_string())
         .arg("--out")
         .arg(&job.dir);
-    for o in &args.overrides {
+    for o in &job.overrides {
         cmd.arg("--set").arg(o);
     }
     cmd.stdin(Stdio::null())
@@ -382,7 +500,7 @@ fn run_local(args: &SweepArgs, todo: &[&Job], summary: &mut SweepSummary) -> Res
     let mut last_line = Instant::now();
     loop {
         while running.len() < parallel && next < todo.len() && !stop.load(Ordering::SeqCst) {
-            let mut r = spawn(todo[next], args)?;
+            let mut r = spawn(todo[next])?;
             r.job = next;
             running.push(r);
             next += 1;
@@ -497,5 +615,97 @@ mod tests {
         for bad in ["", "3-1", "a", "1-", "1,1", "1-3,2", "-1"] {
             assert!(parse_seeds(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn variants_parse_values_with_spaces_and_refuse_what_is_not_key_value() {
+        let v = Variant::parse(" base :").unwrap();
+        assert_eq!((v.name.as_str(), v.overrides.len()), ("base", 0));
+        let v = Variant::parse("b128: glibrl.basis_hidden=[128, 128]  seed_offset=2").unwrap();
+        assert_eq!(
+            v.overrides,
+            ["glibrl.basis_hidden=[128, 128]", "seed_offset=2"]
+        );
+        for bad in [
+            "no-colon",
+            ": a=1",
+            "a b: x=1",
+            "../up: x=1",
+            ".hidden: x=1",
+            "n: 128]",
+        ] {
+            let e = Variant::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("--variant") && e.contains("NAME: KEY=VALUE"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    fn args(out: &Path, variants: &[&str]) -> SweepArgs {
+        let configs = ["rl2", "varibad"].map(|m| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/gridnavi/{m}.toml"))
+        });
+        SweepArgs {
+            configs: configs.to_vec(),
+            seeds: vec![1, 2],
+            overrides: vec!["run.total_frames=1000".into(), "ppo.lr=1e-3".into()],
+            variants: variants
+                .iter()
+                .map(|v| Variant::parse(v).unwrap())
+                .collect(),
+            out: out.to_path_buf(),
+            jobs: None,
+            ray: None,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn a_plan_goes_seed_by_seed_and_a_variant_gets_its_folder_label_and_overrides() {
+        let tmp = tempfile::tempdir().unwrap();
+        let jobs = plan(&args(tmp.path(), &[])).unwrap();
+        let order: Vec<String> = jobs.iter().map(Job::relative).collect();
+        assert_eq!(
+            order,
+            [
+                "gridnavi/rl2/seed-1",
+                "gridnavi/varibad/seed-1",
+                "gridnavi/rl2/seed-2",
+                "gridnavi/varibad/seed-2"
+            ]
+        );
+        let jobs = plan(&args(tmp.path(), &["base:", "slow: ppo.lr=1e-4"])).unwrap();
+        let order: Vec<String> = jobs.iter().map(Job::relative).collect();
+        assert_eq!(
+            order[..4],
+            [
+                "base/gridnavi/rl2/seed-1",
+                "base/gridnavi/varibad/seed-1",
+                "slow/gridnavi/rl2/seed-1",
+                "slow/gridnavi/varibad/seed-1"
+            ]
+        );
+        assert_eq!(order.len(), 8);
+        for j in &jobs {
+            assert_eq!(j.dir, tmp.path().join(j.relative()));
+            let name = j.variant.as_deref().unwrap();
+            assert_eq!(j.config.run.label, name);
+            // The variant's value wins over the sweep's --set.
+            let lr = if name == "slow" { 1e-4 } else { 1e-3 };
+            assert_eq!(j.config.ppo.lr, lr, "{}", j.relative());
+            assert_eq!(j.config.run.total_frames, 1000);
+        }
+    }
+
+    #[test]
+    fn variants_need_distinct_names_and_valid_overrides() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = plan(&args(tmp.path(), &["a: ppo.lr=1e-4", "a: ppo.lr=1e-5"])).unwrap_err();
+        assert!(e.to_string().contains("--variant"), "{e}");
+        let e = plan(&args(tmp.path(), &["neg: ppo.lr=-1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--variant neg") && e.contains("ppo.lr"), "{e}");
     }
 }
