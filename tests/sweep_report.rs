@@ -210,6 +210,14 @@ fn sweep_kill_rerun_report_and_browser() {
             "summary.md lacks {needle:?}:\n{summary}"
         );
     }
+    // Each run's own score, by seed, in the method's row.
+    let row = summary.lines().find(|l| l.starts_with("| rl2 |")).unwrap();
+    let per_seed = row.split(" | ").nth(4).unwrap();
+    let seeds: Vec<&str> = per_seed
+        .split(", ")
+        .map(|c| c.split(':').next().unwrap())
+        .collect();
+    assert_eq!(seeds, ["1", "2", "3"], "{row}");
     let html = std::fs::read_to_string(report.join("index.html")).unwrap();
     assert!(
         !html.contains("http://") && !html.contains("https://"),

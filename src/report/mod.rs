@@ -65,6 +65,10 @@ pub struct MethodRow {
     pub evaluated: usize,
     pub mean: Option<Estimate>,
     pub iqm: Option<Estimate>,
+    /// (seed, score) of every evaluated run, by seed; a run's score is the mean over
+    /// its tasks where the evaluation lists tasks. With a handful of seeds, which run
+    /// made the mean tells more than its interval.
+    pub per_seed: Vec<(u64, f64)>,
     pub frames: f64,
     pub wall_s: f64,
 }
@@ -144,6 +148,22 @@ fn estimate(scores: &Scores, boot: &Bootstrap, stat: fn(&[f64]) -> f64) -> Estim
     }
 }
 
+/// Each evaluated run's seed and mean score over tasks, sorted by seed. `scores` has
+/// one row per run with an evaluation, in the order of `runs` ([`Metric::scores`]).
+fn per_seed(runs: &[&Run], scores: &Scores) -> Vec<(u64, f64)> {
+    let mut out: Vec<(u64, f64)> = runs
+        .iter()
+        .filter(|r| r.eval.is_some())
+        .enumerate()
+        .map(|(i, r)| {
+            let tasks: Vec<f64> = (0..scores.tasks()).map(|t| scores.get(i, t)).collect();
+            (r.seed, stats::mean(&tasks))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    out
+}
+
 fn mean_of(values: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = values.filter(|v| v.is_finite()).collect();
     stats::mean(&v)
@@ -164,6 +184,7 @@ fn score_table(
             evaluated: s.as_ref().map_or(0, Scores::runs),
             mean: s.as_ref().map(|s| estimate(s, boot, stats::mean)),
             iqm: s.as_ref().map(|s| estimate(s, boot, stats::iqm)),
+            per_seed: s.as_ref().map_or_else(Vec::new, |s| per_seed(runs, s)),
             frames: mean_of(runs.iter().filter_map(|r| r.frames())),
             wall_s: mean_of(runs.iter().filter_map(|r| r.wall_s())),
         })

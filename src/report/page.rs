@@ -48,6 +48,7 @@ fn score_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
         "seeds (evaluated)",
         "mean [95% CI]",
         "IQM [95% CI]",
+        "per seed",
         "frames",
         "wall-clock",
     ]
@@ -62,6 +63,11 @@ fn score_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
                 format!("{} ({})", r.seeds, r.evaluated),
                 est(&r.mean),
                 est(&r.iqm),
+                r.per_seed
+                    .iter()
+                    .map(|(seed, v)| format!("{seed}: {v:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 frames(r.frames),
                 seconds(r.wall_s),
             ]
@@ -165,8 +171,9 @@ fn md_table(out: &mut String, (header, rows): (Vec<String>, Vec<Vec<String>>)) {
 const METHOD_NOTE: &str = "Final scores are each run's meta-test (`eval.json`) on held-out tasks; \
 intervals are 95% percentile stratified-bootstrap intervals over seeds (and tasks, where the \
 evaluation lists them), IQM is the interquartile mean over all runs x tasks (rliable's \
-definitions), and P(row > column) is the probability of improvement. Frames and wall-clock \
-are means over the runs' training.";
+definitions), and P(row > column) is the probability of improvement. Per seed: each \
+evaluated run's score (its mean over tasks), as `seed: score`. Frames and wall-clock are \
+means over the runs' training.";
 
 /// Writes `out/summary.md`.
 pub fn write_summary_md(
