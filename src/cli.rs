@@ -78,6 +78,9 @@ pub enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Also write every trial to FILE: task, per-episode returns and successes.
+        #[arg(long, value_name = "FILE")]
+        trials_csv: Option<PathBuf>,
     },
     /// Train and meta-test a grid of configs x seeds (locally or on a Ray cluster);
     /// rerunning finishes only what is missing.
@@ -184,6 +187,7 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
             adaptation_episodes,
             evaluation_episodes,
             json,
+            trials_csv,
         } => {
             let split = Split::parse(&split)?;
             let protocol = crate::run::eval_metaworld::Protocol::parse(
@@ -211,6 +215,13 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 summary_episodes,
                 protocol,
             })?;
+            if let Some(path) = &trials_csv {
+                eval::write_trials_csv(
+                    path,
+                    report.trials(),
+                    report.scores().success_rate.is_some(),
+                )?;
+            }
             if json {
                 println!(
                     "{}",

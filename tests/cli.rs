@@ -252,6 +252,55 @@ fn tiny_train_then_eval_json() {
         );
     }
 
+    // The same evaluation with every trial written out: its columns average to the
+    // report's per-episode figures.
+    let trials = dir.path().join("trials.csv");
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        &run_s,
+        "--json",
+        "--num-tasks",
+        "20",
+        "--episodes-per-task",
+        "6",
+        "--trials-csv",
+        trials.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w["episode_returns"], v["episode_returns"]);
+    let text = std::fs::read_to_string(&trials).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..4], ["trial", "task", "row", "return_ep1"]);
+    assert_eq!(header.len(), 3 + 6 + 6, "{header:?}");
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').skip(3).map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 20);
+    for e in 0..6 {
+        let mean = rows.iter().map(|r| r[e]).sum::<f64>() / 20.0;
+        let want = v["episode_returns"][e].as_f64().unwrap();
+        assert!((mean - want).abs() < 1e-9, "episode {e}: {mean} vs {want}");
+        let success = rows.iter().map(|r| r[6 + e]).sum::<f64>() / 20.0;
+        let want = v["success_rate"][e].as_f64().unwrap();
+        assert!(
+            (success - want).abs() < 1e-12,
+            "episode {e}: {success} vs {want}"
+        );
+    }
+    let o = bamdp(&[
+        "eval",
+        "--run",
+        &run_s,
+        "--num-tasks",
+        "2",
+        "--trials-csv",
+        dir.path().join("no/such/dir/t.csv").to_str().unwrap(),
+    ]);
+    assert_user_error(&o, &["no/such/dir/t.csv"]);
+
     // The same evaluation (same seed) summarised over episodes 4-6: the summary is the
     // mean of those episodes' figures; ranges outside the trial are user errors.
     let eval_with = |range: &str| {

@@ -33,6 +33,9 @@ pub struct EvalReport {
     pub frames_trained: u64,
     #[serde(flatten)]
     pub scores: TrialScores,
+    /// Every trial, in the order the scores were computed from (`--trials-csv`).
+    #[serde(skip)]
+    pub trials: Vec<TrialResult>,
 }
 
 /// What a meta-test's trials score. Every method's evaluation (MAML's too) reports
@@ -127,6 +130,14 @@ impl MetaTestReport {
         match self {
             MetaTestReport::Trial(r) => r.num_tasks,
             MetaTestReport::Maml(r) => r.num_tasks,
+        }
+    }
+    /// The trials the scores summarise (MAML's: its adaptation then evaluation
+    /// episodes).
+    pub fn trials(&self) -> &[TrialResult] {
+        match self {
+            MetaTestReport::Trial(r) => &r.trials,
+            MetaTestReport::Maml(r) => &r.trials,
         }
     }
     /// Human-readable summary.
@@ -370,7 +381,45 @@ pub fn evaluate_checkpoint(
         greedy: args.greedy,
         frames_trained,
         scores,
+        trials: finished,
     })
+}
+
+/// Writes one line per trial to `path` (atomically): `trial, task, row` (`task`: its
+/// index in the split's task list, empty where the env has none), then the return of
+/// each episode and, where the env has success, each episode's success (0 / 1). With
+/// them, per-task questions (does an agent that found the goal in episode 1 return to
+/// it?) need no new evaluation.
+pub fn write_trials_csv(
+    path: &Path,
+    trials: &[TrialResult],
+    has_success: bool,
+) -> Result<(), UserError> {
+    let k = trials.first().map_or(0, |t| t.returns.len());
+    let mut csv = String::from("trial,task,row");
+    for e in 1..=k {
+        csv.push_str(&format!(",return_ep{e}"));
+    }
+    if has_success {
+        for e in 1..=k {
+            csv.push_str(&format!(",success_ep{e}"));
+        }
+    }
+    csv.push('\n');
+    for (i, t) in trials.iter().enumerate() {
+        let task = t.task.map_or(String::new(), |x| x.to_string());
+        csv.push_str(&format!("{i},{task},{}", t.row));
+        for r in &t.returns {
+            csv.push_str(&format!(",{r}"));
+        }
+        if has_success {
+            for &s in &t.success {
+                csv.push_str(if s { ",1" } else { ",0" });
+            }
+        }
+        csv.push('\n');
+    }
+    super::files::atomic_write(path, csv.as_bytes())
 }
 
 impl TrialScores {

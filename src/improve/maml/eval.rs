@@ -39,6 +39,9 @@ pub struct MamlEvalReport {
     pub evaluation_episodes: usize,
     pub greedy: bool,
     pub frames_trained: u64,
+    /// Every trial: adaptation then evaluation episodes (`--trials-csv`).
+    #[serde(skip)]
+    pub trials: Vec<TrialResult>,
     /// Mean episode return before adaptation (the first adaptation block).
     pub return_pre: f64,
     pub return_pre_ci95: f64,
@@ -239,6 +242,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         success_post: sq.map(|s| s.0),
         success_post_ci95: sq.map(|s| s.1),
         scores,
+        trials,
     })
 }
 
