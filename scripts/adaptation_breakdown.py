@@ -13,10 +13,12 @@ episode 1 and reports, as a markdown table:
 - success ep 1 / last, return ep 1 / last: the plain means, for reference.
 
 Usage: scripts/adaptation_breakdown.py NAME=trials.csv [NAME=trials.csv ...]
-(stdlib only; NAME labels the row, default: the file name).
+(stdlib only; NAME labels the row, default: the file name; files may be gzipped,
+`.csv.gz`).
 """
 
 import csv
+import gzip
 import math
 import sys
 
@@ -40,7 +42,8 @@ def share(k, n):
 
 
 def breakdown(path):
-    with open(path, newline="") as f:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise SystemExit(f"{path}: no trials")
