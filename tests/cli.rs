@@ -222,16 +222,23 @@ fn tiny_train_then_eval_json() {
         serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["seed"], 1);
 
-    let o = bamdp(&[
-        "eval",
-        "--run",
-        &run_s,
-        "--json",
-        "--num-tasks",
-        "20",
-        "--episodes-per-task",
-        "6",
-    ]);
+    // The evaluation every check below repeats (same seed, so the same trials), with
+    // `extra` flags.
+    let eval_with = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--run",
+            &run_s,
+            "--json",
+            "--num-tasks",
+            "20",
+            "--episodes-per-task",
+            "6",
+        ];
+        args.extend_from_slice(extra);
+        bamdp(&args)
+    };
+    let o = eval_with(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["method"], "rl2");
@@ -255,18 +262,7 @@ fn tiny_train_then_eval_json() {
     // The same evaluation with every trial written out: its columns average to the
     // report's per-episode figures.
     let trials = dir.path().join("trials.csv");
-    let o = bamdp(&[
-        "eval",
-        "--run",
-        &run_s,
-        "--json",
-        "--num-tasks",
-        "20",
-        "--episodes-per-task",
-        "6",
-        "--trials-csv",
-        trials.to_str().unwrap(),
-    ]);
+    let o = eval_with(&["--trials-csv", trials.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(w["episode_returns"], v["episode_returns"]);
@@ -303,21 +299,8 @@ fn tiny_train_then_eval_json() {
 
     // The same evaluation (same seed) summarised over episodes 4-6: the summary is the
     // mean of those episodes' figures; ranges outside the trial are user errors.
-    let eval_with = |range: &str| {
-        bamdp(&[
-            "eval",
-            "--run",
-            &run_s,
-            "--json",
-            "--num-tasks",
-            "20",
-            "--episodes-per-task",
-            "6",
-            "--summary-episodes",
-            range,
-        ])
-    };
-    let o = eval_with("4-6");
+    let summarised = |range: &str| eval_with(&["--summary-episodes", range]);
+    let o = summarised("4-6");
     assert!(o.status.success(), "{}", stderr(&o));
     let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(w["episode_returns"], v["episode_returns"]);
@@ -336,7 +319,7 @@ fn tiny_train_then_eval_json() {
     assert!((s["return_mean"].as_f64().unwrap() - mean("episode_returns")).abs() < 1e-9);
     assert!((s["success_rate"].as_f64().unwrap() - mean("success_rate")).abs() < 1e-9);
     for bad in ["5-7", "0-2", "3-2", "x"] {
-        assert_user_error(&eval_with(bad), &["--summary-episodes", bad]);
+        assert_user_error(&summarised(bad), &["--summary-episodes", bad]);
     }
 }
 

@@ -395,27 +395,19 @@ pub fn write_trials_csv(
     trials: &[TrialResult],
     has_success: bool,
 ) -> Result<(), UserError> {
+    use std::fmt::Write;
     let k = trials.first().map_or(0, |t| t.returns.len());
     let mut csv = String::from("trial,task,row");
-    for e in 1..=k {
-        csv.push_str(&format!(",return_ep{e}"));
-    }
-    if has_success {
-        for e in 1..=k {
-            csv.push_str(&format!(",success_ep{e}"));
-        }
-    }
+    let success_cols = if has_success { k } else { 0 };
+    (1..=k).for_each(|e| _ = write!(csv, ",return_ep{e}"));
+    (1..=success_cols).for_each(|e| _ = write!(csv, ",success_ep{e}"));
     csv.push('\n');
     for (i, t) in trials.iter().enumerate() {
         let task = t.task.map_or(String::new(), |x| x.to_string());
-        csv.push_str(&format!("{i},{task},{}", t.row));
-        for r in &t.returns {
-            csv.push_str(&format!(",{r}"));
-        }
-        if has_success {
-            for &s in &t.success {
-                csv.push_str(if s { ",1" } else { ",0" });
-            }
+        _ = write!(csv, "{i},{task},{}", t.row);
+        t.returns.iter().for_each(|r| _ = write!(csv, ",{r}"));
+        for &s in &t.success[..success_cols.min(t.success.len())] {
+            csv.push_str(if s { ",1" } else { ",0" });
         }
         csv.push('\n');
     }
