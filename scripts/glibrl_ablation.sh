@@ -55,6 +55,7 @@ VARIANTS=(
   "basis128: glibrl.basis_hidden=[128,128]"
   "transition: glibrl.transition_dims=[0,1]"
   "correlations: glibrl.policy_input=correlations"
+  "probes: glibrl.policy_input=probes"
 )
 
 if [ "$BIN" = target/release/bamdp ] && [ ! -x "$BIN" ]; then

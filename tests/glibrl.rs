@@ -8,6 +8,7 @@ use bamdp::belief::glm::{self, MniwPrior, Stats};
 use bamdp::belief::trials::TrialRecord;
 use bamdp::belief::{Belief, Transition};
 use bamdp::config::Config;
+use bamdp::env::probes::RewardProbes;
 use bamdp::rng::Rng;
 use run_support::metrics;
 
@@ -27,6 +28,19 @@ fn spec(discrete: bool) -> GlibrlSpec {
             noise_floor: 0.01,
             ..GlibrlConfig::default()
         },
+        probes: Some(probes(discrete)),
+    }
+}
+
+/// Four reward probes at scattered transitions (read only with `policy_input = probes`).
+fn probes(discrete: bool) -> RewardProbes {
+    let mut rng = Rng::new(77);
+    let mut normals = |n: usize| (0..n).map(|_| rng.normal() as f32).collect::<Vec<f32>>();
+    RewardProbes {
+        count: 4,
+        obs: normals(8),
+        actions: if discrete { vec![0.0, 3.0, 1.0, 4.0] } else { normals(8) },
+        next_obs: normals(8),
     }
 }
 
@@ -112,6 +126,25 @@ fn batch_features(m: &GlibrlModel, trial: &TrialRecord, n: usize) -> Vec<f64> {
                 }
             }
         }
+        if m.spec.config.policy_input == PolicyInput::Probes && h == 0 {
+            // The probes as a trial of their own: the same host design as the data.
+            let p = m.spec.probes.as_ref().unwrap();
+            let probe_trial = TrialRecord {
+                obs: p.obs.clone(),
+                actions: p.actions.clone(),
+                rewards: vec![0.0; p.count],
+                next_obs: p.next_obs.clone(),
+            };
+            let (cp, _) = m.design(h, &probe_trial);
+            for c in cp.chunks(d) {
+                out.push((0..d).map(|i| c[i] * post.m_n[i]).sum());
+                let spread: f64 = (0..d)
+                    .flat_map(|i| (0..d).map(move |j| (i, j)))
+                    .map(|(i, j)| c[i] * cov[i * d + j] * c[j])
+                    .sum();
+                out.push(spread.ln());
+            }
+        }
     }
     out
 }
@@ -146,6 +179,8 @@ fn streaming_features_equal_batch_posteriors_after_every_step() {
         (true, PolicyInput::Diagonal),
         (false, PolicyInput::Diagonal),
         (true, PolicyInput::Correlations),
+        (true, PolicyInput::Probes),
+        (false, PolicyInput::Probes),
     ] {
         let mut m = model(discrete, 3);
         m.spec.config.policy_input = input;
@@ -351,6 +386,21 @@ fn glibrl_config_errors_name_the_key_and_what_is_allowed() {
         .to_string();
     assert!(
         err.contains("glibrl.transition_dims") && err.contains("below 2"),
+        "{err}"
+    );
+    // The probes input needs an env with reward probes.
+    let cfg = base
+        .with_overrides(&[
+            "env=functions-1d".to_string(),
+            "glibrl.policy_input=probes".to_string(),
+        ])
+        .unwrap();
+    let err = bamdp::run::trainer::Trainer::new(&cfg)
+        .err()
+        .expect("functions-1d has no reward probes")
+        .to_string();
+    assert!(
+        err.contains("glibrl.policy_input") && err.contains("gridnavi, point_robot, point_robot_sparse"),
         "{err}"
     );
 }

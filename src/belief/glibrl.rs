@@ -38,6 +38,7 @@ use super::glm::{self, GlmError, GlmStream, MniwPrior, PriorGrad};
 use super::trials::TrialRecord;
 use super::{Belief, PlanningBelief, RewardQuery, Transition};
 use crate::config::BadValue;
+use crate::env::probes::RewardProbes;
 use crate::error::UserError;
 use crate::nn::host::{self, Act};
 use crate::nn::mlp_op;
@@ -72,6 +73,9 @@ pub struct GlibrlSpec {
     pub discrete_actions: bool,
     /// Bases, heads and prior initialisation (the training settings are the learner's).
     pub config: GlibrlConfig,
+    /// The env's reward probes (read by the policy with `policy_input = "probes"`).
+    #[serde(default)]
+    pub probes: Option<RewardProbes>,
 }
 
 /// `[glibrl]`: the GLiBRL belief (basis networks, learnable MNIW priors) and its
@@ -109,7 +113,9 @@ pub struct GlibrlConfig {
     /// What the policy reads of each head's posterior: `"diagonal"` (the paper's:
     /// vec M_N, log diag Lambda_N^-1, log E[sigma^2]) or `"correlations"` (adds the
     /// d(d-1)/2 correlations of Lambda_N^-1, which with its diagonal determine the
-    /// full posterior covariance of W, not only its marginal variances).
+    /// full posterior covariance of W, not only its marginal variances) or `"probes"`
+    /// (adds the reward head's posterior predictive at the env's reward probes, see
+    /// [`PolicyInput::Probes`]).
     pub policy_input: PolicyInput,
 }
 
@@ -120,6 +126,11 @@ pub enum PolicyInput {
     #[default]
     Diagonal,
     Correlations,
+    /// The diagonal summary plus, for each of the env's reward probes `x_j`
+    /// ([`crate::env::probes`]), the reward head's predictive mean `c_j' M_N` and the log
+    /// of its weight uncertainty `c_j' Lambda_N^-1 c_j` (`c_j = phi_R(x_j)`): what the
+    /// belief now expects at every place a goal may be, and how sure it is.
+    Probes,
 }
 
 impl Default for GlibrlConfig {
@@ -266,13 +277,15 @@ impl GlmHead {
         )
     }
 
-    /// Width of this head's policy features.
-    pub fn feature_dim(&self, d: usize, input: PolicyInput) -> usize {
-        let correlations = match input {
+    /// Width of this head's policy features, given the number of reward probes.
+    pub fn feature_dim(&self, d: usize, input: PolicyInput, probes: usize) -> usize {
+        let extra = match input {
             PolicyInput::Diagonal => 0,
             PolicyInput::Correlations => d * (d - 1) / 2,
+            PolicyInput::Probes if self.kind == HeadKind::Reward => 2 * probes,
+            PolicyInput::Probes => 0,
         };
-        d * self.m + d + self.m + correlations
+        d * self.m + d + self.m + extra
     }
 }
 
@@ -291,6 +304,12 @@ pub struct GlibrlState {
     pub heads: Vec<GlmStream>,
     #[serde(skip)]
     scratch: Scratch,
+}
+
+thread_local! {
+    /// Buffers of the reward probes' basis forward in [`Belief::features`], which only
+    /// borrows the state: per thread, so acting allocates nothing after the first call.
+    static PROBE_SCRATCH: std::cell::RefCell<(Scratch, Vec<f64>)> = Default::default();
 }
 
 #[derive(Clone, Debug, Default)]
@@ -684,6 +703,93 @@ impl GlibrlModel {
         }
     }
 
+    /// [`Belief::features`] with the reward probes' design `probe_c` (`probes x d`,
+    /// empty unless the policy reads the probes).
+    fn features_with(&self, state: &GlibrlState, probe_c: &[f64], d: usize, fd: usize, out: &mut [f32]) {
+        for r in 0..state.rows {
+            let mut o = &mut out[r * fd..(r + 1) * fd];
+            for (head, stream) in self.heads.iter().zip(&state.heads) {
+                let m = head.m;
+                let (mean, rest) = o.split_at_mut(d * m);
+                for (v, &x) in mean.iter_mut().zip(stream.mean_row(r)) {
+                    *v = x as f32;
+                }
+                let (prec, rest) = rest.split_at_mut(d);
+                let p = stream.p_row(r);
+                for (i, v) in prec.iter_mut().enumerate() {
+                    *v = p[i * d + i].max(1e-300).ln() as f32;
+                }
+                let (noise, rest) = rest.split_at_mut(m);
+                let psi = stream.psi_row(r);
+                let denom = (stream.nu_row(r) - m as f64 - 1.0).max(1.0).ln();
+                for (i, v) in noise.iter_mut().enumerate() {
+                    *v = (psi[i * m + i].max(1e-300).ln() - denom) as f32;
+                }
+                let rest = match self.spec.config.policy_input {
+                    PolicyInput::Diagonal => rest,
+                    PolicyInput::Probes if head.kind != HeadKind::Reward => rest,
+                    PolicyInput::Probes => {
+                        let (probe_out, rest) = rest.split_at_mut(2 * probe_c.len() / d);
+                        let mean = stream.mean_row(r);
+                        for (j, c) in probe_c.chunks_exact(d).enumerate() {
+                            let predicted: f64 = c.iter().zip(mean).map(|(a, b)| a * b).sum();
+                            let spread: f64 = (0..d)
+                                .map(|i| c[i] * p[i * d..(i + 1) * d].iter().zip(c).map(|(a, b)| a * b).sum::<f64>())
+                                .sum();
+                            probe_out[2 * j] = predicted as f32;
+                            probe_out[2 * j + 1] = spread.max(1e-300).ln() as f32;
+                        }
+                        rest
+                    }
+                    PolicyInput::Correlations => {
+                        let (corr, rest) = rest.split_at_mut(d * (d - 1) / 2);
+                        let mut k = 0;
+                        for i in 0..d {
+                            for j in i + 1..d {
+                                let scale = (p[i * d + i] * p[j * d + j]).max(1e-300).sqrt();
+                                corr[k] = (p[i * d + j] / scale) as f32;
+                                k += 1;
+                            }
+                        }
+                        rest
+                    }
+                };
+                o = rest;
+            }
+        }
+    }
+
+    /// The reward head's design rows `phi_R(x_j)` (constant feature last) at the env's
+    /// reward probes, with the current basis weights, into `c` (`probes x d`).
+    fn probe_design(&self, sc: &mut Scratch, c: &mut Vec<f64>) {
+        let d = self.spec.config.features;
+        let (Some(probes), Some(head)) = (
+            self.spec.probes.as_ref(),
+            self.heads.iter().find(|h| h.kind == HeadKind::Reward),
+        ) else {
+            c.clear();
+            return;
+        };
+        let (n, od) = (probes.count, self.spec.obs_dim);
+        let aw = probes.actions.len() / n;
+        self.ensure_scratch(sc, n);
+        for j in 0..n {
+            self.head_input(
+                head,
+                &probes.obs[j * od..(j + 1) * od],
+                &probes.actions[j * aw..(j + 1) * aw],
+                &probes.next_obs[j * od..(j + 1) * od],
+                &mut sc.x[j * head.input..(j + 1) * head.input],
+            );
+        }
+        self.basis_host(head, n, sc);
+        c.clear();
+        for f in sc.a[..n * (d - 1)].chunks_exact(d - 1) {
+            c.extend(f.iter().map(|&v| v as f64));
+            c.push(1.0);
+        }
+    }
+
     fn ensure_scratch(&self, sc: &mut Scratch, rows: usize) {
         let widest = self
             .heads
@@ -725,9 +831,10 @@ impl Belief for GlibrlModel {
     }
 
     fn feature_dim(&self) -> usize {
+        let probes = self.spec.probes.as_ref().map_or(0, |p| p.count);
         self.heads
             .iter()
-            .map(|h| h.feature_dim(self.spec.config.features, self.spec.config.policy_input))
+            .map(|h| h.feature_dim(self.spec.config.features, self.spec.config.policy_input, probes))
             .sum()
     }
 
@@ -764,45 +871,13 @@ impl Belief for GlibrlModel {
     fn features(&self, state: &GlibrlState, out: &mut [f32]) {
         let d = self.spec.config.features;
         let fd = self.feature_dim();
-        for r in 0..state.rows {
-            let mut o = &mut out[r * fd..(r + 1) * fd];
-            for (head, stream) in self.heads.iter().zip(&state.heads) {
-                let m = head.m;
-                let (mean, rest) = o.split_at_mut(d * m);
-                for (v, &x) in mean.iter_mut().zip(stream.mean_row(r)) {
-                    *v = x as f32;
-                }
-                let (prec, rest) = rest.split_at_mut(d);
-                let p = stream.p_row(r);
-                for (i, v) in prec.iter_mut().enumerate() {
-                    *v = p[i * d + i].max(1e-300).ln() as f32;
-                }
-                let (noise, rest) = rest.split_at_mut(m);
-                let psi = stream.psi_row(r);
-                let denom = (stream.nu_row(r) - m as f64 - 1.0).max(1.0).ln();
-                for (i, v) in noise.iter_mut().enumerate() {
-                    *v = (psi[i * m + i].max(1e-300).ln() - denom) as f32;
-                }
-                let rest = match self.spec.config.policy_input {
-                    PolicyInput::Diagonal => rest,
-                    PolicyInput::Correlations => {
-                        let (corr, rest) = rest.split_at_mut(d * (d - 1) / 2);
-                        let mut k = 0;
-                        for i in 0..d {
-                            for j in i + 1..d {
-                                let scale = (p[i * d + i] * p[j * d + j]).max(1e-300).sqrt();
-                                corr[k] = (p[i * d + j] / scale) as f32;
-                                k += 1;
-                            }
-                        }
-                        rest
-                    }
-                };
-                o = rest;
+        PROBE_SCRATCH.with_borrow_mut(|(sc, probe_c)| {
+            if self.spec.config.policy_input == PolicyInput::Probes {
+                self.probe_design(sc, probe_c);
             }
-        }
+            self.features_with(state, probe_c, d, fd, out)
+        })
     }
-
     fn gather(&self, from: &GlibrlState, src: &[usize], into: &mut GlibrlState) {
         into.rows = src.len();
         if into.heads.len() != from.heads.len() {
@@ -953,6 +1028,7 @@ mod tests {
                 noise_floor: 0.01,
                 ..GlibrlConfig::default()
             },
+            probes: None,
         }
     }
 
@@ -969,6 +1045,17 @@ mod tests {
         s.config.policy_input = PolicyInput::Correlations;
         let m = GlibrlModel::new(s, &mut Rng::new(1));
         assert_eq!(m.feature_dim(), (6 + 6 + 1) + (12 + 6 + 2) + 2 * 15);
+        // Probes widen the reward head only: a mean and a log spread per probe.
+        let mut s = spec(true);
+        s.config.policy_input = PolicyInput::Probes;
+        s.probes = Some(RewardProbes {
+            count: 3,
+            obs: vec![0.0; 6],
+            actions: vec![0.0, 1.0, 2.0],
+            next_obs: vec![1.0; 6],
+        });
+        let m = GlibrlModel::new(s, &mut Rng::new(1));
+        assert_eq!(m.feature_dim(), (6 + 6 + 1 + 2 * 3) + (12 + 6 + 2));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod functions;
 pub mod gridnavi;
 pub mod mujoco;
 pub mod point_robot;
+pub mod probes;
 pub mod python;
 pub mod replay;
 

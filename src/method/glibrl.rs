@@ -4,12 +4,13 @@
 //! `improver = "smc"` this is GLiBRL x SMC.
 
 use super::Method;
-use crate::belief::glibrl::{self, GlibrlModel, GlibrlSpec};
+use crate::belief::glibrl::{self, GlibrlModel, GlibrlSpec, PolicyInput};
 use crate::belief::learner::BeliefLearner;
 use crate::belief::trial_learner::{TrialLearner, TrialModel, TrialSettings};
 use crate::belief::trials::TrialRecord;
 use crate::belief::{Batched, BatchedBelief};
 use crate::config::Config;
+use crate::env::probes::{reward_probes, WITH_PROBES};
 use crate::env::{ActionSpace, EnvSpec, KnownDynamics};
 use crate::error::UserError;
 use crate::improve::smc::{NetPlanner, PlanStep, SmcSettings};
@@ -90,11 +91,28 @@ pub fn glibrl_model(cfg: &Config, spec: &EnvSpec) -> Result<GlibrlModel, UserErr
         ActionSpace::Discrete(n) => (n, true),
         ActionSpace::Continuous { dim, .. } => (dim, false),
     };
+    let probes = reward_probes(spec);
+    if g.policy_input == PolicyInput::Probes && (probes.is_none() || !g.reward_head) {
+        let why = if g.reward_head {
+            format!("env {} has no reward probes", spec.name)
+        } else {
+            "glibrl.reward_head is false".to_string()
+        };
+        return Err(UserError::invalid(
+            "glibrl.policy_input",
+            "probes",
+            &format!(
+                "\"diagonal\" or \"correlations\" here ({why}); \"probes\" needs the reward head and an env with reward probes: {}",
+                WITH_PROBES.join(", ")
+            ),
+        ));
+    }
     let gspec = GlibrlSpec {
         obs_dim: spec.obs_dim,
         action_dim,
         discrete_actions,
         config: g.clone(),
+        probes,
     };
     Ok(GlibrlModel::new(
         gspec,
