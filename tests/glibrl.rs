@@ -39,7 +39,11 @@ fn probes(discrete: bool) -> RewardProbes {
     RewardProbes {
         count: 4,
         obs: normals(8),
-        actions: if discrete { vec![0.0, 3.0, 1.0, 4.0] } else { normals(8) },
+        actions: if discrete {
+            vec![0.0, 3.0, 1.0, 4.0]
+        } else {
+            normals(8)
+        },
         next_obs: normals(8),
     }
 }
@@ -400,7 +404,8 @@ fn glibrl_config_errors_name_the_key_and_what_is_allowed() {
         .expect("functions-1d has no reward probes")
         .to_string();
     assert!(
-        err.contains("glibrl.policy_input") && err.contains("gridnavi, point_robot, point_robot_sparse"),
+        err.contains("glibrl.policy_input")
+            && err.contains("gridnavi, point_robot, point_robot_sparse"),
         "{err}"
     );
 }

@@ -705,7 +705,14 @@ impl GlibrlModel {
 
     /// [`Belief::features`] with the reward probes' design `probe_c` (`probes x d`,
     /// empty unless the policy reads the probes).
-    fn features_with(&self, state: &GlibrlState, probe_c: &[f64], d: usize, fd: usize, out: &mut [f32]) {
+    fn features_with(
+        &self,
+        state: &GlibrlState,
+        probe_c: &[f64],
+        d: usize,
+        fd: usize,
+        out: &mut [f32],
+    ) {
         for r in 0..state.rows {
             let mut o = &mut out[r * fd..(r + 1) * fd];
             for (head, stream) in self.heads.iter().zip(&state.heads) {
@@ -734,7 +741,13 @@ impl GlibrlModel {
                         for (j, c) in probe_c.chunks_exact(d).enumerate() {
                             let predicted: f64 = c.iter().zip(mean).map(|(a, b)| a * b).sum();
                             let spread: f64 = (0..d)
-                                .map(|i| c[i] * p[i * d..(i + 1) * d].iter().zip(c).map(|(a, b)| a * b).sum::<f64>())
+                                .map(|i| {
+                                    c[i] * p[i * d..(i + 1) * d]
+                                        .iter()
+                                        .zip(c)
+                                        .map(|(a, b)| a * b)
+                                        .sum::<f64>()
+                                })
                                 .sum();
                             probe_out[2 * j] = predicted as f32;
                             probe_out[2 * j + 1] = spread.max(1e-300).ln() as f32;
@@ -834,7 +847,13 @@ impl Belief for GlibrlModel {
         let probes = self.spec.probes.as_ref().map_or(0, |p| p.count);
         self.heads
             .iter()
-            .map(|h| h.feature_dim(self.spec.config.features, self.spec.config.policy_input, probes))
+            .map(|h| {
+                h.feature_dim(
+                    self.spec.config.features,
+                    self.spec.config.policy_input,
+                    probes,
+                )
+            })
             .sum()
     }
 
