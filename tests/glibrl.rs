@@ -380,29 +380,23 @@ fn glibrl_config_errors_name_the_key_and_what_is_allowed() {
         .expect_err("nu0 = m - 1")
         .to_string();
     assert!(err.contains("> m - 1 = 1"), "{err}");
-    // Out-of-range state dimensions are caught when the env is known.
-    let cfg = base
-        .with_overrides(&["glibrl.transition_dims=[2]".to_string()])
-        .unwrap();
-    let err = bamdp::run::trainer::Trainer::new(&cfg)
-        .err()
-        .expect("gridnavi has 2 state dimensions")
-        .to_string();
+    // Errors caught when the env is known, building the trainer.
+    let trainer_error = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let cfg = base.with_overrides(&sets).unwrap();
+        bamdp::run::trainer::Trainer::new(&cfg)
+            .err()
+            .unwrap_or_else(|| panic!("{sets:?} must be rejected"))
+            .to_string()
+    };
+    // Out-of-range state dimensions (gridnavi has 2).
+    let err = trainer_error(&["glibrl.transition_dims=[2]"]);
     assert!(
         err.contains("glibrl.transition_dims") && err.contains("below 2"),
         "{err}"
     );
     // The probes input needs an env with reward probes.
-    let cfg = base
-        .with_overrides(&[
-            "env=functions-1d".to_string(),
-            "glibrl.policy_input=probes".to_string(),
-        ])
-        .unwrap();
-    let err = bamdp::run::trainer::Trainer::new(&cfg)
-        .err()
-        .expect("functions-1d has no reward probes")
-        .to_string();
+    let err = trainer_error(&["env=functions-1d", "glibrl.policy_input=probes"]);
     assert!(
         err.contains("glibrl.policy_input")
             && err.contains("gridnavi, point_robot, point_robot_sparse"),

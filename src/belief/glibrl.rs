@@ -705,14 +705,9 @@ impl GlibrlModel {
 
     /// [`Belief::features`] with the reward probes' design `probe_c` (`probes x d`,
     /// empty unless the policy reads the probes).
-    fn features_with(
-        &self,
-        state: &GlibrlState,
-        probe_c: &[f64],
-        d: usize,
-        fd: usize,
-        out: &mut [f32],
-    ) {
+    fn features_with(&self, state: &GlibrlState, probe_c: &[f64], out: &mut [f32]) {
+        let d = self.spec.config.features;
+        let fd = self.feature_dim();
         for r in 0..state.rows {
             let mut o = &mut out[r * fd..(r + 1) * fd];
             for (head, stream) in self.heads.iter().zip(&state.heads) {
@@ -737,20 +732,11 @@ impl GlibrlModel {
                     PolicyInput::Probes if head.kind != HeadKind::Reward => rest,
                     PolicyInput::Probes => {
                         let (probe_out, rest) = rest.split_at_mut(2 * probe_c.len() / d);
-                        let mean = stream.mean_row(r);
-                        for (j, c) in probe_c.chunks_exact(d).enumerate() {
-                            let predicted: f64 = c.iter().zip(mean).map(|(a, b)| a * b).sum();
-                            let spread: f64 = (0..d)
-                                .map(|i| {
-                                    c[i] * p[i * d..(i + 1) * d]
-                                        .iter()
-                                        .zip(c)
-                                        .map(|(a, b)| a * b)
-                                        .sum::<f64>()
-                                })
-                                .sum();
-                            probe_out[2 * j] = predicted as f32;
-                            probe_out[2 * j + 1] = spread.max(1e-300).ln() as f32;
+                        let mut predicted = [0.0];
+                        for (c, o) in probe_c.chunks_exact(d).zip(probe_out.chunks_exact_mut(2)) {
+                            let spread = stream.predictive_row(r, c, &mut predicted);
+                            o[0] = predicted[0] as f32;
+                            o[1] = spread.max(1e-300).ln() as f32;
                         }
                         rest
                     }
@@ -888,13 +874,11 @@ impl Belief for GlibrlModel {
     }
 
     fn features(&self, state: &GlibrlState, out: &mut [f32]) {
-        let d = self.spec.config.features;
-        let fd = self.feature_dim();
         PROBE_SCRATCH.with_borrow_mut(|(sc, probe_c)| {
             if self.spec.config.policy_input == PolicyInput::Probes {
                 self.probe_design(sc, probe_c);
             }
-            self.features_with(state, probe_c, d, fd, out)
+            self.features_with(state, probe_c, out)
         })
     }
     fn gather(&self, from: &GlibrlState, src: &[usize], into: &mut GlibrlState) {
