@@ -21,6 +21,7 @@ int main(void) {
   printf("pub mod model {\n");
   M(nq); M(nv); M(nu); M(na); M(nbody); M(nmocap); M(neq); M(ngeom); M(nsite); M(njnt);
   printf("    pub const opt_timestep: usize = %zu;\n", offsetof(mjModel, opt) + offsetof(mjOption, timestep));
+  printf("    pub const vis_global_bvactive: usize = %zu;\n", offsetof(mjModel, vis.global.bvactive));
   M(qpos0); M(body_mocapid); M(body_pos); M(body_quat); M(eq_type); M(eq_data);
   M(jnt_qposadr); M(jnt_dofadr); M(site_pos); M(geom_size); M(narena); M(nbuffer);
   printf("    pub const SIZE: usize = %zu;\n", sizeof(mjModel));

@@ -260,7 +260,11 @@ impl Model {
         // SAFETY: a NUL-terminated path, no VFS, and an error buffer of the size given.
         let ptr = unsafe { (lib.load_xml)(c.as_ptr(), std::ptr::null(), err.as_mut_ptr(), 1000) };
         match NonNull::new(ptr) {
-            Some(ptr) => Ok(Model { ptr, lib }),
+            Some(ptr) => {
+                let mut model = Model { ptr, lib };
+                model.skip_bounding_volume_marks();
+                Ok(model)
+            }
             None => Err(MujocoError::Model {
                 path: path.to_path_buf(),
                 // SAFETY: MuJoCo writes a NUL-terminated message into the buffer.
@@ -269,6 +273,29 @@ impl Model {
                     .into_owned(),
             }),
         }
+    }
+
+    /// Turns off `vis.global.bvactive`. With it on (MuJoCo's default), every collision
+    /// pass clears one byte per bounding-volume node (`d->bvh_active`), which only a
+    /// viewer reads: MetaWorld's meshes have 133,936 nodes, so that `memset` was ~10% of
+    /// an ML10 training run's time. Physics does not read the flag (the equality tests
+    /// against metaworld, which leaves it on, hold bit for bit).
+    fn skip_bounding_volume_marks(&mut self) {
+        // SAFETY: vis.global.bvactive is a C int inside the model struct, and `&mut self`
+        // is the only reference.
+        unsafe {
+            (self.ptr.as_ptr() as *mut u8)
+                .add(mof::vis_global_bvactive)
+                .cast::<c_int>()
+                .write_unaligned(0)
+        }
+    }
+
+    /// Whether collision passes mark active bounding volumes (`vis.global.bvactive`).
+    pub fn marks_bounding_volumes(&self) -> bool {
+        // SAFETY: vis.global.bvactive is a C int.
+        let v: c_int = unsafe { field(self.ptr, mof::vis_global_bvactive) };
+        v != 0
     }
 
     /// A deep copy (`mj_copyModel`), for a row that changes its model.

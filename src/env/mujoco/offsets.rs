@@ -16,6 +16,7 @@ pub mod model {
     pub const nsite: usize = 40;
     pub const njnt: usize = 32;
     pub const opt_timestep: usize = 352;
+    pub const vis_global_bvactive: usize = 700;
     pub const qpos0: usize = 1352;
     pub const body_mocapid: usize = 1392;
     pub const body_pos: usize = 1472;
