@@ -96,6 +96,7 @@ mod tests {
                 summary: None,
                 metaworld: None,
             }),
+            eval_train: None,
             eval_curve: None,
         }
     }

@@ -4,7 +4,8 @@
 //! frames, wall-clock; the return of each episode of the trial; training return and
 //! seconds at fractions of the frame budget), figures as SVG and PNG (learning curves
 //! against frames and wall-clock, held-out curves from `eval.csv`, adaptation curves,
-//! performance profiles, per-task success when the evaluation has it), `index.html`
+//! performance profiles, per-task success when the evaluation has it, as a table and
+//! bars, with the training classes' when run folders hold `eval-train.json`), `index.html`
 //! (no network: the figures sit beside it) and `summary.md` with the same tables.
 //!
 //! ```no_run
@@ -20,6 +21,7 @@
 mod adaptation;
 mod curves;
 mod page;
+mod per_task;
 pub mod plots;
 mod progress;
 pub mod runs;
@@ -90,6 +92,8 @@ pub struct EnvSection {
     pub tables: Vec<ScoreTable>,
     /// Meta-test return per episode of the trial (evaluated methods).
     pub adaptation: Option<adaptation::AdaptationTable>,
+    /// Success per task class (MetaWorld's protocol): held-out, then training classes.
+    pub per_task: Vec<per_task::PerTaskTable>,
     /// Training return and seconds at fractions of the frame budget.
     pub progress: Vec<progress::ProgressRow>,
     /// (file stem, caption).
@@ -283,6 +287,10 @@ pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
             env: env.clone(),
             tables,
             adaptation: adaptation::table(methods, &boot),
+            per_task: [per_task::Split::Test, per_task::Split::Train]
+                .into_iter()
+                .filter_map(|split| per_task::table(methods, split, &boot))
+                .collect(),
             progress: progress::table(methods),
             figures,
             notes,

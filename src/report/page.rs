@@ -3,6 +3,7 @@
 //! whether every figure loaded, for browsers and tests).
 
 use super::adaptation::AdaptationTable;
+use super::per_task::PerTaskTable;
 use super::progress::{ProgressRow, FRACTIONS};
 use super::{EnvSection, Estimate, ScoreTable};
 use crate::error::UserError;
@@ -75,6 +76,28 @@ fn score_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
         .collect();
     (header, rows)
 }
+
+/// Success per class (mean [95% CI] over runs) and over classes.
+fn per_task_cells(t: &PerTaskTable) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = vec!["method".to_string(), "runs".into()];
+    header.extend(t.classes.iter().cloned());
+    header.push("over classes".into());
+    let rows = t
+        .rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.method.clone(), r.runs.to_string()];
+            row.extend(r.classes.iter().map(est));
+            row.push(est(&r.overall));
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+const PER_TASK_NOTE: &str = "MetaWorld's protocol: success rate per task class (mean over \
+seeds, 95% bootstrap interval over seeds; `-` where no run evaluated the class); over \
+classes: each run's mean over its classes, then the mean over runs.";
 
 /// Probability-of-improvement matrix: row method over column method.
 fn poi_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
@@ -202,6 +225,10 @@ pub fn write_summary_md(
             let _ = writeln!(s, "### {ADAPTATION_HEADING}\n\n{ADAPTATION_NOTE}\n");
             md_table(&mut s, adaptation_cells(t));
         }
+        for t in &sec.per_task {
+            let _ = writeln!(s, "### {}\n\n{PER_TASK_NOTE}\n", t.split.heading());
+            md_table(&mut s, per_task_cells(t));
+        }
         if !sec.progress.is_empty() {
             let _ = writeln!(s, "### {PROGRESS_HEADING}\n\n{PROGRESS_NOTE}\n");
             md_table(&mut s, progress_cells(&sec.progress));
@@ -295,6 +322,15 @@ pub fn write_index_html(
                 html_escape(ADAPTATION_NOTE)
             );
             html_table(&mut s, adaptation_cells(t));
+        }
+        for t in &sec.per_task {
+            let _ = writeln!(
+                s,
+                "<h3>{}</h3>\n<p>{}</p>",
+                html_escape(t.split.heading()),
+                html_escape(PER_TASK_NOTE)
+            );
+            html_table(&mut s, per_task_cells(t));
         }
         if !sec.progress.is_empty() {
             let _ = writeln!(

@@ -113,6 +113,7 @@ mod tests {
                 rows,
             },
             eval: None,
+            eval_train: None,
             eval_curve: None,
         }
     }

@@ -126,6 +126,9 @@ pub struct Run {
     pub seed: u64,
     pub metrics: Table,
     pub eval: Option<EvalFile>,
+    /// `eval-train.json`: the same protocol on the training tasks
+    /// (`bamdp eval --split train ... --json > RUN/eval-train.json`), when written.
+    pub eval_train: Option<EvalFile>,
     /// Meta-tests during training (`eval.every_frames`).
     pub eval_curve: Option<Table>,
 }
@@ -209,19 +212,8 @@ pub fn read_run(dir: &Path) -> Result<Run, UserError> {
         label = format!("{label} [{variant}]");
     }
     let metrics = Table::read(&dir.join("metrics.csv"))?;
-    let eval_path = dir.join("eval.json");
-    let eval = if eval_path.is_file() {
-        let bytes = std::fs::read(&eval_path)
-            .map_err(|e| UserError::file(&eval_path, format!("cannot read: {e}")))?;
-        Some(serde_json::from_slice(&bytes).map_err(|e| {
-            UserError::file(
-                &eval_path,
-                format!("not an evaluation (bamdp eval --json): {e}"),
-            )
-        })?)
-    } else {
-        None
-    };
+    let eval = read_eval(&dir.join("eval.json"))?;
+    let eval_train = read_eval(&dir.join("eval-train.json"))?;
     let curve_path = dir.join("eval.csv");
     let eval_curve = if curve_path.is_file() {
         Some(Table::read(&curve_path)?)
@@ -235,8 +227,21 @@ pub fn read_run(dir: &Path) -> Result<Run, UserError> {
         seed,
         metrics,
         eval,
+        eval_train,
         eval_curve,
     })
+}
+
+/// An evaluation file (`bamdp eval --json`), when it exists.
+fn read_eval(path: &Path) -> Result<Option<EvalFile>, UserError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| UserError::file(path, format!("cannot read: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| UserError::file(path, format!("not an evaluation (bamdp eval --json): {e}")))
 }
 
 #[cfg(test)]
