@@ -5,7 +5,8 @@
 
 For every run folder under SWEEP_DIR (a folder holding config.toml and metrics.csv),
 writes DEST/<same relative path>/ with:
-  config.toml, eval.json, eval.csv             copied as they are (when present);
+  config.toml, eval.json, eval-train.json,
+  eval.csv                                     copied as they are (when present);
   run.json                                     copied, with the machine's paths in its
                                                command line made relative (the binary
                                                as `bamdp`, the sweep folder as
@@ -23,7 +24,7 @@ import os
 import shutil
 import sys
 
-KEPT = ["config.toml", "eval.json", "eval.csv"]
+KEPT = ["config.toml", "eval.json", "eval-train.json", "eval.csv"]
 
 
 def run_dirs(root):
