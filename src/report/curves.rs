@@ -1,6 +1,7 @@
 //! The report's figures for one env: curves averaged over seeds with a 95% bootstrap
 //! band of the mean (so one seed draws a line without a band).
 
+use super::per_task::{PerTaskTable, Split};
 use super::plots::{self, BarChart, LineChart, Series};
 use super::runs::{Run, Table};
 use super::Metric;
@@ -133,6 +134,7 @@ pub fn env_figures(
     methods: &BTreeMap<String, Vec<&Run>>,
     dir: &Path,
     has_success: bool,
+    per_task: &[PerTaskTable],
 ) -> Result<(Vec<(String, String)>, Vec<String>), UserError> {
     let mut figures = Vec::new();
     let mut notes = Vec::new();
@@ -349,56 +351,47 @@ pub fn env_figures(
             format!("Performance profile: fraction of runs (x tasks) whose final meta-test {what} exceeds tau; band: 95% stratified-bootstrap interval."),
         )?;
     }
-    // Success per task class (MetaWorld's protocol), when the evaluations list classes.
-    let per_task: BTreeMap<&String, Vec<BTreeMap<String, f64>>> = methods
-        .iter()
-        .map(|(m, runs)| {
-            (
-                m,
-                runs.iter()
-                    .filter_map(|r| r.eval.as_ref()?.class_success())
-                    .collect(),
-            )
-        })
-        .filter(|(_, v): &(_, Vec<_>)| !v.is_empty())
-        .collect();
-    if !per_task.is_empty() {
-        let mut tasks: Vec<String> = per_task
-            .values()
-            .flatten()
-            .flat_map(|t| t.keys().cloned())
-            .collect();
-        tasks.sort();
-        tasks.dedup();
-        let groups: Vec<(String, Vec<(f64, f64, f64)>)> = per_task
+    // Success per task class (MetaWorld's protocol): the bars of the per-task tables.
+    for t in per_task {
+        let (suffix, what, caption) = match t.split {
+            Split::Test => (
+                "",
+                "meta-test success per task",
+                "Meta-test success per held-out task, mean over seeds; whiskers: 95% bootstrap interval.",
+            ),
+            Split::Train => (
+                "-train",
+                "success per training task",
+                "Success per training task (eval-train.json), mean over seeds; whiskers: 95% bootstrap interval.",
+            ),
+        };
+        let groups = t
+            .rows
             .iter()
-            .map(|(m, evals)| {
-                let values: Vec<(f64, f64, f64)> = tasks
+            .map(|r| {
+                let bars = r
+                    .classes
                     .iter()
-                    .map(|t| {
-                        let ys: Vec<f64> = evals.iter().filter_map(|e| e.get(t).copied()).collect();
-                        mean_band(&ys).unwrap_or((0.0, 0.0, 0.0))
-                    })
+                    .map(|e| e.map_or((0.0, 0.0, 0.0), |e| (e.value, e.ci.lo, e.ci.hi)))
                     .collect();
-                (m.to_string(), values)
+                (r.method.clone(), bars)
             })
             .collect();
-        let stem = format!("{env_slug}-per-task-success");
+        let stem = format!("{env_slug}-per-task-success{suffix}");
         plots::save_bar_chart(
             dir,
             &stem,
             &BarChart {
-                title: format!("{env}: meta-test success per task"),
+                title: format!("{env}: {what}"),
                 y_label: "success rate".into(),
-                categories: tasks,
+                categories: t.classes.clone(),
                 groups,
             },
         )?;
-        figures.push((
-            stem,
-            "Meta-test success per task, mean over seeds; whiskers: 95% bootstrap interval.".into(),
-        ));
-    } else if has_success
+        figures.push((stem, caption.into()));
+    }
+    if !per_task.iter().any(|t| t.split == Split::Test)
+        && has_success
         && matches!(
             crate::env::python::Family::parse(env),
             Some(crate::env::python::Family::MetaWorld { .. })

@@ -281,16 +281,18 @@ pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
         if has_success {
             tables.push(score_table(Metric::Success, methods, &boot));
         }
-        let (figures, notes) = curves::env_figures(env, methods, &figures_dir, has_success)?;
+        let per_task: Vec<_> = [per_task::Split::Test, per_task::Split::Train]
+            .into_iter()
+            .filter_map(|split| per_task::table(methods, split, &boot))
+            .collect();
+        let (figures, notes) =
+            curves::env_figures(env, methods, &figures_dir, has_success, &per_task)?;
         figure_count += figures.len();
         sections.push(EnvSection {
             env: env.clone(),
             tables,
             adaptation: adaptation::table(methods, &boot),
-            per_task: [per_task::Split::Test, per_task::Split::Train]
-                .into_iter()
-                .filter_map(|split| per_task::table(methods, split, &boot))
-                .collect(),
+            per_task,
             progress: progress::table(methods),
             figures,
             notes,

@@ -7,6 +7,7 @@ use crate::error::UserError;
 use crate::run::files::atomic_write;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 use std::path::Path;
 
@@ -217,10 +218,24 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &BarChart) ->
         .flat_map(|(_, v)| v.iter().flat_map(|&(m, lo, hi)| [m, lo, hi]))
         .chain([0.0]);
     let (_, y1) = padded_range(ys);
+    // Category names that would overlap side by side (MetaWorld's ten training classes)
+    // are written vertically, in a label area as tall as the longest.
+    let longest = c
+        .categories
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0);
+    let vertical = n * longest > 70;
+    let label_area = if vertical {
+        20 + 7 * longest as u32
+    } else {
+        80
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(&c.title, (FONT, 20))
         .margin(12)
-        .x_label_area_size(80)
+        .x_label_area_size(label_area)
         .y_label_area_size(64)
         .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..y1.max(1e-9))
         .map_err(err)?;
@@ -228,7 +243,7 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &BarChart) ->
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(n)
+        .x_labels(if vertical { 0 } else { n })
         .x_label_formatter(&|v| {
             let i = v.round();
             if (v - i).abs() < 1e-6 && i >= 0.0 {
@@ -241,6 +256,20 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &BarChart) ->
         .label_style((FONT, 12))
         .draw()
         .map_err(err)?;
+    if vertical {
+        // The mesh centres its labels on the tick whatever their rotation, so vertical
+        // names are drawn here, each starting just below the axis.
+        let style = (FONT, 12)
+            .into_font()
+            .transform(FontTransform::Rotate90)
+            .into_text_style(area)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        for (i, name) in c.categories.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64, 0.0));
+            area.draw(&Text::new(name.as_str(), (x, y + 6), &style))
+                .map_err(err)?;
+        }
+    }
     let groups = c.groups.len().max(1) as f64;
     let width = 0.8 / groups;
     for (g, (name, values)) in c.groups.iter().enumerate() {
