@@ -353,18 +353,7 @@ pub fn env_figures(
     }
     // Success per task class (MetaWorld's protocol): the bars of the per-task tables.
     for t in per_task {
-        let (suffix, what, caption) = match t.split {
-            Split::Test => (
-                "",
-                "meta-test success per task",
-                "Meta-test success per held-out task, mean over seeds; whiskers: 95% bootstrap interval.",
-            ),
-            Split::Train => (
-                "-train",
-                "success per training task",
-                "Success per training task (eval-train.json), mean over seeds; whiskers: 95% bootstrap interval.",
-            ),
-        };
+        let (suffix, what, caption) = t.split.figure();
         let groups = t
             .rows
             .iter()

@@ -29,6 +29,22 @@ impl Split {
         }
     }
 
+    /// The bar chart's file-stem suffix, title and caption.
+    pub fn figure(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Split::Test => (
+                "",
+                "meta-test success per task",
+                "Meta-test success per held-out task, mean over seeds; whiskers: 95% bootstrap interval.",
+            ),
+            Split::Train => (
+                "-train",
+                "success per training task",
+                "Success per training task (eval-train.json), mean over seeds; whiskers: 95% bootstrap interval.",
+            ),
+        }
+    }
+
     /// The table's heading.
     pub fn heading(self) -> &'static str {
         match self {
