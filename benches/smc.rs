@@ -62,8 +62,7 @@ fn bench(name: &str, k: usize, nested: usize, depth: usize, threads: usize) -> f
     let policy = NetPolicy {
         net: &net,
         params: &params,
-        obs_rms: None,
-        obs_clip: 10.0,
+        norm: None,
     };
     // All rows at the start cell (0, 0) by default; `SMC_BENCH_DISTINCT_ROWS=1` puts
     // row r at cell (r mod 5, r div 5 mod 5), so no two rows plan from the same state

@@ -320,7 +320,7 @@ impl RunAgent {
                         net,
                         &policy.params,
                         &mut env,
-                        policy.obs_rms.as_ref(),
+                        policy.norm.as_ref(),
                         &mut x,
                         &mut reset,
                         &mut logp,

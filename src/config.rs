@@ -111,6 +111,11 @@ pub struct PpoConfig {
     pub adam_eps: f64,
     /// Normalise observations with running statistics.
     pub norm_obs: bool,
+    /// Normalise the belief's features in the policy input with running statistics
+    /// (methods with a belief only; VariBAD's reference code has the same switch,
+    /// `norm_latent_for_policy`). GLiBRL's posterior mean and log-precisions drift over
+    /// a long trial to values far outside a tanh layer's range.
+    pub norm_belief: bool,
     /// Normalise rewards by a running estimate of the return's scale.
     pub norm_reward: bool,
     /// Standardise the advantages over each rollout before the policy loss (off:
@@ -244,6 +249,7 @@ impl Default for PpoConfig {
             clip_value: true,
             adam_eps: 1e-8,
             norm_obs: false,
+            norm_belief: false,
             norm_reward: true,
             normalize_advantages: true,
         }

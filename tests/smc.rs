@@ -609,8 +609,7 @@ fn gridnavi_plan_checksum(method: &str, threads: usize) -> u64 {
     let policy = NetPolicy {
         net: &net,
         params: &params,
-        obs_rms: None,
-        obs_clip: 10.0,
+        norm: None,
     };
     let mut obs = vec![0.0f32; rows * 2];
     env.reset(&mut obs);

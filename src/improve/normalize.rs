@@ -59,6 +59,52 @@ impl RunningMeanStd {
     }
 }
 
+/// The policy input's normaliser: one [`RunningMeanStd`] over the contiguous part of
+/// the input `[obs | belief features]` that `ppo.norm_obs` and `ppo.norm_belief` select
+/// (the observations, the features, or both), starting at input element `start`;
+/// normalised values are clipped to `[-clip, clip]`. One set of statistics, so a
+/// checkpoint holds it as before whichever part it covers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputNorm {
+    pub rms: RunningMeanStd,
+    pub start: usize,
+    pub clip: f32,
+}
+
+impl InputNorm {
+    /// The part of an input row of `obs_dim` observations followed by `feature_dim`
+    /// belief features that the two switches select (`None`: neither).
+    pub fn span(
+        norm_obs: bool,
+        norm_belief: bool,
+        obs_dim: usize,
+        feature_dim: usize,
+    ) -> Option<std::ops::Range<usize>> {
+        match (norm_obs, norm_belief && feature_dim > 0) {
+            (false, false) => None,
+            (true, false) => Some(0..obs_dim),
+            (false, true) => Some(obs_dim..obs_dim + feature_dim),
+            (true, true) => Some(0..obs_dim + feature_dim),
+        }
+    }
+
+    /// Fresh statistics over `span`.
+    pub fn new(span: std::ops::Range<usize>, clip: f32) -> Self {
+        InputNorm {
+            rms: RunningMeanStd::new(span.len()),
+            start: span.start,
+            clip,
+        }
+    }
+
+    /// Normalises the covered part of one input row in place.
+    pub fn normalize_row(&self, row: &mut [f32]) {
+        let n = self.rms.mean.len();
+        self.rms
+            .normalize(&mut row[self.start..self.start + n], self.clip);
+    }
+}
+
 /// Scales rewards by the running standard deviation of the discounted return, which
 /// keeps value targets at unit scale without shifting rewards (shifts would change the
 /// optimal policy).

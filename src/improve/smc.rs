@@ -46,7 +46,7 @@ use crate::belief::{Batched, BatchedBelief, PlanningBelief, RewardQuery, Transit
 use crate::config::BadValue;
 use crate::env::{ActionSpace, KnownDynamics};
 use crate::error::UserError;
-use crate::improve::normalize::RunningMeanStd;
+use crate::improve::normalize::InputNorm;
 use crate::nn::agent::Scratch;
 use crate::nn::{AgentNet, Params};
 use crate::rng::Rng;
@@ -982,12 +982,11 @@ fn write_targets<B: PlanningBelief>(
 }
 
 /// The actor-critic network (without recurrent memory) as the planner's policy and
-/// value: its input is `[obs (normalised like the acting network's) | features]`.
+/// value: its input is `[obs | features]`, normalised like the acting network's.
 pub struct NetPolicy<'a> {
     pub net: &'a AgentNet,
     pub params: &'a Params,
-    pub obs_rms: Option<&'a RunningMeanStd>,
-    pub obs_clip: f32,
+    pub norm: Option<&'a InputNorm>,
 }
 
 /// Buffers of [`NetPolicy`].
@@ -1070,10 +1069,10 @@ impl NetPolicy<'_> {
         for r in 0..rows {
             let x = &mut s.x[r * id..(r + 1) * id];
             x[..od].copy_from_slice(&obs[r * od..(r + 1) * od]);
-            if let Some(rms) = self.obs_rms {
-                rms.normalize(&mut x[..od], self.obs_clip);
-            }
             x[od..].copy_from_slice(&features[r * fd..(r + 1) * fd]);
+            if let Some(n) = self.norm {
+                n.normalize_row(x);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::belief::{BatchedBelief, Transition};
 use crate::config::Config;
 use crate::env::{BatchEnv, EnvSpec, StepOut};
 use crate::error::UserError;
-use crate::improve::normalize::RunningMeanStd;
+use crate::improve::normalize::InputNorm;
 use crate::improve::smc::{NetPolicy, PlanOut, PlanStep, SmcSettings};
 use crate::method::{Improver, Method};
 use crate::nn::agent::Scratch;
@@ -19,6 +19,28 @@ use serde::{Deserialize, Serialize};
 
 /// Observations are clipped to this many standard deviations after normalisation.
 pub const OBS_CLIP: f32 = 10.0;
+
+/// The policy input's normaliser `cfg` asks for (`ppo.norm_obs`, `ppo.norm_belief`),
+/// with fresh statistics, for observations of `obs_dim` and a belief of `feature_dim`
+/// features (0: the method's policy reads none).
+pub fn input_norm(
+    cfg: &Config,
+    method: &str,
+    obs_dim: usize,
+    feature_dim: usize,
+) -> Result<Option<InputNorm>, UserError> {
+    if cfg.ppo.norm_belief && feature_dim == 0 {
+        return Err(UserError::invalid(
+            "ppo.norm_belief",
+            "true",
+            &format!("false for method {method} (its policy reads no belief features)"),
+        ));
+    }
+    Ok(
+        InputNorm::span(cfg.ppo.norm_obs, cfg.ppo.norm_belief, obs_dim, feature_dim)
+            .map(|span| InputNorm::new(span, OBS_CLIP)),
+    )
+}
 
 /// Per-row acting state: what the agent carries from one step to the next.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,15 +200,12 @@ impl Actor {
     }
 
     /// Writes the network input of the current step for every row into `x`.
-    fn build_input(&mut self, net: &AgentNet, obs_rms: Option<&RunningMeanStd>, x: &mut [f32]) {
+    fn build_input(&mut self, net: &AgentNet, norm: Option<&InputNorm>, x: &mut [f32]) {
         let (od, id) = (self.spec.obs_dim, net.input_dim);
         let st = &self.state;
         for r in 0..self.rows {
             let xr = &mut x[r * id..(r + 1) * id];
             xr[..od].copy_from_slice(&st.obs[r * od..(r + 1) * od]);
-            if let Some(rms) = obs_rms {
-                rms.normalize(&mut xr[..od], OBS_CLIP);
-            }
             if net.memory.is_some() {
                 let rest = &mut xr[od..];
                 let na = net.num_actions;
@@ -201,7 +220,20 @@ impl Actor {
                 let bd = id - od;
                 xr[od..].copy_from_slice(&self.belief_features[r * bd..(r + 1) * bd]);
             }
+            if let Some(n) = norm {
+                n.normalize_row(xr);
+            }
         }
+    }
+
+    /// The belief's features for the current step of every row (`rows x` the belief's
+    /// feature width; empty without a belief), computed now: what [`step`](Actor::step)
+    /// puts into the policy input before normalising it.
+    pub fn current_features(&mut self) -> &[f32] {
+        if let Some(b) = self.belief.as_ref() {
+            b.features(&mut self.belief_features);
+        }
+        &self.belief_features
     }
 
     /// One step of the whole batch: builds inputs (written to `x`), resets memory at
@@ -215,7 +247,7 @@ impl Actor {
         net: &AgentNet,
         params: &Params,
         env: &mut dyn BatchEnv,
-        obs_rms: Option<&RunningMeanStd>,
+        norm: Option<&InputNorm>,
         x: &mut [f32],
         reset: &mut [f32],
         logp: &mut [f32],
@@ -227,7 +259,7 @@ impl Actor {
         if let Some(b) = self.belief.as_ref() {
             b.features(&mut self.belief_features);
         }
-        self.build_input(net, obs_rms, x);
+        self.build_input(net, norm, x);
         for r in 0..rows {
             let start = self.state.trial_start[r];
             reset[r] = if start { 1.0 } else { 0.0 };
@@ -250,12 +282,7 @@ impl Actor {
         let na = net.num_actions;
         let mut planned = None;
         if let (Some(hook), Some(belief)) = (self.plan.as_mut(), self.belief.as_ref()) {
-            let policy = NetPolicy {
-                net,
-                params,
-                obs_rms,
-                obs_clip: OBS_CLIP,
-            };
+            let policy = NetPolicy { net, params, norm };
             hook.planner.plan(
                 belief.as_ref(),
                 &policy,
@@ -376,14 +403,14 @@ impl Actor {
         &mut self,
         net: &AgentNet,
         params: &Params,
-        obs_rms: Option<&RunningMeanStd>,
+        norm: Option<&InputNorm>,
         out: &mut [f32],
     ) {
         if let Some(b) = self.belief.as_ref() {
             b.features(&mut self.belief_features);
         }
         let mut x = std::mem::take(&mut self.x_next);
-        self.build_input(net, obs_rms, &mut x);
+        self.build_input(net, norm, &mut x);
         let sd = net.state_dim();
         self.h_tmp.copy_from_slice(&self.state.h);
         for r in 0..self.rows {

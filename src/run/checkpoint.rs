@@ -50,6 +50,9 @@ pub struct Checkpoint {
     pub belief: Option<Vec<u8>>,
     pub env: serde_json::Value,
     pub minibatch_rng: Rng,
+    /// The statistics of the policy input's normaliser (named for what it covered
+    /// first: the observations; with `ppo.norm_belief` it covers the belief's features
+    /// too, [`crate::improve::normalize::InputNorm`]).
     pub obs_rms: Option<RunningMeanStd>,
     pub reward_scaler: Option<RewardScaler>,
     pub learner: Option<LearnerState>,
@@ -330,7 +333,7 @@ impl Trainer {
             belief: self.actor.belief.as_ref().map(|b| b.save_state()),
             env: self.env.save_state(),
             minibatch_rng: self.minibatch_rng.clone(),
-            obs_rms: self.obs_rms.clone(),
+            obs_rms: self.input_norm.as_ref().map(|n| n.rms.clone()),
             reward_scaler: self.reward_scaler.clone(),
             learner: self.learner.as_ref().map(|l| l.save_state()),
         }
@@ -352,6 +355,12 @@ impl Trainer {
             || st.action_rngs.len() != rows
         {
             return mismatch("checkpoint acting state does not match run.num_envs / the network");
+        }
+        let norm_width = self.input_norm.as_ref().map(|n| n.rms.mean.len());
+        if ck.obs_rms.as_ref().map(|r| r.mean.len()) != norm_width {
+            return mismatch(
+                "checkpoint input normaliser does not match ppo.norm_obs / ppo.norm_belief",
+            );
         }
         self.env.load_state(&ck.env)?;
         let mut ck = ck;
@@ -378,7 +387,9 @@ impl Trainer {
         self.adam = ck.adam;
         self.actor.state = ck.actor;
         self.minibatch_rng = ck.minibatch_rng;
-        self.obs_rms = ck.obs_rms;
+        if let (Some(norm), Some(rms)) = (self.input_norm.as_mut(), ck.obs_rms) {
+            norm.rms = rms;
+        }
         self.reward_scaler = ck.reward_scaler;
         if let Some(l) = self.learner.as_ref() {
             super::actor::install_belief_params(&mut self.actor, l.params());

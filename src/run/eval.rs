@@ -6,7 +6,7 @@
 //! adds one figure over a range of episodes: MetaWorld's meta-learning evaluation
 //! (adapt for 10 episodes, evaluate 3) reads the mean success of episodes 11-13.
 
-use super::actor::{install_belief_params, make_plan_hook, Actor, PlanHook, TrialResult};
+use super::actor::{self, install_belief_params, make_plan_hook, Actor, PlanHook, TrialResult};
 use super::checkpoint;
 use super::eval_metaworld::{self, MetaWorldScores, Protocol};
 use super::train::{load_checkpoint, load_run_config};
@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::env::{self, BatchEnv, Split};
 use crate::error::UserError;
 use crate::improve::maml::eval::MamlEvalReport;
-use crate::improve::normalize::RunningMeanStd;
+use crate::improve::normalize::InputNorm;
 use crate::method::{self, Improver, Method};
 use crate::nn::{AgentNet, Params};
 use crate::rng::streams;
@@ -189,11 +189,11 @@ pub struct TrainedAgent {
     plan: Option<PlanHook>,
 }
 
-/// The trained network, its weights and the observation normalisation it was trained with.
+/// The trained network, its weights and the input normalisation it was trained with.
 pub struct Policy {
     pub net: AgentNet,
     pub params: Params,
-    pub obs_rms: Option<RunningMeanStd>,
+    pub norm: Option<InputNorm>,
 }
 
 impl TrainedAgent {
@@ -218,6 +218,17 @@ impl TrainedAgent {
                 "checkpoint parameters do not match the run's config.toml",
             ));
         }
+        let mut norm = actor::input_norm(cfg, method.name(), spec.obs_dim, bdim)?;
+        match (norm.as_mut(), ck.obs_rms) {
+            (Some(n), Some(rms)) if rms.mean.len() == n.rms.mean.len() => n.rms = rms,
+            (None, None) => {}
+            _ => {
+                return Err(UserError::file(
+                    checkpoint::meta_path(run),
+                    "the checkpoint's input normaliser does not match ppo.norm_obs / ppo.norm_belief of the run's config.toml",
+                ))
+            }
+        }
         // The planner only matters at test time if it acts (its targets train nothing here).
         let plan = make_plan_hook(method, cfg, env)?.filter(|h| h.act_by_planner);
         // A learned belief acts with the learner's trained weights.
@@ -239,7 +250,7 @@ impl TrainedAgent {
             policy: Policy {
                 net,
                 params: ck.params,
-                obs_rms: ck.obs_rms,
+                norm,
             },
             belief,
             learner_params,
@@ -327,7 +338,7 @@ pub fn evaluate_checkpoint(
     let frames_trained = ck.frames;
     let agent = TrainedAgent::load(method, cfg, ck, env.as_ref(), args.run)?;
     let (policy, mut actor) = agent.start(env.as_mut(), cfg.seed, args.greedy);
-    let (net, params, obs_rms) = (policy.net, policy.params, policy.obs_rms);
+    let (net, params, norm) = (policy.net, policy.params, policy.norm);
     let mut finished: Vec<TrialResult> = Vec::with_capacity(num_tasks + rows);
     let (mut x, mut reset, mut logp, mut values) = (
         vec![0.0; rows * net.input_dim],
@@ -343,7 +354,7 @@ pub fn evaluate_checkpoint(
             &net,
             &params,
             env.as_mut(),
-            obs_rms.as_ref(),
+            norm.as_ref(),
             &mut x,
             &mut reset,
             &mut logp,

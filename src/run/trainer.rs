@@ -8,14 +8,16 @@
 //! What a method builds (memory, belief, learner, planner) comes from its
 //! [`Method`] impl (`crate::method`); nothing here depends on which method it is.
 
-use super::actor::{install_belief_params, make_plan_hook, spec_width, Actor, TrialResult};
+use super::actor::{
+    input_norm, install_belief_params, make_plan_hook, spec_width, Actor, TrialResult,
+};
 pub use super::checkpoint::{Checkpoint, CHECKPOINT_FORMAT};
 use crate::belief::Transition;
 use crate::config::Config;
 use crate::env::{self, BatchEnv, Split};
 use crate::error::UserError;
 use crate::improve::em;
-use crate::improve::normalize::{RewardScaler, RunningMeanStd};
+use crate::improve::normalize::{InputNorm, RewardScaler};
 use crate::improve::ppo::{self, RolloutBuffer, UpdateStats};
 use crate::method::{self, BeliefLearner, Method};
 use crate::nn::{Adam, AgentNet, Params};
@@ -59,7 +61,8 @@ pub struct Trainer {
     pub adam: Adam,
     pub actor: Actor,
     pub minibatch_rng: Rng,
-    pub obs_rms: Option<RunningMeanStd>,
+    /// The policy input's running normaliser (`ppo.norm_obs`, `ppo.norm_belief`).
+    pub input_norm: Option<InputNorm>,
     pub reward_scaler: Option<RewardScaler>,
     /// Trains the belief from a buffer of trials (learned beliefs only).
     pub learner: Option<Box<dyn BeliefLearner>>,
@@ -72,6 +75,9 @@ pub struct Trainer {
     raw_rewards: Vec<f32>,
     /// The observations before the current step (the `s` of recorded transitions).
     prev_obs: Vec<f32>,
+    /// The raw inputs the normaliser's statistics take in when they include belief
+    /// features (`rows x` its width; empty otherwise).
+    norm_rows: Vec<f32>,
 }
 
 /// What one update produced, for metrics.
@@ -116,6 +122,13 @@ impl Trainer {
         let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
         actor.plan = make_plan_hook(method, cfg, env.as_ref())?;
         let learner = method.learner(cfg, &spec, rows)?;
+        let input_norm = input_norm(cfg, method.name(), spec.obs_dim, bdim)?;
+        let norm_rows = match &input_norm {
+            Some(n) if n.start + n.rms.mean.len() > spec.obs_dim => {
+                vec![0.0; rows * n.rms.mean.len()]
+            }
+            _ => Vec::new(),
+        };
         let buf = RolloutBuffer::new(
             cfg.run.steps_per_update,
             rows,
@@ -133,7 +146,7 @@ impl Trainer {
             targets,
             adam: Adam::new(params.len(), cfg.ppo.adam_eps),
             minibatch_rng: Rng::stream(cfg.seed, streams::MINIBATCH, 0),
-            obs_rms: cfg.ppo.norm_obs.then(|| RunningMeanStd::new(spec.obs_dim)),
+            input_norm,
             reward_scaler: cfg
                 .ppo
                 .norm_reward
@@ -144,6 +157,7 @@ impl Trainer {
             buf,
             raw_rewards: vec![0.0; rows],
             prev_obs: vec![0.0; rows * spec.obs_dim],
+            norm_rows,
             cfg: cfg.clone(),
             method,
             env,
@@ -176,7 +190,7 @@ impl Trainer {
         }
         let mut last = std::mem::take(&mut self.buf.last_value);
         self.actor
-            .peek_values(&self.net, &self.params, self.obs_rms.as_ref(), &mut last);
+            .peek_values(&self.net, &self.params, self.input_norm.as_ref(), &mut last);
         self.buf.last_value = last;
         self.buf
             .compute_gae(self.cfg.ppo.gamma as f32, self.cfg.ppo.gae_lambda as f32);
@@ -202,6 +216,32 @@ impl Trainer {
         report
     }
 
+    /// Takes the current step's raw inputs into the normaliser's statistics before
+    /// they are normalised: the observations, and the belief's features when the
+    /// statistics cover them (computed here once more; cheap beside an env step).
+    fn update_input_norm(&mut self) {
+        let Some(norm) = self.input_norm.as_mut() else {
+            return;
+        };
+        let rows = self.cfg.run.num_envs;
+        if self.norm_rows.is_empty() {
+            norm.rms.update(&self.actor.state.obs, rows);
+            return;
+        }
+        let od = self.actor.state.obs.len() / rows;
+        let width = norm.rms.mean.len();
+        let obs = std::mem::take(&mut self.actor.state.obs);
+        let features = self.actor.current_features();
+        let fd = features.len() / rows;
+        for (r, dst) in self.norm_rows.chunks_exact_mut(width).enumerate() {
+            let (o, f) = dst.split_at_mut(width - fd);
+            o.copy_from_slice(&obs[r * od + od - o.len()..(r + 1) * od]);
+            f.copy_from_slice(&features[r * fd..(r + 1) * fd]);
+        }
+        self.actor.state.obs = obs;
+        norm.rms.update(&self.norm_rows, rows);
+    }
+
     /// Step `t` of the rollout: act, store the sample (and the planner's target), feed
     /// the learner, scale the reward.
     fn rollout_step(&mut self, t: usize, finished: &mut Vec<TrialResult>) {
@@ -212,14 +252,12 @@ impl Trainer {
         }
         let span = t * rows..(t + 1) * rows;
         self.prev_obs.copy_from_slice(&self.actor.state.obs);
-        if let Some(rms) = self.obs_rms.as_mut() {
-            rms.update(&self.actor.state.obs, rows);
-        }
+        self.update_input_norm();
         self.actor.step(
             &self.net,
             &self.params,
             self.env.as_mut(),
-            self.obs_rms.as_ref(),
+            self.input_norm.as_ref(),
             &mut self.buf.x[t * rows * id..(t + 1) * rows * id],
             &mut self.buf.reset[span.clone()],
             &mut self.buf.logp[span.clone()],
