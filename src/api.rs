@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::env::{self, ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::UserError;
 use crate::improve::maml::agent::MamlAgent;
+use crate::improve::normalize::NormMode;
 use crate::method;
 use crate::rng::{streams, Rng};
 use crate::run::actor::TrialResult;
@@ -320,7 +321,7 @@ impl RunAgent {
                         net,
                         &policy.params,
                         &mut env,
-                        policy.norm.as_ref(),
+                        NormMode::Frozen(policy.norm.as_ref()),
                         &mut x,
                         &mut reset,
                         &mut logp,

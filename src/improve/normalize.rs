@@ -22,18 +22,25 @@ impl RunningMeanStd {
 
     /// Merges a batch of `rows` rows (`rows * dim` values).
     pub fn update(&mut self, x: &[f32], rows: usize) {
+        self.update_strided(x, rows, self.mean.len(), 0);
+    }
+
+    /// Merges `rows` rows read from wider rows: row `r`'s values are
+    /// `x[r * stride + offset..][..dim]` (a part of each row of a batch of inputs).
+    pub fn update_strided(&mut self, x: &[f32], rows: usize, stride: usize, offset: usize) {
         let dim = self.mean.len();
         if rows == 0 {
             return;
         }
+        let at = |r: usize, d: usize| x[r * stride + offset + d] as f64;
         for d in 0..dim {
             let (mut m, mut s) = (0.0f64, 0.0f64);
             for r in 0..rows {
-                m += x[r * dim + d] as f64;
+                m += at(r, d);
             }
             m /= rows as f64;
             for r in 0..rows {
-                s += (x[r * dim + d] as f64 - m).powi(2);
+                s += (at(r, d) - m).powi(2);
             }
             let bvar = s / rows as f64;
             let n = rows as f64;
@@ -103,6 +110,70 @@ impl InputNorm {
         self.rms
             .normalize(&mut row[self.start..self.start + n], self.clip);
     }
+
+    /// Takes the covered part of `rows` raw input rows of width `stride` into the
+    /// statistics.
+    pub fn observe(&mut self, x: &[f32], rows: usize, stride: usize) {
+        self.rms.update_strided(x, rows, stride, self.start);
+    }
+
+    /// Installs statistics saved in a checkpoint into the normaliser a config asks for
+    /// (`norm`). They must cover the same inputs: a normaliser without saved statistics,
+    /// saved statistics without a normaliser or of another width mean the config's
+    /// `ppo.norm_obs` / `ppo.norm_belief` differ from those of the run that saved them.
+    pub fn install_saved(
+        norm: Option<&mut InputNorm>,
+        saved: Option<RunningMeanStd>,
+    ) -> Result<(), SavedStatsMismatch> {
+        match (norm, saved) {
+            (Some(n), Some(rms)) if rms.mean.len() == n.rms.mean.len() => {
+                n.rms = rms;
+                Ok(())
+            }
+            (None, None) => Ok(()),
+            _ => Err(SavedStatsMismatch),
+        }
+    }
+}
+
+/// Saved input statistics that do not fit the normaliser a config asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedStatsMismatch;
+
+impl std::fmt::Display for SavedStatsMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "the checkpoint's input normaliser does not match ppo.norm_obs / ppo.norm_belief",
+        )
+    }
+}
+
+impl std::error::Error for SavedStatsMismatch {}
+
+/// What a step does with the policy input's normaliser.
+pub enum NormMode<'a> {
+    /// Normalise with the statistics as they are (evaluation, acting).
+    Frozen(Option<&'a InputNorm>),
+    /// Take the step's raw inputs into the statistics first, then normalise (training).
+    Updating(Option<&'a mut InputNorm>),
+}
+
+impl<'a> NormMode<'a> {
+    /// The same mode for a shorter borrow.
+    pub fn reborrow(&mut self) -> NormMode<'_> {
+        match self {
+            NormMode::Frozen(n) => NormMode::Frozen(*n),
+            NormMode::Updating(n) => NormMode::Updating(n.as_deref_mut()),
+        }
+    }
+
+    /// The normaliser to apply, its statistics no longer to be updated.
+    pub fn frozen(self) -> Option<&'a InputNorm> {
+        match self {
+            NormMode::Frozen(n) => n,
+            NormMode::Updating(n) => n.map(|n| &*n),
+        }
+    }
 }
 
 /// Scales rewards by the running standard deviation of the discounted return, which
@@ -150,6 +221,49 @@ impl RewardScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statistics_of_a_row_part_equal_those_of_the_part_alone() {
+        // Rows of width 5 whose columns 1..3 are the covered part.
+        let x: Vec<f32> = (0..40)
+            .map(|i| ((i * 13) % 11) as f32 * 0.5 - 2.0)
+            .collect();
+        let part: Vec<f32> = x.chunks(5).flat_map(|r| r[1..3].to_vec()).collect();
+        let mut whole = InputNorm::new(1..3, 10.0);
+        whole.observe(&x, 8, 5);
+        let mut alone = RunningMeanStd::new(2);
+        alone.update(&part, 8);
+        assert_eq!(whole.rms, alone);
+        assert_ne!(alone, RunningMeanStd::new(2));
+    }
+
+    #[test]
+    fn saved_statistics_install_only_where_they_fit() {
+        let saved = || {
+            let mut rms = RunningMeanStd::new(3);
+            rms.update(&[1.0, 2.0, 3.0, 3.0, 5.0, 9.0], 2);
+            rms
+        };
+        let mut norm = InputNorm::new(2..5, 10.0);
+        assert_eq!(
+            InputNorm::install_saved(Some(&mut norm), Some(saved())),
+            Ok(())
+        );
+        assert_eq!(norm.rms, saved());
+        assert_eq!(InputNorm::install_saved(None, None), Ok(()));
+        let mut other = InputNorm::new(0..2, 10.0);
+        let fresh = other.clone();
+        assert_eq!(
+            InputNorm::install_saved(Some(&mut other), Some(saved())),
+            Err(SavedStatsMismatch)
+        );
+        assert_eq!(
+            other, fresh,
+            "a refused install leaves the normaliser as it was"
+        );
+        assert!(InputNorm::install_saved(Some(&mut other), None).is_err());
+        assert!(InputNorm::install_saved(None, Some(saved())).is_err());
+    }
 
     #[test]
     fn running_stats_match_batch_stats() {

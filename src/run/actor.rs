@@ -7,7 +7,7 @@ use crate::belief::{BatchedBelief, Transition};
 use crate::config::Config;
 use crate::env::{BatchEnv, EnvSpec, StepOut};
 use crate::error::UserError;
-use crate::improve::normalize::InputNorm;
+use crate::improve::normalize::{InputNorm, NormMode};
 use crate::improve::smc::{NetPolicy, PlanOut, PlanStep, SmcSettings};
 use crate::method::{Improver, Method};
 use crate::nn::agent::Scratch;
@@ -199,8 +199,12 @@ impl Actor {
         actor
     }
 
-    /// Writes the network input of the current step for every row into `x`.
-    fn build_input(&mut self, net: &AgentNet, norm: Option<&InputNorm>, x: &mut [f32]) {
+    /// Writes the network input of the current step for every row into `x`, with the
+    /// belief's features computed now, then normalised as `norm` says.
+    fn build_input(&mut self, net: &AgentNet, norm: NormMode<'_>, x: &mut [f32]) {
+        if let Some(b) = self.belief.as_ref() {
+            b.features(&mut self.belief_features);
+        }
         let (od, id) = (self.spec.obs_dim, net.input_dim);
         let st = &self.state;
         for r in 0..self.rows {
@@ -220,20 +224,18 @@ impl Actor {
                 let bd = id - od;
                 xr[od..].copy_from_slice(&self.belief_features[r * bd..(r + 1) * bd]);
             }
-            if let Some(n) = norm {
-                n.normalize_row(xr);
-            }
         }
-    }
-
-    /// The belief's features for the current step of every row (`rows x` the belief's
-    /// feature width; empty without a belief), computed now: what [`step`](Actor::step)
-    /// puts into the policy input before normalising it.
-    pub fn current_features(&mut self) -> &[f32] {
-        if let Some(b) = self.belief.as_ref() {
-            b.features(&mut self.belief_features);
+        let x = &mut x[..self.rows * id];
+        let norm = match norm {
+            NormMode::Frozen(n) => n,
+            NormMode::Updating(n) => n.map(|n| {
+                n.observe(x, self.rows, id);
+                &*n
+            }),
+        };
+        if let Some(n) = norm {
+            x.chunks_exact_mut(id).for_each(|xr| n.normalize_row(xr));
         }
-        &self.belief_features
     }
 
     /// One step of the whole batch: builds inputs (written to `x`), resets memory at
@@ -247,7 +249,7 @@ impl Actor {
         net: &AgentNet,
         params: &Params,
         env: &mut dyn BatchEnv,
-        norm: Option<&InputNorm>,
+        mut norm: NormMode<'_>,
         x: &mut [f32],
         reset: &mut [f32],
         logp: &mut [f32],
@@ -256,10 +258,8 @@ impl Actor {
     ) {
         let rows = self.rows;
         let sd = net.state_dim();
-        if let Some(b) = self.belief.as_ref() {
-            b.features(&mut self.belief_features);
-        }
-        self.build_input(net, norm, x);
+        self.build_input(net, norm.reborrow(), x);
+        let norm = norm.frozen();
         for r in 0..rows {
             let start = self.state.trial_start[r];
             reset[r] = if start { 1.0 } else { 0.0 };
@@ -406,11 +406,8 @@ impl Actor {
         norm: Option<&InputNorm>,
         out: &mut [f32],
     ) {
-        if let Some(b) = self.belief.as_ref() {
-            b.features(&mut self.belief_features);
-        }
         let mut x = std::mem::take(&mut self.x_next);
-        self.build_input(net, norm, &mut x);
+        self.build_input(net, NormMode::Frozen(norm), &mut x);
         let sd = net.state_dim();
         self.h_tmp.copy_from_slice(&self.state.h);
         for r in 0..self.rows {

@@ -28,7 +28,7 @@ use crate::belief::learner::LearnerState;
 use crate::belief::trials::TrialColumns;
 use crate::codec::{self, Blob};
 use crate::error::{StateError, UserError};
-use crate::improve::normalize::{RewardScaler, RunningMeanStd};
+use crate::improve::normalize::{InputNorm, RewardScaler, RunningMeanStd};
 use crate::nn::{Adam, Params};
 use crate::par;
 use crate::rng::{streams, Rng};
@@ -356,14 +356,11 @@ impl Trainer {
         {
             return mismatch("checkpoint acting state does not match run.num_envs / the network");
         }
-        let norm_width = self.input_norm.as_ref().map(|n| n.rms.mean.len());
-        if ck.obs_rms.as_ref().map(|r| r.mean.len()) != norm_width {
-            return mismatch(
-                "checkpoint input normaliser does not match ppo.norm_obs / ppo.norm_belief",
-            );
+        let mut ck = ck;
+        if let Err(e) = InputNorm::install_saved(self.input_norm.as_mut(), ck.obs_rms.take()) {
+            return mismatch(&e.to_string());
         }
         self.env.load_state(&ck.env)?;
-        let mut ck = ck;
         // States saved before planning existed lack the planner's per-row state.
         if ck.actor.trial_step.len() != rows {
             ck.actor.trial_step = vec![0; rows];
@@ -387,9 +384,6 @@ impl Trainer {
         self.adam = ck.adam;
         self.actor.state = ck.actor;
         self.minibatch_rng = ck.minibatch_rng;
-        if let (Some(norm), Some(rms)) = (self.input_norm.as_mut(), ck.obs_rms) {
-            norm.rms = rms;
-        }
         self.reward_scaler = ck.reward_scaler;
         if let Some(l) = self.learner.as_ref() {
             super::actor::install_belief_params(&mut self.actor, l.params());

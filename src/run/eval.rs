@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::env::{self, BatchEnv, Split};
 use crate::error::UserError;
 use crate::improve::maml::eval::MamlEvalReport;
-use crate::improve::normalize::InputNorm;
+use crate::improve::normalize::{InputNorm, NormMode};
 use crate::method::{self, Improver, Method};
 use crate::nn::{AgentNet, Params};
 use crate::rng::streams;
@@ -219,16 +219,12 @@ impl TrainedAgent {
             ));
         }
         let mut norm = actor::input_norm(cfg, method.name(), spec.obs_dim, bdim)?;
-        match (norm.as_mut(), ck.obs_rms) {
-            (Some(n), Some(rms)) if rms.mean.len() == n.rms.mean.len() => n.rms = rms,
-            (None, None) => {}
-            _ => {
-                return Err(UserError::file(
-                    checkpoint::meta_path(run),
-                    "the checkpoint's input normaliser does not match ppo.norm_obs / ppo.norm_belief of the run's config.toml",
-                ))
-            }
-        }
+        InputNorm::install_saved(norm.as_mut(), ck.obs_rms).map_err(|e| {
+            UserError::file(
+                checkpoint::meta_path(run),
+                format!("{e} of the run's config.toml"),
+            )
+        })?;
         // The planner only matters at test time if it acts (its targets train nothing here).
         let plan = make_plan_hook(method, cfg, env)?.filter(|h| h.act_by_planner);
         // A learned belief acts with the learner's trained weights.
@@ -354,7 +350,7 @@ pub fn evaluate_checkpoint(
             &net,
             &params,
             env.as_mut(),
-            norm.as_ref(),
+            NormMode::Frozen(norm.as_ref()),
             &mut x,
             &mut reset,
             &mut logp,

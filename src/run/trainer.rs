@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::env::{self, BatchEnv, Split};
 use crate::error::UserError;
 use crate::improve::em;
-use crate::improve::normalize::{InputNorm, RewardScaler};
+use crate::improve::normalize::{InputNorm, NormMode, RewardScaler};
 use crate::improve::ppo::{self, RolloutBuffer, UpdateStats};
 use crate::method::{self, BeliefLearner, Method};
 use crate::nn::{Adam, AgentNet, Params};
@@ -75,9 +75,6 @@ pub struct Trainer {
     raw_rewards: Vec<f32>,
     /// The observations before the current step (the `s` of recorded transitions).
     prev_obs: Vec<f32>,
-    /// The raw inputs the normaliser's statistics take in when they include belief
-    /// features (`rows x` its width; empty otherwise).
-    norm_rows: Vec<f32>,
 }
 
 /// What one update produced, for metrics.
@@ -123,12 +120,6 @@ impl Trainer {
         actor.plan = make_plan_hook(method, cfg, env.as_ref())?;
         let learner = method.learner(cfg, &spec, rows)?;
         let input_norm = input_norm(cfg, method.name(), spec.obs_dim, bdim)?;
-        let norm_rows = match &input_norm {
-            Some(n) if n.start + n.rms.mean.len() > spec.obs_dim => {
-                vec![0.0; rows * n.rms.mean.len()]
-            }
-            _ => Vec::new(),
-        };
         let buf = RolloutBuffer::new(
             cfg.run.steps_per_update,
             rows,
@@ -157,7 +148,6 @@ impl Trainer {
             buf,
             raw_rewards: vec![0.0; rows],
             prev_obs: vec![0.0; rows * spec.obs_dim],
-            norm_rows,
             cfg: cfg.clone(),
             method,
             env,
@@ -216,32 +206,6 @@ impl Trainer {
         report
     }
 
-    /// Takes the current step's raw inputs into the normaliser's statistics before
-    /// they are normalised: the observations, and the belief's features when the
-    /// statistics cover them (computed here once more; cheap beside an env step).
-    fn update_input_norm(&mut self) {
-        let Some(norm) = self.input_norm.as_mut() else {
-            return;
-        };
-        let rows = self.cfg.run.num_envs;
-        if self.norm_rows.is_empty() {
-            norm.rms.update(&self.actor.state.obs, rows);
-            return;
-        }
-        let od = self.actor.state.obs.len() / rows;
-        let width = norm.rms.mean.len();
-        let obs = std::mem::take(&mut self.actor.state.obs);
-        let features = self.actor.current_features();
-        let fd = features.len() / rows;
-        for (r, dst) in self.norm_rows.chunks_exact_mut(width).enumerate() {
-            let (o, f) = dst.split_at_mut(width - fd);
-            o.copy_from_slice(&obs[r * od + od - o.len()..(r + 1) * od]);
-            f.copy_from_slice(&features[r * fd..(r + 1) * fd]);
-        }
-        self.actor.state.obs = obs;
-        norm.rms.update(&self.norm_rows, rows);
-    }
-
     /// Step `t` of the rollout: act, store the sample (and the planner's target), feed
     /// the learner, scale the reward.
     fn rollout_step(&mut self, t: usize, finished: &mut Vec<TrialResult>) {
@@ -252,12 +216,11 @@ impl Trainer {
         }
         let span = t * rows..(t + 1) * rows;
         self.prev_obs.copy_from_slice(&self.actor.state.obs);
-        self.update_input_norm();
         self.actor.step(
             &self.net,
             &self.params,
             self.env.as_mut(),
-            self.input_norm.as_ref(),
+            NormMode::Updating(self.input_norm.as_mut()),
             &mut self.buf.x[t * rows * id..(t + 1) * rows * id],
             &mut self.buf.reset[span.clone()],
             &mut self.buf.logp[span.clone()],
