@@ -469,18 +469,39 @@ const INFO_KEYS: [&str; 6] = [
     "unscaled_reward",
 ];
 
+/// How far a float64 `info` entry may be from MetaWorld's, relative to
+/// max(|a|, |b|, 1) (the entries are sums and products of O(1) terms). MetaWorld's own
+/// values depend on the CPU: `np.linalg.norm` is a BLAS dot product whose rounding
+/// depends on the kernel OpenBLAS picks, and the reward shaping amplifies a last-bit
+/// difference of a distance. Measured: door-open's `radius` (the norm of a 2-vector)
+/// is computed with a fused multiply-add by the port, as NumPy did on the machines the
+/// port was written on; on the AMD EPYC (AVX2) machines of 2026-12 NumPy rounds it
+/// 1 ulp higher, and `log(radius - 0.12)` turns that into 1.6e-14 of `near_object`
+/// and 1.9e-14 of `unscaled_reward`. 1e-11 leaves a wide margin over that while a
+/// porting error moves an entry by far more. The observation and reward, which the
+/// agent sees, stay bit-identical.
+const INFO_TOLERANCE: f64 = 1e-11;
+
+/// What a replay compared: steps, successful steps, and the largest scaled `info`
+/// difference (see INFO_TOLERANCE).
+struct Replayed {
+    steps: usize,
+    successes: usize,
+    info_diff: f64,
+}
+
 /// Replays the reference's episodes on one row (which keeps its simulation from
 /// episode to episode, as the bridge's does), resetting to each episode's task index.
-/// Every observation, reward, success flag and `info` entry must be equal. Returns
-/// (steps, successes).
+/// Every observation, reward and success flag must be bit-identical and every `info`
+/// entry within INFO_TOLERANCE.
 fn assert_episodes_equal(
     what: &str,
     r: &mut Reader,
     episodes: &serde_json::Value,
     row: &mut impl WithInfo,
-) -> (usize, usize) {
+) -> Replayed {
     let mut obs = vec![0f32; 39];
-    let (mut successes, mut steps) = (0, 0);
+    let (mut successes, mut steps, mut info_diff) = (0, 0, 0f64);
     for (e, ep) in episodes.as_array().unwrap().iter().enumerate() {
         let task = ep["task_index"].as_u64().unwrap() as u32;
         let k = r.u32();
@@ -506,23 +527,26 @@ fn assert_episodes_equal(
                 o.reward
             );
             assert_eq!(o.success, want_flags & 2 != 0, "{at}: success");
-            // The info entries are float64 in MetaWorld (the reward is sent as
-            // float32): equal within 4 ulps, as NumPy's float64 paths (BLAS dot,
-            // scalar powers) can differ from the port's in the last bit.
             let want_info = r.f64s(6);
             let info = row.info();
             for (j, key) in INFO_KEYS.iter().enumerate() {
                 let (a, b) = (info[j], want_info[j]);
+                let diff = (a - b).abs() / a.abs().max(b.abs()).max(1.0);
                 assert!(
-                    (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()),
-                    "{at}: info[{key}] {a} vs {b}"
+                    diff <= INFO_TOLERANCE,
+                    "{at}: info[{key}] {a} vs {b} (scaled difference {diff:.1e})"
                 );
+                info_diff = info_diff.max(diff);
             }
             successes += o.success as usize;
             steps += 1;
         }
     }
-    (steps, successes)
+    Replayed {
+        steps,
+        successes,
+        info_diff,
+    }
 }
 
 /// The ported MetaWorld classes under test: (class, ML1 env, split played, where the
@@ -721,7 +745,11 @@ fn metaworld_classes_are_bit_identical_to_the_bridge() {
             let family = SawyerFamily::ml1(env, c, split, bench_seed).unwrap();
             let mut row = family.new_row().unwrap();
             let what = format!("{task} {}", split.as_str());
-            let (steps, successes) = assert_episodes_equal(&what, &mut r, &episodes, &mut row);
+            let Replayed {
+                steps,
+                successes,
+                info_diff,
+            } = assert_episodes_equal(&what, &mut r, &episodes, &mut row);
             assert!(r.0.is_empty(), "{task}: unread reference output");
             assert_eq!(steps, 1000);
             if task == "reach-v3" {
@@ -731,7 +759,7 @@ fn metaworld_classes_are_bit_identical_to_the_bridge() {
                 );
             }
             eprintln!(
-                "{what}: 2 x 50 task vectors and {steps} steps ({successes} successful) bit-identical, info within 4 ulps"
+                "{what}: 2 x 50 task vectors and {steps} steps ({successes} successful) bit-identical, info within {info_diff:.1e}"
             );
         });
         if std::panic::catch_unwind(check).is_err() {
@@ -779,11 +807,15 @@ fn assert_benchmark_equals_the_bridge(
     let family = BenchmarkFamily::new(bench, Split::Train, bench_seed).unwrap();
     let mut row = family.new_row().unwrap();
     let what = format!("{} train", bench.env);
-    let (steps, successes) = assert_episodes_equal(&what, &mut r, &episodes, &mut row);
+    let Replayed {
+        steps,
+        successes,
+        info_diff,
+    } = assert_episodes_equal(&what, &mut r, &episodes, &mut row);
     assert!(r.0.is_empty(), "unread reference output");
     assert_eq!(steps, 200 * episodes.as_array().unwrap().len());
     eprintln!(
-        "{}: {vectors} task vectors and {steps} steps ({successes} successful) bit-identical",
+        "{}: {vectors} task vectors and {steps} steps ({successes} successful) bit-identical, info within {info_diff:.1e}",
         bench.env
     );
 }
