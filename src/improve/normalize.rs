@@ -158,20 +158,19 @@ pub enum NormMode<'a> {
     Updating(Option<&'a mut InputNorm>),
 }
 
-impl<'a> NormMode<'a> {
-    /// The same mode for a shorter borrow.
-    pub fn reborrow(&mut self) -> NormMode<'_> {
-        match self {
-            NormMode::Frozen(n) => NormMode::Frozen(*n),
-            NormMode::Updating(n) => NormMode::Updating(n.as_deref_mut()),
+impl NormMode<'_> {
+    /// Takes `rows` raw input rows of width `stride` into the statistics when updating.
+    pub fn observe(&mut self, x: &[f32], rows: usize, stride: usize) {
+        if let NormMode::Updating(Some(n)) = self {
+            n.observe(x, rows, stride);
         }
     }
 
-    /// The normaliser to apply, its statistics no longer to be updated.
-    pub fn frozen(self) -> Option<&'a InputNorm> {
+    /// The normaliser to apply now.
+    pub fn current(&self) -> Option<&InputNorm> {
         match self {
-            NormMode::Frozen(n) => n,
-            NormMode::Updating(n) => n.map(|n| &*n),
+            NormMode::Frozen(n) => *n,
+            NormMode::Updating(n) => n.as_deref(),
         }
     }
 }

@@ -201,7 +201,7 @@ impl Actor {
 
     /// Writes the network input of the current step for every row into `x`, with the
     /// belief's features computed now, then normalised as `norm` says.
-    fn build_input(&mut self, net: &AgentNet, norm: NormMode<'_>, x: &mut [f32]) {
+    fn build_input(&mut self, net: &AgentNet, norm: &mut NormMode<'_>, x: &mut [f32]) {
         if let Some(b) = self.belief.as_ref() {
             b.features(&mut self.belief_features);
         }
@@ -226,14 +226,8 @@ impl Actor {
             }
         }
         let x = &mut x[..self.rows * id];
-        let norm = match norm {
-            NormMode::Frozen(n) => n,
-            NormMode::Updating(n) => n.map(|n| {
-                n.observe(x, self.rows, id);
-                &*n
-            }),
-        };
-        if let Some(n) = norm {
+        norm.observe(x, self.rows, id);
+        if let Some(n) = norm.current() {
             x.chunks_exact_mut(id).for_each(|xr| n.normalize_row(xr));
         }
     }
@@ -258,8 +252,8 @@ impl Actor {
     ) {
         let rows = self.rows;
         let sd = net.state_dim();
-        self.build_input(net, norm.reborrow(), x);
-        let norm = norm.frozen();
+        self.build_input(net, &mut norm, x);
+        let norm = norm.current();
         for r in 0..rows {
             let start = self.state.trial_start[r];
             reset[r] = if start { 1.0 } else { 0.0 };
@@ -407,7 +401,7 @@ impl Actor {
         out: &mut [f32],
     ) {
         let mut x = std::mem::take(&mut self.x_next);
-        self.build_input(net, NormMode::Frozen(norm), &mut x);
+        self.build_input(net, &mut NormMode::Frozen(norm), &mut x);
         let sd = net.state_dim();
         self.h_tmp.copy_from_slice(&self.state.h);
         for r in 0..self.rows {

@@ -356,6 +356,14 @@ impl Trainer {
         {
             return mismatch("checkpoint acting state does not match run.num_envs / the network");
         }
+        if self.actor.belief.is_some() != ck.belief.is_some() {
+            return mismatch("checkpoint belief state does not match the method");
+        }
+        if self.learner.is_some() != ck.learner.is_some() {
+            return mismatch("checkpoint learner state does not match the method");
+        }
+        // Nothing is changed above this line; below, a malformed saved state can still
+        // fail part-way, leaving a trainer its caller must discard.
         let mut ck = ck;
         if let Err(e) = InputNorm::install_saved(self.input_norm.as_mut(), ck.obs_rms.take()) {
             return mismatch(&e.to_string());
@@ -368,15 +376,11 @@ impl Trainer {
         if ck.actor.plan_rngs.len() != rows {
             ck.actor.plan_rngs = plan_streams(self.cfg.seed, streams::ACTIONS, rows);
         }
-        match (self.actor.belief.as_mut(), &ck.belief) {
-            (Some(b), Some(bytes)) => b.load_state(bytes)?,
-            (None, None) => {}
-            _ => return mismatch("checkpoint belief state does not match the method"),
+        if let (Some(b), Some(bytes)) = (self.actor.belief.as_mut(), &ck.belief) {
+            b.load_state(bytes)?;
         }
-        match (self.learner.as_mut(), ck.learner) {
-            (Some(l), Some(saved)) => l.load_state(saved)?,
-            (None, None) => {}
-            _ => return mismatch("checkpoint learner state does not match the method"),
+        if let (Some(l), Some(saved)) = (self.learner.as_mut(), ck.learner) {
+            l.load_state(saved)?;
         }
         self.update = ck.update;
         self.frames = ck.frames;
