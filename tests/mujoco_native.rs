@@ -474,9 +474,9 @@ const INFO_KEYS: [&str; 6] = [
 /// values depend on the CPU: `np.linalg.norm` is a BLAS dot product whose rounding
 /// depends on the kernel OpenBLAS picks, and the reward shaping amplifies a last-bit
 /// difference of a distance. Measured: door-open's `radius` (the norm of a 2-vector)
-/// is computed with a fused multiply-add by the port, as NumPy did on the machines the
-/// port was written on; on the AMD EPYC (AVX2) machines of 2026-12 NumPy rounds it
-/// 1 ulp higher, and `log(radius - 0.12)` turns that into 1.6e-14 of `near_object`
+/// is computed with a fused multiply-add by the port, as NumPy did on the AVX-512
+/// machines the port was written on; on the AVX2-only machines of 2026-12 (AMD EPYC)
+/// NumPy rounds it 1 ulp higher, and `log(radius - 0.12)` turns that into 1.6e-14 of `near_object`
 /// and 1.9e-14 of `unscaled_reward`. 1e-11 leaves a wide margin over that while a
 /// porting error moves an entry by far more. The observation and reward, which the
 /// agent sees, stay bit-identical.
