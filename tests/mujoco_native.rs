@@ -476,10 +476,10 @@ const INFO_KEYS: [&str; 6] = [
 /// difference of a distance. Measured: door-open's `radius` (the norm of a 2-vector)
 /// is computed with a fused multiply-add by the port, as NumPy did on the AVX-512
 /// machines the port was written on; on the AVX2-only machines of 2026-12 (AMD EPYC)
-/// NumPy rounds it 1 ulp higher, and `log(radius - 0.12)` turns that into 1.6e-14 of `near_object`
-/// and 1.9e-14 of `unscaled_reward`. 1e-11 leaves a wide margin over that while a
-/// porting error moves an entry by far more. The observation and reward, which the
-/// agent sees, stay bit-identical.
+/// NumPy rounds it 1 ulp higher, and `log(radius - 0.12)` turns that into 1.6e-14 of
+/// `near_object` and 1.9e-14 of `unscaled_reward`. 1e-11 leaves a wide margin over that
+/// while a porting error moves an entry by far more. The observation and reward, which
+/// the agent sees, stay bit-identical.
 const INFO_TOLERANCE: f64 = 1e-11;
 
 /// What a replay compared: steps, successful steps, and the largest scaled `info`
