@@ -439,7 +439,7 @@ impl TrialScores {
                 adaptation,
                 evaluation,
             } => Some(eval_metaworld::score(
-                &finished, adaptation, evaluation, class_of,
+                finished, adaptation, evaluation, class_of,
             )),
         };
         let summary_episodes = match protocol {
