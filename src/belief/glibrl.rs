@@ -117,6 +117,24 @@ pub struct GlibrlConfig {
     /// (adds the reward head's posterior predictive at the env's reward probes, see
     /// [`PolicyInput::Probes`]).
     pub policy_input: PolicyInput,
+    /// What data a row's posterior is built from while acting: `"trial"` (every
+    /// transition since the trial began, the paper's BAMDP belief) or `"episode"`
+    /// (reset to the prior at every episode end; an ablation, see [`PosteriorSpan`]).
+    pub posterior_span: PosteriorSpan,
+}
+
+/// The stretch of experience an acting posterior conditions on (`glibrl.posterior_span`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PosteriorSpan {
+    /// The whole trial: the belief survives episode ends (the BAMDP of the paper).
+    #[default]
+    Trial,
+    /// The current episode: the posterior returns to the prior at every episode end, so
+    /// every episode starts as the trial's first did. The learner still fits the prior
+    /// and bases to whole trials (all of a trial's data share one task), so only acting
+    /// changes; it tests whether a posterior over many episodes helps or hurts a policy.
+    Episode,
 }
 
 /// The posterior summary the policy reads (`glibrl.policy_input`).
@@ -150,6 +168,7 @@ impl Default for GlibrlConfig {
             buffer_trials: 10_000,
             prefixes: 1,
             policy_input: PolicyInput::Diagonal,
+            posterior_span: PosteriorSpan::Trial,
         }
     }
 }
@@ -701,6 +720,9 @@ impl GlibrlModel {
                 stream.update_row(r, &sc.c[..d], &sc.y[..head.m]);
             }
         }
+        if self.spec.config.posterior_span == PosteriorSpan::Episode {
+            self.reset(state, tr.episode_end);
+        }
     }
 
     /// [`Belief::features`] with the reward probes' design `probe_c` (`probes x d`,
@@ -1059,6 +1081,66 @@ mod tests {
         });
         let m = GlibrlModel::new(s, &mut Rng::new(1));
         assert_eq!(m.feature_dim(), (6 + 6 + 1 + 2 * 3) + (12 + 6 + 2));
+    }
+
+    /// Feeds row-wise random transitions (2 rows, continuous actions) to `state`,
+    /// with `ends` marking episode ends.
+    fn feed(m: &GlibrlModel, state: &mut GlibrlState, rng: &mut Rng, ends: &[bool]) {
+        let mut x = vec![0.0f32; 2 * (2 + 2 + 2) + 2];
+        rng.fill_normals(&mut x);
+        let (obs, rest) = x.split_at(4);
+        let (action, rest) = rest.split_at(4);
+        let (next_obs, reward) = rest.split_at(4);
+        m.update(
+            state,
+            &Transition {
+                obs,
+                action,
+                reward,
+                next_obs,
+                episode_end: ends,
+            },
+        );
+    }
+
+    #[test]
+    fn glibrl_episode_span_starts_every_episode_from_the_prior() {
+        let mut s = spec(false);
+        s.config.posterior_span = PosteriorSpan::Episode;
+        let episode = GlibrlModel::new(s, &mut Rng::new(3));
+        let trial = GlibrlModel::new(spec(false), &mut Rng::new(3));
+        let fd = episode.feature_dim();
+        let features = |m: &GlibrlModel, st: &GlibrlState| {
+            let mut f = vec![0.0f32; 2 * fd];
+            m.features(st, &mut f);
+            f
+        };
+        let (mut a, mut b) = (episode.init(2), trial.init(2));
+        let prior = features(&episode, &a);
+        let (mut ra, mut rb) = (Rng::new(9), Rng::new(9));
+        for _ in 0..3 {
+            feed(&episode, &mut a, &mut ra, &[false, false]);
+            feed(&trial, &mut b, &mut rb, &[false, false]);
+        }
+        // Within an episode the two spans are the same posterior.
+        assert_eq!(features(&episode, &a), features(&trial, &b));
+        assert_ne!(features(&episode, &a), prior);
+        // Row 0's episode ends: it alone is back at the prior.
+        feed(&episode, &mut a, &mut ra, &[true, false]);
+        feed(&trial, &mut b, &mut rb, &[true, false]);
+        let (fa, fb) = (features(&episode, &a), features(&trial, &b));
+        assert_eq!(fa[..fd], prior[..fd]);
+        assert_eq!(fa[fd..], fb[fd..]);
+        assert_ne!(fb[..fd], prior[..fd]);
+        // The next step conditions on that step alone: as a fresh posterior fed it.
+        let mut fresh = episode.init(2);
+        let mut rf = ra.clone();
+        feed(&episode, &mut a, &mut ra, &[false, false]);
+        feed(&episode, &mut fresh, &mut rf, &[false, false]);
+        assert_eq!(
+            features(&episode, &a)[..fd],
+            features(&episode, &fresh)[..fd]
+        );
     }
 
     #[test]
