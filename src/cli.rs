@@ -81,6 +81,11 @@ pub enum Command {
         /// Also write every trial to FILE: task, per-episode returns and successes.
         #[arg(long, value_name = "FILE")]
         trials_csv: Option<PathBuf>,
+        /// Change a config key of the run for this evaluation only, e.g. --set
+        /// glibrl.posterior_span=episode (repeatable; keys that change the networks'
+        /// shapes no longer match the checkpoint).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Train and meta-test a grid of configs x seeds (locally or on a Ray cluster);
     /// rerunning finishes only what is missing.
@@ -188,6 +193,7 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
             evaluation_episodes,
             json,
             trials_csv,
+            overrides,
         } => {
             let split = Split::parse(&split)?;
             let protocol = crate::run::eval_metaworld::Protocol::parse(
@@ -214,6 +220,7 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 greedy,
                 summary_episodes,
                 protocol,
+                overrides: &overrides,
             })?;
             if let Some(path) = &trials_csv {
                 eval::write_trials_csv(

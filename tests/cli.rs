@@ -321,6 +321,31 @@ fn tiny_train_then_eval_json() {
     for bad in ["5-7", "0-2", "3-2", "x"] {
         assert_user_error(&summarised(bad), &["--summary-episodes", bad]);
     }
+
+    // `--set` changes the run's config for one evaluation and is recorded: another
+    // seed draws other tasks (so other returns); a key the flags already decide
+    // (`eval.num_tasks` under --num-tasks) changes nothing but the record.
+    assert!(v.get("overrides").is_none(), "{v}");
+    let o = eval_with(&["--set", "eval.num_tasks=3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w["episode_returns"], v["episode_returns"]);
+    assert_eq!(w["overrides"], serde_json::json!(["eval.num_tasks=3"]));
+    let o = eval_with(&["--set", "seed=2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_ne!(w["episode_returns"], v["episode_returns"]);
+    // Unknown keys and bad values name --set; a key that reshapes the network no longer
+    // fits the checkpoint, and the error says which files to look at.
+    assert_user_error(
+        &eval_with(&["--set", "rl2.no_such_key=1"]),
+        &["no_such_key"],
+    );
+    assert_user_error(&eval_with(&["--set", "ppo.lr=-1"]), &["--set", "ppo.lr"]);
+    assert_user_error(
+        &eval_with(&["--set", "rl2.gru_hidden=7"]),
+        &["meta.json", "config.toml", "--set"],
+    );
 }
 
 #[test]

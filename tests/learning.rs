@@ -28,6 +28,7 @@ fn train_and_eval(preset: &str, overrides: &[&str], dir: &Path) -> Vec<f64> {
         greedy: false,
         summary_episodes: None,
         protocol: Default::default(),
+        overrides: &[],
     })
     .unwrap();
     report.scores.episode_returns

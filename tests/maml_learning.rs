@@ -63,6 +63,7 @@ fn maml_adapts_on_the_point_robot() {
         greedy: false,
         summary_episodes: None,
         protocol: Protocol::Trial,
+        overrides: &[],
     })
     .unwrap();
     let gap = report.return_post - report.return_pre;

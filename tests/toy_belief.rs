@@ -258,6 +258,7 @@ fn a_belief_defined_outside_bamdp_trains_resumes_and_evaluates() {
             greedy: false,
             summary_episodes: None,
             protocol: Default::default(),
+            overrides: &[],
         },
     )
     .unwrap();

@@ -31,6 +31,9 @@ pub struct EvalReport {
     pub episodes_per_task: usize,
     pub greedy: bool,
     pub frames_trained: u64,
+    /// The evaluation's `--set` overrides of the run's config (none: omitted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
     #[serde(flatten)]
     pub scores: TrialScores,
     /// Every trial, in the order the scores were computed from (`--trials-csv`).
@@ -107,6 +110,22 @@ pub struct EvalArgs<'a> {
     pub summary_episodes: Option<(usize, usize)>,
     /// How to meta-test ([`Protocol::Trial`] unless asked).
     pub protocol: Protocol,
+    /// Config keys changed for this evaluation only (`--set KEY=VALUE`): how the
+    /// trained agent acts (e.g. `glibrl.posterior_span`), never its shapes, which the
+    /// checkpoint fixes. Recorded in the report.
+    pub overrides: &'a [String],
+}
+
+impl EvalArgs<'_> {
+    /// The run's config.toml with [`EvalArgs::overrides`] applied: the config every
+    /// evaluation of these arguments acts by.
+    pub fn config(&self) -> Result<Config, UserError> {
+        let cfg = load_run_config(self.run)?;
+        if self.overrides.is_empty() {
+            return Ok(cfg);
+        }
+        cfg.with_overrides(self.overrides)
+    }
 }
 
 /// What [`meta_test`] reports: the trial evaluation of the methods that adapt by
@@ -155,7 +174,7 @@ pub fn meta_test(args: &EvalArgs<'_>) -> Result<MetaTestReport, UserError> {
     if !args.run.is_dir() {
         return Err(UserError::file(args.run, "no such run folder"));
     }
-    let cfg = load_run_config(args.run)?;
+    let cfg = args.config()?;
     Ok(match cfg.improver {
         Improver::Maml => MetaTestReport::Maml(crate::improve::maml::eval::evaluate(args)?),
         Improver::Ppo | Improver::Smc => MetaTestReport::Trial(evaluate(args)?),
@@ -168,13 +187,13 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
     if !args.run.is_dir() {
         return Err(UserError::file(args.run, "no such run folder"));
     }
-    let cfg = load_run_config(args.run)?;
+    let cfg = args.config()?;
     evaluate_with(method::lookup(cfg.method), args)
 }
 
 /// [`evaluate`] with any [`Method`] (one defined outside bamdp, too).
 pub fn evaluate_with(method: &dyn Method, args: &EvalArgs<'_>) -> Result<EvalReport, UserError> {
-    let cfg = load_run_config(args.run)?;
+    let cfg = args.config()?;
     let ck = load_checkpoint(args.run)?;
     evaluate_checkpoint(method, &cfg, ck, args)
 }
@@ -215,7 +234,7 @@ impl TrainedAgent {
         if ck.params.slots != fresh.slots {
             return Err(UserError::file(
                 checkpoint::meta_path(run),
-                "checkpoint parameters do not match the run's config.toml",
+                "checkpoint parameters do not match the run's config (its config.toml, with any --set of this command)",
             ));
         }
         let mut norm = actor::input_norm(cfg, method.name(), spec.obs_dim, bdim)?;
@@ -274,7 +293,7 @@ impl TrainedAgent {
 }
 
 /// Meta-tests the agent in `ck` (a run's checkpoint, or a trainer's current state)
-/// under the run's `cfg`.
+/// under the run's `cfg` (with `args.overrides` already applied: [`EvalArgs::config`]).
 pub fn evaluate_checkpoint(
     method: &dyn Method,
     cfg: &Config,
@@ -387,6 +406,7 @@ pub fn evaluate_checkpoint(
         episodes_per_task: spec.episodes_per_trial,
         greedy: args.greedy,
         frames_trained,
+        overrides: args.overrides.to_vec(),
         scores,
         trials: finished,
     })
@@ -524,6 +544,12 @@ impl EvalReport {
             self.frames_trained,
             if self.greedy { "; greedy actions" } else { "" }
         );
+        if !self.overrides.is_empty() {
+            s.push_str(&format!(
+                "config changed for this evaluation: {}\n",
+                self.overrides.join(" ")
+            ));
+        }
         s.push_str(&self.scores.to_text());
         s
     }

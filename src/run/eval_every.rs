@@ -95,6 +95,7 @@ impl EvalEvery {
                 greedy: false,
                 summary_episodes: None,
                 protocol: Default::default(),
+                overrides: &[],
             },
         )?;
         let mut row = vec![trainer.update as f64, trainer.frames as f64, wall_s];

@@ -154,6 +154,7 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
         greedy: false,
         summary_episodes: None,
         protocol,
+        overrides: &[],
     })?;
     let scores = (
         report.scores().trial_return,

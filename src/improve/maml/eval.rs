@@ -24,7 +24,7 @@ use crate::run::actor::TrialResult;
 use crate::run::eval::{mean_ci95, EvalArgs, TrialScores};
 use crate::run::eval_metaworld::{end_evaluation_at_success, Protocol};
 use crate::run::guard::check_maml_memory;
-use crate::run::train::{checkpoint_path, load_run_config};
+use crate::run::train::checkpoint_path;
 use serde::Serialize;
 
 /// What `bamdp eval` prints for a MAML run.
@@ -39,6 +39,9 @@ pub struct MamlEvalReport {
     pub evaluation_episodes: usize,
     pub greedy: bool,
     pub frames_trained: u64,
+    /// The evaluation's `--set` overrides of the run's config (none: omitted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
     /// Every trial: adaptation then evaluation episodes (`--trials-csv`).
     #[serde(skip)]
     pub trials: Vec<TrialResult>,
@@ -69,7 +72,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     if !args.run.is_dir() {
         return Err(UserError::file(args.run, "no such run folder"));
     }
-    let cfg = load_run_config(args.run)?;
+    let cfg = args.config()?;
     let ck = load_checkpoint(args.run)?;
     let m = &cfg.maml;
     let num_tasks = args.num_tasks.unwrap_or(cfg.eval.num_tasks);
@@ -145,7 +148,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     if ck.theta.len() != policy.len() {
         return Err(UserError::file(
             checkpoint_path(args.run),
-            "checkpoint parameters do not match the run's config.toml",
+            "checkpoint parameters do not match the run's config (its config.toml, with any --set of this command)",
         ));
     }
     let mut greedy = vec![false; m.inner_steps];
@@ -233,6 +236,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         evaluation_episodes: eval_episodes,
         greedy: args.greedy,
         frames_trained: ck.frames,
+        overrides: args.overrides.to_vec(),
         return_pre,
         return_pre_ci95,
         return_post,
@@ -260,6 +264,12 @@ impl MamlEvalReport {
             self.evaluation_episodes,
             if self.greedy { " (greedy)" } else { "" }
         );
+        if !self.overrides.is_empty() {
+            s.push_str(&format!(
+                "config changed for this evaluation: {}\n",
+                self.overrides.join(" ")
+            ));
+        }
         let line = |name: &str, r: f64, rc: f64, sr: Option<f64>, sc: Option<f64>| {
             let mut l = format!("{name:<6} return {r:>9.3} ± {rc:.3}");
             if let (Some(sr), Some(sc)) = (sr, sc) {
