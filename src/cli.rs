@@ -127,6 +127,10 @@ pub enum Command {
         /// Bootstrap resamples for the tables' intervals.
         #[arg(long, default_value_t = 2000)]
         reps: usize,
+        /// Report runs whose run.label is FROM as TO (empty: no label), e.g. one
+        /// setting run under two sweep variants' names (repeatable; said on the page).
+        #[arg(long, value_name = "FROM=TO")]
+        relabel: Vec<String>,
     },
     /// One run of a sweep: train or resume, then meta-test into eval.json (used by
     /// `sweep`; exits 3 when training was interrupted).
@@ -268,8 +272,32 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 quiet: false,
             })?;
         }
-        Command::Report { dirs, out, reps } => {
-            let s = crate::report::report(&crate::report::ReportArgs { dirs, out, reps })?;
+        Command::Report {
+            dirs,
+            out,
+            reps,
+            relabel,
+        } => {
+            let relabel = relabel
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(from, to)| (from.to_string(), to.to_string()))
+                        .ok_or_else(|| {
+                            UserError::invalid(
+                                "--relabel",
+                                pair,
+                                "FROM=TO (a run.label, '=', its new label)",
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            let s = crate::report::report(&crate::report::ReportArgs {
+                dirs,
+                out,
+                reps,
+                relabel,
+            })?;
             println!(
                 "{} runs ({} evaluated), {} envs, {} figures: {}",
                 s.runs,

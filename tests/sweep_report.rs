@@ -245,6 +245,39 @@ fn sweep_kill_rerun_report_and_browser() {
         assert!(html.contains(&format!("figures/{stem}.svg")));
     }
 
+    // 4b. `--relabel`: the unlabelled runs reported under a label, and the page says
+    // so; a FROM that labels no run, or no '=', is a user error.
+    let relabelled = tmp.path().join("relabelled");
+    let report_with = |relabel: &str| {
+        Command::new(BAMDP)
+            .arg("report")
+            .arg(&out)
+            .arg("--out")
+            .arg(&relabelled)
+            .args(["--reps", "50", "--relabel", relabel])
+            .output()
+            .unwrap()
+    };
+    let o = report_with("=merged");
+    assert!(o.status.success(), "{}", text(&o));
+    let merged = std::fs::read_to_string(relabelled.join("summary.md")).unwrap();
+    assert!(merged.contains("| rl2 [merged] |"), "{merged}");
+    assert!(!merged.contains("| rl2 |"), "{merged}");
+    assert!(
+        merged.contains(r#"Runs labelled "" are reported as "merged" (--relabel)."#),
+        "{merged}"
+    );
+    for (bad, needles) in [
+        ("nosuch=x", vec!["--relabel", "nosuch=x", r#"found: """#]),
+        ("nosuch", vec!["--relabel", "nosuch", "FROM=TO"]),
+    ] {
+        let o = report_with(bad);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
+        for n in needles {
+            assert!(text(&o).contains(n), "{bad}: no {n:?} in {}", text(&o));
+        }
+    }
+
     // 5. A real browser.
     browser_check(&report, tmp.path());
 }

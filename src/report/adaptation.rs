@@ -84,6 +84,7 @@ mod tests {
             dir: "r".into(),
             env: "e".into(),
             label: "m".into(),
+            original_label: String::new(),
             seed: 1,
             metrics: Table::default(),
             eval: Some(EvalFile {

@@ -13,6 +13,7 @@
 //!     dirs: vec!["sweeps/gridnavi".into()],
 //!     out: "reports/gridnavi".into(),
 //!     reps: 2000,
+//!     relabel: vec![],
 //! })
 //! .unwrap();
 //! println!("{} runs, {} figures", summary.runs, summary.figures);
@@ -40,6 +41,8 @@ pub struct ReportArgs {
     pub out: PathBuf,
     /// Bootstrap resamples for the tables' intervals.
     pub reps: usize,
+    /// `(from, to)`: runs whose `run.label` is `from` are reported as `to` (`--relabel`).
+    pub relabel: Vec<(String, String)>,
 }
 
 /// What was written.
@@ -244,8 +247,26 @@ pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
     }
     let all: Vec<Run> = dirs
         .iter()
-        .map(|d| runs::read_run(d))
+        .map(|d| runs::read_run(d, &args.relabel))
         .collect::<Result<_, _>>()?;
+    for (from, to) in &args.relabel {
+        if !all.iter().any(|r| r.original_label == *from) {
+            let found: std::collections::BTreeSet<&str> =
+                all.iter().map(|r| r.original_label.as_str()).collect();
+            return Err(UserError::invalid(
+                "--relabel",
+                &format!("{from}={to}"),
+                &format!(
+                    "FROM=TO with FROM the run.label of some run folder under {where_} (found: {})",
+                    found
+                        .into_iter()
+                        .map(|l| format!("{l:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
     let evaluated = all.iter().filter(|r| r.eval.is_some()).count();
     if evaluated == 0 {
         return Err(UserError::Other(format!(
@@ -298,7 +319,10 @@ pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
             notes,
         });
     }
-    let sources: Vec<String> = args.dirs.iter().map(|d| d.display().to_string()).collect();
+    let sources = page::Sources {
+        dirs: args.dirs.iter().map(|d| d.display().to_string()).collect(),
+        relabel: &args.relabel,
+    };
     page::write_summary_md(&args.out, &sections, &sources, all.len(), evaluated)?;
     let index = page::write_index_html(&args.out, &sections, &sources, all.len(), evaluated)?;
     Ok(ReportSummary {

@@ -198,19 +198,44 @@ definitions), and P(row > column) is the probability of improvement. Per seed: e
 evaluated run's score (its mean over tasks), as `seed: score`. Frames and wall-clock are \
 means over the runs' training.";
 
+/// Where a report's runs come from: the folders searched and the labels merged.
+pub struct Sources<'a> {
+    pub dirs: Vec<String>,
+    /// `--relabel` pairs, said on the page so a merged row is never read as one
+    /// setting's by accident.
+    pub relabel: &'a [(String, String)],
+}
+
+impl Sources<'_> {
+    /// "N run folders (M evaluated) from A, B." plus a sentence per relabelled label.
+    fn sentence(&self, runs: usize, evaluated: usize) -> String {
+        let mut s = format!(
+            "{runs} run folders ({evaluated} evaluated) from {}.",
+            self.dirs.join(", ")
+        );
+        for (from, to) in self.relabel {
+            let _ = write!(
+                s,
+                " Runs labelled {from:?} are reported as {to:?} (--relabel)."
+            );
+        }
+        s
+    }
+}
+
 /// Writes `out/summary.md`.
 pub fn write_summary_md(
     out: &Path,
     sections: &[EnvSection],
-    sources: &[String],
+    sources: &Sources<'_>,
     runs: usize,
     evaluated: usize,
 ) -> Result<PathBuf, UserError> {
     let mut s = String::from("# bamdp report\n\n");
     let _ = writeln!(
         s,
-        "{runs} run folders ({evaluated} evaluated) from {}.\n\n{METHOD_NOTE}\n",
-        sources.join(", ")
+        "{}\n\n{METHOD_NOTE}\n",
+        sources.sentence(runs, evaluated)
     );
     for sec in sections {
         let _ = writeln!(s, "## {}\n", sec.env);
@@ -284,15 +309,15 @@ document.body.setAttribute('data-figures',ok+'/'+imgs.length);});";
 pub fn write_index_html(
     out: &Path,
     sections: &[EnvSection],
-    sources: &[String],
+    sources: &Sources<'_>,
     runs: usize,
     evaluated: usize,
 ) -> Result<PathBuf, UserError> {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bamdp report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>bamdp report</h1>\n<p>{runs} run folders ({evaluated} evaluated) from {}.</p>\n<p>{}</p>\n",
-        html_escape(&sources.join(", ")),
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bamdp report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>bamdp report</h1>\n<p>{}</p>\n<p>{}</p>\n",
+        html_escape(&sources.sentence(runs, evaluated)),
         html_escape(METHOD_NOTE)
     );
     if sections.len() > 1 {

@@ -164,6 +164,7 @@ mod tests {
             dir: "r".into(),
             env: "ml10".into(),
             label: "m".into(),
+            original_label: String::new(),
             seed: 1,
             metrics: Table::default(),
             eval: Some(eval(test)),

@@ -107,6 +107,7 @@ mod tests {
             dir: "r".into(),
             env: "e".into(),
             label: "m".into(),
+            original_label: String::new(),
             seed: 1,
             metrics: Table {
                 columns: vec!["frames".into(), "wall_s".into(), "return_trial".into()],

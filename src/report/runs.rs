@@ -123,6 +123,8 @@ pub struct Run {
     /// `method`, or `method x improver` when the improver is not PPO, followed by
     /// `[run.label]` when the run has one.
     pub label: String,
+    /// `run.label` as the run folder has it (before any `--relabel`).
+    pub original_label: String,
     pub seed: u64,
     pub metrics: Table,
     pub eval: Option<EvalFile>,
@@ -181,7 +183,9 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), UserError> {
 
 /// Reads one run folder. The config is read as plain TOML (only `env`, `method`,
 /// `improver`, `seed`, `run.label`), so runs written by older versions still report.
-pub fn read_run(dir: &Path) -> Result<Run, UserError> {
+/// A run whose `run.label` is the first of a pair in `relabel` is reported under the
+/// second (empty: no label), e.g. one setting run under two sweep variants' names.
+pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserError> {
     let cfg_path = dir.join("config.toml");
     let text = std::fs::read_to_string(&cfg_path)
         .map_err(|e| UserError::file(&cfg_path, format!("cannot read: {e}")))?;
@@ -197,11 +201,17 @@ pub fn read_run(dir: &Path) -> Result<Run, UserError> {
         .and_then(|v| v.as_integer())
         .unwrap_or(0)
         .max(0) as u64;
-    let variant = value
+    let original_label = value
         .get("run")
         .and_then(|r| r.get("label"))
         .and_then(|v| v.as_str())
-        .filter(|l| !l.is_empty());
+        .unwrap_or("")
+        .to_string();
+    let variant = relabel
+        .iter()
+        .find(|(from, _)| *from == original_label)
+        .map_or(original_label.as_str(), |(_, to)| to.as_str());
+    let variant = Some(variant).filter(|l| !l.is_empty());
     // MAML is its own improver (`method = improver = "maml"`): one name says it.
     let mut label = if improver == "ppo" || improver == method {
         method
@@ -224,6 +234,7 @@ pub fn read_run(dir: &Path) -> Result<Run, UserError> {
         dir: dir.to_path_buf(),
         env,
         label,
+        original_label,
         seed,
         metrics,
         eval,
