@@ -707,6 +707,92 @@ fn streaming_updates_equal_batch_refits() {
     check_stream_against_batch(4, 3, 15, 10);
 }
 
+/// Episodes of rows with `discount_row` between them equal one batch posterior of the
+/// statistics weighted by `gamma^(episodes since)`, the prior at full weight.
+fn check_discount_against_weighted_batch(d: usize, m: usize, gamma: f64, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let prior = random_prior(d, m, &mut rng);
+    let episodes = [7usize, 1, 12, 5];
+    let n: usize = episodes.iter().sum();
+    let (c, y) = random_data(d, m, n, &mut rng);
+    let mut stream = GlmStream::new(&prior, 2).unwrap();
+    let mut weighted = Stats::new(d, m);
+    let mut t = 0;
+    for (e, &len) in episodes.iter().enumerate() {
+        if e > 0 {
+            stream.discount_row(1, gamma).unwrap();
+            weighted.n *= gamma;
+            for v in weighted
+                .ctc
+                .iter_mut()
+                .chain(&mut weighted.cty)
+                .chain(&mut weighted.yty)
+            {
+                *v *= gamma;
+            }
+        }
+        for _ in 0..len {
+            let (ct, yt) = (&c[t * d..(t + 1) * d], &y[t * m..(t + 1) * m]);
+            stream.update_row(1, ct, yt);
+            weighted.add_row(ct, yt);
+            t += 1;
+        }
+        let post = posterior(&prior, &weighted).unwrap();
+        let p_inv = lu_solve(&post.lambda_n, d, &diag(&vec![1.0; d]), d);
+        let what = format!("gamma {gamma}, episode {e}");
+        assert_mat_close(
+            &format!("{what}: Λ_N^-1"),
+            stream.p_row(1),
+            &p_inv,
+            1e-9,
+            0.0,
+        );
+        assert_mat_close(
+            &format!("{what}: M_N"),
+            stream.mean_row(1),
+            &post.m_n,
+            1e-9,
+            0.0,
+        );
+        assert_mat_close(
+            &format!("{what}: Ψ_N"),
+            stream.psi_row(1),
+            &post.psi_n,
+            1e-9,
+            0.0,
+        );
+        assert!(rel_close(stream.nu_row(1), post.nu_n, 1e-12), "{what}: ν");
+        assert!(rel_close(stream.n_row(1), weighted.n, 1e-12), "{what}: n");
+    }
+    // The other row never moved, and gamma = 1 leaves a row as it is.
+    assert_eq!(stream.mean_row(0), &prior.m0[..]);
+    let before = (
+        stream.p_row(1).to_vec(),
+        stream.mean_row(1).to_vec(),
+        stream.psi_row(1).to_vec(),
+    );
+    stream.discount_row(1, 1.0).unwrap();
+    assert_eq!(
+        before,
+        (
+            stream.p_row(1).to_vec(),
+            stream.mean_row(1).to_vec(),
+            stream.psi_row(1).to_vec()
+        )
+    );
+    // gamma = 0 forgets everything: the prior again.
+    stream.discount_row(1, 0.0).unwrap();
+    assert_eq!(stream.mean_row(1), &prior.m0[..]);
+    assert_eq!(stream.n_row(1), 0.0);
+}
+
+#[test]
+fn discounted_streams_equal_weighted_batch_posteriors() {
+    check_discount_against_weighted_batch(32, 1, 0.5, 21);
+    check_discount_against_weighted_batch(6, 3, 0.9, 22);
+    check_discount_against_weighted_batch(4, 2, 0.05, 23);
+}
+
 #[test]
 fn streaming_update_does_not_allocate_and_gather_copies_rows() {
     let mut rng = Rng::new(11);

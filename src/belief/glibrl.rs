@@ -121,6 +121,13 @@ pub struct GlibrlConfig {
     /// transition since the trial began, the paper's BAMDP belief) or `"episode"`
     /// (reset to the prior at every episode end; an ablation, see [`PosteriorSpan`]).
     pub posterior_span: PosteriorSpan,
+    /// Weight of the trial's earlier episodes against the current one, applied at every
+    /// episode end (`[0, 1]`; our extension): the acting posterior becomes that of the
+    /// prior and the data of `k` episodes ago weighted by `episode_discount^k`
+    /// ([`GlmStream::discount_row`]). 1 is the paper's belief, 0 the same as
+    /// `posterior_span = "episode"`; between them a long trial's old episodes fade
+    /// instead of vanishing. Acting only, as `posterior_span`.
+    pub episode_discount: f64,
 }
 
 /// The stretch of experience an acting posterior conditions on (`glibrl.posterior_span`).
@@ -169,6 +176,7 @@ impl Default for GlibrlConfig {
             prefixes: 1,
             policy_input: PolicyInput::Diagonal,
             posterior_span: PosteriorSpan::Trial,
+            episode_discount: 1.0,
         }
     }
 }
@@ -234,6 +242,20 @@ impl GlibrlConfig {
                     "a finite number > m - 1 = {} (m = the widest head's targets)",
                     m_max as f64 - 1.0
                 ),
+            );
+        }
+        if !(0.0..=1.0).contains(&g.episode_discount) {
+            return bad(
+                "glibrl.episode_discount",
+                &g.episode_discount,
+                "a number in [0, 1] (1: the whole trial at full weight)",
+            );
+        }
+        if g.posterior_span == PosteriorSpan::Episode && g.episode_discount != 1.0 {
+            return bad(
+                "glibrl.episode_discount",
+                &g.episode_discount,
+                "1 with posterior_span = \"episode\" (that span already forgets every earlier episode; use one of the two)",
             );
         }
         if !(g.noise_floor >= 0.0 && g.noise_floor.is_finite()) {
@@ -720,8 +742,17 @@ impl GlibrlModel {
                 stream.update_row(r, &sc.c[..d], &sc.y[..head.m]);
             }
         }
+        let gamma = self.spec.config.episode_discount;
         if self.spec.config.posterior_span == PosteriorSpan::Episode {
             self.reset(state, tr.episode_end);
+        } else if gamma < 1.0 {
+            for (r, _) in tr.episode_end.iter().enumerate().filter(|(_, &e)| e) {
+                for stream in &mut state.heads {
+                    stream
+                        .discount_row(r, gamma)
+                        .expect("a posterior precision stays positive definite");
+                }
+            }
         }
     }
 
@@ -1141,6 +1172,65 @@ mod tests {
             features(&episode, &a)[..fd],
             features(&episode, &fresh)[..fd]
         );
+    }
+
+    #[test]
+    fn glibrl_episode_discount_spans_trial_to_episode() {
+        let model = |span, gamma| {
+            let mut s = spec(false);
+            s.config.posterior_span = span;
+            s.config.episode_discount = gamma;
+            GlibrlModel::new(s, &mut Rng::new(3))
+        };
+        let models = [
+            model(PosteriorSpan::Trial, 1.0),
+            model(PosteriorSpan::Trial, 0.5),
+            model(PosteriorSpan::Trial, 0.0),
+            model(PosteriorSpan::Episode, 1.0),
+        ];
+        let fd = models[0].feature_dim();
+        let after = |ends: &[&[bool]]| -> Vec<Vec<f32>> {
+            models
+                .iter()
+                .map(|m| {
+                    let mut st = m.init(2);
+                    let mut rng = Rng::new(9);
+                    for e in ends {
+                        feed(m, &mut st, &mut rng, e);
+                    }
+                    let mut f = vec![0.0f32; 2 * fd];
+                    m.features(&st, &mut f);
+                    f
+                })
+                .collect()
+        };
+        let (no, end) = (&[false, false][..], &[true, false][..]);
+        // Within an episode the discount changes nothing.
+        let f = after(&[no, no, no]);
+        assert!(f.iter().all(|x| *x == f[0]));
+        // After an episode end and one more step, row 0 of a 0.5 discount differs from
+        // both the whole trial and the episode alone (tests/glm.rs checks its values);
+        // a 0 discount is the per-episode span exactly; row 1 (no end) is the same
+        // everywhere.
+        let f = after(&[no, no, end, no]);
+        assert_eq!(f[2], f[3]);
+        assert!(f[1][..fd] != f[0][..fd] && f[1][..fd] != f[2][..fd]);
+        assert!(f.iter().all(|x| x[fd..] == f[0][fd..]));
+    }
+
+    #[test]
+    fn glibrl_episode_discount_is_checked() {
+        let bad = |span, gamma: f64| {
+            let mut c = spec(false).config;
+            c.posterior_span = span;
+            c.episode_discount = gamma;
+            let b: &BadValue =
+                &|key, value, allowed| Err(UserError::invalid(key, &value.to_string(), allowed));
+            c.check(b).is_err()
+        };
+        assert!(!bad(PosteriorSpan::Trial, 0.0) && !bad(PosteriorSpan::Trial, 0.7));
+        assert!(bad(PosteriorSpan::Trial, 1.5) && bad(PosteriorSpan::Trial, f64::NAN));
+        assert!(bad(PosteriorSpan::Episode, 0.5) && !bad(PosteriorSpan::Episode, 1.0));
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct GlmStream {
     /// and re-created on first use after loading).
     #[serde(skip)]
     scratch: Vec<f64>,
+    /// Buffers of [`GlmStream::discount_row`] (not state either).
+    #[serde(skip)]
+    discount_scratch: Vec<f64>,
 }
 
 impl GlmStream {
@@ -60,6 +63,7 @@ impl GlmStream {
             prior_psi,
             prior_nu: prior.nu0,
             scratch: vec![0.0; 2 * d + m],
+            discount_scratch: Vec::new(),
         };
         for r in 0..rows {
             s.reset_row(r);
@@ -153,7 +157,8 @@ impl GlmStream {
         }
         for i in 0..d {
             let ui = u[i] * inv_s;
-            // u_i u_j is symmetric in (i, j) bit for bit, so P stays exactly symmetric.
+            // (u_i / s) u_j and (u_j / s) u_i may differ in the last bit, so P is
+            // symmetric to rounding (tests/glm.rs checks it against batch refits).
             super::linalg::axpy(-ui, u, &mut p[i * d..i * d + d]);
             super::linalg::axpy(ui, e, &mut mean[i * m..i * m + m]);
         }
@@ -163,6 +168,131 @@ impl GlmStream {
         }
         self.nu[r] += 1.0;
         self.n[r] += 1.0;
+    }
+
+    /// Discounts the data row `r` has conditioned on by `gamma` in `[0, 1]`, keeping the
+    /// prior at full weight: afterwards the row is the exact posterior of the prior and
+    /// the earlier rows each weighted by `gamma` (their weights multiply with every
+    /// call), i.e. in natural parameters `eta = eta_0 + gamma (eta - eta_0)`:
+    /// `Λ = Λ0 + γ(Λ - Λ0)`, `ΛM = Λ0 M0 + γ(ΛM - Λ0 M0)`,
+    /// `Ψ + M'ΛM = S0 + γ(Ψ + M'ΛM - S0)` with `S0 = Ψ0 + M0'Λ0 M0`, `ν = ν0 + γ(ν - ν0)`,
+    /// and the row count `n` scaled by `γ`. `gamma = 0` is a reset, `1` changes nothing.
+    /// O(d³) (two factorisations); allocation-free after the first call.
+    ///
+    /// Errors (leaving the row unchanged) if `Λ_N^{-1}` or the discounted `Λ` is not
+    /// numerically positive definite. Panics if `r` is out of range or `gamma` is not in
+    /// `[0, 1]`.
+    pub fn discount_row(&mut self, r: usize, gamma: f64) -> Result<(), GlmError> {
+        let (d, m) = (self.d, self.m);
+        assert!(
+            r < self.rows && (0.0..=1.0).contains(&gamma),
+            "GlmStream::discount_row: row {r} of {}, gamma {gamma}",
+            self.rows
+        );
+        if gamma == 1.0 {
+            return Ok(());
+        }
+        if gamma == 0.0 {
+            self.reset_row(r);
+            return Ok(());
+        }
+        let need = 4 * d * d + 2 * d * m + 2 * m * m;
+        if self.discount_scratch.len() != need {
+            self.discount_scratch = vec![0.0; need];
+        }
+        let (lam, rest) = self.discount_scratch.split_at_mut(d * d);
+        let (fac, rest) = rest.split_at_mut(d * d);
+        let (inv_scratch, rest) = rest.split_at_mut(d * d);
+        let (p_new, rest) = rest.split_at_mut(d * d);
+        let (lm, rest) = rest.split_at_mut(d * m);
+        let (m_new, rest) = rest.split_at_mut(d * m);
+        let (s, s0) = rest.split_at_mut(m * m);
+        let p = &self.p[r * d * d..(r + 1) * d * d];
+        let mean = &self.mean[r * d * m..(r + 1) * d * m];
+        // Λ = P^{-1}.
+        fac.copy_from_slice(p);
+        super::linalg::cholesky(fac, d, "Lambda_N^-1")?;
+        super::linalg::inverse_from_chol(fac, d, lam, inv_scratch);
+        // ΛM and S = Ψ + M'ΛM, then the same of the prior: S0 = Ψ0 + M0'Λ0 M0.
+        let lambda0 = |i: usize| 1.0 / self.prior_p[i * d + i];
+        lm.fill(0.0);
+        for i in 0..d {
+            for j in 0..d {
+                super::linalg::axpy(
+                    lam[i * d + j],
+                    &mean[j * m..j * m + m],
+                    &mut lm[i * m..i * m + m],
+                );
+            }
+        }
+        super::linalg::at_b(mean, lm, d, m, m, s);
+        for (v, &psi) in s.iter_mut().zip(&self.psi[r * m * m..(r + 1) * m * m]) {
+            *v += psi;
+        }
+        s0.fill(0.0);
+        for i in 0..d {
+            let m0 = &self.prior_mean[i * m..i * m + m];
+            for a in 0..m {
+                super::linalg::axpy(lambda0(i) * m0[a], m0, &mut s0[a * m..a * m + m]);
+            }
+        }
+        for (v, &psi) in s0.iter_mut().zip(&self.prior_psi) {
+            *v += psi;
+        }
+        // The discounted natural parameters, in place.
+        for v in lam.iter_mut() {
+            *v *= gamma;
+        }
+        for i in 0..d {
+            lam[i * d + i] += (1.0 - gamma) * lambda0(i);
+        }
+        for i in 0..d {
+            let l0 = (1.0 - gamma) * lambda0(i);
+            for (v, &m0) in lm[i * m..i * m + m]
+                .iter_mut()
+                .zip(&self.prior_mean[i * m..i * m + m])
+            {
+                *v = gamma * *v + l0 * m0;
+            }
+        }
+        for (v, &v0) in s.iter_mut().zip(s0.iter()) {
+            *v = gamma * *v + (1.0 - gamma) * v0;
+        }
+        // Back to moments: P = Λ^{-1} (lower triangle mirrored: the GEMM behind the
+        // inverse may round the two triangles differently), M = P ΛM, Ψ = S - M'ΛM.
+        fac.copy_from_slice(lam);
+        super::linalg::cholesky(fac, d, "discounted Lambda_N")?;
+        super::linalg::inverse_from_chol(fac, d, p_new, inv_scratch);
+        for i in 0..d {
+            for j in 0..i {
+                p_new[j * d + i] = p_new[i * d + j];
+            }
+        }
+        m_new.fill(0.0);
+        for i in 0..d {
+            for j in 0..d {
+                super::linalg::axpy(
+                    p_new[i * d + j],
+                    &lm[j * m..j * m + m],
+                    &mut m_new[i * m..i * m + m],
+                );
+            }
+        }
+        // s0 is free again: M'ΛM of the new moments.
+        super::linalg::at_b(m_new, lm, d, m, m, s0);
+        let psi = &mut self.psi[r * m * m..(r + 1) * m * m];
+        for a in 0..m {
+            for b in 0..m {
+                // Symmetric up to rounding; the mean of the two triangles makes it exact.
+                let v = 0.5 * ((s[a * m + b] - s0[a * m + b]) + (s[b * m + a] - s0[b * m + a]));
+                psi[a * m + b] = v;
+            }
+        }
+        self.p[r * d * d..(r + 1) * d * d].copy_from_slice(p_new);
+        self.mean[r * d * m..(r + 1) * d * m].copy_from_slice(m_new);
+        self.nu[r] = self.prior_nu + gamma * (self.nu[r] - self.prior_nu);
+        self.n[r] *= gamma;
+        Ok(())
     }
 
     /// [`GlmStream::update_row`] for every row; `c` is `rows x d`, `y` is `rows x m`.
