@@ -215,16 +215,8 @@ impl GlmStream {
         super::linalg::inverse_from_chol(fac, d, lam, inv_scratch);
         // ΛM and S = Ψ + M'ΛM, then the same of the prior: S0 = Ψ0 + M0'Λ0 M0.
         let lambda0 = |i: usize| 1.0 / self.prior_p[i * d + i];
-        lm.fill(0.0);
-        for i in 0..d {
-            for j in 0..d {
-                super::linalg::axpy(
-                    lam[i * d + j],
-                    &mean[j * m..j * m + m],
-                    &mut lm[i * m..i * m + m],
-                );
-            }
-        }
+        // Λ and P are symmetric, so A'B (the library's small product) is AB here.
+        super::linalg::at_b(lam, mean, d, d, m, lm);
         super::linalg::at_b(mean, lm, d, m, m, s);
         for (v, &psi) in s.iter_mut().zip(&self.psi[r * m * m..(r + 1) * m * m]) {
             *v += psi;
@@ -268,16 +260,7 @@ impl GlmStream {
                 p_new[j * d + i] = p_new[i * d + j];
             }
         }
-        m_new.fill(0.0);
-        for i in 0..d {
-            for j in 0..d {
-                super::linalg::axpy(
-                    p_new[i * d + j],
-                    &lm[j * m..j * m + m],
-                    &mut m_new[i * m..i * m + m],
-                );
-            }
-        }
+        super::linalg::at_b(p_new, lm, d, d, m, m_new);
         // s0 is free again: M'ΛM of the new moments.
         super::linalg::at_b(m_new, lm, d, m, m, s0);
         let psi = &mut self.psi[r * m * m..(r + 1) * m * m];
