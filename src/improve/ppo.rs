@@ -428,7 +428,8 @@ fn chunk_grad_host(
         grad,
     );
     // Value loss 0.5 max(f(v - R), f(v_clip - R)) / total, f = Huber(1) or square.
-    let (f, df): (fn(f32) -> f32, fn(f32) -> f32) = match cfg.value_loss {
+    type Scalar = fn(f32) -> f32;
+    let (f, df): (Scalar, Scalar) = match cfg.value_loss {
         ValueLoss::Mse => (|d| d * d, |d| 2.0 * d),
         ValueLoss::Huber => (
             |d| {

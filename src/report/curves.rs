@@ -127,6 +127,9 @@ fn slug(s: &str) -> String {
         .collect()
 }
 
+/// (file stem, caption) of each figure drawn.
+pub type Captioned = Vec<(String, String)>;
+
 /// Draws every figure the env's runs support; returns (stem, caption) pairs and notes
 /// on what could not be drawn.
 pub fn env_figures(
@@ -135,7 +138,7 @@ pub fn env_figures(
     dir: &Path,
     has_success: bool,
     per_task: &[PerTaskTable],
-) -> Result<(Vec<(String, String)>, Vec<String>), UserError> {
+) -> Result<(Captioned, Vec<String>), UserError> {
     let mut figures = Vec::new();
     let mut notes = Vec::new();
     let env_slug = slug(env);

@@ -28,6 +28,9 @@ pub struct LineChart {
     pub series: Vec<Series>,
 }
 
+/// One bar: its value and the interval (lo, hi) drawn as a whisker.
+pub type Bar = (f64, f64, f64);
+
 /// Bars per category (x) and group (colour), each with an interval.
 #[derive(Clone, Debug)]
 pub struct BarChart {
@@ -35,7 +38,7 @@ pub struct BarChart {
     pub y_label: String,
     pub categories: Vec<String>,
     /// (group name, per category: (value, lo, hi)).
-    pub groups: Vec<(String, Vec<(f64, f64, f64)>)>,
+    pub groups: Vec<(String, Vec<Bar>)>,
 }
 
 const SIZE: (u32, u32) = (800, 480);
