@@ -1,8 +1,10 @@
 //! `bamdp sweep` and `bamdp report` end to end on GridNavi with a tiny budget: a grid of
 //! 2 configs x 3 seeds, killed mid-way and rerun (only the missing work is done), a
 //! report over it, and the report opened in a real headless browser when Chromium
-//! is installed (.ci/run installs it).
+//! is installed (.ci/run installs it); and a sweep interrupted by Ctrl-C, rerun on
+//! another thread count, equal to one never interrupted.
 
+mod run_support;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -351,4 +353,92 @@ fn browser_check(report: &Path, tmp: &Path) {
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
     std::fs::copy(&shot, &keep).unwrap();
     eprintln!("report screenshot: {}", keep.display());
+}
+
+/// A sweep interrupted by Ctrl-C and rerun with another `run.threads` continues its
+/// runs on the new thread count (the only key a rerun may change) and ends with the
+/// metrics and meta-test of a sweep that was never interrupted.
+#[test]
+fn rerun_on_another_thread_count_resumes_exactly() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = |out: &Path, threads: usize| {
+        let mut c = Command::new(BAMDP);
+        c.arg("sweep")
+            .arg("--config")
+            .arg(repo("configs/gridnavi/rl2.toml"))
+            .args(["--seeds", "1"])
+            .args(["--set", "run.total_frames=192000"])
+            .args(["--set", "run.checkpoint_every=2"])
+            .args(["--set", "eval.num_tasks=24"])
+            .args(["--set", &format!("run.threads={threads}")])
+            .args(["--jobs", "1", "--out"])
+            .arg(out)
+            .stdin(Stdio::null());
+        c
+    };
+    let whole = tmp.path().join("whole");
+    let o = sweep(&whole, 1).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+
+    let split = tmp.path().join("split");
+    let run = split.join("gridnavi/rl2/seed-1");
+    // Its own process group, so that Ctrl-C reaches the sweep and its run together,
+    // as from a terminal.
+    let mut child = sweep(&split, 1)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while updates_so_far(&run) < 4 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before it could be interrupted: raise the budget"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "training did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let done = updates(&run).len();
+    assert!(
+        done < 200 && !run.join("eval.json").exists(),
+        "interrupt came too late to test anything ({done} updates)"
+    );
+    let o = sweep(&split, 2).output().unwrap();
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("1 finished now"), "{log}");
+    assert!(
+        std::fs::read_to_string(run.join("train.log"))
+            .unwrap()
+            .contains("on 2 threads"),
+        "the rerun did not resume on its own thread count"
+    );
+    assert!(std::fs::read_to_string(run.join("config.toml"))
+        .unwrap()
+        .contains("threads = 2"));
+    let a = whole.join("gridnavi/rl2/seed-1");
+    assert_eq!(run_support::metrics(&a), run_support::metrics(&run));
+    let returns = |d: &Path| {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("eval.json")).unwrap()).unwrap();
+        v["episode_returns"].clone()
+    };
+    assert_eq!(returns(&a), returns(&run));
+}
+
+/// Rows of a metrics.csv being written (0 before it exists).
+fn updates_so_far(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
 }

@@ -114,12 +114,15 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
             total,
         } => {
             eprintln!(
-                "resuming {} at update {update} ({frames} of {total} frames)",
-                run.display()
+                "resuming {} at update {update} ({frames} of {total} frames) on {} threads",
+                run.display(),
+                cfg.run.threads
             );
+            // The sweep's thread count, which may differ from the one the run started
+            // with (the only key a rerun may change: `same_config` in sweep/mod.rs).
             train::train(&train::TrainArgs {
                 config: None,
-                overrides: vec![],
+                overrides: vec![format!("run.threads={}", cfg.run.threads)],
                 out: Some(run.clone()),
                 resume: true,
                 force: false,

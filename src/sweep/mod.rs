@@ -576,10 +576,17 @@ fn run_local(args: &SweepArgs, todo: &[&Job], summary: &mut SweepSummary) -> Res
 /// Whether a run folder's recorded `config.toml` is the config `cfg`. Compared as parsed
 /// by this binary, so a run recorded before a config key existed still matches when the
 /// key keeps its default (a sweep started by an older bamdp can be finished by a newer).
+/// Whether a run folder's recorded config is `cfg`, up to keys whose default has been
+/// added since it was written and up to `run.threads`: results do not depend on the
+/// thread count (ARCHITECTURE.md, "Invariants"), so a rerun may continue a run on more
+/// or fewer threads than it started with.
 fn same_config(recorded: &str, cfg: &Config) -> bool {
     let want = cfg.to_toml_string();
     recorded == want
-        || Config::from_toml_str(recorded, "config.toml").is_ok_and(|c| c.to_toml_string() == want)
+        || Config::from_toml_str(recorded, "config.toml").is_ok_and(|mut c| {
+            c.run.threads = cfg.run.threads;
+            c.to_toml_string() == want
+        })
 }
 
 #[cfg(test)]
@@ -600,6 +607,14 @@ mod tests {
             .collect();
         assert_ne!(older, text);
         assert!(same_config(&older, &cfg));
+        // Another thread count is the same run (results are thread-invariant).
+        let threads = cfg.run.threads;
+        let more = text.replace(
+            &format!("threads = {threads}"),
+            &format!("threads = {}", threads + 1),
+        );
+        assert_ne!(more, text);
+        assert!(same_config(&more, &cfg));
         let other = text.replace("features = 16", "features = 24");
         assert_ne!(other, text);
         assert!(!same_config(&other, &cfg));
