@@ -10,7 +10,8 @@ writes DEST/<same relative path>/ with:
   run.json                                     copied, with the machine's paths in its
                                                command line made relative (the binary
                                                as `bamdp`, the sweep folder as
-                                               `sweeps/<its name>`);
+                                               `sweeps/<its name>`, files of this
+                                               repository from its root);
   metrics.csv                                  thinned to at most --rows rows (evenly
                                                spaced, always keeping the last one),
 so `bamdp report DEST --out ...` redraws the tables and curves without the
@@ -35,6 +36,17 @@ def run_dirs(root):
             yield here
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def relative(arg, sweep_root, sweep_name):
+    """A command-line argument without the machine's folders in it."""
+    arg = arg.replace(sweep_root, sweep_name)
+    if os.path.isabs(arg) and os.path.commonpath([arg, REPO]) == REPO:
+        return os.path.relpath(arg, REPO)
+    return arg
+
+
 def keep_provenance(src, dst, sweep):
     with open(src) as f:
         run = json.load(f)
@@ -43,7 +55,7 @@ def keep_provenance(src, dst, sweep):
     command = run.get("command") or []
     if command:
         command[0] = "bamdp"
-    run["command"] = [a.replace(root, named) if isinstance(a, str) else a for a in command]
+    run["command"] = [relative(a, root, named) if isinstance(a, str) else a for a in command]
     tmp = dst + ".tmp"
     with open(tmp, "w") as f:
         json.dump(run, f, indent=2)
