@@ -88,7 +88,8 @@ pub enum Command {
         overrides: Vec<String>,
     },
     /// Train and meta-test a grid of configs x seeds (locally or on a Ray cluster);
-    /// rerunning finishes only what is missing.
+    /// rerunning finishes only what is missing. Exits 3 when stopped (Ctrl-C) before
+    /// every run finished, so that a script running sweeps in a row stops too.
     Sweep {
         /// Preset or config file (repeatable: each is swept over all seeds).
         #[arg(long = "config", required = true)]
@@ -258,7 +259,7 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                     "a positive number of runs",
                 ));
             }
-            crate::sweep::sweep(&crate::sweep::SweepArgs {
+            let summary = crate::sweep::sweep(&crate::sweep::SweepArgs {
                 configs,
                 seeds: crate::sweep::parse_seeds(&seeds)?,
                 overrides,
@@ -271,6 +272,9 @@ pub fn run(cli: Cli) -> Result<(), UserError> {
                 ray,
                 quiet: false,
             })?;
+            if summary.skipped + summary.finished < summary.total {
+                std::process::exit(crate::sweep::job::EXIT_INTERRUPTED);
+            }
         }
         Command::Report {
             dirs,

@@ -407,7 +407,8 @@ fn rerun_on_another_thread_count_resumes_exactly() {
         .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
         .unwrap();
-    child.wait().unwrap();
+    // Not finished: exit code 3, so that a script running sweeps in a row stops.
+    assert_eq!(child.wait().unwrap().code(), Some(3));
     let done = updates(&run).len();
     assert!(
         done < 200 && !run.join("eval.json").exists(),
