@@ -724,3 +724,41 @@ mod tests {
         assert!(e.contains("--variant neg") && e.contains("ppo.lr"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+
+    /// A run folder's recorded config must read back as the config it records, for
+    /// every preset, or a rerun on another thread count would refuse the folder.
+    #[test]
+    fn every_preset_round_trips_through_its_recorded_config() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut checked = 0;
+        for dir in std::fs::read_dir(&root).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&dir).unwrap() {
+                let path = file.unwrap().path();
+                if path.extension().is_none_or(|e| e != "toml") {
+                    continue;
+                }
+                let cfg = Config::load(&path, &[]).unwrap();
+                let text = cfg.to_toml_string();
+                let back = Config::from_toml_str(&text, "config.toml").unwrap();
+                assert_eq!(back.to_toml_string(), text, "{}", path.display());
+                let mut other = cfg.clone();
+                other.run.threads += 1;
+                assert!(
+                    same_config(&other.to_toml_string(), &cfg),
+                    "{}",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked} presets");
+    }
+}
