@@ -575,11 +575,9 @@ fn run_local(args: &SweepArgs, todo: &[&Job], summary: &mut SweepSummary) -> Res
 
 /// Whether a run folder's recorded `config.toml` is the config `cfg`. Compared as parsed
 /// by this binary, so a run recorded before a config key existed still matches when the
-/// key keeps its default (a sweep started by an older bamdp can be finished by a newer).
-/// Whether a run folder's recorded config is `cfg`, up to keys whose default has been
-/// added since it was written and up to `run.threads`: results do not depend on the
-/// thread count (ARCHITECTURE.md, "Invariants"), so a rerun may continue a run on more
-/// or fewer threads than it started with.
+/// key keeps its default (a sweep started by an older bamdp can be finished by a newer),
+/// and with `run.threads` left out: results do not depend on the thread count
+/// (ARCHITECTURE.md, "Invariants"), so a rerun may continue a run on other threads.
 fn same_config(recorded: &str, cfg: &Config) -> bool {
     let want = cfg.to_toml_string();
     recorded == want
@@ -723,11 +721,6 @@ mod tests {
             .to_string();
         assert!(e.contains("--variant neg") && e.contains("ppo.lr"), "{e}");
     }
-}
-
-#[cfg(test)]
-mod round_trip {
-    use super::*;
 
     /// A run folder's recorded config must read back as the config it records, for
     /// every preset, or a rerun on another thread count would refuse the folder.
