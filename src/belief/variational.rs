@@ -101,6 +101,7 @@ use crate::nn::gemm::{matmul, mm_a_bt_acc, mm_at_b_acc, Mat};
 use crate::nn::graph::{self, GraphParams};
 use crate::nn::gru_op;
 use crate::nn::host::{self, Act};
+use crate::nn::lanes;
 use crate::nn::mlp_op;
 use crate::nn::params::{Dense, GruCell, Params};
 use crate::rng::Rng;
@@ -1662,6 +1663,51 @@ impl Belief for VaribadModel {
 }
 
 impl VaribadModel {
+    /// The reward decoder of [`PlanningBelief::sample_rewards`] for decoders too wide for
+    /// `nn::lanes`: hidden layers over the whole batch of nested samples `s.x`, then
+    /// only the output head each sample's row needs, into `s.values`.
+    fn decode_layer_by_layer(
+        &self,
+        s: &mut VaribadPredictScratch,
+        batch: usize,
+        nested: usize,
+        n_in: usize,
+        width: usize,
+    ) {
+        let (last, hidden) = self.decoder.split_last().expect("a decoder output layer");
+        let widest = hidden.iter().map(|l| l.fan_out()).max().unwrap_or(0);
+        s.a.resize(batch * widest.max(1), 0.0);
+        s.b.resize(batch * widest.max(1), 0.0);
+        let mut cur_is_a = false;
+        for (li, layer) in hidden.iter().enumerate() {
+            let (fi, fo) = (layer.fan_in(), layer.fan_out());
+            let (src, dst) = match (li, cur_is_a) {
+                (0, _) => (&s.x[..batch * fi], &mut s.a[..batch * fo]),
+                (_, true) => (&s.a[..batch * fi], &mut s.b[..batch * fo]),
+                (_, false) => (&s.b[..batch * fi], &mut s.a[..batch * fo]),
+            };
+            host::dense(&self.params, layer, src, batch, Act::Relu, dst);
+            cur_is_a = li == 0 || !cur_is_a;
+        }
+        let h: &[f32] = if hidden.is_empty() {
+            &s.x[..batch * n_in]
+        } else if cur_is_a {
+            &s.a[..batch * width]
+        } else {
+            &s.b[..batch * width]
+        };
+        let b = self.params.get(last.b);
+        for (sample, (hj, value)) in h.chunks_exact(width).zip(&mut s.values).enumerate() {
+            let head = s.heads[sample / nested];
+            let wh = &s.head_w[head * width..(head + 1) * width];
+            let mut out = b[head];
+            for (&hi, &wi) in hj.iter().zip(wh) {
+                out += hi * wi;
+            }
+            *value = out;
+        }
+    }
+
     /// Sizes the scratch buffers for `rows` rows (allocates only when they grow).
     fn ensure_scratch(&self, s: &mut VaribadState, rows: usize) {
         let need_embed = rows * self.spec.gru_input();
@@ -1704,6 +1750,8 @@ pub struct VaribadPredictScratch {
     draws: Vec<f32>,
     /// One row's standard normals of its nested samples.
     noise: Vec<f32>,
+    /// Each nested sample's decoder output at its row's head.
+    values: Vec<f32>,
 }
 
 impl PlanningBelief for VaribadModel {
@@ -1727,6 +1775,7 @@ impl PlanningBelief for VaribadModel {
             picks: Vec::new(),
             draws: Vec::new(),
             noise: Vec::new(),
+            values: Vec::new(),
         }
     }
 
@@ -1762,11 +1811,8 @@ impl PlanningBelief for VaribadModel {
         // draws happen in the order of a row-by-row loop (pick, noise, then the reward
         // draw), and the kernels are row-stable, so results equal that loop's.
         let n_in = self.decoder[0].fan_in();
-        let widest = hidden.iter().map(|l| l.fan_out()).max().unwrap_or(0);
         let batch = rows * nested;
         s.x.resize(batch * n_in, 0.0);
-        s.a.resize(batch * widest.max(1), 0.0);
-        s.b.resize(batch * widest.max(1), 0.0);
         s.heads.resize(rows, 0);
         s.picks.resize(rows, 0);
         s.draws.resize(rows, 0.0);
@@ -1841,45 +1887,41 @@ impl PlanningBelief for VaribadModel {
                 s.draws[r] = rng.uniform_f32();
             }
         }
-        // Hidden layers over the whole batch, then only the output each query needs.
-        let mut width = n_in;
-        let mut cur_is_a = false;
-        for (li, layer) in hidden.iter().enumerate() {
-            let (fi, fo) = (layer.fan_in(), layer.fan_out());
-            let (src, dst) = match (li, cur_is_a) {
-                (0, _) => (&s.x[..batch * fi], &mut s.a[..batch * fo]),
-                (_, true) => (&s.a[..batch * fi], &mut s.b[..batch * fo]),
-                (_, false) => (&s.b[..batch * fi], &mut s.a[..batch * fo]),
-            };
-            host::dense(&self.params, layer, src, batch, Act::Relu, dst);
-            cur_is_a = li == 0 || !cur_is_a;
-            width = fo;
-        }
-        let h: &[f32] = if hidden.is_empty() {
-            &s.x[..batch * width]
-        } else if cur_is_a {
-            &s.a[..batch * width]
-        } else {
-            &s.b[..batch * width]
-        };
-        let (w, b) = (self.params.get(last.w), self.params.get(last.b));
+        // The output layer's weights head by head, so one head reads contiguous weights.
+        let (last_w, last_b) = (self.params.get(last.w), self.params.get(last.b));
         let n_out = last.fan_out();
+        let width = hidden.last().map_or(n_in, |l| l.fan_out());
         s.head_w.resize(n_out * width, 0.0);
-        for (i, wi) in w.chunks_exact(n_out).enumerate() {
+        for (i, wi) in last_w.chunks_exact(n_out).enumerate() {
             for (o, &v) in wi.iter().enumerate() {
                 s.head_w[o * width + i] = v;
             }
         }
+        // Each nested sample's decoder output at its row's head: the narrow decoders
+        // (VariBAD's 5 -> 32 -> 32) with samples as vector lanes, bit-identical to the
+        // layer-by-layer path below (`nn::lanes`).
+        s.values.resize(batch, 0.0);
+        if lanes::fits(hidden) {
+            let head = lanes::Head {
+                w: &s.head_w,
+                b: last_b,
+                per_group: &s.heads[..rows],
+            };
+            lanes::relu_stack_head(
+                &self.params,
+                hidden,
+                &s.x,
+                batch,
+                head,
+                nested,
+                &mut s.values,
+            );
+        } else {
+            self.decode_layer_by_layer(s, batch, nested, n_in, width);
+        }
         for r in 0..rows {
-            let head = s.heads[r];
-            let wh = &s.head_w[head * width..(head + 1) * width];
-            let hr = &h[r * nested * width..(r + 1) * nested * width];
             let (mut sum, mut picked) = (0.0f32, 0.0f32);
-            for (j, hj) in hr.chunks_exact(width).enumerate() {
-                let mut out = b[head];
-                for (&hi, &wi) in hj.iter().zip(wh) {
-                    out += hi * wi;
-                }
+            for (j, &out) in s.values[r * nested..(r + 1) * nested].iter().enumerate() {
                 let value = if multihead { host::sigmoid(out) } else { out };
                 sum += value;
                 if j == s.picks[r] {

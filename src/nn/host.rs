@@ -31,7 +31,7 @@ impl Act {
 /// through the hand-written loop below (a library call costs more than their
 /// arithmetic). The choice depends on the layer only, never on the number of rows, so
 /// a row's result does not depend on its batch (both kernels are row-stable).
-const GEMM_MIN_WEIGHTS: usize = 256;
+pub(crate) const GEMM_MIN_WEIGHTS: usize = 256;
 
 /// `out[r, :] = act(x[r, :] W + b)` for `rows` rows.
 pub fn dense(p: &Params, layer: &Dense, x: &[f32], rows: usize, act: Act, out: &mut [f32]) {

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod gru_op;
 pub mod head;
 pub mod host;
+pub mod lanes;
 pub mod mlp_op;
 pub mod overlap;
 pub mod params;

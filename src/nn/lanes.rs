@@ -1,0 +1,656 @@
+//! A stack of narrow ReLU layers and a one-output head per sample, computed for many
+//! samples at once with the samples as vector lanes: VariBAD's reward decoder over the
+//! planner's nested posterior samples (layers 5 -> 32 -> 32, then the one head of 25 that
+//! each sample's next cell selects), thousands of samples per planning step.
+//!
+//! Layer by layer through [`super::host::dense`] the same arithmetic costs far more
+//! than its multiply-adds: the GEMM library repacks every layer's inputs, the bias is
+//! copied into every output row first, and the hidden values go to memory and back
+//! between layers. Here a block of 8 or 16 samples (the vector width) goes through every
+//! layer and the head inside a few kilobytes of stack, one sample per lane, each weight
+//! broadcast once per block.
+//!
+//! **Bit-identical** to `host::dense` layer by layer followed by the head's dot product
+//! `b + h_0 w_0 + h_1 w_1 + ...` (multiplies and adds in order): each layer repeats the
+//! arithmetic of the kernel `host::dense` picks for it. Below its GEMM threshold that is
+//! the hand-written loop, `b + x_0 w_0 + x_1 w_1 + ...` skipping zero inputs; above it,
+//! the GEMM library's micro-kernel, which sums `x_i w_i` from zero in the order of `i`
+//! (one fused multiply-add per term where the CPU has FMA, which the library's kernels
+//! then use) and adds the bias last. Tests compare the two paths bit for bit, so a
+//! change of the library's arithmetic fails a test instead of silently changing plans.
+//! Rows stay independent of their batch (the planner's invariant, ARCHITECTURE.md).
+//!
+//! ```
+//! use bamdp::nn::lanes::{relu_stack_head, Head};
+//! use bamdp::nn::params::Dense;
+//! use bamdp::nn::Params;
+//! use bamdp::rng::Rng;
+//! let (mut p, mut rng) = (Params::default(), Rng::new(1));
+//! let hidden = [Dense::new(&mut p, "l1", 2, 4, 1.0, &mut rng)];
+//! // Two heads over the 4 hidden units, laid out head by head, and their biases.
+//! let (w, b) = ([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], [0.5, -0.5]);
+//! // Three samples of two inputs; samples 0-1 use head 1, sample 2 head 0 (groups of 2).
+//! let x = [0.1, 0.2, 0.3, 0.4, -1.0, 1.0];
+//! let mut out = [0.0; 3];
+//! relu_stack_head(&p, &hidden, &x, 3, Head { w: &w, b: &b, per_group: &[1, 0] }, 2, &mut out);
+//! assert!(out[0] >= -0.5 && out[2] >= 0.5); // ReLU: a head's output is at least its bias
+//! ```
+
+use super::host::GEMM_MIN_WEIGHTS;
+use super::params::{Dense, Params};
+
+/// The widest layer (inputs or outputs) the lane kernel takes: its buffers live on the
+/// stack. Wider stacks go layer by layer ([`fits`] says which).
+pub const MAX_WIDTH: usize = 64;
+
+/// Whether [`relu_stack_head`] takes these hidden layers (at least one, none wider than
+/// [`MAX_WIDTH`]).
+pub fn fits(hidden: &[Dense]) -> bool {
+    !hidden.is_empty()
+        && hidden
+            .iter()
+            .all(|l| l.fan_in() <= MAX_WIDTH && l.fan_out() <= MAX_WIDTH)
+}
+
+/// A one-output head per sample: `n_heads` heads' weights laid out head by head
+/// (`w[h * width + i]`, `width` the last hidden layer's outputs), their biases, and the
+/// head of each group of samples.
+#[derive(Clone, Copy, Debug)]
+pub struct Head<'a> {
+    pub w: &'a [f32],
+    pub b: &'a [f32],
+    pub per_group: &'a [usize],
+}
+
+/// `out[s] = b[h] + relu_stack(x[s]) . w[h]` for the `n` samples `x[s * n_in..]`, where
+/// `h = head.per_group[s / group]` and `relu_stack` applies the hidden layers with ReLU.
+///
+/// # Panics
+/// If [`fits`] is false for `hidden`, or a slice is shorter than the sizes say.
+pub fn relu_stack_head(
+    p: &Params,
+    hidden: &[Dense],
+    x: &[f32],
+    n: usize,
+    head: Head<'_>,
+    group: usize,
+    out: &mut [f32],
+) {
+    assert!(fits(hidden), "layers wider than {MAX_WIDTH} units");
+    let width = hidden[hidden.len() - 1].fan_out();
+    assert!(x.len() >= n * hidden[0].fan_in() && out.len() >= n && group > 0);
+    assert!(head.per_group.len() * group >= n);
+    assert!(head.b.len() * width == head.w.len());
+    if n == 0 {
+        return;
+    }
+    let fused = gemm_fuses();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+            unsafe { run_avx512(p, hidden, x, n, head, group, fused, out) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            unsafe { run_avx2(p, hidden, x, n, head, group, fused, out) };
+            return;
+        }
+    }
+    run::<Portable>(p, hidden, x, n, head, group, fused, out);
+}
+
+/// Whether the GEMM library's micro-kernel fuses its multiply-adds on this CPU:
+/// `matrixmultiply` picks its AVX-512 or its AVX2 + FMA kernel where the CPU has them
+/// (both fused), plain AVX or SSE multiplies and adds elsewhere on x86-64, and NEON's
+/// fused multiply-add on aarch64.
+fn gemm_fuses() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            || (std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("avx2"))
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        true
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+/// [`run`] with 16 lanes in AVX-512 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_avx512(
+    p: &Params,
+    hidden: &[Dense],
+    x: &[f32],
+    n: usize,
+    head: Head<'_>,
+    group: usize,
+    fused: bool,
+    out: &mut [f32],
+) {
+    run::<std::arch::x86_64::__m512>(p, hidden, x, n, head, group, fused, out);
+}
+
+/// [`run`] with 8 lanes in AVX2 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_avx2(
+    p: &Params,
+    hidden: &[Dense],
+    x: &[f32],
+    n: usize,
+    head: Head<'_>,
+    group: usize,
+    fused: bool,
+    out: &mut [f32],
+) {
+    run::<std::arch::x86_64::__m256>(p, hidden, x, n, head, group, fused, out);
+}
+
+/// The most lanes of any [`Lane`] type.
+const MAX_LANES: usize = 16;
+
+/// A block of samples' values: `0[unit][lane]`, one sample per lane.
+#[repr(align(64))]
+struct Block([[f32; MAX_LANES]; MAX_WIDTH]);
+
+impl Block {
+    fn new() -> Self {
+        Block([[0.0; MAX_LANES]; MAX_WIDTH])
+    }
+}
+
+/// A vector of lanes, one sample per lane: the operations the layers need, each lane
+/// the same IEEE operation as the scalar loop it replaces. The x86-64 types are only
+/// used inside functions compiled for their features ([`run_avx512`], [`run_avx2`]),
+/// into which these `inline(always)` methods are inlined.
+trait Lane: Copy {
+    /// Lanes per vector.
+    const WIDTH: usize;
+    unsafe fn splat(v: f32) -> Self;
+    unsafe fn load(p: &[f32; MAX_LANES]) -> Self;
+    unsafe fn store(self, p: &mut [f32; MAX_LANES]);
+    unsafe fn add(self, o: Self) -> Self;
+    /// `self + x * w`, the product rounded before the sum.
+    unsafe fn plus_product(self, x: Self, w: Self) -> Self;
+    /// `fma(x, w, self)`, rounded once.
+    unsafe fn plus_fused(self, x: Self, w: Self) -> Self;
+    /// `self + x * w` in the lanes where `x != 0` (NaN included), `self` elsewhere.
+    unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self;
+    /// `max(self, 0)`, NaN to 0.
+    unsafe fn relu(self) -> Self;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lane for std::arch::x86_64::__m512 {
+    const WIDTH: usize = 16;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        std::arch::x86_64::_mm512_set1_ps(v)
+    }
+    #[inline(always)]
+    unsafe fn load(p: &[f32; MAX_LANES]) -> Self {
+        std::arch::x86_64::_mm512_loadu_ps(p.as_ptr())
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: &mut [f32; MAX_LANES]) {
+        std::arch::x86_64::_mm512_storeu_ps(p.as_mut_ptr(), self)
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        std::arch::x86_64::_mm512_add_ps(self, o)
+    }
+    #[inline(always)]
+    unsafe fn plus_product(self, x: Self, w: Self) -> Self {
+        use std::arch::x86_64::*;
+        _mm512_add_ps(self, _mm512_mul_ps(x, w))
+    }
+    #[inline(always)]
+    unsafe fn plus_fused(self, x: Self, w: Self) -> Self {
+        std::arch::x86_64::_mm512_fmadd_ps(x, w, self)
+    }
+    #[inline(always)]
+    unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self {
+        use std::arch::x86_64::*;
+        let nonzero = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(x, _mm512_setzero_ps());
+        _mm512_mask_add_ps(self, nonzero, self, _mm512_mul_ps(x, w))
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        use std::arch::x86_64::*;
+        // MAXPS returns its second operand when the first is NaN.
+        _mm512_max_ps(self, _mm512_setzero_ps())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lane for std::arch::x86_64::__m256 {
+    const WIDTH: usize = 8;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        std::arch::x86_64::_mm256_set1_ps(v)
+    }
+    #[inline(always)]
+    unsafe fn load(p: &[f32; MAX_LANES]) -> Self {
+        std::arch::x86_64::_mm256_loadu_ps(p.as_ptr())
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: &mut [f32; MAX_LANES]) {
+        std::arch::x86_64::_mm256_storeu_ps(p.as_mut_ptr(), self)
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        std::arch::x86_64::_mm256_add_ps(self, o)
+    }
+    #[inline(always)]
+    unsafe fn plus_product(self, x: Self, w: Self) -> Self {
+        use std::arch::x86_64::*;
+        _mm256_add_ps(self, _mm256_mul_ps(x, w))
+    }
+    #[inline(always)]
+    unsafe fn plus_fused(self, x: Self, w: Self) -> Self {
+        std::arch::x86_64::_mm256_fmadd_ps(x, w, self)
+    }
+    #[inline(always)]
+    unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self {
+        use std::arch::x86_64::*;
+        let nonzero = _mm256_cmp_ps::<_CMP_NEQ_UQ>(x, _mm256_setzero_ps());
+        _mm256_blendv_ps(self, _mm256_add_ps(self, _mm256_mul_ps(x, w)), nonzero)
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        use std::arch::x86_64::*;
+        _mm256_max_ps(self, _mm256_setzero_ps())
+    }
+}
+
+/// Plain `f32` lanes for CPUs without AVX2 and FMA (and other architectures).
+#[derive(Clone, Copy)]
+struct Portable([f32; 8]);
+
+impl Lane for Portable {
+    const WIDTH: usize = 8;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        Portable([v; 8])
+    }
+    #[inline(always)]
+    unsafe fn load(p: &[f32; MAX_LANES]) -> Self {
+        let mut v = [0.0; 8];
+        v.copy_from_slice(&p[..8]);
+        Portable(v)
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: &mut [f32; MAX_LANES]) {
+        p[..8].copy_from_slice(&self.0);
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] + o.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn plus_product(self, x: Self, w: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] + x.0[l] * w.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn plus_fused(self, x: Self, w: Self) -> Self {
+        Portable(std::array::from_fn(|l| x.0[l].mul_add(w.0[l], self.0[l])))
+    }
+    #[inline(always)]
+    unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self {
+        Portable(std::array::from_fn(|l| {
+            if x.0[l] != 0.0 {
+                self.0[l] + x.0[l] * w.0[l]
+            } else {
+                self.0[l]
+            }
+        }))
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        Portable(self.0.map(|v| if v > 0.0 { v } else { 0.0 }))
+    }
+}
+
+/// How a layer sums its terms, mirroring the kernel `host::dense` uses for it.
+#[derive(Clone, Copy)]
+enum Sum {
+    /// The hand-written loop: from the bias, `+ x_i w_i` (rounded product), zero
+    /// inputs skipped.
+    FromBiasSkippingZeros,
+    /// The GEMM micro-kernel: from zero, `fma(x_i, w_i, acc)`, then the bias added.
+    FusedThenBias,
+    /// The GEMM micro-kernel without FMA: from zero, `+ x_i w_i`, then the bias.
+    PlainThenBias,
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn run<V: Lane>(
+    p: &Params,
+    hidden: &[Dense],
+    x: &[f32],
+    n: usize,
+    head: Head<'_>,
+    group: usize,
+    fused: bool,
+    out: &mut [f32],
+) {
+    let lanes = V::WIDTH;
+    let n_in = hidden[0].fan_in();
+    let width = hidden[hidden.len() - 1].fan_out();
+    // On the stack (12 KB): no allocation per planning step.
+    let (mut a, mut b, mut head_w) = (Block::new(), Block::new(), Block::new());
+    let mut head_b = [0.0f32; MAX_LANES];
+    let mut heads = [usize::MAX; MAX_LANES];
+    let mut acc_out = [0.0f32; MAX_LANES];
+    for s0 in (0..n).step_by(lanes) {
+        let live = lanes.min(n - s0);
+        // Inputs transposed (idle lanes of the last block repeat its last sample), and
+        // each lane's head weights; a lane whose head is unchanged (the usual case: a
+        // row's nested samples share the row's next cell) refills nothing.
+        for l in 0..lanes {
+            let s = s0 + l.min(live - 1);
+            for (i, xi) in a.0[..n_in].iter_mut().enumerate() {
+                xi[l] = x[s * n_in + i];
+            }
+            let h = head.per_group[s / group];
+            if heads[l] != h {
+                heads[l] = h;
+                head_b[l] = head.b[h];
+                for (i, wi) in head_w.0[..width].iter_mut().enumerate() {
+                    wi[l] = head.w[h * width + i];
+                }
+            }
+        }
+        let (mut src, mut dst) = (&mut a, &mut b);
+        for layer in hidden {
+            let (fi, fo) = (layer.fan_in(), layer.fan_out());
+            let sum = if fi * fo < GEMM_MIN_WEIGHTS {
+                Sum::FromBiasSkippingZeros
+            } else if fused {
+                Sum::FusedThenBias
+            } else {
+                Sum::PlainThenBias
+            };
+            relu_layer::<V>(p.get(layer.w), p.get(layer.b), fi, fo, sum, src, dst);
+            std::mem::swap(&mut src, &mut dst);
+        }
+        // SAFETY (every `Lane` call here and below): `run` is only instantiated with a
+        // lane type the CPU supports (see `relu_stack_head`).
+        unsafe {
+            let mut acc = V::load(&head_b);
+            for (h, w) in src.0[..width].iter().zip(&head_w.0[..width]) {
+                acc = acc.plus_product(V::load(h), V::load(w));
+            }
+            acc.store(&mut acc_out);
+        }
+        out[s0..s0 + live].copy_from_slice(&acc_out[..live]);
+    }
+}
+
+/// `y[o] = relu(layer(x)[o])` for every lane, outputs in blocks of 8 (8 independent
+/// chains of multiply-adds hide their latency), then one at a time.
+#[inline(always)]
+fn relu_layer<V: Lane>(
+    w: &[f32],
+    bias: &[f32],
+    n_in: usize,
+    n_out: usize,
+    sum: Sum,
+    x: &Block,
+    y: &mut Block,
+) {
+    let mut o0 = 0;
+    while o0 + 8 <= n_out {
+        relu_block::<V, 8>(w, bias, n_in, n_out, o0, sum, x, y);
+        o0 += 8;
+    }
+    while o0 < n_out {
+        relu_block::<V, 1>(w, bias, n_in, n_out, o0, sum, x, y);
+        o0 += 1;
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn relu_block<V: Lane, const B: usize>(
+    w: &[f32],
+    bias: &[f32],
+    n_in: usize,
+    n_out: usize,
+    o0: usize,
+    sum: Sum,
+    x: &Block,
+    y: &mut Block,
+) {
+    // SAFETY: as in `run`.
+    unsafe {
+        let mut acc = [V::splat(0.0); B];
+        // One loop per kind of sum, so no branch sits in the inner loop.
+        match sum {
+            Sum::FromBiasSkippingZeros => {
+                for (acc_k, &b) in acc.iter_mut().zip(&bias[o0..o0 + B]) {
+                    *acc_k = V::splat(b);
+                }
+                for (i, xi) in x.0[..n_in].iter().enumerate() {
+                    let xv = V::load(xi);
+                    let wi = &w[i * n_out + o0..i * n_out + o0 + B];
+                    for (acc_k, &wk) in acc.iter_mut().zip(wi) {
+                        *acc_k = acc_k.plus_product_if_nonzero(xv, V::splat(wk));
+                    }
+                }
+            }
+            Sum::FusedThenBias => {
+                for (i, xi) in x.0[..n_in].iter().enumerate() {
+                    let xv = V::load(xi);
+                    let wi = &w[i * n_out + o0..i * n_out + o0 + B];
+                    for (acc_k, &wk) in acc.iter_mut().zip(wi) {
+                        *acc_k = acc_k.plus_fused(xv, V::splat(wk));
+                    }
+                }
+                for (acc_k, &b) in acc.iter_mut().zip(&bias[o0..o0 + B]) {
+                    *acc_k = acc_k.add(V::splat(b));
+                }
+            }
+            Sum::PlainThenBias => {
+                for (i, xi) in x.0[..n_in].iter().enumerate() {
+                    let xv = V::load(xi);
+                    let wi = &w[i * n_out + o0..i * n_out + o0 + B];
+                    for (acc_k, &wk) in acc.iter_mut().zip(wi) {
+                        *acc_k = acc_k.plus_product(xv, V::splat(wk));
+                    }
+                }
+                for (acc_k, &b) in acc.iter_mut().zip(&bias[o0..o0 + B]) {
+                    *acc_k = acc_k.add(V::splat(b));
+                }
+            }
+        }
+        for (k, acc_k) in acc.iter().enumerate() {
+            acc_k.relu().store(&mut y.0[o0 + k]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::host::{self, Act};
+    use crate::rng::Rng;
+
+    /// The layer-by-layer path this kernel must equal: `host::dense` per layer, then
+    /// each sample's head as the planner computed it before.
+    fn reference(
+        p: &Params,
+        hidden: &[Dense],
+        x: &[f32],
+        n: usize,
+        head: Head<'_>,
+        group: usize,
+    ) -> Vec<f32> {
+        let mut cur = x[..n * hidden[0].fan_in()].to_vec();
+        for layer in hidden {
+            let mut next = vec![0.0; n * layer.fan_out()];
+            host::dense(p, layer, &cur, n, Act::Relu, &mut next);
+            cur = next;
+        }
+        let width = hidden[hidden.len() - 1].fan_out();
+        (0..n)
+            .map(|s| {
+                let h = head.per_group[s / group];
+                let mut out = head.b[h];
+                for (&hi, &wi) in cur[s * width..(s + 1) * width]
+                    .iter()
+                    .zip(&head.w[h * width..(h + 1) * width])
+                {
+                    out += hi * wi;
+                }
+                out
+            })
+            .collect()
+    }
+
+    /// The public entry's output, and each lane type's that this CPU can run (the
+    /// entry picks only the widest).
+    fn every_lane_type(
+        p: &Params,
+        hidden: &[Dense],
+        x: &[f32],
+        n: usize,
+        head: Head<'_>,
+        group: usize,
+    ) -> Vec<(&'static str, Vec<f32>)> {
+        let fused = gemm_fuses();
+        let mut outs = Vec::new();
+        let mut out = vec![f32::NAN; n];
+        relu_stack_head(p, hidden, x, n, head, group, &mut out);
+        outs.push(("relu_stack_head", out));
+        let mut out = vec![f32::NAN; n];
+        run::<Portable>(p, hidden, x, n, head, group, fused, &mut out);
+        outs.push(("portable", out));
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                let mut out = vec![f32::NAN; n];
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                unsafe { run_avx2(p, hidden, x, n, head, group, fused, &mut out) };
+                outs.push(("avx2", out));
+            }
+            if has!("avx512f") && has!("fma") {
+                let mut out = vec![f32::NAN; n];
+                // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+                unsafe { run_avx512(p, hidden, x, n, head, group, fused, &mut out) };
+                outs.push(("avx512", out));
+            }
+        }
+        outs
+    }
+
+    fn net(sizes: &[usize], rng: &mut Rng) -> (Params, Vec<Dense>) {
+        let mut p = Params::default();
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| Dense::new(&mut p, &format!("l{i}"), w[0], w[1], 1.0, rng))
+            .collect::<Vec<_>>();
+        // Non-zero biases, so the bias's place in the sum matters.
+        for l in &layers {
+            for v in &mut p.data[l.b.range()] {
+                *v = rng.normal() as f32 * 0.5;
+            }
+        }
+        (p, layers)
+    }
+
+    #[test]
+    fn equals_the_layer_by_layer_path_bit_for_bit() {
+        let mut rng = Rng::new(7);
+        // VariBAD's decoder (5 -> 32 -> 32: a hand-written layer, then a GEMM one), a
+        // stack of small layers, an odd width (blocks of 8 plus single outputs), and
+        // sample counts that leave idle lanes; some exact-zero inputs.
+        for sizes in [&[5, 32, 32][..], &[3, 7, 5], &[9, 40, 19, 33], &[64, 64]] {
+            let (p, hidden) = net(sizes, &mut rng);
+            let width = *sizes.last().unwrap();
+            let n_heads = 25;
+            let w: Vec<f32> = (0..n_heads * width).map(|_| rng.normal() as f32).collect();
+            let b: Vec<f32> = (0..n_heads).map(|_| rng.normal() as f32).collect();
+            for (n, group) in [(1usize, 1usize), (8, 8), (37, 8), (200, 3)] {
+                let per_group: Vec<usize> = (0..n.div_ceil(group))
+                    .map(|_| rng.below(n_heads as u64) as usize)
+                    .collect();
+                let x: Vec<f32> = (0..n * sizes[0])
+                    .map(|i| {
+                        if i % 11 == 3 {
+                            0.0
+                        } else {
+                            rng.normal() as f32
+                        }
+                    })
+                    .collect();
+                let head = Head {
+                    w: &w,
+                    b: &b,
+                    per_group: &per_group,
+                };
+                let want = reference(&p, &hidden, &x, n, head, group);
+                for (kind, out) in every_lane_type(&p, &hidden, &x, n, head, group) {
+                    for (s, (o, r)) in out.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            o.to_bits(),
+                            r.to_bits(),
+                            "{kind}, sizes {sizes:?}, {n} samples, sample {s}: {o} vs {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sample_does_not_depend_on_its_block() {
+        let mut rng = Rng::new(3);
+        let (p, hidden) = net(&[5, 32, 32], &mut rng);
+        let w: Vec<f32> = (0..4 * 32).map(|_| rng.normal() as f32).collect();
+        let b = [0.1, 0.2, 0.3, 0.4];
+        let x: Vec<f32> = (0..40 * 5).map(|_| rng.normal() as f32).collect();
+        let per_group: Vec<usize> = (0..40).map(|s| s % 4).collect();
+        let head = Head {
+            w: &w,
+            b: &b,
+            per_group: &per_group,
+        };
+        let mut all = vec![0.0; 40];
+        relu_stack_head(&p, &hidden, &x, 40, head, 1, &mut all);
+        for s in [0, 13, 39] {
+            let one = Head {
+                per_group: &per_group[s..s + 1],
+                ..head
+            };
+            let mut out = [0.0];
+            relu_stack_head(&p, &hidden, &x[s * 5..(s + 1) * 5], 1, one, 1, &mut out);
+            assert_eq!(out[0].to_bits(), all[s].to_bits(), "sample {s}");
+        }
+    }
+
+    #[test]
+    fn fits_only_narrow_non_empty_stacks() {
+        let mut rng = Rng::new(1);
+        assert!(!fits(&[]));
+        assert!(fits(&net(&[5, 64, 64], &mut rng).1));
+        assert!(!fits(&net(&[5, 65], &mut rng).1));
+        assert!(!fits(&net(&[128, 32], &mut rng).1));
+    }
+}
