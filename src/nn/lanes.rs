@@ -84,24 +84,32 @@ pub fn relu_stack_head(
     if n == 0 {
         return;
     }
-    let fused = gemm_fuses();
+    let job = Job {
+        p,
+        hidden,
+        x,
+        n,
+        head,
+        group,
+        fused: gemm_fuses(),
+    };
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
-            unsafe { run_avx512(p, hidden, x, n, head, group, fused, out) };
+            unsafe { run_avx512(job, out) };
             return;
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            unsafe { run_avx2(p, hidden, x, n, head, group, fused, out) };
+            unsafe { run_avx2(job, out) };
             return;
         }
     }
-    run::<Portable>(p, hidden, x, n, head, group, fused, out);
+    run::<Portable>(job, out);
 }
 
 /// Whether the GEMM library's micro-kernel fuses its multiply-adds on this CPU:
@@ -125,38 +133,30 @@ fn gemm_fuses() -> bool {
     }
 }
 
+/// One call of [`relu_stack_head`]: its arguments, and whether GEMM layers fuse.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    p: &'a Params,
+    hidden: &'a [Dense],
+    x: &'a [f32],
+    n: usize,
+    head: Head<'a>,
+    group: usize,
+    fused: bool,
+}
+
 /// [`run`] with 16 lanes in AVX-512 registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_avx512(
-    p: &Params,
-    hidden: &[Dense],
-    x: &[f32],
-    n: usize,
-    head: Head<'_>,
-    group: usize,
-    fused: bool,
-    out: &mut [f32],
-) {
-    run::<std::arch::x86_64::__m512>(p, hidden, x, n, head, group, fused, out);
+unsafe fn run_avx512(job: Job<'_>, out: &mut [f32]) {
+    run::<std::arch::x86_64::__m512>(job, out);
 }
 
 /// [`run`] with 8 lanes in AVX2 registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_avx2(
-    p: &Params,
-    hidden: &[Dense],
-    x: &[f32],
-    n: usize,
-    head: Head<'_>,
-    group: usize,
-    fused: bool,
-    out: &mut [f32],
-) {
-    run::<std::arch::x86_64::__m256>(p, hidden, x, n, head, group, fused, out);
+unsafe fn run_avx2(job: Job<'_>, out: &mut [f32]) {
+    run::<std::arch::x86_64::__m256>(job, out);
 }
 
 /// The most lanes of any [`Lane`] type.
@@ -193,88 +193,95 @@ trait Lane: Copy {
     unsafe fn relu(self) -> Self;
 }
 
+/// `impl Lane` for an x86-64 vector type from its intrinsics; `|s, x, p| select` gives
+/// `s + p` in the lanes where `x != 0` and `s` elsewhere (mask registers on AVX-512, a
+/// blend on AVX2).
 #[cfg(target_arch = "x86_64")]
-impl Lane for std::arch::x86_64::__m512 {
-    const WIDTH: usize = 16;
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        std::arch::x86_64::_mm512_set1_ps(v)
-    }
-    #[inline(always)]
-    unsafe fn load(p: &[f32; MAX_LANES]) -> Self {
-        std::arch::x86_64::_mm512_loadu_ps(p.as_ptr())
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: &mut [f32; MAX_LANES]) {
-        std::arch::x86_64::_mm512_storeu_ps(p.as_mut_ptr(), self)
-    }
-    #[inline(always)]
-    unsafe fn add(self, o: Self) -> Self {
-        std::arch::x86_64::_mm512_add_ps(self, o)
-    }
-    #[inline(always)]
-    unsafe fn plus_product(self, x: Self, w: Self) -> Self {
-        use std::arch::x86_64::*;
-        _mm512_add_ps(self, _mm512_mul_ps(x, w))
-    }
-    #[inline(always)]
-    unsafe fn plus_fused(self, x: Self, w: Self) -> Self {
-        std::arch::x86_64::_mm512_fmadd_ps(x, w, self)
-    }
-    #[inline(always)]
-    unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self {
-        use std::arch::x86_64::*;
-        let nonzero = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(x, _mm512_setzero_ps());
-        _mm512_mask_add_ps(self, nonzero, self, _mm512_mul_ps(x, w))
-    }
-    #[inline(always)]
-    unsafe fn relu(self) -> Self {
-        use std::arch::x86_64::*;
-        // MAXPS returns its second operand when the first is NaN.
-        _mm512_max_ps(self, _mm512_setzero_ps())
-    }
+macro_rules! x86_lane {
+    ($t:ident, $width:literal, $set1:ident, $load:ident, $store:ident, $add:ident,
+     $mul:ident, $fmadd:ident, $max:ident, $zero:ident,
+     |$s:ident, $x:ident, $p:ident| $select:expr) => {
+        impl Lane for std::arch::x86_64::$t {
+            const WIDTH: usize = $width;
+            #[inline(always)]
+            unsafe fn splat(v: f32) -> Self {
+                std::arch::x86_64::$set1(v)
+            }
+            #[inline(always)]
+            unsafe fn load(p: &[f32; MAX_LANES]) -> Self {
+                std::arch::x86_64::$load(p.as_ptr())
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: &mut [f32; MAX_LANES]) {
+                std::arch::x86_64::$store(p.as_mut_ptr(), self)
+            }
+            #[inline(always)]
+            unsafe fn add(self, o: Self) -> Self {
+                std::arch::x86_64::$add(self, o)
+            }
+            #[inline(always)]
+            unsafe fn plus_product(self, x: Self, w: Self) -> Self {
+                use std::arch::x86_64::*;
+                $add(self, $mul(x, w))
+            }
+            #[inline(always)]
+            unsafe fn plus_fused(self, x: Self, w: Self) -> Self {
+                std::arch::x86_64::$fmadd(x, w, self)
+            }
+            #[inline(always)]
+            unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self {
+                use std::arch::x86_64::*;
+                let ($s, $x, $p) = (self, x, $mul(x, w));
+                $select
+            }
+            #[inline(always)]
+            unsafe fn relu(self) -> Self {
+                use std::arch::x86_64::*;
+                // MAXPS returns its second operand when the first is NaN.
+                $max(self, $zero())
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Lane for std::arch::x86_64::__m256 {
-    const WIDTH: usize = 8;
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        std::arch::x86_64::_mm256_set1_ps(v)
-    }
-    #[inline(always)]
-    unsafe fn load(p: &[f32; MAX_LANES]) -> Self {
-        std::arch::x86_64::_mm256_loadu_ps(p.as_ptr())
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: &mut [f32; MAX_LANES]) {
-        std::arch::x86_64::_mm256_storeu_ps(p.as_mut_ptr(), self)
-    }
-    #[inline(always)]
-    unsafe fn add(self, o: Self) -> Self {
-        std::arch::x86_64::_mm256_add_ps(self, o)
-    }
-    #[inline(always)]
-    unsafe fn plus_product(self, x: Self, w: Self) -> Self {
-        use std::arch::x86_64::*;
-        _mm256_add_ps(self, _mm256_mul_ps(x, w))
-    }
-    #[inline(always)]
-    unsafe fn plus_fused(self, x: Self, w: Self) -> Self {
-        std::arch::x86_64::_mm256_fmadd_ps(x, w, self)
-    }
-    #[inline(always)]
-    unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self {
-        use std::arch::x86_64::*;
-        let nonzero = _mm256_cmp_ps::<_CMP_NEQ_UQ>(x, _mm256_setzero_ps());
-        _mm256_blendv_ps(self, _mm256_add_ps(self, _mm256_mul_ps(x, w)), nonzero)
-    }
-    #[inline(always)]
-    unsafe fn relu(self) -> Self {
-        use std::arch::x86_64::*;
-        _mm256_max_ps(self, _mm256_setzero_ps())
-    }
-}
+x86_lane!(
+    __m512,
+    16,
+    _mm512_set1_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_add_ps,
+    _mm512_mul_ps,
+    _mm512_fmadd_ps,
+    _mm512_max_ps,
+    _mm512_setzero_ps,
+    |s, x, p| _mm512_mask_add_ps(
+        s,
+        _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(x, _mm512_setzero_ps()),
+        s,
+        p
+    )
+);
+
+#[cfg(target_arch = "x86_64")]
+x86_lane!(
+    __m256,
+    8,
+    _mm256_set1_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_add_ps,
+    _mm256_mul_ps,
+    _mm256_fmadd_ps,
+    _mm256_max_ps,
+    _mm256_setzero_ps,
+    |s, x, p| _mm256_blendv_ps(
+        s,
+        _mm256_add_ps(s, p),
+        _mm256_cmp_ps::<_CMP_NEQ_UQ>(x, _mm256_setzero_ps())
+    )
+);
 
 /// Plain `f32` lanes for CPUs without AVX2 and FMA (and other architectures).
 #[derive(Clone, Copy)]
@@ -337,17 +344,16 @@ enum Sum {
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn run<V: Lane>(
-    p: &Params,
-    hidden: &[Dense],
-    x: &[f32],
-    n: usize,
-    head: Head<'_>,
-    group: usize,
-    fused: bool,
-    out: &mut [f32],
-) {
+fn run<V: Lane>(job: Job<'_>, out: &mut [f32]) {
+    let Job {
+        p,
+        hidden,
+        x,
+        n,
+        head,
+        group,
+        fused,
+    } = job;
     let lanes = V::WIDTH;
     let n_in = hidden[0].fan_in();
     let width = hidden[hidden.len() - 1].fan_out();
@@ -439,47 +445,68 @@ fn relu_block<V: Lane, const B: usize>(
     // SAFETY: as in `run`.
     unsafe {
         let mut acc = [V::splat(0.0); B];
-        // One loop per kind of sum, so no branch sits in the inner loop.
+        // One loop per kind of sum (`add_terms` with a closure each, inlined), so no
+        // branch sits in the inner loop: a branch there kept LLVM from vectorising.
+        let terms = Terms {
+            x,
+            w,
+            n_in,
+            n_out,
+            o0,
+        };
+        let bias = &bias[o0..o0 + B];
         match sum {
             Sum::FromBiasSkippingZeros => {
-                for (acc_k, &b) in acc.iter_mut().zip(&bias[o0..o0 + B]) {
+                for (acc_k, &b) in acc.iter_mut().zip(bias) {
                     *acc_k = V::splat(b);
                 }
-                for (i, xi) in x.0[..n_in].iter().enumerate() {
-                    let xv = V::load(xi);
-                    let wi = &w[i * n_out + o0..i * n_out + o0 + B];
-                    for (acc_k, &wk) in acc.iter_mut().zip(wi) {
-                        *acc_k = acc_k.plus_product_if_nonzero(xv, V::splat(wk));
-                    }
-                }
+                terms.add(&mut acc, |a, x, w| a.plus_product_if_nonzero(x, w));
             }
-            Sum::FusedThenBias => {
-                for (i, xi) in x.0[..n_in].iter().enumerate() {
-                    let xv = V::load(xi);
-                    let wi = &w[i * n_out + o0..i * n_out + o0 + B];
-                    for (acc_k, &wk) in acc.iter_mut().zip(wi) {
-                        *acc_k = acc_k.plus_fused(xv, V::splat(wk));
-                    }
+            Sum::FusedThenBias | Sum::PlainThenBias => {
+                if matches!(sum, Sum::FusedThenBias) {
+                    terms.add(&mut acc, |a, x, w| a.plus_fused(x, w));
+                } else {
+                    terms.add(&mut acc, |a, x, w| a.plus_product(x, w));
                 }
-                for (acc_k, &b) in acc.iter_mut().zip(&bias[o0..o0 + B]) {
-                    *acc_k = acc_k.add(V::splat(b));
-                }
-            }
-            Sum::PlainThenBias => {
-                for (i, xi) in x.0[..n_in].iter().enumerate() {
-                    let xv = V::load(xi);
-                    let wi = &w[i * n_out + o0..i * n_out + o0 + B];
-                    for (acc_k, &wk) in acc.iter_mut().zip(wi) {
-                        *acc_k = acc_k.plus_product(xv, V::splat(wk));
-                    }
-                }
-                for (acc_k, &b) in acc.iter_mut().zip(&bias[o0..o0 + B]) {
+                for (acc_k, &b) in acc.iter_mut().zip(bias) {
                     *acc_k = acc_k.add(V::splat(b));
                 }
             }
         }
         for (k, acc_k) in acc.iter().enumerate() {
             acc_k.relu().store(&mut y.0[o0 + k]);
+        }
+    }
+}
+
+/// The terms `x_i w_i` of outputs `o0..o0 + B` of a layer, for every lane.
+struct Terms<'a> {
+    x: &'a Block,
+    w: &'a [f32],
+    n_in: usize,
+    n_out: usize,
+    o0: usize,
+}
+
+impl Terms<'_> {
+    /// `acc_k = step(acc_k, x_i, w_ik)` for `i` in order.
+    #[inline(always)]
+    fn add<V: Lane, const B: usize>(&self, acc: &mut [V; B], step: impl Fn(V, V, V) -> V) {
+        let Terms {
+            x,
+            w,
+            n_in,
+            n_out,
+            o0,
+        } = *self;
+        for (i, xi) in x.0[..n_in].iter().enumerate() {
+            // SAFETY: as in `run`.
+            let xv = unsafe { V::load(xi) };
+            let wi = &w[i * n_out + o0..i * n_out + o0 + B];
+            for (acc_k, &wk) in acc.iter_mut().zip(wi) {
+                // SAFETY: as in `run`.
+                *acc_k = step(*acc_k, xv, unsafe { V::splat(wk) });
+            }
         }
     }
 }
@@ -492,14 +519,16 @@ mod tests {
 
     /// The layer-by-layer path this kernel must equal: `host::dense` per layer, then
     /// each sample's head as the planner computed it before.
-    fn reference(
-        p: &Params,
-        hidden: &[Dense],
-        x: &[f32],
-        n: usize,
-        head: Head<'_>,
-        group: usize,
-    ) -> Vec<f32> {
+    fn reference(job: Job<'_>) -> Vec<f32> {
+        let Job {
+            p,
+            hidden,
+            x,
+            n,
+            head,
+            group,
+            ..
+        } = job;
         let mut cur = x[..n * hidden[0].fan_in()].to_vec();
         for layer in hidden {
             let mut next = vec![0.0; n * layer.fan_out()];
@@ -524,21 +553,22 @@ mod tests {
 
     /// The public entry's output, and each lane type's that this CPU can run (the
     /// entry picks only the widest).
-    fn every_lane_type(
-        p: &Params,
-        hidden: &[Dense],
-        x: &[f32],
-        n: usize,
-        head: Head<'_>,
-        group: usize,
-    ) -> Vec<(&'static str, Vec<f32>)> {
-        let fused = gemm_fuses();
+    fn every_lane_type(job: Job<'_>) -> Vec<(&'static str, Vec<f32>)> {
+        let Job {
+            p,
+            hidden,
+            x,
+            n,
+            head,
+            group,
+            ..
+        } = job;
         let mut outs = Vec::new();
         let mut out = vec![f32::NAN; n];
         relu_stack_head(p, hidden, x, n, head, group, &mut out);
         outs.push(("relu_stack_head", out));
         let mut out = vec![f32::NAN; n];
-        run::<Portable>(p, hidden, x, n, head, group, fused, &mut out);
+        run::<Portable>(job, &mut out);
         outs.push(("portable", out));
         #[cfg(target_arch = "x86_64")]
         {
@@ -546,13 +576,13 @@ mod tests {
             if has!("avx2") && has!("fma") {
                 let mut out = vec![f32::NAN; n];
                 // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                unsafe { run_avx2(p, hidden, x, n, head, group, fused, &mut out) };
+                unsafe { run_avx2(job, &mut out) };
                 outs.push(("avx2", out));
             }
             if has!("avx512f") && has!("fma") {
                 let mut out = vec![f32::NAN; n];
                 // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
-                unsafe { run_avx512(p, hidden, x, n, head, group, fused, &mut out) };
+                unsafe { run_avx512(job, &mut out) };
                 outs.push(("avx512", out));
             }
         }
@@ -605,8 +635,17 @@ mod tests {
                     b: &b,
                     per_group: &per_group,
                 };
-                let want = reference(&p, &hidden, &x, n, head, group);
-                for (kind, out) in every_lane_type(&p, &hidden, &x, n, head, group) {
+                let job = Job {
+                    p: &p,
+                    hidden: &hidden,
+                    x: &x,
+                    n,
+                    head,
+                    group,
+                    fused: gemm_fuses(),
+                };
+                let want = reference(job);
+                for (kind, out) in every_lane_type(job) {
                     for (s, (o, r)) in out.iter().zip(&want).enumerate() {
                         assert_eq!(
                             o.to_bits(),
