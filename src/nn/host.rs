@@ -31,12 +31,18 @@ impl Act {
 /// through the hand-written loop below (a library call costs more than their
 /// arithmetic). The choice depends on the layer only, never on the number of rows, so
 /// a row's result does not depend on its batch (both kernels are row-stable).
-pub(crate) const GEMM_MIN_WEIGHTS: usize = 256;
+const GEMM_MIN_WEIGHTS: usize = 256;
+
+/// Whether [`dense`] computes a layer of these sizes through [`super::gemm`] (else the
+/// hand-written loop); `super::lanes` repeats the arithmetic of whichever it is.
+pub(crate) fn takes_gemm(n_in: usize, n_out: usize) -> bool {
+    n_in * n_out >= GEMM_MIN_WEIGHTS
+}
 
 /// `out[r, :] = act(x[r, :] W + b)` for `rows` rows.
 pub fn dense(p: &Params, layer: &Dense, x: &[f32], rows: usize, act: Act, out: &mut [f32]) {
     let (n_in, n_out) = (layer.fan_in(), layer.fan_out());
-    if n_in * n_out >= GEMM_MIN_WEIGHTS {
+    if takes_gemm(n_in, n_out) {
         let b = p.get(layer.b);
         for o in out.chunks_exact_mut(n_out) {
             o.copy_from_slice(b);
@@ -75,7 +81,7 @@ pub fn dense_strided(
     stride: usize,
 ) {
     let (n_in, n_out) = (layer.fan_in(), layer.fan_out());
-    if n_in * n_out < GEMM_MIN_WEIGHTS {
+    if !takes_gemm(n_in, n_out) {
         for r in 0..rows {
             let o = &mut out[r * stride..r * stride + n_out];
             dense(p, layer, &x[r * n_in..(r + 1) * n_in], 1, act, o);

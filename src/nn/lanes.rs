@@ -36,7 +36,7 @@
 //! assert!(out[0] >= -0.5 && out[2] >= 0.5); // ReLU: a head's output is at least its bias
 //! ```
 
-use super::host::GEMM_MIN_WEIGHTS;
+use super::host::takes_gemm;
 use super::params::{Dense, Params};
 
 /// The widest layer (inputs or outputs) the lane kernel takes: its buffers live on the
@@ -384,7 +384,7 @@ fn run<V: Lane>(job: Job<'_>, out: &mut [f32]) {
         let (mut src, mut dst) = (&mut a, &mut b);
         for layer in hidden {
             let (fi, fo) = (layer.fan_in(), layer.fan_out());
-            let sum = if fi * fo < GEMM_MIN_WEIGHTS {
+            let sum = if !takes_gemm(fi, fo) {
                 Sum::FromBiasSkippingZeros
             } else if fused {
                 Sum::FusedThenBias
