@@ -41,6 +41,7 @@ use crate::config::BadValue;
 use crate::env::probes::RewardProbes;
 use crate::error::UserError;
 use crate::nn::host::{self, Act};
+use crate::nn::lanes;
 use crate::nn::mlp_op;
 use crate::nn::params::{Dense, Params, Slot};
 use crate::par;
@@ -480,6 +481,13 @@ impl GlibrlModel {
     /// [`Self::ensure_scratch`].
     fn basis_host(&self, head: &GlmHead, rows: usize, sc: &mut Scratch) {
         let n = head.net.len();
+        if rows >= 8 && lanes::mlp_fits(&head.net) {
+            // The same bits as layer by layer (below), without the GEMM's packing.
+            let (n_in, n_out) = (head.net[0].fan_in(), head.net[n - 1].fan_out());
+            let (x, out) = (&sc.x[..rows * n_in], &mut sc.a[..rows * n_out]);
+            lanes::mlp(&self.params, &head.net, Act::Relu, x, rows, out);
+            return;
+        }
         for (i, l) in head.net.iter().enumerate() {
             let act = if i + 1 == n { Act::None } else { Act::Relu };
             let (src, dst) = match i {

@@ -13,6 +13,7 @@
 use super::graph::{self, GraphParams};
 use super::gru_op;
 use super::host::{self, Act};
+use super::lanes;
 use super::mlp_op;
 use super::overlap;
 use super::params::{Dense, GruCell, Params, Slot};
@@ -20,6 +21,10 @@ use super::transformer::{self, StepScratch, Transformer, TransformerSpec};
 use crate::par;
 use crate::rng::Rng;
 use burn::tensor::{Device, Gradients, Tensor};
+
+/// Batches of at least this many rows go through [`lanes::mlp`] (one AVX2 vector of
+/// samples); fewer keep `host::dense` layer by layer. Both give the same bits.
+const LANE_MIN_ROWS: usize = 8;
 use serde::{Deserialize, Serialize};
 
 /// Sizes of the recurrent memory.
@@ -381,6 +386,13 @@ impl AgentNet {
         out: &mut [f32],
     ) {
         let (last, hidden) = layers.split_last().expect("an output layer");
+        // Batches of narrow layers (the planner's particles, rollouts over many envs)
+        // go through the lane kernel: the same bits without the GEMM library's packing
+        // and the hidden values' trips through memory.
+        if rows >= LANE_MIN_ROWS && lanes::mlp_fits(layers) {
+            lanes::mlp(p, layers, act, x, rows, &mut out[..rows * last.fan_out()]);
+            return;
+        }
         let Some((first, rest)) = hidden.split_first() else {
             host::dense(
                 p,

@@ -36,7 +36,7 @@
 //! assert!(out[0] >= -0.5 && out[2] >= 0.5); // ReLU: a head's output is at least its bias
 //! ```
 
-use super::host::takes_gemm;
+use super::host::{takes_gemm, Act};
 use super::params::{Dense, Params};
 
 /// The widest layer (inputs or outputs) the lane kernel takes: its buffers live on the
@@ -145,6 +145,75 @@ struct Job<'a> {
     fused: bool,
 }
 
+/// The widest layer (inputs or outputs) [`mlp`] takes: its two blocks of 32 samples
+/// live on the stack (16 KB each). The GEMM library sums a product's inner dimension
+/// in blocks of 256 (its `KC`), bias first from the second block on; the mirror in
+/// [`Sum`] holds for up to 256 inputs, which this bound keeps.
+pub const MLP_MAX_WIDTH: usize = 128;
+const _: () = assert!(MLP_MAX_WIDTH <= 256 && MAX_WIDTH <= 256);
+
+/// Whether [`mlp`] takes these layers (at least one, none wider than
+/// [`MLP_MAX_WIDTH`]).
+pub fn mlp_fits(layers: &[Dense]) -> bool {
+    !layers.is_empty()
+        && layers
+            .iter()
+            .all(|l| l.fan_in() <= MLP_MAX_WIDTH && l.fan_out() <= MLP_MAX_WIDTH)
+}
+
+/// An MLP for `n` samples `x[s * n_in..]`: the hidden layers with `act`, the last
+/// layer linear, `out[s * n_out + o]`; bit-identical to `host::dense` layer by layer
+/// (as the actor and critic of `nn::agent` and GLiBRL's basis networks compute it),
+/// without the GEMM library's packing, the bias copies and the hidden values' trips
+/// through memory.
+///
+/// # Panics
+/// If [`mlp_fits`] is false for `layers`, or a slice is shorter than the sizes say.
+pub fn mlp(p: &Params, layers: &[Dense], act: Act, x: &[f32], n: usize, out: &mut [f32]) {
+    assert!(mlp_fits(layers), "layers wider than {MLP_MAX_WIDTH} units");
+    let n_out = layers[layers.len() - 1].fan_out();
+    assert!(x.len() >= n * layers[0].fan_in() && out.len() >= n * n_out);
+    if n == 0 {
+        return;
+    }
+    let job = MlpJob {
+        p,
+        layers,
+        act,
+        x,
+        n,
+        fused: gemm_fuses(),
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+            unsafe { mlp_avx512(job, out) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            unsafe { mlp_avx2(job, out) };
+            return;
+        }
+    }
+    run_mlp::<Portable, 1>(job, out);
+}
+
+/// One call of [`mlp`].
+#[derive(Clone, Copy)]
+struct MlpJob<'a> {
+    p: &'a Params,
+    layers: &'a [Dense],
+    act: Act,
+    x: &'a [f32],
+    n: usize,
+    fused: bool,
+}
+
 /// [`run`] with 16 lanes in AVX-512 registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
@@ -159,29 +228,51 @@ unsafe fn run_avx2(job: Job<'_>, out: &mut [f32]) {
     run::<std::arch::x86_64::__m256>(job, out);
 }
 
+/// [`run_mlp`] with two AVX-512 vectors per block (32 samples): each broadcast weight
+/// feeds two multiply-adds, and a one-output layer (a critic's value) still has two
+/// independent chains. 8 outputs x 2 vectors of accumulators fit the 32 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn mlp_avx512(job: MlpJob<'_>, out: &mut [f32]) {
+    run_mlp::<std::arch::x86_64::__m512, 2>(job, out);
+}
+
+/// [`run_mlp`] with one AVX2 vector per block: 8 accumulators of two vectors would not
+/// fit AVX2's 16 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mlp_avx2(job: MlpJob<'_>, out: &mut [f32]) {
+    run_mlp::<std::arch::x86_64::__m256, 1>(job, out);
+}
+
 /// The most lanes of any [`Lane`] type.
 const MAX_LANES: usize = 16;
 
-/// A block of samples' values: `0[unit][lane]`, one sample per lane.
-#[repr(align(64))]
-struct Block([[f32; MAX_LANES]; MAX_WIDTH]);
+/// Sample slots of an [`mlp`] block: up to two vectors of the widest lane type.
+const MLP_SLOTS: usize = 2 * MAX_LANES;
 
-impl Block {
+/// A block of samples' values: `0[unit][slot]`, one sample per slot, `W` units.
+#[repr(align(64))]
+struct Block<const W: usize, const S: usize>([[f32; S]; W]);
+
+impl<const W: usize, const S: usize> Block<W, S> {
     fn new() -> Self {
-        Block([[0.0; MAX_LANES]; MAX_WIDTH])
+        Block([[0.0; S]; W])
     }
 }
 
 /// A vector of lanes, one sample per lane: the operations the layers need, each lane
 /// the same IEEE operation as the scalar loop it replaces. The x86-64 types are only
-/// used inside functions compiled for their features ([`run_avx512`], [`run_avx2`]),
-/// into which these `inline(always)` methods are inlined.
+/// used inside functions compiled for their features ([`run_avx512`], [`mlp_avx2`],
+/// ...), into which these `inline(always)` methods are inlined.
 trait Lane: Copy {
     /// Lanes per vector.
     const WIDTH: usize;
     unsafe fn splat(v: f32) -> Self;
-    unsafe fn load(p: &[f32; MAX_LANES]) -> Self;
-    unsafe fn store(self, p: &mut [f32; MAX_LANES]);
+    /// The first [`Lane::WIDTH`] values of `p` (which has at least that many).
+    unsafe fn load(p: &[f32]) -> Self;
+    /// Into the first [`Lane::WIDTH`] values of `p`.
+    unsafe fn store(self, p: &mut [f32]);
     unsafe fn add(self, o: Self) -> Self;
     /// `self + x * w`, the product rounded before the sum.
     unsafe fn plus_product(self, x: Self, w: Self) -> Self;
@@ -189,8 +280,6 @@ trait Lane: Copy {
     unsafe fn plus_fused(self, x: Self, w: Self) -> Self;
     /// `self + x * w` in the lanes where `x != 0` (NaN included), `self` elsewhere.
     unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self;
-    /// `max(self, 0)`, NaN to 0.
-    unsafe fn relu(self) -> Self;
 }
 
 /// `impl Lane` for an x86-64 vector type from its intrinsics; `|s, x, p| select` gives
@@ -199,8 +288,7 @@ trait Lane: Copy {
 #[cfg(target_arch = "x86_64")]
 macro_rules! x86_lane {
     ($t:ident, $width:literal, $set1:ident, $load:ident, $store:ident, $add:ident,
-     $mul:ident, $fmadd:ident, $max:ident, $zero:ident,
-     |$s:ident, $x:ident, $p:ident| $select:expr) => {
+     $mul:ident, $fmadd:ident, |$s:ident, $x:ident, $p:ident| $select:expr) => {
         impl Lane for std::arch::x86_64::$t {
             const WIDTH: usize = $width;
             #[inline(always)]
@@ -208,11 +296,13 @@ macro_rules! x86_lane {
                 std::arch::x86_64::$set1(v)
             }
             #[inline(always)]
-            unsafe fn load(p: &[f32; MAX_LANES]) -> Self {
+            unsafe fn load(p: &[f32]) -> Self {
+                debug_assert!(p.len() >= $width);
                 std::arch::x86_64::$load(p.as_ptr())
             }
             #[inline(always)]
-            unsafe fn store(self, p: &mut [f32; MAX_LANES]) {
+            unsafe fn store(self, p: &mut [f32]) {
+                debug_assert!(p.len() >= $width);
                 std::arch::x86_64::$store(p.as_mut_ptr(), self)
             }
             #[inline(always)]
@@ -234,12 +324,6 @@ macro_rules! x86_lane {
                 let ($s, $x, $p) = (self, x, $mul(x, w));
                 $select
             }
-            #[inline(always)]
-            unsafe fn relu(self) -> Self {
-                use std::arch::x86_64::*;
-                // MAXPS returns its second operand when the first is NaN.
-                $max(self, $zero())
-            }
         }
     };
 }
@@ -254,8 +338,6 @@ x86_lane!(
     _mm512_add_ps,
     _mm512_mul_ps,
     _mm512_fmadd_ps,
-    _mm512_max_ps,
-    _mm512_setzero_ps,
     |s, x, p| _mm512_mask_add_ps(
         s,
         _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(x, _mm512_setzero_ps()),
@@ -274,8 +356,6 @@ x86_lane!(
     _mm256_add_ps,
     _mm256_mul_ps,
     _mm256_fmadd_ps,
-    _mm256_max_ps,
-    _mm256_setzero_ps,
     |s, x, p| _mm256_blendv_ps(
         s,
         _mm256_add_ps(s, p),
@@ -294,13 +374,13 @@ impl Lane for Portable {
         Portable([v; 8])
     }
     #[inline(always)]
-    unsafe fn load(p: &[f32; MAX_LANES]) -> Self {
+    unsafe fn load(p: &[f32]) -> Self {
         let mut v = [0.0; 8];
         v.copy_from_slice(&p[..8]);
         Portable(v)
     }
     #[inline(always)]
-    unsafe fn store(self, p: &mut [f32; MAX_LANES]) {
+    unsafe fn store(self, p: &mut [f32]) {
         p[..8].copy_from_slice(&self.0);
     }
     #[inline(always)]
@@ -325,10 +405,6 @@ impl Lane for Portable {
             }
         }))
     }
-    #[inline(always)]
-    unsafe fn relu(self) -> Self {
-        Portable(self.0.map(|v| if v > 0.0 { v } else { 0.0 }))
-    }
 }
 
 /// How a layer sums its terms, mirroring the kernel `host::dense` uses for it.
@@ -341,6 +417,38 @@ enum Sum {
     FusedThenBias,
     /// The GEMM micro-kernel without FMA: from zero, `+ x_i w_i`, then the bias.
     PlainThenBias,
+}
+
+/// One layer's weights (`w[i * n_out + o]`), biases, and how [`Sum`] it is summed.
+#[derive(Clone, Copy)]
+struct Weights<'a> {
+    w: &'a [f32],
+    bias: &'a [f32],
+    n_in: usize,
+    n_out: usize,
+    sum: Sum,
+}
+
+impl<'a> Weights<'a> {
+    /// `layer`'s weights, summed as `host::dense` sums it (`fused`: whether the GEMM
+    /// library's kernel fuses on this CPU).
+    fn of(p: &'a Params, layer: &Dense, fused: bool) -> Self {
+        let (n_in, n_out) = (layer.fan_in(), layer.fan_out());
+        let sum = if !takes_gemm(n_in, n_out) {
+            Sum::FromBiasSkippingZeros
+        } else if fused {
+            Sum::FusedThenBias
+        } else {
+            Sum::PlainThenBias
+        };
+        Weights {
+            w: p.get(layer.w),
+            bias: p.get(layer.b),
+            n_in,
+            n_out,
+            sum,
+        }
+    }
 }
 
 #[inline(always)]
@@ -358,7 +466,8 @@ fn run<V: Lane>(job: Job<'_>, out: &mut [f32]) {
     let n_in = hidden[0].fan_in();
     let width = hidden[hidden.len() - 1].fan_out();
     // On the stack (12 KB): no allocation per planning step.
-    let (mut a, mut b, mut head_w) = (Block::new(), Block::new(), Block::new());
+    type B = Block<MAX_WIDTH, MAX_LANES>;
+    let (mut a, mut b, mut head_w) = (B::new(), B::new(), B::new());
     let mut head_b = [0.0f32; MAX_LANES];
     let mut heads = [usize::MAX; MAX_LANES];
     let mut acc_out = [0.0f32; MAX_LANES];
@@ -382,20 +491,12 @@ fn run<V: Lane>(job: Job<'_>, out: &mut [f32]) {
             }
         }
         let (mut src, mut dst) = (&mut a, &mut b);
-        for layer in hidden {
-            let (fi, fo) = (layer.fan_in(), layer.fan_out());
-            let sum = if !takes_gemm(fi, fo) {
-                Sum::FromBiasSkippingZeros
-            } else if fused {
-                Sum::FusedThenBias
-            } else {
-                Sum::PlainThenBias
-            };
-            relu_layer::<V>(p.get(layer.w), p.get(layer.b), fi, fo, sum, src, dst);
+        for l in hidden {
+            layer::<V, 1, MAX_WIDTH, MAX_LANES>(Weights::of(p, l, fused), Act::Relu, src, dst);
             std::mem::swap(&mut src, &mut dst);
         }
-        // SAFETY (every `Lane` call here and below): `run` is only instantiated with a
-        // lane type the CPU supports (see `relu_stack_head`).
+        // SAFETY (every `Lane` call here and below): `run` and `run_mlp` are only
+        // instantiated with a lane type the CPU supports (see `relu_stack_head`, `mlp`).
         unsafe {
             let mut acc = V::load(&head_b);
             for (h, w) in src.0[..width].iter().zip(&head_w.0[..width]) {
@@ -407,105 +508,164 @@ fn run<V: Lane>(job: Job<'_>, out: &mut [f32]) {
     }
 }
 
-/// `y[o] = relu(layer(x)[o])` for every lane, outputs in blocks of 8 (8 independent
-/// chains of multiply-adds hide their latency), then one at a time.
+/// [`mlp`] with `R` vectors of lanes per block of samples.
 #[inline(always)]
-fn relu_layer<V: Lane>(
-    w: &[f32],
-    bias: &[f32],
-    n_in: usize,
-    n_out: usize,
-    sum: Sum,
-    x: &Block,
-    y: &mut Block,
-) {
-    let mut o0 = 0;
-    while o0 + 8 <= n_out {
-        relu_block::<V, 8>(w, bias, n_in, n_out, o0, sum, x, y);
-        o0 += 8;
-    }
-    while o0 < n_out {
-        relu_block::<V, 1>(w, bias, n_in, n_out, o0, sum, x, y);
-        o0 += 1;
+fn run_mlp<V: Lane, const R: usize>(job: MlpJob<'_>, out: &mut [f32]) {
+    let MlpJob {
+        p,
+        layers,
+        act,
+        x,
+        n,
+        fused,
+    } = job;
+    let slots = R * V::WIDTH;
+    debug_assert!(slots <= MLP_SLOTS);
+    let n_in = layers[0].fan_in();
+    let n_out = layers[layers.len() - 1].fan_out();
+    // On the stack (32 KB): no allocation per call.
+    type B = Block<MLP_MAX_WIDTH, MLP_SLOTS>;
+    let (mut a, mut b) = (B::new(), B::new());
+    for s0 in (0..n).step_by(slots) {
+        let live = slots.min(n - s0);
+        // Inputs transposed; idle slots of the last block repeat its last sample.
+        for l in 0..slots {
+            let xs = &x[(s0 + l.min(live - 1)) * n_in..][..n_in];
+            for (ai, &xi) in a.0[..n_in].iter_mut().zip(xs) {
+                ai[l] = xi;
+            }
+        }
+        let (mut src, mut dst) = (&mut a, &mut b);
+        for (i, l) in layers.iter().enumerate() {
+            let act = if i + 1 == layers.len() {
+                Act::None
+            } else {
+                act
+            };
+            layer::<V, R, MLP_MAX_WIDTH, MLP_SLOTS>(Weights::of(p, l, fused), act, src, dst);
+            std::mem::swap(&mut src, &mut dst);
+        }
+        for l in 0..live {
+            let o = &mut out[(s0 + l) * n_out..][..n_out];
+            for (oj, yj) in o.iter_mut().zip(&src.0[..n_out]) {
+                *oj = yj[l];
+            }
+        }
     }
 }
 
+/// `y[o] = act(layer(x)[o])` for every sample slot, outputs in blocks of 8 (8 x R
+/// independent chains of multiply-adds hide their latency), the rest in one block of
+/// as many; `act` is [`Act::apply`], the function `host::dense` applies.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn relu_block<V: Lane, const B: usize>(
-    w: &[f32],
-    bias: &[f32],
-    n_in: usize,
-    n_out: usize,
+fn layer<V: Lane, const R: usize, const W: usize, const S: usize>(
+    lw: Weights<'_>,
+    act: Act,
+    x: &Block<W, S>,
+    y: &mut Block<W, S>,
+) {
+    let n_out = lw.n_out;
+    let mut o0 = 0;
+    while o0 + 8 <= n_out {
+        outputs::<V, R, 8, W, S>(lw, o0, x, y);
+        o0 += 8;
+    }
+    match n_out - o0 {
+        0 => {}
+        1 => outputs::<V, R, 1, W, S>(lw, o0, x, y),
+        2 => outputs::<V, R, 2, W, S>(lw, o0, x, y),
+        3 => outputs::<V, R, 3, W, S>(lw, o0, x, y),
+        4 => outputs::<V, R, 4, W, S>(lw, o0, x, y),
+        5 => outputs::<V, R, 5, W, S>(lw, o0, x, y),
+        6 => outputs::<V, R, 6, W, S>(lw, o0, x, y),
+        _ => outputs::<V, R, 7, W, S>(lw, o0, x, y),
+    }
+    let slots = R * V::WIDTH;
+    // One loop per activation, so each vectorises (the function is inlined into the
+    // caller compiled for the lane type's features).
+    match act {
+        Act::None => {}
+        Act::Relu => {
+            for row in &mut y.0[..n_out] {
+                for v in &mut row[..slots] {
+                    *v = Act::Relu.apply(*v);
+                }
+            }
+        }
+        Act::Tanh => {
+            for row in &mut y.0[..n_out] {
+                for v in &mut row[..slots] {
+                    *v = Act::Tanh.apply(*v);
+                }
+            }
+        }
+    }
+}
+
+/// Outputs `o0..o0 + B` of a layer for every sample slot, from `x` into `y` (no
+/// activation).
+#[inline(always)]
+fn outputs<V: Lane, const R: usize, const B: usize, const W: usize, const S: usize>(
+    lw: Weights<'_>,
     o0: usize,
-    sum: Sum,
-    x: &Block,
-    y: &mut Block,
+    x: &Block<W, S>,
+    y: &mut Block<W, S>,
 ) {
     // SAFETY: as in `run`.
     unsafe {
-        let mut acc = [V::splat(0.0); B];
+        let mut acc = [[V::splat(0.0); R]; B];
         // One loop per kind of sum (`add_terms` with a closure each, inlined), so no
         // branch sits in the inner loop: a branch there kept LLVM from vectorising.
-        let terms = Terms {
-            x,
-            w,
-            n_in,
-            n_out,
-            o0,
-        };
-        let bias = &bias[o0..o0 + B];
-        match sum {
+        let bias = &lw.bias[o0..o0 + B];
+        match lw.sum {
             Sum::FromBiasSkippingZeros => {
                 for (acc_k, &b) in acc.iter_mut().zip(bias) {
-                    *acc_k = V::splat(b);
+                    *acc_k = [V::splat(b); R];
                 }
-                terms.add(&mut acc, |a, x, w| a.plus_product_if_nonzero(x, w));
+                add_terms(lw, o0, x, &mut acc, |a, x, w| {
+                    a.plus_product_if_nonzero(x, w)
+                });
             }
             Sum::FusedThenBias | Sum::PlainThenBias => {
-                if matches!(sum, Sum::FusedThenBias) {
-                    terms.add(&mut acc, |a, x, w| a.plus_fused(x, w));
+                if matches!(lw.sum, Sum::FusedThenBias) {
+                    add_terms(lw, o0, x, &mut acc, |a, x, w| a.plus_fused(x, w));
                 } else {
-                    terms.add(&mut acc, |a, x, w| a.plus_product(x, w));
+                    add_terms(lw, o0, x, &mut acc, |a, x, w| a.plus_product(x, w));
                 }
                 for (acc_k, &b) in acc.iter_mut().zip(bias) {
-                    *acc_k = acc_k.add(V::splat(b));
+                    for v in acc_k {
+                        *v = v.add(V::splat(b));
+                    }
                 }
             }
         }
-        for (k, acc_k) in acc.iter().enumerate() {
-            acc_k.relu().store(&mut y.0[o0 + k]);
+        for (acc_k, yk) in acc.iter().zip(&mut y.0[o0..o0 + B]) {
+            for (r, v) in acc_k.iter().enumerate() {
+                v.store(&mut yk[r * V::WIDTH..]);
+            }
         }
     }
 }
 
-/// The terms `x_i w_i` of outputs `o0..o0 + B` of a layer, for every lane.
-struct Terms<'a> {
-    x: &'a Block,
-    w: &'a [f32],
-    n_in: usize,
-    n_out: usize,
+/// `acc[k][r] = step(acc[k][r], x_i, w_ik)` over the inputs `i` in order, for outputs
+/// `o0..o0 + B` and the `R` vectors of sample slots.
+#[inline(always)]
+fn add_terms<V: Lane, const R: usize, const B: usize, const W: usize, const S: usize>(
+    lw: Weights<'_>,
     o0: usize,
-}
-
-impl Terms<'_> {
-    /// `acc_k = step(acc_k, x_i, w_ik)` for `i` in order.
-    #[inline(always)]
-    fn add<V: Lane, const B: usize>(&self, acc: &mut [V; B], step: impl Fn(V, V, V) -> V) {
-        let Terms {
-            x,
-            w,
-            n_in,
-            n_out,
-            o0,
-        } = *self;
-        for (i, xi) in x.0[..n_in].iter().enumerate() {
+    x: &Block<W, S>,
+    acc: &mut [[V; R]; B],
+    step: impl Fn(V, V, V) -> V,
+) {
+    for (i, xi) in x.0[..lw.n_in].iter().enumerate() {
+        // SAFETY: as in `run`.
+        let xv: [V; R] = std::array::from_fn(|r| unsafe { V::load(&xi[r * V::WIDTH..]) });
+        let wi = &lw.w[i * lw.n_out + o0..][..B];
+        for (acc_k, &wk) in acc.iter_mut().zip(wi) {
             // SAFETY: as in `run`.
-            let xv = unsafe { V::load(xi) };
-            let wi = &w[i * n_out + o0..i * n_out + o0 + B];
-            for (acc_k, &wk) in acc.iter_mut().zip(wi) {
-                // SAFETY: as in `run`.
-                *acc_k = step(*acc_k, xv, unsafe { V::splat(wk) });
+            let wv = unsafe { V::splat(wk) };
+            for (a, &xr) in acc_k.iter_mut().zip(&xv) {
+                *a = step(*a, xr, wv);
             }
         }
     }
@@ -691,5 +851,105 @@ mod tests {
         assert!(fits(&net(&[5, 64, 64], &mut rng).1));
         assert!(!fits(&net(&[5, 65], &mut rng).1));
         assert!(!fits(&net(&[128, 32], &mut rng).1));
+    }
+
+    /// [`mlp`] through each lane type this CPU can run, and the public entry.
+    fn every_mlp_lane_type(job: MlpJob<'_>, n_out: usize) -> Vec<(&'static str, Vec<f32>)> {
+        let MlpJob {
+            p,
+            layers,
+            act,
+            x,
+            n,
+            ..
+        } = job;
+        let fresh = || vec![f32::NAN; n * n_out];
+        let mut outs = Vec::new();
+        let mut out = fresh();
+        mlp(p, layers, act, x, n, &mut out);
+        outs.push(("mlp", out));
+        let mut out = fresh();
+        run_mlp::<Portable, 1>(job, &mut out);
+        outs.push(("portable", out));
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                let mut out = fresh();
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                unsafe { mlp_avx2(job, &mut out) };
+                outs.push(("avx2", out));
+            }
+            if has!("avx512f") && has!("fma") {
+                let mut out = fresh();
+                // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+                unsafe { mlp_avx512(job, &mut out) };
+                outs.push(("avx512", out));
+            }
+        }
+        outs
+    }
+
+    #[test]
+    fn mlp_equals_host_dense_layer_by_layer_bit_for_bit() {
+        let mut rng = Rng::new(11);
+        // GLiBRL's actor and critic on GridNavi (35 -> 128 -> 128 -> 5 or 1, tanh) and
+        // its basis network (9 -> 64 -> 64 -> 15, ReLU); GridNavi's small policies (GEMM
+        // and hand-written layers mixed); odd widths for every remainder block.
+        let cases: [(&[usize], Act); 6] = [
+            (&[35, 128, 128, 5], Act::Tanh),
+            (&[35, 128, 128, 1], Act::Tanh),
+            (&[9, 64, 64, 15], Act::Relu),
+            (&[12, 32, 5], Act::Tanh),
+            (&[3, 7, 13, 2], Act::Relu),
+            (&[17, 6], Act::Tanh),
+        ];
+        for (sizes, act) in cases {
+            let (p, layers) = net(sizes, &mut rng);
+            let n_out = *sizes.last().unwrap();
+            for n in [1usize, 7, 16, 33, 200] {
+                let x: Vec<f32> = (0..n * sizes[0])
+                    .map(|i| if i % 7 == 2 { 0.0 } else { rng.normal() as f32 })
+                    .collect();
+                // host::dense layer by layer, the last one linear.
+                let mut want = x.clone();
+                for (i, l) in layers.iter().enumerate() {
+                    let a = if i + 1 == layers.len() {
+                        Act::None
+                    } else {
+                        act
+                    };
+                    let mut next = vec![0.0; n * l.fan_out()];
+                    host::dense(&p, l, &want, n, a, &mut next);
+                    want = next;
+                }
+                let job = MlpJob {
+                    p: &p,
+                    layers: &layers,
+                    act,
+                    x: &x,
+                    n,
+                    fused: gemm_fuses(),
+                };
+                for (kind, out) in every_mlp_lane_type(job, n_out) {
+                    for (j, (o, w)) in out.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            o.to_bits(),
+                            w.to_bits(),
+                            "{kind}, sizes {sizes:?} {act:?}, {n} samples, output {j}: {o} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mlp_fits_only_narrow_non_empty_stacks() {
+        let mut rng = Rng::new(2);
+        assert!(!mlp_fits(&[]));
+        assert!(mlp_fits(&net(&[35, 128, 128, 5], &mut rng).1));
+        assert!(!mlp_fits(&net(&[35, 256, 5], &mut rng).1));
+        assert!(!mlp_fits(&net(&[129, 5], &mut rng).1));
     }
 }
