@@ -890,8 +890,15 @@ fn evaluate_distinct<B: PlanningBelief, P: PolicyValue>(
 {
     let no = policy.num_outputs();
     let dist = &mut c.distinct;
-    dist.find(&c.obs, od, &c.features, fd, p);
-    let u = dist.first.len();
+    // Distinct histories (continuous rewards make every particle's its own after one
+    // step) rarely share features: evaluating every particle is the same results
+    // (rows are independent of their batch) without hashing them.
+    let u = if c.all_distinct {
+        p
+    } else {
+        dist.find(&c.obs, od, &c.features, fd, p);
+        dist.first.len()
+    };
     let eval = |obs: &[f32], f: &[f32], rows, pol: &mut [f32], val: &mut [f32], ps| {
         if values_only {
             policy.evaluate_values(obs, f, rows, pol, val, ps)

@@ -40,8 +40,9 @@ pub(crate) fn cholesky(a: &mut [f64], n: usize, what: &'static str) -> Result<()
 }
 
 /// Dot product with four accumulators (a single accumulator serialises on the add
-/// latency and cannot vectorise under strict floating-point ordering).
-#[inline]
+/// latency and cannot vectorise under strict floating-point ordering). Always inlined,
+/// so that it takes the vector width of its caller (`super::rank1`'s AVX2 build).
+#[inline(always)]
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -61,8 +62,8 @@ pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     t
 }
 
-/// `y += alpha * x`.
-#[inline]
+/// `y += alpha * x` (always inlined, as [`dot`]).
+#[inline(always)]
 pub(crate) fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi += alpha * xi;

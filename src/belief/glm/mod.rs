@@ -51,6 +51,7 @@ mod linalg;
 mod marginal;
 mod posterior;
 mod prior;
+mod rank1;
 mod sample;
 pub mod special;
 mod stats;

@@ -2,7 +2,6 @@
 //! particle) advanced one transition at a time by rank-1 (Sherman–Morrison /
 //! recursive-least-squares) updates in O(d² + dm), without allocating.
 
-use super::linalg::dot;
 use super::posterior::expected_sigma_divisor;
 use super::sample::{draw_mniw, SampleScratch};
 use super::trials::GlmScalar;
@@ -135,37 +134,13 @@ impl GlmStream {
         for (a, &b) in cv.iter_mut().zip(c) {
             *a = b.to_f64();
         }
-        let p = &mut self.p[r * d * d..(r + 1) * d * d];
-        let mean = &mut self.mean[r * d * m..(r + 1) * d * m];
-        let psi = &mut self.psi[r * m * m..(r + 1) * m * m];
-        // u = P c as a sum of P's rows (P symmetric): contiguous axpys.
-        u.fill(0.0);
-        for (i, &ci) in cv.iter().enumerate() {
-            if ci != 0.0 {
-                super::linalg::axpy(ci, &p[i * d..i * d + d], u);
-            }
-        }
-        let s = 1.0 + dot(cv, u);
-        let inv_s = 1.0 / s;
         for (a, ea) in e.iter_mut().enumerate() {
             *ea = y[a].to_f64();
         }
-        for (i, &ci) in cv.iter().enumerate() {
-            if ci != 0.0 {
-                super::linalg::axpy(-ci, &mean[i * m..i * m + m], e);
-            }
-        }
-        for i in 0..d {
-            let ui = u[i] * inv_s;
-            // (u_i / s) u_j and (u_j / s) u_i may differ in the last bit, so P is
-            // symmetric to rounding (tests/glm.rs checks it against batch refits).
-            super::linalg::axpy(-ui, u, &mut p[i * d..i * d + d]);
-            super::linalg::axpy(ui, e, &mut mean[i * m..i * m + m]);
-        }
-        for a in 0..m {
-            let ea = e[a] * inv_s;
-            super::linalg::axpy(ea, e, &mut psi[a * m..a * m + m]);
-        }
+        let p = &mut self.p[r * d * d..(r + 1) * d * d];
+        let mean = &mut self.mean[r * d * m..(r + 1) * d * m];
+        let psi = &mut self.psi[r * m * m..(r + 1) * m * m];
+        super::rank1::update(p, mean, psi, cv, u, e);
         self.nu[r] += 1.0;
         self.n[r] += 1.0;
     }
@@ -338,15 +313,7 @@ impl GlmStream {
     /// Ψ_N (1 + c'Λ_N^{-1}c) / (ν_N - m + 1). O(d² + dm), no allocation.
     pub fn predictive_row(&self, r: usize, c: &[f64], mean_out: &mut [f64]) -> f64 {
         let (d, m) = (self.d, self.m);
-        let p = self.p_row(r);
-        let mean = self.mean_row(r);
-        mean_out[..m].fill(0.0);
-        let mut q = 0.0;
-        for i in 0..d {
-            super::linalg::axpy(c[i], &mean[i * m..i * m + m], &mut mean_out[..m]);
-            q += c[i] * dot(&p[i * d..i * d + d], c);
-        }
-        q
+        super::rank1::predictive(self.p_row(r), self.mean_row(r), &c[..d], m, mean_out)
     }
 
     /// The full predictive Student-t of row r at c (allocates).
