@@ -793,6 +793,55 @@ fn discounted_streams_equal_weighted_batch_posteriors() {
     check_discount_against_weighted_batch(4, 2, 0.05, 23);
 }
 
+/// Every non-decreasing index list of 5 rows (resampling's shapes: duplicates, rows
+/// moving up and down, runs kept in place): the in-place gather equals the gather
+/// into a second stream, and copies without allocating.
+#[test]
+fn gather_in_place_equals_gather_for_every_sorted_index_list() {
+    let mut rng = Rng::new(12);
+    let (d, m, rows) = (4, 2, 5);
+    let prior = random_prior(d, m, &mut rng);
+    let mut s = GlmStream::new(&prior, rows).unwrap();
+    let (c, y) = random_data(d, m, rows, &mut rng);
+    s.update_all(&c, &y);
+    s.update_row(1, &c[..d], &y[..m]); // rows differ in n as well
+    let mut lists = vec![vec![]];
+    for _ in 0..rows {
+        lists = lists
+            .into_iter()
+            .flat_map(|l: Vec<usize>| {
+                let from = l.last().copied().unwrap_or(0);
+                (from..rows).map(move |v| [l.clone(), vec![v]].concat())
+            })
+            .collect();
+    }
+    assert_eq!(lists.len(), 126); // C(9, 5)
+    let mut want = GlmStream::new(&prior, rows).unwrap();
+    for src in &lists {
+        s.gather(src, &mut want);
+        let mut got = s.clone();
+        let before = allocs();
+        got.gather_in_place(src);
+        assert_eq!(allocs(), before, "in-place gather allocated");
+        for i in 0..rows {
+            assert_eq!(got.p_row(i), want.p_row(i), "{src:?}, row {i}");
+            assert_eq!(got.mean_row(i), want.mean_row(i), "{src:?}, row {i}");
+            assert_eq!(got.psi_row(i), want.psi_row(i), "{src:?}, row {i}");
+            assert_eq!(got.nu_row(i), want.nu_row(i), "{src:?}, row {i}");
+            assert_eq!(got.n_row(i), want.n_row(i), "{src:?}, row {i}");
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "non-decreasing")]
+fn gather_in_place_refuses_a_decreasing_index_list() {
+    let prior = random_prior(2, 1, &mut Rng::new(1));
+    GlmStream::new(&prior, 3)
+        .unwrap()
+        .gather_in_place(&[0, 2, 1]);
+}
+
 #[test]
 fn streaming_update_does_not_allocate_and_gather_copies_rows() {
     let mut rng = Rng::new(11);

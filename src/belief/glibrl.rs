@@ -952,6 +952,12 @@ impl Belief for GlibrlModel {
         }
         self.ensure_scratch(&mut into.scratch, src.len());
     }
+    fn gather_in_place(&self, state: &mut GlibrlState, src: &[usize]) -> bool {
+        for stream in &mut state.heads {
+            stream.gather_in_place(src);
+        }
+        true
+    }
 }
 
 /// Per trial, `extra` prefix lengths uniform in `1..T` followed by the full length `T`

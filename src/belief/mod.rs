@@ -52,6 +52,13 @@ pub trait Belief {
     fn features(&self, state: &Self::State, out: &mut [f32]);
     /// Copy rows `src[i]` of `from` into row `i` of `into` (particle cloning / resampling).
     fn gather(&self, from: &Self::State, src: &[usize], into: &mut Self::State);
+    /// [`Belief::gather`] onto `state` itself, for a non-decreasing `src` of one entry
+    /// per row (the planner's resampling), copying only the rows that change; `false`
+    /// (state untouched) where a belief does not offer it, and the caller gathers into
+    /// a second state. GLiBRL's rows (a d x d posterior each) are worth the saving.
+    fn gather_in_place(&self, _state: &mut Self::State, _src: &[usize]) -> bool {
+        false
+    }
     /// The trainable parameters of a learned belief (None for exact beliefs), so a
     /// trainer can install updated weights into the copy that acts.
     fn params_mut(&mut self) -> Option<&mut crate::nn::Params> {

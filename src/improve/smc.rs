@@ -695,10 +695,14 @@ fn plan_chunk<B: PlanningBelief, P: PolicyValue>(
             }
         }
         if any {
-            let mut spare = c.spare.take().expect("spare belief");
-            model.gather(&belief, &c.src, &mut spare);
-            c.spare = Some(belief);
-            belief = spare;
+            // `src` is non-decreasing: resampled rows take systematic resampling's
+            // sorted indices inside their own block, the others keep theirs.
+            if !model.gather_in_place(&mut belief, &c.src) {
+                let mut spare = c.spare.take().expect("spare belief");
+                model.gather(&belief, &c.src, &mut spare);
+                c.spare = Some(belief);
+                belief = spare;
+            }
             gather_rows(&c.src, &c.obs, od, &mut c.tmp_obs);
             std::mem::swap(&mut c.obs, &mut c.tmp_obs);
             gather_rows(&c.src, &c.roots, aw, &mut c.tmp_roots);

@@ -25,6 +25,9 @@ use super::Rng;
 /// Pairs computed side by side.
 const PAIRS: usize = 8;
 
+/// Chunks of at most this many pairs are computed one pair at a time.
+const SHORT_TAIL: usize = 2;
+
 impl Rng {
     /// Fills `out` with standard normals (f32), drawing `out.len().div_ceil(2)` values
     /// from the stream: the same stream state and length give the same normals on
@@ -68,6 +71,18 @@ fn fill_body(rng: &mut Rng, out: &mut [f32]) {
         for b in &mut bits[..pairs] {
             *b = rng.next_u64();
         }
+        if pairs <= SHORT_TAIL {
+            // A short tail (GLiBRL's 2 K_Omega + 1 normals per particle end in one
+            // pair): pair by pair, the same arithmetic, not a whole vector's worth.
+            for (o, &b) in chunk.chunks_mut(2).zip(&bits[..pairs]) {
+                let (c, s) = pair(b);
+                o[0] = c;
+                if let Some(o1) = o.get_mut(1) {
+                    *o1 = s;
+                }
+            }
+            continue;
+        }
         box_muller(&bits, &mut z);
         // Pair i is (z[i], z[PAIRS + i]); a chunk of n normals takes pairs 0..n/2 whole
         // and the cosine half of the last one when n is odd.
@@ -83,13 +98,19 @@ fn fill_body(rng: &mut Rng, out: &mut [f32]) {
 fn box_muller(bits: &[u64; PAIRS], z: &mut [f32; 2 * PAIRS]) {
     let (zc, zs) = z.split_at_mut(PAIRS);
     for ((&b, c), s) in bits.iter().zip(zc).zip(zs) {
-        let u1 = (((b >> 33) as i32) as f32 + 0.5) * (1.0 / 2_147_483_648.0);
-        let u2 = ((b & 0xFF_FFFF) as i32) as f32 * (1.0 / 16_777_216.0);
-        let r = (-2.0 * ln(u1)).sqrt();
-        let (cos, sin) = sincos_turns(u2);
-        *c = r * cos;
-        *s = r * sin;
+        (*c, *s) = pair(b);
     }
+}
+
+/// The pair `r (cos 2 pi u2, sin 2 pi u2)` of one draw (see the module doc): plain
+/// multiplies and adds, the same bits alone or in a vector loop.
+#[inline(always)]
+fn pair(b: u64) -> (f32, f32) {
+    let u1 = (((b >> 33) as i32) as f32 + 0.5) * (1.0 / 2_147_483_648.0);
+    let u2 = ((b & 0xFF_FFFF) as i32) as f32 * (1.0 / 16_777_216.0);
+    let r = (-2.0 * ln(u1)).sqrt();
+    let (cos, sin) = sincos_turns(u2);
+    (r * cos, r * sin)
 }
 
 /// Natural log of a positive normal f32: `x = 2^e m`, `m` in `[sqrt(1/2), sqrt(2))`,
@@ -203,6 +224,28 @@ mod tests {
             r2.next_u64();
         }
         assert_eq!(r1.next_u64(), r2.next_u64());
+    }
+
+    #[test]
+    fn a_short_tail_equals_the_vector_loop_bit_for_bit() {
+        for n in 1..=40 {
+            let mut got = vec![0.0f32; n];
+            Rng::new(9).fill_normals(&mut got);
+            // Every chunk through the whole-vector Box-Muller, whatever its length.
+            let mut rng = Rng::new(9);
+            let mut want = Vec::new();
+            for chunk in (0..n).collect::<Vec<_>>().chunks(2 * PAIRS) {
+                let mut bits = [0u64; PAIRS];
+                for b in &mut bits[..chunk.len().div_ceil(2)] {
+                    *b = rng.next_u64();
+                }
+                let mut z = [0.0f32; 2 * PAIRS];
+                box_muller(&bits, &mut z);
+                want.extend((0..chunk.len()).map(|i| z[(i & 1) * PAIRS + i / 2]));
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{n} normals");
+        }
     }
 
     /// Standard normal CDF through the complementary error function (Numerical

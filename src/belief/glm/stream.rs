@@ -287,6 +287,40 @@ impl GlmStream {
         }
     }
 
+    /// [`GlmStream::gather`] onto itself for a non-decreasing `src` of `rows` entries
+    /// (systematic resampling's indices): row `i` becomes the old row `src[i]`, and only
+    /// rows that change are copied, with no second stream. Rows that copy from later
+    /// rows go first, in increasing order, then rows that copy from earlier ones, in
+    /// decreasing order: with `src` non-decreasing every read then finds its row
+    /// unchanged (a row `q = src[i] < i` has `src[q] <= q`, so the first pass never
+    /// wrote it, and the second pass has only written rows above `i`). Panics if `src`
+    /// has the wrong length, decreases, or leaves the range.
+    pub fn gather_in_place(&mut self, src: &[usize]) {
+        assert!(
+            src.len() == self.rows
+                && src.windows(2).all(|w| w[0] <= w[1])
+                && src.last().is_none_or(|&s| s < self.rows),
+            "GlmStream::gather_in_place: {} indices for {} rows must be non-decreasing and in range",
+            src.len(),
+            self.rows
+        );
+        let later = src.iter().enumerate().filter(|&(i, &s)| s > i);
+        let earlier = src.iter().enumerate().rev().filter(|&(i, &s)| s < i);
+        for (i, &s) in later.chain(earlier) {
+            self.copy_row(s, i);
+        }
+    }
+
+    /// Row `to` becomes a copy of row `from`.
+    fn copy_row(&mut self, from: usize, to: usize) {
+        let (dd, dm, mm) = (self.d * self.d, self.d * self.m, self.m * self.m);
+        self.p.copy_within(from * dd..(from + 1) * dd, to * dd);
+        self.mean.copy_within(from * dm..(from + 1) * dm, to * dm);
+        self.psi.copy_within(from * mm..(from + 1) * mm, to * mm);
+        self.nu[to] = self.nu[from];
+        self.n[to] = self.n[from];
+    }
+
     /// Λ_N^{-1} of row r.
     pub fn p_row(&self, r: usize) -> &[f64] {
         &self.p[r * self.d * self.d..(r + 1) * self.d * self.d]
