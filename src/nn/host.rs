@@ -224,22 +224,37 @@ fn single_output_body(w: &[f32], b: f32, x: &[f32], rows: usize, act: Act, out: 
 /// `mul_add`), so the result is the same on every x86-64 machine and vector width.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23
-    const LN2_HI: f32 = 0.693_359_4; // 0.693359375, exact in 9 bits
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * std::f32::consts::LOG2_E + SHIFT;
-    let n = t - SHIFT;
+    let x = x.clamp(EXP_MIN, EXP_MAX);
+    let t = x * std::f32::consts::LOG2_E + EXP_SHIFT;
+    let n = t - EXP_SHIFT;
     // The low mantissa bits of `t` hold n + 2^22.
-    let ni = t.to_bits() as i32 - 0x4B40_0000;
+    let ni = t.to_bits() as i32 - EXP_SHIFT_BITS;
     let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
+    let [c5, c4, c3, c2, c1] = EXP_POLY;
+    let p = ((((c5 * r + c4) * r + c3) * r + c2) * r + c1) * r + 0.5;
     let e = p * (r * r) + r + 1.0;
     e * f32::from_bits(((ni + 127) << 23) as u32)
 }
+
+// The constants of [`exp`], shared with `super::lanes`, which repeats its arithmetic
+// on vectors.
+pub(crate) const EXP_MIN: f32 = -87.0;
+pub(crate) const EXP_MAX: f32 = 88.0;
+/// 1.5 * 2^23: adding it rounds to an integer.
+pub(crate) const EXP_SHIFT: f32 = 12_582_912.0;
+/// The bits of [`EXP_SHIFT`] as an `i32`.
+pub(crate) const EXP_SHIFT_BITS: i32 = 0x4B40_0000;
+/// ln 2 = LN2_HI + LN2_LO, LN2_HI = 0.693359375 exact in 9 bits.
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes' coefficients of `e^r`'s polynomial, highest degree first.
+pub(crate) const EXP_POLY: [f32; 5] = [
+    1.987_569_2e-4,
+    1.398_2e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+];
 
 /// tanh through [`exp`] (libm's `tanhf` via `expm1f` was a quarter of the training
 /// loop's time once). Absolute error below 3e-7; exactly +-1 at the saturated ends.

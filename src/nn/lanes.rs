@@ -36,7 +36,9 @@
 //! assert!(out[0] >= -0.5 && out[2] >= 0.5); // ReLU: a head's output is at least its bias
 //! ```
 
-use super::host::{takes_gemm, Act};
+use super::host::{
+    takes_gemm, Act, EXP_MAX, EXP_MIN, EXP_POLY, EXP_SHIFT, EXP_SHIFT_BITS, LN2_HI, LN2_LO,
+};
 use super::params::{Dense, Params};
 
 /// The widest layer (inputs or outputs) the lane kernel takes: its buffers live on the
@@ -280,6 +282,55 @@ trait Lane: Copy {
     unsafe fn plus_fused(self, x: Self, w: Self) -> Self;
     /// `self + x * w` in the lanes where `x != 0` (NaN included), `self` elsewhere.
     unsafe fn plus_product_if_nonzero(self, x: Self, w: Self) -> Self;
+    unsafe fn sub(self, o: Self) -> Self;
+    unsafe fn mul(self, o: Self) -> Self;
+    unsafe fn div(self, o: Self) -> Self;
+    /// `f32::clamp` in every lane (NaN stays NaN).
+    unsafe fn clamp(self, lo: f32, hi: f32) -> Self;
+    /// `f32::from_bits(((t.to_bits() as i32 - EXP_SHIFT_BITS + 127) << 23) as u32)`:
+    /// `2^n` from `t = n + EXP_SHIFT` (see `host::exp`).
+    unsafe fn pow2_of_shifted(self) -> Self;
+    /// `f32::max(self, 0)` as `host`'s ReLU computes it (NaN to 0).
+    unsafe fn relu(self) -> Self;
+}
+
+/// `host::exp` on every lane: the same operations in the same order, so the same bits.
+#[inline(always)]
+unsafe fn exp<V: Lane>(x: V) -> V {
+    let x = x.clamp(EXP_MIN, EXP_MAX);
+    let t = x
+        .mul(V::splat(std::f32::consts::LOG2_E))
+        .add(V::splat(EXP_SHIFT));
+    let n = t.sub(V::splat(EXP_SHIFT));
+    let r = x.sub(n.mul(V::splat(LN2_HI))).sub(n.mul(V::splat(LN2_LO)));
+    let [c5, c4, c3, c2, c1] = EXP_POLY.map(|c| V::splat(c));
+    let p = c5
+        .mul(r)
+        .add(c4)
+        .mul(r)
+        .add(c3)
+        .mul(r)
+        .add(c2)
+        .mul(r)
+        .add(c1)
+        .mul(r);
+    let p = p.add(V::splat(0.5));
+    let e = p.mul(r.mul(r)).add(r).add(V::splat(1.0));
+    e.mul(t.pow2_of_shifted())
+}
+
+/// [`Act::apply`] on every lane: `host::tanh` (`1 - 2 / (exp(2x) + 1)`) and ReLU with
+/// the same operations in the same order, so the same bits as `host::dense`.
+#[inline(always)]
+unsafe fn activate<V: Lane>(act: Act, v: V) -> V {
+    match act {
+        Act::None => v,
+        Act::Relu => v.relu(),
+        Act::Tanh => {
+            let e = exp(V::splat(2.0).mul(v));
+            V::splat(1.0).sub(V::splat(2.0).div(e.add(V::splat(1.0))))
+        }
+    }
 }
 
 /// `impl Lane` for an x86-64 vector type from its intrinsics; `|s, x, p| select` gives
@@ -288,7 +339,9 @@ trait Lane: Copy {
 #[cfg(target_arch = "x86_64")]
 macro_rules! x86_lane {
     ($t:ident, $width:literal, $set1:ident, $load:ident, $store:ident, $add:ident,
-     $mul:ident, $fmadd:ident, |$s:ident, $x:ident, $p:ident| $select:expr) => {
+     $mul:ident, $fmadd:ident, $sub:ident, $div:ident, $min:ident, $max:ident,
+     $zero:ident, $to_int:ident, $from_int:ident, $set1_int:ident, $add_int:ident,
+     $shift_left:ident, |$s:ident, $x:ident, $p:ident| $select:expr) => {
         impl Lane for std::arch::x86_64::$t {
             const WIDTH: usize = $width;
             #[inline(always)]
@@ -324,6 +377,35 @@ macro_rules! x86_lane {
                 let ($s, $x, $p) = (self, x, $mul(x, w));
                 $select
             }
+            #[inline(always)]
+            unsafe fn sub(self, o: Self) -> Self {
+                std::arch::x86_64::$sub(self, o)
+            }
+            #[inline(always)]
+            unsafe fn mul(self, o: Self) -> Self {
+                std::arch::x86_64::$mul(self, o)
+            }
+            #[inline(always)]
+            unsafe fn div(self, o: Self) -> Self {
+                std::arch::x86_64::$div(self, o)
+            }
+            #[inline(always)]
+            unsafe fn clamp(self, lo: f32, hi: f32) -> Self {
+                use std::arch::x86_64::*;
+                // MINPS / MAXPS return their second operand when either is NaN.
+                $min($set1(hi), $max($set1(lo), self))
+            }
+            #[inline(always)]
+            unsafe fn pow2_of_shifted(self) -> Self {
+                use std::arch::x86_64::*;
+                let n = $add_int($to_int(self), $set1_int(127 - EXP_SHIFT_BITS));
+                $from_int($shift_left::<23>(n))
+            }
+            #[inline(always)]
+            unsafe fn relu(self) -> Self {
+                use std::arch::x86_64::*;
+                $max(self, $zero())
+            }
         }
     };
 }
@@ -338,6 +420,16 @@ x86_lane!(
     _mm512_add_ps,
     _mm512_mul_ps,
     _mm512_fmadd_ps,
+    _mm512_sub_ps,
+    _mm512_div_ps,
+    _mm512_min_ps,
+    _mm512_max_ps,
+    _mm512_setzero_ps,
+    _mm512_castps_si512,
+    _mm512_castsi512_ps,
+    _mm512_set1_epi32,
+    _mm512_add_epi32,
+    _mm512_slli_epi32,
     |s, x, p| _mm512_mask_add_ps(
         s,
         _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(x, _mm512_setzero_ps()),
@@ -356,6 +448,16 @@ x86_lane!(
     _mm256_add_ps,
     _mm256_mul_ps,
     _mm256_fmadd_ps,
+    _mm256_sub_ps,
+    _mm256_div_ps,
+    _mm256_min_ps,
+    _mm256_max_ps,
+    _mm256_setzero_ps,
+    _mm256_castps_si256,
+    _mm256_castsi256_ps,
+    _mm256_set1_epi32,
+    _mm256_add_epi32,
+    _mm256_slli_epi32,
     |s, x, p| _mm256_blendv_ps(
         s,
         _mm256_add_ps(s, p),
@@ -404,6 +506,34 @@ impl Lane for Portable {
                 self.0[l]
             }
         }))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] - o.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] * o.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] / o.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn clamp(self, lo: f32, hi: f32) -> Self {
+        Portable(self.0.map(|v| v.clamp(lo, hi)))
+    }
+    #[inline(always)]
+    unsafe fn pow2_of_shifted(self) -> Self {
+        Portable(
+            self.0.map(|t| {
+                f32::from_bits(((t.to_bits() as i32 - EXP_SHIFT_BITS + 127) << 23) as u32)
+            }),
+        )
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        Portable(self.0.map(|v| Act::Relu.apply(v)))
     }
 }
 
@@ -556,7 +686,7 @@ fn run_mlp<V: Lane, const R: usize>(job: MlpJob<'_>, out: &mut [f32]) {
 
 /// `y[o] = act(layer(x)[o])` for every sample slot, outputs in blocks of 8 (8 x R
 /// independent chains of multiply-adds hide their latency), the rest in one block of
-/// as many; `act` is [`Act::apply`], the function `host::dense` applies.
+/// as many.
 #[inline(always)]
 fn layer<V: Lane, const R: usize, const W: usize, const S: usize>(
     lw: Weights<'_>,
@@ -567,46 +697,27 @@ fn layer<V: Lane, const R: usize, const W: usize, const S: usize>(
     let n_out = lw.n_out;
     let mut o0 = 0;
     while o0 + 8 <= n_out {
-        outputs::<V, R, 8, W, S>(lw, o0, x, y);
+        outputs::<V, R, 8, W, S>(lw, act, o0, x, y);
         o0 += 8;
     }
     match n_out - o0 {
         0 => {}
-        1 => outputs::<V, R, 1, W, S>(lw, o0, x, y),
-        2 => outputs::<V, R, 2, W, S>(lw, o0, x, y),
-        3 => outputs::<V, R, 3, W, S>(lw, o0, x, y),
-        4 => outputs::<V, R, 4, W, S>(lw, o0, x, y),
-        5 => outputs::<V, R, 5, W, S>(lw, o0, x, y),
-        6 => outputs::<V, R, 6, W, S>(lw, o0, x, y),
-        _ => outputs::<V, R, 7, W, S>(lw, o0, x, y),
-    }
-    let slots = R * V::WIDTH;
-    // One loop per activation, so each vectorises (the function is inlined into the
-    // caller compiled for the lane type's features).
-    match act {
-        Act::None => {}
-        Act::Relu => {
-            for row in &mut y.0[..n_out] {
-                for v in &mut row[..slots] {
-                    *v = Act::Relu.apply(*v);
-                }
-            }
-        }
-        Act::Tanh => {
-            for row in &mut y.0[..n_out] {
-                for v in &mut row[..slots] {
-                    *v = Act::Tanh.apply(*v);
-                }
-            }
-        }
+        1 => outputs::<V, R, 1, W, S>(lw, act, o0, x, y),
+        2 => outputs::<V, R, 2, W, S>(lw, act, o0, x, y),
+        3 => outputs::<V, R, 3, W, S>(lw, act, o0, x, y),
+        4 => outputs::<V, R, 4, W, S>(lw, act, o0, x, y),
+        5 => outputs::<V, R, 5, W, S>(lw, act, o0, x, y),
+        6 => outputs::<V, R, 6, W, S>(lw, act, o0, x, y),
+        _ => outputs::<V, R, 7, W, S>(lw, act, o0, x, y),
     }
 }
 
-/// Outputs `o0..o0 + B` of a layer for every sample slot, from `x` into `y` (no
-/// activation).
+/// Outputs `o0..o0 + B` of a layer for every sample slot, from `x` into `y`, with
+/// `act` applied.
 #[inline(always)]
 fn outputs<V: Lane, const R: usize, const B: usize, const W: usize, const S: usize>(
     lw: Weights<'_>,
+    act: Act,
     o0: usize,
     x: &Block<W, S>,
     y: &mut Block<W, S>,
@@ -642,6 +753,16 @@ fn outputs<V: Lane, const R: usize, const B: usize, const W: usize, const S: usi
         for (acc_k, yk) in acc.iter().zip(&mut y.0[o0..o0 + B]) {
             for (r, v) in acc_k.iter().enumerate() {
                 v.store(&mut yk[r * V::WIDTH..]);
+            }
+        }
+        // The activation on the stored vectors, reloaded: applied to `acc` directly, it
+        // kept LLVM from holding the accumulators in registers through the loop above.
+        if !matches!(act, Act::None) {
+            for yk in &mut y.0[o0..o0 + B] {
+                for r in 0..R {
+                    let v = &mut yk[r * V::WIDTH..];
+                    activate(act, V::load(v)).store(v);
+                }
             }
         }
     }
