@@ -481,7 +481,7 @@ impl GlibrlModel {
     /// [`Self::ensure_scratch`].
     fn basis_host(&self, head: &GlmHead, rows: usize, sc: &mut Scratch) {
         let n = head.net.len();
-        if rows >= 8 && lanes::mlp_fits(&head.net) {
+        if rows >= lanes::MLP_MIN_ROWS && lanes::mlp_fits(&head.net) {
             // The same bits as layer by layer (below), without the GEMM's packing.
             let (n_in, n_out) = (head.net[0].fan_in(), head.net[n - 1].fan_out());
             let (x, out) = (&sc.x[..rows * n_in], &mut sc.a[..rows * n_out]);

@@ -21,10 +21,6 @@ use super::transformer::{self, StepScratch, Transformer, TransformerSpec};
 use crate::par;
 use crate::rng::Rng;
 use burn::tensor::{Device, Gradients, Tensor};
-
-/// Batches of at least this many rows go through [`lanes::mlp`] (one AVX2 vector of
-/// samples); fewer keep `host::dense` layer by layer. Both give the same bits.
-const LANE_MIN_ROWS: usize = 8;
 use serde::{Deserialize, Serialize};
 
 /// Sizes of the recurrent memory.
@@ -389,7 +385,7 @@ impl AgentNet {
         // Batches of narrow layers (the planner's particles, rollouts over many envs)
         // go through the lane kernel: the same bits without the GEMM library's packing
         // and the hidden values' trips through memory.
-        if rows >= LANE_MIN_ROWS && lanes::mlp_fits(layers) {
+        if rows >= lanes::MLP_MIN_ROWS && lanes::mlp_fits(layers) {
             lanes::mlp(p, layers, act, x, rows, &mut out[..rows * last.fan_out()]);
             return;
         }

@@ -154,6 +154,11 @@ struct Job<'a> {
 pub const MLP_MAX_WIDTH: usize = 128;
 const _: () = assert!(MLP_MAX_WIDTH <= 256 && MAX_WIDTH <= 256);
 
+/// Batches with fewer rows than this are better left to `host::dense` layer by layer
+/// (the same bits): RL2's 16-env GridNavi rollouts ran 2.5% slower through [`mlp`],
+/// whose 32-sample blocks were half idle; the planner's batches are hundreds of rows.
+pub const MLP_MIN_ROWS: usize = 64;
+
 /// Whether [`mlp`] takes these layers (at least one, none wider than
 /// [`MLP_MAX_WIDTH`]).
 pub fn mlp_fits(layers: &[Dense]) -> bool {
