@@ -1,14 +1,16 @@
-//! A stack of narrow ReLU layers and a one-output head per sample, computed for many
-//! samples at once with the samples as vector lanes: VariBAD's reward decoder over the
-//! planner's nested posterior samples (layers 5 -> 32 -> 32, then the one head of 25 that
-//! each sample's next cell selects), thousands of samples per planning step.
+//! Narrow MLPs computed for many samples at once with the samples as vector lanes:
+//! [`relu_stack_head`], a stack of ReLU layers and a one-output head per sample
+//! (VariBAD's reward decoder over the planner's nested posterior samples: 5 -> 32 -> 32,
+//! then the one head of 25 that each sample's next cell selects), and [`mlp`], an MLP
+//! with tanh or ReLU hidden layers and a linear output (the planner's actor and critic,
+//! GLiBRL's basis networks), hundreds to thousands of samples per planning step.
 //!
 //! Layer by layer through [`super::host::dense`] the same arithmetic costs far more
 //! than its multiply-adds: the GEMM library repacks every layer's inputs, the bias is
 //! copied into every output row first, and the hidden values go to memory and back
-//! between layers. Here a block of 8 or 16 samples (the vector width) goes through every
-//! layer and the head inside a few kilobytes of stack, one sample per lane, each weight
-//! broadcast once per block.
+//! between layers. Here a block of 8 to 32 samples (one or two vectors) goes through
+//! every layer inside a few kilobytes of stack, one sample per lane, each weight
+//! broadcast once per block and the activation applied on the vector registers.
 //!
 //! **Bit-identical** to `host::dense` layer by layer followed by the head's dot product
 //! `b + h_0 w_0 + h_1 w_1 + ...` (multiplies and adds in order): each layer repeats the
