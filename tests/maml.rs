@@ -114,6 +114,57 @@ fn hessian_vector_products_match_finite_differences_of_the_gradient() {
     }
 }
 
+#[test]
+fn f32_products_give_the_f64_derivatives_within_f32_rounding() {
+    use bamdp::nn::gemm_mixed::Precision;
+    // MetaWorld-like widths (39 inputs, a 4-d Gaussian head) on a smaller hidden layer.
+    for (head, act) in [
+        (Head::Gaussian { dim: 4 }, Activation::Tanh),
+        (Head::Categorical { n: 5 }, Activation::Relu),
+    ] {
+        let exact = Policy::new(39, &[96, 64], act, head);
+        let rounded = exact.clone().with_precision(Precision::F32);
+        assert_eq!(rounded.precision(), Precision::F32);
+        let theta = random_theta(&exact, 41, 0.15);
+        let v = random_theta(&exact, 42, 1.0);
+        let (obs, actions, w) = random_batch(&exact, 300, 43);
+        let n = w.len();
+        let run = |p: &Policy| {
+            let (mut g, mut hv, mut fv) =
+                (vec![0.0; p.len()], vec![0.0; p.len()], vec![0.0; p.len()]);
+            p.hvp_logp(
+                &theta,
+                &obs,
+                &actions,
+                &w,
+                &v,
+                &mut Tape::default(),
+                &mut g,
+                &mut hv,
+            );
+            p.fisher_vp(&theta, &obs, n, &v, &mut Tape::default(), &mut fv);
+            let mut tape = Tape::default();
+            p.forward(&theta, &obs, n, &mut tape);
+            (g, hv, fv, p.out(&tape).to_vec())
+        };
+        let (g64, hv64, fv64, out64) = run(&exact);
+        let (g32, hv32, fv32, out32) = run(&rounded);
+        // f32 keeps ~7 digits; sums over 300 rows and 96 units lose a few more.
+        let what = format!("{head:?} {act:?}");
+        close(&out32, &out64, 1e-5, &format!("outputs {what}"));
+        close(&g32, &g64, 1e-4, &format!("gradient {what}"));
+        close(
+            &hv32,
+            &hv64,
+            1e-4,
+            &format!("Hessian-vector product {what}"),
+        );
+        close(&fv32, &fv64, 1e-4, &format!("Fisher-vector product {what}"));
+        // And the rounding is real: not every value is the f64 one to the bit.
+        assert!(g32.iter().zip(&g64).any(|(a, b)| a != b), "{what}");
+    }
+}
+
 /// A meta-batch of two tasks with `steps` inner steps each on a tiny network, with
 /// post-adaptation behaviour outputs taken from the adapted policies (as collected).
 fn tasks(p: &Policy, theta: &[f64], steps: usize, maml: &Maml) -> Vec<TaskBatch> {
@@ -447,6 +498,10 @@ fn bad_maml_configs_are_user_errors_with_exit_code_2() {
         (
             vec!["maml.inner_steps=1000000000000000"],
             vec!["`maml.inner_steps`", "1..=64"],
+        ),
+        (
+            vec!["maml.matmul=f16"],
+            vec!["maml.matmul", "f16", "f64", "f32"],
         ),
     ] {
         let mut args = vec!["train", "--config", &preset];

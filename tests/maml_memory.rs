@@ -40,7 +40,7 @@ fn peak_during(f: impl FnOnce()) -> usize {
 /// A small MAML config on the point robot: unequal blocks (3 adaptation, 2
 /// post-adaptation episodes) and a network wide enough that the tapes dominate, as on
 /// the MetaWorld presets.
-fn config(threads: usize) -> Config {
+fn config(threads: usize, matmul: &str) -> Config {
     let preset = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/point_robot/maml.toml");
     let overrides: Vec<String> = [
         "maml.meta_batch=6",
@@ -50,6 +50,7 @@ fn config(threads: usize) -> Config {
         "maml.cg_iters=3",
         "maml.line_search_steps=3",
         &format!("run.threads={threads}"),
+        &format!("maml.matmul={matmul}"),
     ]
     .map(String::from)
     .to_vec();
@@ -62,11 +63,13 @@ fn the_estimate_matches_the_peak_of_an_update() {
     // sizes), which the estimate leaves out: the main thread's is made by a first
     // update here, before measuring; worker threads make their own while they run.
     let before = LIVE.load(Ordering::SeqCst);
-    MamlTrainer::new(&config(1)).unwrap().train_update();
+    MamlTrainer::new(&config(1, "f64")).unwrap().train_update();
     let gemm_scratch = LIVE.load(Ordering::SeqCst) - before;
     assert!(gemm_scratch < 64 << 20, "{gemm_scratch}");
-    for threads in [1, 2] {
-        let cfg = config(threads);
+    // f32 products round into per-thread buffers, which the estimate counts for every
+    // thread: the main thread's are made by the first f32 update, inside the peak.
+    for (threads, matmul) in [(1, "f64"), (2, "f64"), (1, "f32"), (2, "f32")] {
+        let cfg = config(threads, matmul);
         let mut trainer = MamlTrainer::new(&cfg).unwrap();
         let spec = trainer.env.spec().clone();
         let estimate = UpdateMemory::new(
@@ -85,11 +88,11 @@ fn the_estimate_matches_the_peak_of_an_update() {
         let expected = estimate.total() + (workers * gemm_scratch) as u128;
         let ratio = expected as f64 / peak as f64;
         eprintln!(
-            "threads {threads}: {estimate:?}, packing buffers {workers} x {gemm_scratch}, peak {peak}: ratio {ratio:.3}"
+            "threads {threads}, {matmul}: {estimate:?}, packing buffers {workers} x {gemm_scratch}, peak {peak}: ratio {ratio:.3}"
         );
         assert!(
             (0.95..=1.05).contains(&ratio),
-            "threads {threads}: estimate {expected} bytes, peak {peak} bytes"
+            "threads {threads}, {matmul}: estimate {expected} bytes, peak {peak} bytes"
         );
         // The tapes are most of it, as on the MetaWorld presets.
         assert!(estimate.tapes > estimate.total() / 3);

@@ -11,6 +11,7 @@ pub mod adam;
 pub mod agent;
 pub mod gemm;
 pub mod gemm64;
+pub mod gemm_mixed;
 pub mod graph;
 pub mod gru_op;
 pub mod head;

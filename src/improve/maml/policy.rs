@@ -21,6 +21,7 @@
 //! bias, and for the Gaussian head the `dim` log-stds last.
 
 use crate::nn::gemm64;
+use crate::nn::gemm_mixed::Precision;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +101,8 @@ pub struct Policy {
     layers: Vec<Layer>,
     log_std: usize,
     len: usize,
+    /// The arithmetic of the layers' matrix products ([`Policy::with_precision`]).
+    precision: Precision,
 }
 
 /// One batch's passes at fixed parameters, kept so that every product at those
@@ -190,7 +193,20 @@ impl Policy {
             layers,
             log_std,
             len,
+            precision: Precision::F64,
         }
+    }
+
+    /// The same policy with its layers' matrix products in `precision` (`F64` unless
+    /// set; `maml.matmul`). Everything else stays `f64`.
+    pub fn with_precision(mut self, precision: Precision) -> Policy {
+        self.precision = precision;
+        self
+    }
+
+    /// The arithmetic of the layers' matrix products.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Number of parameters.
@@ -248,13 +264,27 @@ impl Policy {
     }
 
     /// Bytes of a [`Scratch`] once sized for `n` rows: tangents, deltas and their
-    /// tangents of every layer, and three rows of the widest input.
+    /// tangents of every layer, and three rows of the widest input; with `f32`
+    /// products also the thread's rounding buffers.
     pub fn scratch_bytes(&self, n: usize) -> u128 {
         let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
         let fan_out: usize = self.layers.iter().map(|l| l.fan_out).sum();
         let widest = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
         let per_row = fan_in + 3 * fan_out + 3 * widest;
-        8 * n as u128 * per_row as u128
+        // The rounding buffers of `f32` products (per thread, like the scratch).
+        let widest_out = self.layers.iter().map(|l| l.fan_out).max().unwrap_or(0);
+        let weights = self
+            .layers
+            .iter()
+            .map(|l| l.fan_in * l.fan_out)
+            .max()
+            .unwrap_or(0);
+        let rounding = self.precision.buffer_bytes(
+            n * widest,
+            (n * widest_out).max(weights),
+            (n * widest_out).max(weights),
+        );
+        8 * n as u128 * per_row as u128 + rounding
     }
 
     /// Bytes a [`Tape`] holds once sized for `n` rows (a forward pass and a gradient).
@@ -308,7 +338,8 @@ impl Policy {
             for row in z.chunks_mut(fo) {
                 row.copy_from_slice(b);
             }
-            gemm64::a_b(z, &inputs[l][..n * fi], w, n, fi, fo, true);
+            self.precision
+                .a_b(z, &inputs[l][..n * fi], w, n, fi, fo, true);
             if l + 1 < layers {
                 self.activation.apply_in_place(z);
             }
@@ -337,10 +368,12 @@ impl Policy {
             for row in rz.chunks_mut(fo) {
                 row.copy_from_slice(vb);
             }
-            gemm64::a_b(rz, &f.x[l][..n * fi], vw, n, fi, fo, true);
+            self.precision
+                .a_b(rz, &f.x[l][..n * fi], vw, n, fi, fo, true);
             // The observations have no tangent.
             if l > 0 {
-                gemm64::a_b(rz, &s.rx[l][..n * fi], w, n, fi, fo, true);
+                self.precision
+                    .a_b(rz, &s.rx[l][..n * fi], w, n, fi, fo, true);
             }
             if l + 1 < self.layers.len() {
                 let y = &f.x[l + 1][..n * fo];
@@ -368,7 +401,7 @@ impl Policy {
             let (dl, dh) = s.d.split_at_mut(l);
             let d = &dh[0][..n * fo];
             if let Some(grad) = grad.as_deref_mut() {
-                gemm64::at_b_wide(
+                self.precision.at_b_wide(
                     &mut grad[layer.w..layer.w + fi * fo],
                     &x[l][..n * fi],
                     d,
@@ -392,7 +425,7 @@ impl Policy {
                 }
                 None => &mut s.e[..n * fi],
             };
-            gemm64::a_bt(e, d, w, n, fo, fi, false);
+            self.precision.a_bt(e, d, w, n, fo, fi, false);
             let yp = &x[l][..n * fi];
             let dp = &mut dl[l - 1][..n * fi];
             for i in 0..n * fi {
@@ -594,9 +627,11 @@ impl Policy {
             let (rdl, rdh) = s.rd.split_at_mut(l);
             let rd = &rdh[0][..n * fo];
             let hw = &mut hv[layer.w..layer.w + fi * fo];
-            gemm64::at_b_wide(hw, x, rd, n, fi, fo, true, &mut s.t);
+            self.precision
+                .at_b_wide(hw, x, rd, n, fi, fo, true, &mut s.t);
             if l > 0 {
-                gemm64::at_b_wide(hw, &s.rx[l][..n * fi], d, n, fi, fo, true, &mut s.t);
+                self.precision
+                    .at_b_wide(hw, &s.rx[l][..n * fi], d, n, fi, fo, true, &mut s.t);
             }
             gemm64::add_row_sums(&mut hv[layer.b..layer.b + fo], rd, n, fo);
             if l == 0 {
@@ -605,8 +640,9 @@ impl Policy {
             let w = &theta[layer.w..layer.w + fi * fo];
             let e = &f.e[l][..n * fi];
             let re = &mut s.re[..n * fi];
-            gemm64::a_bt(re, rd, w, n, fo, fi, false);
-            gemm64::a_bt(re, d, &v[layer.w..layer.w + fi * fo], n, fo, fi, true);
+            self.precision.a_bt(re, rd, w, n, fo, fi, false);
+            self.precision
+                .a_bt(re, d, &v[layer.w..layer.w + fi * fo], n, fo, fi, true);
             let dp = &mut dl[l - 1][..n * fi];
             let rdp = &mut rdl[l - 1][..n * fi];
             let rzp = &s.rz[l - 1][..n * fi];

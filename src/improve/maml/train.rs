@@ -67,6 +67,7 @@ pub fn build_policy(cfg: &Config, spec: &env::EnvSpec) -> Policy {
         ActionSpace::Discrete(n) => Head::Categorical { n },
     };
     Policy::new(spec.obs_dim, &cfg.maml.hidden, cfg.maml.activation, head)
+        .with_precision(cfg.maml.matmul)
 }
 
 /// The meta-learner's state between updates.

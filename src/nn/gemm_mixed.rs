@@ -1,0 +1,272 @@
+//! [`gemm64`]'s products with their arithmetic in `f32`, chosen per caller by a
+//! [`Precision`]: the operands are rounded to `f32`, multiplied and accumulated by
+//! faer's `f32` kernels, and the product is widened back and written (or added) into the
+//! caller's `f64` output. Everything around the products (activations, the head, sums
+//! over parameters, the conjugate gradient) stays `f64`.
+//!
+//! Why: MAML-TRPO's outer step is bound by the products of its `[512, 512]` layers over
+//! 5,000-row blocks (docs/benchmarks.md, "MAML-TRPO update"), and faer's `f32` kernels
+//! do twice the `f64` kernels' work per second on the same vector registers, while the
+//! rounding is a copy of each operand (a few percent of a product's time at those
+//! shapes). Meta-World+'s MAML-TRPO, whose settings the MetaWorld presets use, computes
+//! in `f32` throughout.
+//!
+//! The rounding buffers are per thread and grow to the largest product the thread has
+//! run, so a steady caller allocates nothing; [`Precision::buffer_bytes`] is what they
+//! hold. Like [`gemm64`], the products run on the calling thread (`Par::Seq`), so the
+//! thread count never changes a result.
+//!
+//! ```
+//! use bamdp::nn::gemm_mixed::Precision;
+//! // A = [[1, 2], [3, 4]], B = [[0.5, 0], [0, 0.25]]: both exact in f32.
+//! let (a, b) = ([1.0, 2.0, 3.0, 4.0], [0.5, 0.0, 0.0, 0.25]);
+//! let mut f64_out = [0.0; 4];
+//! let mut f32_out = [1.0; 4];
+//! Precision::F64.a_b(&mut f64_out, &a, &b, 2, 2, 2, false);
+//! Precision::F32.a_b(&mut f32_out, &a, &b, 2, 2, 2, false);
+//! assert_eq!(f64_out, [0.5, 0.5, 1.5, 1.0]);
+//! assert_eq!(f32_out, f64_out);
+//! // 0.1 is not exact in f32: the product is then the f32 product, widened.
+//! let mut out = [0.0; 1];
+//! Precision::F32.a_b(&mut out, &[0.1], &[3.0], 1, 1, 1, false);
+//! assert_eq!(out[0], (0.1f32 * 3.0f32) as f64);
+//! ```
+
+use super::gemm64;
+use faer::{Accum, MatMut, MatRef, Par};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+
+/// The arithmetic of a caller's matrix products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// faer's `f64` kernels on the `f64` operands ([`gemm64`]).
+    #[default]
+    F64,
+    /// Operands rounded to `f32`, faer's `f32` kernels, the product widened to `f64`.
+    F32,
+}
+
+/// One thread's rounded operands and product.
+#[derive(Default)]
+struct Buffers {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+fn grown(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// `dst = src` rounded to `f32`.
+fn round(dst: &mut [f32], src: &[f64]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
+}
+
+/// `t (cols x rows) = A'` rounded to `f32`, for a row-major `A` of `rows x cols`, in
+/// cache-sized tiles.
+fn round_transposed(a: &[f64], rows: usize, cols: usize, t: &mut [f32]) {
+    const TILE: usize = 32;
+    for i0 in (0..rows).step_by(TILE) {
+        let i1 = (i0 + TILE).min(rows);
+        for j0 in (0..cols).step_by(TILE) {
+            let j1 = (j0 + TILE).min(cols);
+            for i in i0..i1 {
+                for j in j0..j1 {
+                    t[j * rows + i] = a[i * cols + j] as f32;
+                }
+            }
+        }
+    }
+}
+
+/// `out (n x c) (+)= L R` for row-major `f32` operands `L` (`n x k`) and `R` (`k x c`).
+fn product(
+    out: &mut [f64],
+    l: &[f32],
+    r: &[f32],
+    c_buf: &mut Vec<f32>,
+    dims: [usize; 3],
+    add: bool,
+) {
+    let [n, k, c] = dims;
+    let prod = grown(c_buf, n * c);
+    faer::linalg::matmul::matmul(
+        MatMut::from_row_major_slice_mut(prod, n, c),
+        Accum::Replace,
+        MatRef::from_row_major_slice(&l[..n * k], n, k),
+        MatRef::from_row_major_slice(&r[..k * c], k, c),
+        1.0f32,
+        Par::Seq,
+    );
+    let out = &mut out[..n * c];
+    if add {
+        out.iter_mut()
+            .zip(prod.iter())
+            .for_each(|(o, &p)| *o += p as f64);
+    } else {
+        out.iter_mut()
+            .zip(prod.iter())
+            .for_each(|(o, &p)| *o = p as f64);
+    }
+}
+
+impl Precision {
+    /// `out (n x c) (+)= A B`, A `n x k`, B `k x c` ([`gemm64::a_b`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn a_b(
+        self,
+        out: &mut [f64],
+        a: &[f64],
+        b: &[f64],
+        n: usize,
+        k: usize,
+        c: usize,
+        add: bool,
+    ) {
+        match self {
+            Precision::F64 => gemm64::a_b(out, a, b, n, k, c, add),
+            Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
+                round(grown(&mut buf.a, n * k), &a[..n * k]);
+                round(grown(&mut buf.b, k * c), &b[..k * c]);
+                product(out, &buf.a, &buf.b, &mut buf.c, [n, k, c], add);
+            }),
+        }
+    }
+
+    /// `out (r x c) (+)= A' B`, A `n x r`, B `n x c` ([`gemm64::at_b_wide`]; `t` is its
+    /// transposition buffer, unused in `f32`, where `A'` is rounded into a transposed
+    /// copy).
+    #[allow(clippy::too_many_arguments)]
+    pub fn at_b_wide(
+        self,
+        out: &mut [f64],
+        a: &[f64],
+        b: &[f64],
+        n: usize,
+        r: usize,
+        c: usize,
+        add: bool,
+        t: &mut Vec<f64>,
+    ) {
+        match self {
+            Precision::F64 => gemm64::at_b_wide(out, a, b, n, r, c, add, t),
+            Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
+                round_transposed(&a[..n * r], n, r, grown(&mut buf.a, r * n));
+                round(grown(&mut buf.b, n * c), &b[..n * c]);
+                product(out, &buf.a, &buf.b, &mut buf.c, [r, n, c], add);
+            }),
+        }
+    }
+
+    /// `out (n x c) (+)= A B'`, A `n x k`, B `c x k` ([`gemm64::a_bt`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn a_bt(
+        self,
+        out: &mut [f64],
+        a: &[f64],
+        b: &[f64],
+        n: usize,
+        k: usize,
+        c: usize,
+        add: bool,
+    ) {
+        match self {
+            Precision::F64 => gemm64::a_bt(out, a, b, n, k, c, add),
+            Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
+                round(grown(&mut buf.a, n * k), &a[..n * k]);
+                round_transposed(&b[..c * k], c, k, grown(&mut buf.b, k * c));
+                product(out, &buf.a, &buf.b, &mut buf.c, [n, k, c], add);
+            }),
+        }
+    }
+
+    /// Bytes one thread's rounding buffers reach for products whose left operand, right
+    /// operand and output have at most these many elements (0 for `F64`).
+    pub fn buffer_bytes(self, lhs: usize, rhs: usize, out: usize) -> u128 {
+        match self {
+            Precision::F64 => 0,
+            Precision::F32 => 4 * (lhs as u128 + rhs as u128 + out as u128),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(len: usize, scale: f64) -> Vec<f64> {
+        (0..len).map(|i| (i as f64 * scale).sin()).collect()
+    }
+
+    /// The f32 path against the f64 one on every product shape, replace and add:
+    /// within f32 rounding of the sums (relative to the sum of |terms|), and exactly
+    /// the f64 product when every operand and partial sum is exact in f32.
+    #[test]
+    fn f32_products_are_f64_products_within_f32_rounding() {
+        let mut t = Vec::new();
+        for (n, k, c) in [(7, 5, 3), (300, 64, 70), (1000, 39, 130), (64, 512, 8)] {
+            let a = filled(n * k, 0.37);
+            let b = filled(k * c, 0.71);
+            let bt = filled(c * k, 0.53);
+            let a2 = filled(n * c, 0.29);
+            let abs = |v: &[f64]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+            for add in [false, true] {
+                let check = |want: &[f64], got: &[f64], scale: &[f64], what: &str| {
+                    for ((w, g), s) in want.iter().zip(got).zip(scale) {
+                        // Rounding of the operands and of a k-term f32 sum.
+                        let tol = 1e-6 * (k.max(n) as f64) * s + 1e-30;
+                        assert!((w - g).abs() <= tol, "{what} {n}x{k}x{c}: {w} vs {g}");
+                    }
+                };
+                let (mut w, mut g, mut s) = (vec![0.5; n * c], vec![0.5; n * c], vec![0.0; n * c]);
+                Precision::F64.a_b(&mut w, &a, &b, n, k, c, add);
+                Precision::F32.a_b(&mut g, &a, &b, n, k, c, add);
+                gemm64::a_b(&mut s, &abs(&a), &abs(&b), n, k, c, false);
+                check(&w, &g, &s, "a_b");
+
+                let (mut w, mut g, mut s) = (vec![0.5; n * c], vec![0.5; n * c], vec![0.0; n * c]);
+                Precision::F64.a_bt(&mut w, &a, &bt, n, k, c, add);
+                Precision::F32.a_bt(&mut g, &a, &bt, n, k, c, add);
+                gemm64::a_bt(&mut s, &abs(&a), &abs(&bt), n, k, c, false);
+                check(&w, &g, &s, "a_bt");
+
+                // A' B with A n x k and B n x c: a k x c output, sums over n rows.
+                let (mut w, mut g, mut s) = (vec![0.5; k * c], vec![0.5; k * c], vec![0.0; k * c]);
+                Precision::F64.at_b_wide(&mut w, &a, &a2, n, k, c, add, &mut t);
+                Precision::F32.at_b_wide(&mut g, &a, &a2, n, k, c, add, &mut t);
+                gemm64::at_b(&mut s, &abs(&a), &abs(&a2), n, k, c, false);
+                check(&w, &g, &s, "at_b_wide");
+            }
+        }
+        // Small integers: every operand, product and partial sum exact in f32.
+        let (n, k, c) = (33, 17, 65);
+        let a: Vec<f64> = (0..n * k).map(|i| (i % 7) as f64 - 3.0).collect();
+        let b: Vec<f64> = (0..k * c).map(|i| (i % 5) as f64 - 2.0).collect();
+        let (mut w, mut g) = (vec![1.0; n * c], vec![1.0; n * c]);
+        Precision::F64.a_b(&mut w, &a, &b, n, k, c, true);
+        Precision::F32.a_b(&mut g, &a, &b, n, k, c, true);
+        assert_eq!(w, g);
+    }
+
+    #[test]
+    fn buffers_are_reused_across_shapes() {
+        // A large product, then a small one: the small one must not read the large
+        // one's leftovers.
+        let (a, b) = (filled(200 * 30, 0.1), filled(30 * 40, 0.2));
+        let mut big = vec![0.0; 200 * 40];
+        Precision::F32.a_b(&mut big, &a, &b, 200, 30, 40, false);
+        let mut small = vec![0.0; 4];
+        Precision::F32.a_b(&mut small, &[1.0, 2.0], &[3.0, 4.0], 2, 1, 2, false);
+        assert_eq!(small, [3.0, 4.0, 6.0, 8.0]);
+    }
+}
