@@ -85,18 +85,35 @@ pub fn at_b_wide(
     a_b(out, &t[..n * r], b, r, n, c, add);
 }
 
-/// `t (r x n) = A'` for a row-major `A` of `n x r`, in cache-sized tiles.
+/// `t (r x n) = A'` for a row-major `A` of `n x r`.
 fn transpose(a: &[f64], n: usize, r: usize, t: &mut [f64]) {
-    const TILE: usize = 32;
-    for i0 in (0..n).step_by(TILE) {
-        let i1 = (i0 + TILE).min(n);
-        for j0 in (0..r).step_by(TILE) {
-            let j1 = (j0 + TILE).min(r);
-            for i in i0..i1 {
-                for j in j0..j1 {
-                    t[j * n + i] = a[i * r + j];
-                }
+    transpose_map(a, n, r, t, |x| x);
+}
+
+/// `t (cols x rows) = f(A)'` for a row-major `A` of `rows x cols`, elementwise. Eight
+/// rows of `A` at a time, each read in order, so that every column of them is one
+/// contiguous run of `t` (three times as fast as square tiles at MAML's 5,000 x 512).
+pub(crate) fn transpose_map<T: Copy, U>(
+    a: &[T],
+    rows: usize,
+    cols: usize,
+    t: &mut [U],
+    f: impl Fn(T) -> U,
+) {
+    const ROWS: usize = 8;
+    let (a, t) = (&a[..rows * cols], &mut t[..rows * cols]);
+    let full = rows / ROWS * ROWS;
+    for i0 in (0..full).step_by(ROWS) {
+        let block: [&[T]; ROWS] = std::array::from_fn(|k| &a[(i0 + k) * cols..][..cols]);
+        for (j, column) in t.chunks_exact_mut(rows).enumerate() {
+            for (out, row) in column[i0..i0 + ROWS].iter_mut().zip(&block) {
+                *out = f(row[j]);
             }
+        }
+    }
+    for i in full..rows {
+        for j in 0..cols {
+            t[j * rows + i] = f(a[i * cols + j]);
         }
     }
 }

@@ -72,21 +72,9 @@ fn round(dst: &mut [f32], src: &[f64]) {
     dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
 }
 
-/// `t (cols x rows) = A'` rounded to `f32`, for a row-major `A` of `rows x cols`, in
-/// cache-sized tiles.
+/// `t (cols x rows) = A'` rounded to `f32`, for a row-major `A` of `rows x cols`.
 fn round_transposed(a: &[f64], rows: usize, cols: usize, t: &mut [f32]) {
-    const TILE: usize = 32;
-    for i0 in (0..rows).step_by(TILE) {
-        let i1 = (i0 + TILE).min(rows);
-        for j0 in (0..cols).step_by(TILE) {
-            let j1 = (j0 + TILE).min(cols);
-            for i in i0..i1 {
-                for j in j0..j1 {
-                    t[j * rows + i] = a[i * cols + j] as f32;
-                }
-            }
-        }
-    }
+    gemm64::transpose_map(a, rows, cols, t, |x| x as f32);
 }
 
 /// `out (n x c) (+)= L R` for row-major `f32` operands `L` (`n x k`) and `R` (`k x c`).
