@@ -180,10 +180,10 @@ impl Precision {
 
     /// Bytes one thread's rounding buffers reach for products whose left operand, right
     /// operand and output have at most these many elements (0 for `F64`).
-    pub fn buffer_bytes(self, lhs: usize, rhs: usize, out: usize) -> u128 {
+    pub fn buffer_bytes(self, lhs: u128, rhs: u128, out: u128) -> u128 {
         match self {
             Precision::F64 => 0,
-            Precision::F32 => 4 * (lhs as u128 + rhs as u128 + out as u128),
+            Precision::F32 => 4u128.saturating_mul(lhs.saturating_add(rhs).saturating_add(out)),
         }
     }
 }

@@ -276,13 +276,16 @@ impl Policy {
         let weights = self
             .layers
             .iter()
-            .map(|l| l.fan_in * l.fan_out)
+            .map(|l| l.fan_in as u128 * l.fan_out as u128)
             .max()
             .unwrap_or(0);
+        // In u128: the memory guard asks about absurd sizes too, and must get a huge
+        // answer, not a wrapped one.
+        let rows = n as u128;
         let rounding = self.precision.buffer_bytes(
-            n * widest,
-            (n * widest_out).max(weights),
-            (n * widest_out).max(weights),
+            rows * widest as u128,
+            (rows * widest_out as u128).max(weights),
+            (rows * widest_out as u128).max(weights),
         );
         8 * n as u128 * per_row as u128 + rounding
     }
