@@ -235,6 +235,7 @@ fn sweep_kill_rerun_report_and_browser() {
         "gridnavi-test-return-frames",
         "gridnavi-adaptation-return",
         "gridnavi-profile-return",
+        "gridnavi-entropy-frames",
     ] {
         for ext in ["svg", "png"] {
             assert!(

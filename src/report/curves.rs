@@ -234,6 +234,18 @@ pub fn env_figures(
             format!("Training: success rate of the trial's last episode ({k}) against frames."),
         )?;
     }
+    // A policy that stops adapting is often one whose entropy ran away (RL2's first
+    // ML10 preset: docs/results.md, "MetaWorld ML10 at a glance"), so it is drawn too.
+    line(
+        "entropy-frames",
+        chart(
+            "policy entropy",
+            "environment frames",
+            "entropy (nats)",
+            per_method(&|m: &str, r: &[&Run]| curve(m, r, metrics, "frames", "entropy")),
+        ),
+        "Training: the policy's mean entropy per action (the sum over action dimensions, before clipping, for Gaussian policies) against frames.".into(),
+    )?;
     let has_eval_curve = methods.values().flatten().any(|r| r.eval_curve.is_some());
     if has_eval_curve {
         line(
