@@ -14,6 +14,28 @@ pub const RUN_JSON: &str = "run.json";
 /// Name of the checkpoint directory inside a run folder; its presence makes a run resumable.
 pub const CHECKPOINT: &str = "checkpoint";
 
+/// Whether `name` is a temporary file of [`atomic_write`] writing `of`
+/// ([`atomic_temp_name`]), left behind by a process killed before its rename.
+pub fn is_atomic_write_temp(name: &str, of: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(of))
+        .and_then(|rest| rest.strip_prefix(".tmp."))
+        .is_some_and(|tail| {
+            let mut parts = tail.split('.');
+            let mut number = || {
+                parts
+                    .next()
+                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            };
+            number() && number() && parts.next().is_none()
+        })
+}
+
+/// The temporary file [`atomic_write`] writes `of` through: `.{of}.tmp.{pid}.{n}`.
+pub(crate) fn atomic_temp_name(of: &str, pid: u32, n: u64) -> String {
+    format!(".{of}.tmp.{pid}.{n}")
+}
+
 /// Write `bytes` to `path` atomically: readers see either the old file or the whole
 /// new one, never a partial write. Writes a uniquely named temporary file in the same
 /// directory, syncs it to disk and renames it over `path`.
@@ -27,11 +49,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let temp = dir.join(format!(
-        ".{}.tmp.{}.{}",
-        name.to_string_lossy(),
+    let temp = dir.join(atomic_temp_name(
+        &name.to_string_lossy(),
         std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
+        COUNTER.fetch_add(1, Ordering::Relaxed),
     ));
     let result = (|| {
         let mut file = fs::OpenOptions::new()

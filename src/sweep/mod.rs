@@ -13,6 +13,7 @@ pub mod ray;
 
 use crate::config::Config;
 use crate::error::UserError;
+use crate::run::files;
 use indicatif::{ProgressBar, ProgressStyle};
 use job::{JobState, EVAL_JSON, EXIT_INTERRUPTED, LOG};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
@@ -146,6 +147,19 @@ pub struct SweepSummary {
 
 /// What a run killed before writing its config.toml can have left in its folder.
 const LEFT_BEFORE_CONFIG: &[&str] = &[LOG, "metrics.csv", "run.json", "tb"];
+
+/// Whether a file named `name` can be what a run killed before its config.toml was in
+/// place leaves behind: one of [`LEFT_BEFORE_CONFIG`], or the temporary file of an
+/// atomic write of one of them or of config.toml (killed before the rename; on a
+/// loaded machine the write's `fsync` makes that window long enough to hit: a test
+/// that kills a sweep mid-way did). A sweep restarts such a folder.
+fn left_before_config(name: &str) -> bool {
+    LEFT_BEFORE_CONFIG.contains(&name)
+        || LEFT_BEFORE_CONFIG
+            .iter()
+            .chain(&["config.toml"])
+            .any(|of| files::is_atomic_write_temp(name, of))
+}
 
 /// The name users know the run's method by (`rl2`, `varibased`, `glibrl-smc`, ...; see
 /// [`crate::method::COMBINATIONS`]), or `method-improver` for any other pairing.
@@ -293,11 +307,8 @@ fn check_folder(j: &Job, planned: &[Job]) -> Result<(), UserError> {
     }
     let only_left_before_config = |dir: &Path| {
         std::fs::read_dir(dir).is_ok_and(|d| {
-            d.into_iter().all(|e| {
-                e.is_ok_and(|e| {
-                    LEFT_BEFORE_CONFIG.contains(&e.file_name().to_string_lossy().as_ref())
-                })
-            })
+            d.into_iter()
+                .all(|e| e.is_ok_and(|e| left_before_config(&e.file_name().to_string_lossy())))
         })
     };
     if j.dir.exists() && !only_left_before_config(&j.dir) {
@@ -617,6 +628,20 @@ mod tests {
         assert_ne!(other, text);
         assert!(!same_config(&other, &cfg));
         assert!(!same_config("method = \"rl2\"\n", &cfg));
+    }
+
+    #[test]
+    fn a_run_killed_before_its_config_is_restarted_and_other_files_are_kept() {
+        // The temporary name `files::atomic_write` gives config.toml.
+        let temp = files::atomic_temp_name("config.toml", std::process::id(), 7);
+        assert!(left_before_config(&temp), "{temp}");
+        assert!(!left_before_config("config.toml.tmp"));
+        assert!(!left_before_config(".config.toml.tmp.12.x"));
+        assert!(left_before_config("metrics.csv") && left_before_config("tb"));
+        // A user's file, or the temporary file of another name, is not ours to remove.
+        assert!(!left_before_config("notes.txt"));
+        assert!(!left_before_config(".notes.txt.tmp.4242.0"));
+        assert!(!left_before_config(".config.toml.swp"));
     }
 
     #[test]
