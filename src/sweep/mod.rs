@@ -146,7 +146,7 @@ pub struct SweepSummary {
 }
 
 /// What a run killed before writing its config.toml can have left in its folder.
-const LEFT_BEFORE_CONFIG: &[&str] = &[LOG, "metrics.csv", "run.json", "tb"];
+const LEFT_BEFORE_CONFIG: &[&str] = &[LOG, "metrics.csv", files::RUN_JSON, "tb"];
 
 /// Whether a file named `name` can be what a run killed before its config.toml was in
 /// place leaves behind: one of [`LEFT_BEFORE_CONFIG`], or the temporary file of an
