@@ -3,6 +3,7 @@
 //! optional eval.csv of evaluations during training.
 
 use crate::error::UserError;
+use crate::run::files;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -163,7 +164,7 @@ pub fn find_run_dirs(roots: &[PathBuf]) -> Result<Vec<PathBuf>, UserError> {
 }
 
 fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), UserError> {
-    if dir.join("config.toml").is_file() && dir.join("metrics.csv").is_file() {
+    if dir.join(files::CONFIG).is_file() && dir.join(files::METRICS_CSV).is_file() {
         found.push(dir.to_path_buf());
         return Ok(());
     }
@@ -186,7 +187,7 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), UserError> {
 /// A run whose `run.label` is the first of a pair in `relabel` is reported under the
 /// second (empty: no label), e.g. one setting run under two sweep variants' names.
 pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserError> {
-    let cfg_path = dir.join("config.toml");
+    let cfg_path = dir.join(files::CONFIG);
     let text = std::fs::read_to_string(&cfg_path)
         .map_err(|e| UserError::file(&cfg_path, format!("cannot read: {e}")))?;
     let value: toml::Table = text
@@ -221,8 +222,8 @@ pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserErr
     if let Some(variant) = variant {
         label = format!("{label} [{variant}]");
     }
-    let metrics = Table::read(&dir.join("metrics.csv"))?;
-    let eval = read_eval(&dir.join("eval.json"))?;
+    let metrics = Table::read(&dir.join(files::METRICS_CSV))?;
+    let eval = read_eval(&dir.join(files::EVAL_JSON))?;
     let eval_train = read_eval(&dir.join("eval-train.json"))?;
     let curve_path = dir.join("eval.csv");
     let eval_curve = if curve_path.is_file() {

@@ -9,10 +9,24 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Name of the provenance file inside a run folder.
+// The names of what a run folder holds, in the order a run writes them.
+
+/// The resolved config the run trains (what `--resume` reads back).
+pub const CONFIG: &str = "config.toml";
+/// One row of training metrics per update.
+pub const METRICS_CSV: &str = "metrics.csv";
+/// The provenance record: seed, version, git revision, threads.
 pub const RUN_JSON: &str = "run.json";
-/// Name of the checkpoint directory inside a run folder; its presence makes a run resumable.
+/// The versions of the simulators behind the run (only for envs that have them).
+pub const SIMULATORS_JSON: &str = "simulators.json";
+/// TensorBoard event files.
+pub const TB: &str = "tb";
+/// The checkpoint directory; its presence makes a run resumable.
 pub const CHECKPOINT: &str = "checkpoint";
+/// The run's log (training progress and evaluation), written by the sweep.
+pub const LOG: &str = "train.log";
+/// The evaluation of a finished run, written by the sweep.
+pub const EVAL_JSON: &str = "eval.json";
 
 /// Whether `name` is a temporary file of [`atomic_write`] writing `of`
 /// ([`atomic_temp_name`]), left behind by a process killed before its rename.

@@ -135,7 +135,7 @@ pub fn load_checkpoint(run: &Path) -> Result<checkpoint::Checkpoint, UserError> 
 
 /// Reads a run folder's resolved config.
 pub fn load_run_config(run: &Path) -> Result<Config, UserError> {
-    let path = run.join("config.toml");
+    let path = run.join(files::CONFIG);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| UserError::file(&path, format!("cannot read run config: {e}")))?;
     Config::from_toml_str(&text, &path.display().to_string())
@@ -220,19 +220,19 @@ pub fn train_with(
         trainer
             .restore(ck)
             .map_err(|e| UserError::file(checkpoint_path(&out), e.to_string()))?;
-        MetricsCsv::resume(&out.join("metrics.csv"), &columns, trainer.update)?
+        MetricsCsv::resume(&out.join(files::METRICS_CSV), &columns, trainer.update)?
     } else {
-        MetricsCsv::create(&out.join("metrics.csv"), &columns)?
+        MetricsCsv::create(&out.join(files::METRICS_CSV), &columns)?
     };
-    files::atomic_write(&out.join("config.toml"), cfg.to_toml_string().as_bytes())?;
+    files::atomic_write(&out.join(files::CONFIG), cfg.to_toml_string().as_bytes())?;
     files::write_run_json(&out, &Provenance::collect(cfg.seed, cfg.run.threads))?;
     if !simulators.is_empty() {
         // pybridge hook: the simulator versions behind this run (metaworld, mujoco, ...).
         let map: std::collections::BTreeMap<_, _> = simulators.iter().cloned().collect();
         let bytes = serde_json::to_vec_pretty(&map).expect("versions serialise");
-        files::atomic_write(&out.join("simulators.json"), &bytes)?;
+        files::atomic_write(&out.join(files::SIMULATORS_JSON), &bytes)?;
     }
-    let tb_dir = out.join("tb");
+    let tb_dir = out.join(files::TB);
     std::fs::create_dir_all(&tb_dir)
         .map_err(|e| UserError::file(&tb_dir, format!("cannot create folder: {e}")))?;
     let mut tb = EventWriter::create(&tb_dir)?;

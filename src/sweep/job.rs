@@ -14,10 +14,7 @@ use serde::Deserialize;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-/// The evaluation a finished run holds.
-pub const EVAL_JSON: &str = "eval.json";
-/// The run's log (training progress and evaluation), written by the sweep.
-pub const LOG: &str = "train.log";
+pub use files::{EVAL_JSON, LOG};
 /// Exit code of `sweep-run` when training was interrupted (checkpoint saved).
 pub const EXIT_INTERRUPTED: i32 = 3;
 

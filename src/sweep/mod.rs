@@ -146,7 +146,7 @@ pub struct SweepSummary {
 }
 
 /// What a run killed before writing its config.toml can have left in its folder.
-const LEFT_BEFORE_CONFIG: &[&str] = &[LOG, "metrics.csv", files::RUN_JSON, "tb"];
+const LEFT_BEFORE_CONFIG: &[&str] = &[LOG, files::METRICS_CSV, files::RUN_JSON, files::TB];
 
 /// Whether a file named `name` can be what a run killed before its config.toml was in
 /// place leaves behind: one of [`LEFT_BEFORE_CONFIG`], or the temporary file of an
@@ -157,7 +157,7 @@ fn left_before_config(name: &str) -> bool {
     LEFT_BEFORE_CONFIG.contains(&name)
         || LEFT_BEFORE_CONFIG
             .iter()
-            .chain(&["config.toml"])
+            .chain(&[files::CONFIG])
             .any(|of| files::is_atomic_write_temp(name, of))
 }
 
@@ -210,7 +210,7 @@ pub fn plan(args: &SweepArgs) -> Result<Vec<Job>, UserError> {
             "sweep needs at least one --config FILE".into(),
         ));
     }
-    if args.out.join("config.toml").exists() {
+    if args.out.join(files::CONFIG).exists() {
         return Err(UserError::file(
             &args.out,
             "is a run folder; give sweep a folder of its own (runs go to OUT/<env>/<method>/seed-<s>)",
@@ -284,7 +284,7 @@ fn check_folder(j: &Job, planned: &[Job]) -> Result<(), UserError> {
             ),
         ));
     }
-    let recorded = j.dir.join("config.toml");
+    let recorded = j.dir.join(files::CONFIG);
     if recorded.is_file() {
         let text = std::fs::read_to_string(&recorded)
             .map_err(|e| UserError::file(&recorded, format!("cannot read: {e}")))?;
@@ -415,7 +415,7 @@ fn copy_to_log(mut from: impl Read + Send + 'static, dir: PathBuf) -> std::threa
 
 /// The `frames` of the last row of a run's metrics.csv (reads only the file's tail).
 pub fn frames_done(dir: &Path) -> u64 {
-    let Ok(mut f) = std::fs::File::open(dir.join("metrics.csv")) else {
+    let Ok(mut f) = std::fs::File::open(dir.join(files::METRICS_CSV)) else {
         return 0;
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -592,7 +592,7 @@ fn run_local(args: &SweepArgs, todo: &[&Job], summary: &mut SweepSummary) -> Res
 fn same_config(recorded: &str, cfg: &Config) -> bool {
     let want = cfg.to_toml_string();
     recorded == want
-        || Config::from_toml_str(recorded, "config.toml").is_ok_and(|mut c| {
+        || Config::from_toml_str(recorded, files::CONFIG).is_ok_and(|mut c| {
             c.run.threads = cfg.run.threads;
             c.to_toml_string() == want
         })
@@ -633,7 +633,7 @@ mod tests {
     #[test]
     fn a_run_killed_before_its_config_is_restarted_and_other_files_are_kept() {
         // The temporary name `files::atomic_write` gives config.toml.
-        let temp = files::atomic_temp_name("config.toml", std::process::id(), 7);
+        let temp = files::atomic_temp_name(files::CONFIG, std::process::id(), 7);
         assert!(left_before_config(&temp), "{temp}");
         assert!(!left_before_config("config.toml.tmp"));
         assert!(!left_before_config(".config.toml.tmp.12.x"));
