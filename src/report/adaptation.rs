@@ -99,6 +99,7 @@ mod tests {
             }),
             eval_train: None,
             eval_curve: None,
+            settings: Default::default(),
         }
     }
 

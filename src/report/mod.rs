@@ -21,6 +21,7 @@
 
 mod adaptation;
 mod curves;
+pub mod mixed;
 mod page;
 mod per_task;
 pub mod plots;
@@ -245,7 +246,7 @@ pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
             "no run folders (config.toml + metrics.csv) under {where_}"
         )));
     }
-    let all: Vec<Run> = dirs
+    let mut all: Vec<Run> = dirs
         .iter()
         .map(|d| runs::read_run(d, &args.relabel))
         .collect::<Result<_, _>>()?;
@@ -267,6 +268,9 @@ pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
             ));
         }
     }
+    // After --relabel: runs relabelled into one name are split again if their configs
+    // differ, so a relabel cannot pool two settings silently either.
+    let mixed_notes = mixed::split_mixed_groups(&mut all);
     let evaluated = all.iter().filter(|r| r.eval.is_some()).count();
     if evaluated == 0 {
         return Err(UserError::Other(format!(
@@ -306,8 +310,14 @@ pub fn report(args: &ReportArgs) -> Result<ReportSummary, UserError> {
             .into_iter()
             .filter_map(|split| per_task::table(methods, split, &boot))
             .collect();
-        let (figures, notes) =
+        let (figures, mut notes) =
             curves::env_figures(env, methods, &figures_dir, has_success, &per_task)?;
+        notes.extend(
+            mixed_notes
+                .iter()
+                .filter(|(e, _)| e == env)
+                .map(|(_, note)| note.clone()),
+        );
         figure_count += figures.len();
         sections.push(EnvSection {
             env: env.clone(),

@@ -170,6 +170,7 @@ mod tests {
             eval: Some(eval(test)),
             eval_train: train.map(eval),
             eval_curve: None,
+            settings: Default::default(),
         }
     }
 

@@ -116,6 +116,7 @@ mod tests {
             eval: None,
             eval_train: None,
             eval_curve: None,
+            settings: Default::default(),
         }
     }
 

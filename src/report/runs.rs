@@ -134,6 +134,8 @@ pub struct Run {
     pub eval_train: Option<EvalFile>,
     /// Meta-tests during training (`eval.every_frames`).
     pub eval_curve: Option<Table>,
+    /// The config's settings, `key.path -> value` ([`super::mixed::settings_of`]).
+    pub settings: BTreeMap<String, String>,
 }
 
 impl Run {
@@ -241,6 +243,7 @@ pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserErr
         eval,
         eval_train,
         eval_curve,
+        settings: super::mixed::settings_of(&text),
     })
 }
 
