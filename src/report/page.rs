@@ -18,6 +18,15 @@ fn est(e: &Option<Estimate>) -> String {
     }
 }
 
+/// A score over `evaluated` runs: with one run there is no interval over seeds (every
+/// resample is that run), so none is printed rather than a zero-width one.
+fn score_est(e: &Option<Estimate>, evaluated: usize) -> String {
+    match e {
+        Some(e) if evaluated == 1 => format!("{:.3} (1 run: no interval)", e.value),
+        _ => est(e),
+    }
+}
+
 fn frames(f: f64) -> String {
     if !f.is_finite() {
         "-".into()
@@ -62,8 +71,8 @@ fn score_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
             vec![
                 r.method.clone(),
                 format!("{} ({})", r.seeds, r.evaluated),
-                est(&r.mean),
-                est(&r.iqm),
+                score_est(&r.mean, r.evaluated),
+                score_est(&r.iqm, r.evaluated),
                 r.per_seed
                     .iter()
                     .map(|(seed, v)| format!("{seed}: {v:.3}"))
@@ -381,4 +390,21 @@ pub fn write_index_html(
     let path = out.join("index.html");
     atomic_write(&path, s.as_bytes())?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Interval;
+
+    #[test]
+    fn one_run_prints_no_interval_and_more_runs_print_theirs() {
+        let e = Some(Estimate {
+            value: 0.5,
+            ci: Interval { lo: 0.5, hi: 0.5 },
+        });
+        assert_eq!(score_est(&e, 1), "0.500 (1 run: no interval)");
+        assert_eq!(score_est(&e, 2), "0.500 [0.500, 0.500]");
+        assert_eq!(score_est(&None, 1), "-");
+    }
 }
