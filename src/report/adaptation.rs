@@ -30,10 +30,7 @@ pub struct AdaptationTable {
 /// Mean over runs with its bootstrap interval; `None` without values.
 pub(super) fn mean_estimate(values: Vec<f64>, boot: &Bootstrap) -> Option<Estimate> {
     let s = Scores::single_task(values).ok()?;
-    Some(Estimate {
-        value: stats::mean(s.values()),
-        ci: boot.interval(&s, |s| stats::mean(s.values())),
-    })
+    Some(Estimate::bootstrap(&s, boot, |s| stats::mean(s.values())))
 }
 
 /// Column `e` of per-run vectors, skipping runs whose vector is shorter.
@@ -119,7 +116,7 @@ mod tests {
         assert_eq!(row.runs, 2);
         assert_eq!(row.returns[0].unwrap().value, 1.5);
         assert_eq!(row.returns[1].unwrap().value, 4.0);
-        let ci = row.returns[1].unwrap().ci;
+        let ci = row.returns[1].unwrap().ci.unwrap();
         assert!(ci.lo >= 3.0 && ci.hi <= 5.0 && ci.lo <= ci.hi);
         let (first, last) = row.success.unwrap();
         assert_eq!((first.value, last.value), (0.25, 0.75));

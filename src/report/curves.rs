@@ -23,7 +23,7 @@ fn mean_band(values: &[f64]) -> Option<(f64, f64, f64)> {
         seed: 0,
     };
     let e = super::adaptation::mean_estimate(values.to_vec(), &boot)?;
-    Some((e.value, e.ci.lo, e.ci.hi))
+    Some(e.band())
 }
 
 fn finite_mean(xs: &[f64]) -> f64 {
@@ -376,7 +376,7 @@ pub fn env_figures(
                 let bars = r
                     .classes
                     .iter()
-                    .map(|e| e.map_or((0.0, 0.0, 0.0), |e| (e.value, e.ci.lo, e.ci.hi)))
+                    .map(|e| e.map_or((0.0, 0.0, 0.0), |e| e.band()))
                     .collect();
                 (r.method.clone(), bars)
             })

@@ -56,11 +56,48 @@ pub struct ReportSummary {
     pub index: PathBuf,
 }
 
-/// A score with its interval.
+/// A score with its interval over runs.
 #[derive(Clone, Copy, Debug)]
 pub struct Estimate {
     pub value: f64,
-    pub ci: Interval,
+    /// `None` when the statistic rests on one run: every resample is that run, and a
+    /// zero-width interval would read as certainty. Tables print "(1 run: no
+    /// interval)", figures draw no band.
+    pub ci: Option<Interval>,
+}
+
+impl Estimate {
+    /// `stat` of `scores` with its stratified-bootstrap interval over runs.
+    pub fn bootstrap(scores: &Scores, boot: &Bootstrap, stat: impl Fn(&Scores) -> f64) -> Self {
+        Estimate {
+            value: stat(scores),
+            ci: (scores.runs() > 1).then(|| boot.interval(scores, stat)),
+        }
+    }
+
+    /// A two-sample statistic (P(X > Y)); an interval as soon as either side has more
+    /// than one run to resample.
+    pub fn bootstrap_pair(
+        x: &Scores,
+        y: &Scores,
+        boot: &Bootstrap,
+        stat: impl Fn(&Scores, &Scores) -> f64,
+    ) -> Self {
+        Estimate {
+            value: stat(x, y),
+            ci: (x.runs() > 1 || y.runs() > 1).then(|| boot.interval_pair(x, y, stat)),
+        }
+    }
+
+    /// (value, low, high) for a figure: without an interval the band collapses to the
+    /// value, so nothing is shaded.
+    pub fn band(&self) -> (f64, f64, f64) {
+        let ci = self.ci.unwrap_or(Interval {
+            lo: self.value,
+            hi: self.value,
+        });
+        (self.value, ci.lo, ci.hi)
+    }
 }
 
 /// One method's row of an env table.
@@ -150,10 +187,7 @@ impl Metric {
 }
 
 fn estimate(scores: &Scores, boot: &Bootstrap, stat: fn(&[f64]) -> f64) -> Estimate {
-    Estimate {
-        value: stat(scores.values()),
-        ci: boot.interval(scores, |s| stat(s.values())),
-    }
+    Estimate::bootstrap(scores, boot, |s| stat(s.values()))
 }
 
 /// Each evaluated run's seed and mean score over tasks, sorted by seed. `scores` has
@@ -197,21 +231,21 @@ fn score_table(
             wall_s: mean_of(runs.iter().filter_map(|r| r.wall_s())),
         })
         .collect();
-    let poi = scores
-        .iter()
-        .map(|x| {
-            scores
-                .iter()
-                .map(|y| match (x, y) {
-                    (Some(x), Some(y)) if x.tasks() == y.tasks() => Some(Estimate {
-                        value: stats::probability_of_improvement(x, y),
-                        ci: boot.interval_pair(x, y, stats::probability_of_improvement),
-                    }),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect();
+    let poi =
+        scores
+            .iter()
+            .map(|x| {
+                scores
+                    .iter()
+                    .map(|y| match (x, y) {
+                        (Some(x), Some(y)) if x.tasks() == y.tasks() => Some(
+                            Estimate::bootstrap_pair(x, y, boot, stats::probability_of_improvement),
+                        ),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
     ScoreTable {
         metric: metric.name().into(),
         rows,

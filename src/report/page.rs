@@ -11,19 +11,16 @@ use crate::run::files::atomic_write;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+/// An estimate as a cell: "value [low, high]", or without an interval (one run) a
+/// value that says so; "-" for none.
 fn est(e: &Option<Estimate>) -> String {
     match e {
-        Some(e) => format!("{:.3} [{:.3}, {:.3}]", e.value, e.ci.lo, e.ci.hi),
+        Some(Estimate {
+            value,
+            ci: Some(ci),
+        }) => format!("{value:.3} [{:.3}, {:.3}]", ci.lo, ci.hi),
+        Some(Estimate { value, ci: None }) => format!("{value:.3} (1 run: no interval)"),
         None => "-".into(),
-    }
-}
-
-/// A score over `evaluated` runs: with one run there is no interval over seeds (every
-/// resample is that run), so none is printed rather than a zero-width one.
-fn score_est(e: &Option<Estimate>, evaluated: usize) -> String {
-    match e {
-        Some(e) if evaluated == 1 => format!("{:.3} (1 run: no interval)", e.value),
-        _ => est(e),
     }
 }
 
@@ -71,8 +68,8 @@ fn score_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
             vec![
                 r.method.clone(),
                 format!("{} ({})", r.seeds, r.evaluated),
-                score_est(&r.mean, r.evaluated),
-                score_est(&r.iqm, r.evaluated),
+                est(&r.mean),
+                est(&r.iqm),
                 r.per_seed
                     .iter()
                     .map(|(seed, v)| format!("{seed}: {v:.3}"))
@@ -395,16 +392,27 @@ pub fn write_index_html(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Interval;
+    use crate::stats::{Interval, Scores};
 
     #[test]
     fn one_run_prints_no_interval_and_more_runs_print_theirs() {
-        let e = Some(Estimate {
+        let boot = crate::stats::Bootstrap::default();
+        let mean = |s: &Scores| crate::stats::mean(s.values());
+        let one = Scores::single_task(vec![0.5]).unwrap();
+        assert_eq!(
+            est(&Some(Estimate::bootstrap(&one, &boot, mean))),
+            "0.500 (1 run: no interval)"
+        );
+        let two = Scores::single_task(vec![0.5, 0.5]).unwrap();
+        assert_eq!(
+            est(&Some(Estimate::bootstrap(&two, &boot, mean))),
+            "0.500 [0.500, 0.500]"
+        );
+        assert_eq!(est(&None), "-");
+        let e = Estimate {
             value: 0.5,
-            ci: Interval { lo: 0.5, hi: 0.5 },
-        });
-        assert_eq!(score_est(&e, 1), "0.500 (1 run: no interval)");
-        assert_eq!(score_est(&e, 2), "0.500 [0.500, 0.500]");
-        assert_eq!(score_est(&None, 1), "-");
+            ci: Some(Interval { lo: 0.25, hi: 0.75 }),
+        };
+        assert_eq!(est(&Some(e)), "0.500 [0.250, 0.750]");
     }
 }

@@ -193,11 +193,14 @@ mod tests {
         assert_eq!(row.classes[1].unwrap().value, 0.75);
         // Run a: 0.25 over its classes, run b: 0.6.
         assert!((row.overall.unwrap().value - 0.425).abs() < 1e-12);
-        let ci = row.overall.unwrap().ci;
+        let ci = row.overall.unwrap().ci.unwrap();
         assert!(ci.lo >= 0.25 - 1e-12 && ci.hi <= 0.6 + 1e-12 && ci.lo <= ci.hi);
         let train = table(&methods, Split::Train, &BOOT).unwrap();
         assert_eq!(train.rows[0].runs, 1);
         assert_eq!(train.rows[0].classes[0].unwrap().value, 1.0);
+        // One run behind a cell: no interval rather than a zero-width one.
+        assert!(train.rows[0].classes[0].unwrap().ci.is_none());
+        assert!(row.classes[0].unwrap().ci.is_some());
     }
 
     #[test]
