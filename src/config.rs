@@ -346,6 +346,14 @@ impl Config {
         Ok(config)
     }
 
+    /// A run folder's recorded config as this binary resolves it: keys an older binary
+    /// did not write take their defaults. `None` when this binary no longer accepts it
+    /// (a removed key or method). Continuing a run (the sweep) and pooling runs as seeds
+    /// of one setting (the report) both compare configs through this.
+    pub fn from_recorded(text: &str) -> Option<Config> {
+        Config::from_toml_str(text, crate::run::files::CONFIG).ok()
+    }
+
     /// The resolved config as TOML, every key written out (the copy kept in run folders).
     pub fn to_toml_string(&self) -> String {
         // Only fails for integers beyond i64 (TOML's range): `seed` above i64::MAX,

@@ -39,8 +39,7 @@ const NAMED_KEYS: usize = 3;
 /// binary when it parses (so a key missing from an older run's file counts as its
 /// default), else as written.
 pub fn settings_of(config_text: &str) -> BTreeMap<String, String> {
-    let resolved = Config::from_toml_str(config_text, crate::run::files::CONFIG)
-        .ok()
+    let resolved = Config::from_recorded(config_text)
         .and_then(|c| c.to_toml_string().parse::<toml::Table>().ok());
     let table = resolved.or_else(|| config_text.parse::<toml::Table>().ok());
     let mut out = BTreeMap::new();

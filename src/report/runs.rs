@@ -226,8 +226,8 @@ pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserErr
     }
     let metrics = Table::read(&dir.join(files::METRICS_CSV))?;
     let eval = read_eval(&dir.join(files::EVAL_JSON))?;
-    let eval_train = read_eval(&dir.join("eval-train.json"))?;
-    let curve_path = dir.join(crate::run::eval_every::EVAL_CSV);
+    let eval_train = read_eval(&dir.join(files::EVAL_TRAIN_JSON))?;
+    let curve_path = dir.join(files::EVAL_CSV);
     let eval_curve = if curve_path.is_file() {
         Some(Table::read(&curve_path)?)
     } else {

@@ -12,9 +12,6 @@ use crate::env::Split;
 use crate::error::UserError;
 use std::path::{Path, PathBuf};
 
-/// The file in the run folder.
-pub const EVAL_CSV: &str = "eval.csv";
-
 /// Periodic meta-tests of one training run (does nothing when `eval.every_frames` is 0).
 pub struct EvalEvery {
     csv: Option<MetricsCsv>,
@@ -51,7 +48,7 @@ impl EvalEvery {
         let csv = if every == 0 {
             None
         } else {
-            let path = run.join(EVAL_CSV);
+            let path = run.join(crate::run::files::EVAL_CSV);
             let cols = columns(k, has_success);
             Some(if resume {
                 MetricsCsv::resume(&path, &cols, trainer.update)?

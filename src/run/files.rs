@@ -25,8 +25,13 @@ pub const TB: &str = "tb";
 pub const CHECKPOINT: &str = "checkpoint";
 /// The run's log (training progress and evaluation), written by the sweep.
 pub const LOG: &str = "train.log";
+/// Held-out meta-tests during training (`eval.every_frames`), one row each.
+pub const EVAL_CSV: &str = "eval.csv";
 /// The evaluation of a finished run, written by the sweep.
 pub const EVAL_JSON: &str = "eval.json";
+/// The same protocol on the training tasks, written by the user
+/// (`bamdp eval --split train ... --json > RUN/eval-train.json`); the report reads it.
+pub const EVAL_TRAIN_JSON: &str = "eval-train.json";
 
 /// Whether `name` is a temporary file of [`atomic_write`] writing `of`
 /// ([`atomic_temp_name`]), left behind by a process killed before its rename.

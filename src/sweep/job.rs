@@ -14,7 +14,6 @@ use serde::Deserialize;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-pub use files::{EVAL_JSON, LOG};
 /// Exit code of `sweep-run` when training was interrupted (checkpoint saved).
 pub const EXIT_INTERRUPTED: i32 = 3;
 
@@ -80,7 +79,7 @@ pub fn checkpoint_progress(run: &Path) -> Result<Option<Progress>, UserError> {
 
 /// Where the run folder of `cfg` stands.
 pub fn state(run: &Path, cfg: &Config) -> Result<JobState, UserError> {
-    if run.join(EVAL_JSON).is_file() {
+    if run.join(files::EVAL_JSON).is_file() {
         return Ok(JobState::Done);
     }
     // Frames, not updates: every improver trains until its frames reach
@@ -163,12 +162,12 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
     let num_tasks = report.num_tasks();
     let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');
-    files::atomic_write(&run.join(EVAL_JSON), json.as_bytes())?;
+    files::atomic_write(&run.join(files::EVAL_JSON), json.as_bytes())?;
     eprintln!(
         "meta-test: trial return {:.3} ± {:.3} over {num_tasks} tasks; wrote {}",
         scores.0,
         scores.1,
-        run.join(EVAL_JSON).display()
+        run.join(files::EVAL_JSON).display()
     );
     Ok(Outcome::Finished)
 }

@@ -14,8 +14,9 @@ pub mod ray;
 use crate::config::Config;
 use crate::error::UserError;
 use crate::run::files;
+use files::{EVAL_JSON, LOG};
 use indicatif::{ProgressBar, ProgressStyle};
-use job::{JobState, EVAL_JSON, EXIT_INTERRUPTED, LOG};
+use job::{JobState, EXIT_INTERRUPTED};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -592,7 +593,7 @@ fn run_local(args: &SweepArgs, todo: &[&Job], summary: &mut SweepSummary) -> Res
 fn same_config(recorded: &str, cfg: &Config) -> bool {
     let want = cfg.to_toml_string();
     recorded == want
-        || Config::from_toml_str(recorded, files::CONFIG).is_ok_and(|mut c| {
+        || Config::from_recorded(recorded).is_some_and(|mut c| {
             c.run.threads = cfg.run.threads;
             c.to_toml_string() == want
         })
