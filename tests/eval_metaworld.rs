@@ -394,3 +394,48 @@ fn the_ml10_meta_test_rows_pass_the_memory_guard() {
         other => eprintln!("NOTICE: {other:?} bytes (available, total): guard check skipped"),
     }
 }
+
+/// `bamdp sweep` meta-tests a MetaWorld run on the training tasks too (eval-train.json,
+/// draws from the training split) besides the held-out ones (eval.json), both by
+/// MetaWorld's protocol, and the report's per-class tables read both.
+#[test]
+fn sweep_meta_tests_training_and_held_out_tasks() {
+    if !metaworld_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep").display().to_string();
+    let preset = format!("{}/configs/ml1-reach/rl2.toml", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["sweep", "--config", &preset, "--seeds", "1", "--jobs", "1"];
+    for set in [
+        "run.num_envs=2",
+        "run.steps_per_update=500",
+        "run.total_frames=1000",
+        "run.threads=1",
+        "ppo.minibatches=1",
+        "eval.num_tasks=3",
+    ] {
+        args.extend(["--set", set]);
+    }
+    args.extend(["--out", &out]);
+    let o = bamdp(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = dir.path().join("sweep/ml1-reach/rl2/seed-1");
+    let read = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(run.join(name)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    for (name, split) in [("eval.json", "test"), ("eval-train.json", "train")] {
+        let v = read(name);
+        assert_eq!(v["split"], split, "{name}");
+        assert_eq!(v["num_tasks"], 3, "{name}");
+        // 10 adaptation and 3 evaluation episodes, one score per task.
+        assert_eq!(v["episodes_per_task"], 13, "{name}");
+        assert_eq!(v["metaworld"]["per_task"].as_array().unwrap().len(), 3, "{name}");
+    }
+    let report = dir.path().join("report").display().to_string();
+    let o = bamdp(&["report", &out, "--out", &report]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = std::fs::read_to_string(dir.path().join("report/summary.md")).unwrap();
+    assert!(summary.contains("eval-train.json"), "{summary}");
+}
