@@ -299,7 +299,11 @@ impl RunAgent {
         let frames_trained = ck.frames;
         let agent = TrainedAgent::load(method::lookup(cfg.method), &cfg, ck, &env, run)?;
         let seed = args.seed.unwrap_or(cfg.seed);
-        let greedy = args.greedy;
+        let greedy = if args.greedy {
+            crate::run::actor::Greedy::FromEpisode(0)
+        } else {
+            crate::run::actor::Greedy::Never
+        };
         let thread = std::thread::Builder::new()
             .name("bamdp-agent".into())
             .spawn(move || {

@@ -55,7 +55,9 @@ pub enum Command {
         /// Number of tasks (default: the config's eval.num_tasks).
         #[arg(long)]
         num_tasks: Option<usize>,
-        /// Take the most likely action instead of sampling.
+        /// Take the most likely action instead of sampling; under --protocol metaworld in
+        /// the evaluation episodes only (MetaWorld's agents explore while adapting); for a
+        /// MAML run, with the adapted weights.
         #[arg(long)]
         greedy: bool,
         /// Also report the mean return and success over episodes FIRST-LAST (1-based),

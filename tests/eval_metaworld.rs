@@ -431,7 +431,11 @@ fn sweep_meta_tests_training_and_held_out_tasks() {
         assert_eq!(v["num_tasks"], 3, "{name}");
         // 10 adaptation and 3 evaluation episodes, one score per task.
         assert_eq!(v["episodes_per_task"], 13, "{name}");
-        assert_eq!(v["metaworld"]["per_task"].as_array().unwrap().len(), 3, "{name}");
+        assert_eq!(
+            v["metaworld"]["per_task"].as_array().unwrap().len(),
+            3,
+            "{name}"
+        );
     }
     let report = dir.path().join("report").display().to_string();
     let o = bamdp(&["report", &out, "--out", &report]);

@@ -42,6 +42,26 @@ pub fn input_norm(
     )
 }
 
+/// Which episodes of a trial act by the policy's mode (the planner's most likely
+/// action) instead of sampling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Greedy {
+    /// Every action is sampled (training, and evaluations unless asked).
+    #[default]
+    Never,
+    /// Episodes from this one on (0-based): 0 for a whole trial, `adaptation` for
+    /// MetaWorld's protocol, whose agents explore while adapting and act by the mode in
+    /// the evaluation episodes (`eval_action`).
+    FromEpisode(usize),
+}
+
+impl Greedy {
+    /// Whether a step of episode `episode` (0-based) acts greedily.
+    pub fn at(self, episode: usize) -> bool {
+        matches!(self, Greedy::FromEpisode(first) if episode >= first)
+    }
+}
+
 /// Per-row acting state: what the agent carries from one step to the next.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActorState {
@@ -141,7 +161,10 @@ pub struct Actor {
     episode_ends: Vec<bool>,
     /// Each row's current task (read at trial start, reported with the trial).
     trial_task: Vec<Option<u32>>,
-    pub greedy: bool,
+    /// The episode of the trial (0-based) each row's next step belongs to, for
+    /// `greedy`. Not checkpointed: only evaluations (fresh actors) act greedily.
+    episode: Vec<usize>,
+    pub greedy: Greedy,
     pub plan: Option<PlanHook>,
 }
 
@@ -188,7 +211,8 @@ impl Actor {
             actions: vec![0.0; rows * spec_width(net)],
             episode_ends: vec![false; rows],
             trial_task: (0..rows).map(|r| env.task_index(r)).collect(),
-            greedy: false,
+            episode: vec![0; rows],
+            greedy: Greedy::Never,
             plan: None,
             spec,
             rows,
@@ -295,17 +319,18 @@ impl Actor {
                 for r in 0..rows {
                     let lp = &self.logits[r * na..(r + 1) * na];
                     let rng = &mut self.state.action_rngs[r];
+                    let greedy = self.greedy.at(self.episode[r]);
                     let a = match planned {
                         // The planner's target (its most likely action when greedy).
                         Some(plan) => {
                             let q = &plan.target[r * na..(r + 1) * na];
-                            if self.greedy {
+                            if greedy {
                                 argmax(q)
                             } else {
                                 rng.categorical(q)
                             }
                         }
-                        None => Head::sample_categorical(lp, &mut self.probs, rng, self.greedy),
+                        None => Head::sample_categorical(lp, &mut self.probs, rng, greedy),
                     };
                     logp[r] = lp[a];
                     self.actions[r] = a as f32;
@@ -319,11 +344,12 @@ impl Actor {
                 for r in 0..rows {
                     let span = r * na..(r + 1) * na;
                     let rng = &mut self.state.action_rngs[r];
+                    let greedy = self.greedy.at(self.episode[r]);
                     logp[r] = match planned {
                         // The planner's weighted root actions (their mean when greedy).
                         Some(plan) => {
                             let k = plan.weights.len() / rows;
-                            let chosen: &[f32] = if self.greedy {
+                            let chosen: &[f32] = if greedy {
                                 &plan.root_mean[span.clone()]
                             } else {
                                 let j = rng.categorical(&plan.weights[r * k..(r + 1) * k]);
@@ -336,7 +362,7 @@ impl Actor {
                             &self.logits[span.clone()],
                             log_std,
                             rng,
-                            self.greedy,
+                            greedy,
                             &mut self.actions[span],
                         ),
                     };
@@ -368,6 +394,13 @@ impl Actor {
             st.prev_reward[r] = self.out.reward[r];
             st.prev_done[r] = if self.out.episode_end(r) { 1.0 } else { 0.0 };
             st.trial_start[r] = self.out.trial_end[r];
+            self.episode[r] = if self.out.trial_end[r] {
+                0
+            } else if self.out.episode_end(r) {
+                e + 1
+            } else {
+                e
+            };
             st.trial_step[r] = if self.out.trial_end[r] {
                 0
             } else {
@@ -447,4 +480,65 @@ pub fn install_belief_params(actor: &mut Actor, trained: &Params) {
 /// Width of one action in the env's action buffer for this network.
 pub fn spec_width(net: &AgentNet) -> usize {
     Head::of(net).action_width(net.num_actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{self, EnvOptions, Split};
+    use crate::nn::host::Act;
+
+    /// Steps a memoryless policy on GridNavi through one trial per row and returns, per
+    /// step, the episode it belonged to and whether row 0 drew from its action stream
+    /// (a greedy action draws nothing).
+    fn draws_by_episode(greedy: Greedy) -> Vec<(u32, bool)> {
+        let mut env =
+            env::make_with("gridnavi", 2, Split::Test, 5, None, &EnvOptions::default()).unwrap();
+        let spec = env.spec().clone();
+        let (mut p, mut rng) = (Params::new(), Rng::new(1));
+        let net = AgentNet::new(&mut p, spec.obs_dim, 5, &[8], Act::Tanh, None, &mut rng);
+        let mut actor = Actor::new(&net, env.as_mut(), None, 9, streams::EVAL_ACTIONS);
+        actor.greedy = greedy;
+        let rows = 2;
+        let (mut x, mut reset) = (vec![0.0; rows * net.input_dim], vec![0.0; rows]);
+        let (mut logp, mut values, mut done) = (vec![0.0; rows], vec![0.0; rows], Vec::new());
+        let mut seen = Vec::new();
+        while done.is_empty() {
+            let before = actor.state.action_rngs[0].clone();
+            actor.step(
+                &net,
+                &p,
+                env.as_mut(),
+                NormMode::Frozen(None),
+                &mut x,
+                &mut reset,
+                &mut logp,
+                &mut values,
+                &mut done,
+            );
+            seen.push((
+                actor.out.episode_index[0],
+                actor.state.action_rngs[0] != before,
+            ));
+        }
+        seen
+    }
+
+    #[test]
+    fn greedy_episodes_draw_no_actions_and_the_others_sample() {
+        let k = 4; // GridNavi's episodes per trial
+        let never = draws_by_episode(Greedy::Never);
+        assert_eq!(never.last().unwrap().0 as usize, k - 1);
+        assert!(never.iter().all(|&(_, drew)| drew));
+        assert!(draws_by_episode(Greedy::FromEpisode(0))
+            .iter()
+            .all(|&(_, drew)| !drew));
+        // MetaWorld's protocol with 2 adaptation episodes: they sample, the rest act by
+        // the mode.
+        let from_two = draws_by_episode(Greedy::FromEpisode(2));
+        assert!(from_two.iter().any(|&(e, _)| e == 3));
+        for (episode, drew) in from_two {
+            assert_eq!(drew, episode < 2, "episode {episode}");
+        }
+    }
 }

@@ -6,7 +6,9 @@
 //! adds one figure over a range of episodes: MetaWorld's meta-learning evaluation
 //! (adapt for 10 episodes, evaluate 3) reads the mean success of episodes 11-13.
 
-use super::actor::{self, install_belief_params, make_plan_hook, Actor, PlanHook, TrialResult};
+use super::actor::{
+    self, install_belief_params, make_plan_hook, Actor, Greedy, PlanHook, TrialResult,
+};
 use super::checkpoint;
 use super::eval_metaworld::{self, MetaWorldScores, Protocol};
 use super::train::{load_checkpoint, load_run_config};
@@ -105,6 +107,9 @@ pub struct EvalArgs<'a> {
     pub split: Split,
     pub episodes_per_task: Option<usize>,
     pub num_tasks: Option<usize>,
+    /// Act by the mode: in every episode under the trial protocol, in the evaluation
+    /// episodes under MetaWorld's (whose agents sample while adapting and act by
+    /// `eval_action`, the mode, in the evaluation episodes).
     pub greedy: bool,
     /// Episodes to summarise (1-based, inclusive), from [`parse_episode_range`].
     pub summary_episodes: Option<(usize, usize)>,
@@ -125,6 +130,15 @@ impl EvalArgs<'_> {
             return Ok(cfg);
         }
         cfg.with_overrides(self.overrides)
+    }
+
+    /// The episodes that act greedily ([`EvalArgs::greedy`]).
+    pub fn greedy_episodes(&self) -> Greedy {
+        match (self.greedy, self.protocol) {
+            (false, _) => Greedy::Never,
+            (true, Protocol::Trial) => Greedy::FromEpisode(0),
+            (true, Protocol::MetaWorld { adaptation, .. }) => Greedy::FromEpisode(adaptation),
+        }
     }
 }
 
@@ -275,7 +289,7 @@ impl TrainedAgent {
 
     /// The actor for `env` (the rows [`load`](TrainedAgent::load) was given), drawing
     /// actions from the evaluation streams of `seed`.
-    pub fn start(self, env: &mut dyn BatchEnv, seed: u64, greedy: bool) -> (Policy, Actor) {
+    pub fn start(self, env: &mut dyn BatchEnv, seed: u64, greedy: Greedy) -> (Policy, Actor) {
         let mut actor = Actor::new(
             &self.policy.net,
             env,
@@ -352,7 +366,7 @@ pub fn evaluate_checkpoint(
     }
     let frames_trained = ck.frames;
     let agent = TrainedAgent::load(method, cfg, ck, env.as_ref(), args.run)?;
-    let (policy, mut actor) = agent.start(env.as_mut(), cfg.seed, args.greedy);
+    let (policy, mut actor) = agent.start(env.as_mut(), cfg.seed, args.greedy_episodes());
     let (net, params, norm) = (policy.net, policy.params, policy.norm);
     let mut finished: Vec<TrialResult> = Vec::with_capacity(num_tasks + rows);
     let (mut x, mut reset, mut logp, mut values) = (
@@ -542,7 +556,11 @@ impl EvalReport {
             self.num_tasks,
             self.episodes_per_task,
             self.frames_trained,
-            if self.greedy { "; greedy actions" } else { "" }
+            match (self.greedy, &self.scores.metaworld) {
+                (false, _) => "",
+                (true, None) => "; greedy actions",
+                (true, Some(_)) => "; greedy actions in the evaluation episodes",
+            }
         );
         if !self.overrides.is_empty() {
             s.push_str(&format!(
