@@ -7,10 +7,14 @@ Every eval.json under the FOLDERs that holds a MetaWorld-protocol evaluation
 (`bamdp eval --protocol metaworld`, or the final evaluation of `bamdp sweep` on a
 MetaWorld benchmark) gives one markdown row:
 
-    method | seed | meta-test success [95% CI] | success, trial episode 1 / 10 |
-    classes solved (success > --solved) | frames | wall-clock | record
+    method | seed | meta-test success [95% CI] | training classes' success |
+    success, trial episode 1 / 10 | classes solved (success > --solved) | frames |
+    wall-clock | record
 
-The interval is the evaluation's own (95% over tasks, within the seed). "Trial episode
+The interval is the evaluation's own (95% over tasks, within the seed). The training
+classes' success is the same protocol on training tasks (eval-train.json beside
+eval.json: `bamdp sweep` writes it, or `bamdp eval --split train --protocol metaworld`),
+"-" without one; both are averaged per class, then over classes (MetaWorld's headline). "Trial episode
 1 / 10" are the success rates of the first and the last adaptation episode. Frames and
 wall-clock come from the run's metrics.csv (its last row) when the folder holds one;
 evaluation-only records (eval.json alone) show "-". The seed is read from run.json, else
@@ -57,6 +61,21 @@ def budget_of(folder):
     return f"{float(last['frames']):.2g}", f"{float(last['wall_s']) / 3600:.1f} h"
 
 
+def class_mean(protocol):
+    """MetaWorld's headline: the mean over classes of each class's success."""
+    rate = protocol.get("class_success_rate")
+    return protocol["success_rate"] if rate is None else rate
+
+
+def train_success(folder):
+    try:
+        with open(os.path.join(folder, "eval-train.json")) as f:
+            protocol = json.load(f).get("metaworld")
+    except OSError:
+        return "-"
+    return "-" if protocol is None else f"{class_mean(protocol):.3f}"
+
+
 def row(folder, solved_above):
     with open(os.path.join(folder, "eval.json")) as f:
         report = json.load(f)
@@ -70,14 +89,17 @@ def row(folder, solved_above):
         for c in protocol["per_class"]
         if c["success_rate"] > solved_above
     ]
-    mean, half = protocol["success_rate"], protocol["success_rate_ci95"]
+    mean, half = class_mean(protocol), protocol["success_rate_ci95"]
     frames, wall = budget_of(folder)
     method = report["method"]
     if report.get("overrides"):
         method += f" (evaluated with {', '.join(report['overrides'])})"
+    if report.get("greedy"):
+        method += " (evaluation episodes by the mode)"
     return (
         f"| {method} | {seed_of(folder)} "
         f"| {mean:.3f} [{max(mean - half, 0.0):.3f}, {min(mean + half, 1.0):.3f}] "
+        f"| {train_success(folder)} "
         f"| {episodes[0]:.3f} / {episodes[adaptation - 1]:.3f} "
         f"| {', '.join(solved) or 'none'} | {frames} | {wall} | {folder} |"
     )
@@ -93,9 +115,9 @@ def main():
     if missing:
         print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    print("| method | seed | meta-test success [95% CI] | success, trial episode 1 / 10 "
-          "| classes solved | frames | wall-clock | record |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| method | seed | meta-test success [95% CI] | training classes' success "
+          "| success, trial episode 1 / 10 | classes solved | frames | wall-clock | record |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for folder in records(args.folders):
         line = row(folder, args.solved)
         if line:

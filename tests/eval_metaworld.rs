@@ -397,7 +397,8 @@ fn the_ml10_meta_test_rows_pass_the_memory_guard() {
 
 /// `bamdp sweep` meta-tests a MetaWorld run on the training tasks too (eval-train.json,
 /// draws from the training split) besides the held-out ones (eval.json), both by
-/// MetaWorld's protocol, and the report's per-class tables read both.
+/// MetaWorld's protocol with the evaluation episodes by the mode, and the report's
+/// per-class tables read both.
 #[test]
 fn sweep_meta_tests_training_and_held_out_tasks() {
     if !metaworld_available() {
@@ -428,6 +429,8 @@ fn sweep_meta_tests_training_and_held_out_tasks() {
     for (name, split) in [("eval.json", "test"), ("eval-train.json", "train")] {
         let v = read(name);
         assert_eq!(v["split"], split, "{name}");
+        // The evaluation episodes act by the mode, as MetaWorld's agents do.
+        assert_eq!(v["greedy"], true, "{name}");
         assert_eq!(v["num_tasks"], 3, "{name}");
         // 10 adaptation and 3 evaluation episodes, one score per task.
         assert_eq!(v["episodes_per_task"], 13, "{name}");

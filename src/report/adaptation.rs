@@ -89,6 +89,8 @@ mod tests {
                 num_tasks: 10,
                 frames_trained: 1,
                 trial_return: returns.iter().sum(),
+                greedy: false,
+                overrides: Vec::new(),
                 episode_returns: returns,
                 success_rate: success,
                 summary: None,

@@ -1,20 +1,21 @@
-//! Runs that share a method and label but were trained with different configs.
+//! Runs that share a method and label but were trained or evaluated differently.
 //!
 //! The report groups runs by env, method and `run.label`. Two presets of one method
-//! with the same label (an old and a fixed preset, say) would otherwise be pooled as
-//! if they were seeds of one setting. Such a group is split, and each part is named
-//! by the keys in which the configs differ:
+//! with the same label (an old and a fixed preset, say), or one preset meta-tested
+//! with sampled actions in some runs and by the mode in others, would otherwise be
+//! pooled as if they were seeds of one setting. Such a group is split, and each part
+//! is named by the keys in which the settings differ:
 //!
 //! ```
 //! use bamdp::report::mixed::settings_of;
-//! let a = settings_of("env = \"ml10\"\nseed = 1\n[ppo]\nlr = 0.001\n");
-//! let b = settings_of("env = \"ml10\"\nseed = 2\n[ppo]\nlr = 0.0003\n");
+//! let a = settings_of("env = \"ml10\"\nseed = 1\n[ppo]\nlr = 0.001\n", None);
+//! let b = settings_of("env = \"ml10\"\nseed = 2\n[ppo]\nlr = 0.0003\n", None);
 //! assert_eq!(a["ppo.lr"], "0.001");
 //! // the seed is not a setting: runs differing only in it are one group
 //! assert!(!a.contains_key("seed") && a.len() == b.len());
 //! ```
 
-use super::runs::Run;
+use super::runs::{EvalFile, Run};
 use crate::config::Config;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,14 +38,22 @@ const NAMED_KEYS: usize = 3;
 
 /// A run's settings as `key.path -> value`, from its `config.toml`: resolved by this
 /// binary when it parses (so a key missing from an older run's file counts as its
-/// default), else as written.
-pub fn settings_of(config_text: &str) -> BTreeMap<String, String> {
+/// default), else as written; with its evaluation (eval.json), how it was meta-tested
+/// too (`evaluation.greedy`, `evaluation.set`), since a score depends on both.
+pub fn settings_of(config_text: &str, eval: Option<&EvalFile>) -> BTreeMap<String, String> {
     let resolved = Config::from_recorded(config_text)
         .and_then(|c| c.to_toml_string().parse::<toml::Table>().ok());
     let table = resolved.or_else(|| config_text.parse::<toml::Table>().ok());
     let mut out = BTreeMap::new();
     if let Some(table) = table {
         flatten("", &table, &mut out);
+    }
+    if let Some(e) = eval {
+        out.insert("evaluation.greedy".into(), e.greedy.to_string());
+        out.insert(
+            "evaluation.set".into(),
+            format!("[{}]", e.overrides.join(" ")),
+        );
     }
     out
 }
@@ -100,7 +109,7 @@ pub fn split_mixed_groups(runs: &mut [Run]) -> Vec<(String, String)> {
         let keys = differing.into_iter().collect::<Vec<_>>().join(", ");
         notes.push((
             env,
-            format!("The runs of {label} were trained with different configs ({keys}): they are reported as separate rows."),
+            format!("The runs of {label} were trained or evaluated with different settings ({keys}): they are reported as separate rows."),
         ));
     }
     notes
@@ -193,10 +202,52 @@ mod tests {
 
     #[test]
     fn thread_count_and_logging_cadence_are_not_settings() {
-        let one = settings_of("seed = 1\n[run]\nthreads = 1\nlog_every = 5\ntotal_frames = 10\n");
-        let two = settings_of("seed = 2\n[run]\nthreads = 2\nlog_every = 50\ntotal_frames = 10\n");
+        let one = settings_of(
+            "seed = 1\n[run]\nthreads = 1\nlog_every = 5\ntotal_frames = 10\n",
+            None,
+        );
+        let two = settings_of(
+            "seed = 2\n[run]\nthreads = 2\nlog_every = 50\ntotal_frames = 10\n",
+            None,
+        );
         assert_eq!(one, two);
-        let longer = settings_of("seed = 1\n[run]\nthreads = 1\ntotal_frames = 20\n");
+        let longer = settings_of("seed = 1\n[run]\nthreads = 1\ntotal_frames = 20\n", None);
         assert_ne!(one, longer);
+    }
+
+    #[test]
+    fn how_a_run_was_meta_tested_is_a_setting() {
+        let eval = |greedy: bool, overrides: &[&str]| -> EvalFile {
+            let json = format!(
+                r#"{{"split": "test", "num_tasks": 1, "frames_trained": 1,
+                    "episode_returns": [1.0], "success_rate": null, "trial_return": 1.0,
+                    "greedy": {greedy}, "overrides": {overrides:?}}}"#
+            );
+            serde_json::from_str(&json).unwrap()
+        };
+        let config = "seed = 1\n[ppo]\nlr = 0.001\n";
+        let sampled = settings_of(config, Some(&eval(false, &[])));
+        assert_eq!(sampled["evaluation.greedy"], "false");
+        assert_eq!(sampled["evaluation.set"], "[]");
+        let mode = settings_of(config, Some(&eval(true, &[])));
+        let changed = settings_of(
+            config,
+            Some(&eval(false, &["glibrl.posterior_span=episode"])),
+        );
+        let keys = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| {
+            differing_keys([a, b].into_iter())
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&sampled, &mode), ["evaluation.greedy"]);
+        assert_eq!(keys(&sampled, &changed), ["evaluation.set"]);
+        assert_eq!(changed["evaluation.set"], "[glibrl.posterior_span=episode]");
+        // An older eval.json without the keys reads as sampled, unchanged.
+        let old: EvalFile = serde_json::from_str(
+            r#"{"split": "test", "num_tasks": 1, "frames_trained": 1,
+                "episode_returns": [1.0], "success_rate": null, "trial_return": 1.0}"#,
+        )
+        .unwrap();
+        assert_eq!(settings_of(config, Some(&old)), sampled);
     }
 }

@@ -144,6 +144,8 @@ mod tests {
             episode_returns: vec![0.0],
             success_rate: None,
             trial_return: 0.0,
+            greedy: false,
+            overrides: Vec::new(),
             summary: None,
             metaworld: Some(MetaWorldFile {
                 success_rate: 0.0,

@@ -59,6 +59,13 @@ pub struct EvalFile {
     pub episode_returns: Vec<f64>,
     pub success_rate: Option<Vec<f64>>,
     pub trial_return: f64,
+    /// Actions by the mode (`bamdp eval --greedy`; under MetaWorld's protocol in the
+    /// evaluation episodes only).
+    #[serde(default)]
+    pub greedy: bool,
+    /// Config keys changed for the evaluation only (`bamdp eval --set`).
+    #[serde(default)]
+    pub overrides: Vec<String>,
     #[serde(default)]
     pub summary: Option<EvalSummary>,
     /// MetaWorld's protocol's scores (`bamdp eval --protocol metaworld`).
@@ -233,6 +240,7 @@ pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserErr
     } else {
         None
     };
+    let settings = super::mixed::settings_of(&text, eval.as_ref());
     Ok(Run {
         dir: dir.to_path_buf(),
         env,
@@ -243,7 +251,7 @@ pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserErr
         eval,
         eval_train,
         eval_curve,
-        settings: super::mixed::settings_of(&text),
+        settings,
     })
 }
 

@@ -175,7 +175,9 @@ fn meta_test(
         split,
         episodes_per_task: None,
         num_tasks: None,
-        greedy: false,
+        // MetaWorld's agents explore while adapting and act by the mode in the
+        // evaluation episodes (Meta-World+'s `eval_action`); the trial protocol samples.
+        greedy: matches!(protocol, Protocol::MetaWorld { .. }),
         summary_episodes: None,
         protocol,
         overrides: &[],
