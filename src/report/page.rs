@@ -24,6 +24,16 @@ fn est(e: &Option<Estimate>) -> String {
     }
 }
 
+/// [`est`] for the wide tables (a column per class or episode), where the phrase
+/// would fill every cell: a value without an interval is printed bare, and the table's
+/// note says what that means.
+fn est_compact(e: &Option<Estimate>) -> String {
+    match e {
+        Some(Estimate { value, ci: None }) => format!("{value:.3}"),
+        _ => est(e),
+    }
+}
+
 fn frames(f: f64) -> String {
     if !f.is_finite() {
         "-".into()
@@ -93,8 +103,8 @@ fn per_task_cells(t: &PerTaskTable) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .map(|r| {
             let mut row = vec![r.method.clone(), r.runs.to_string()];
-            row.extend(r.classes.iter().map(est));
-            row.push(est(&r.overall));
+            row.extend(r.classes.iter().map(est_compact));
+            row.push(est_compact(&r.overall));
             row
         })
         .collect();
@@ -103,7 +113,8 @@ fn per_task_cells(t: &PerTaskTable) -> (Vec<String>, Vec<Vec<String>>) {
 
 const PER_TASK_NOTE: &str = "MetaWorld's protocol: success rate per task class (mean over \
 seeds, 95% bootstrap interval over seeds; `-` where no run evaluated the class); over \
-classes: each run's mean over its classes, then the mean over runs.";
+classes: each run's mean over its classes, then the mean over runs. A value without an \
+interval rests on one run.";
 
 /// Probability-of-improvement matrix: row method over column method.
 fn poi_cells(t: &ScoreTable) -> (Vec<String>, Vec<Vec<String>>) {
@@ -138,7 +149,7 @@ fn adaptation_cells(t: &AdaptationTable) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .map(|r| {
             let mut row = vec![r.method.clone(), r.runs.to_string()];
-            row.extend((0..t.episodes).map(|e| est(r.returns.get(e).unwrap_or(&None))));
+            row.extend((0..t.episodes).map(|e| est_compact(r.returns.get(e).unwrap_or(&None))));
             row.push(match &r.success {
                 Some((first, last)) => format!("{:.3} / {:.3}", first.value, last.value),
                 None => "-".into(),
@@ -172,8 +183,8 @@ fn progress_cells(rows: &[ProgressRow]) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 const ADAPTATION_HEADING: &str = "meta-test return per episode";
-const ADAPTATION_NOTE: &str = "Mean over runs with a 95% bootstrap interval; success is \
-the mean success rate of the trial's first and last episode.";
+const ADAPTATION_NOTE: &str = "Mean over runs with a 95% bootstrap interval (none where it \
+rests on one run); success is the mean success rate of the trial's first and last episode.";
 const PROGRESS_HEADING: &str = "training return at fractions of the frame budget";
 const PROGRESS_NOTE: &str = "Training trial return (mean over the metrics rows within 5% \
 of the budget of that point, then over runs) and wall-clock seconds at that point; the \
@@ -414,5 +425,11 @@ mod tests {
             ci: Some(Interval { lo: 0.25, hi: 0.75 }),
         };
         assert_eq!(est(&Some(e)), "0.500 [0.250, 0.750]");
+        // The wide tables print a one-run value bare (their notes say why).
+        assert_eq!(
+            est_compact(&Some(Estimate::bootstrap(&one, &boot, mean))),
+            "0.500"
+        );
+        assert_eq!(est_compact(&Some(e)), "0.500 [0.250, 0.750]");
     }
 }
