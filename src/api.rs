@@ -147,8 +147,12 @@ pub struct AgentArgs {
     pub rows: Option<usize>,
     /// Seed of the action streams (default: the run's seed, as `bamdp eval`).
     pub seed: Option<u64>,
-    /// Take the most likely action instead of sampling.
+    /// Take the most likely action instead of sampling ...
     pub greedy: bool,
+    /// ... from this episode of each trial on (0-based; 0: every episode). MetaWorld's
+    /// evaluation samples while adapting and acts by the mode afterwards: the number of
+    /// adaptation episodes. A MAML agent is greedy once adapted, whatever this says.
+    pub greedy_from_episode: usize,
     /// Episodes per trial (default: the env's), as `bamdp eval --episodes-per-task`.
     pub episodes_per_trial: Option<usize>,
 }
@@ -300,7 +304,7 @@ impl RunAgent {
         let agent = TrainedAgent::load(method::lookup(cfg.method), &cfg, ck, &env, run)?;
         let seed = args.seed.unwrap_or(cfg.seed);
         let greedy = if args.greedy {
-            crate::run::actor::Greedy::FromEpisode(0)
+            crate::run::actor::Greedy::FromEpisode(args.greedy_from_episode)
         } else {
             crate::run::actor::Greedy::Never
         };

@@ -69,6 +69,7 @@ class AgentCore:
         seed: int | None = None,
         greedy: bool = False,
         episodes_per_trial: int | None = None,
+        greedy_from_episode: int = 0,
     ) -> None: ...
     def act(self, obs: npt.ArrayLike) -> npt.NDArray[Any]: ...
     def observe(

@@ -136,15 +136,17 @@ def load_agent(
     seed: int | None = None,
     greedy: bool = False,
     episodes_per_trial: int | None = None,
+    greedy_from_episode: int = 0,
 ) -> Agent:
     """The latest checkpoint of the run folder ``run_dir`` as an :class:`Agent`.
 
     Defaults are ``bamdp eval``'s: ``num_envs = min(eval.num_tasks, 256)`` rows, the
     run's seed for the action streams, sampled actions (``greedy=True`` takes the most
-    likely one), the env's episodes per trial. A missing folder raises
-    ``FileNotFoundError``; a broken one ``ValueError``.
+    likely one, from episode ``greedy_from_episode`` of each trial on, 0-based), the
+    env's episodes per trial. A missing folder raises ``FileNotFoundError``; a broken one
+    ``ValueError``.
     """
     core = _native.AgentCore(
-        os.fspath(run_dir), num_envs, seed, greedy, episodes_per_trial
+        os.fspath(run_dir), num_envs, seed, greedy, episodes_per_trial, greedy_from_episode
     )
     return Agent(core)

@@ -15,7 +15,8 @@ One trial of the bamdp agent spans the adaptation episodes and the evaluation ep
 while adapting carries into evaluation; ``init()`` starts fresh trials. ``adapt()``
 takes MAML's inner step on each env's adaptation episodes (MAML runs, as ``bamdp
 eval`` adapts them); the other methods adapt by acting, so it changes nothing for
-them. Episode ends are
+them. ``greedy=True`` acts by the mode in the evaluation episodes only, as Meta-World+'s
+agents do and as ``bamdp eval --protocol metaworld --greedy`` does. Episode ends are
 read from the outcome's ``terminated`` / ``truncated``; the last observation of an ended
 episode is not passed to the protocol, so the belief sees the next episode's first one
 in its place.
@@ -84,6 +85,9 @@ class MetaWorldAgent:
             seed=seed,
             greedy=greedy,
             episodes_per_trial=adaptation_episodes + evaluation_episodes,
+            # `adapt_action` samples, `eval_action` takes the mode (Meta-World+'s agents,
+            # and `bamdp eval --protocol metaworld --greedy`).
+            greedy_from_episode=adaptation_episodes,
         )
         self._k = self.agent.episodes_per_trial
         self._episodes = np.zeros(envs.num_envs, dtype=np.int64)

@@ -43,7 +43,7 @@ pub struct AgentCore {
 #[pymethods]
 impl AgentCore {
     #[new]
-    #[pyo3(signature = (run, rows=None, seed=None, greedy=false, episodes_per_trial=None))]
+    #[pyo3(signature = (run, rows=None, seed=None, greedy=false, episodes_per_trial=None, greedy_from_episode=0))]
     fn new(
         py: Python<'_>,
         run: PathBuf,
@@ -51,11 +51,13 @@ impl AgentCore {
         seed: Option<u64>,
         greedy: bool,
         episodes_per_trial: Option<usize>,
+        greedy_from_episode: usize,
     ) -> PyResult<Self> {
         let args = AgentArgs {
             rows,
             seed,
             greedy,
+            greedy_from_episode,
             episodes_per_trial,
         };
         let agent = py.detach(|| RunAgent::load(&run, &args)).map_err(user)?;
