@@ -55,11 +55,15 @@ def test_metalearning_evaluation_runs_a_bamdp_agent(reach_run):
 def test_metalearning_evaluation_agrees_with_the_cli_protocol(reach_run, cli):
     """Aligned: one env (meta_batch_size=1), so MetaWorld's per-round count of the
     first evaluation episodes to end is the per-task rate `bamdp eval --protocol
-    metaworld` reports; greedy actions on both sides, and bamdp's native ml1-reach is
-    MetaWorld's simulation bit for bit (tests/mujoco_native.rs). MetaWorld shuffles the
-    order of its 50 test tasks; we read which ones it played and compare those tasks'
-    rows of bamdp's report: equal success, returns equal up to float32 rewards."""
-    rounds, adapt, evaluate = 3, 1, 1
+    metaworld` reports; actions by the mode on both sides (`--greedy`, which under this
+    protocol covers the evaluation episodes only: with no adaptation episode no action is
+    drawn, so MetaWorld's shuffled task order cannot give the two sides different action
+    streams), the memory carried across the two evaluation episodes, and bamdp's native
+    ml1-reach is MetaWorld's simulation bit for bit (tests/mujoco_native.rs). MetaWorld
+    shuffles the order of its 50 test tasks; we read which ones it played and compare
+    those tasks' rows of bamdp's report: equal success, returns equal up to float32
+    rewards."""
+    rounds, adapt, evaluate = 3, 0, 2
     with open(Path(reach_run) / "config.toml", "rb") as f:
         assert tomllib.load(f)["seed"] == SEED
     envs = bamdp.metaworld.RecordOutcome(
