@@ -303,11 +303,7 @@ impl RunAgent {
         let frames_trained = ck.frames;
         let agent = TrainedAgent::load(method::lookup(cfg.method), &cfg, ck, &env, run)?;
         let seed = args.seed.unwrap_or(cfg.seed);
-        let greedy = if args.greedy {
-            crate::run::actor::Greedy::FromEpisode(args.greedy_from_episode)
-        } else {
-            crate::run::actor::Greedy::Never
-        };
+        let greedy = crate::run::actor::Greedy::when(args.greedy, args.greedy_from_episode);
         let thread = std::thread::Builder::new()
             .name("bamdp-agent".into())
             .spawn(move || {

@@ -56,6 +56,16 @@ pub enum Greedy {
 }
 
 impl Greedy {
+    /// `FromEpisode(first)` when `greedy`, else `Never`: a greedy flag and where the
+    /// evaluated episodes start.
+    pub fn when(greedy: bool, first: usize) -> Greedy {
+        if greedy {
+            Greedy::FromEpisode(first)
+        } else {
+            Greedy::Never
+        }
+    }
+
     /// Whether a step of episode `episode` (0-based) acts greedily.
     pub fn at(self, episode: usize) -> bool {
         matches!(self, Greedy::FromEpisode(first) if episode >= first)

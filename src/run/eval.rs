@@ -134,11 +134,7 @@ impl EvalArgs<'_> {
 
     /// The episodes that act greedily ([`EvalArgs::greedy`]).
     pub fn greedy_episodes(&self) -> Greedy {
-        match (self.greedy, self.protocol) {
-            (false, _) => Greedy::Never,
-            (true, Protocol::Trial) => Greedy::FromEpisode(0),
-            (true, Protocol::MetaWorld { adaptation, .. }) => Greedy::FromEpisode(adaptation),
-        }
+        Greedy::when(self.greedy, self.protocol.first_evaluation_episode())
     }
 }
 

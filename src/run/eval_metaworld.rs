@@ -86,6 +86,20 @@ impl Protocol {
         }
     }
 
+    /// Whether this is MetaWorld's protocol (adaptation, then evaluation episodes).
+    pub fn is_metaworld(self) -> bool {
+        matches!(self, Protocol::MetaWorld { .. })
+    }
+
+    /// The first episode (0-based) the protocol evaluates: 0 for a whole trial, the
+    /// first after the adaptation episodes for MetaWorld's.
+    pub fn first_evaluation_episode(self) -> usize {
+        match self {
+            Protocol::Trial => 0,
+            Protocol::MetaWorld { adaptation, .. } => adaptation,
+        }
+    }
+
     /// Refuses `--episodes-per-task` under MetaWorld's protocol, whose episode counts are
     /// `--adaptation-episodes` and `--evaluation-episodes`.
     pub fn check_episodes_per_task(

@@ -147,7 +147,7 @@ pub fn run_job(args: &JobArgs) -> Result<Outcome, UserError> {
     // MetaWorld reports success on the training classes beside the held-out ones: the
     // gap between them is what transfer costs. Written before eval.json, which marks
     // the run done, so a sweep stopped between the two redoes both.
-    if matches!(protocol, Protocol::MetaWorld { .. }) {
+    if protocol.is_metaworld() {
         meta_test(
             run,
             Split::Train,
@@ -177,7 +177,7 @@ fn meta_test(
         num_tasks: None,
         // MetaWorld's agents explore while adapting and act by the mode in the
         // evaluation episodes (Meta-World+'s `eval_action`); the trial protocol samples.
-        greedy: matches!(protocol, Protocol::MetaWorld { .. }),
+        greedy: protocol.is_metaworld(),
         summary_episodes: None,
         protocol,
         overrides: &[],
