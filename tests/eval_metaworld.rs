@@ -396,7 +396,7 @@ fn the_ml10_meta_test_rows_pass_the_memory_guard() {
 }
 
 /// `bamdp sweep` meta-tests a MetaWorld run on the training tasks too (eval-train.json,
-/// draws from the training split) besides the held-out ones (eval.json), both by
+/// the training split's tasks in turn) besides the held-out ones (eval.json), both by
 /// MetaWorld's protocol with the evaluation episodes by the mode, and the report's
 /// per-class tables read both.
 #[test]
@@ -434,9 +434,20 @@ fn sweep_meta_tests_training_and_held_out_tasks() {
         assert_eq!(v["num_tasks"], 3, "{name}");
         // 10 adaptation and 3 evaluation episodes, one score per task.
         assert_eq!(v["episodes_per_task"], 13, "{name}");
+        // ... from the first evaluation episode on.
+        assert_eq!(v["greedy_from_episode"], 10, "{name}");
+        // One class (reach), so the tasks in turn are the list's first three, each
+        // once: uniform draws from 50 would rarely be.
+        let tasks: Vec<u64> = v["metaworld"]["per_task"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["task"].as_u64().unwrap())
+            .collect();
+        assert_eq!(tasks, [0, 1, 2], "{name}");
         assert_eq!(
-            v["metaworld"]["per_task"].as_array().unwrap().len(),
-            3,
+            v["tasks_in_turn"].as_bool(),
+            (split == "train").then_some(true),
             "{name}"
         );
     }
@@ -445,4 +456,63 @@ fn sweep_meta_tests_training_and_held_out_tasks() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = std::fs::read_to_string(dir.path().join("report/summary.md")).unwrap();
     assert!(summary.contains("eval-train.json"), "{summary}");
+}
+
+/// An evaluation on ML10's training split takes the tasks in turn, the classes
+/// round-robin: ten rows start on the first task of each of the ten training classes,
+/// and their next trials go round the classes again with each class's second task.
+#[test]
+fn training_tasks_in_turn_go_round_the_classes() {
+    if !metaworld_available() {
+        return;
+    }
+    let rows = 10;
+    let mut env = env::make_with(
+        "ml10",
+        rows,
+        Split::Train,
+        4,
+        Some(1),
+        &EnvOptions::default(),
+    )
+    .unwrap();
+    env.visit_tasks_in_turn().unwrap();
+    let spec = env.spec().clone();
+    let mut obs = vec![0.0; rows * spec.obs_dim];
+    env.reset(&mut obs);
+    let tasks = |env: &dyn env::BatchEnv| -> Vec<(u32, &'static str)> {
+        (0..rows)
+            .map(|r| {
+                let i = env.task_index(r).unwrap();
+                (i, env.task_class(i).unwrap())
+            })
+            .collect()
+    };
+    let first = tasks(env.as_ref());
+    let classes: Vec<&str> = first.iter().map(|t| t.1).collect();
+    let mut distinct = classes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), rows, "one class per row: {classes:?}");
+    // The training list is class-major, 50 tasks per class.
+    let indices: Vec<u32> = first.iter().map(|t| t.0).collect();
+    assert_eq!(
+        indices,
+        (0..rows as u32).map(|c| 50 * c).collect::<Vec<_>>()
+    );
+    // One episode per trial: after one episode every row starts its second trial.
+    let actions = vec![0.0; rows * spec.action.width()];
+    let mut out = StepOut::new(rows, spec.obs_dim);
+    for _ in 0..spec.episode_len {
+        env.step(&actions, &mut out);
+    }
+    assert!(out.trial_end.iter().all(|&e| e));
+    let second = tasks(env.as_ref());
+    assert_eq!(
+        second.iter().map(|t| t.0).collect::<Vec<_>>(),
+        (0..rows as u32).map(|c| 50 * c + 1).collect::<Vec<_>>()
+    );
+    // Without a task list there is nothing to take in turn: an error, not a panic.
+    let mut grid = env::make("gridnavi", 1, Split::Train, 0, &EnvOptions::default()).unwrap();
+    assert!(grid.visit_tasks_in_turn().is_err());
 }

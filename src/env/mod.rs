@@ -214,6 +214,19 @@ pub trait BatchEnv: Send {
                 .join(", ")
         )))
     }
+    /// From now on rows take the split's task list in turn instead of drawing from it,
+    /// classes round-robin ([`replay::classes_in_turn`]): row `r`'s `j`-th trial plays
+    /// position `r + j rows` of that order, so an evaluation of n trials covers each
+    /// class about n / classes times (the held-out split is played in list order
+    /// anyway). Rows whose trial has not begun take their task from the order at once.
+    /// For evaluations: the order is not part of the saved state. An error for envs
+    /// without a task list.
+    fn visit_tasks_in_turn(&mut self) -> Result<(), UserError> {
+        Err(UserError::Other(format!(
+            "env `{}` has no task list to visit in turn (the natively simulated MetaWorld envs have)",
+            self.spec().name
+        )))
+    }
     /// The bytes one row of the batch holds in this process (its simulator's state and
     /// buffers), which the memory guards (`crate::run::guard`) multiply by the rows a
     /// config asks for. 0 by default: the envs implemented in bamdp keep a few numbers

@@ -60,6 +60,35 @@ impl TaskDraw {
     }
 }
 
+/// The order in which an evaluation visits a task list so that any prefix of it covers
+/// the classes evenly: the first task of each class (classes in order of first
+/// appearance), then the second of each, and so on; a class that runs out drops out of
+/// the round. Row `r`'s `j`-th trial of a batch of `rows` rows then plays the task at
+/// position `r + j rows` (as the held-out lists are played in list order).
+///
+/// ```
+/// use bamdp::env::replay::classes_in_turn;
+/// let class = |i: u32| Some(["a", "a", "a", "b", "b", "c"][i as usize]);
+/// assert_eq!(classes_in_turn(6, class), vec![0, 3, 5, 1, 4, 2]);
+/// ```
+pub fn classes_in_turn(
+    num_tasks: usize,
+    class_of: impl Fn(u32) -> Option<&'static str>,
+) -> Vec<u32> {
+    let mut classes: Vec<(Option<&'static str>, Vec<u32>)> = Vec::new();
+    for i in 0..num_tasks as u32 {
+        let c = class_of(i);
+        match classes.iter_mut().find(|(name, _)| *name == c) {
+            Some((_, tasks)) => tasks.push(i),
+            None => classes.push((c, vec![i])),
+        }
+    }
+    let longest = classes.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|k| classes.iter().filter_map(move |(_, t)| t.get(k).copied()))
+        .collect()
+}
+
 /// The seed a row's next episode is reset with (63 bits: Python's seeds are signed).
 pub fn episode_seed(rng: &mut Rng) -> u64 {
     rng.next_u64() >> 1

@@ -32,6 +32,14 @@ pub struct EvalReport {
     pub num_tasks: usize,
     pub episodes_per_task: usize,
     pub greedy: bool,
+    /// The first episode (0-based) acting by the mode when `greedy`: 0 under the trial
+    /// protocol, the first evaluation episode under MetaWorld's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greedy_from_episode: Option<usize>,
+    /// The training tasks were taken in turn, classes round-robin, not drawn
+    /// (MetaWorld's protocol on the training split; omitted when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tasks_in_turn: bool,
     pub frames_trained: u64,
     /// The evaluation's `--set` overrides of the run's config (none: omitted).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -346,7 +354,7 @@ pub fn evaluate_checkpoint(
     drop(probe);
     let spec = env.spec().clone();
     if let Protocol::MetaWorld { adaptation, .. } = args.protocol {
-        eval_metaworld::end_evaluation_at_success(env.as_mut(), &cfg.env, adaptation)?;
+        eval_metaworld::set_up_env(env.as_mut(), &cfg.env, args.split, adaptation)?;
     }
     if let Some((first, last)) = args.summary_episodes {
         if last > spec.episodes_per_trial {
@@ -415,6 +423,11 @@ pub fn evaluate_checkpoint(
         num_tasks,
         episodes_per_task: spec.episodes_per_trial,
         greedy: args.greedy,
+        greedy_from_episode: match args.greedy_episodes() {
+            Greedy::FromEpisode(first) => Some(first),
+            Greedy::Never => None,
+        },
+        tasks_in_turn: args.protocol.is_metaworld() && args.split == Split::Train,
         frames_trained,
         overrides: args.overrides.to_vec(),
         scores,

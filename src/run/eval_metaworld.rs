@@ -13,6 +13,13 @@
 //! count, whatever order they finish in (trials that succeed early end early, and
 //! counting the first trials to finish would favour them).
 //!
+//! The held-out split is played in list order, each task once when the task count is
+//! the list's length. On the training split (`--split train`: what transfer costs is
+//! the gap between the two) rows take the tasks in turn too, the classes round-robin
+//! (`BatchEnv::visit_tasks_in_turn`), so any task count covers the training classes
+//! evenly: ML10's 250 cover each of its 10 classes 25 times, where uniform draws
+//! covered them 18 to 39 times.
+//!
 //! MetaWorld's own function counts, per task class and round, the first
 //! `evaluation_episodes` evaluation episodes to end over all the class's envs; with one
 //! env per class (`meta_batch_size` = the number of classes, 1 for ML1) that is exactly
@@ -27,7 +34,7 @@
 
 use super::actor::TrialResult;
 use super::eval::mean_ci95;
-use crate::env::{BatchEnv, EnvOptions};
+use crate::env::{BatchEnv, EnvOptions, Split};
 use crate::error::UserError;
 use serde::Serialize;
 
@@ -136,11 +143,14 @@ impl Protocol {
 }
 
 /// Sets up `env` for the protocol: its episodes from number `adaptation` (0-based) on
-/// end at their first success. Envs without a success signal are refused (the
-/// protocol scores success), as are envs that cannot end episodes early.
-pub fn end_evaluation_at_success(
+/// end at their first success, and on the training split its rows take the tasks in
+/// turn, classes round-robin (the module doc says why). Envs without a success signal
+/// are refused (the protocol scores success), as are envs that cannot end episodes
+/// early.
+pub fn set_up_env(
     env: &mut dyn BatchEnv,
     env_name: &str,
+    split: Split,
     adaptation: usize,
 ) -> Result<(), UserError> {
     if !env.spec().has_success {
@@ -152,7 +162,11 @@ pub fn end_evaluation_at_success(
             ),
         ));
     }
-    env.terminate_on_success_from(adaptation)
+    env.terminate_on_success_from(adaptation)?;
+    if split == Split::Train {
+        env.visit_tasks_in_turn()?;
+    }
+    Ok(())
 }
 
 /// One test task's evaluation episodes.

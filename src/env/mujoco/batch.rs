@@ -11,12 +11,12 @@
 //! actions; a resumed batch resets each row with its saved task and seed and replays
 //! those actions (MuJoCo is deterministic).
 
-use crate::env::replay::{episode_seed, ReplayShape, ReplayState};
+use crate::env::replay::{classes_in_turn, episode_seed, ReplayShape, ReplayState};
 use crate::env::{ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::{StateError, UserError};
 use crate::rng::{streams, Rng};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::par::Pool;
 
@@ -133,6 +133,16 @@ struct Layout {
     rows: usize,
     /// Episodes from this index on end at their first success (`u32::MAX`: never).
     success_ends_from: u32,
+    /// The task list's order when rows take it in turn (evaluation:
+    /// `BatchEnv::visit_tasks_in_turn`); `None`: the family draws.
+    in_turn: Option<Arc<[u32]>>,
+}
+
+impl Layout {
+    /// The task of row `r`'s `trial`-th trial (0-based) when rows take `order` in turn.
+    fn in_turn(order: &[u32], r: usize, trial: u64, rows: usize) -> u32 {
+        order[((r as u64 + trial * rows as u64) % order.len() as u64) as usize]
+    }
 }
 
 /// A natively simulated batch (see the module doc).
@@ -191,6 +201,7 @@ impl NativeBatch {
             split,
             rows: num_envs,
             success_ends_from: u32::MAX,
+            in_turn: None,
         };
         let mut rows = Vec::with_capacity(num_envs);
         for i in 0..num_envs {
@@ -266,7 +277,10 @@ type Draw<'a> = &'a (dyn Family + Send + Sync);
 /// first observation. The draws are the bridge's `push_reset`.
 fn reset_row(row: &mut Row, r: usize, new_trial: bool, l: &Layout, draw: Draw, obs: &mut [f32]) {
     if new_trial {
-        let (i, v) = draw.draw_task(&mut row.rng, l.split, r, row.trials, l.rows);
+        let (i, v) = match &l.in_turn {
+            Some(order) => (Layout::in_turn(order, r, row.trials, l.rows), 0.0),
+            None => draw.draw_task(&mut row.rng, l.split, r, row.trials, l.rows),
+        };
         row.task_index = i;
         row.task_value = v;
         row.trials += 1;
@@ -444,6 +458,32 @@ impl BatchEnv for NativeBatch {
             )));
         }
         self.layout.success_ends_from = u32::try_from(first).unwrap_or(u32::MAX);
+        Ok(())
+    }
+
+    fn visit_tasks_in_turn(&mut self) -> Result<(), UserError> {
+        if self.num_tasks == 0 {
+            return Err(UserError::Other(format!(
+                "env `{}` draws its tasks from a continuous space: there is no task list to visit in turn",
+                self.spec.name
+            )));
+        }
+        let order: Arc<[u32]> =
+            classes_in_turn(self.num_tasks, |i| self.family.task_class(i)).into();
+        let (rows, od) = (self.rows.len(), self.layout.od);
+        let mut obs = vec![0.0; od];
+        for (r, row) in self.rows.iter_mut().enumerate() {
+            let row = row_mut(row);
+            // A trial not begun takes its task from the order: the trial it was drawn
+            // for is the row's last started one.
+            if row.ep == 0 && row.ep_t == 0 && row.trials > 0 {
+                row.task_index = Layout::in_turn(&order, r, row.trials - 1, rows);
+                row.task_value = 0.0;
+                row.sim
+                    .reset(row.task_index, row.task_value, row.episode_seed, &mut obs);
+            }
+        }
+        self.layout.in_turn = Some(order);
         Ok(())
     }
 

@@ -17,12 +17,12 @@ use super::memory::Phase;
 use super::meta::Maml;
 use super::rollout::{AdvantageSettings, Collector};
 use super::train::{build_policy, load_checkpoint};
-use crate::env;
+use crate::env::{self, Split};
 use crate::error::UserError;
 use crate::rng::{streams, Rng};
 use crate::run::actor::TrialResult;
 use crate::run::eval::{mean_ci95, EvalArgs, TrialScores};
-use crate::run::eval_metaworld::{end_evaluation_at_success, Protocol};
+use crate::run::eval_metaworld::{set_up_env, Protocol};
 use crate::run::guard::check_maml_memory;
 use crate::run::train::checkpoint_path;
 use serde::Serialize;
@@ -38,6 +38,14 @@ pub struct MamlEvalReport {
     pub adaptation_episodes: usize,
     pub evaluation_episodes: usize,
     pub greedy: bool,
+    /// The first episode (0-based) acting by the mode when `greedy`: the first with
+    /// the adapted weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greedy_from_episode: Option<usize>,
+    /// The training tasks were taken in turn, classes round-robin, not drawn
+    /// (MetaWorld's protocol on the training split; omitted when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tasks_in_turn: bool,
     pub frames_trained: u64,
     /// The evaluation's `--set` overrides of the run's config (none: omitted).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -141,7 +149,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     drop(probe);
     let spec = env.spec().clone();
     if protocol != Protocol::Trial {
-        end_evaluation_at_success(env.as_mut(), &cfg.env, adaptation)?;
+        set_up_env(env.as_mut(), &cfg.env, args.split, adaptation)?;
     }
     check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks, row_bytes)?;
     let policy = build_policy(&cfg, &spec);
@@ -235,6 +243,8 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         adaptation_episodes: adapt,
         evaluation_episodes: eval_episodes,
         greedy: args.greedy,
+        greedy_from_episode: args.greedy.then_some(adaptation),
+        tasks_in_turn: protocol.is_metaworld() && args.split == Split::Train,
         frames_trained: ck.frames,
         overrides: args.overrides.to_vec(),
         return_pre,
