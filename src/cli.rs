@@ -45,7 +45,8 @@ pub enum Command {
         #[arg(long)]
         run: PathBuf,
         /// Task split: test (tasks drawn by a random stream separate from training's;
-        /// held out where the env has a held-out set) or train.
+        /// held out where the env has a held-out set, played in list order) or train
+        /// (under --protocol metaworld the training tasks in turn, classes round-robin).
         #[arg(long, default_value = "test")]
         split: String,
         /// Episodes per trial (default: the env's); for a MAML run, adaptation episodes
