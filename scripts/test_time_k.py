@@ -64,8 +64,8 @@ def main():
         runs = Path(sys.argv[2])
         for v in table:
             for s, got in table[v].get((int(v[1:]), ""), {}).items():
-                own = runs / v / "gridnavi" / "varibased" / f"seed-{s}" / "eval.json"
-                if own.exists():
+                # RUNS/<variant>/<env>/varibased/seed-<s>: any env
+                for own in sorted(runs.glob(f"{v}/*/varibased/seed-{s}/eval.json")):
                     want = trial_return(own)
                     status = "reproduced" if got == want else f"DIFFERS ({want})"
                     print(f"{v} seed {s} at its training K: {got:.4f} {status}")
