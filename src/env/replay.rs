@@ -53,11 +53,18 @@ impl TaskDraw {
                 let n = n as u64;
                 match split {
                     Split::Train => (rng.below(n) as u32, 0.0),
-                    Split::Test => (((row as u64 + trial * rows as u64) % n) as u32, 0.0),
+                    Split::Test => (turn(row, trial, rows, n as usize) as u32, 0.0),
                 }
             }
         }
     }
+}
+
+/// The position in a list of `n` taken in turn of row `row`'s `trial`-th trial (0-based)
+/// in a batch of `rows` rows: the rows take the positions one after another, round
+/// after round.
+pub fn turn(row: usize, trial: u64, rows: usize, n: usize) -> usize {
+    ((row as u64 + trial * rows as u64) % n as u64) as usize
 }
 
 /// The order in which an evaluation visits a task list so that any prefix of it covers

@@ -66,6 +66,14 @@ impl Greedy {
         }
     }
 
+    /// The first episode acting greedily (`None`: never).
+    pub fn first(self) -> Option<usize> {
+        match self {
+            Greedy::FromEpisode(first) => Some(first),
+            Greedy::Never => None,
+        }
+    }
+
     /// Whether a step of episode `episode` (0-based) acts greedily.
     pub fn at(self, episode: usize) -> bool {
         matches!(self, Greedy::FromEpisode(first) if episode >= first)

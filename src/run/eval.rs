@@ -353,9 +353,12 @@ pub fn evaluate_checkpoint(
     )?;
     drop(probe);
     let spec = env.spec().clone();
-    if let Protocol::MetaWorld { adaptation, .. } = args.protocol {
-        eval_metaworld::set_up_env(env.as_mut(), &cfg.env, args.split, adaptation)?;
-    }
+    let tasks_in_turn = match args.protocol {
+        Protocol::MetaWorld { adaptation, .. } => {
+            eval_metaworld::set_up_env(env.as_mut(), &cfg.env, args.split, adaptation)?
+        }
+        Protocol::Trial => false,
+    };
     if let Some((first, last)) = args.summary_episodes {
         if last > spec.episodes_per_trial {
             return Err(UserError::invalid(
@@ -423,11 +426,8 @@ pub fn evaluate_checkpoint(
         num_tasks,
         episodes_per_task: spec.episodes_per_trial,
         greedy: args.greedy,
-        greedy_from_episode: match args.greedy_episodes() {
-            Greedy::FromEpisode(first) => Some(first),
-            Greedy::Never => None,
-        },
-        tasks_in_turn: args.protocol.is_metaworld() && args.split == Split::Train,
+        greedy_from_episode: args.greedy_episodes().first(),
+        tasks_in_turn,
         frames_trained,
         overrides: args.overrides.to_vec(),
         scores,

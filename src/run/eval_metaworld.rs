@@ -144,15 +144,15 @@ impl Protocol {
 
 /// Sets up `env` for the protocol: its episodes from number `adaptation` (0-based) on
 /// end at their first success, and on the training split its rows take the tasks in
-/// turn, classes round-robin (the module doc says why). Envs without a success signal
-/// are refused (the protocol scores success), as are envs that cannot end episodes
-/// early.
+/// turn, classes round-robin (the module doc says why); returns whether they do (the
+/// reports' `tasks_in_turn`). Envs without a success signal are refused (the protocol
+/// scores success), as are envs that cannot end episodes early.
 pub fn set_up_env(
     env: &mut dyn BatchEnv,
     env_name: &str,
     split: Split,
     adaptation: usize,
-) -> Result<(), UserError> {
+) -> Result<bool, UserError> {
     if !env.spec().has_success {
         return Err(UserError::invalid(
             "--protocol",
@@ -163,10 +163,11 @@ pub fn set_up_env(
         ));
     }
     env.terminate_on_success_from(adaptation)?;
-    if split == Split::Train {
+    let in_turn = split == Split::Train;
+    if in_turn {
         env.visit_tasks_in_turn()?;
     }
-    Ok(())
+    Ok(in_turn)
 }
 
 /// One test task's evaluation episodes.

@@ -11,7 +11,7 @@
 //! actions; a resumed batch resets each row with its saved task and seed and replays
 //! those actions (MuJoCo is deterministic).
 
-use crate::env::replay::{classes_in_turn, episode_seed, ReplayShape, ReplayState};
+use crate::env::replay::{classes_in_turn, episode_seed, turn, ReplayShape, ReplayState};
 use crate::env::{ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::{StateError, UserError};
 use crate::rng::{streams, Rng};
@@ -136,13 +136,6 @@ struct Layout {
     /// The task list's order when rows take it in turn (evaluation:
     /// `BatchEnv::visit_tasks_in_turn`); `None`: the family draws.
     in_turn: Option<Arc<[u32]>>,
-}
-
-impl Layout {
-    /// The task of row `r`'s `trial`-th trial (0-based) when rows take `order` in turn.
-    fn in_turn(order: &[u32], r: usize, trial: u64, rows: usize) -> u32 {
-        order[((r as u64 + trial * rows as u64) % order.len() as u64) as usize]
-    }
 }
 
 /// A natively simulated batch (see the module doc).
@@ -278,7 +271,7 @@ type Draw<'a> = &'a (dyn Family + Send + Sync);
 fn reset_row(row: &mut Row, r: usize, new_trial: bool, l: &Layout, draw: Draw, obs: &mut [f32]) {
     if new_trial {
         let (i, v) = match &l.in_turn {
-            Some(order) => (Layout::in_turn(order, r, row.trials, l.rows), 0.0),
+            Some(order) => (order[turn(r, row.trials, l.rows, order.len())], 0.0),
             None => draw.draw_task(&mut row.rng, l.split, r, row.trials, l.rows),
         };
         row.task_index = i;
@@ -477,7 +470,7 @@ impl BatchEnv for NativeBatch {
             // A trial not begun takes its task from the order: the trial it was drawn
             // for is the row's last started one.
             if row.ep == 0 && row.ep_t == 0 && row.trials > 0 {
-                row.task_index = Layout::in_turn(&order, r, row.trials - 1, rows);
+                row.task_index = order[turn(r, row.trials - 1, rows, order.len())];
                 row.task_value = 0.0;
                 row.sim
                     .reset(row.task_index, row.task_value, row.episode_seed, &mut obs);

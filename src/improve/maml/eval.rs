@@ -17,7 +17,7 @@ use super::memory::Phase;
 use super::meta::Maml;
 use super::rollout::{AdvantageSettings, Collector};
 use super::train::{build_policy, load_checkpoint};
-use crate::env::{self, Split};
+use crate::env;
 use crate::error::UserError;
 use crate::rng::{streams, Rng};
 use crate::run::actor::TrialResult;
@@ -148,9 +148,8 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
     let mut env = env::make_with(&cfg.env, rows, args.split, cfg.seed, episodes, &options)?;
     drop(probe);
     let spec = env.spec().clone();
-    if protocol != Protocol::Trial {
-        set_up_env(env.as_mut(), &cfg.env, args.split, adaptation)?;
-    }
+    let tasks_in_turn =
+        protocol != Protocol::Trial && set_up_env(env.as_mut(), &cfg.env, args.split, adaptation)?;
     check_maml_memory(&cfg, &spec, Phase::Evaluation, rows, &blocks, row_bytes)?;
     let policy = build_policy(&cfg, &spec);
     if ck.theta.len() != policy.len() {
@@ -244,7 +243,7 @@ pub fn evaluate(args: &EvalArgs<'_>) -> Result<MamlEvalReport, UserError> {
         evaluation_episodes: eval_episodes,
         greedy: args.greedy,
         greedy_from_episode: args.greedy.then_some(adaptation),
-        tasks_in_turn: protocol.is_metaworld() && args.split == Split::Train,
+        tasks_in_turn,
         frames_trained: ck.frames,
         overrides: args.overrides.to_vec(),
         return_pre,
