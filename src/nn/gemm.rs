@@ -210,7 +210,7 @@ unsafe fn few_rows_fma(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, 
         } else {
             let mut j = 0;
             if std::arch::is_x86_feature_detected!("avx512f") {
-                j = one_row_avx512(a, b, c, i, k, n);
+                j = rows_avx512_block::<1, 8>(a, b, c, i, k, n, 0);
             }
             j = few_rows_block::<1, 8>(a, b, c, i, k, n, j);
             j = few_rows_block::<1, 4>(a, b, c, i, k, n, j);
@@ -220,53 +220,76 @@ unsafe fn few_rows_fma(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, 
     }
 }
 
-/// Rows `i..i + R` of [`few_rows_fma`], columns from `j` in blocks of `8 V` while
-/// whole blocks fit; returns the first column not done.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn few_rows_block<const R: usize, const V: usize>(
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    i: usize,
-    k: usize,
-    n: usize,
-    mut j: usize,
-) -> usize {
-    use std::arch::x86_64::*;
-    let w = 8 * V;
-    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-    while j + w <= n {
-        // SAFETY (all pointer reads and writes below): the caller checked
-        // a.len() >= m*k, b.len() >= k*n, c.len() >= m*n, and i + R <= m, j + w <= n.
-        let mut acc = [[_mm256_setzero_ps(); V]; R];
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            for (v, x) in acc_r.iter_mut().enumerate() {
-                *x = _mm256_loadu_ps(cp.add((i + r) * n + j + 8 * v));
-            }
-        }
-        for p in 0..k {
-            let mut bv = [_mm256_setzero_ps(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm256_loadu_ps(bp.add(p * n + j + 8 * v));
-            }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let av = _mm256_set1_ps(*ap.add((i + r) * k + p));
-                for (x, &bj) in acc_r.iter_mut().zip(&bv) {
-                    *x = _mm256_fmadd_ps(av, bj, *x);
+/// Writes one register-blocked kernel per vector width: rows `i..i + R`, columns from
+/// `j` in blocks of `LANES * V` while whole blocks fit (`R * V` accumulators, `V` loads
+/// of `b` per step of `p` shared by the block's rows); returns the first column not
+/// done. A macro because a `#[target_feature]` function cannot be generic over the
+/// instruction set: the AVX2 and AVX-512 kernels are the same code on other registers.
+macro_rules! block_kernel {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $lanes:literal,
+     $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $store:ident) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name<const R: usize, const V: usize>(
+            a: &[f32],
+            b: &[f32],
+            c: &mut [f32],
+            i: usize,
+            k: usize,
+            n: usize,
+            mut j: usize,
+        ) -> usize {
+            use std::arch::x86_64::*;
+            let w = $lanes * V;
+            let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+            while j + w <= n {
+                // SAFETY (all pointer reads and writes below): the caller checked
+                // a.len() >= m*k, b.len() >= k*n, c.len() >= m*n, and i + R <= m,
+                // j + w <= n.
+                let mut acc = [[$zero(); V]; R];
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    for (v, x) in acc_r.iter_mut().enumerate() {
+                        *x = $load(cp.add((i + r) * n + j + $lanes * v));
+                    }
                 }
+                for p in 0..k {
+                    let mut bv = [$zero(); V];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = $load(bp.add(p * n + j + $lanes * v));
+                    }
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let av = $set1(*ap.add((i + r) * k + p));
+                        for (x, &bj) in acc_r.iter_mut().zip(&bv) {
+                            *x = $fmadd(av, bj, *x);
+                        }
+                    }
+                }
+                for (r, acc_r) in acc.iter().enumerate() {
+                    for (v, x) in acc_r.iter().enumerate() {
+                        $store(cp.add((i + r) * n + j + $lanes * v), *x);
+                    }
+                }
+                j += w;
             }
+            j
         }
-        for (r, acc_r) in acc.iter().enumerate() {
-            for (v, x) in acc_r.iter().enumerate() {
-                _mm256_storeu_ps(cp.add((i + r) * n + j + 8 * v), *x);
-            }
-        }
-        j += w;
-    }
-    j
+    };
 }
+
+block_kernel!(
+    /// Rows `i..i + R` of [`few_rows_fma`] in AVX2 registers (8 lanes).
+    few_rows_block, "avx2,fma", 8,
+    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps
+);
+
+block_kernel!(
+    /// Rows `i..i + R` of [`few_rows_avx512`] (and single rows of [`few_rows_fma`]) in
+    /// AVX-512 registers (16 lanes).
+    rows_avx512_block, "avx512f", 16,
+    _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps
+);
 
 /// [`few_rows_fma`] for three or more rows in AVX-512 registers: blocks of 3-5 rows x
 /// 64 columns (12-20 accumulators, 4 loads of `b` per step of `p` shared by every row of
@@ -306,92 +329,6 @@ unsafe fn rows_avx512<const R: usize>(
 ) -> usize {
     let j = rows_avx512_block::<R, 4>(a, b, c, i, k, n, 0);
     rows_avx512_block::<R, 1>(a, b, c, i, k, n, j)
-}
-
-/// Rows `i..i + R`, columns from `j` in blocks of `16 V` (AVX-512) while whole blocks
-/// fit; returns the first column not done.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx512_block<const R: usize, const V: usize>(
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    i: usize,
-    k: usize,
-    n: usize,
-    mut j: usize,
-) -> usize {
-    use std::arch::x86_64::*;
-    let w = 16 * V;
-    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-    while j + w <= n {
-        // SAFETY (all pointer reads and writes below): the caller checked
-        // a.len() >= m*k, b.len() >= k*n, c.len() >= m*n, and i + R <= m, j + w <= n.
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            for (v, x) in acc_r.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(cp.add((i + r) * n + j + 16 * v));
-            }
-        }
-        for p in 0..k {
-            let mut bv = [_mm512_setzero_ps(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(bp.add(p * n + j + 16 * v));
-            }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add((i + r) * k + p));
-                for (x, &bj) in acc_r.iter_mut().zip(&bv) {
-                    *x = _mm512_fmadd_ps(av, bj, *x);
-                }
-            }
-        }
-        for (r, acc_r) in acc.iter().enumerate() {
-            for (v, x) in acc_r.iter().enumerate() {
-                _mm512_storeu_ps(cp.add((i + r) * n + j + 16 * v), *x);
-            }
-        }
-        j += w;
-    }
-    j
-}
-
-/// Row `i` of [`few_rows_fma`] in blocks of 128 columns (8 AVX-512 registers) while
-/// whole blocks fit; returns the first column not done.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn one_row_avx512(
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    i: usize,
-    k: usize,
-    n: usize,
-) -> usize {
-    use std::arch::x86_64::*;
-    const V: usize = 8;
-    let w = 16 * V;
-    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-    let mut j = 0;
-    while j + w <= n {
-        // SAFETY: as in `few_rows_block` (i < m, j + w <= n).
-        let mut acc = [_mm512_setzero_ps(); V];
-        for (v, x) in acc.iter_mut().enumerate() {
-            *x = _mm512_loadu_ps(cp.add(i * n + j + 16 * v));
-        }
-        for p in 0..k {
-            let av = _mm512_set1_ps(*ap.add(i * k + p));
-            for (v, x) in acc.iter_mut().enumerate() {
-                let bj = _mm512_loadu_ps(bp.add(p * n + j + 16 * v));
-                *x = _mm512_fmadd_ps(av, bj, *x);
-            }
-        }
-        for (v, x) in acc.iter().enumerate() {
-            _mm512_storeu_ps(cp.add(i * n + j + 16 * v), *x);
-        }
-        j += w;
-    }
-    j
 }
 
 /// Columns `from..n` of `rows` of [`few_rows_fma`], one element at a time.
