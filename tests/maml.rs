@@ -165,6 +165,45 @@ fn f32_products_give_the_f64_derivatives_within_f32_rounding() {
     }
 }
 
+/// The outer step keeps its passes for many products (`keep_for_products`: with f32
+/// products their operands are rounded once, in advance); every product on a kept pass
+/// is the one on a pass not kept, to the bit, in both precisions.
+#[test]
+fn a_pass_kept_for_products_changes_no_bit() {
+    use bamdp::improve::maml::policy::{Frozen, Scratch};
+    use bamdp::nn::gemm_mixed::Precision;
+    for precision in [Precision::F64, Precision::F32] {
+        let p = Policy::new(39, &[96, 64], Activation::Tanh, Head::Gaussian { dim: 4 })
+            .with_precision(precision);
+        let theta = random_theta(&p, 51, 0.15);
+        let v = random_theta(&p, 52, 1.0);
+        let (obs, actions, w) = random_batch(&p, 300, 53);
+        let n = w.len();
+        let products = |keep: bool| {
+            let (mut f, mut s) = (Frozen::default(), Scratch::default());
+            p.freeze(&theta, &obs, n, &mut f);
+            if keep {
+                p.keep_for_products(&mut f);
+            }
+            let zeros = || vec![0.0; p.len()];
+            let (mut g, mut hv, mut fv, mut g2) = (zeros(), zeros(), zeros(), zeros());
+            p.backward_deltas(&theta, &mut f, &actions, &w, &mut s, Some(&mut g));
+            // Twice, as the conjugate gradient does: the second reuses the first's scratch.
+            for _ in 0..2 {
+                hv.iter_mut().for_each(|x| *x = 0.0);
+                p.hvp_frozen(&theta, &f, &actions, &w, &v, &mut s, &mut hv);
+            }
+            p.fisher_vp_frozen(&theta, &f, &v, &mut s, &mut fv);
+            p.grad_frozen(&theta, &f, &actions, &w, &mut s, &mut g2);
+            (g, hv, fv, g2)
+        };
+        let (kept, fresh) = (products(true), products(false));
+        assert!(kept == fresh, "{precision:?}");
+        // And the products are not trivially equal (nonzero).
+        assert!(kept.1.iter().any(|x| *x != 0.0) && kept.2.iter().any(|x| *x != 0.0));
+    }
+}
+
 /// A meta-batch of two tasks with `steps` inner steps each on a tiny network, with
 /// post-adaptation behaviour outputs taken from the adapted policies (as collected).
 fn tasks(p: &Policy, theta: &[f64], steps: usize, maml: &Maml) -> Vec<TaskBatch> {

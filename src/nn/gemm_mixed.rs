@@ -13,7 +13,11 @@
 //!
 //! The rounding buffers are per thread and grow to the largest product the thread has
 //! run, so a steady caller allocates nothing; [`Precision::buffer_bytes`] is what they
-//! hold. Like [`gemm64`], the products run on the calling thread (`Par::Seq`), so the
+//! hold. An operand that serves many products (a forward pass kept across the
+//! conjugate gradient's products) can be rounded once by the caller
+//! ([`Precision::rounded`], [`Precision::rounded_transposed`]) and passed as an
+//! [`Operand::Narrow`]: the product then reads it as it is, with the same result, since
+//! rounding is a function of the value. Like [`gemm64`], the products run on the calling thread (`Par::Seq`), so the
 //! thread count never changes a result.
 //!
 //! ```
@@ -22,13 +26,13 @@
 //! let (a, b) = ([1.0, 2.0, 3.0, 4.0], [0.5, 0.0, 0.0, 0.25]);
 //! let mut f64_out = [0.0; 4];
 //! let mut f32_out = [1.0; 4];
-//! Precision::F64.a_b(&mut f64_out, &a, &b, 2, 2, 2, false);
-//! Precision::F32.a_b(&mut f32_out, &a, &b, 2, 2, 2, false);
+//! Precision::F64.a_b(&mut f64_out, &a[..], &b[..], 2, 2, 2, false);
+//! Precision::F32.a_b(&mut f32_out, &a[..], &b[..], 2, 2, 2, false);
 //! assert_eq!(f64_out, [0.5, 0.5, 1.5, 1.0]);
 //! assert_eq!(f32_out, f64_out);
 //! // 0.1 is not exact in f32: the product is then the f32 product, widened.
 //! let mut out = [0.0; 1];
-//! Precision::F32.a_b(&mut out, &[0.1], &[3.0], 1, 1, 1, false);
+//! Precision::F32.a_b(&mut out, &[0.1][..], &[3.0][..], 1, 1, 1, false);
 //! assert_eq!(out[0], (0.1f32 * 3.0f32) as f64);
 //! ```
 
@@ -46,6 +50,73 @@ pub enum Precision {
     F64,
     /// Operands rounded to `f32`, faer's `f32` kernels, the product widened to `f64`.
     F32,
+}
+
+/// One side of a product: `f64` values in the layout the [`gemm64`] products take (the
+/// `f32` products round them on the way), or values already rounded to `f32` in the
+/// layout the `f32` kernel reads: as given, except the transposed sides (the left of
+/// [`Precision::at_b_wide`], the right of [`Precision::a_bt`]), which are rounded
+/// transposed ([`Precision::rounded_transposed`]). A `Narrow` side is only for `F32`
+/// products.
+#[derive(Clone, Copy, Debug)]
+pub enum Operand<'a> {
+    Wide(&'a [f64]),
+    Narrow(&'a [f32]),
+}
+
+impl<'a> From<&'a [f64]> for Operand<'a> {
+    fn from(v: &'a [f64]) -> Self {
+        Operand::Wide(v)
+    }
+}
+
+impl<'a> From<&'a Vec<f64>> for Operand<'a> {
+    fn from(v: &'a Vec<f64>) -> Self {
+        Operand::Wide(v)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [f64; N]> for Operand<'a> {
+    fn from(v: &'a [f64; N]) -> Self {
+        Operand::Wide(v)
+    }
+}
+
+impl<'a> From<&'a [f32]> for Operand<'a> {
+    fn from(v: &'a [f32]) -> Self {
+        Operand::Narrow(v)
+    }
+}
+
+impl<'a> Operand<'a> {
+    /// The `f64` values, for an `F64` product.
+    fn wide(self) -> &'a [f64] {
+        match self {
+            Operand::Wide(v) => v,
+            Operand::Narrow(_) => panic!("an f32-rounded operand was given to an f64 product"),
+        }
+    }
+
+    /// The first `len` rounded values: this side's own when `Narrow`, else `fill`
+    /// writes them into `buf`.
+    fn narrow<'b>(
+        self,
+        len: usize,
+        buf: &'b mut Vec<f32>,
+        fill: impl FnOnce(&[f64], &mut [f32]),
+    ) -> &'b [f32]
+    where
+        'a: 'b,
+    {
+        match self {
+            Operand::Narrow(v) => &v[..len],
+            Operand::Wide(v) => {
+                let dst = grown(buf, len);
+                fill(v, dst);
+                dst
+            }
+        }
+    }
 }
 
 /// One thread's rounded operands and product.
@@ -111,22 +182,28 @@ fn product(
 impl Precision {
     /// `out (n x c) (+)= A B`, A `n x k`, B `k x c` ([`gemm64::a_b`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn a_b(
+    pub fn a_b<'a>(
         self,
         out: &mut [f64],
-        a: &[f64],
-        b: &[f64],
+        a: impl Into<Operand<'a>>,
+        b: impl Into<Operand<'a>>,
         n: usize,
         k: usize,
         c: usize,
         add: bool,
     ) {
+        let (a, b) = (a.into(), b.into());
         match self {
-            Precision::F64 => gemm64::a_b(out, a, b, n, k, c, add),
+            Precision::F64 => gemm64::a_b(out, a.wide(), b.wide(), n, k, c, add),
             Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
-                round(grown(&mut buf.a, n * k), &a[..n * k]);
-                round(grown(&mut buf.b, k * c), &b[..k * c]);
-                product(out, &buf.a, &buf.b, &mut buf.c, [n, k, c], add);
+                let Buffers {
+                    a: ab,
+                    b: bb,
+                    c: cb,
+                } = buf;
+                let l = a.narrow(n * k, ab, |v, d| round(d, &v[..n * k]));
+                let r = b.narrow(k * c, bb, |v, d| round(d, &v[..k * c]));
+                product(out, l, r, cb, [n, k, c], add);
             }),
         }
     }
@@ -135,46 +212,91 @@ impl Precision {
     /// transposition buffer, unused in `f32`, where `A'` is rounded into a transposed
     /// copy).
     #[allow(clippy::too_many_arguments)]
-    pub fn at_b_wide(
+    pub fn at_b_wide<'a>(
         self,
         out: &mut [f64],
-        a: &[f64],
-        b: &[f64],
+        a: impl Into<Operand<'a>>,
+        b: impl Into<Operand<'a>>,
         n: usize,
         r: usize,
         c: usize,
         add: bool,
         t: &mut Vec<f64>,
     ) {
+        let (a, b) = (a.into(), b.into());
         match self {
-            Precision::F64 => gemm64::at_b_wide(out, a, b, n, r, c, add, t),
+            Precision::F64 => gemm64::at_b_wide(out, a.wide(), b.wide(), n, r, c, add, t),
             Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
-                round_transposed(&a[..n * r], n, r, grown(&mut buf.a, r * n));
-                round(grown(&mut buf.b, n * c), &b[..n * c]);
-                product(out, &buf.a, &buf.b, &mut buf.c, [r, n, c], add);
+                let Buffers {
+                    a: ab,
+                    b: bb,
+                    c: cb,
+                } = buf;
+                let l = a.narrow(r * n, ab, |v, d| round_transposed(&v[..n * r], n, r, d));
+                let rr = b.narrow(n * c, bb, |v, d| round(d, &v[..n * c]));
+                product(out, l, rr, cb, [r, n, c], add);
             }),
         }
     }
 
     /// `out (n x c) (+)= A B'`, A `n x k`, B `c x k` ([`gemm64::a_bt`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn a_bt(
+    pub fn a_bt<'a>(
         self,
         out: &mut [f64],
-        a: &[f64],
-        b: &[f64],
+        a: impl Into<Operand<'a>>,
+        b: impl Into<Operand<'a>>,
         n: usize,
         k: usize,
         c: usize,
         add: bool,
     ) {
+        let (a, b) = (a.into(), b.into());
         match self {
-            Precision::F64 => gemm64::a_bt(out, a, b, n, k, c, add),
+            Precision::F64 => gemm64::a_bt(out, a.wide(), b.wide(), n, k, c, add),
             Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
-                round(grown(&mut buf.a, n * k), &a[..n * k]);
-                round_transposed(&b[..c * k], c, k, grown(&mut buf.b, k * c));
-                product(out, &buf.a, &buf.b, &mut buf.c, [n, k, c], add);
+                let Buffers {
+                    a: ab,
+                    b: bb,
+                    c: cb,
+                } = buf;
+                let l = a.narrow(n * k, ab, |v, d| round(d, &v[..n * k]));
+                let r = b.narrow(k * c, bb, |v, d| round_transposed(&v[..c * k], c, k, d));
+                product(out, l, r, cb, [n, k, c], add);
             }),
+        }
+    }
+
+    /// `src` as an operand of this precision's products: itself for `F64`; for `F32`
+    /// rounded into `buf` (grown as needed), so that products reading it many times
+    /// round it once.
+    pub fn rounded<'a>(self, src: &'a [f64], buf: &'a mut Vec<f32>) -> Operand<'a> {
+        match self {
+            Precision::F64 => Operand::Wide(src),
+            Precision::F32 => {
+                let dst = grown(buf, src.len());
+                round(dst, src);
+                Operand::Narrow(dst)
+            }
+        }
+    }
+
+    /// [`Precision::rounded`] for a transposed side: `src` a row-major `rows x cols`
+    /// matrix, rounded (for `F32`) into its `cols x rows` transpose.
+    pub fn rounded_transposed<'a>(
+        self,
+        src: &'a [f64],
+        rows: usize,
+        cols: usize,
+        buf: &'a mut Vec<f32>,
+    ) -> Operand<'a> {
+        match self {
+            Precision::F64 => Operand::Wide(src),
+            Precision::F32 => {
+                let dst = grown(buf, rows * cols);
+                round_transposed(&src[..rows * cols], rows, cols, dst);
+                Operand::Narrow(dst)
+            }
         }
     }
 
@@ -244,6 +366,55 @@ mod tests {
         Precision::F64.a_b(&mut w, &a, &b, n, k, c, true);
         Precision::F32.a_b(&mut g, &a, &b, n, k, c, true);
         assert_eq!(w, g);
+    }
+
+    /// Rounding an operand beforehand (plain or transposed, as each side reads it)
+    /// changes no bit of any product.
+    #[test]
+    fn operands_rounded_beforehand_give_the_same_bits() {
+        let (n, k, c) = (300, 64, 70);
+        let a = filled(n * k, 0.37);
+        let b = filled(k * c, 0.71);
+        let bt = filled(c * k, 0.53);
+        let a2 = filled(n * c, 0.29);
+        let p = Precision::F32;
+        let (mut ra, mut rb, mut t) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut want, mut got) = (vec![0.5; n * c], vec![0.5; n * c]);
+        p.a_b(&mut want, &a, &b, n, k, c, true);
+        p.a_b(
+            &mut got,
+            p.rounded(&a, &mut ra),
+            p.rounded(&b, &mut rb),
+            n,
+            k,
+            c,
+            true,
+        );
+        assert_eq!(want, got, "a_b");
+        let (mut want, mut got) = (vec![0.5; n * c], vec![0.5; n * c]);
+        p.a_bt(&mut want, &a, &bt, n, k, c, false);
+        let right = p.rounded_transposed(&bt, c, k, &mut rb);
+        p.a_bt(&mut got, p.rounded(&a, &mut ra), right, n, k, c, false);
+        assert_eq!(want, got, "a_bt");
+        let (mut want, mut got) = (vec![0.5; k * c], vec![0.5; k * c]);
+        p.at_b_wide(&mut want, &a, &a2, n, k, c, true, &mut t);
+        let left = p.rounded_transposed(&a, n, k, &mut ra);
+        p.at_b_wide(
+            &mut got,
+            left,
+            p.rounded(&a2, &mut rb),
+            n,
+            k,
+            c,
+            true,
+            &mut t,
+        );
+        assert_eq!(want, got, "at_b_wide");
+        // For f64 products the operand is the values themselves.
+        assert!(matches!(
+            Precision::F64.rounded(&a, &mut ra),
+            Operand::Wide(_)
+        ));
     }
 
     #[test]

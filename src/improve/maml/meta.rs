@@ -148,6 +148,9 @@ impl Maml<'_> {
             let mut f = Frozen::default();
             self.policy.freeze(th, &batch.obs, n, &mut f);
             let mut grad = vec![0.0; th.len()];
+            if !self.first_order {
+                self.policy.keep_for_products(&mut f);
+            }
             if self.first_order {
                 self.policy
                     .grad_frozen(th, &f, &batch.actions, &w, s, &mut grad);
@@ -169,6 +172,7 @@ impl Maml<'_> {
         let theta_k = passes.thetas.last().expect("theta_K");
         self.policy
             .freeze(theta_k, &task.post.obs, n, &mut passes.post);
+        self.policy.keep_for_products(&mut passes.post);
         passes
     }
 

@@ -21,7 +21,7 @@
 //! bias, and for the Gaussian head the `dim` log-stds last.
 
 use crate::nn::gemm64;
-use crate::nn::gemm_mixed::Precision;
+use crate::nn::gemm_mixed::{Operand, Precision};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +121,24 @@ pub struct Frozen {
     out: Vec<f64>,
     /// `e[l] = d[l] W_l'` (`n * fan_in`) for `l >= 1`; empty for `l = 0`.
     e: Vec<Vec<f64>>,
+    /// With `f32` products, the operands above rounded once for all the products on
+    /// this pass (empty with `f64` products).
+    narrow: Narrow,
+}
+
+/// A [`Frozen`] pass's operands rounded to `f32` ([`Policy::with_precision`]), in the
+/// layouts the products read them: the conjugate gradient's products on a kept pass
+/// would otherwise round the same values again in every product.
+#[derive(Clone, Debug, Default)]
+struct Narrow {
+    /// `x[l]` as it is (the forward and R-forward passes' left sides); filled by
+    /// [`Policy::freeze`].
+    x: Vec<Vec<f32>>,
+    /// `x[l]` transposed (the weight gradients' left sides); filled by
+    /// [`Policy::keep_for_products`].
+    xt: Vec<Vec<f32>>,
+    /// The backward deltas `d[l]` (`n * fan_out`) of [`Policy::backward_deltas`].
+    d: Vec<Vec<f32>>,
 }
 
 /// Per-thread scratch of the products: R-operator tangents and backward deltas.
@@ -137,6 +155,8 @@ pub struct Scratch {
     re: Vec<f64>,
     /// A transposed layer input for the weight-gradient products.
     t: Vec<f64>,
+    /// With `f32` products, `rd` of the current layer rounded once for its two products.
+    rd_narrow: Vec<f32>,
 }
 
 /// A forward pass and the scratch of the products on it: what the single-batch calls
@@ -151,6 +171,30 @@ impl Frozen {
     /// Rows of the last forward pass.
     pub fn rows(&self) -> usize {
         self.n
+    }
+
+    /// The input of layer `l` (`len` values) as a product's plain side.
+    fn x_plain(&self, l: usize, len: usize) -> Operand<'_> {
+        match self.narrow.x.get(l) {
+            Some(x) => Operand::Narrow(&x[..len]),
+            None => Operand::Wide(&self.x[l][..len]),
+        }
+    }
+
+    /// The input of layer `l` (`len` values) as a product's transposed side.
+    fn x_transposed(&self, l: usize, len: usize) -> Operand<'_> {
+        match self.narrow.xt.get(l) {
+            Some(x) => Operand::Narrow(&x[..len]),
+            None => Operand::Wide(&self.x[l][..len]),
+        }
+    }
+
+    /// The backward delta of layer `l`, `d` as computed, as a product's plain side.
+    fn delta<'a>(&'a self, l: usize, d: &'a [f64]) -> Operand<'a> {
+        match self.narrow.d.get(l) {
+            Some(r) => Operand::Narrow(&r[..d.len()]),
+            None => Operand::Wide(d),
+        }
     }
 }
 
@@ -251,16 +295,27 @@ impl Policy {
         theta
     }
 
-    /// Bytes of a [`Frozen`] of `n` rows: the forward pass alone, or with the backward
-    /// deltas (`with_backward`).
+    /// Bytes of a [`Frozen`] of `n` rows kept for the outer step's products
+    /// ([`Policy::keep_for_products`]): the forward pass alone, or with the backward
+    /// deltas (`with_backward`); with `f32` products also their roundings.
     pub fn frozen_bytes(&self, n: usize, with_backward: bool) -> u128 {
         let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
+        let fan_out: usize = self.layers.iter().map(|l| l.fan_out).sum();
         let o = self.out_dim();
         let mut per_row = fan_in + o;
         if with_backward {
             per_row += fan_in - self.obs_dim;
         }
-        8 * n as u128 * per_row as u128
+        // Rounded inputs, as they are and transposed, and the rounded deltas.
+        let mut narrow_per_row = 2 * fan_in;
+        if with_backward {
+            narrow_per_row += fan_out;
+        }
+        let narrow = match self.precision {
+            Precision::F64 => 0,
+            Precision::F32 => 4 * n as u128 * narrow_per_row as u128,
+        };
+        8 * n as u128 * per_row as u128 + narrow
     }
 
     /// Bytes of a [`Scratch`] once sized for `n` rows: tangents, deltas and their
@@ -287,12 +342,19 @@ impl Policy {
             (rows * widest_out as u128).max(weights),
             (rows * widest_out as u128).max(weights),
         );
-        8 * n as u128 * per_row as u128 + rounding
+        // `rd` rounded once per layer in the Hessian-vector products.
+        let rd = self.precision.buffer_bytes(0, 0, rows * widest_out as u128);
+        8 * n as u128 * per_row as u128 + rounding + rd
     }
 
-    /// Bytes a [`Tape`] holds once sized for `n` rows (a forward pass and a gradient).
+    /// Bytes a [`Tape`] holds once sized for `n` rows (a forward pass and a gradient;
+    /// not kept for many products, so with `f32` products only the rounded inputs).
     pub fn tape_bytes(&self, n: usize) -> u128 {
-        self.frozen_bytes(n, false) + self.scratch_bytes(n)
+        let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
+        let rounded_inputs = self
+            .precision
+            .buffer_bytes(0, 0, n as u128 * fan_in as u128);
+        8 * n as u128 * (fan_in + self.out_dim()) as u128 + rounded_inputs + self.scratch_bytes(n)
     }
 
     fn alloc_scratch(&self, s: &mut Scratch, n: usize) {
@@ -323,6 +385,13 @@ impl Policy {
         f.n = n;
         f.x.resize_with(layers, Vec::new);
         f.e.clear();
+        f.narrow.xt.clear();
+        f.narrow.d.clear();
+        // The inputs' roundings are kept: the products of a kept pass read them again.
+        let narrow = self.precision == Precision::F32;
+        f.narrow
+            .x
+            .resize_with(if narrow { layers } else { 0 }, Vec::new);
         for (l, layer) in self.layers.iter().enumerate() {
             sized(&mut f.x[l], n * layer.fan_in);
         }
@@ -341,11 +410,32 @@ impl Policy {
             for row in z.chunks_mut(fo) {
                 row.copy_from_slice(b);
             }
-            self.precision
-                .a_b(z, &inputs[l][..n * fi], w, n, fi, fo, true);
+            let x = &inputs[l][..n * fi];
+            let x = match f.narrow.x.get_mut(l) {
+                Some(buf) => self.precision.rounded(x, buf),
+                None => Operand::Wide(x),
+            };
+            self.precision.a_b(z, x, w, n, fi, fo, true);
             if l + 1 < layers {
                 self.activation.apply_in_place(z);
             }
+        }
+    }
+
+    /// Prepares a frozen pass for many products (the outer step's passes): with `f32`
+    /// products, rounds each layer's input transposed once, as the weight gradients'
+    /// products read it. Nothing with `f64` products.
+    pub fn keep_for_products(&self, f: &mut Frozen) {
+        if self.precision != Precision::F32 {
+            return;
+        }
+        let n = f.n;
+        f.narrow.xt.resize_with(self.layers.len(), Vec::new);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let fi = layer.fan_in;
+            let _ =
+                self.precision
+                    .rounded_transposed(&f.x[l][..n * fi], n, fi, &mut f.narrow.xt[l]);
         }
     }
 
@@ -372,7 +462,7 @@ impl Policy {
                 row.copy_from_slice(vb);
             }
             self.precision
-                .a_b(rz, &f.x[l][..n * fi], vw, n, fi, fo, true);
+                .a_b(rz, f.x_plain(l, n * fi), vw, n, fi, fo, true);
             // The observations have no tangent.
             if l > 0 {
                 self.precision
@@ -392,7 +482,7 @@ impl Policy {
     fn backward(
         &self,
         theta: &[f64],
-        x: &[Vec<f64>],
+        f: &Frozen,
         n: usize,
         s: &mut Scratch,
         mut keep: Option<&mut Vec<Vec<f64>>>,
@@ -406,7 +496,7 @@ impl Policy {
             if let Some(grad) = grad.as_deref_mut() {
                 self.precision.at_b_wide(
                     &mut grad[layer.w..layer.w + fi * fo],
-                    &x[l][..n * fi],
+                    f.x_transposed(l, n * fi),
                     d,
                     n,
                     fi,
@@ -429,7 +519,7 @@ impl Policy {
                 None => &mut s.e[..n * fi],
             };
             self.precision.a_bt(e, d, w, n, fo, fi, false);
-            let yp = &x[l][..n * fi];
+            let yp = &f.x[l][..n * fi];
             let dp = &mut dl[l - 1][..n * fi];
             for i in 0..n * fi {
                 dp[i] = e[i] * self.activation.derivs(yp[i]).0;
@@ -535,6 +625,15 @@ impl Policy {
         let mut e = std::mem::take(&mut f.e);
         let total = self.weighted_backward(theta, f, actions, w, s, Some(&mut e), grad);
         f.e = e;
+        // The deltas are the same in every Hessian-vector product on this pass.
+        if self.precision == Precision::F32 {
+            let n = f.n;
+            f.narrow.d.resize_with(self.layers.len(), Vec::new);
+            for (l, layer) in self.layers.iter().enumerate() {
+                let d = &s.d[l][..n * layer.fan_out];
+                let _ = self.precision.rounded(d, &mut f.narrow.d[l]);
+            }
+        }
         total
     }
 
@@ -580,7 +679,7 @@ impl Policy {
             grad.as_deref_mut(),
             None,
         );
-        self.backward(theta, &f.x, n, s, keep, grad);
+        self.backward(theta, f, n, s, keep, grad);
         total
     }
 
@@ -630,13 +729,17 @@ impl Policy {
             let (rdl, rdh) = s.rd.split_at_mut(l);
             let rd = &rdh[0][..n * fo];
             let hw = &mut hv[layer.w..layer.w + fi * fo];
+            // `rd` is the right side here and the left side of `rd W'` below.
+            let rd = self.precision.rounded(rd, &mut s.rd_narrow);
+            let xt = f.x_transposed(l, n * fi);
             self.precision
-                .at_b_wide(hw, x, rd, n, fi, fo, true, &mut s.t);
+                .at_b_wide(hw, xt, rd, n, fi, fo, true, &mut s.t);
             if l > 0 {
+                let d = f.delta(l, d);
                 self.precision
                     .at_b_wide(hw, &s.rx[l][..n * fi], d, n, fi, fo, true, &mut s.t);
             }
-            gemm64::add_row_sums(&mut hv[layer.b..layer.b + fo], rd, n, fo);
+            gemm64::add_row_sums(&mut hv[layer.b..layer.b + fo], &rdh[0][..n * fo], n, fo);
             if l == 0 {
                 break;
             }
@@ -644,8 +747,15 @@ impl Policy {
             let e = &f.e[l][..n * fi];
             let re = &mut s.re[..n * fi];
             self.precision.a_bt(re, rd, w, n, fo, fi, false);
-            self.precision
-                .a_bt(re, d, &v[layer.w..layer.w + fi * fo], n, fo, fi, true);
+            self.precision.a_bt(
+                re,
+                f.delta(l, d),
+                &v[layer.w..layer.w + fi * fo],
+                n,
+                fo,
+                fi,
+                true,
+            );
             let dp = &mut dl[l - 1][..n * fi];
             let rdp = &mut rdl[l - 1][..n * fi];
             let rzp = &s.rz[l - 1][..n * fi];
@@ -700,7 +810,7 @@ impl Policy {
                 }
             }
         }
-        self.backward(theta, &f.x, n, s, None, Some(out));
+        self.backward(theta, f, n, s, None, Some(out));
     }
     /// Log-probability of `action` given one row of head outputs.
     pub fn log_prob(&self, theta: &[f64], out: &[f64], action: &[f64]) -> f64 {
