@@ -148,6 +148,24 @@ fn round_transposed(a: &[f64], rows: usize, cols: usize, t: &mut [f32]) {
     gemm64::transpose_map(a, rows, cols, t, |x| x as f32);
 }
 
+/// `out (n x c) (+)= L R` with the sides rounded as the `f32` kernel reads them: each
+/// side is an operand, its length, and how to round it when it is given in `f64`
+/// ([`Operand::narrow`]); the rounding goes into the thread's buffers.
+fn f32_product<'a, 'b>(
+    out: &mut [f64],
+    left: (Operand<'a>, usize, impl FnOnce(&[f64], &mut [f32])),
+    right: (Operand<'b>, usize, impl FnOnce(&[f64], &mut [f32])),
+    dims: [usize; 3],
+    add: bool,
+) {
+    BUFFERS.with_borrow_mut(|buf| {
+        let Buffers { a, b, c } = buf;
+        let l = left.0.narrow(left.1, a, left.2);
+        let r = right.0.narrow(right.1, b, right.2);
+        product(out, l, r, c, dims, add);
+    })
+}
+
 /// `out (n x c) (+)= L R` for row-major `f32` operands `L` (`n x k`) and `R` (`k x c`).
 fn product(
     out: &mut [f64],
@@ -195,16 +213,13 @@ impl Precision {
         let (a, b) = (a.into(), b.into());
         match self {
             Precision::F64 => gemm64::a_b(out, a.wide(), b.wide(), n, k, c, add),
-            Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
-                let Buffers {
-                    a: ab,
-                    b: bb,
-                    c: cb,
-                } = buf;
-                let l = a.narrow(n * k, ab, |v, d| round(d, &v[..n * k]));
-                let r = b.narrow(k * c, bb, |v, d| round(d, &v[..k * c]));
-                product(out, l, r, cb, [n, k, c], add);
-            }),
+            Precision::F32 => f32_product(
+                out,
+                (a, n * k, |v, d| round(d, &v[..n * k])),
+                (b, k * c, |v, d| round(d, &v[..k * c])),
+                [n, k, c],
+                add,
+            ),
         }
     }
 
@@ -226,16 +241,13 @@ impl Precision {
         let (a, b) = (a.into(), b.into());
         match self {
             Precision::F64 => gemm64::at_b_wide(out, a.wide(), b.wide(), n, r, c, add, t),
-            Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
-                let Buffers {
-                    a: ab,
-                    b: bb,
-                    c: cb,
-                } = buf;
-                let l = a.narrow(r * n, ab, |v, d| round_transposed(&v[..n * r], n, r, d));
-                let rr = b.narrow(n * c, bb, |v, d| round(d, &v[..n * c]));
-                product(out, l, rr, cb, [r, n, c], add);
-            }),
+            Precision::F32 => f32_product(
+                out,
+                (a, r * n, |v, d| round_transposed(&v[..n * r], n, r, d)),
+                (b, n * c, |v, d| round(d, &v[..n * c])),
+                [r, n, c],
+                add,
+            ),
         }
     }
 
@@ -254,16 +266,13 @@ impl Precision {
         let (a, b) = (a.into(), b.into());
         match self {
             Precision::F64 => gemm64::a_bt(out, a.wide(), b.wide(), n, k, c, add),
-            Precision::F32 => BUFFERS.with_borrow_mut(|buf| {
-                let Buffers {
-                    a: ab,
-                    b: bb,
-                    c: cb,
-                } = buf;
-                let l = a.narrow(n * k, ab, |v, d| round(d, &v[..n * k]));
-                let r = b.narrow(k * c, bb, |v, d| round_transposed(&v[..c * k], c, k, d));
-                product(out, l, r, cb, [n, k, c], add);
-            }),
+            Precision::F32 => f32_product(
+                out,
+                (a, n * k, |v, d| round(d, &v[..n * k])),
+                (b, k * c, |v, d| round_transposed(&v[..c * k], c, k, d)),
+                [n, k, c],
+                add,
+            ),
         }
     }
 
