@@ -148,6 +148,26 @@ fn round_transposed(a: &[f64], rows: usize, cols: usize, t: &mut [f32]) {
     gemm64::transpose_map(a, rows, cols, t, |x| x as f32);
 }
 
+/// `src` rounded into `buf` (grown as needed): a side kept for many `F32` products.
+pub fn round_into<'a>(buf: &'a mut Vec<f32>, src: &[f64]) -> &'a [f32] {
+    let dst = grown(buf, src.len());
+    round(dst, src);
+    dst
+}
+
+/// A row-major `rows x cols` matrix `src` rounded into `buf` as its `cols x rows`
+/// transpose: a transposed side kept for many `F32` products.
+pub fn round_transposed_into<'a>(
+    buf: &'a mut Vec<f32>,
+    src: &[f64],
+    rows: usize,
+    cols: usize,
+) -> &'a [f32] {
+    let dst = grown(buf, rows * cols);
+    round_transposed(&src[..rows * cols], rows, cols, dst);
+    dst
+}
+
 /// `out (n x c) (+)= L R` with the sides rounded as the `f32` kernel reads them: each
 /// side is an operand, its length, and how to round it when it is given in `f64`
 /// ([`Operand::narrow`]); the rounding goes into the thread's buffers.
@@ -282,11 +302,7 @@ impl Precision {
     pub fn rounded<'a>(self, src: &'a [f64], buf: &'a mut Vec<f32>) -> Operand<'a> {
         match self {
             Precision::F64 => Operand::Wide(src),
-            Precision::F32 => {
-                let dst = grown(buf, src.len());
-                round(dst, src);
-                Operand::Narrow(dst)
-            }
+            Precision::F32 => Operand::Narrow(round_into(buf, src)),
         }
     }
 
@@ -301,11 +317,7 @@ impl Precision {
     ) -> Operand<'a> {
         match self {
             Precision::F64 => Operand::Wide(src),
-            Precision::F32 => {
-                let dst = grown(buf, rows * cols);
-                round_transposed(&src[..rows * cols], rows, cols, dst);
-                Operand::Narrow(dst)
-            }
+            Precision::F32 => Operand::Narrow(round_transposed_into(buf, src, rows, cols)),
         }
     }
 

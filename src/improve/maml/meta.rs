@@ -148,14 +148,12 @@ impl Maml<'_> {
             let mut f = Frozen::default();
             self.policy.freeze(th, &batch.obs, n, &mut f);
             let mut grad = vec![0.0; th.len()];
-            if !self.first_order {
-                self.policy.keep_for_products(&mut f);
-            }
             if self.first_order {
                 self.policy
                     .grad_frozen(th, &f, &batch.actions, &w, s, &mut grad);
                 f = Frozen::default();
             } else {
+                self.policy.keep_for_products(&mut f);
                 self.policy
                     .backward_deltas(th, &mut f, &batch.actions, &w, s, Some(&mut grad));
             }

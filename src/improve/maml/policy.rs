@@ -21,7 +21,7 @@
 //! bias, and for the Gaussian head the `dim` log-stds last.
 
 use crate::nn::gemm64;
-use crate::nn::gemm_mixed::{Operand, Precision};
+use crate::nn::gemm_mixed::{round_into, round_transposed_into, Operand, Precision};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -299,23 +299,29 @@ impl Policy {
     /// ([`Policy::keep_for_products`]): the forward pass alone, or with the backward
     /// deltas (`with_backward`); with `f32` products also their roundings.
     pub fn frozen_bytes(&self, n: usize, with_backward: bool) -> u128 {
+        self.pass_bytes(n, with_backward, true)
+    }
+
+    /// Bytes of a frozen pass of `n` rows: its `f64` values and, with `f32` products,
+    /// the rounded inputs, plus when `kept` for many products the inputs rounded
+    /// transposed and (`with_backward`) the rounded deltas.
+    fn pass_bytes(&self, n: usize, with_backward: bool, kept: bool) -> u128 {
         let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
         let fan_out: usize = self.layers.iter().map(|l| l.fan_out).sum();
-        let o = self.out_dim();
-        let mut per_row = fan_in + o;
+        let mut per_row = fan_in + self.out_dim();
+        let mut narrow_per_row = fan_in;
+        if kept {
+            narrow_per_row += fan_in;
+        }
         if with_backward {
             per_row += fan_in - self.obs_dim;
-        }
-        // Rounded inputs, as they are and transposed, and the rounded deltas.
-        let mut narrow_per_row = 2 * fan_in;
-        if with_backward {
             narrow_per_row += fan_out;
         }
-        let narrow = match self.precision {
-            Precision::F64 => 0,
-            Precision::F32 => 4 * n as u128 * narrow_per_row as u128,
-        };
-        8 * n as u128 * per_row as u128 + narrow
+        let rows = n as u128;
+        let narrow = self
+            .precision
+            .buffer_bytes(0, 0, rows * narrow_per_row as u128);
+        8 * rows * per_row as u128 + narrow
     }
 
     /// Bytes of a [`Scratch`] once sized for `n` rows: tangents, deltas and their
@@ -350,11 +356,7 @@ impl Policy {
     /// Bytes a [`Tape`] holds once sized for `n` rows (a forward pass and a gradient;
     /// not kept for many products, so with `f32` products only the rounded inputs).
     pub fn tape_bytes(&self, n: usize) -> u128 {
-        let fan_in: usize = self.layers.iter().map(|l| l.fan_in).sum();
-        let rounded_inputs = self
-            .precision
-            .buffer_bytes(0, 0, n as u128 * fan_in as u128);
-        8 * n as u128 * (fan_in + self.out_dim()) as u128 + rounded_inputs + self.scratch_bytes(n)
+        self.pass_bytes(n, false, false) + self.scratch_bytes(n)
     }
 
     fn alloc_scratch(&self, s: &mut Scratch, n: usize) {
@@ -433,9 +435,7 @@ impl Policy {
         f.narrow.xt.resize_with(self.layers.len(), Vec::new);
         for (l, layer) in self.layers.iter().enumerate() {
             let fi = layer.fan_in;
-            let _ =
-                self.precision
-                    .rounded_transposed(&f.x[l][..n * fi], n, fi, &mut f.narrow.xt[l]);
+            round_transposed_into(&mut f.narrow.xt[l], &f.x[l][..n * fi], n, fi);
         }
     }
 
@@ -630,8 +630,7 @@ impl Policy {
             let n = f.n;
             f.narrow.d.resize_with(self.layers.len(), Vec::new);
             for (l, layer) in self.layers.iter().enumerate() {
-                let d = &s.d[l][..n * layer.fan_out];
-                let _ = self.precision.rounded(d, &mut f.narrow.d[l]);
+                round_into(&mut f.narrow.d[l], &s.d[l][..n * layer.fan_out]);
             }
         }
         total
