@@ -3,8 +3,15 @@
 //! threads running independent products, as the learner's chunks do. These are the
 //! denominators of the floating-point-limit estimates in docs/benchmarks.md. Plain
 //! `Instant` timing, median of repeats. Run with `cargo bench --bench gemm`.
+//!
+//! A second table times MAML's acting products (`nn::rows64`, `f64`, unfused, in
+//! order) against the plain loop they replace, at the ML10 preset's shapes: one step of
+//! `rows` rows through a [512, 512] tanh policy on 39 observations, the weights of each
+//! row either shared (the adaptation episodes: one `theta`) or its own (after the
+//! inner step: 20 adapted `theta`s, 46 MB, read from beyond the core's caches).
 
 use bamdp::nn::gemm::{matmul, Mat};
+use bamdp::nn::rows64;
 use std::time::Instant;
 
 fn gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
@@ -37,6 +44,11 @@ fn gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
 }
 
 fn main() {
+    // `cargo bench --bench gemm -- acting`: the acting table alone.
+    if std::env::args().any(|a| a == "acting") {
+        acting_table();
+        return;
+    }
     println!("| m x k x n | what | GFLOP/s, 1 thread | GFLOP/s, 2 threads |");
     println!("|---|---|---|---|");
     for (m, k, n, what) in [
@@ -77,5 +89,99 @@ fn main() {
             gflops(m, k, n, 1),
             gflops(m, k, n, 2)
         );
+    }
+    acting_table();
+}
+
+/// The loop `rows64::add_product` replaced: `y += x_p w_p` row by row, `p` in order.
+fn plain(y: &mut [f64], x: &[f64], w: &[f64], m: usize, k: usize, n: usize) {
+    for p in 0..k {
+        let wp = &w[p * n..(p + 1) * n];
+        for (yr, xr) in y.chunks_mut(n).zip(x.chunks(k)).take(m) {
+            let xp = xr[p];
+            for (yj, &wpj) in yr.iter_mut().zip(wp) {
+                *yj += xp * wpj;
+            }
+        }
+    }
+}
+
+/// Microseconds per acting step of `rows` rows for the plain loop and for `rows64`,
+/// with `thetas` weight sets used in turn, one row at a time when there are
+/// several. The kernels take turns, ~20 ms each, 15 times: the medians and the median
+/// of the per-turn ratios (`rows64` / plain), so that a change in the machine's load (other runs) falls on
+/// both sides alike.
+fn acting_us(rows: usize, thetas: usize) -> (f64, f64, f64) {
+    let layers = [(39, 512), (512, 512), (512, 8)];
+    let size: usize = layers.iter().map(|(i, o)| i * o).sum();
+    let weights: Vec<Vec<f64>> = (0..thetas)
+        .map(|t| {
+            (0..size)
+                .map(|i| ((i + t) % 11) as f64 * 1e-3 - 5e-3)
+                .collect()
+        })
+        .collect();
+    let mut a = vec![0.1f64; rows * 512];
+    let mut b = vec![0.0f64; rows * 512];
+    let mut step = |theta: &[f64], m: usize, kernel: bool| {
+        let mut off = 0;
+        for &(fi, fo) in &layers {
+            let w = &theta[off..off + fi * fo];
+            off += fi * fo;
+            let y = &mut b[..m * fo];
+            y.iter_mut().for_each(|v| *v = 0.01);
+            if kernel {
+                rows64::add_product(y, &a[..m * fi], w, m, fi, fo);
+            } else {
+                plain(y, &a[..m * fi], w, m, fi, fo);
+            }
+            y.iter_mut().for_each(|v| *v = v.tanh());
+            std::mem::swap(&mut a, &mut b);
+        }
+    };
+    let mut run = |steps: usize, kernel: bool| {
+        let t = Instant::now();
+        for _ in 0..steps {
+            if thetas == 1 {
+                step(&weights[0], rows, kernel);
+            } else {
+                for w in &weights {
+                    step(w, 1, kernel);
+                }
+            }
+        }
+        t.elapsed().as_secs_f64() / steps as f64
+    };
+    let per = run(3, false);
+    let steps = ((0.02 / per) as usize).max(1);
+    let (mut old, mut new, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let (o, n) = (run(steps, false), run(steps, true));
+        old.push(o * 1e6);
+        new.push(n * 1e6);
+        ratios.push(n / o);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(old), median(new), median(ratios))
+}
+
+fn acting_table() {
+    println!();
+    println!("| MAML acting step (ML10 preset) | plain loop, us | rows64, us | ratio (median of turns) |");
+    println!("|---|---|---|---|");
+    for (rows, thetas, what) in [
+        (20, 1, "20 rows, one theta (adaptation episodes)"),
+        (
+            20,
+            20,
+            "20 rows, 20 adapted thetas (post-adaptation episodes)",
+        ),
+        (1, 1, "1 row, one theta (evaluation)"),
+    ] {
+        let (old, new, ratio) = acting_us(rows, thetas);
+        println!("| {what} | {old:.0} | {new:.0} | {ratio:.2} |");
     }
 }

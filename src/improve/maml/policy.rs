@@ -20,8 +20,8 @@
 //! Layout: per layer a weight `[fan_in, fan_out]` row-major (`y = x W + b`) then its
 //! bias, and for the Gaussian head the `dim` log-stds last.
 
-use crate::nn::gemm64;
 use crate::nn::gemm_mixed::{round_into, round_transposed_into, Operand, Precision};
+use crate::nn::{gemm64, rows64};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -1063,16 +1063,8 @@ impl Actor {
                 row.copy_from_slice(bias);
             }
             // y_r += x_r[i] W[i] for i in order: per row the single-row sequence, with
-            // weight row i read once for all rows.
-            for i in 0..fi {
-                let wi = &w[i * fo..(i + 1) * fo];
-                for (yr, xr) in y.chunks_mut(fo).zip(self.a.chunks(fi)) {
-                    let xi = xr[i];
-                    for (yj, &wij) in yr.iter_mut().zip(wi) {
-                        *yj += xi * wij;
-                    }
-                }
-            }
+            // the weights read once for all rows.
+            rows64::add_product(y, &self.a[..k * fi], w, k, fi, fo);
             if l < last {
                 y.iter_mut().for_each(|v| *v = policy.activation.eval(*v).0);
             }
