@@ -758,10 +758,19 @@ impl Policy {
             let dp = &mut dl[l - 1][..n * fi];
             let rdp = &mut rdl[l - 1][..n * fi];
             let rzp = &s.rz[l - 1][..n * fi];
-            for i in 0..n * fi {
-                let (d1, d2) = self.activation.derivs(x[i]);
-                dp[i] = e[i] * d1;
-                rdp[i] = re[i] * d1 + e[i] * d2 * rzp[i];
+            if f.narrow.d.get(l - 1).is_some() {
+                // The products read the delta `backward_deltas` kept rounded (f32
+                // products): `dp` itself would be computed for nothing.
+                for i in 0..n * fi {
+                    let (d1, d2) = self.activation.derivs(x[i]);
+                    rdp[i] = re[i] * d1 + e[i] * d2 * rzp[i];
+                }
+            } else {
+                for i in 0..n * fi {
+                    let (d1, d2) = self.activation.derivs(x[i]);
+                    dp[i] = e[i] * d1;
+                    rdp[i] = re[i] * d1 + e[i] * d2 * rzp[i];
+                }
             }
         }
     }
