@@ -31,14 +31,23 @@ pub fn add_product(y: &mut [f64], x: &[f64], w: &[f64], m: usize, k: usize, n: u
     assert!(x.len() >= m * k && w.len() >= k * n && y.len() >= m * n);
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above); sizes checked.
-            unsafe { blocks_avx512(y, x, w, m, k, n) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: the CPU supports AVX (checked just above); sizes checked.
-            unsafe { blocks_avx(y, x, w, m, k, n) };
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        if avx512 || std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports the kernels' instructions (checked just above:
+            // AVX-512F for the `avx512` ones, AVX for the others); sizes checked.
+            unsafe {
+                if m == 1 {
+                    let j = match avx512 {
+                        true => stream_avx512::<4>(y, x, w, 0, k, n),
+                        false => stream_avx::<4>(y, x, w, 0, k, n),
+                    };
+                    tail(y, x, w, 0..1, k, n, j);
+                } else if avx512 {
+                    blocks_avx512(y, x, w, m, k, n);
+                } else {
+                    blocks_avx(y, x, w, m, k, n);
+                }
+            }
             return;
         }
     }
@@ -215,30 +224,25 @@ block_kernel!(
     _mm512_storeu_pd
 );
 
-/// A single row streams `w` ([`stream_kernel`]); more rows go in blocks of as even a
-/// size as possible up to 5 (32 registers: 5 rows x 4 vectors of 8 columns plus the 4
-/// loads of `w` they share), then 8-column blocks, then single columns.
+/// Two or more rows (a single row streams `w`, [`stream_kernel`]) in blocks of as even
+/// a size as possible up to 5, which never leaves a single row (32 registers: 5 rows x 4
+/// vectors of 8 columns plus the 4 loads of `w` they share), then 8-column blocks, then
+/// single columns.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn blocks_avx512(y: &mut [f64], x: &[f64], w: &[f64], m: usize, k: usize, n: usize) {
-    if m == 1 {
-        let j = stream_avx512::<4>(y, x, w, 0, k, n);
-        tail(y, x, w, 0..1, k, n, j);
-        return;
-    }
+    debug_assert!(m >= 2);
     let mut i = 0;
     while i < m {
         let left = m - i;
         let rows = left.div_ceil(left.div_ceil(5));
         let j = match rows {
-            1 => block_avx512::<1, 8>(y, x, w, i, k, n, 0),
             2 => block_avx512::<2, 4>(y, x, w, i, k, n, 0),
             3 => block_avx512::<3, 4>(y, x, w, i, k, n, 0),
             4 => block_avx512::<4, 4>(y, x, w, i, k, n, 0),
             _ => block_avx512::<5, 4>(y, x, w, i, k, n, 0),
         };
         let j = match rows {
-            1 => block_avx512::<1, 1>(y, x, w, i, k, n, j),
             2 => block_avx512::<2, 1>(y, x, w, i, k, n, j),
             3 => block_avx512::<3, 1>(y, x, w, i, k, n, j),
             4 => block_avx512::<4, 1>(y, x, w, i, k, n, j),
@@ -249,17 +253,13 @@ unsafe fn blocks_avx512(y: &mut [f64], x: &[f64], w: &[f64], m: usize, k: usize,
     }
 }
 
-/// A single row streams `w` ([`stream_kernel`]); more rows go in pairs (16 registers:
-/// 2 rows x 4 vectors of 4 columns plus the 4 loads of `w`) and a last single row 8
-/// vectors wide, then 4-column blocks, then single columns.
+/// Two or more rows (a single row streams `w`, [`stream_kernel`]) in pairs (16
+/// registers: 2 rows x 4 vectors of 4 columns plus the 4 loads of `w`) and a last single
+/// row 8 vectors wide, then 4-column blocks, then single columns.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 unsafe fn blocks_avx(y: &mut [f64], x: &[f64], w: &[f64], m: usize, k: usize, n: usize) {
-    if m == 1 {
-        let j = stream_avx::<4>(y, x, w, 0, k, n);
-        tail(y, x, w, 0..1, k, n, j);
-        return;
-    }
+    debug_assert!(m >= 2);
     let mut i = 0;
     while i < m {
         let rows = (m - i).min(2);
@@ -308,7 +308,14 @@ mod tests {
                 if std::arch::is_x86_feature_detected!("avx") {
                     let mut avx = y0.clone();
                     // SAFETY: AVX checked just above; sizes as for `add_product`.
-                    unsafe { blocks_avx(&mut avx, &x, &w, m, k, n) };
+                    unsafe {
+                        if m == 1 {
+                            let j = stream_avx::<4>(&mut avx, &x, &w, 0, k, n);
+                            tail(&mut avx, &x, &w, 0..1, k, n, j);
+                        } else {
+                            blocks_avx(&mut avx, &x, &w, m, k, n);
+                        }
+                    }
                     let same = want
                         .iter()
                         .zip(&avx)
