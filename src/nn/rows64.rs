@@ -29,6 +29,9 @@
 /// If a slice is shorter than its sizes say.
 pub fn add_product(y: &mut [f64], x: &[f64], w: &[f64], m: usize, k: usize, n: usize) {
     assert!(x.len() >= m * k && w.len() >= k * n && y.len() >= m * n);
+    if m == 0 {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         let avx512 = std::arch::is_x86_feature_detected!("avx512f");
@@ -290,7 +293,7 @@ mod tests {
     #[test]
     fn kernels_equal_the_plain_loop_bit_for_bit() {
         let mut rng = Rng::new(7);
-        for m in [1, 2, 3, 4, 5, 6, 7, 11, 20] {
+        for m in [0, 1, 2, 3, 4, 5, 6, 7, 11, 20] {
             for (k, n) in [(1, 1), (3, 7), (39, 512), (512, 512), (512, 8), (17, 75)] {
                 let x = random(m * k, &mut rng);
                 let w = random(k * n, &mut rng);
@@ -312,7 +315,7 @@ mod tests {
                         if m == 1 {
                             let j = stream_avx::<4>(&mut avx, &x, &w, 0, k, n);
                             tail(&mut avx, &x, &w, 0..1, k, n, j);
-                        } else {
+                        } else if m >= 2 {
                             blocks_avx(&mut avx, &x, &w, m, k, n);
                         }
                     }
