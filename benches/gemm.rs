@@ -93,7 +93,9 @@ fn main() {
     acting_table();
 }
 
-/// The loop `rows64::add_product` replaced: `y += x_p w_p` row by row, `p` in order.
+/// The loop `rows64::add_product` replaced (the old `Actor::forward_rows`): each row of
+/// `w` read once for all rows, `y_r += x_rp w_p` for `p` in order. Not `rows64`'s own
+/// reference loop, which takes one row at a time: this is the baseline acting had.
 fn plain(y: &mut [f64], x: &[f64], w: &[f64], m: usize, k: usize, n: usize) {
     for p in 0..k {
         let wp = &w[p * n..(p + 1) * n];
