@@ -9,9 +9,13 @@
 //! `rows` rows through a [512, 512] tanh policy on 39 observations, the weights of each
 //! row either shared (the adaptation episodes: one `theta`) or its own (after the
 //! inner step: 20 adapted `theta`s, 46 MB, read from beyond the core's caches).
+//!
+//! A third (`cargo bench --bench gemm -- recurrence`) times the per-step products of
+//! GRU recurrences over a few dozen rows: the library against `nn::rows32` (the same
+//! bits without the library's packing).
 
-use bamdp::nn::gemm::{matmul, Mat};
-use bamdp::nn::rows64;
+use bamdp::nn::gemm::{library, matmul, Mat};
+use bamdp::nn::{rows32, rows64};
 use std::time::Instant;
 
 fn gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
@@ -47,6 +51,10 @@ fn main() {
     // `cargo bench --bench gemm -- acting`: the acting table alone.
     if std::env::args().any(|a| a == "acting") {
         acting_table();
+        return;
+    }
+    if std::env::args().any(|a| a == "recurrence") {
+        recurrence_table();
         return;
     }
     println!("| m x k x n | what | GFLOP/s, 1 thread | GFLOP/s, 2 threads |");
@@ -91,6 +99,69 @@ fn main() {
         );
     }
     acting_table();
+    recurrence_table();
+}
+
+/// Microseconds per product for the library and for `rows32`, taking turns (~20 ms
+/// each, 15 times): the medians and the median of the per-turn ratios.
+fn recurrence_us(m: usize, k: usize, n: usize) -> (f64, f64, f64) {
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+    let mut c = vec![0.0f32; m * n];
+    let mut run = |reps: usize, ours: bool| {
+        let t = Instant::now();
+        for _ in 0..reps {
+            if ours {
+                rows32::product(&mut c, &a, &b, m, k, n, true);
+            } else {
+                library(&mut c, n, Mat::rows(&a, m, k), Mat::rows(&b, k, n), true);
+            }
+        }
+        std::hint::black_box(&c);
+        t.elapsed().as_secs_f64() / reps as f64
+    };
+    let reps = ((0.02 / run(3, false)) as usize).max(1);
+    let (mut old, mut new, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let (o, n) = (run(reps, false), run(reps, true));
+        old.push(o * 1e6);
+        new.push(n * 1e6);
+        ratios.push(n / o);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(old), median(new), median(ratios))
+}
+
+fn recurrence_table() {
+    println!();
+    if !rows32::available() {
+        println!("(no AVX-512F: `rows32` does not run here, the library does)");
+        return;
+    }
+    println!("| m x k x n | what | library, us (GFLOP/s) | rows32, us (GFLOP/s) | ratio (median of turns) |");
+    println!("|---|---|---|---|---|");
+    for (m, k, n, what) in [
+        (23, 256, 768, "ML45 RL2 GRU step, forward (22-23 rows)"),
+        (23, 768, 256, "ML45 RL2 GRU step, backward"),
+        (45, 256, 768, "ML45 RL2 acting step (45 envs)"),
+        (16, 256, 768, "16 rows"),
+        (32, 256, 768, "32 rows"),
+        (64, 256, 768, "64 rows"),
+        (23, 128, 384, "ML45 VariBAD encoder step (23 rows)"),
+        (45, 128, 384, "ML45 VariBAD encoder acting step"),
+        (64, 39, 512, "64 rows, a first layer"),
+    ] {
+        let (old, new, ratio) = recurrence_us(m, k, n);
+        let gf = |us: f64| 2.0 * (m * k * n) as f64 / us / 1e3;
+        println!(
+            "| {m} x {k} x {n} | {what} | {old:.1} ({:.0}) | {new:.1} ({:.0}) | {ratio:.2} |",
+            gf(old),
+            gf(new)
+        );
+    }
 }
 
 /// The loop `rows64::add_product` replaced (the old `Actor::forward_rows`): each row of

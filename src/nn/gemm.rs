@@ -9,7 +9,9 @@
 //! output element is the same sequence of (fused) multiply-adds over the inner
 //! dimension whatever the number of rows. That makes products *row-stable*: a row of
 //! `a . b` does not depend on the other rows of `a` (tested below), which the planner
-//! relies on (ARCHITECTURE.md, invariants).
+//! relies on (ARCHITECTURE.md, invariants). On CPUs with AVX-512, products of up to
+//! [`rows32::MAX_ROWS`] contiguous rows skip the library's packing: [`rows32`] computes
+//! the library's bits itself (tested against it).
 //!
 //! ```
 //! use bamdp::nn::gemm::{matmul, Mat};
@@ -20,6 +22,8 @@
 //! matmul(&mut c, Mat::rows(&a, 2, 3), Mat::rows(&b, 3, 2), false);
 //! assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
 //! ```
+
+use super::rows32;
 
 /// A read-only `rows x cols` view of a slice: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]`.
@@ -113,6 +117,31 @@ pub fn matmul_strided(
         }
         return;
     }
+    let row_major = |x: &Mat<'_>| x.col_stride == 1 && x.row_stride == x.cols;
+    if m <= rows32::MAX_ROWS
+        && c_row_stride == n
+        && row_major(&a)
+        && row_major(&b)
+        && rows32::available()
+    {
+        // The same bits as the library's, without its packing (`rows32`).
+        let (a, b) = (&a.data[..m * k], &b.data[..k * n]);
+        rows32::product(&mut c[..m * n], a, b, m, k, n, accumulate);
+        return;
+    }
+    library(c, c_row_stride, a, b, accumulate);
+}
+
+/// [`matmul_strided`] by the library itself, whatever the shape (for the tests and
+/// benchmarks that set [`rows32`] beside it).
+pub fn library(c: &mut [f32], c_row_stride: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        b.rows == k && (m == 0 || n == 0 || (m - 1) * c_row_stride + n <= c.len()),
+        "library product of {m}x{k} . {}x{n} into a slice of {}",
+        b.rows,
+        c.len()
+    );
     // SAFETY: every view was bounds-checked when built (its last element lies inside
     // its slice) and the last output element `(m-1) * c_row_stride + n - 1` lies inside
     // `c` (checked above); `c` is a unique borrow, so it aliases neither input. With

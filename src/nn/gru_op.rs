@@ -13,6 +13,7 @@
 use super::gemm::{matmul, mm_a_bt_acc, mm_acc, mm_acc_few_rows, mm_at_b_acc, Mat, FEW_ROWS};
 use super::host::gru_gates;
 use super::params::{GruCell, Params};
+use super::rows32;
 use std::ops::Range;
 
 /// What the backward pass needs from the forward pass.
@@ -243,7 +244,9 @@ impl<'a> Backward<'a> {
         let (steps, rows) = (tape.steps, tape.rows);
         let nr = steps * rows;
         let wh = p.get(cell.wh);
-        let wh_t = if rows < FEW_ROWS {
+        // Row-major `W_h'` for the per-step products that do not go through the
+        // library's packing (which reads a transposed view as it is).
+        let wh_t = if rows < FEW_ROWS || (rows <= rows32::MAX_ROWS && rows32::available()) {
             let mut t = vec![0.0f32; hd * g];
             for r in 0..hd {
                 for c in 0..g {
@@ -317,6 +320,9 @@ impl<'a> Backward<'a> {
                 unsafe { std::slice::from_raw_parts(block.as_ptr().cast::<f32>(), block.len()) };
             if rows < FEW_ROWS {
                 mm_acc_few_rows(dgh, &self.wh_t, dh_prev, rows, g, hd);
+            } else if !self.wh_t.is_empty() {
+                // The library's bits either way (`rows32`), without packing `W_h'`.
+                mm_acc(dgh, &self.wh_t, dh_prev, rows, g, hd);
             } else {
                 mm_a_bt_acc(dgh, self.wh, dh_prev, rows, g, hd);
             }

@@ -20,6 +20,7 @@ pub mod lanes;
 pub mod mlp_op;
 pub mod overlap;
 pub mod params;
+pub mod rows32;
 pub mod rows64;
 pub mod transformer;
 
