@@ -102,13 +102,13 @@ fn main() {
     recurrence_table();
 }
 
-/// Microseconds per product for the library and for `rows32`, taking turns (~20 ms
-/// each, 15 times): the medians and the median of the per-turn ratios.
+/// Microseconds per product for the library and for `rows32`, taking turns
+/// ([`take_turns`]).
 fn recurrence_us(m: usize, k: usize, n: usize) -> (f64, f64, f64) {
     let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
     let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
     let mut c = vec![0.0f32; m * n];
-    let mut run = |reps: usize, ours: bool| {
+    let run = |reps: usize, ours: bool| {
         let t = Instant::now();
         for _ in 0..reps {
             if ours {
@@ -120,19 +120,7 @@ fn recurrence_us(m: usize, k: usize, n: usize) -> (f64, f64, f64) {
         std::hint::black_box(&c);
         t.elapsed().as_secs_f64() / reps as f64
     };
-    let reps = ((0.02 / run(3, false)) as usize).max(1);
-    let (mut old, mut new, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..15 {
-        let (o, n) = (run(reps, false), run(reps, true));
-        old.push(o * 1e6);
-        new.push(n * 1e6);
-        ratios.push(n / o);
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(old), median(new), median(ratios))
+    take_turns(run)
 }
 
 fn recurrence_table() {
@@ -181,9 +169,7 @@ fn plain(y: &mut [f64], x: &[f64], w: &[f64], m: usize, k: usize, n: usize) {
 
 /// Microseconds per acting step of `rows` rows for the plain loop and for `rows64`,
 /// with `thetas` weight sets used in turn, one row at a time when there are
-/// several. The kernels take turns, ~20 ms each, 15 times: the medians and the median
-/// of the per-turn ratios (`rows64` / plain), so that a change in the machine's load (other runs) falls on
-/// both sides alike.
+/// several; the kernels take turns ([`take_turns`]).
 fn acting_us(rows: usize, thetas: usize) -> (f64, f64, f64) {
     let layers = [(39, 512), (512, 512), (512, 8)];
     let size: usize = layers.iter().map(|(i, o)| i * o).sum();
@@ -212,7 +198,7 @@ fn acting_us(rows: usize, thetas: usize) -> (f64, f64, f64) {
             std::mem::swap(&mut a, &mut b);
         }
     };
-    let mut run = |steps: usize, kernel: bool| {
+    let run = |steps: usize, kernel: bool| {
         let t = Instant::now();
         for _ in 0..steps {
             if thetas == 1 {
@@ -225,11 +211,17 @@ fn acting_us(rows: usize, thetas: usize) -> (f64, f64, f64) {
         }
         t.elapsed().as_secs_f64() / steps as f64
     };
-    let per = run(3, false);
-    let steps = ((0.02 / per) as usize).max(1);
+    take_turns(run)
+}
+
+/// `run(reps, new)` (seconds per repeat) for the old and the new kernel in turns of
+/// ~20 ms, 15 times: microseconds for each (medians) and the median of the per-turn
+/// ratios new / old, so that a change in the machine's load falls on both alike.
+fn take_turns(mut run: impl FnMut(usize, bool) -> f64) -> (f64, f64, f64) {
+    let reps = ((0.02 / run(3, false)) as usize).max(1);
     let (mut old, mut new, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..15 {
-        let (o, n) = (run(steps, false), run(steps, true));
+        let (o, n) = (run(reps, false), run(reps, true));
         old.push(o * 1e6);
         new.push(n * 1e6);
         ratios.push(n / o);
