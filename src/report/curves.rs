@@ -229,9 +229,16 @@ pub fn env_figures(
                 &format!("training success (episode {k})"),
                 "environment frames",
                 "success rate",
-                per_method(&|m: &str, r: &[&Run]| curve(m, r, metrics, "frames", &last_success)),
+                // MAML has no trial: its counterpart of a trial's last episode is the
+                // block of episodes played with the adapted weights.
+                per_method(&|m: &str, r: &[&Run]| {
+                    curve(m, r, metrics, "frames", &last_success).or_else(|| {
+                        let name = format!("{m} (after adaptation)");
+                        curve(&name, r, metrics, "frames", "success_post")
+                    })
+                }),
             ),
-            format!("Training: success rate of the trial's last episode ({k}) against frames."),
+            format!("Training: success rate of the trial's last episode ({k}) against frames; for MAML (no trial), of the episodes played with the adapted weights."),
         )?;
     }
     // A policy that stops adapting is often one whose entropy ran away (RL2's first
@@ -404,4 +411,60 @@ pub fn env_figures(
         notes.push("The evaluations have no per-class success (`bamdp eval --protocol metaworld` on a MetaWorld env writes it): no per-task bars.".into());
     }
     Ok((figures, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(label: &str, columns: &[&str]) -> Run {
+        let rows = (1..=4)
+            .map(|i| (0..columns.len()).map(|c| (i * 100 + c) as f64).collect())
+            .collect();
+        Run {
+            dir: label.into(),
+            env: "e".into(),
+            label: label.into(),
+            original_label: String::new(),
+            seed: 1,
+            metrics: Table {
+                columns: columns.iter().map(|c| c.to_string()).collect(),
+                rows,
+            },
+            eval: None,
+            eval_train: None,
+            eval_curve: None,
+            settings: Default::default(),
+        }
+    }
+
+    /// MAML logs no trial: on the training-success chart its post-adaptation success
+    /// stands beside the other methods' last episode, under a name that says so.
+    #[test]
+    fn training_success_draws_maml_after_adaptation_beside_trials() {
+        let trial = [
+            "frames",
+            "wall_s",
+            "return_ep1",
+            "return_ep2",
+            "success_ep2",
+        ];
+        let rl2 = run("rl2", &trial);
+        let maml = run("maml", &["frames", "wall_s", "return_post", "success_post"]);
+        let methods = BTreeMap::from([
+            ("rl2".to_string(), vec![&rl2]),
+            ("maml".to_string(), vec![&maml]),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let (figures, _) = env_figures("e", &methods, dir.path(), true, &[]).unwrap();
+        assert!(figures
+            .iter()
+            .any(|(stem, _)| stem == "e-train-success-frames"));
+        let svg = std::fs::read_to_string(dir.path().join("e-train-success-frames.svg")).unwrap();
+        assert!(
+            svg.contains("maml (after adaptation)"),
+            "MAML's series is missing"
+        );
+        assert!(svg.contains("rl2"), "RL2's series is missing");
+    }
 }
