@@ -77,7 +77,6 @@ fn chunk_grad(
         &gp,
         out,
         &c.target,
-        n,
         net.num_actions,
         total,
         &device,

@@ -214,20 +214,21 @@ impl Head {
         }
     }
 
-    /// Graphs of the cross-entropy of the policy to the planner's `target` (`n` rows of
-    /// [`Head::target_width`]) and of the entropy, both summed and divided by `total`.
-    /// Gaussian: per dimension `((abar - mu)^2 + var) / (2 s^2) + log s + log sqrt(2 pi)`
-    /// for the target's weighted mean `abar` and variance `var`.
+    /// Graphs of the cross-entropy of the policy to the planner's `target` (rows of
+    /// [`Head::target_width`], one per row of `out`) and of the entropy, both summed and
+    /// divided by `total`. Gaussian: per dimension
+    /// `((abar - mu)^2 + var) / (2 s^2) + log s + log sqrt(2 pi)` for the target's
+    /// weighted mean `abar` and variance `var`.
     pub fn cross_entropy_and_entropy(
         &self,
         gp: &GraphParams,
         out: Tensor<2>,
         target: &[f32],
-        n: usize,
         na: usize,
         total: f32,
         device: &Device,
     ) -> (Tensor<1>, Tensor<1>) {
+        let n = target.len() / self.target_width(na).max(1);
         match *self {
             Head::Categorical => {
                 let q = graph::constant(target, n, na, device);
