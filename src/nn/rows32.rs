@@ -83,44 +83,13 @@ pub fn product(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX-512F and FMA (checked above); sizes checked above.
     unsafe {
-        blocks(c, a, b, m, k, n, accumulate)
-    }
-}
-
-/// Rows in blocks of 3-6, as even as possible (23 = 6 + 6 + 6 + 5), so that no block
-/// is left with one or two rows, each block's columns in 64s, then 16s, then one at a
-/// time.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn blocks(
-    c: &mut [f32],
-    a: &[f32],
-    b: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
-    accumulate: bool,
-) {
-    let mut i = 0;
-    while i < m {
-        let left = m - i;
-        let rows = left.div_ceil(left.div_ceil(6));
-        let at = Block {
-            i,
+        let first = Block {
+            i: 0,
             k,
             n,
             accumulate,
         };
-        let j = match rows {
-            1 => at.columns::<1>(c, a, b),
-            2 => at.columns::<2>(c, a, b),
-            3 => at.columns::<3>(c, a, b),
-            4 => at.columns::<4>(c, a, b),
-            5 => at.columns::<5>(c, a, b),
-            _ => at.columns::<6>(c, a, b),
-        };
-        at.tail(c, a, b, rows, j);
-        i += rows;
+        first.and_below(c, a, b, m)
     }
 }
 
@@ -134,6 +103,29 @@ struct Block {
 }
 
 impl Block {
+    /// Rows `i..m` in blocks of 3-6, as even as possible (23 = 6 + 6 + 6 + 5), so that
+    /// no block is left with one or two rows; each block's columns in 64s, then 16s,
+    /// then one at a time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn and_below(self, c: &mut [f32], a: &[f32], b: &[f32], m: usize) {
+        let mut at = self;
+        while at.i < m {
+            let left = m - at.i;
+            let rows = left.div_ceil(left.div_ceil(6));
+            let j = match rows {
+                1 => at.columns::<1>(c, a, b),
+                2 => at.columns::<2>(c, a, b),
+                3 => at.columns::<3>(c, a, b),
+                4 => at.columns::<4>(c, a, b),
+                5 => at.columns::<5>(c, a, b),
+                _ => at.columns::<6>(c, a, b),
+            };
+            at.tail(c, a, b, rows, j);
+            at.i += rows;
+        }
+    }
+
     /// Rows `i..i + R`: columns in blocks of 64, then 16, while whole blocks fit;
     /// returns the first column not done.
     #[cfg(target_arch = "x86_64")]

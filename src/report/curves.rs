@@ -421,21 +421,7 @@ mod tests {
         let rows = (1..=4)
             .map(|i| (0..columns.len()).map(|c| (i * 100 + c) as f64).collect())
             .collect();
-        Run {
-            dir: label.into(),
-            env: "e".into(),
-            label: label.into(),
-            original_label: String::new(),
-            seed: 1,
-            metrics: Table {
-                columns: columns.iter().map(|c| c.to_string()).collect(),
-                rows,
-            },
-            eval: None,
-            eval_train: None,
-            eval_curve: None,
-            settings: Default::default(),
-        }
+        Run::of_metrics(label, columns, rows)
     }
 
     /// MAML logs no trial: on the training-success chart its post-adaptation success

@@ -93,7 +93,6 @@ pub fn table(methods: &BTreeMap<String, Vec<&Run>>) -> Vec<ProgressRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::runs::Table;
 
     /// A run whose return equals frames / 100 and whose clock runs at 10 frames/s.
     fn run(last_frame: usize) -> Run {
@@ -103,21 +102,7 @@ mod tests {
                 vec![f, f / 10.0, f / 100.0]
             })
             .collect();
-        Run {
-            dir: "r".into(),
-            env: "e".into(),
-            label: "m".into(),
-            original_label: String::new(),
-            seed: 1,
-            metrics: Table {
-                columns: vec!["frames".into(), "wall_s".into(), "return_trial".into()],
-                rows,
-            },
-            eval: None,
-            eval_train: None,
-            eval_curve: None,
-            settings: Default::default(),
-        }
+        Run::of_metrics("m", &["frames", "wall_s", "return_trial"], rows)
     }
 
     #[test]

@@ -146,6 +146,26 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run of method `label` on env `e`, seed 1, with only `metrics` (for tests).
+    #[cfg(test)]
+    pub(crate) fn of_metrics(label: &str, columns: &[&str], rows: Vec<Vec<f64>>) -> Run {
+        Run {
+            dir: label.into(),
+            env: "e".into(),
+            label: label.into(),
+            original_label: String::new(),
+            seed: 1,
+            metrics: Table {
+                columns: columns.iter().map(|c| c.to_string()).collect(),
+                rows,
+            },
+            eval: None,
+            eval_train: None,
+            eval_curve: None,
+            settings: Default::default(),
+        }
+    }
+
     /// Frames trained (last metrics row).
     pub fn frames(&self) -> Option<f64> {
         self.metrics.last("frames")
