@@ -137,8 +137,9 @@ pub fn matmul_strided(
 pub fn library(c: &mut [f32], c_row_stride: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
-        b.rows == k && (m == 0 || n == 0 || (m - 1) * c_row_stride + n <= c.len()),
-        "library product of {m}x{k} . {}x{n} into a slice of {}",
+        b.rows == k
+            && (m == 0 || n == 0 || (c_row_stride >= n && (m - 1) * c_row_stride + n <= c.len())),
+        "library product of {m}x{k} . {}x{n} (output row stride {c_row_stride}) into a slice of {}",
         b.rows,
         c.len()
     );
