@@ -218,17 +218,17 @@ pub fn mm_acc_few_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, 
 
 /// The few-row product with AVX2 + FMA: blocks of 2 rows x 32 columns kept in 8
 /// vector registers over the whole inner dimension (the plain loop loads and stores
-/// `c` for every multiply-add); a single row (RL2's one-sequence minibatches) takes
-/// 64 columns at a time, or 128 in AVX-512 registers, so that it too has 8 independent
-/// chains of multiply-adds to hide their latency behind; three or more rows on a CPU
-/// with AVX-512 go to [`few_rows_avx512`]. Each element is still
-/// `c = fma(a_ip, b_pj, c)` for `p` in order, so results are bit-identical to the plain
-/// loop with `mul_add`, whatever the block or the vector width.
+/// `c` for every multiply-add); a single row (RL2's one-sequence minibatches) takes 64
+/// columns at a time, so that it too has 8 independent chains of multiply-adds to hide
+/// their latency behind. On a CPU with AVX-512, [`rows32`]'s register blocks (up to 6
+/// rows x 64 columns) do the same sums. Each element is `c = fma(a_ip, b_pj, c)` for
+/// `p` in order, so results are bit-identical to the plain loop with `mul_add`,
+/// whatever the block or the vector width.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn few_rows_fma(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    if m >= 3 && std::arch::is_x86_feature_detected!("avx512f") {
-        few_rows_avx512(a, b, c, m, k, n);
+    if rows32::available() {
+        rows32::add_product_one_chain(c, a, b, m, k, n);
         return;
     }
     let mut i = 0;
@@ -238,127 +238,61 @@ unsafe fn few_rows_fma(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, 
             few_rows_tail(a, b, c, i..i + 2, k, n, j);
             i += 2;
         } else {
-            let mut j = 0;
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                j = rows_avx512_block::<1, 8>(a, b, c, i, k, n, 0);
-            }
-            j = few_rows_block::<1, 8>(a, b, c, i, k, n, j);
-            j = few_rows_block::<1, 4>(a, b, c, i, k, n, j);
+            let j = few_rows_block::<1, 8>(a, b, c, i, k, n, 0);
+            let j = few_rows_block::<1, 4>(a, b, c, i, k, n, j);
             few_rows_tail(a, b, c, i..i + 1, k, n, j);
             i += 1;
         }
     }
 }
 
-/// Writes one register-blocked kernel per vector width: rows `i..i + R`, columns from
-/// `j` in blocks of `LANES * V` while whole blocks fit (`R * V` accumulators, `V` loads
-/// of `b` per step of `p` shared by the block's rows); returns the first column not
-/// done. A macro because a `#[target_feature]` function cannot be generic over the
-/// instruction set: the AVX2 and AVX-512 kernels are the same code on other registers.
-macro_rules! block_kernel {
-    ($(#[$doc:meta])* $name:ident, $feature:literal, $lanes:literal,
-     $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $store:ident) => {
-        $(#[$doc])*
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $feature)]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name<const R: usize, const V: usize>(
-            a: &[f32],
-            b: &[f32],
-            c: &mut [f32],
-            i: usize,
-            k: usize,
-            n: usize,
-            mut j: usize,
-        ) -> usize {
-            use std::arch::x86_64::*;
-            let w = $lanes * V;
-            let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-            while j + w <= n {
-                // SAFETY (all pointer reads and writes below): the caller checked
-                // a.len() >= m*k, b.len() >= k*n, c.len() >= m*n, and i + R <= m,
-                // j + w <= n.
-                let mut acc = [[$zero(); V]; R];
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    for (v, x) in acc_r.iter_mut().enumerate() {
-                        *x = $load(cp.add((i + r) * n + j + $lanes * v));
-                    }
-                }
-                for p in 0..k {
-                    let mut bv = [$zero(); V];
-                    for (v, x) in bv.iter_mut().enumerate() {
-                        *x = $load(bp.add(p * n + j + $lanes * v));
-                    }
-                    for (r, acc_r) in acc.iter_mut().enumerate() {
-                        let av = $set1(*ap.add((i + r) * k + p));
-                        for (x, &bj) in acc_r.iter_mut().zip(&bv) {
-                            *x = $fmadd(av, bj, *x);
-                        }
-                    }
-                }
-                for (r, acc_r) in acc.iter().enumerate() {
-                    for (v, x) in acc_r.iter().enumerate() {
-                        $store(cp.add((i + r) * n + j + $lanes * v), *x);
-                    }
-                }
-                j += w;
-            }
-            j
-        }
-    };
-}
-
-block_kernel!(
-    /// Rows `i..i + R` of [`few_rows_fma`] in AVX2 registers (8 lanes).
-    few_rows_block, "avx2,fma", 8,
-    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps
-);
-
-block_kernel!(
-    /// Rows `i..i + R` of [`few_rows_avx512`] (and single rows of [`few_rows_fma`]) in
-    /// AVX-512 registers (16 lanes).
-    rows_avx512_block, "avx512f", 16,
-    _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps
-);
-
-/// [`few_rows_fma`] for three or more rows in AVX-512 registers: blocks of 3-5 rows x
-/// 64 columns (12-20 accumulators, 4 loads of `b` per step of `p` shared by every row of
-/// the block), so that `b` streams through the core `m / 5` times instead of `m / 2`.
-/// RL2's ML10 minibatch chunks have 10 rows: two blocks of 5 (about 1.8x the 2-row AVX2
-/// blocks' throughput at 10 x 256 x 768, docs/benchmarks.md). The rows are split into
-/// blocks as even as possible (13 = 5 + 4 + 4), which never leaves one or two rows.
+/// Rows `i..i + R` of [`few_rows_fma`] in AVX2 registers: columns from `j` in blocks of
+/// `8 V` while whole blocks fit (`R * V` accumulators, `V` loads of `b` per step of `p`
+/// shared by the block's rows); returns the first column not done.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn few_rows_avx512(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    debug_assert!(m >= 3);
-    let mut i = 0;
-    while i < m {
-        let left = m - i;
-        let rows = left.div_ceil(left.div_ceil(5));
-        let j = match rows {
-            3 => rows_avx512::<3>(a, b, c, i, k, n),
-            4 => rows_avx512::<4>(a, b, c, i, k, n),
-            _ => rows_avx512::<5>(a, b, c, i, k, n),
-        };
-        few_rows_tail(a, b, c, i..i + rows, k, n, j);
-        i += rows;
-    }
-}
-
-/// Rows `i..i + R` of [`few_rows_avx512`]: columns in blocks of 64, then of 16, while
-/// whole blocks fit; returns the first column not done.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn rows_avx512<const R: usize>(
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn few_rows_block<const R: usize, const V: usize>(
     a: &[f32],
     b: &[f32],
     c: &mut [f32],
     i: usize,
     k: usize,
     n: usize,
+    mut j: usize,
 ) -> usize {
-    let j = rows_avx512_block::<R, 4>(a, b, c, i, k, n, 0);
-    rows_avx512_block::<R, 1>(a, b, c, i, k, n, j)
+    use std::arch::x86_64::*;
+    let w = 8 * V;
+    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    while j + w <= n {
+        // SAFETY (all pointer reads and writes below): the caller checked
+        // a.len() >= m*k, b.len() >= k*n, c.len() >= m*n, and i + R <= m, j + w <= n.
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            for (v, x) in acc_r.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(cp.add((i + r) * n + j + 8 * v));
+            }
+        }
+        for p in 0..k {
+            let mut bv = [_mm256_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(bp.add(p * n + j + 8 * v));
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(*ap.add((i + r) * k + p));
+                for (x, &bj) in acc_r.iter_mut().zip(&bv) {
+                    *x = _mm256_fmadd_ps(av, bj, *x);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for (v, x) in acc_r.iter().enumerate() {
+                _mm256_storeu_ps(cp.add((i + r) * n + j + 8 * v), *x);
+            }
+        }
+        j += w;
+    }
+    j
 }
 
 /// Columns `from..n` of `rows` of [`few_rows_fma`], one element at a time.
@@ -457,8 +391,8 @@ mod tests {
             (3, 5, 70),
             (7, 33, 31),
             (2, 8, 40),
-            // The AVX-512 row blocks: 3, 4, 5 rows and their splits (10 = 5 + 5,
-            // 13 = 5 + 4 + 4, 6 = 3 + 3, 15 = 5 x 3), columns in 64s, 16s and a tail.
+            // `rows32`'s row blocks on AVX-512: 1-6 rows and their splits (10 = 5 + 5,
+            // 13 = 5 + 4 + 4, 15 = 5 x 3), columns in 128s (one row), 64s, 16s and a tail.
             (3, 20, 64 + 16 + 5),
             (4, 7, 130),
             (5, 256, 768),

@@ -19,6 +19,11 @@
 //! `assert_eq!`. Elsewhere (no AVX-512) the library runs another kernel, so
 //! [`available`] is false and callers keep the library.
 //!
+//! The same register blocks also serve [`super::gemm::mm_acc_few_rows`]'s arithmetic,
+//! one in-order chain per element from `c` itself (`c_ij = fma(a_ip, b_pj, c_ij)` over
+//! all of `k`): [`add_product_one_chain`]. Both sums are fixed per element, so how the
+//! rows and columns are blocked never changes a bit.
+//!
 //! ```
 //! use bamdp::nn::rows32;
 //! if rows32::available() {
@@ -63,19 +68,34 @@ pub fn product(
     n: usize,
     accumulate: bool,
 ) {
+    run(c, a, b, m, k, n, Sum::Library { accumulate });
+}
+
+/// `c[m x n] += a[m x k] . b[k x n]`, all row-major and contiguous, each element one
+/// in-order chain from `c`: `c_ij = fma(a_ip, b_pj, c_ij)` for `p = 0..k` (the plain
+/// loop with `mul_add`; [`super::gemm::mm_acc_few_rows`]'s arithmetic).
+///
+/// # Panics
+/// If [`available`] is false, or a slice is shorter than its sizes say.
+pub fn add_product_one_chain(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
+    run(c, a, b, m, k, n, Sum::OneChainFromC);
+}
+
+/// Checks the sizes and the CPU, then runs every row block.
+fn run(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, sum: Sum) {
     assert!(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "rows32::product of {m}x{k} . {k}x{n} on slices of {}, {}, {}",
+        "rows32 product of {m}x{k} . {k}x{n} on slices of {}, {}, {}",
         a.len(),
         b.len(),
         c.len()
     );
-    assert!(available(), "rows32::product needs AVX-512F");
+    assert!(available(), "rows32 products need AVX-512F");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        if !accumulate {
+        if let Sum::Library { accumulate: false } = sum {
             c[..m * n].fill(0.0);
         }
         return;
@@ -83,23 +103,29 @@ pub fn product(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX-512F and FMA (checked above); sizes checked above.
     unsafe {
-        let first = Block {
-            i: 0,
-            k,
-            n,
-            accumulate,
-        };
+        let first = Block { i: 0, k, n, sum };
         first.and_below(c, a, b, m)
     }
 }
 
-/// Where a block of rows starts and the product's sizes.
+/// How each element is summed (module doc); both are in-order chains of fused
+/// multiply-adds, they differ in where a chain starts and how long it is.
+#[derive(Clone, Copy)]
+enum Sum {
+    /// The library's: chains of [`LIBRARY_KC`] from zero, each added to `c` (written,
+    /// for an overwriting product's first chunk).
+    Library { accumulate: bool },
+    /// One chain over all of `k`, starting from `c`.
+    OneChainFromC,
+}
+
+/// Where a block of rows starts, the product's sizes and its sum.
 #[derive(Clone, Copy)]
 struct Block {
     i: usize,
     k: usize,
     n: usize,
-    accumulate: bool,
+    sum: Sum,
 }
 
 impl Block {
@@ -126,19 +152,24 @@ impl Block {
         }
     }
 
-    /// Rows `i..i + R`: columns in blocks of 64, then 16, while whole blocks fit;
-    /// returns the first column not done.
+    /// Rows `i..i + R`: columns in blocks of 64 (a single row: 128, then 64, so that it
+    /// too has 8 independent chains to hide their latency behind), then 16, while whole
+    /// blocks fit; returns the first column not done.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
     unsafe fn columns<const R: usize>(self, c: &mut [f32], a: &[f32], b: &[f32]) -> usize {
-        let j = self.registers::<R, 4>(c, a, b, 0);
+        let mut j = 0;
+        if R == 1 {
+            j = self.registers::<R, 8>(c, a, b, j);
+        }
+        j = self.registers::<R, 4>(c, a, b, j);
         self.registers::<R, 1>(c, a, b, j)
     }
 
     /// Rows `i..i + R` x columns from `j` in blocks of `16 V`: for each chunk of the
-    /// inner dimension, `R x V` accumulators from zero, one fused multiply-add per
-    /// element and `p` in order, then added to `c` (or written, for an overwriting
-    /// product's first chunk).
+    /// inner dimension (the whole of it for [`Sum::OneChainFromC`]), `R x V`
+    /// accumulators from zero (from `c`), one fused multiply-add per element and `p` in
+    /// order, then added to `c` (or written).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
     unsafe fn registers<const R: usize, const V: usize>(
@@ -149,22 +180,28 @@ impl Block {
         mut j: usize,
     ) -> usize {
         use std::arch::x86_64::*;
-        let Block {
-            i,
-            k,
-            n,
-            accumulate,
-        } = self;
+        let Block { i, k, n, sum } = self;
+        let chunk = match sum {
+            Sum::Library { .. } => LIBRARY_KC,
+            Sum::OneChainFromC => k,
+        };
         let w = 16 * V;
         let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
         while j + w <= n {
             let mut p0 = 0;
             while p0 < k {
-                let p1 = (p0 + LIBRARY_KC).min(k);
-                // SAFETY (all pointer reads and writes below): `product` checked
+                let p1 = (p0 + chunk).min(k);
+                // SAFETY (all pointer reads and writes below): `run` checked
                 // a.len() >= m*k, b.len() >= k*n, c.len() >= m*n; here i + R <= m,
                 // j + w <= n and p < k.
                 let mut acc = [[_mm512_setzero_ps(); V]; R];
+                if let Sum::OneChainFromC = sum {
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        for (v, x) in acc_r.iter_mut().enumerate() {
+                            *x = _mm512_loadu_ps(cp.add((i + r) * n + j + 16 * v));
+                        }
+                    }
+                }
                 for p in p0..p1 {
                     let mut bv = [_mm512_setzero_ps(); V];
                     for (v, x) in bv.iter_mut().enumerate() {
@@ -177,7 +214,10 @@ impl Block {
                         }
                     }
                 }
-                let add = accumulate || p0 > 0;
+                let add = match sum {
+                    Sum::Library { accumulate } => accumulate || p0 > 0,
+                    Sum::OneChainFromC => false,
+                };
                 for (r, acc_r) in acc.iter().enumerate() {
                     for (v, x) in acc_r.iter().enumerate() {
                         let at = cp.add((i + r) * n + j + 16 * v);
@@ -195,16 +235,22 @@ impl Block {
         j
     }
 
-    /// Columns `from..n` of `rows` rows, one element at a time, in the same order.
+    /// Columns `from..n` of `rows` rows, one element at a time, with the same sums.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
     unsafe fn tail(self, c: &mut [f32], a: &[f32], b: &[f32], rows: usize, from: usize) {
-        let Block {
-            i,
-            k,
-            n,
-            accumulate,
-        } = self;
+        let Block { i, k, n, sum } = self;
+        let Sum::Library { accumulate } = sum else {
+            for r in i..i + rows {
+                for j in from..n {
+                    let out = &mut c[r * n + j];
+                    for p in 0..k {
+                        *out = a[r * k + p].mul_add(b[p * n + j], *out);
+                    }
+                }
+            }
+            return;
+        };
         for r in i..i + rows {
             for j in from..n {
                 let mut out = c[r * n + j];
@@ -299,6 +345,38 @@ mod tests {
             .map(|e| (0..k).fold(0.0f32, |s, p| a[e / n * k + p].mul_add(b[p * n + e % n], s)))
             .collect();
         assert_ne!(unchunked, want);
+    }
+
+    /// The other sum: one chain from `c`, equal to the plain loop with `mul_add` for
+    /// every row block (1-6 rows and splits of up to 64), a single row's 128-column
+    /// blocks, 64s, 16s and a tail.
+    #[test]
+    fn one_chain_equals_the_plain_fused_loop_bit_for_bit() {
+        if !available() {
+            eprintln!("skipped: no AVX-512F on this CPU");
+            return;
+        }
+        let mut rng = Rng::new(5);
+        for &(m, k, n) in &[
+            (1, 300, 128 + 64 + 16 + 2),
+            (2, 64, 100),
+            (6, 17, 64 + 16 + 1),
+            (7, 5, 33),
+            (23, 256, 768),
+            (64, 9, 20),
+        ] {
+            let a = filled(m * k, &mut rng);
+            let b = filled(k * n, &mut rng);
+            let mut want = filled(m * n, &mut rng);
+            let mut got = want.clone();
+            for (e, w) in want.iter_mut().enumerate() {
+                for p in 0..k {
+                    *w = a[e / n * k + p].mul_add(b[p * n + e % n], *w);
+                }
+            }
+            add_product_one_chain(&mut got, &a, &b, m, k, n);
+            assert_eq!(got, want, "{m}x{k}x{n}");
+        }
     }
 
     #[test]
