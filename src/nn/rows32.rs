@@ -280,8 +280,8 @@ mod tests {
         (0..len).map(|_| rng.normal() as f32).collect()
     }
 
-    /// Every row-block size (1-6 rows and their splits), column blocks of 64, 16 and a
-    /// tail, inner dimensions within one chunk, exactly one, and over several with a
+    /// Every row-block size (1-6 rows and their splits), column blocks of 128 (one
+    /// row), 64, 16 and a tail, inner dimensions within one chunk, exactly one, and over several with a
     /// partial last; overwriting and accumulating: the library's bits.
     #[test]
     fn equals_the_library_bit_for_bit() {
@@ -292,6 +292,7 @@ mod tests {
         let mut rng = Rng::new(21);
         for &(m, k, n) in &[
             (1, 7, 64 + 16 + 3),
+            (1, 300, 128 + 64 + 16 + 3),
             (2, 300, 17),
             (3, 256, 64),
             (5, 513, 80),
