@@ -197,6 +197,11 @@ pub const FEW_ROWS: usize = 16;
 /// only, where rows need not be stable across batch sizes).
 pub fn mm_acc_few_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    if rows32::available() {
+        // The same sums in AVX-512 register blocks.
+        rows32::add_product_one_chain(c, a, b, m, k, n);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -220,17 +225,13 @@ pub fn mm_acc_few_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, 
 /// vector registers over the whole inner dimension (the plain loop loads and stores
 /// `c` for every multiply-add); a single row (RL2's one-sequence minibatches) takes 64
 /// columns at a time, so that it too has 8 independent chains of multiply-adds to hide
-/// their latency behind. On a CPU with AVX-512, [`rows32`]'s register blocks (up to 6
-/// rows x 64 columns) do the same sums. Each element is `c = fma(a_ip, b_pj, c)` for
+/// their latency behind (on a CPU with AVX-512, [`mm_acc_few_rows`] sends the product
+/// to [`rows32`]'s wider blocks instead). Each element is `c = fma(a_ip, b_pj, c)` for
 /// `p` in order, so results are bit-identical to the plain loop with `mul_add`,
 /// whatever the block or the vector width.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn few_rows_fma(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    if rows32::available() {
-        rows32::add_product_one_chain(c, a, b, m, k, n);
-        return;
-    }
     let mut i = 0;
     while i < m {
         if i + 1 < m {
