@@ -247,6 +247,11 @@ pub trait BatchEnv: Send {
         let _ = index;
         None
     }
+    /// The split's task classes, each once, in the order of the task list (empty for
+    /// envs without classes): what per-class logs have a column for.
+    fn task_classes(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 /// The task-independent part of an environment's dynamics, which a planner simulates

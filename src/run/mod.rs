@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod bench;
 pub mod checkpoint;
+pub mod class_metrics;
 pub mod eval;
 pub mod eval_every;
 pub mod eval_metaworld;

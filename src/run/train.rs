@@ -1,8 +1,9 @@
 //! `bamdp train`: the run folder around a [`Trainer`]: resolved config, provenance,
-//! metrics.csv, TensorBoard events, progress display, periodic and Ctrl-C checkpoints,
-//! and exact resumption.
+//! metrics.csv (and classes.csv for envs with task classes), TensorBoard events,
+//! progress display, periodic and Ctrl-C checkpoints, and exact resumption.
 
 use super::checkpoint;
+use super::class_metrics::ClassMetrics;
 use super::files::{self, Provenance, RunMode};
 use super::metrics::MetricsCsv;
 use super::tensorboard::EventWriter;
@@ -224,6 +225,11 @@ pub fn train_with(
     } else {
         MetricsCsv::create(&out.join(files::METRICS_CSV), &columns)?
     };
+    let mut class_metrics = ClassMetrics::open(
+        &out,
+        trainer.env.as_ref(),
+        args.resume.then_some(trainer.update),
+    )?;
     files::atomic_write(&out.join(files::CONFIG), cfg.to_toml_string().as_bytes())?;
     files::write_run_json(&out, &Provenance::collect(cfg.seed, cfg.run.threads))?;
     if !simulators.is_empty() {
@@ -315,6 +321,14 @@ pub fn train_with(
             row.push(trainer.env.events().restarts as f64); // pybridge hook
         }
         metrics.append(&row)?;
+        if let Some(c) = class_metrics.as_mut() {
+            c.append(
+                trainer.update,
+                trainer.frames,
+                report.finished.iter().map(|t| (t.task, &t.success[..])),
+                trainer.env.as_ref(),
+            )?;
+        }
         eval_every.after_update(&cfg, &trainer, wall)?;
         for (name, v) in columns.iter().zip(&row).skip(2) {
             if v.is_finite() {

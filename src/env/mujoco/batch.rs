@@ -487,4 +487,14 @@ impl BatchEnv for NativeBatch {
     fn task_class(&self, index: u32) -> Option<&'static str> {
         self.family.task_class(index)
     }
+
+    fn task_classes(&self) -> Vec<&'static str> {
+        let mut classes: Vec<&'static str> = Vec::new();
+        for c in (0..self.num_tasks as u32).filter_map(|i| self.family.task_class(i)) {
+            if !classes.contains(&c) {
+                classes.push(c);
+            }
+        }
+        classes
+    }
 }

@@ -19,6 +19,7 @@ use crate::env::{self, ActionSpace, BatchEnv, Split};
 use crate::error::UserError;
 use crate::rng::{streams, Rng};
 use crate::run::checkpoint::store;
+use crate::run::class_metrics::ClassMetrics;
 use crate::run::files::{self, Provenance};
 use crate::run::guard::check_maml_memory;
 use crate::run::metrics::MetricsCsv;
@@ -354,6 +355,8 @@ pub fn run(cfg: &Config, out: &Path, resume: bool, quiet: bool) -> Result<PathBu
     } else {
         MetricsCsv::create(&out.join(files::METRICS_CSV), &columns)?
     };
+    let mut class_metrics =
+        ClassMetrics::open(out, trainer.env.as_ref(), resume.then_some(trainer.update))?;
     files::atomic_write(&out.join(files::CONFIG), cfg.to_toml_string().as_bytes())?;
     files::write_run_json(out, &Provenance::collect(cfg.seed, cfg.run.threads))?;
     if !simulators.is_empty() {
@@ -425,6 +428,14 @@ pub fn run(cfg: &Config, out: &Path, resume: bool, quiet: bool) -> Result<PathBu
             row.push(trainer.env.events().restarts as f64);
         }
         metrics.append(&row)?;
+        if let Some(c) = class_metrics.as_mut() {
+            c.append(
+                trainer.update,
+                trainer.frames,
+                rows.iter().map(|r| (r.task, &r.episode_success[..])),
+                trainer.env.as_ref(),
+            )?;
+        }
         for (name, v) in columns.iter().zip(&row).skip(2) {
             if v.is_finite() {
                 tb.scalar(name, trainer.frames as i64, *v as f32)?;
