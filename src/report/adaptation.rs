@@ -98,6 +98,7 @@ mod tests {
             }),
             eval_train: None,
             eval_curve: None,
+            classes: None,
             settings: Default::default(),
         }
     }

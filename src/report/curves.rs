@@ -2,7 +2,7 @@
 //! band of the mean (so one seed draws a line without a band).
 
 use super::per_task::{PerTaskTable, Split};
-use super::plots::{self, BarChart, LineChart, Series};
+use super::plots::{self, BarChart, HeatMap, LineChart, Series};
 use super::runs::{Run, Table};
 use super::Metric;
 use crate::error::UserError;
@@ -401,6 +401,25 @@ pub fn env_figures(
         )?;
         figures.push((stem, caption.into()));
     }
+    if has_success {
+        for (m, runs) in methods {
+            let Some(g) = super::classes::grid(runs, super::classes::BINS) else {
+                continue;
+            };
+            let seeds = runs.iter().filter(|r| r.classes.is_some()).count();
+            let stem = format!("{env_slug}-train-success-classes-{}", slug(m));
+            let map = HeatMap {
+                title: format!("{env}: {m}, training success per class"),
+                x_label: "environment frames".into(),
+                value_label: "success".into(),
+                rows: g.classes,
+                x_edges: g.edges,
+                cells: g.cells,
+            };
+            plots::save_heat_map(dir, &stem, &map)?;
+            figures.push((stem, format!("Training ({m}, {seeds} run(s) pooled): share of successful episodes of each training class's trials (all episodes of a trial) in {} frame bins, from classes.csv; grey: no trial of the class ended in the bin.", super::classes::BINS)));
+        }
+    }
     if !per_task.iter().any(|t| t.split == Split::Test)
         && has_success
         && matches!(
@@ -452,5 +471,33 @@ mod tests {
             "MAML's series is missing"
         );
         assert!(svg.contains("rl2"), "RL2's series is missing");
+    }
+
+    /// Runs with a classes.csv get a heat map per method, rows named by class.
+    #[test]
+    fn classes_csv_draws_a_heat_map_per_method() {
+        let mut rl2 = run("rl2", &["frames", "wall_s", "return_ep1", "success_ep1"]);
+        rl2.classes = Some(Table {
+            columns: ["update", "frames", "trials/reach-v3", "success/reach-v3"]
+                .map(String::from)
+                .to_vec(),
+            rows: vec![vec![1.0, 100.0, 2.0, 0.5], vec![2.0, 200.0, 1.0, 1.0]],
+        });
+        let other = run(
+            "varibad",
+            &["frames", "wall_s", "return_ep1", "success_ep1"],
+        );
+        let methods = BTreeMap::from([
+            ("rl2".to_string(), vec![&rl2]),
+            ("varibad".to_string(), vec![&other]),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let (figures, _) = env_figures("e", &methods, dir.path(), true, &[]).unwrap();
+        let stems: Vec<&str> = figures.iter().map(|(s, _)| s.as_str()).collect();
+        assert!(stems.contains(&"e-train-success-classes-rl2"), "{stems:?}");
+        assert!(!stems.iter().any(|s| s.contains("classes-varibad")));
+        let svg =
+            std::fs::read_to_string(dir.path().join("e-train-success-classes-rl2.svg")).unwrap();
+        assert!(svg.contains("reach-v3"));
     }
 }

@@ -170,6 +170,7 @@ mod tests {
             eval: None,
             eval_train: None,
             eval_curve: None,
+            classes: None,
             settings: map(&[("ppo.lr", lr), ("ppo.gamma", "0.99")]),
         }
     }

@@ -5,7 +5,8 @@
 //! seconds at fractions of the frame budget), figures as SVG and PNG (learning curves
 //! against frames and wall-clock, held-out curves from `eval.csv`, adaptation curves,
 //! performance profiles, per-task success when the evaluation has it, as a table and
-//! bars, with the training classes' when run folders hold `eval-train.json`), `index.html`
+//! bars, with the training classes' when run folders hold `eval-train.json`; heat maps
+//! of training success per class over frames from `classes.csv`), `index.html`
 //! (no network: the figures sit beside it) and `summary.md` with the same tables.
 //!
 //! ```no_run
@@ -20,6 +21,7 @@
 //! ```
 
 mod adaptation;
+mod classes;
 mod curves;
 pub mod mixed;
 mod page;

@@ -172,6 +172,7 @@ mod tests {
             eval: Some(eval(test)),
             eval_train: train.map(eval),
             eval_curve: None,
+            classes: None,
             settings: Default::default(),
         }
     }

@@ -1,6 +1,7 @@
 //! Report figures with `plotters`, each written as SVG and PNG: line charts with
-//! confidence bands (learning, adaptation and performance-profile curves) and grouped
-//! bar charts with interval whiskers (per-task success). Text is drawn with the DejaVu
+//! confidence bands (learning, adaptation and performance-profile curves), grouped
+//! bar charts with interval whiskers (per-task success) and heat maps (training
+//! success per class over frames). Text is drawn with the DejaVu
 //! Sans face the `dejavu` crate embeds, so no system fonts are needed.
 
 use crate::error::UserError;
@@ -41,7 +42,23 @@ pub struct BarChart {
     pub groups: Vec<(String, Vec<Bar>)>,
 }
 
+/// A grid of values in [0, 1]: rows (top to bottom) by x bins, as coloured cells;
+/// `None` cells are left grey.
+#[derive(Clone, Debug)]
+pub struct HeatMap {
+    pub title: String,
+    pub x_label: String,
+    /// What the colour shows (written under the colour scale).
+    pub value_label: String,
+    pub rows: Vec<String>,
+    /// The bins' edges: one more than each row's cells.
+    pub x_edges: Vec<f64>,
+    pub cells: Vec<Vec<Option<f64>>>,
+}
+
 const SIZE: (u32, u32) = (800, 480);
+/// A heat map's row height in pixels (class names stay readable).
+const HEAT_ROW: u32 = 15;
 const FONT: &str = "sans-serif";
 
 fn register_font() {
@@ -75,6 +92,11 @@ pub fn save_line_chart(dir: &Path, stem: &str, chart: &LineChart) -> Result<(), 
 }
 
 /// Writes `dir/stem.svg` and `dir/stem.png`.
+pub fn save_heat_map(dir: &Path, stem: &str, map: &HeatMap) -> Result<(), UserError> {
+    save(dir, stem, Figure::Heat(map))
+}
+
+/// Writes `dir/stem.svg` and `dir/stem.png`.
 pub fn save_bar_chart(dir: &Path, stem: &str, chart: &BarChart) -> Result<(), UserError> {
     save(dir, stem, Figure::Bars(chart))
 }
@@ -85,12 +107,24 @@ type DrawResult = Result<(), String>;
 enum Figure<'a> {
     Lines(&'a LineChart),
     Bars(&'a BarChart),
+    Heat(&'a HeatMap),
+}
+
+impl Figure<'_> {
+    /// Pixels: heat maps grow with their rows.
+    fn size(self) -> (u32, u32) {
+        match self {
+            Figure::Heat(m) => (900, SIZE.1.max(130 + HEAT_ROW * m.rows.len() as u32)),
+            _ => SIZE,
+        }
+    }
 }
 
 fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, figure: Figure<'_>) -> DrawResult {
     match figure {
         Figure::Lines(c) => draw_lines(area, c),
         Figure::Bars(c) => draw_bars(area, c),
+        Figure::Heat(m) => draw_heat(area, m),
     }?;
     area.present().map_err(|e| e.to_string())
 }
@@ -98,21 +132,22 @@ fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, figure: Figure<'_>) -
 fn save(dir: &Path, stem: &str, figure: Figure<'_>) -> Result<(), UserError> {
     register_font();
     let svg_path = dir.join(format!("{stem}.svg"));
+    let size = figure.size();
     let mut svg = String::new();
     draw(
-        &SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+        &SVGBackend::with_string(&mut svg, size).into_drawing_area(),
         figure,
     )
     .map_err(|e| UserError::file(&svg_path, format!("cannot draw: {e}")))?;
     atomic_write(&svg_path, svg.as_bytes())?;
     let png_path = dir.join(format!("{stem}.png"));
-    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
     draw(
-        &BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+        &BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area(),
         figure,
     )
     .map_err(|e| UserError::file(&png_path, format!("cannot draw: {e}")))?;
-    atomic_write(&png_path, &encode_png(&pixels, SIZE))
+    atomic_write(&png_path, &encode_png(&pixels, size))
 }
 
 fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Vec<u8> {
@@ -299,6 +334,113 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &BarChart) ->
         .border_style(BLACK.mix(0.4))
         .draw()
         .map_err(err)?;
+    Ok(())
+}
+
+/// A value in [0, 1] on viridis (five stops, linearly between them).
+fn viridis(v: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let x = v.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let t = x - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let mix = |p: f64, q: f64| (p + t * (q - p)).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+fn draw_heat<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: &HeatMap) -> DrawResult {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    area.fill(&WHITE).map_err(err)?;
+    let (width, _) = area.dim_in_pixel();
+    let (main, scale) = area.split_horizontally(width.saturating_sub(110));
+    let n = m.rows.len();
+    let (x0, x1) = match (m.x_edges.first(), m.x_edges.last()) {
+        (Some(&a), Some(&b)) if b > a => (a, b),
+        _ => (0.0, 1.0),
+    };
+    let longest = m.rows.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    let mut chart = ChartBuilder::on(&main)
+        .caption(&m.title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(16 + 7 * longest as u32)
+        .build_cartesian_2d(x0..x1, 0.0..n.max(1) as f64)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .y_labels(0)
+        .x_desc(&m.x_label)
+        .label_style((FONT, 13))
+        .x_label_formatter(&|v| short_number(*v))
+        .draw()
+        .map_err(err)?;
+    // Row i runs from the top: y in (n - i - 1, n - i).
+    let cells = m.cells.iter().enumerate().flat_map(|(i, row)| {
+        let top = (n - i) as f64;
+        row.iter().enumerate().filter_map(move |(b, v)| {
+            let (l, r) = (*m.x_edges.get(b)?, *m.x_edges.get(b + 1)?);
+            let fill = v.map_or(RGBColor(225, 225, 225), viridis);
+            Some(Rectangle::new([(l, top - 1.0), (r, top)], fill.filled()))
+        })
+    });
+    chart.draw_series(cells).map_err(err)?;
+    // The mesh would put its labels at round numbers, not at the rows' centres.
+    let style = (FONT, 12)
+        .into_font()
+        .into_text_style(area)
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    for (i, name) in m.rows.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(x0, (n - i) as f64 - 0.5));
+        main.draw(&Text::new(name.as_str(), (x - 6, y), &style))
+            .map_err(err)?;
+    }
+    // The colour scale: 0 at the bottom, 1 at the top, beside the grid.
+    let (top, bottom) = (
+        chart.backend_coord(&(x0, n as f64)).1,
+        chart.backend_coord(&(x0, 0.0)).1,
+    );
+    let steps = 50;
+    let height = (bottom - top).max(steps);
+    let left = scale.get_base_pixel().0 + 10;
+    for k in 0..steps {
+        let (y_hi, y_lo) = (top + height * k / steps, top + height * (k + 1) / steps);
+        let v = 1.0 - (k as f64 + 0.5) / steps as f64;
+        area.draw(&Rectangle::new(
+            [(left, y_hi), (left + 18, y_lo)],
+            viridis(v).filled(),
+        ))
+        .map_err(err)?;
+    }
+    let label = (FONT, 12)
+        .into_font()
+        .into_text_style(area)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (v, y) in [(1.0, top), (0.5, (top + bottom) / 2), (0.0, top + height)] {
+        area.draw(&Text::new(short_number(v), (left + 24, y), &label))
+            .map_err(err)?;
+    }
+    area.draw(&Text::new(
+        m.value_label.as_str(),
+        (left - 4, top + height + 22),
+        &label,
+    ))
+    .map_err(err)?;
+    let grey = [(left, top + height + 40), (left + 18, top + height + 52)];
+    area.draw(&Rectangle::new(grey, RGBColor(225, 225, 225).filled()))
+        .map_err(err)?;
+    area.draw(&Text::new(
+        "no trial",
+        (left + 24, top + height + 46),
+        &label,
+    ))
+    .map_err(err)?;
     Ok(())
 }
 

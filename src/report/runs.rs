@@ -1,6 +1,7 @@
 //! Finding run folders (any layout) and reading what a report needs from them:
-//! the resolved config (env, method, improver, seed), metrics.csv, eval.json and the
-//! optional eval.csv of evaluations during training.
+//! the resolved config (env, method, improver, seed), metrics.csv, eval.json, the
+//! optional eval.csv of evaluations during training and classes.csv of training
+//! success per task class.
 
 use crate::error::UserError;
 use crate::run::files;
@@ -141,6 +142,8 @@ pub struct Run {
     pub eval_train: Option<EvalFile>,
     /// Meta-tests during training (`eval.every_frames`).
     pub eval_curve: Option<Table>,
+    /// Training success per task class and update (`classes.csv`), for envs with classes.
+    pub classes: Option<Table>,
     /// The config's settings, `key.path -> value` ([`super::mixed::settings_of`]).
     pub settings: BTreeMap<String, String>,
 }
@@ -162,6 +165,7 @@ impl Run {
             eval: None,
             eval_train: None,
             eval_curve: None,
+            classes: None,
             settings: Default::default(),
         }
     }
@@ -260,6 +264,12 @@ pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserErr
     } else {
         None
     };
+    let classes_path = dir.join(crate::run::class_metrics::CLASSES_CSV);
+    let classes = if classes_path.is_file() {
+        Some(Table::read(&classes_path)?)
+    } else {
+        None
+    };
     let settings = super::mixed::settings_of(&text, eval.as_ref());
     Ok(Run {
         dir: dir.to_path_buf(),
@@ -271,6 +281,7 @@ pub fn read_run(dir: &Path, relabel: &[(String, String)]) -> Result<Run, UserErr
         eval,
         eval_train,
         eval_curve,
+        classes,
         settings,
     })
 }
