@@ -42,7 +42,7 @@ pub fn grid(runs: &[&Run], bins: usize) -> Option<ClassGrid> {
     // No more bins than the longest run has updates: a bin without an update would
     // read as a class without trials.
     let bins = bins.min(tables.iter().map(|t| t.rows.len()).max().unwrap_or(0));
-    if classes.is_empty() || !(last_frame > 0.0) || bins == 0 {
+    if classes.is_empty() || last_frame <= 0.0 || bins == 0 {
         return None;
     }
     let width = last_frame / bins as f64;
