@@ -6,7 +6,10 @@
 For every run folder under SWEEP_DIR (a folder holding config.toml and metrics.csv),
 writes DEST/<same relative path>/ with:
   config.toml, eval.json, eval-train.json,
-  eval.csv                                     copied as they are (when present);
+  eval.csv, classes.csv                        copied as they are (when present; the
+                                               report's per-class heat maps weight
+                                               every update's trials, so classes.csv
+                                               is not thinned);
   run.json                                     copied, with the machine's paths in its
                                                command line made relative (the binary
                                                as `bamdp`, the sweep folder as
@@ -25,7 +28,7 @@ import os
 import shutil
 import sys
 
-KEPT = ["config.toml", "eval.json", "eval-train.json", "eval.csv"]
+KEPT = ["config.toml", "eval.json", "eval-train.json", "eval.csv", "classes.csv"]
 
 
 def run_dirs(root):
