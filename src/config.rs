@@ -121,6 +121,13 @@ pub struct PpoConfig {
     /// Standardise the advantages over each rollout before the policy loss (off:
     /// Meta-World+'s RL2).
     pub normalize_advantages: bool,
+    /// End an update's epochs at the first minibatch whose approximate KL divergence
+    /// from the rollout's policy exceeds 1.5 x this (the rule of Meta-World+'s
+    /// `target_kl`, whose default, as here, is none: every epoch runs). Bounds how far
+    /// one update moves the policy when many epochs over a large rollout would move it
+    /// past the clip's trust region. PPO's update only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_kl: Option<f64>,
 }
 
 /// Loss of the value head.
@@ -252,6 +259,7 @@ impl Default for PpoConfig {
             norm_belief: false,
             norm_reward: true,
             normalize_advantages: true,
+            target_kl: None,
         }
     }
 }
@@ -489,6 +497,21 @@ impl Config {
         }
         if p.epochs == 0 {
             return bad("ppo.epochs", &p.epochs, POSITIVE);
+        }
+        if let Some(t) = p.target_kl {
+            if !(t.is_finite() && t > 0.0) {
+                return bad("ppo.target_kl", &t, "a finite number > 0 (or no key: no limit)");
+            }
+            if self.improver != Improver::Ppo {
+                return bad(
+                    "ppo.target_kl",
+                    &t,
+                    &format!(
+                        "no key with improver = {:?} (only PPO's update has a KL to stop at)",
+                        self.improver.as_str()
+                    ),
+                );
+            }
         }
         if p.bptt_steps > 0 && !r.steps_per_update.is_multiple_of(p.bptt_steps) {
             return bad(

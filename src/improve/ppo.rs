@@ -195,6 +195,9 @@ pub struct UpdateStats {
     pub approx_kl: f64,
     pub clip_frac: f64,
     pub grad_norm: f64,
+    /// Minibatch steps taken (fewer than epochs x minibatches when `ppo.target_kl`
+    /// ended the update early).
+    pub minibatches: usize,
 }
 
 /// One minibatch's data, gathered into contiguous time-major arrays.
@@ -502,7 +505,8 @@ pub fn update(
     let mut stats = UpdateStats::default();
     let mut count = 0.0;
     let mut grad = vec![0.0f32; params.len()];
-    for _ in 0..cfg.epochs {
+    let kl_limit = cfg.target_kl.map(|t| 1.5 * t);
+    'epochs: for _ in 0..cfg.epochs {
         rng.shuffle(&mut cols);
         for mb_cols in cols.chunks(per_mb) {
             let mb_total = (mb_cols.len() * buf.seq_steps) as f32;
@@ -549,6 +553,11 @@ pub fn update(
             stats.clip_frac += st[4];
             stats.grad_norm += norm;
             count += 1.0;
+            stats.minibatches += 1;
+            // The step that crossed the limit stays taken, as in Meta-World+'s rule.
+            if kl_limit.is_some_and(|limit| st[3] > limit) {
+                break 'epochs;
+            }
         }
     }
     stats.policy_loss /= count;

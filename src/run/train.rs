@@ -208,6 +208,12 @@ pub fn train_with(
     let (k, has_success) = (spec.episodes_per_trial, spec.has_success);
     let learner_columns = trainer.learner_columns();
     let mut columns = metric_columns(k, has_success, learner_columns);
+    // Only a run whose updates can end early logs how many minibatch steps each took:
+    // every other run keeps its columns (and resumes into files written before).
+    let minibatch_column = cfg.ppo.target_kl.is_some();
+    if minibatch_column {
+        columns.push("minibatches".into());
+    }
     // pybridge hook: envs simulated by worker processes report their simulator versions
     // and count worker restarts (a metrics column, only for those envs).
     let simulators = trainer.env.versions();
@@ -317,6 +323,9 @@ pub fn train_with(
             has_success,
             learner_columns.len(),
         );
+        if minibatch_column {
+            row.push(report.stats.minibatches as f64);
+        }
         if !simulators.is_empty() {
             row.push(trainer.env.events().restarts as f64); // pybridge hook
         }

@@ -1,0 +1,93 @@
+//! `ppo.target_kl`: an update ends at the first minibatch whose approximate KL exceeds
+//! 1.5 x the target (measured before its step, so never at an update's first minibatch),
+//! runs that set it log the steps taken, and bad values exit 2.
+
+mod cli_support;
+use cli_support::{assert_user_error, bamdp};
+
+/// Trains GridNavi RL2 (2 epochs x 4 minibatches, 3 updates) with `sets`; returns
+/// metrics.csv's header and rows.
+fn train(sets: &[&str]) -> (Vec<String>, Vec<Vec<f64>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run").display().to_string();
+    let preset = format!("{}/configs/gridnavi/rl2.toml", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["train", "--config", &preset, "--out", &run];
+    for s in ["run.total_frames=2880", "run.threads=1"]
+        .iter()
+        .chain(sets)
+    {
+        args.extend(["--set", s]);
+    }
+    let o = bamdp(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    (header, rows)
+}
+
+fn minibatches(header: &[String], rows: &[Vec<f64>]) -> Vec<f64> {
+    let i = header.iter().position(|c| c == "minibatches").unwrap();
+    rows.iter().map(|r| r[i]).collect()
+}
+
+#[test]
+fn a_tiny_target_stops_each_update_after_its_second_minibatch() {
+    // The first minibatch's KL is that of the rollout's own policy (rounding only,
+    // ~1e-14); after one Adam step the second's is far above 1.5e-9.
+    let (header, rows) = train(&["ppo.target_kl=1e-9"]);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(minibatches(&header, &rows), [2.0; 3]);
+}
+
+#[test]
+fn a_loose_target_runs_every_epoch_and_no_target_logs_no_column() {
+    let (header, rows) = train(&["ppo.target_kl=1e9"]);
+    assert_eq!(minibatches(&header, &rows), [8.0; 3]);
+    // The same run without a target: the same numbers, and the columns it always had.
+    let (plain_header, plain_rows) = train(&[]);
+    assert!(!plain_header.iter().any(|c| c == "minibatches"));
+    let timing = ["fps", "wall_s", "rollout_s", "learn_s"];
+    for (r, p) in rows.iter().zip(&plain_rows) {
+        for (c, v) in plain_header.iter().zip(p) {
+            if timing.contains(&c.as_str()) {
+                continue;
+            }
+            let i = header.iter().position(|h| h == c).unwrap();
+            assert!(
+                r[i] == *v || (r[i].is_nan() && v.is_nan()),
+                "{c}: {} with a loose target, {v} without",
+                r[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_targets_exit_2_naming_the_key() {
+    let preset = format!("{}/configs/gridnavi/rl2.toml", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run").display().to_string();
+    for value in ["0", "-0.01", "nan", "inf"] {
+        let set = format!("ppo.target_kl={value}");
+        let o = bamdp(&["train", "--config", &preset, "--out", &run, "--set", &set]);
+        assert_user_error(&o, &["ppo.target_kl", "a finite number > 0"]);
+    }
+    let planner = format!(
+        "{}/configs/gridnavi/varibased.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let o = bamdp(&[
+        "train",
+        "--config",
+        &planner,
+        "--out",
+        &run,
+        "--set",
+        "ppo.target_kl=0.01",
+    ]);
+    assert_user_error(&o, &["ppo.target_kl", "improver = \"smc\""]);
+}
