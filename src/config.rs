@@ -500,7 +500,11 @@ impl Config {
         }
         if let Some(t) = p.target_kl {
             if !(t.is_finite() && t > 0.0) {
-                return bad("ppo.target_kl", &t, "a finite number > 0 (or no key: no limit)");
+                return bad(
+                    "ppo.target_kl",
+                    &t,
+                    "a finite number > 0 (or no key: no limit)",
+                );
             }
             if self.improver != Improver::Ppo {
                 return bad(
@@ -742,13 +746,18 @@ fn apply_override(table: &mut toml::Table, raw: &str) -> Result<String, UserErro
         Ok(t) => t,
         Err(e) => return Err(err(format!("internal error: schema not serialisable: {e}"))),
     };
-    // Optional keys are absent from the defaults; type them here (integers).
-    let functions = reference
-        .entry("functions")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let toml::Value::Table(t) = functions {
-        for key in ["episode_len", "episodes_per_trial"] {
-            t.insert(key.to_string(), toml::Value::Integer(1));
+    // Optional keys are absent from the defaults; type them here.
+    let optional = [
+        ("functions", "episode_len", toml::Value::Integer(1)),
+        ("functions", "episodes_per_trial", toml::Value::Integer(1)),
+        ("ppo", "target_kl", toml::Value::Float(1.0)),
+    ];
+    for (section, key, typed) in optional {
+        let table = reference
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = table {
+            t.insert(key.to_string(), typed);
         }
     }
     let top_keys = || reference.keys().cloned().collect::<Vec<_>>().join(", ");
