@@ -14,7 +14,8 @@ pub const BINS: usize = 30;
 pub struct ClassGrid {
     /// Classes in the order of the first run's file (the task list's order).
     pub classes: Vec<String>,
-    /// The bins' frame edges, from 0 to the longest run's last frame.
+    /// The bins' frame edges, from the start of the earliest logged update (0 for runs
+    /// logged from the start) to the longest run's last frame.
     pub edges: Vec<f64>,
     /// Per class, per bin: the share of successful episodes of the bin's trials of the
     /// class over all runs (each update's share weighted by its trials), `None` where
@@ -39,13 +40,25 @@ pub fn grid(runs: &[&Run], bins: usize) -> Option<ClassGrid> {
         .iter()
         .filter_map(|t| t.column("frames")?.last().copied())
         .fold(0.0f64, f64::max);
+    // A run resumed by a binary from before classes.csv logs from that update on: the
+    // grid starts where the earliest file does (the start of its first update), so
+    // frames nobody logged are not drawn as classes without trials.
+    let start = tables
+        .iter()
+        .filter_map(|t| {
+            let f = t.column("frames")?;
+            let first = *f.first()?;
+            let update = f.get(1).map_or(first, |second| second - first);
+            Some((first - update).max(0.0))
+        })
+        .fold(f64::INFINITY, f64::min);
     // No more bins than the longest run has updates: a bin without an update would
     // read as a class without trials.
     let bins = bins.min(tables.iter().map(|t| t.rows.len()).max().unwrap_or(0));
-    if classes.is_empty() || last_frame <= 0.0 || bins == 0 {
+    if classes.is_empty() || last_frame <= start || bins == 0 {
         return None;
     }
-    let width = last_frame / bins as f64;
+    let width = (last_frame - start) / bins as f64;
     // (successful-episode share x trials, trials) per class and bin.
     let mut sums = vec![vec![(0.0f64, 0.0f64); bins]; classes.len()];
     for t in tables {
@@ -63,8 +76,9 @@ pub fn grid(runs: &[&Run], bins: usize) -> Option<ClassGrid> {
                 if !(n > 0.0 && s.is_finite() && f.is_finite()) {
                     continue;
                 }
-                // An update's row is logged at its last frame: (0, w] is bin 0.
-                let b = ((f / width).ceil() as usize).clamp(1, bins) - 1;
+                // An update's row is logged at its last frame: (start, start + w] is
+                // bin 0.
+                let b = (((f - start) / width).ceil() as usize).clamp(1, bins) - 1;
                 sums[c][b].0 += s * n;
                 sums[c][b].1 += n;
             }
@@ -80,7 +94,7 @@ pub fn grid(runs: &[&Run], bins: usize) -> Option<ClassGrid> {
         .collect();
     Some(ClassGrid {
         classes,
-        edges: (0..=bins).map(|i| i as f64 * width).collect(),
+        edges: (0..=bins).map(|i| start + i as f64 * width).collect(),
         cells,
     })
 }
@@ -133,6 +147,18 @@ mod tests {
         let g = grid(&[&one], 30).unwrap();
         assert_eq!(g.edges, [0.0, 100.0]);
         assert_eq!(g.cells, [[Some(1.0)], [Some(0.0)]]);
+    }
+
+    #[test]
+    fn a_file_begun_mid_run_starts_the_grid_at_its_first_update() {
+        // Logged from update 3 (frames 300) on, 100 frames per update.
+        let late = run(vec![
+            vec![3.0, 300.0, 1.0, 1.0, 1.0, 0.0],
+            vec![4.0, 400.0, 1.0, 0.0, 1.0, 1.0],
+        ]);
+        let g = grid(&[&late], 30).unwrap();
+        assert_eq!(g.edges, [200.0, 300.0, 400.0]);
+        assert_eq!(g.cells[0], [Some(1.0), Some(0.0)]);
     }
 
     #[test]
