@@ -82,6 +82,19 @@ pub fn classes_in_turn(
     num_tasks: usize,
     class_of: impl Fn(u32) -> Option<&'static str>,
 ) -> Vec<u32> {
+    let classes = tasks_by_class(num_tasks, class_of);
+    let longest = classes.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|k| classes.iter().filter_map(move |(_, t)| t.get(k).copied()))
+        .collect()
+}
+
+/// The task list's indices grouped by class, classes in order of first appearance
+/// (tasks without a class form one group under `None`).
+pub fn tasks_by_class(
+    num_tasks: usize,
+    class_of: impl Fn(u32) -> Option<&'static str>,
+) -> Vec<(Option<&'static str>, Vec<u32>)> {
     let mut classes: Vec<(Option<&'static str>, Vec<u32>)> = Vec::new();
     for i in 0..num_tasks as u32 {
         let c = class_of(i);
@@ -90,10 +103,7 @@ pub fn classes_in_turn(
             None => classes.push((c, vec![i])),
         }
     }
-    let longest = classes.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
-    (0..longest)
-        .flat_map(|k| classes.iter().filter_map(move |(_, t)| t.get(k).copied()))
-        .collect()
+    classes
 }
 
 /// The seed a row's next episode is reset with (63 bits: Python's seeds are signed).

@@ -503,7 +503,6 @@ pub fn update(
     let mut cols: Vec<usize> = (0..buf.sequences()).collect();
     let per_mb = buf.sequences() / cfg.minibatches;
     let mut stats = UpdateStats::default();
-    let mut count = 0.0;
     let mut grad = vec![0.0f32; params.len()];
     let kl_limit = cfg.target_kl.map(|t| 1.5 * t);
     'epochs: for _ in 0..cfg.epochs {
@@ -552,7 +551,6 @@ pub fn update(
             stats.approx_kl += st[3];
             stats.clip_frac += st[4];
             stats.grad_norm += norm;
-            count += 1.0;
             stats.minibatches += 1;
             // The step that crossed the limit stays taken, as in Meta-World+'s rule.
             if kl_limit.is_some_and(|limit| st[3] > limit) {
@@ -560,6 +558,7 @@ pub fn update(
             }
         }
     }
+    let count = stats.minibatches as f64;
     stats.policy_loss /= count;
     stats.value_loss /= count;
     stats.entropy /= count;

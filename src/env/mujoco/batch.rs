@@ -11,7 +11,9 @@
 //! actions; a resumed batch resets each row with its saved task and seed and replays
 //! those actions (MuJoCo is deterministic).
 
-use crate::env::replay::{classes_in_turn, episode_seed, turn, ReplayShape, ReplayState};
+use crate::env::replay::{
+    classes_in_turn, episode_seed, tasks_by_class, turn, ReplayShape, ReplayState,
+};
 use crate::env::{ActionSpace, BatchEnv, EnvSpec, Split, StepOut};
 use crate::error::{StateError, UserError};
 use crate::rng::{streams, Rng};
@@ -489,12 +491,9 @@ impl BatchEnv for NativeBatch {
     }
 
     fn task_classes(&self) -> Vec<&'static str> {
-        let mut classes: Vec<&'static str> = Vec::new();
-        for c in (0..self.num_tasks as u32).filter_map(|i| self.family.task_class(i)) {
-            if !classes.contains(&c) {
-                classes.push(c);
-            }
-        }
-        classes
+        tasks_by_class(self.num_tasks, |i| self.family.task_class(i))
+            .into_iter()
+            .filter_map(|(class, _)| class)
+            .collect()
     }
 }
