@@ -74,16 +74,10 @@ pub fn table(methods: &BTreeMap<String, Vec<&Run>>, boot: &Bootstrap) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::runs::{EvalFile, Table};
+    use crate::report::runs::EvalFile;
 
     fn run(returns: Vec<f64>, success: Option<Vec<f64>>) -> Run {
         Run {
-            dir: "r".into(),
-            env: "e".into(),
-            label: "m".into(),
-            original_label: String::new(),
-            seed: 1,
-            metrics: Table::default(),
             eval: Some(EvalFile {
                 split: "test".into(),
                 num_tasks: 10,
@@ -96,10 +90,7 @@ mod tests {
                 summary: None,
                 metaworld: None,
             }),
-            eval_train: None,
-            eval_curve: None,
-            classes: None,
-            settings: Default::default(),
+            ..Run::of_metrics("m", &[], Vec::new())
         }
     }
 

@@ -163,15 +163,9 @@ mod tests {
         Run {
             dir: format!("{env}/{label}/{seed}").into(),
             env: env.into(),
-            label: label.into(),
-            original_label: String::new(),
             seed,
-            metrics: Default::default(),
-            eval: None,
-            eval_train: None,
-            eval_curve: None,
-            classes: None,
             settings: map(&[("ppo.lr", lr), ("ppo.gamma", "0.99")]),
+            ..Run::of_metrics(label, &[], Vec::new())
         }
     }
 

@@ -134,7 +134,7 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::runs::{ClassFile, MetaWorldFile, Table};
+    use crate::report::runs::{ClassFile, MetaWorldFile};
 
     fn eval(classes: &[(&str, f64)]) -> EvalFile {
         EvalFile {
@@ -163,17 +163,10 @@ mod tests {
 
     fn run(test: &[(&str, f64)], train: Option<&[(&str, f64)]>) -> Run {
         Run {
-            dir: "r".into(),
             env: "ml10".into(),
-            label: "m".into(),
-            original_label: String::new(),
-            seed: 1,
-            metrics: Table::default(),
             eval: Some(eval(test)),
             eval_train: train.map(eval),
-            eval_curve: None,
-            classes: None,
-            settings: Default::default(),
+            ..Run::of_metrics("m", &[], Vec::new())
         }
     }
 
