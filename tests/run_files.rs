@@ -223,10 +223,35 @@ fn metrics_resume_rejects_changed_columns_and_creates_missing_file() {
         .to_string();
     assert!(msg.contains("metrics.csv"), "{msg}");
 
+    assert!(msg.contains("would not log [\"a\"]"), "{msg}");
+
     let fresh = dir.path().join("fresh.csv");
     let mut m = MetricsCsv::resume(&fresh, &cols(&["update"]), 10).unwrap();
     m.append(&[11.0]).unwrap();
     assert_eq!(fs::read_to_string(&fresh).unwrap(), "update\n11\n");
+}
+
+#[test]
+fn metrics_resume_may_add_columns_with_nan_in_the_kept_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.csv");
+    {
+        let mut m = MetricsCsv::create(&path, &cols(&["update", "a", "z"])).unwrap();
+        for u in 1..=3 {
+            m.append(&[u as f64, 0.5 * u as f64, -1.0]).unwrap();
+        }
+    }
+    // A new column in the middle (as `minibatches` comes before `env_restarts`).
+    let mut m = MetricsCsv::resume(&path, &cols(&["update", "a", "new", "z"]), 2).unwrap();
+    m.append(&[3.0, 7.0, 4.0, -2.0]).unwrap();
+    drop(m);
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "update,a,new,z\n1,0.5,NaN,-1\n2,1,NaN,-1\n3,7,4,-2\n"
+    );
+    // Resuming again with the same columns keeps everything.
+    drop(MetricsCsv::resume(&path, &cols(&["update", "a", "new", "z"]), 3).unwrap());
+    assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 4);
 }
 
 #[test]

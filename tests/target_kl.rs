@@ -20,7 +20,11 @@ fn train(sets: &[&str]) -> (Vec<String>, Vec<Vec<f64>>) {
     }
     let o = bamdp(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
+    read_metrics(&dir.path().join("run/metrics.csv"))
+}
+
+fn read_metrics(path: &std::path::Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap().split(',').map(String::from).collect();
     let rows = lines
@@ -64,6 +68,79 @@ fn a_loose_target_runs_every_epoch_and_no_target_logs_no_column() {
             );
         }
     }
+}
+
+#[test]
+fn a_resume_may_add_a_target_and_not_drop_it() {
+    // 2 updates without a target, then `--resume` with one to update 3: the kept rows
+    // get NaN minibatches, the new one its count, and the rest equals a plain run.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run").display().to_string();
+    let preset = format!("{}/configs/gridnavi/rl2.toml", env!("CARGO_MANIFEST_DIR"));
+    let first = [
+        "train",
+        "--config",
+        &preset,
+        "--out",
+        &run,
+        "--set",
+        "run.total_frames=1920",
+        "--set",
+        "run.threads=1",
+        "--set",
+        "run.checkpoint_every=1",
+    ];
+    let o = bamdp(&first);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let resume = [
+        "train",
+        "--resume",
+        "--out",
+        &run,
+        "--set",
+        "run.total_frames=2880",
+        "--set",
+        "ppo.target_kl=1e9",
+    ];
+    let o = bamdp(&resume);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (header, rows) = read_metrics(&dir.path().join("run/metrics.csv"));
+    let m = minibatches(&header, &rows);
+    assert!(m[0].is_nan() && m[1].is_nan() && m[2] == 8.0, "{m:?}");
+    let (plain_header, plain_rows) = train(&[]);
+    let timing = ["fps", "wall_s", "rollout_s", "learn_s"];
+    for (r, p) in rows.iter().zip(&plain_rows) {
+        for (c, v) in plain_header.iter().zip(p) {
+            let i = header.iter().position(|h| h == c).unwrap();
+            assert!(
+                timing.contains(&c.as_str()) || r[i] == *v || (r[i].is_nan() && v.is_nan()),
+                "{c}: {} resumed, {v} in one go",
+                r[i]
+            );
+        }
+    }
+    // Resuming without the target (the run's config.toml edited) would stop logging
+    // its column: exit 2, metrics.csv intact.
+    let config = dir.path().join("run/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("target_kl"), "{text}");
+    let without: Vec<&str> = text.lines().filter(|l| !l.contains("target_kl")).collect();
+    std::fs::write(&config, without.join("\n")).unwrap();
+    let before = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
+    let o = bamdp(&[
+        "train",
+        "--resume",
+        "--out",
+        &run,
+        "--set",
+        "run.total_frames=3840",
+    ]);
+    let after = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
+    if o.status.success() {
+        panic!("a resume that drops a logged column must fail");
+    }
+    assert_user_error(&o, &["metrics.csv", "minibatches"]);
+    assert_eq!(before, after);
 }
 
 #[test]

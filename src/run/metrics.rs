@@ -35,7 +35,10 @@ impl MetricsCsv {
 
     /// Continue `path` after a checkpoint at update `last_update`: keep the header and
     /// the rows whose `update` is `<= last_update` (rewritten atomically), then append.
-    /// A missing file is created; a header different from `columns` is an error.
+    /// A missing file is created. A resume may add columns (a setting that logs more,
+    /// given with `--set`): the kept rows are rewritten in `columns`' order with `NaN`
+    /// in the new ones. A column of the file missing from `columns` is an error, since
+    /// resuming would drop what it logged.
     pub fn resume(
         path: &Path,
         columns: &[String],
@@ -50,23 +53,39 @@ impl MetricsCsv {
             Err(e) => return Err(UserError::file(path, format!("cannot read: {e}"))),
         };
         let mut lines = text.lines();
-        let found = lines.next().unwrap_or("");
-        if found != header.trim_end() {
+        let found: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+        // For each of this run's columns, where the file has it (None: added now).
+        let source: Vec<Option<usize>> = columns
+            .iter()
+            .map(|c| found.iter().position(|f| f == c))
+            .collect();
+        let dropped: Vec<&str> = found
+            .iter()
+            .filter(|f| !columns.iter().any(|c| c == *f))
+            .copied()
+            .collect();
+        if !dropped.is_empty() || source[0] != Some(0) {
             return Err(UserError::file(
                 path,
                 format!(
-                    "columns {found:?} differ from this run's {:?}; cannot resume into it",
+                    "columns {:?} differ from this run's {:?} (it would not log {dropped:?}); \
+                     cannot resume into it: resume with the settings the run was trained with",
+                    found.join(","),
                     header.trim_end()
                 ),
             ));
         }
         let mut kept = header;
         for line in lines {
-            let fields = line.split(',').count();
-            let update = line.split(',').next().and_then(|u| u.parse::<f64>().ok());
+            let fields: Vec<&str> = line.split(',').collect();
+            let update = fields[0].parse::<f64>().ok();
             // A torn last line (crash mid-write) has too few fields: drop it too.
-            if fields == columns.len() && update.is_some_and(|u| u <= last_update as f64) {
-                kept.push_str(line);
+            if fields.len() == found.len() && update.is_some_and(|u| u <= last_update as f64) {
+                let row: Vec<&str> = source
+                    .iter()
+                    .map(|s| s.map_or("NaN", |i| fields[i]))
+                    .collect();
+                kept.push_str(&row.join(","));
                 kept.push('\n');
             }
         }
