@@ -26,7 +26,8 @@ pub enum Command {
         /// Preset or config file, e.g. configs/gridnavi/rl2.toml.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Override a config key: --set ppo.lr=3e-4 (repeatable).
+        /// Override a config key: --set ppo.lr=3e-4 (repeatable; an optional key is
+        /// unset by `none`, e.g. --set ppo.target_kl=none).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
         /// Run folder (default runs/<env>-<method>-s<seed>).

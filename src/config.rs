@@ -752,12 +752,12 @@ fn apply_override(table: &mut toml::Table, raw: &str) -> Result<String, UserErro
         ("functions", "episodes_per_trial", toml::Value::Integer(1)),
         ("ppo", "target_kl", toml::Value::Float(1.0)),
     ];
-    for (section, key, typed) in optional {
+    for (section, key, typed) in &optional {
         let table = reference
-            .entry(section)
+            .entry(*section)
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let toml::Value::Table(t) = table {
-            t.insert(key.to_string(), typed);
+            t.insert(key.to_string(), typed.clone());
         }
     }
     let top_keys = || reference.keys().cloned().collect::<Vec<_>>().join(", ");
@@ -802,7 +802,21 @@ fn apply_override(table: &mut toml::Table, raw: &str) -> Result<String, UserErro
             }
         }
     };
-    let parsed = parse_like(value, expected).map_err(err)?;
+    // An optional key is unset by `none` (a preset's value removed, the default back).
+    let is_optional =
+        section.is_some_and(|sec| optional.iter().any(|(s, k, _)| *s == sec && *k == name));
+    let parsed = if is_optional && value == "none" {
+        None
+    } else {
+        let parsed = parse_like(value, expected);
+        Some(parsed.map_err(|e| {
+            err(if is_optional {
+                format!("{e} (or none)")
+            } else {
+                e
+            })
+        })?)
+    };
 
     let target = match section {
         None => table,
@@ -816,7 +830,10 @@ fn apply_override(table: &mut toml::Table, raw: &str) -> Result<String, UserErro
             }
         }
     };
-    target.insert(name.to_string(), parsed);
+    match parsed {
+        Some(parsed) => target.insert(name.to_string(), parsed),
+        None => target.remove(name),
+    };
     Ok(key.to_string())
 }
 

@@ -191,6 +191,26 @@ fn override_sets_key_of_section_missing_from_file() {
 }
 
 #[test]
+fn an_optional_key_is_set_and_unset_by_none() {
+    let file = "[ppo]\ntarget_kl = 0.02\n";
+    assert_eq!(load_ok(file, &[]).ppo.target_kl, Some(0.02));
+    assert_eq!(load_ok(file, &["ppo.target_kl=none"]).ppo.target_kl, None);
+    assert_eq!(load_ok("", &["ppo.target_kl=0.5"]).ppo.target_kl, Some(0.5));
+    assert_eq!(load_ok("", &["ppo.target_kl=none"]).ppo.target_kl, None);
+    let msg = load_err(file, &["ppo.target_kl=off"]);
+    assert!(
+        msg.contains("ppo.target_kl=off") && msg.contains("(or none)"),
+        "{msg}"
+    );
+    // `none` is no value for a key that is not optional.
+    let msg = load_err("", &["ppo.lr=none"]);
+    assert!(
+        msg.contains("expected a number") && !msg.contains("or none"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn later_override_wins() {
     assert_eq!(load_ok("", &["ppo.epochs=3", "ppo.epochs=5"]).ppo.epochs, 5);
 }
