@@ -130,6 +130,50 @@ fn slug(s: &str) -> String {
 /// (file stem, caption) of each figure drawn.
 pub type Captioned = Vec<(String, String)>;
 
+/// Where one env's figures go, and the (stem, caption) of each drawn so far.
+struct Figures<'a> {
+    env: &'a str,
+    env_slug: String,
+    dir: &'a Path,
+    drawn: Captioned,
+}
+
+impl Figures<'_> {
+    /// Draws a line chart `<env>-<stem>`, unless it has no series.
+    fn line(
+        &mut self,
+        stem: &str,
+        [title, x_label, y_label]: [&str; 3],
+        series: Vec<Series>,
+        caption: String,
+    ) -> Result<(), UserError> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        let chart = LineChart {
+            title: format!("{}: {title}", self.env),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series,
+        };
+        let stem = format!("{}-{stem}", self.env_slug);
+        plots::save_line_chart(self.dir, &stem, &chart)?;
+        self.drawn.push((stem, caption));
+        Ok(())
+    }
+}
+
+/// One series per method that `f` draws.
+fn per_method(
+    methods: &BTreeMap<String, Vec<&Run>>,
+    f: impl Fn(&str, &[&Run]) -> Option<Series>,
+) -> Vec<Series> {
+    methods
+        .iter()
+        .filter_map(|(m, runs)| f(m.as_str(), runs.as_slice()))
+        .collect()
+}
+
 /// Draws every figure the env's runs support; returns (stem, caption) pairs and notes
 /// on what could not be drawn.
 pub fn env_figures(
@@ -139,62 +183,60 @@ pub fn env_figures(
     has_success: bool,
     per_task: &[PerTaskTable],
 ) -> Result<(Captioned, Vec<String>), UserError> {
-    let mut figures = Vec::new();
+    let mut figures = Figures {
+        env,
+        env_slug: slug(env),
+        dir,
+        drawn: Vec::new(),
+    };
     let mut notes = Vec::new();
-    let env_slug = slug(env);
-    let mut line = |stem: &str, chart: LineChart, caption: String| -> Result<(), UserError> {
-        if chart.series.is_empty() {
-            return Ok(());
-        }
-        let stem = format!("{env_slug}-{stem}");
-        plots::save_line_chart(dir, &stem, &chart)?;
-        figures.push((stem, caption));
-        Ok(())
-    };
-    let k = methods
-        .values()
-        .flatten()
-        .map(|r| {
-            r.metrics
-                .columns
-                .iter()
-                .filter(|c| c.starts_with("return_ep"))
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
-    let last_success = format!("success_ep{k}");
-    let chart = |title: &str, x: &str, y: &str, series: Vec<Series>| LineChart {
-        title: format!("{env}: {title}"),
-        x_label: x.into(),
-        y_label: y.into(),
-        series,
-    };
-    let per_method = |f: &dyn Fn(&str, &[&Run]) -> Option<Series>| -> Vec<Series> {
-        methods
-            .iter()
-            .filter_map(|(m, runs)| f(m.as_str(), runs.as_slice()))
-            .collect()
-    };
+    training_curves(&mut figures, methods, has_success)?;
+    if methods.values().flatten().any(|r| r.eval_curve.is_some()) {
+        held_out_curves(&mut figures, methods, has_success)?;
+    } else {
+        notes.push("No eval.csv in these runs (set eval.every_frames to meta-test during training): learning curves show training trials.".into());
+    }
+    adaptation_curves(&mut figures, methods, has_success)?;
+    performance_profiles(&mut figures, methods, has_success)?;
+    class_bars(&mut figures, per_task)?;
+    if has_success {
+        class_heat_maps(&mut figures, methods)?;
+    }
+    if !per_task.iter().any(|t| t.split == Split::Test)
+        && has_success
+        && matches!(
+            crate::env::python::Family::parse(env),
+            Some(crate::env::python::Family::MetaWorld { .. })
+        )
+    {
+        notes.push("The evaluations have no per-class success (`bamdp eval --protocol metaworld` on a MetaWorld env writes it): no per-task bars.".into());
+    }
+    Ok((figures.drawn, notes))
+}
 
-    line(
+/// metrics.csv against frames and wall-clock: return, MAML's return before and after
+/// adaptation, success of the trial's last episode, entropy.
+fn training_curves(
+    f: &mut Figures,
+    methods: &BTreeMap<String, Vec<&Run>>,
+    has_success: bool,
+) -> Result<(), UserError> {
+    f.line(
         "train-return-frames",
-        chart(
-            "training trial return",
-            "environment frames",
-            "return per trial",
-            per_method(&|m: &str, r: &[&Run]| curve(m, r, metrics, "frames", "return_trial")),
-        ),
+        ["training trial return", "environment frames", "return per trial"],
+        per_method(methods, |m, r| curve(m, r, metrics, "frames", "return_trial")),
         "Training: mean return per trial (all episodes of a trial) against environment frames; band: 95% bootstrap interval of the mean over seeds.".into(),
     )?;
-    line(
+    f.line(
         "train-return-wall",
-        chart(
+        [
             "training trial return",
             "wall-clock seconds",
             "return per trial",
-            per_method(&|m: &str, r: &[&Run]| curve(m, r, metrics, "wall_s", "return_trial")),
-        ),
+        ],
+        per_method(methods, |m, r| {
+            curve(m, r, metrics, "wall_s", "return_trial")
+        }),
         "Training: the same return against wall-clock seconds.".into(),
     )?;
     // MAML logs no trial return (its rollouts are pre- and post-adaptation blocks, not
@@ -212,114 +254,133 @@ pub fn env_figures(
             })
         })
         .collect();
-    line(
+    f.line(
         "train-adaptation-return-frames",
-        chart(
+        [
             "training return before and after adaptation",
             "environment frames",
             "return per episode",
-            adaptation_series,
-        ),
+        ],
+        adaptation_series,
         "Training (MAML): mean episode return of the rollouts before adaptation (the first block) and with the adapted weights (the last block) against environment frames; band: 95% bootstrap interval of the mean over seeds.".into(),
     )?;
+    let k = methods
+        .values()
+        .flatten()
+        .map(|r| {
+            r.metrics
+                .columns
+                .iter()
+                .filter(|c| c.starts_with("return_ep"))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
     if k > 0 && has_success {
-        line(
+        let last_success = format!("success_ep{k}");
+        f.line(
             "train-success-frames",
-            chart(
+            [
                 &format!("training success (episode {k})"),
                 "environment frames",
                 "success rate",
-                // MAML has no trial: its counterpart of a trial's last episode is the
-                // block of episodes played with the adapted weights.
-                per_method(&|m: &str, r: &[&Run]| {
-                    curve(m, r, metrics, "frames", &last_success).or_else(|| {
-                        let name = format!("{m} (after adaptation)");
-                        curve(&name, r, metrics, "frames", "success_post")
-                    })
-                }),
-            ),
+            ],
+            // MAML has no trial: its counterpart of a trial's last episode is the
+            // block of episodes played with the adapted weights.
+            per_method(methods, |m, r| {
+                curve(m, r, metrics, "frames", &last_success).or_else(|| {
+                    let name = format!("{m} (after adaptation)");
+                    curve(&name, r, metrics, "frames", "success_post")
+                })
+            }),
             format!("Training: success rate of the trial's last episode ({k}) against frames; for MAML (no trial), of the episodes played with the adapted weights."),
         )?;
     }
     // A policy that stops adapting is often one whose entropy ran away (RL2's first
     // ML10 preset: docs/results.md, "MetaWorld ML10 at a glance"), so it is drawn too.
-    line(
+    f.line(
         "entropy-frames",
-        chart(
-            "policy entropy",
-            "environment frames",
-            "entropy (nats)",
-            per_method(&|m: &str, r: &[&Run]| curve(m, r, metrics, "frames", "entropy")),
-        ),
+        ["policy entropy", "environment frames", "entropy (nats)"],
+        per_method(methods, |m, r| curve(m, r, metrics, "frames", "entropy")),
         "Training: the policy's mean entropy per action (the sum over action dimensions, before clipping, for Gaussian policies) against frames.".into(),
+    )
+}
+
+/// eval.csv (meta-tests on held-out tasks during training) against frames and wall-clock.
+fn held_out_curves(
+    f: &mut Figures,
+    methods: &BTreeMap<String, Vec<&Run>>,
+    has_success: bool,
+) -> Result<(), UserError> {
+    let title = "held-out trial return during training";
+    f.line(
+        "test-return-frames",
+        [title, "environment frames", "return per trial"],
+        per_method(methods, |m, r| curve(m, r, eval_curve, "frames", "return_trial")),
+        "Meta-test on held-out tasks during training (eval.every_frames): mean return per trial against frames.".into(),
     )?;
-    let has_eval_curve = methods.values().flatten().any(|r| r.eval_curve.is_some());
-    if has_eval_curve {
-        line(
-            "test-return-frames",
-            chart(
-                "held-out trial return during training",
+    f.line(
+        "test-return-wall",
+        [title, "wall-clock seconds", "return per trial"],
+        per_method(methods, |m, r| {
+            curve(m, r, eval_curve, "wall_s", "return_trial")
+        }),
+        "Meta-test on held-out tasks during training against wall-clock seconds.".into(),
+    )?;
+    if has_success {
+        f.line(
+            "test-success-frames",
+            [
+                "held-out success during training",
                 "environment frames",
-                "return per trial",
-                per_method(&|m: &str, r: &[&Run]| curve(m, r, eval_curve, "frames", "return_trial")),
-            ),
-            "Meta-test on held-out tasks during training (eval.every_frames): mean return per trial against frames.".into(),
+                "success rate",
+            ],
+            per_method(methods, |m, r| curve(m, r, eval_curve, "frames", "success")),
+            "Meta-test success during training against frames.".into(),
         )?;
-        line(
-            "test-return-wall",
-            chart(
-                "held-out trial return during training",
-                "wall-clock seconds",
-                "return per trial",
-                per_method(&|m: &str, r: &[&Run]| {
-                    curve(m, r, eval_curve, "wall_s", "return_trial")
-                }),
-            ),
-            "Meta-test on held-out tasks during training against wall-clock seconds.".into(),
-        )?;
-        if has_success {
-            line(
-                "test-success-frames",
-                chart(
-                    "held-out success during training",
-                    "environment frames",
-                    "success rate",
-                    per_method(&|m: &str, r: &[&Run]| curve(m, r, eval_curve, "frames", "success")),
-                ),
-                "Meta-test success during training against frames.".into(),
-            )?;
-        }
-    } else {
-        notes.push("No eval.csv in these runs (set eval.every_frames to meta-test during training): learning curves show training trials.".into());
     }
-    line(
+    Ok(())
+}
+
+/// eval.json: the meta-test's return and success per episode of the trial.
+fn adaptation_curves(
+    f: &mut Figures,
+    methods: &BTreeMap<String, Vec<&Run>>,
+    has_success: bool,
+) -> Result<(), UserError> {
+    f.line(
         "adaptation-return",
-        chart(
-            "adaptation (meta-test)",
-            "episode of the trial",
-            "return",
-            per_method(&|m: &str, r: &[&Run]| {
-                adaptation(m, r, |run| run.eval.as_ref().map(|e| e.episode_returns.clone()))
-            }),
-        ),
+        ["adaptation (meta-test)", "episode of the trial", "return"],
+        per_method(methods, |m, r| {
+            adaptation(m, r, |run| run.eval.as_ref().map(|e| e.episode_returns.clone()))
+        }),
         "Adaptation: meta-test return of each episode of the trial on held-out tasks (the belief persists across episodes).".into(),
     )?;
     if has_success {
-        line(
+        f.line(
             "adaptation-success",
-            chart(
+            [
                 "adaptation (meta-test)",
                 "episode of the trial",
                 "success rate",
-                per_method(&|m: &str, r: &[&Run]| {
-                    adaptation(m, r, |run| {
-                        run.eval.as_ref().and_then(|e| e.success_rate.clone())
-                    })
-                }),
-            ),
+            ],
+            per_method(methods, |m, r| {
+                adaptation(m, r, |run| {
+                    run.eval.as_ref().and_then(|e| e.success_rate.clone())
+                })
+            }),
             "Adaptation: meta-test success rate of each episode of the trial.".into(),
         )?;
     }
+    Ok(())
+}
+
+/// Performance profiles of the final meta-test's return (and success).
+fn performance_profiles(
+    f: &mut Figures,
+    methods: &BTreeMap<String, Vec<&Run>>,
+    has_success: bool,
+) -> Result<(), UserError> {
     for metric in [Metric::Return, Metric::Success] {
         if metric == Metric::Success && !has_success {
             continue;
@@ -367,13 +428,18 @@ pub fn env_figures(
             Metric::Return => ("profile-return", "trial return"),
             Metric::Success => ("profile-success", "success rate"),
         };
-        line(
+        f.line(
             stem,
-            chart(&format!("performance profile ({what})"), what, "fraction of runs > tau", series),
+            [&format!("performance profile ({what})"), what, "fraction of runs > tau"],
+            series,
             format!("Performance profile: fraction of runs (x tasks) whose final meta-test {what} exceeds tau; band: 95% stratified-bootstrap interval."),
         )?;
     }
-    // Success per task class (MetaWorld's protocol): the bars of the per-task tables.
+    Ok(())
+}
+
+/// Success per task class (MetaWorld's protocol): the bars of the per-task tables.
+fn class_bars(f: &mut Figures, per_task: &[PerTaskTable]) -> Result<(), UserError> {
     for t in per_task {
         let (suffix, what, caption) = t.split.figure();
         let groups = t
@@ -388,48 +454,45 @@ pub fn env_figures(
                 (r.method.clone(), bars)
             })
             .collect();
-        let stem = format!("{env_slug}-per-task-success{suffix}");
+        let stem = format!("{}-per-task-success{suffix}", f.env_slug);
         plots::save_bar_chart(
-            dir,
+            f.dir,
             &stem,
             &BarChart {
-                title: format!("{env}: {what}"),
+                title: format!("{}: {what}", f.env),
                 y_label: "success rate".into(),
                 categories: t.classes.clone(),
                 groups,
             },
         )?;
-        figures.push((stem, caption.into()));
+        f.drawn.push((stem, caption.into()));
     }
-    if has_success {
-        for (m, runs) in methods {
-            let Some(g) = super::classes::grid(runs, super::classes::BINS) else {
-                continue;
-            };
-            let seeds = runs.iter().filter(|r| r.classes.is_some()).count();
-            let stem = format!("{env_slug}-train-success-classes-{}", slug(m));
-            let map = HeatMap {
-                title: format!("{env}: {m}, training success per class"),
-                x_label: "environment frames".into(),
-                value_label: "success".into(),
-                rows: g.classes,
-                x_edges: g.edges,
-                cells: g.cells,
-            };
-            plots::save_heat_map(dir, &stem, &map)?;
-            figures.push((stem, format!("Training ({m}, {seeds} run(s) pooled): share of successful episodes of each training class's trials (all episodes of a trial) in {} frame bins, from classes.csv; grey: no trial of the class ended in the bin.", super::classes::BINS)));
-        }
+    Ok(())
+}
+
+/// classes.csv: training success per class over frames, one heat map per method.
+fn class_heat_maps(
+    f: &mut Figures,
+    methods: &BTreeMap<String, Vec<&Run>>,
+) -> Result<(), UserError> {
+    for (m, runs) in methods {
+        let Some(g) = super::classes::grid(runs, super::classes::BINS) else {
+            continue;
+        };
+        let seeds = runs.iter().filter(|r| r.classes.is_some()).count();
+        let stem = format!("{}-train-success-classes-{}", f.env_slug, slug(m));
+        let map = HeatMap {
+            title: format!("{}: {m}, training success per class", f.env),
+            x_label: "environment frames".into(),
+            value_label: "success".into(),
+            rows: g.classes,
+            x_edges: g.edges,
+            cells: g.cells,
+        };
+        plots::save_heat_map(f.dir, &stem, &map)?;
+        f.drawn.push((stem, format!("Training ({m}, {seeds} run(s) pooled): share of successful episodes of each training class's trials (all episodes of a trial) in {} frame bins, from classes.csv; grey: no trial of the class ended in the bin.", super::classes::BINS)));
     }
-    if !per_task.iter().any(|t| t.split == Split::Test)
-        && has_success
-        && matches!(
-            crate::env::python::Family::parse(env),
-            Some(crate::env::python::Family::MetaWorld { .. })
-        )
-    {
-        notes.push("The evaluations have no per-class success (`bamdp eval --protocol metaworld` on a MetaWorld env writes it): no per-task bars.".into());
-    }
-    Ok((figures, notes))
+    Ok(())
 }
 
 #[cfg(test)]
