@@ -33,6 +33,22 @@ fn read_metrics(path: &std::path::Path) -> (Vec<String>, Vec<Vec<f64>>) {
     (header, rows)
 }
 
+/// Every column of `plain` has the same value in `run` (NaN equal to NaN), timings aside.
+fn assert_equal_but_timings(run: (&[String], &[Vec<f64>]), plain: (&[String], &[Vec<f64>])) {
+    let timing = ["fps", "wall_s", "rollout_s", "learn_s"];
+    assert_eq!(run.1.len(), plain.1.len());
+    for (r, p) in run.1.iter().zip(plain.1) {
+        for (c, v) in plain.0.iter().zip(p) {
+            let i = run.0.iter().position(|h| h == c).unwrap();
+            assert!(
+                timing.contains(&c.as_str()) || r[i] == *v || (r[i].is_nan() && v.is_nan()),
+                "{c}: {} in the run, {v} in the plain run",
+                r[i]
+            );
+        }
+    }
+}
+
 fn minibatches(header: &[String], rows: &[Vec<f64>]) -> Vec<f64> {
     let i = header.iter().position(|c| c == "minibatches").unwrap();
     rows.iter().map(|r| r[i]).collect()
@@ -54,20 +70,7 @@ fn a_loose_target_runs_every_epoch_and_no_target_logs_no_column() {
     // The same run without a target: the same numbers, and the columns it always had.
     let (plain_header, plain_rows) = train(&[]);
     assert!(!plain_header.iter().any(|c| c == "minibatches"));
-    let timing = ["fps", "wall_s", "rollout_s", "learn_s"];
-    for (r, p) in rows.iter().zip(&plain_rows) {
-        for (c, v) in plain_header.iter().zip(p) {
-            if timing.contains(&c.as_str()) {
-                continue;
-            }
-            let i = header.iter().position(|h| h == c).unwrap();
-            assert!(
-                r[i] == *v || (r[i].is_nan() && v.is_nan()),
-                "{c}: {} with a loose target, {v} without",
-                r[i]
-            );
-        }
-    }
+    assert_equal_but_timings((&header, &rows), (&plain_header, &plain_rows));
 }
 
 #[test]
@@ -108,17 +111,7 @@ fn a_resume_may_add_a_target_and_not_drop_it() {
     let m = minibatches(&header, &rows);
     assert!(m[0].is_nan() && m[1].is_nan() && m[2] == 8.0, "{m:?}");
     let (plain_header, plain_rows) = train(&[]);
-    let timing = ["fps", "wall_s", "rollout_s", "learn_s"];
-    for (r, p) in rows.iter().zip(&plain_rows) {
-        for (c, v) in plain_header.iter().zip(p) {
-            let i = header.iter().position(|h| h == c).unwrap();
-            assert!(
-                timing.contains(&c.as_str()) || r[i] == *v || (r[i].is_nan() && v.is_nan()),
-                "{c}: {} resumed, {v} in one go",
-                r[i]
-            );
-        }
-    }
+    assert_equal_but_timings((&header, &rows), (&plain_header, &plain_rows));
     // Resuming without the target would stop logging its column: exit 2, metrics.csv
     // intact.
     let before = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
