@@ -145,6 +145,21 @@ pub struct PolicyConfig {
     /// Hidden layer widths (may be empty: a linear policy).
     pub hidden: Vec<usize>,
     pub activation: Activation,
+    /// Standard deviation of a continuous-action policy (a categorical one ignores it).
+    pub std: PolicyStd,
+}
+
+/// `policy.std`: where a Gaussian policy's standard deviations come from.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyStd {
+    /// One learnt log standard deviation per action dimension, the same in every state
+    /// (VariBAD's reference, CleanRL).
+    #[default]
+    Parameter,
+    /// Meta-World+'s RL2 head: the actor outputs the mean and the log standard
+    /// deviations of each state, both through tanh (so std lies in [1/e, e]).
+    State,
 }
 
 /// Activation of hidden layers.
@@ -269,6 +284,7 @@ impl Default for PolicyConfig {
         PolicyConfig {
             hidden: vec![32],
             activation: Activation::Tanh,
+            std: PolicyStd::Parameter,
         }
     }
 }
@@ -577,6 +593,16 @@ impl Config {
         self.varibad.check(&bad)?;
         self.transformer.check(&bad)?;
         self.glibrl.check(&bad)?;
+        if self.policy.std == PolicyStd::State && self.improver != Improver::Ppo {
+            return bad(
+                "policy.std",
+                &"\"state\"",
+                &format!(
+                    "\"parameter\" with improver = {:?} (its planner or inner loop samples with a state-independent standard deviation; \"state\" needs improver = \"ppo\")",
+                    self.improver.as_str()
+                ),
+            );
+        }
         if let Some((key, value, allowed)) = self
             .maml
             .problem(self.method.as_str(), self.improver.as_str())

@@ -37,6 +37,7 @@ norm_reward = true
 [policy]
 hidden = [32]
 activation = "tanh"
+std = "parameter"
 
 [rl2]
 gru_hidden = 64
@@ -380,6 +381,25 @@ fn every_constraint_is_checked() {
         ],
     );
     assert_eq!(c.rl2.action_embed, 0);
+}
+
+#[test]
+fn a_state_dependent_std_needs_ppo() {
+    use bamdp::config::PolicyStd;
+    let c = load_ok("method = \"varibad\"\n", &["policy.std=state"]);
+    assert_eq!(c.policy.std, PolicyStd::State);
+    for head in [
+        "method = \"varibased\"",
+        "method = \"maml\"\nimprover = \"maml\"",
+    ] {
+        let msg = load_err(&format!("{head}\n"), &["policy.std=state"]);
+        assert!(
+            msg.contains("`policy.std`") && msg.contains("needs improver = \"ppo\""),
+            "{head}: {msg}"
+        );
+    }
+    let msg = load_err("", &["policy.std=tanh"]);
+    assert!(msg.contains("parameter") && msg.contains("state"), "{msg}");
 }
 
 #[test]

@@ -82,6 +82,42 @@ fn resumed_transformer_run_equals_uninterrupted_run() {
     );
 }
 
+/// Meta-World+'s Gaussian head (`policy.std = "state"`) through a checkpoint and on
+/// two threads: trials of 20 steps, updates of 15, so the split falls mid-trial.
+#[test]
+fn state_std_head_resumes_exactly_on_any_thread_count() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/functions-1d/rl2.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let per_update = 8 * 15;
+    let o = |updates: usize, threads: usize| {
+        vec![
+            format!("run.total_frames={}", updates * per_update),
+            "run.num_envs=8".into(),
+            "run.steps_per_update=15".into(),
+            "run.checkpoint_every=3".into(),
+            "ppo.minibatches=2".into(),
+            "policy.hidden=[16]".into(),
+            "policy.std=state".into(),
+            format!("run.threads={threads}"),
+        ]
+    };
+    let whole = dir.path().join("whole");
+    train_with(&config, &whole, o(6, 1), false);
+    let split = dir.path().join("split");
+    train_with(&config, &split, o(4, 2), false);
+    train_with(
+        &config,
+        &split,
+        vec![format!("run.total_frames={}", 6 * per_update)],
+        true,
+    );
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(a.len(), 6);
+    assert_eq!(a, b, "state-std run differs when resumed on two threads");
+    let text = std::fs::read_to_string(whole.join("config.toml")).unwrap();
+    assert!(text.contains("std = \"state\""), "{text}");
+}
+
 #[test]
 fn thread_count_does_not_change_results() {
     let dir = tempfile::tempdir().unwrap();

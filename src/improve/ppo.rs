@@ -397,7 +397,7 @@ fn chunk_grad_host(
         net.forward_host(params, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, threads);
     let c = cfg.clip as f32;
     let (ec, vc) = (cfg.entropy_coef as f32, cfg.value_coef as f32);
-    let mut dlogits = vec![0.0f32; n * a];
+    let mut dlogits = vec![0.0f32; n * net.out_width()];
     let mut dvalues = vec![0.0f32; n];
     let (mut surr, mut kl, mut clipped, mut vl) = (0.0f64, 0.0f64, 0.0, 0.0f64);
     // dLoss/dlogp of one sample from the clipped surrogate -min(r A, clip(r) A) / total.
@@ -509,7 +509,7 @@ pub fn update(
         rng.shuffle(&mut cols);
         for mb_cols in cols.chunks(per_mb) {
             let mb_total = (mb_cols.len() * buf.seq_steps) as f32;
-            let categorical = net.log_std.is_none();
+            let categorical = Head::of(net) == Head::Categorical;
             let chunks: Vec<(Minibatch, usize)> = if net.memory.is_some() {
                 // Sequences stay whole: chunks of columns.
                 let k = super::CHUNKS.min(mb_cols.len());
@@ -639,8 +639,30 @@ mod tests {
         fused_equals_pure_burn(small_transformer(4));
     }
 
+    #[test]
+    fn fused_and_pure_burn_losses_have_equal_gradients_gaussian_heads() {
+        fused_equals_pure_burn_with(Default::default(), HeadCase::Parameter);
+        fused_equals_pure_burn_with(Default::default(), HeadCase::State);
+    }
+
+    /// Which head [`fused_equals_pure_burn_with`] puts on the net.
+    #[derive(Clone, Copy)]
+    enum HeadCase {
+        Categorical,
+        Parameter,
+        State,
+    }
+
     /// A small recurrent net (9 inputs, 5 actions) with memory `core`.
     fn small_memory_net(core: crate::nn::CoreSpec, rng: &mut Rng) -> (AgentNet, Params) {
+        small_memory_net_with(core, HeadCase::Categorical, rng)
+    }
+
+    fn small_memory_net_with(
+        core: crate::nn::CoreSpec,
+        head: HeadCase,
+        rng: &mut Rng,
+    ) -> (AgentNet, Params) {
         use crate::nn::host::Act;
         use crate::nn::MemorySpec;
         let mut params = Params::new();
@@ -653,7 +675,32 @@ mod tests {
             hidden: 6,
             core,
         };
-        let net = AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), rng);
+        let net = match head {
+            HeadCase::Categorical => {
+                AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), rng)
+            }
+            HeadCase::Parameter => {
+                AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), rng)
+                    .with_gaussian_head(&mut params)
+            }
+            HeadCase::State => AgentNet::with_state_gaussian_head(
+                &mut params,
+                9,
+                5,
+                &[8],
+                Act::Tanh,
+                Some(spec),
+                rng,
+            ),
+        };
+        // Outputs far from 0, so that tanh's curvature and the std both matter.
+        for (name, slot) in params.names.clone().iter().zip(params.slots.clone()) {
+            if name.starts_with("actor.out") || name == "actor.log_std" {
+                for v in &mut params.data[slot.range()] {
+                    *v = 0.8 * rng.normal() as f32;
+                }
+            }
+        }
         (net, params)
     }
 
@@ -671,14 +718,24 @@ mod tests {
     }
 
     fn fused_equals_pure_burn(core: crate::nn::CoreSpec) {
+        fused_equals_pure_burn_with(core, HeadCase::Categorical)
+    }
+
+    fn fused_equals_pure_burn_with(core: crate::nn::CoreSpec, head: HeadCase) {
         let mut rng = Rng::new(5);
-        let (net, params) = small_memory_net(core, &mut rng);
+        let (net, params) = small_memory_net_with(core, head, &mut rng);
         let (steps, rows) = (6, 3);
         let n = steps * rows;
-        let mut onehot = vec![0.0; n * 5];
-        for i in 0..n {
-            onehot[i * 5 + rng.below(5) as usize] = 1.0;
-        }
+        let act = match head {
+            HeadCase::Categorical => {
+                let mut onehot = vec![0.0; n * 5];
+                for i in 0..n {
+                    onehot[i * 5 + rng.below(5) as usize] = 1.0;
+                }
+                onehot
+            }
+            _ => (0..n * 5).map(|_| rng.normal() as f32).collect(),
+        };
         let mut reset = vec![0.0; n];
         reset[..rows].iter_mut().for_each(|v| *v = 1.0);
         reset[3 * rows + 1] = 1.0;
@@ -687,7 +744,7 @@ mod tests {
             x: (0..n * 9).map(|_| rng.normal() as f32).collect(),
             reset,
             h0: vec![0.0; rows * net.state_dim()],
-            act: onehot,
+            act,
             logp: (0..n).map(|_| -1.6 + 0.1 * rng.normal() as f32).collect(),
             values: (0..n).map(|_| rng.normal() as f32).collect(),
             adv: (0..n).map(|_| rng.normal() as f32).collect(),
@@ -932,6 +989,74 @@ mod tests {
         // The policy loss with A = 1 and ratio 1 is -1; its gradient reaches log std.
         assert!((st[0] + 1.0).abs() < 1e-5);
         assert!(g[slot.range()].iter().any(|&v| v != 0.0));
+    }
+
+    /// Meta-World+'s head: mean `tanh u`, log std `tanh v` per row; the log-densities
+    /// and the entropy PPO computes equal the closed forms in f64, and the entropy
+    /// stays within the bounds tanh gives it however large the outputs.
+    #[test]
+    fn state_gaussian_head_log_density_and_entropy_match_closed_forms() {
+        use crate::nn::host::Act;
+        let mut rng = Rng::new(4);
+        let mut params = Params::new();
+        let net =
+            AgentNet::with_state_gaussian_head(&mut params, 3, 2, &[8], Act::Tanh, None, &mut rng);
+        assert_eq!(net.out_width(), 4);
+        let half_log_2pi_e = 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln();
+        for scale in [1.0f32, 50.0] {
+            let (net, mut params) = (net.clone(), params.clone());
+            // Large output weights drive tanh into saturation at scale 50.
+            for (name, slot) in params.names.clone().iter().zip(params.slots.clone()) {
+                if name.starts_with("actor.out") {
+                    for v in &mut params.data[slot.range()] {
+                        *v = scale * rng.normal() as f32;
+                    }
+                }
+            }
+            let rows = 5;
+            let x: Vec<f32> = (0..rows * 3).map(|_| rng.normal() as f32).collect();
+            let mut s = net.scratch(rows);
+            let (mut out, mut value) = (vec![0.0; rows * 4], vec![0.0; rows]);
+            net.step(&params, &x, rows, &mut [], &mut s, &mut out, &mut value);
+            let actions: Vec<f32> = (0..rows * 2).map(|_| rng.normal() as f32).collect();
+            let (mut logp, mut entropy) = (vec![0.0f32; rows], 0.0f64);
+            for r in 0..rows {
+                for j in 0..2 {
+                    let m = (out[r * 4 + j] as f64).tanh();
+                    let ls = (out[r * 4 + 2 + j] as f64).tanh();
+                    let z = (actions[r * 2 + j] as f64 - m) / ls.exp();
+                    logp[r] += (-0.5 * z * z - ls - 0.5 * (2.0 * std::f64::consts::PI).ln()) as f32;
+                    entropy += (ls + half_log_2pi_e) / rows as f64;
+                }
+            }
+            let mb = Minibatch {
+                rows,
+                x,
+                reset: vec![1.0; rows],
+                h0: vec![],
+                act: actions,
+                logp,
+                values: value.clone(),
+                adv: vec![1.0; rows],
+                returns: value,
+            };
+            let cfg = crate::config::Config::default().ppo;
+            let mut g = vec![0.0; params.len()];
+            let st = chunk_grad(&net, &params, &mb, 1, &cfg, rows as f32, &mut g, true, 1);
+            assert!(st[3].abs() < 1e-5, "approx KL {}", st[3]);
+            assert_eq!(st[4], 0.0);
+            assert!(
+                (st[2] - entropy).abs() < 1e-5,
+                "entropy {} vs {entropy}",
+                st[2]
+            );
+            let per_dim = st[2] / 2.0;
+            assert!(
+                per_dim >= half_log_2pi_e - 1.0 && per_dim <= half_log_2pi_e + 1.0,
+                "entropy per dimension {per_dim} outside [c - 1, c + 1]"
+            );
+            assert!((st[0] + 1.0).abs() < 1e-5);
+        }
     }
 
     #[test]

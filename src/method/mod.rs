@@ -26,7 +26,7 @@ pub mod varibad;
 pub use crate::belief::learner::BeliefLearner;
 
 use crate::belief::BatchedBelief;
-use crate::config::{Activation, Config};
+use crate::config::{Activation, Config, PolicyStd};
 use crate::env::{ActionSpace, EnvSpec, KnownDynamics};
 use crate::error::UserError;
 use crate::improve::smc::{PlanStep, SmcSettings};
@@ -293,19 +293,37 @@ pub fn build_agent(
     let memory = method.memory(cfg, spec);
     // With memory the input is [obs | previous action | previous reward | done flag].
     let memory_inputs = memory.map_or(0, |m| m.action_dim + 2);
-    let net = AgentNet::new(
-        &mut params,
-        spec.obs_dim + memory_inputs + belief_dim,
-        n_actions,
-        &cfg.policy.hidden,
-        act,
-        memory,
-        &mut rng,
-    );
-    let net = if gaussian {
-        net.with_gaussian_head(&mut params)
-    } else {
-        net
+    let input_dim = spec.obs_dim + memory_inputs + belief_dim;
+    let hidden = &cfg.policy.hidden;
+    let net = match (gaussian, cfg.policy.std) {
+        (false, _) => AgentNet::new(
+            &mut params,
+            input_dim,
+            n_actions,
+            hidden,
+            act,
+            memory,
+            &mut rng,
+        ),
+        (true, PolicyStd::Parameter) => AgentNet::new(
+            &mut params,
+            input_dim,
+            n_actions,
+            hidden,
+            act,
+            memory,
+            &mut rng,
+        )
+        .with_gaussian_head(&mut params),
+        (true, PolicyStd::State) => AgentNet::with_state_gaussian_head(
+            &mut params,
+            input_dim,
+            n_actions,
+            hidden,
+            act,
+            memory,
+            &mut rng,
+        ),
     };
     (net, params)
 }

@@ -12,6 +12,7 @@
 
 use super::graph::{self, GraphParams};
 use super::gru_op;
+use super::head::Head;
 use super::host::{self, Act};
 use super::lanes;
 use super::mlp_op;
@@ -110,6 +111,10 @@ pub struct AgentNet {
     /// `[1, dim]` slot holds log standard deviations. None: categorical over logits.
     #[serde(default)]
     pub log_std: Option<Slot>,
+    /// Meta-World+'s Gaussian head: the actor outputs `2 * num_actions` values, the
+    /// mean and log standard deviations before tanh ([`Head::StateGaussian`]).
+    #[serde(default)]
+    pub state_std: bool,
 }
 
 /// Reusable buffers for host inference of a batch of `rows`.
@@ -124,11 +129,42 @@ pub struct Scratch {
 }
 
 impl AgentNet {
-    /// Builds the network and appends its parameters to `p`.
+    /// Builds the network and appends its parameters to `p`; the actor outputs one
+    /// value per action (logits, or a Gaussian's mean with
+    /// [`AgentNet::with_gaussian_head`]).
     pub fn new(
         p: &mut Params,
         input_dim: usize,
         num_actions: usize,
+        hidden: &[usize],
+        act: Act,
+        memory: Option<MemorySpec>,
+        rng: &mut Rng,
+    ) -> Self {
+        Self::build(p, input_dim, num_actions, false, hidden, act, memory, rng)
+    }
+
+    /// [`AgentNet::new`] with Meta-World+'s Gaussian head ([`Head::StateGaussian`]):
+    /// the actor outputs the mean and the log standard deviations of each row, both
+    /// through tanh. The small output gain of every actor starts it near mean 0, std 1.
+    pub fn with_state_gaussian_head(
+        p: &mut Params,
+        input_dim: usize,
+        num_actions: usize,
+        hidden: &[usize],
+        act: Act,
+        memory: Option<MemorySpec>,
+        rng: &mut Rng,
+    ) -> Self {
+        Self::build(p, input_dim, num_actions, true, hidden, act, memory, rng)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        p: &mut Params,
+        input_dim: usize,
+        num_actions: usize,
+        state_std: bool,
         hidden: &[usize],
         act: Act,
         memory: Option<MemorySpec>,
@@ -206,7 +242,12 @@ impl AgentNet {
             layers
         };
         // Small policy output gain: near-uniform initial policy, as is standard for PPO.
-        let actor = mlp(p, "actor", num_actions, 0.01, rng);
+        let out = if state_std {
+            2 * num_actions
+        } else {
+            num_actions
+        };
+        let actor = mlp(p, "actor", out, 0.01, rng);
         let critic = mlp(p, "critic", 1, 1.0, rng);
         AgentNet {
             input_dim,
@@ -216,12 +257,19 @@ impl AgentNet {
             actor,
             critic,
             log_std: None,
+            state_std,
         }
+    }
+
+    /// Width of one row of the actor's outputs.
+    pub fn out_width(&self) -> usize {
+        Head::of(self).out_width(self.num_actions)
     }
 
     /// Turns the actor's outputs into the mean of a diagonal Gaussian with learnable
     /// log standard deviations (initial std 1, as the reference's `policy_init_std`).
     pub fn with_gaussian_head(mut self, p: &mut Params) -> Self {
+        debug_assert!(!self.state_std, "a net has one Gaussian head");
         self.log_std = Some(p.bias("actor.log_std", self.num_actions, 0.0));
         self
     }

@@ -1,6 +1,8 @@
-//! The policy head, once for every user: a categorical distribution over logits, or a
+//! The policy head, once for every user: a categorical distribution over logits, a
 //! diagonal Gaussian whose mean is the actor's output and whose log standard
-//! deviations are a state-independent parameter slot. Sampling and log-densities on
+//! deviations are a state-independent parameter slot, or Meta-World+'s diagonal
+//! Gaussian whose mean and log standard deviations are both actor outputs squashed by
+//! tanh (so the standard deviation stays in [1/e, e]). Sampling and log-densities on
 //! the host (acting), log-probabilities, entropies and the cross-entropy to a target
 //! as burn graphs (PPO's and EM's losses), and PPO's log-probabilities and entropy
 //! with their gradient on the host.
@@ -24,6 +26,10 @@ pub enum Head {
     /// `N(mean, diag exp(log_std)^2)`, `log_std` a parameter slot; actions are stored
     /// as the raw vector (the env clips to its bounds).
     Gaussian { log_std: Slot },
+    /// Meta-World+'s head (`std_type = MLP_HEAD`, `activate_head = True`): the actor's
+    /// `2 dim` outputs `[u | v]` give the mean `tanh u` and the log standard deviations
+    /// `tanh v` of each row; actions are stored as the raw vector.
+    StateGaussian,
 }
 
 /// log N(a; mean, std) of one dimension, from the standardised `z = (a - mean) / std`.
@@ -42,6 +48,7 @@ pub fn argmax(v: &[f32]) -> usize {
 impl Head {
     pub fn of(net: &AgentNet) -> Head {
         match net.log_std {
+            _ if net.state_std => Head::StateGaussian,
             None => Head::Categorical,
             Some(log_std) => Head::Gaussian { log_std },
         }
@@ -51,7 +58,37 @@ impl Head {
     pub fn action_width(&self, num_actions: usize) -> usize {
         match self {
             Head::Categorical => 1,
-            Head::Gaussian { .. } => num_actions,
+            Head::Gaussian { .. } | Head::StateGaussian => num_actions,
+        }
+    }
+
+    /// Width of one row of the actor's outputs.
+    pub fn out_width(&self, num_actions: usize) -> usize {
+        match self {
+            Head::Categorical | Head::Gaussian { .. } => num_actions,
+            Head::StateGaussian => 2 * num_actions,
+        }
+    }
+
+    /// One row's mean and log standard deviations from its actor outputs `out`: the
+    /// outputs and the slot (`Gaussian`), or `tanh` of the two halves written into
+    /// `scratch` (`StateGaussian`, `2 * dim` wide). Panics for a categorical head.
+    pub fn gaussian_row<'a>(
+        &self,
+        params: &'a Params,
+        out: &'a [f32],
+        scratch: &'a mut [f32],
+    ) -> (&'a [f32], &'a [f32]) {
+        match *self {
+            Head::Categorical => panic!("a categorical head has no Gaussian rows"),
+            Head::Gaussian { log_std } => (out, params.get(log_std)),
+            Head::StateGaussian => {
+                for (s, &o) in scratch.iter_mut().zip(out) {
+                    *s = o.tanh();
+                }
+                let (mean, log_std) = scratch.split_at(out.len() / 2);
+                (mean, log_std)
+            }
         }
     }
 
@@ -60,7 +97,7 @@ impl Head {
     pub fn target_width(&self, num_actions: usize) -> usize {
         match self {
             Head::Categorical => num_actions,
-            Head::Gaussian { .. } => 2 * num_actions,
+            Head::Gaussian { .. } | Head::StateGaussian => 2 * num_actions,
         }
     }
 
@@ -136,12 +173,23 @@ impl Head {
                 let per_sample = log_std.sum() + (half_log_2pi + 0.5) * na as f32;
                 (logp, per_sample * (n as f32 / total))
             }
+            Head::StateGaussian => {
+                let na = act.dims()[1];
+                let mean = activation::tanh(out.clone().slice([0..n, 0..na]));
+                let log_std = activation::tanh(out.slice([0..n, na..2 * na]));
+                let z = (act - mean) * log_std.clone().neg().exp();
+                let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
+                let logp =
+                    (z.square() * -0.5 - log_std.clone()).sum_dim(1) - half_log_2pi * na as f32;
+                let ent = (log_std.sum() + (half_log_2pi + 0.5) * (n * na) as f32) / total;
+                (logp, ent)
+            }
         }
     }
 
     /// The host twin of [`Head::log_prob_and_entropy`] with its gradient, for the `n`
-    /// samples of actor outputs `out` (`[n, A]`) and actions `act` (one-hot for
-    /// categorical, raw for Gaussian). `dloss_dlogp(i, log pi(a_i))` returns the loss's
+    /// samples of actor outputs `out` (`[n, out_width]`) and actions `act` (`[n, na]`,
+    /// one-hot for categorical, raw for Gaussian). `dloss_dlogp(i, log pi(a_i))` returns the loss's
     /// derivative with respect to sample `i`'s log-probability; the gradient of that
     /// loss minus `entropy_coef` times the entropy (summed, divided by `total`) is
     /// written to `dout` (w.r.t. the outputs) and added to `grad` (w.r.t. the log
@@ -159,7 +207,7 @@ impl Head {
         dout: &mut [f32],
         grad: &mut [f32],
     ) -> f64 {
-        let n = out.len() / na;
+        let n = act.len() / na;
         let ec = entropy_coef;
         match *self {
             Head::Categorical => {
@@ -211,6 +259,35 @@ impl Head {
                 }
                 (per_sample * scale) as f64
             }
+            Head::StateGaussian => {
+                let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
+                let mut ent = 0.0f64;
+                let (mut mean, mut log_std) = (vec![0.0f32; na], vec![0.0f32; na]);
+                for i in 0..n {
+                    let (o, a) = (
+                        &out[i * 2 * na..(i + 1) * 2 * na],
+                        &act[i * na..(i + 1) * na],
+                    );
+                    let mut logp = -half_log_2pi * na as f32;
+                    for j in 0..na {
+                        (mean[j], log_std[j]) = (o[j].tanh(), o[na + j].tanh());
+                        let z = (a[j] - mean[j]) * (-log_std[j]).exp();
+                        logp += -0.5 * z * z - log_std[j];
+                        ent += (log_std[j] + half_log_2pi + 0.5) as f64;
+                    }
+                    let dlogp = dloss_dlogp(i, logp);
+                    let d = &mut dout[i * 2 * na..(i + 1) * 2 * na];
+                    for j in 0..na {
+                        let inv_std = (-log_std[j]).exp();
+                        let z = (a[j] - mean[j]) * inv_std;
+                        // Through tanh: d tanh(x) / dx = 1 - tanh(x)^2.
+                        d[j] = dlogp * z * inv_std * (1.0 - mean[j] * mean[j]);
+                        let dls = dlogp * (z * z - 1.0) - ec / total;
+                        d[na + j] = dls * (1.0 - log_std[j] * log_std[j]);
+                    }
+                }
+                ent / total as f64
+            }
         }
     }
 
@@ -249,13 +326,27 @@ impl Head {
                 let ent = (log_std.sum() + (half_log_2pi + 0.5) * na as f32) * (n as f32 / total);
                 (ce, ent)
             }
+            Head::StateGaussian => {
+                let t = graph::constant(target, n, 2 * na, device);
+                let mean = t.clone().slice([0..n, 0..na]);
+                let var = t.slice([0..n, na..2 * na]);
+                let mu = activation::tanh(out.clone().slice([0..n, 0..na]));
+                let log_std = activation::tanh(out.slice([0..n, na..2 * na]));
+                let inv_var = (log_std.clone() * -2.0).exp();
+                let half_log_2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
+                let per = ((mean - mu).square() + var) * inv_var * 0.5 + log_std.clone();
+                let ce = (per.sum() + half_log_2pi * (n * na) as f32) / total;
+                let ent = (log_std.sum() + (half_log_2pi + 0.5) * (n * na) as f32) / total;
+                (ce, ent)
+            }
         }
     }
 
-    /// The log standard deviations of a Gaussian head (None for categorical).
+    /// The state-independent log standard deviations of a Gaussian head (None for the
+    /// other heads).
     pub fn log_std<'a>(&self, params: &'a Params) -> Option<&'a [f32]> {
         match *self {
-            Head::Categorical => None,
+            Head::Categorical | Head::StateGaussian => None,
             Head::Gaussian { log_std } => Some(params.get(log_std)),
         }
     }

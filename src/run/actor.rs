@@ -170,6 +170,8 @@ pub struct Actor {
     belief_features: Vec<f32>,
     scratch: Scratch,
     logits: Vec<f32>,
+    /// One row's Gaussian mean and log standard deviations ([`Head::gaussian_row`]).
+    gaussian_row: Vec<f32>,
     values: Vec<f32>,
     probs: Vec<f32>,
     x_next: Vec<f32>,
@@ -220,7 +222,8 @@ impl Actor {
             belief,
             belief_features: vec![0.0; rows * bdim],
             scratch: net.scratch(rows),
-            logits: vec![0.0; rows * net.num_actions],
+            logits: vec![0.0; rows * net.out_width()],
+            gaussian_row: vec![0.0; net.out_width()],
             values: vec![0.0; rows],
             probs: vec![0.0; net.num_actions],
             x_next: vec![0.0; rows * net.input_dim],
@@ -357,10 +360,15 @@ impl Actor {
                     enc[a] = 1.0;
                 }
             }
-            Head::Gaussian { log_std } => {
-                let log_std = params.get(log_std);
+            head => {
+                let ow = net.out_width();
                 for r in 0..rows {
                     let span = r * na..(r + 1) * na;
+                    let (mean, log_std) = head.gaussian_row(
+                        params,
+                        &self.logits[r * ow..(r + 1) * ow],
+                        &mut self.gaussian_row,
+                    );
                     let rng = &mut self.state.action_rngs[r];
                     let greedy = self.greedy.at(self.episode[r]);
                     logp[r] = match planned {
@@ -374,10 +382,10 @@ impl Actor {
                                 &plan.root_actions[(r * k + j) * na..(r * k + j + 1) * na]
                             };
                             self.actions[span.clone()].copy_from_slice(chosen);
-                            Head::gaussian_log_prob(chosen, &self.logits[span], log_std)
+                            Head::gaussian_log_prob(chosen, mean, log_std)
                         }
                         None => Head::sample_gaussian(
-                            &self.logits[span.clone()],
+                            mean,
                             log_std,
                             rng,
                             greedy,
