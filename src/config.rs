@@ -128,6 +128,22 @@ pub struct PpoConfig {
     /// past the clip's trust region. PPO's update only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_kl: Option<f64>,
+    /// The values GAE subtracts: the critic's (`value`, trained by the value loss) or a
+    /// linear feature baseline fitted per trial to each rollout's returns (`linear`, as
+    /// Meta-World+'s RL2 and MAML; the critic is then not trained).
+    pub baseline: Baseline,
+}
+
+/// `ppo.baseline`: where GAE's values come from.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Baseline {
+    /// The actor-critic's value head, trained by PPO's value loss.
+    #[default]
+    Value,
+    /// rllab's linear feature baseline ([`crate::improve::baseline`]), refitted to every
+    /// rollout, per trial of each env row.
+    Linear,
 }
 
 /// Loss of the value head.
@@ -275,6 +291,7 @@ impl Default for PpoConfig {
             norm_reward: true,
             normalize_advantages: true,
             target_kl: None,
+            baseline: Baseline::Value,
         }
     }
 }
@@ -593,6 +610,16 @@ impl Config {
         self.varibad.check(&bad)?;
         self.transformer.check(&bad)?;
         self.glibrl.check(&bad)?;
+        if self.ppo.baseline == Baseline::Linear && self.improver != Improver::Ppo {
+            return bad(
+                "ppo.baseline",
+                &"\"linear\"",
+                &format!(
+                    "\"value\" with improver = {:?} (its planner bootstraps from the value head; MAML fits its own linear baseline)",
+                    self.improver.as_str()
+                ),
+            );
+        }
         if self.policy.std == PolicyStd::State && self.improver != Improver::Ppo {
             return bad(
                 "policy.std",

@@ -403,6 +403,20 @@ fn a_state_dependent_std_needs_ppo() {
 }
 
 #[test]
+fn a_linear_baseline_needs_ppo() {
+    use bamdp::config::Baseline;
+    assert_eq!(
+        load_ok("", &["ppo.baseline=linear"]).ppo.baseline,
+        Baseline::Linear
+    );
+    let msg = load_err("method = \"varibased\"\n", &["ppo.baseline=linear"]);
+    assert!(
+        msg.contains("`ppo.baseline`") && msg.contains("bootstraps from the value head"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn unknown_method_lists_methods() {
     let msg = load_err(FULL, &["method=pearl"]);
     for c in COMBINATIONS {

@@ -4,7 +4,7 @@
 //! products vs explicitly built Fisher matrices, the linear baseline vs faer's
 //! least squares; plus config errors and exact resume of a MAML run.
 
-use bamdp::improve::maml::baseline::{feature_dim, features, LinearBaseline, RIDGE};
+use bamdp::improve::baseline::{feature_dim, features, LinearBaseline, RIDGE};
 use bamdp::improve::maml::meta::{AdaptBatch, Maml, PostBatch, TaskBatch};
 use bamdp::improve::maml::policy::{Activation, Head, Policy, Tape};
 use bamdp::rng::Rng;

@@ -2,6 +2,7 @@
 //! Belief-SMC planner ([`smc`]) whose targets VariBASeD's EM step fits. Improvers read from rollout buffers and never
 //! reach back into environments or beliefs.
 
+pub mod baseline;
 pub mod em;
 pub mod maml;
 pub mod normalize;

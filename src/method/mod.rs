@@ -198,7 +198,11 @@ pub const COMBINATIONS: &[Combination] = &[
         name: "rl2",
         method: MethodId::Rl2,
         improver: Improver::Ppo,
-        presets: &["configs/*/rl2.toml", "configs/*/rl2-metaworld-plus.toml"],
+        presets: &[
+            "configs/*/rl2.toml",
+            "configs/*/rl2-metaworld-plus.toml",
+            "configs/ml10/rl2-metaworld-plus-faithful.toml",
+        ],
     },
     Combination {
         name: "transformer",

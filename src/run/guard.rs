@@ -159,6 +159,24 @@ pub fn check_sequence_states(cfg: &Config, state_dim: usize) -> Result<(), UserE
         ))
 }
 
+/// Refuses `ppo.baseline = "linear"` when rollouts do not hold whole trials: the
+/// baseline counts steps from each trial's start and treats the rollout's end as the
+/// trial's (as Meta-World+'s RL2, whose rollout is one trial per task).
+pub fn check_linear_baseline(cfg: &Config, spec: &EnvSpec) -> Result<(), UserError> {
+    let (steps, trial) = (cfg.run.steps_per_update, spec.trial_len());
+    if cfg.ppo.baseline != crate::config::Baseline::Linear || steps.is_multiple_of(trial) {
+        return Ok(());
+    }
+    Err(UserError::invalid(
+        "ppo.baseline",
+        "\"linear\"",
+        &format!(
+            "\"value\" unless run.steps_per_update ({steps}) is a multiple of {}'s trial length ({trial} steps): the linear baseline fits whole trials",
+            spec.name
+        ),
+    ))
+}
+
 /// Refuses a MAML run whose env rows and buffers cannot fit (see
 /// [`crate::improve::maml::memory`]: samples, parameters and the per-thread tapes),
 /// before the env, theta or any sample buffer exists: `rows` tasks at once (each env

@@ -13,12 +13,12 @@ use super::actor::{
 };
 pub use super::checkpoint::{Checkpoint, CHECKPOINT_FORMAT};
 use crate::belief::Transition;
-use crate::config::Config;
+use crate::config::{Baseline, Config, PpoConfig};
 use crate::env::{self, BatchEnv, Split};
 use crate::error::UserError;
-use crate::improve::em;
 use crate::improve::normalize::{InputNorm, NormMode, RewardScaler};
 use crate::improve::ppo::{self, RolloutBuffer, UpdateStats};
+use crate::improve::{baseline, em};
 use crate::method::{self, BeliefLearner, Method};
 use crate::nn::{Adam, AgentNet, Params};
 use crate::rng::{streams, Rng};
@@ -116,6 +116,7 @@ impl Trainer {
         let bdim = belief.as_ref().map_or(0, |b| b.feature_dim());
         let (net, params) = method::build_agent(method, cfg, &spec, bdim);
         super::guard::check_sequence_states(cfg, net.state_dim())?;
+        super::guard::check_linear_baseline(cfg, &spec)?;
         let mut actor = Actor::new(&net, env.as_mut(), belief, cfg.seed, streams::ACTIONS);
         actor.plan = make_plan_hook(method, cfg, env.as_ref())?;
         let learner = method.learner(cfg, &spec, rows)?;
@@ -178,10 +179,24 @@ impl Trainer {
         for t in 0..steps {
             self.rollout_step(t, &mut report.finished);
         }
-        let mut last = std::mem::take(&mut self.buf.last_value);
-        self.actor
-            .peek_values(&self.net, &self.params, self.input_norm.as_ref(), &mut last);
-        self.buf.last_value = last;
+        let baseline_loss = match self.cfg.ppo.baseline {
+            Baseline::Value => {
+                let mut last = std::mem::take(&mut self.buf.last_value);
+                self.actor.peek_values(
+                    &self.net,
+                    &self.params,
+                    self.input_norm.as_ref(),
+                    &mut last,
+                );
+                self.buf.last_value = last;
+                None
+            }
+            Baseline::Linear => Some(baseline::fit_rollout(
+                &mut self.buf,
+                self.actor.spec.obs_dim,
+                self.cfg.ppo.gamma,
+            )),
+        };
         self.buf
             .compute_gae(self.cfg.ppo.gamma as f32, self.cfg.ppo.gae_lambda as f32);
         report.rollout_s = t0.elapsed().as_secs_f64();
@@ -199,6 +214,10 @@ impl Trainer {
             self.cfg.ppo.lr
         };
         report.stats = self.improve_policy(lr);
+        if let Some(loss) = baseline_loss {
+            // The critic is not trained; the column reports the baseline's fit.
+            report.stats.value_loss = loss;
+        }
         report.learn_s = t1.elapsed().as_secs_f64();
         report.lr = lr;
         self.update += 1;
@@ -295,12 +314,18 @@ impl Trainer {
                 ..Default::default()
             }
         } else {
+            let linear = self.cfg.ppo.baseline == Baseline::Linear;
+            // With the linear baseline nothing trains the critic: no value loss.
+            let ppo_cfg = PpoConfig {
+                value_coef: if linear { 0.0 } else { self.cfg.ppo.value_coef },
+                ..self.cfg.ppo.clone()
+            };
             ppo::update(
                 &self.net,
                 &mut self.params,
                 &mut self.adam,
                 &self.buf,
-                &self.cfg.ppo,
+                &ppo_cfg,
                 lr,
                 &mut self.minibatch_rng,
                 self.cfg.run.threads,

@@ -24,10 +24,10 @@
 //! assert_ne!(agent.theta(0), &theta[..]);
 //! ```
 
-use super::baseline::{gae, returns_to_go, standardize, LinearBaseline};
 use super::meta::{AdaptBatch, Maml};
 use super::policy::{Actor, Policy, Tape};
 use super::rollout::AdvantageSettings;
+use crate::improve::baseline::{gae, returns_to_go, standardize, LinearBaseline};
 use crate::rng::Rng;
 
 /// What the inner step needs besides the policy.

@@ -29,7 +29,6 @@
 //! ```
 
 pub mod agent;
-pub mod baseline;
 pub mod eval;
 pub mod memory;
 pub mod meta;

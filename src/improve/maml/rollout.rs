@@ -8,10 +8,10 @@
 //! Buffers are kept between meta-batches (cleared, not freed) and acting uses a fixed
 //! scratch, so stepping allocates nothing once the first meta-batch has sized them.
 
-use super::baseline::{gae, returns_to_go, standardize, LinearBaseline};
 use super::meta::{par_map, Maml, TaskBatch};
 use super::policy::{Actor, Policy};
 use crate::env::{ActionSpace, BatchEnv, StepOut};
+use crate::improve::baseline::{gae, returns_to_go, standardize, LinearBaseline};
 use crate::par::Pool;
 use crate::rng::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};

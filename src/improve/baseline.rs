@@ -1,9 +1,10 @@
-//! Advantages for MAML's policy gradients: discounted returns, the per-task linear
-//! feature baseline of rllab (Duan et al. 2016, used by the MAML paper and Meta-World+'s
-//! MAML-TRPO) fitted by ridge-regularised least squares, GAE(lambda) over it, and
-//! advantage standardisation.
+//! The per-task linear feature baseline of rllab (Duan et al. 2016, used by the MAML
+//! paper and Meta-World+'s MAML-TRPO and RL2) fitted by ridge-regularised least squares,
+//! with discounted returns, GAE(lambda) over it and advantage standardisation: MAML's
+//! advantages, and PPO's with `ppo.baseline = "linear"`.
 //!
-//! Features of a step `t` (0-based within its episode) with observation `o`:
+//! Features of a step `t` (0-based within its episode; PPO counts within the trial, as
+//! Meta-World+'s RL2, whose trial is one episode to its baseline) with observation `o`:
 //! `[clip(o, -10, 10), clip(o)^2, t/100, (t/100)^2, (t/100)^3, 1]`.
 //!
 //! Every episode ends at its last stored step and the value after it is 0 (both
@@ -147,6 +148,65 @@ pub fn gae(
     }
 }
 
+/// PPO's values from the linear baseline (`ppo.baseline = "linear"`): for each trial of
+/// each row of `buf` (a trial starts where `buf.reset` is 1 and ends at its terminal
+/// step or at the rollout's end, treated as terminal like the references do), the
+/// discounted returns of `buf.rewards` regressed on the features of the row's first
+/// `obs_dim` inputs (the observation) and the step within the trial. Writes the fitted
+/// values into `buf.values`, zeroes `buf.last_value`, and returns half the mean squared
+/// residual (the value loss a perfect critic of this family would have).
+///
+/// The inputs may be normalised (`ppo.norm_obs`): an affine map of each component keeps
+/// the span of `[o, o^2, 1]`, so only the clip at +-10 and the ridge see the difference.
+pub fn fit_rollout(
+    buf: &mut crate::improve::ppo::RolloutBuffer,
+    obs_dim: usize,
+    gamma: f64,
+) -> f64 {
+    let (steps, rows, id) = (buf.steps, buf.rows, buf.input_dim);
+    let mut obs = Vec::with_capacity(steps * obs_dim);
+    let (mut step, mut rewards, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut targets, mut values) = (Vec::new(), Vec::new());
+    let mut squared = 0.0f64;
+    for r in 0..rows {
+        let mut start = 0;
+        while start < steps {
+            let mut end = start;
+            while end + 1 < steps
+                && !buf.terminal[end * rows + r]
+                && buf.reset[(end + 1) * rows + r] == 0.0
+            {
+                end += 1;
+            }
+            let n = end + 1 - start;
+            obs.clear();
+            step.clear();
+            rewards.clear();
+            for t in start..=end {
+                let i = t * rows + r;
+                obs.extend(buf.x[i * id..i * id + obs_dim].iter().map(|&v| v as f64));
+                step.push(t - start);
+                rewards.push(buf.rewards[i] as f64);
+            }
+            ends.clear();
+            ends.resize(n, false);
+            ends[n - 1] = true;
+            targets.resize(n, 0.0);
+            values.resize(n, 0.0);
+            returns_to_go(&rewards, &ends, gamma, &mut targets);
+            let fit = LinearBaseline::fit(&obs, &step, &targets, obs_dim);
+            fit.predict(&obs, &step, obs_dim, &mut values);
+            for (k, t) in (start..=end).enumerate() {
+                buf.values[t * rows + r] = values[k] as f32;
+                squared += (targets[k] - values[k]).powi(2);
+            }
+            start = end + 1;
+        }
+        buf.last_value[r] = 0.0;
+    }
+    0.5 * squared / (steps * rows) as f64
+}
+
 /// Standardises `adv` to mean 0 and standard deviation 1 (1e-8 guards a constant batch).
 pub fn standardize(adv: &mut [f64]) {
     let n = adv.len() as f64;
@@ -173,6 +233,64 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, [2.0, 2.0, 5.0, 4.0]);
+    }
+
+    /// `fit_rollout` cuts each row at its trials (resets), fits each trial alone on
+    /// the observation part of the inputs and the step within the trial, and writes
+    /// what `LinearBaseline` fits to the hand-computed returns of that trial.
+    #[test]
+    fn a_rollout_is_fitted_trial_by_trial() {
+        use crate::improve::ppo::RolloutBuffer;
+        use crate::rng::Rng;
+        let (steps, rows, obs_dim, input_dim, trial) = (24, 2, 1, 3, 8);
+        let mut buf = RolloutBuffer::new(steps, rows, input_dim, 0, 1);
+        let mut rng = Rng::new(2);
+        for v in buf.x.iter_mut().chain(&mut buf.rewards) {
+            *v = rng.normal() as f32;
+        }
+        for t in 0..steps {
+            for r in 0..rows {
+                let i = t * rows + r;
+                buf.reset[i] = if t % trial == 0 { 1.0 } else { 0.0 };
+                buf.terminal[i] = t % trial == trial - 1;
+            }
+        }
+        buf.last_value = vec![9.0; rows];
+        let gamma = 0.9;
+        let loss = fit_rollout(&mut buf, obs_dim, gamma);
+        assert_eq!(buf.last_value, vec![0.0; rows]);
+        let mut squared = 0.0;
+        for r in 0..rows {
+            for k in 0..steps / trial {
+                let ts: Vec<usize> = (k * trial..(k + 1) * trial).collect();
+                let obs: Vec<f64> = ts
+                    .iter()
+                    .map(|&t| buf.x[(t * rows + r) * input_dim] as f64)
+                    .collect();
+                let rew: Vec<f64> = ts
+                    .iter()
+                    .map(|&t| buf.rewards[t * rows + r] as f64)
+                    .collect();
+                // Returns by hand, to the trial's end.
+                let mut ret = vec![0.0; trial];
+                let mut next = 0.0;
+                for j in (0..trial).rev() {
+                    next = rew[j] + gamma * next;
+                    ret[j] = next;
+                }
+                let step: Vec<usize> = (0..trial).collect();
+                let fit = LinearBaseline::fit(&obs, &step, &ret, obs_dim);
+                let mut v = vec![0.0; trial];
+                fit.predict(&obs, &step, obs_dim, &mut v);
+                for (j, &t) in ts.iter().enumerate() {
+                    assert_eq!(buf.values[t * rows + r], v[j] as f32, "row {r}, step {t}");
+                    squared += (ret[j] - v[j]).powi(2);
+                }
+            }
+        }
+        assert!((loss - 0.5 * squared / (steps * rows) as f64).abs() < 1e-12);
+        // Six features and eight steps per trial: a fit, not an interpolation.
+        assert!(loss > 1e-3, "{loss}");
     }
 
     #[test]
