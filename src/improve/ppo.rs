@@ -571,6 +571,7 @@ pub fn update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::HeadSpec;
 
     #[test]
     fn gae_hand_computed_with_truncation_and_termination() {
@@ -641,26 +642,18 @@ mod tests {
 
     #[test]
     fn fused_and_pure_burn_losses_have_equal_gradients_gaussian_heads() {
-        fused_equals_pure_burn_with(Default::default(), HeadCase::Parameter);
-        fused_equals_pure_burn_with(Default::default(), HeadCase::State);
-    }
-
-    /// Which head [`fused_equals_pure_burn_with`] puts on the net.
-    #[derive(Clone, Copy)]
-    enum HeadCase {
-        Categorical,
-        Parameter,
-        State,
+        fused_equals_pure_burn_with(Default::default(), HeadSpec::Gaussian);
+        fused_equals_pure_burn_with(Default::default(), HeadSpec::StateGaussian);
     }
 
     /// A small recurrent net (9 inputs, 5 actions) with memory `core`.
     fn small_memory_net(core: crate::nn::CoreSpec, rng: &mut Rng) -> (AgentNet, Params) {
-        small_memory_net_with(core, HeadCase::Categorical, rng)
+        small_memory_net_with(core, HeadSpec::Categorical, rng)
     }
 
     fn small_memory_net_with(
         core: crate::nn::CoreSpec,
-        head: HeadCase,
+        head: HeadSpec,
         rng: &mut Rng,
     ) -> (AgentNet, Params) {
         use crate::nn::host::Act;
@@ -675,24 +668,7 @@ mod tests {
             hidden: 6,
             core,
         };
-        let net = match head {
-            HeadCase::Categorical => {
-                AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), rng)
-            }
-            HeadCase::Parameter => {
-                AgentNet::new(&mut params, 9, 5, &[8], Act::Tanh, Some(spec), rng)
-                    .with_gaussian_head(&mut params)
-            }
-            HeadCase::State => AgentNet::with_state_gaussian_head(
-                &mut params,
-                9,
-                5,
-                &[8],
-                Act::Tanh,
-                Some(spec),
-                rng,
-            ),
-        };
+        let net = AgentNet::with_head(&mut params, 9, 5, head, &[8], Act::Tanh, Some(spec), rng);
         // Outputs far from 0, so that tanh's curvature and the std both matter.
         for (name, slot) in params.names.clone().iter().zip(params.slots.clone()) {
             if name.starts_with("actor.out") || name == "actor.log_std" {
@@ -718,16 +694,16 @@ mod tests {
     }
 
     fn fused_equals_pure_burn(core: crate::nn::CoreSpec) {
-        fused_equals_pure_burn_with(core, HeadCase::Categorical)
+        fused_equals_pure_burn_with(core, HeadSpec::Categorical)
     }
 
-    fn fused_equals_pure_burn_with(core: crate::nn::CoreSpec, head: HeadCase) {
+    fn fused_equals_pure_burn_with(core: crate::nn::CoreSpec, head: HeadSpec) {
         let mut rng = Rng::new(5);
         let (net, params) = small_memory_net_with(core, head, &mut rng);
         let (steps, rows) = (6, 3);
         let n = steps * rows;
         let act = match head {
-            HeadCase::Categorical => {
+            HeadSpec::Categorical => {
                 let mut onehot = vec![0.0; n * 5];
                 for i in 0..n {
                     onehot[i * 5 + rng.below(5) as usize] = 1.0;
@@ -929,6 +905,34 @@ mod tests {
         (stats[0], g)
     }
 
+    /// PPO's statistics and gradient on one feed-forward step of samples whose recorded
+    /// log-probabilities `logp` are the policy's own (ratio 1), with advantage 1.
+    fn own_samples(
+        net: &AgentNet,
+        params: &Params,
+        x: Vec<f32>,
+        actions: Vec<f32>,
+        logp: Vec<f32>,
+        value: Vec<f32>,
+    ) -> ([f64; 5], Vec<f32>) {
+        let rows = logp.len();
+        let mb = Minibatch {
+            rows,
+            x,
+            reset: vec![1.0; rows],
+            h0: vec![],
+            act: actions,
+            logp,
+            values: value.clone(),
+            adv: vec![1.0; rows],
+            returns: value,
+        };
+        let cfg = crate::config::Config::default().ppo;
+        let mut g = vec![0.0; params.len()];
+        let st = chunk_grad(net, params, &mb, 1, &cfg, rows as f32, &mut g, true, 1);
+        (st, g)
+    }
+
     #[test]
     fn gaussian_head_log_density_and_entropy_match_closed_forms() {
         use crate::nn::host::Act;
@@ -962,20 +966,7 @@ mod tests {
                     .sum()
             })
             .collect();
-        let mb = Minibatch {
-            rows,
-            x,
-            reset: vec![1.0; rows],
-            h0: vec![],
-            act: actions,
-            logp,
-            values: value.clone(),
-            adv: vec![1.0; rows],
-            returns: value,
-        };
-        let cfg = crate::config::Config::default().ppo;
-        let mut g = vec![0.0; params.len()];
-        let st = chunk_grad(&net, &params, &mb, 1, &cfg, rows as f32, &mut g, true, 1);
+        let (st, g) = own_samples(&net, &params, x, actions, logp, value);
         // Same density in the graph: ratio 1 everywhere, so no KL and nothing clipped.
         assert!(st[3].abs() < 1e-6, "approx KL {}", st[3]);
         assert_eq!(st[4], 0.0);
@@ -999,8 +990,8 @@ mod tests {
         use crate::nn::host::Act;
         let mut rng = Rng::new(4);
         let mut params = Params::new();
-        let net =
-            AgentNet::with_state_gaussian_head(&mut params, 3, 2, &[8], Act::Tanh, None, &mut rng);
+        let head = HeadSpec::StateGaussian;
+        let net = AgentNet::with_head(&mut params, 3, 2, head, &[8], Act::Tanh, None, &mut rng);
         assert_eq!(net.out_width(), 4);
         let half_log_2pi_e = 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln();
         for scale in [1.0f32, 50.0] {
@@ -1029,20 +1020,7 @@ mod tests {
                     entropy += (ls + half_log_2pi_e) / rows as f64;
                 }
             }
-            let mb = Minibatch {
-                rows,
-                x,
-                reset: vec![1.0; rows],
-                h0: vec![],
-                act: actions,
-                logp,
-                values: value.clone(),
-                adv: vec![1.0; rows],
-                returns: value,
-            };
-            let cfg = crate::config::Config::default().ppo;
-            let mut g = vec![0.0; params.len()];
-            let st = chunk_grad(&net, &params, &mb, 1, &cfg, rows as f32, &mut g, true, 1);
+            let (st, _) = own_samples(&net, &params, x, actions, logp, value);
             assert!(st[3].abs() < 1e-5, "approx KL {}", st[3]);
             assert_eq!(st[4], 0.0);
             assert!(

@@ -31,7 +31,7 @@ use crate::env::{ActionSpace, EnvSpec, KnownDynamics};
 use crate::error::UserError;
 use crate::improve::smc::{PlanStep, SmcSettings};
 use crate::nn::host::Act;
-use crate::nn::{AgentNet, MemorySpec, Params};
+use crate::nn::{AgentNet, HeadSpec, MemorySpec, Params};
 use crate::rng::{streams, Rng};
 use serde::{Deserialize, Serialize};
 
@@ -298,36 +298,20 @@ pub fn build_agent(
     // With memory the input is [obs | previous action | previous reward | done flag].
     let memory_inputs = memory.map_or(0, |m| m.action_dim + 2);
     let input_dim = spec.obs_dim + memory_inputs + belief_dim;
-    let hidden = &cfg.policy.hidden;
-    let net = match (gaussian, cfg.policy.std) {
-        (false, _) => AgentNet::new(
-            &mut params,
-            input_dim,
-            n_actions,
-            hidden,
-            act,
-            memory,
-            &mut rng,
-        ),
-        (true, PolicyStd::Parameter) => AgentNet::new(
-            &mut params,
-            input_dim,
-            n_actions,
-            hidden,
-            act,
-            memory,
-            &mut rng,
-        )
-        .with_gaussian_head(&mut params),
-        (true, PolicyStd::State) => AgentNet::with_state_gaussian_head(
-            &mut params,
-            input_dim,
-            n_actions,
-            hidden,
-            act,
-            memory,
-            &mut rng,
-        ),
+    let head = match (gaussian, cfg.policy.std) {
+        (false, _) => HeadSpec::Categorical,
+        (true, PolicyStd::Parameter) => HeadSpec::Gaussian,
+        (true, PolicyStd::State) => HeadSpec::StateGaussian,
     };
+    let net = AgentNet::with_head(
+        &mut params,
+        input_dim,
+        n_actions,
+        head,
+        &cfg.policy.hidden,
+        act,
+        memory,
+        &mut rng,
+    );
     (net, params)
 }

@@ -99,6 +99,18 @@ impl Memory {
     }
 }
 
+/// Which policy head [`AgentNet::with_head`] builds (the distributions are [`Head`]'s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadSpec {
+    /// Softmax over one logit per action.
+    Categorical,
+    /// The actor outputs the mean; one learnt log-std per action dimension.
+    Gaussian,
+    /// Meta-World+'s head: the actor outputs the mean and log-std of each state, both
+    /// through tanh. Its small output gain starts it near mean 0, std 1.
+    StateGaussian,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentNet {
     pub input_dim: usize,
@@ -129,9 +141,8 @@ pub struct Scratch {
 }
 
 impl AgentNet {
-    /// Builds the network and appends its parameters to `p`; the actor outputs one
-    /// value per action (logits, or a Gaussian's mean with
-    /// [`AgentNet::with_gaussian_head`]).
+    /// Builds the network with a categorical head (or a Gaussian one by
+    /// [`AgentNet::with_gaussian_head`]) and appends its parameters to `p`.
     pub fn new(
         p: &mut Params,
         input_dim: usize,
@@ -141,35 +152,32 @@ impl AgentNet {
         memory: Option<MemorySpec>,
         rng: &mut Rng,
     ) -> Self {
-        Self::build(p, input_dim, num_actions, false, hidden, act, memory, rng)
+        Self::with_head(
+            p,
+            input_dim,
+            num_actions,
+            HeadSpec::Categorical,
+            hidden,
+            act,
+            memory,
+            rng,
+        )
     }
 
-    /// [`AgentNet::new`] with Meta-World+'s Gaussian head ([`Head::StateGaussian`]):
-    /// the actor outputs the mean and the log standard deviations of each row, both
-    /// through tanh. The small output gain of every actor starts it near mean 0, std 1.
-    pub fn with_state_gaussian_head(
-        p: &mut Params,
-        input_dim: usize,
-        num_actions: usize,
-        hidden: &[usize],
-        act: Act,
-        memory: Option<MemorySpec>,
-        rng: &mut Rng,
-    ) -> Self {
-        Self::build(p, input_dim, num_actions, true, hidden, act, memory, rng)
-    }
-
+    /// Builds the network with the policy head `head` and appends its parameters to
+    /// `p` (a Gaussian head's log-std slot last, as [`AgentNet::with_gaussian_head`]).
     #[allow(clippy::too_many_arguments)]
-    fn build(
+    pub fn with_head(
         p: &mut Params,
         input_dim: usize,
         num_actions: usize,
-        state_std: bool,
+        head: HeadSpec,
         hidden: &[usize],
         act: Act,
         memory: Option<MemorySpec>,
         rng: &mut Rng,
     ) -> Self {
+        let state_std = head == HeadSpec::StateGaussian;
         let memory = memory.map(|spec| {
             assert_eq!(input_dim, spec.obs_dim + spec.action_dim + 2);
             let relu_gain = 2f32.sqrt();
@@ -249,7 +257,7 @@ impl AgentNet {
         };
         let actor = mlp(p, "actor", out, 0.01, rng);
         let critic = mlp(p, "critic", 1, 1.0, rng);
-        AgentNet {
+        let net = AgentNet {
             input_dim,
             num_actions,
             act,
@@ -258,6 +266,11 @@ impl AgentNet {
             critic,
             log_std: None,
             state_std,
+        };
+        if head == HeadSpec::Gaussian {
+            net.with_gaussian_head(p)
+        } else {
+            net
         }
     }
 

@@ -25,5 +25,5 @@ pub mod rows64;
 pub mod transformer;
 
 pub use adam::Adam;
-pub use agent::{AgentNet, CoreSpec, MemorySpec};
+pub use agent::{AgentNet, CoreSpec, HeadSpec, MemorySpec};
 pub use params::{Params, Slot};
