@@ -629,3 +629,26 @@ fn a_mujoco_allocation_failure_exits_with_its_message() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(!stdout.contains("Press Enter"), "stdout: {stdout}");
 }
+
+/// `bamdp bench --learn-only` synthesises its rollout from the policy head: it runs for
+/// each Gaussian head and with the linear baseline (before, the state head panicked).
+#[test]
+fn bench_learn_only_runs_with_every_gaussian_head() {
+    let f = format!(
+        "{}/configs/functions-1d/rl2.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for extra in [
+        vec!["policy.std=parameter"],
+        vec!["policy.std=state"],
+        vec!["policy.std=state", "ppo.baseline=linear"],
+    ] {
+        let mut args = vec!["bench", "--config", &f, "--learn-only", "--seconds", "0.2"];
+        let sets = ["run.num_envs=4", "policy.hidden=[16]", "rl2.gru_hidden=16"];
+        for s in sets.iter().chain(&extra) {
+            args.extend(["--set", s]);
+        }
+        let o = bamdp(&args);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+    }
+}

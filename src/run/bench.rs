@@ -10,7 +10,7 @@ use crate::env::{self, ActionSpace};
 use crate::error::UserError;
 use crate::improve::maml::train::MamlTrainer;
 use crate::improve::ppo;
-use crate::nn::head::gaussian_log_density;
+use crate::nn::head::Head;
 use crate::rng::Rng;
 use serde::Serialize;
 use std::time::Instant;
@@ -237,10 +237,12 @@ fn synthesise(t: &mut Trainer) -> Result<(), UserError> {
     let (id, sd) = (t.buf.input_dim, t.buf.state_dim);
     let trial_len = spec.trial_len();
     let net = &t.net;
-    let log_std = t.params.get(net.log_std.expect("Gaussian head")).to_vec();
+    let head = Head::of(net);
+    let ow = net.out_width();
     let mut scratch = net.scratch(rows);
     let mut state = vec![0.0f32; rows * sd];
-    let mut mean = vec![0.0f32; rows * dim];
+    let mut out = vec![0.0f32; rows * ow];
+    let mut row = vec![0.0f32; ow];
     let mut values = vec![0.0f32; rows];
     let buf = &mut t.buf;
     buf.x.iter_mut().for_each(|v| *v = rng.normal() as f32);
@@ -259,18 +261,15 @@ fn synthesise(t: &mut Trainer) -> Result<(), UserError> {
             rows,
             &mut state,
             &mut scratch,
-            &mut mean,
+            &mut out,
             &mut values,
         );
         for r in 0..rows {
             let i = s * rows + r;
-            let mut lp = 0.0;
-            for j in 0..dim {
-                let z = rng.normal() as f32;
-                buf.actions[i * dim + j] = mean[r * dim + j] + log_std[j].exp() * z;
-                lp += gaussian_log_density(z, log_std[j]);
-            }
-            buf.logp[i] = lp;
+            let (mean, log_std) =
+                head.gaussian_row(&t.params, &out[r * ow..(r + 1) * ow], &mut row);
+            let action = &mut buf.actions[i * dim..(i + 1) * dim];
+            buf.logp[i] = Head::sample_gaussian(mean, log_std, &mut rng, false, action);
             buf.values[i] = values[r];
             buf.rewards[i] = rng.normal() as f32;
         }
