@@ -341,13 +341,4 @@ impl Head {
             }
         }
     }
-
-    /// The state-independent log standard deviations of a Gaussian head (None for the
-    /// other heads).
-    pub fn log_std<'a>(&self, params: &'a Params) -> Option<&'a [f32]> {
-        match *self {
-            Head::Categorical | Head::StateGaussian => None,
-            Head::Gaussian { log_std } => Some(params.get(log_std)),
-        }
-    }
 }
