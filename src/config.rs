@@ -100,8 +100,17 @@ pub struct PpoConfig {
     pub minibatches: usize,
     /// Truncated back-propagation through time: train on sequences of this many steps,
     /// each starting from the recurrent state the actor had there (0: each env's whole
-    /// rollout is one sequence). Divides `run.steps_per_update`.
+    /// rollout is one sequence). Divides `run.steps_per_update` (unless
+    /// `bptt_order = "time"`).
     pub bptt_steps: usize,
+    /// How the pieces of `bptt_steps` are trained: `shuffled` (disjoint pieces in random
+    /// minibatches, each from the state the actor had there) or `time` (Meta-World+'s
+    /// RL2: a minibatch is one piece of every env column, in time order, each from the
+    /// state the current parameters reach at the previous piece; RL2 only).
+    pub bptt_order: BpttOrder,
+    /// With `bptt_order = "time"`: steps each piece shares with the next (pieces start
+    /// every `bptt_steps - bptt_overlap` steps; Meta-World+'s RL2: 50 of 250).
+    pub bptt_overlap: usize,
     pub value_coef: f64,
     pub entropy_coef: f64,
     pub max_grad_norm: f64,
@@ -132,6 +141,27 @@ pub struct PpoConfig {
     /// linear feature baseline fitted per trial to each rollout's returns (`linear`, as
     /// Meta-World+'s RL2 and MAML; the critic is then not trained).
     pub baseline: Baseline,
+}
+
+/// `ppo.bptt_order`: the order and starting states of truncated-BPTT pieces.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BpttOrder {
+    /// Disjoint pieces, shuffled into minibatches, each from the actor's stored state.
+    #[default]
+    Shuffled,
+    /// One piece of every column per minibatch, in time order, each from the state the
+    /// current parameters reach ([`crate::improve::ppo`]).
+    Time,
+}
+
+impl BpttOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BpttOrder::Shuffled => "shuffled",
+            BpttOrder::Time => "time",
+        }
+    }
 }
 
 /// `ppo.baseline`: where GAE's values come from.
@@ -260,12 +290,25 @@ impl Default for RunConfig {
 }
 
 impl PpoConfig {
-    /// Steps per training sequence of a rollout of `steps_per_update` steps.
+    /// Steps per training sequence the rollout buffer keeps a starting state for: the
+    /// pieces of `bptt_steps` when they are shuffled; whole columns otherwise (in time
+    /// order only the first piece starts from a stored state).
     pub fn sequence_steps(&self, steps_per_update: usize) -> usize {
-        match self.bptt_steps {
-            0 => steps_per_update,
-            n => n,
+        match (self.bptt_steps, self.bptt_order) {
+            (0, _) | (_, BpttOrder::Time) => steps_per_update,
+            (n, BpttOrder::Shuffled) => n,
         }
+    }
+
+    /// Start steps of the time-ordered pieces of a column of `steps` steps: every
+    /// `bptt_steps - bptt_overlap` steps while a whole piece fits (as Meta-World+, the
+    /// steps after the last whole piece are not trained on).
+    pub fn time_ordered_starts(&self, steps: usize) -> Vec<usize> {
+        let stride = self.bptt_steps.saturating_sub(self.bptt_overlap).max(1);
+        (0..steps)
+            .step_by(stride)
+            .take_while(|s| s + self.bptt_steps <= steps)
+            .collect()
     }
 }
 
@@ -280,6 +323,8 @@ impl Default for PpoConfig {
             epochs: 2,
             minibatches: 4,
             bptt_steps: 0,
+            bptt_order: BpttOrder::Shuffled,
+            bptt_overlap: 0,
             value_coef: 0.5,
             entropy_coef: 0.01,
             max_grad_norm: 0.5,
@@ -550,21 +595,31 @@ impl Config {
                 );
             }
         }
-        if p.bptt_steps > 0 && !r.steps_per_update.is_multiple_of(p.bptt_steps) {
-            return bad(
-                "ppo.bptt_steps",
-                &p.bptt_steps,
-                &format!(
-                    "0 (whole rollouts) or a divisor of run.steps_per_update = {}",
-                    r.steps_per_update
-                ),
+        if p.bptt_order == BpttOrder::Time {
+            self.check_time_ordered_bptt(&bad)?;
+        } else {
+            if p.bptt_overlap > 0 {
+                return bad(
+                "ppo.bptt_overlap",
+                &p.bptt_overlap,
+                "0 with ppo.bptt_order = \"shuffled\" (overlapping pieces need bptt_order = \"time\")",
             );
-        }
-        // Training sequences per env column: 1 without truncation.
-        let pieces = r.steps_per_update.checked_div(p.bptt_steps);
-        let sequences = r.num_envs * pieces.unwrap_or(1);
-        if p.minibatches == 0 || !sequences.is_multiple_of(p.minibatches) {
-            let allowed = match pieces {
+            }
+            if p.bptt_steps > 0 && !r.steps_per_update.is_multiple_of(p.bptt_steps) {
+                return bad(
+                    "ppo.bptt_steps",
+                    &p.bptt_steps,
+                    &format!(
+                        "0 (whole rollouts) or a divisor of run.steps_per_update = {}",
+                        r.steps_per_update
+                    ),
+                );
+            }
+            // Training sequences per env column: 1 without truncation.
+            let pieces = r.steps_per_update.checked_div(p.bptt_steps);
+            let sequences = r.num_envs * pieces.unwrap_or(1);
+            if p.minibatches == 0 || !sequences.is_multiple_of(p.minibatches) {
+                let allowed = match pieces {
                 None => format!(
                     "an integer > 0 that must divide run.num_envs = {} (minibatches are groups of whole env sequences)",
                     r.num_envs
@@ -574,18 +629,19 @@ impl Config {
                     r.num_envs
                 ),
             };
-            // Blame an override of either key on `--set`.
-            let key = if source_of("run.num_envs") == "--set" {
-                "run.num_envs"
-            } else {
-                "ppo.minibatches"
-            };
-            return Err(UserError::Invalid {
-                location: format!("{}: ", source_of(key)),
-                key: "ppo.minibatches".to_string(),
-                value: p.minibatches.to_string(),
-                allowed,
-            });
+                // Blame an override of either key on `--set`.
+                let key = if source_of("run.num_envs") == "--set" {
+                    "run.num_envs"
+                } else {
+                    "ppo.minibatches"
+                };
+                return Err(UserError::Invalid {
+                    location: format!("{}: ", source_of(key)),
+                    key: "ppo.minibatches".to_string(),
+                    value: p.minibatches.to_string(),
+                    allowed,
+                });
+            }
         }
 
         if let Some(width) = self.policy.hidden.iter().find(|&&w| w == 0) {
@@ -638,6 +694,52 @@ impl Config {
         }
         self.check_smc(&bad)?;
         self.check_functions(&bad, functions_env)
+    }
+
+    /// `ppo.bptt_order = "time"`: RL2's GRU trained by PPO, pieces shorter than the
+    /// rollout that overlap less than their length, one minibatch per piece.
+    fn check_time_ordered_bptt(&self, bad: &BadValue) -> Result<(), UserError> {
+        let (p, steps) = (&self.ppo, self.run.steps_per_update);
+        if self.method != MethodId::Rl2 || self.improver != Improver::Ppo {
+            return bad(
+                "ppo.bptt_order",
+                &"\"time\"",
+                &format!(
+                    "\"shuffled\" for method {:?} with improver {:?} (the state carried from piece to piece is RL2's GRU state, trained by PPO)",
+                    self.method.as_str(),
+                    self.improver.as_str()
+                ),
+            );
+        }
+        if p.bptt_steps == 0 || p.bptt_steps > steps {
+            return bad(
+                "ppo.bptt_steps",
+                &p.bptt_steps,
+                &format!(
+                    "an integer in 1..={steps} (run.steps_per_update) with ppo.bptt_order = \"time\""
+                ),
+            );
+        }
+        if p.bptt_overlap >= p.bptt_steps {
+            return bad(
+                "ppo.bptt_overlap",
+                &p.bptt_overlap,
+                &format!("an integer below ppo.bptt_steps = {}", p.bptt_steps),
+            );
+        }
+        let pieces = p.time_ordered_starts(steps).len();
+        if p.minibatches != pieces {
+            return bad(
+                "ppo.minibatches",
+                &p.minibatches,
+                &format!(
+                    "{pieces} with ppo.bptt_order = \"time\": a minibatch is one piece of every env, and pieces of ppo.bptt_steps = {} starting every {} steps fit {pieces} times in run.steps_per_update = {steps}",
+                    p.bptt_steps,
+                    p.bptt_steps - p.bptt_overlap
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn check_smc(&self, bad: &BadValue) -> Result<(), UserError> {

@@ -314,6 +314,64 @@ fn validation_errors_name_source_key_value_and_allowed() {
     );
     load_ok(FULL, &["ppo.bptt_steps=20", "ppo.minibatches=12"]);
 
+    // Time-ordered pieces (Meta-World+'s RL2): 25 steps every 20 fit twice in 60, and a
+    // minibatch is one piece of every env, so the minibatches must be the 2 pieces.
+    let time = [
+        "ppo.bptt_order=time",
+        "ppo.bptt_steps=25",
+        "ppo.bptt_overlap=5",
+    ];
+    let c = load_ok(FULL, &[&time[..], &["ppo.minibatches=2"]].concat());
+    assert_eq!(c.ppo.time_ordered_starts(60), vec![0, 20]);
+    let msg = load_err(FULL, &[&time[..], &["ppo.minibatches=4"]].concat());
+    assert!(
+        msg.contains("ppo.minibatches") && msg.contains("2 with ppo.bptt_order"),
+        "{msg}"
+    );
+    let msg = load_err(
+        FULL,
+        &[
+            "ppo.bptt_order=time",
+            "ppo.bptt_steps=25",
+            "ppo.bptt_overlap=25",
+        ],
+    );
+    assert!(
+        msg.contains("ppo.bptt_overlap") && msg.contains("below ppo.bptt_steps = 25"),
+        "{msg}"
+    );
+    let msg = load_err(FULL, &["ppo.bptt_order=time"]);
+    assert!(
+        msg.contains("ppo.bptt_steps") && msg.contains("1..=60"),
+        "{msg}"
+    );
+    let msg = load_err(
+        FULL,
+        &[&time[..], &["ppo.minibatches=2", "method=varibad"]].concat(),
+    );
+    assert!(
+        msg.contains("ppo.bptt_order") && msg.contains("RL2's GRU state"),
+        "{msg}"
+    );
+    // Overlap means nothing for shuffled pieces.
+    let msg = load_err(
+        FULL,
+        &[
+            "ppo.bptt_steps=20",
+            "ppo.minibatches=12",
+            "ppo.bptt_overlap=5",
+        ],
+    );
+    assert!(
+        msg.contains("ppo.bptt_overlap") && msg.contains("bptt_order = \"time\""),
+        "{msg}"
+    );
+    let msg = load_err(FULL, &["ppo.bptt_order=sideways"]);
+    assert!(
+        msg.contains("ppo.bptt_order") || msg.contains("sideways"),
+        "{msg}"
+    );
+
     // A file value is blamed on the file even when other keys were overridden.
     let msg = load_err("[ppo]\nclip = 0\n", &["ppo.epochs=3"]);
     assert!(

@@ -194,6 +194,37 @@ fn rl2_with_meta_world_plus_head_and_baseline_learns_on_functions_1d() {
 }
 
 #[test]
+fn rl2_with_time_ordered_overlapping_pieces_learns_on_functions_1d() {
+    // Meta-World+'s recipe with its truncated BPTT (`ppo.bptt_order = "time"`): pieces
+    // of 10 steps every 5 (7 per 40-step rollout, two 20-step trials per row), each
+    // from the state the current parameters reach, so memory across pieces is learnt
+    // without gradients between them.
+    let dir = tempfile::tempdir().unwrap();
+    let r = train_and_eval(
+        "configs/functions-1d/rl2.toml",
+        &[
+            "run.total_frames=400000",
+            "seed=7",
+            "policy.std=state",
+            "ppo.baseline=linear",
+            "ppo.norm_reward=false",
+            "ppo.normalize_advantages=false",
+            "ppo.bptt_order=time",
+            "ppo.bptt_steps=10",
+            "ppo.bptt_overlap=5",
+            "ppo.minibatches=7",
+        ],
+        dir.path(),
+    );
+    eprintln!("RL2 (Meta-World+ recipe, time-ordered pieces) episode returns {r:?}");
+    assert!(
+        r[1] > MEMORYLESS_FUNCTIONS_EP + 1.0,
+        "episode 2 {:.3} does not beat the memoryless {MEMORYLESS_FUNCTIONS_EP} by 1",
+        r[1]
+    );
+}
+
+#[test]
 fn glibrl_smc_plans_and_adapts_on_functions_1d() {
     // The planner with exact GLM beliefs learns within 2e4 frames (16 updates): its
     // first episode beats the best memoryless agent and its second exploits what the

@@ -136,6 +136,17 @@ fn thread_count_does_not_change_results() {
             ],
         ),
         ("transformer", vec!["ppo.bptt_steps=15".to_string()]),
+        // Time-ordered overlapping pieces (Meta-World+'s RL2): 15 steps every 10, 4 of
+        // them per 45-step rollout, each minibatch one piece of every env in 2 chunks.
+        (
+            "rl2",
+            vec![
+                "ppo.bptt_order=\"time\"".to_string(),
+                "ppo.bptt_steps=15".to_string(),
+                "ppo.bptt_overlap=5".to_string(),
+                "ppo.minibatches=4".to_string(),
+            ],
+        ),
         ("varibad", vec!["varibad.batch_trials=10".to_string()]),
         // The basis networks in two chunks of trials on the run's threads.
         ("glibrl", vec!["glibrl.batch_trials=5".to_string()]),

@@ -12,12 +12,13 @@
 //! a fixed number of chunks (optionally on several threads) and summed in a fixed order,
 //! so results do not depend on the thread count.
 
-use crate::config::{PpoConfig, ValueLoss};
+use crate::config::{BpttOrder, PpoConfig, ValueLoss};
 use crate::nn::graph::{self, GraphParams};
 use crate::nn::head::Head;
 use crate::nn::{Adam, AgentNet, Params};
 use crate::rng::Rng;
 use burn::tensor::{Device, Tensor, TensorData};
+use std::sync::Mutex;
 
 /// Everything one rollout of `steps` x `rows` recorded, time-major (`t * rows + r`).
 #[derive(Clone, Debug, Default)]
@@ -214,9 +215,10 @@ struct Minibatch {
     returns: Vec<f32>,
 }
 
-/// Training sequences `seqs` (see [`RolloutBuffer::h0`]) as one minibatch.
-/// `num_actions`: the width of the policy's output; `categorical`: actions are stored
-/// as indices (one-hot encoded here) rather than as vectors.
+/// Training sequences `seqs` (see [`RolloutBuffer::h0`]) as one minibatch, each from
+/// its stored starting state. `num_actions`: the width of the policy's output;
+/// `categorical`: actions are stored as indices (one-hot encoded here) rather than as
+/// vectors.
 fn gather(
     buf: &RolloutBuffer,
     seqs: &[usize],
@@ -224,25 +226,52 @@ fn gather(
     num_actions: usize,
     categorical: bool,
 ) -> Minibatch {
-    let (t_len, m) = (buf.seq_steps, seqs.len());
-    let (id, sd) = (buf.input_dim, buf.state_dim);
+    let sd = buf.state_dim;
+    let places: Vec<(usize, usize)> = seqs
+        .iter()
+        .map(|&q| ((q / buf.rows) * buf.seq_steps, q % buf.rows))
+        .collect();
+    let h0 = seqs
+        .iter()
+        .flat_map(|&q| buf.h0[q * sd..(q + 1) * sd].iter().copied())
+        .collect();
+    gather_at(
+        buf,
+        &places,
+        buf.seq_steps,
+        h0,
+        adv,
+        num_actions,
+        categorical,
+    )
+}
+
+/// The `t_len` steps from `(start step, row)` of each of `places` as one minibatch
+/// starting from the states `h0` (`places.len() * state_dim` values).
+fn gather_at(
+    buf: &RolloutBuffer,
+    places: &[(usize, usize)],
+    t_len: usize,
+    h0: Vec<f32>,
+    adv: &[f32],
+    num_actions: usize,
+    categorical: bool,
+) -> Minibatch {
+    let m = places.len();
+    let id = buf.input_dim;
     let mut mb = Minibatch {
         rows: m,
         x: Vec::with_capacity(t_len * m * id),
         reset: Vec::with_capacity(t_len * m),
-        h0: Vec::with_capacity(m * sd),
+        h0,
         act: vec![0.0; t_len * m * num_actions],
         logp: Vec::with_capacity(t_len * m),
         values: Vec::with_capacity(t_len * m),
         adv: Vec::with_capacity(t_len * m),
         returns: Vec::with_capacity(t_len * m),
     };
-    for &q in seqs {
-        mb.h0.extend_from_slice(&buf.h0[q * sd..(q + 1) * sd]);
-    }
     for t in 0..t_len {
-        for (j, &q) in seqs.iter().enumerate() {
-            let (start, row) = ((q / buf.rows) * t_len, q % buf.rows);
+        for (j, &(start, row)) in places.iter().enumerate() {
             let i = (start + t) * buf.rows + row;
             mb.x.extend_from_slice(&buf.x[i * id..(i + 1) * id]);
             mb.reset.push(buf.reset[i]);
@@ -310,7 +339,7 @@ fn chunk_grad(
     threads: usize,
 ) -> [f64; 5] {
     if fused {
-        return chunk_grad_host(net, params, mb, steps, cfg, total, grad, threads);
+        return chunk_grad_host(net, params, mb, steps, cfg, total, grad, threads, None);
     }
     let device = Device::flex().autodiff();
     let gp = GraphParams::new(params, &device);
@@ -379,7 +408,9 @@ fn chunk_grad(
 /// [`chunk_grad`]'s loss and gradient computed on the host: the network by
 /// [`AgentNet::forward_host`] / [`AgentNet::backward_host`], the loss's gradient w.r.t.
 /// logits and values written out by hand (tested against the burn graph). Runs on up
-/// to `threads` threads with a result that does not depend on them.
+/// to `threads` threads with a result that does not depend on them. With `keep_state =
+/// Some((t, out))` it also writes the GRU state entering step `t` of the chunk's rows
+/// into `out` (where the next time-ordered piece starts).
 #[allow(clippy::too_many_arguments)]
 fn chunk_grad_host(
     net: &AgentNet,
@@ -390,11 +421,18 @@ fn chunk_grad_host(
     total: f32,
     grad: &mut [f32],
     threads: usize,
+    keep_state: Option<(usize, &Mutex<Vec<f32>>)>,
 ) -> [f64; 5] {
     let n = steps * mb.rows;
     let a = net.num_actions;
     let (logits, values, tape) =
         net.forward_host(params, &mb.x, &mb.reset, &mb.h0, steps, mb.rows, threads);
+    if let Some((t, out)) = keep_state {
+        let h = tape
+            .gru_state_entering(t)
+            .expect("time-ordered pieces need RL2's GRU (checked with the config)");
+        *out.lock().expect("no other holder panicked") = h;
+    }
     let c = cfg.clip as f32;
     let (ec, vc) = (cfg.entropy_coef as f32, cfg.value_coef as f32);
     let mut dlogits = vec![0.0f32; n * net.out_width()];
@@ -499,12 +537,23 @@ pub fn update(
     threads: usize,
 ) -> UpdateStats {
     let adv = policy_advantages(&buf.advantages, cfg.normalize_advantages);
-
-    let mut cols: Vec<usize> = (0..buf.sequences()).collect();
-    let per_mb = buf.sequences() / cfg.minibatches;
     let mut stats = UpdateStats::default();
     let mut grad = vec![0.0f32; params.len()];
     let kl_limit = cfg.target_kl.map(|t| 1.5 * t);
+    if cfg.bptt_order == BpttOrder::Time {
+        let time = TimeOrdered {
+            net,
+            buf,
+            cfg,
+            adv: &adv,
+            threads,
+        };
+        time.run(params, adam, lr, &mut grad, kl_limit, &mut stats);
+        return stats.averaged();
+    }
+
+    let mut cols: Vec<usize> = (0..buf.sequences()).collect();
+    let per_mb = buf.sequences() / cfg.minibatches;
     'epochs: for _ in 0..cfg.epochs {
         rng.shuffle(&mut cols);
         for mb_cols in cols.chunks(per_mb) {
@@ -545,27 +594,127 @@ pub fn update(
                     chunk_grad(net, p, mb, *steps, cfg, mb_total, g, true, inner_threads)
                 },
             );
-            stats.policy_loss += st[0];
-            stats.value_loss += st[1];
-            stats.entropy += st[2];
-            stats.approx_kl += st[3];
-            stats.clip_frac += st[4];
-            stats.grad_norm += norm;
-            stats.minibatches += 1;
             // The step that crossed the limit stays taken, as in Meta-World+'s rule.
-            if kl_limit.is_some_and(|limit| st[3] > limit) {
+            if stats.add(st, norm, kl_limit) {
                 break 'epochs;
             }
         }
     }
-    let count = stats.minibatches as f64;
-    stats.policy_loss /= count;
-    stats.value_loss /= count;
-    stats.entropy /= count;
-    stats.approx_kl /= count;
-    stats.clip_frac /= count;
-    stats.grad_norm /= count;
-    stats
+    stats.averaged()
+}
+
+impl UpdateStats {
+    /// Adds one minibatch step's statistics (policy loss, value loss, entropy, approx.
+    /// KL, clip fraction) and gradient norm; true when its KL crossed `kl_limit`.
+    fn add(&mut self, st: [f64; 5], grad_norm: f64, kl_limit: Option<f64>) -> bool {
+        self.policy_loss += st[0];
+        self.value_loss += st[1];
+        self.entropy += st[2];
+        self.approx_kl += st[3];
+        self.clip_frac += st[4];
+        self.grad_norm += grad_norm;
+        self.minibatches += 1;
+        kl_limit.is_some_and(|limit| st[3] > limit)
+    }
+
+    /// The sums of [`Self::add`] as means over the steps taken.
+    fn averaged(mut self) -> Self {
+        let count = self.minibatches as f64;
+        self.policy_loss /= count;
+        self.value_loss /= count;
+        self.entropy /= count;
+        self.approx_kl /= count;
+        self.clip_frac /= count;
+        self.grad_norm /= count;
+        self
+    }
+}
+
+/// Meta-World+'s truncated BPTT (`ppo.bptt_order = "time"`, RL2 only): each epoch walks
+/// the columns' pieces of `ppo.bptt_steps` steps in time order (starting every
+/// `bptt_steps - bptt_overlap` steps, [`PpoConfig::time_ordered_starts`]), one
+/// minibatch per piece holding that piece of every row. The first piece starts from the
+/// actor's state before the rollout; each later one from the GRU state the previous
+/// minibatch's forward pass (the parameters before its step) reached at this piece's
+/// start, so the starting states follow the parameters through the epochs instead of
+/// staying the acting policy's. No gradient flows from one piece into another.
+struct TimeOrdered<'a> {
+    net: &'a AgentNet,
+    buf: &'a RolloutBuffer,
+    cfg: &'a PpoConfig,
+    adv: &'a [f32],
+    threads: usize,
+}
+
+impl TimeOrdered<'_> {
+    fn run(
+        &self,
+        params: &mut Params,
+        adam: &mut Adam,
+        lr: f64,
+        grad: &mut [f32],
+        kl_limit: Option<f64>,
+        stats: &mut UpdateStats,
+    ) {
+        let (net, buf, cfg) = (self.net, self.buf, self.cfg);
+        let (len, rows, sd) = (cfg.bptt_steps, buf.rows, buf.state_dim);
+        let starts = cfg.time_ordered_starts(buf.steps);
+        let categorical = Head::of(net) == Head::Categorical;
+        // Rows split into a fixed number of chunks, as the shuffled minibatches are.
+        let per_chunk = rows.div_ceil(super::CHUNKS.min(rows));
+        let groups: Vec<std::ops::Range<usize>> = (0..rows)
+            .step_by(per_chunk)
+            .map(|r| r..(r + per_chunk).min(rows))
+            .collect();
+        let total = (rows * len) as f32;
+        let inner_threads = (self.threads / groups.len()).max(1);
+        for _ in 0..cfg.epochs {
+            let mut carry = buf.h0[..rows * sd].to_vec();
+            for (k, &start) in starts.iter().enumerate() {
+                // Where, within this piece, the next one starts.
+                let next = starts.get(k + 1).map(|&s| s - start);
+                let chunks: Vec<(Minibatch, Mutex<Vec<f32>>)> = groups
+                    .iter()
+                    .map(|g| {
+                        let places: Vec<(usize, usize)> = g.clone().map(|r| (start, r)).collect();
+                        let h0 = carry[g.start * sd..g.end * sd].to_vec();
+                        let mb = gather_at(
+                            buf,
+                            &places,
+                            len,
+                            h0,
+                            self.adv,
+                            net.num_actions,
+                            categorical,
+                        );
+                        (mb, Mutex::new(Vec::new()))
+                    })
+                    .collect();
+                let (st, norm) = super::minibatch_step(
+                    &chunks,
+                    params,
+                    adam,
+                    cfg.max_grad_norm,
+                    lr,
+                    self.threads,
+                    grad,
+                    |p, (mb, state), g| {
+                        let keep = next.map(|t| (t, state));
+                        chunk_grad_host(net, p, mb, len, cfg, total, g, inner_threads, keep)
+                    },
+                );
+                if next.is_some() {
+                    for (g, (_, state)) in groups.iter().zip(&chunks) {
+                        let state = state.lock().expect("no other holder panicked");
+                        carry[g.start * sd..g.end * sd].copy_from_slice(&state);
+                    }
+                }
+                if stats.add(st, norm, kl_limit) {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -868,6 +1017,131 @@ mod tests {
             diff > 1e-4,
             "truncation left the gradient unchanged (max diff {diff})"
         );
+    }
+
+    /// A rollout of a small GRU net (`steps` x 3 rows, trial starts inside pieces)
+    /// with the state entering every step as the actor had it.
+    fn time_ordered_case(steps: usize) -> (AgentNet, Params, RolloutBuffer, Vec<Vec<f32>>) {
+        let mut rng = Rng::new(17);
+        let (net, params) = small_memory_net(crate::nn::CoreSpec::Gru, &mut rng);
+        let (id, na, rows, sd) = (9, 5, 3, net.state_dim());
+        let n = steps * rows;
+        let mut b = RolloutBuffer::new(steps, rows, id, sd, 1);
+        b.x = (0..n * id).map(|_| rng.normal() as f32).collect();
+        b.actions = (0..n).map(|_| rng.below(na as u64) as f32).collect();
+        b.logp = (0..n).map(|_| -1.6 + 0.1 * rng.normal() as f32).collect();
+        b.returns = (0..n).map(|_| rng.normal() as f32).collect();
+        b.values = b.returns.iter().map(|r| r + 0.3).collect();
+        b.advantages = (0..n).map(|_| rng.normal() as f32).collect();
+        for i in [0, 1, 2, 5 * rows + 1, 4 * rows + 2] {
+            b.reset[i] = 1.0;
+        }
+        let mut h = vec![0.0f32; rows * sd];
+        let mut entering = Vec::new();
+        let mut scratch = net.scratch(rows);
+        for t in 0..steps {
+            entering.push(h.clone());
+            for r in 0..rows {
+                if b.reset[t * rows + r] == 1.0 {
+                    h[r * sd..(r + 1) * sd].fill(0.0);
+                }
+            }
+            let (mut lg, mut v) = (vec![0.0; rows * na], vec![0.0; rows]);
+            let xt = &b.x[t * rows * id..(t + 1) * rows * id];
+            net.step(&params, xt, rows, &mut h, &mut scratch, &mut lg, &mut v);
+        }
+        (net, params, b, entering)
+    }
+
+    fn time_ordered_cfg(overlap: usize) -> PpoConfig {
+        PpoConfig {
+            bptt_order: BpttOrder::Time,
+            bptt_steps: 4,
+            bptt_overlap: overlap,
+            minibatches: 2,
+            epochs: 2,
+            normalize_advantages: false,
+            ..crate::config::Config::default().ppo
+        }
+    }
+
+    #[test]
+    fn time_ordered_pieces_start_where_the_parameters_lead() {
+        // With a learning rate of 0 the parameters stay the actor's, so the state each
+        // piece is carried into must be the actor's state at the piece's start: every
+        // loss statistic then equals that of the pieces gathered from the actor's states.
+        // Pieces of 4 in 8 steps: every 3 (at 0 and 3, step 7 untrained), and every 4
+        // (at 0 and 4: the carried state is the one after the first piece's last step).
+        for (overlap, starts) in [(1, [0, 3]), (0, [0, 4])] {
+            let (net, mut params, buf, entering) = time_ordered_case(8);
+            let cfg = time_ordered_cfg(overlap);
+            assert_eq!(cfg.time_ordered_starts(8), starts);
+            let before = params.data.clone();
+            let mut adam = Adam::new(params.len(), 1e-8);
+            let got = update(
+                &net,
+                &mut params,
+                &mut adam,
+                &buf,
+                &cfg,
+                0.0,
+                &mut Rng::new(1),
+                1,
+            );
+            assert_eq!(params.data, before, "a step of size 0 moved the parameters");
+            assert_eq!(got.minibatches, 4, "2 pieces x 2 epochs");
+            let rows = buf.rows;
+            let total = (rows * 4) as f32;
+            let piece = |start: usize, h0: Vec<f32>| {
+                let places: Vec<(usize, usize)> = (0..rows).map(|r| (start, r)).collect();
+                let mb = gather_at(&buf, &places, 4, h0, &buf.advantages, 5, true);
+                let mut g = vec![0.0; params.len()];
+                chunk_grad_host(&net, &params, &mb, 4, &cfg, total, &mut g, 1, None)
+            };
+            let first = piece(0, entering[0].clone());
+            let second = piece(starts[1], entering[starts[1]].clone());
+            let want: Vec<f64> = (0..5).map(|k| (first[k] + second[k]) / 2.0).collect();
+            let got = [
+                got.policy_loss,
+                got.value_loss,
+                got.entropy,
+                got.approx_kl,
+                got.clip_frac,
+            ];
+            for k in 0..5 {
+                assert!(
+                    (got[k] - want[k]).abs() < 1e-5,
+                    "overlap {overlap}, statistic {k}: {got:?} vs {want:?}"
+                );
+            }
+            // The test can tell: the second piece from a zero state has other losses.
+            let zero = piece(starts[1], vec![0.0; entering[0].len()]);
+            assert!((zero[1] - second[1]).abs() > 1e-4, "{zero:?} vs {second:?}");
+        }
+    }
+
+    #[test]
+    fn time_ordered_update_is_the_same_on_any_thread_count() {
+        let (net, params, buf, _) = time_ordered_case(11);
+        let cfg = time_ordered_cfg(1);
+        let run = |threads: usize| {
+            let mut p = params.clone();
+            let mut adam = Adam::new(p.len(), 1e-8);
+            let st = update(
+                &net,
+                &mut p,
+                &mut adam,
+                &buf,
+                &cfg,
+                1e-2,
+                &mut Rng::new(1),
+                threads,
+            );
+            (p.data, st.policy_loss, st.value_loss, st.approx_kl)
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one, two);
+        assert_ne!(one.0, params.data, "the update moved nothing");
     }
 
     /// A feedforward net and a one-step minibatch whose old log-probabilities put the

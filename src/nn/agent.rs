@@ -852,6 +852,18 @@ pub struct HostTape {
     memory: Option<MemoryTape>,
 }
 
+impl HostTape {
+    /// The GRU state entering step `t` of every row of the pass (`rows * hidden`
+    /// values; `None` without a GRU memory): where a time-ordered BPTT piece that
+    /// starts at `t` picks up.
+    pub fn gru_state_entering(&self, t: usize) -> Option<Vec<f32>> {
+        match &self.memory.as_ref()?.core {
+            CoreTape::Gru(gru, _) => Some(gru.state_entering(t)),
+            CoreTape::Transformer(..) => None,
+        }
+    }
+}
+
 struct MemoryTape {
     obs: mlp_op::MlpTape,
     act: Option<mlp_op::MlpTape>,

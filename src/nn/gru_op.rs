@@ -40,6 +40,25 @@ impl GruTape {
     pub fn rows(&self) -> usize {
         self.rows
     }
+    /// The hidden state entering step `t` (`0..=steps`) of every row, `[rows, H]`: the
+    /// kept state (after trial-start resets) inside the pass, and after its last step
+    /// the state that step produced (the forward pass's own arithmetic, bit for bit).
+    pub fn state_entering(&self, t: usize) -> Vec<f32> {
+        let width = self.rows * (self.h_prev.len() / (self.steps * self.rows));
+        if t < self.steps {
+            return self.h_prev[t * width..(t + 1) * width].to_vec();
+        }
+        assert_eq!(t, self.steps, "a step of the pass or the one after it");
+        let last = (t - 1) * width..t * width;
+        let (z, n, h) = (
+            &self.z[last.clone()],
+            &self.n[last.clone()],
+            &self.h_prev[last],
+        );
+        (0..width)
+            .map(|j| (1.0 - z[j]) * n[j] + z[j] * h[j])
+            .collect()
+    }
 }
 
 /// Runs the GRU over `steps` x `rows` time-major inputs `x` (`[steps*rows, I]`) from `h0`

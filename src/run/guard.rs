@@ -146,7 +146,8 @@ pub fn check_training_memory(
 /// `state_dim` values per training sequence (`ppo.bptt_steps`), which for a
 /// transformer's key/value window is large.
 pub fn check_sequence_states(cfg: &Config, state_dim: usize) -> Result<(), UserError> {
-    if cfg.ppo.bptt_steps == 0 {
+    if cfg.ppo.bptt_steps == 0 || cfg.ppo.bptt_order == crate::config::BpttOrder::Time {
+        // Time-ordered pieces keep one state per env (the rollout's first).
         return Ok(());
     }
     let pieces = (cfg.run.steps_per_update / cfg.ppo.bptt_steps) as u128;
