@@ -170,19 +170,25 @@ const MEMORYLESS_FUNCTIONS_EP: f64 = 5.1;
 /// 7.77, head and baseline on normalised rewards and advantages 7.22 / 7.76; the
 /// default RL2 preset, seed 1: 7.60 / 8.28). On the point robot the head is slower (its
 /// std stops at the floor 1/e; docs/methods.md, section 7).
+/// Meta-World+'s RL2 recipe: its tanh policy head, the linear feature baseline, raw
+/// rewards and advantages.
+const META_WORLD_PLUS_RECIPE: &[&str] = &[
+    "policy.std=state",
+    "ppo.baseline=linear",
+    "ppo.norm_reward=false",
+    "ppo.normalize_advantages=false",
+];
+
 #[test]
 fn rl2_with_meta_world_plus_head_and_baseline_learns_on_functions_1d() {
     let dir = tempfile::tempdir().unwrap();
     let r = train_and_eval(
         "configs/functions-1d/rl2.toml",
         &[
-            "run.total_frames=400000",
-            "seed=7",
-            "policy.std=state",
-            "ppo.baseline=linear",
-            "ppo.norm_reward=false",
-            "ppo.normalize_advantages=false",
-        ],
+            &["run.total_frames=400000", "seed=7"],
+            META_WORLD_PLUS_RECIPE,
+        ]
+        .concat(),
         dir.path(),
     );
     eprintln!("RL2 (Meta-World+ head and baseline) episode returns {r:?}");
@@ -203,17 +209,16 @@ fn rl2_with_time_ordered_overlapping_pieces_learns_on_functions_1d() {
     let r = train_and_eval(
         "configs/functions-1d/rl2.toml",
         &[
-            "run.total_frames=400000",
-            "seed=7",
-            "policy.std=state",
-            "ppo.baseline=linear",
-            "ppo.norm_reward=false",
-            "ppo.normalize_advantages=false",
-            "ppo.bptt_order=time",
-            "ppo.bptt_steps=10",
-            "ppo.bptt_overlap=5",
-            "ppo.minibatches=7",
-        ],
+            &["run.total_frames=400000", "seed=7"],
+            META_WORLD_PLUS_RECIPE,
+            &[
+                "ppo.bptt_order=time",
+                "ppo.bptt_steps=10",
+                "ppo.bptt_overlap=5",
+                "ppo.minibatches=7",
+            ],
+        ]
+        .concat(),
         dir.path(),
     );
     eprintln!("RL2 (Meta-World+ recipe, time-ordered pieces) episode returns {r:?}");

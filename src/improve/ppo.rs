@@ -935,25 +935,12 @@ mod tests {
         };
         let mut cut = whole(&mut Rng::new(3)).with_sequence_steps(len);
         assert_eq!(cut.sequences(), 6);
-        // The actor: steps every row, zeroing the state at trial starts; keeps the
-        // state at each sequence start as the trainer does.
-        let mut h = vec![0.0f32; rows * sd];
-        let mut scratch = net.scratch(rows);
-        let (mut want_logits, mut want_values) = (Vec::new(), Vec::new());
-        for t in 0..steps {
+        // Keep the actor's state at each sequence start, as the trainer does.
+        let (entering, want_logits, want_values) = act_through(&net, &params, &cut);
+        for (t, h) in entering.iter().enumerate() {
             if cut.sequence_starts_at(t) {
-                cut.h0_at(t).copy_from_slice(&h);
+                cut.h0_at(t).copy_from_slice(h);
             }
-            for r in 0..rows {
-                if cut.reset[t * rows + r] == 1.0 {
-                    h[r * sd..(r + 1) * sd].fill(0.0);
-                }
-            }
-            let (mut lg, mut v) = (vec![0.0; rows * na], vec![0.0; rows]);
-            let xt = &cut.x[t * rows * id..(t + 1) * rows * id];
-            net.step(&params, xt, rows, &mut h, &mut scratch, &mut lg, &mut v);
-            want_logits.extend(lg);
-            want_values.extend(v);
         }
         assert!(
             cut.h0[rows * sd..].iter().any(|&v| v != 0.0),
@@ -1036,21 +1023,36 @@ mod tests {
         for i in [0, 1, 2, 5 * rows + 1, 4 * rows + 2] {
             b.reset[i] = 1.0;
         }
+        let (entering, _, _) = act_through(&net, &params, &b);
+        (net, params, b, entering)
+    }
+
+    /// The actor over `buf`'s inputs: steps every row from a zero state, zeroing it at
+    /// trial starts. Returns the state entering each step (before its reset) and the
+    /// logits and values of every step.
+    fn act_through(
+        net: &AgentNet,
+        params: &Params,
+        buf: &RolloutBuffer,
+    ) -> (Vec<Vec<f32>>, Vec<f32>, Vec<f32>) {
+        let (rows, sd, id, na) = (buf.rows, buf.state_dim, buf.input_dim, net.out_width());
         let mut h = vec![0.0f32; rows * sd];
-        let mut entering = Vec::new();
         let mut scratch = net.scratch(rows);
-        for t in 0..steps {
+        let (mut entering, mut logits, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        for t in 0..buf.steps {
             entering.push(h.clone());
             for r in 0..rows {
-                if b.reset[t * rows + r] == 1.0 {
+                if buf.reset[t * rows + r] == 1.0 {
                     h[r * sd..(r + 1) * sd].fill(0.0);
                 }
             }
             let (mut lg, mut v) = (vec![0.0; rows * na], vec![0.0; rows]);
-            let xt = &b.x[t * rows * id..(t + 1) * rows * id];
-            net.step(&params, xt, rows, &mut h, &mut scratch, &mut lg, &mut v);
+            let xt = &buf.x[t * rows * id..(t + 1) * rows * id];
+            net.step(params, xt, rows, &mut h, &mut scratch, &mut lg, &mut v);
+            logits.extend(lg);
+            values.extend(v);
         }
-        (net, params, b, entering)
+        (entering, logits, values)
     }
 
     fn time_ordered_cfg(overlap: usize) -> PpoConfig {
